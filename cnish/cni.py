@@ -1,0 +1,90 @@
+"""CNI binary mode: what a runtime gets when it execs cnish (cni-reference.md §1, §2.1).
+
+Environment and stdin in, exactly one JSON document out: the result (converted to the
+request's cniVersion) or the error object with exit status 1. No click, no jinja2 on this path
+when a cached plan exists: runtimes call the plugin for every container start.
+"""
+
+from cnish import __version__, results
+from cnish.config import (decode_config, parse_env, read_stdin)
+from cnish.errors import INTERNAL, CNIError
+
+ABOUT = "CNI cnish plugin version {version}\nCNI protocol versions supported: {versions}\n"
+
+
+def _request_version(raw) -> str:
+    version = raw.get("cniVersion") if isinstance(raw, dict) else None
+    return version if version in results.SUPPORTED_VERSIONS else results.CURRENT_VERSION
+
+
+def _write(stream, obj) -> None:
+    from cnish import jsonfast
+    stream.write(jsonfast.dumps(obj) + "\n")
+    stream.flush()
+
+
+def _log_path(env, raw) -> str | None:
+    path = raw.get("logFile") if isinstance(raw, dict) else None
+    if not isinstance(path, str) or not path.startswith("/"):
+        path = None
+    return path or env.get("CNISH_LOG_FILE") or None
+
+
+def main(env, stdin, stdout, stderr, plugin_type: str | None = None) -> int:
+    """Serve one CNI invocation. `plugin_type` is set when the executable's name chose it."""
+    command = env.get("CNI_COMMAND")
+    if not command:
+        stderr.write(ABOUT.format(version=__version__,
+                                  versions=", ".join(results.SUPPORTED_VERSIONS)))
+        return 0
+    if command == "VERSION":
+        # Answer from stdin's cniVersion if we serve it; needs no other variable (runtimes
+        # call VERSION before every operation) and ignores a missing or broken stdin.
+        try:
+            raw = decode_config(read_stdin(stdin))
+        except CNIError:
+            raw = {}
+        _write(stdout, {"cniVersion": _request_version(raw),
+                        "supportedVersions": list(results.SUPPORTED_VERSIONS)})
+        return 0
+
+    raw = {}
+    log = None
+    try:
+        runtime = parse_env(env)
+        raw = decode_config(read_stdin(stdin))
+        from cnish.log import Log
+        log = Log(_log_path(env, raw),
+                  f"{command} {raw.get('name')}/{runtime.container_id or '-'}/{runtime.ifname or '-'}",
+                  stderr)
+        from cnish import engine
+        op = engine.Operation(raw, runtime, type_name=plugin_type, log=log)
+        if command in ("GC", "STATUS"):
+            raise CNIError(INTERNAL, f"{command} is not implemented yet")
+        outcome = engine.execute(op)
+        if command == "ADD":
+            _write(stdout, results.convert(outcome, op.version))
+            log.write("done: " + ", ".join(ip["address"] for ip in outcome.get("ips", [])))
+        else:
+            log.write("done")
+        return 0
+    except CNIError as exc:
+        if log is not None:
+            log.error(str(exc))
+        else:
+            stderr.write(f"cnish: {exc}\n")
+        _write(stdout, exc.to_json(_request_version(raw)))
+        return 1
+    except Exception as exc:     # a bug: still answer in the protocol, with the trace in the log
+        import traceback
+        trace = traceback.format_exc()
+        if log is not None:
+            log.error(trace)
+        else:
+            stderr.write(trace)
+        _write(stdout, CNIError(INTERNAL, f"internal error in cnish: {exc!r}",
+                                "please report this with the log").to_json(_request_version(raw)))
+        return 1
+    finally:
+        if log is not None:
+            log.close()

@@ -1,0 +1,383 @@
+"""Parsing and validation at the boundary: environment, stdin, and the common config keys.
+
+Everything a runtime or an operator hands to cnish passes through here first and comes out as
+checked values, or as a CNIError with the spec's code and a message that names the variable or
+field: 4 for the environment, 5/6 for reading and decoding stdin, 7 for the config, 1 for the
+version. Nothing on the host is touched before this module has said yes.
+"""
+
+import os
+
+from cnish import jsonfast, results
+from cnish.errors import (DECODE_FAILURE, INCOMPATIBLE_VERSION, INVALID_CONFIG, INVALID_ENV,
+                          IO_FAILURE, CNIError, invalid_config)
+from cnish.validate import identifier_problem, ifname_problem, mac_problem, path_problem
+
+VERBS = ("ADD", "DEL", "CHECK", "VERSION", "STATUS", "GC")
+
+# Which variables each verb needs (the reference's skel; cni-reference.md §1.3).
+REQUIRED_ENV = {
+    "ADD": ("CNI_CONTAINERID", "CNI_NETNS", "CNI_IFNAME", "CNI_PATH"),
+    "CHECK": ("CNI_CONTAINERID", "CNI_NETNS", "CNI_IFNAME", "CNI_PATH"),
+    "DEL": ("CNI_CONTAINERID", "CNI_IFNAME", "CNI_PATH"),
+    "GC": ("CNI_PATH",),
+    "STATUS": ("CNI_PATH",),
+    "VERSION": (),
+}
+
+# The oldest config version that allows each verb (libcni / skel rules).
+MIN_VERSION = {"CHECK": "0.4.0", "GC": "1.1.0", "STATUS": "1.1.0"}
+
+STDIN_LIMIT = 4 << 20     # 4 MiB: far above any real config, small enough to refuse a flood
+
+
+class Conf:
+    """Validated config values, read-only. Templates and recipes read them as `conf.<jsonKey>`,
+    with the same names as in the network config JSON."""
+
+    __slots__ = ("_values",)
+
+    def __init__(self, values: dict):
+        object.__setattr__(self, "_values", dict(values))
+
+    def __getattr__(self, key):
+        try:
+            return self._values[key]
+        except KeyError:
+            raise AttributeError(key) from None
+
+    def __getitem__(self, key):
+        return self._values[key]
+
+    def __setattr__(self, key, value):
+        raise AttributeError("Conf is read-only")
+
+    def get(self, key, default=None):
+        return self._values.get(key, default)
+
+    def as_dict(self) -> dict:
+        return dict(self._values)
+
+    def __repr__(self) -> str:
+        return f"Conf({self._values!r})"
+
+
+class Fields:
+    """Typed reads of one JSON object, raising code 7 errors that name the full field path."""
+
+    def __init__(self, obj: dict, where: str = ""):
+        self.obj = obj
+        self.where = where
+
+    def path(self, key: str) -> str:
+        return f"{self.where}.{key}" if self.where else key
+
+    def has(self, key: str) -> bool:
+        return self.obj.get(key) is not None
+
+    def flag(self, key: str, default: bool = False) -> bool:
+        value = self.obj.get(key)
+        if value is None:
+            return default
+        if not isinstance(value, bool):
+            raise invalid_config(self.path(key), value, "must be true or false")
+        return value
+
+    def integer(self, key: str, default: int = 0, lo: int | None = None, hi: int | None = None) -> int:
+        value = self.obj.get(key)
+        if value is None:
+            return default
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise invalid_config(self.path(key), value, "must be an integer")
+        if (lo is not None and value < lo) or (hi is not None and value > hi):
+            raise invalid_config(self.path(key), value, f"must be between {lo} and {hi}")
+        return value
+
+    def text(self, key: str, default: str | None = None) -> str | None:
+        value = self.obj.get(key)
+        if value is None:
+            return default
+        if not isinstance(value, str):
+            raise invalid_config(self.path(key), value, "must be a string")
+        return value
+
+    def choice(self, key: str, default: str, choices: tuple) -> str:
+        value = self.text(key, default)
+        if value not in choices:
+            raise invalid_config(self.path(key), value, "must be one of " + ", ".join(choices))
+        return value
+
+    def ifname(self, key: str, default: str | None = None) -> str | None:
+        value = self.text(key, default)
+        if value is not None:
+            problem = ifname_problem(value)
+            if problem:
+                raise invalid_config(self.path(key), value, "an interface name " + problem)
+        return value
+
+    def abspath(self, key: str, default: str | None = None) -> str | None:
+        value = self.text(key, default)
+        if value is not None:
+            problem = path_problem(value)
+            if problem:
+                raise invalid_config(self.path(key), value, "a path " + problem)
+        return value
+
+    def mac(self, key: str) -> str | None:
+        value = self.text(key)
+        if value is not None:
+            problem = mac_problem(value)
+            if problem:
+                raise invalid_config(self.path(key), value, "a MAC address " + problem)
+            value = value.lower()
+        return value
+
+    def object(self, key: str) -> dict:
+        value = self.obj.get(key)
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise invalid_config(self.path(key), value, "must be an object")
+        return value
+
+    def items(self, key: str, of=None, what: str = "") -> list:
+        value = self.obj.get(key)
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            raise invalid_config(self.path(key), value, "must be a list")
+        if of is not None:
+            for i, item in enumerate(value):
+                if not isinstance(item, of) or isinstance(item, bool) and of is not bool:
+                    raise invalid_config(f"{self.path(key)}[{i}]", item, f"must be {what}")
+        return value
+
+    def sub(self, key: str) -> "Fields":
+        return Fields(self.object(key), self.path(key))
+
+
+# -- the environment -----------------------------------------------------------------------------
+
+class RuntimeArgs:
+    """The CNI_* environment of one invocation, validated."""
+
+    __slots__ = ("command", "container_id", "netns", "ifname", "args", "path", "args_text",
+                 "netns_override")
+
+    def __init__(self, command, container_id="", netns="", ifname="", args=None, path=(),
+                 args_text="", netns_override=False):
+        self.command = command
+        self.container_id = container_id
+        self.netns = netns
+        self.ifname = ifname
+        self.args = args or {}
+        self.path = tuple(path)
+        self.args_text = args_text
+        self.netns_override = netns_override
+
+
+def parse_cni_args(text: str) -> dict:
+    """CNI_ARGS "K1=V1;K2=V2" -> dict. Empty pairs (a trailing ';') are ignored."""
+    out = {}
+    for pair in text.split(";"):
+        if pair == "":
+            continue
+        key, sep, value = pair.partition("=")
+        if not sep or key == "" or "=" in value:
+            raise CNIError(INVALID_ENV, f"invalid CNI_ARGS: {pair!r} is not KEY=VALUE",
+                           f"CNI_ARGS={text}")
+        out[key] = value
+    return out
+
+
+def check_cni_args(args: dict, known: frozenset, text: str) -> None:
+    """Refuse unknown keys unless IgnoreUnknown=1|true, as the reference's LoadArgs does."""
+    if args.get("IgnoreUnknown", "").lower() in ("1", "true"):
+        return
+    unknown = sorted(k for k in args if k not in known and k != "IgnoreUnknown")
+    if unknown:
+        raise CNIError(INVALID_ENV, f"invalid CNI_ARGS: unknown key(s) {', '.join(unknown)}",
+                       f"CNI_ARGS={text}; this plugin understands {', '.join(sorted(known))}; "
+                       "add IgnoreUnknown=1 to pass other keys through")
+
+
+NS_GET_NSTYPE = 0xB703       # ioctl on a namespace file: which kind of namespace it is
+CLONE_NEWNET = 0x40000000
+
+
+def netns_problem(path: str) -> str | None:
+    """Why `path` cannot be the container's network namespace, or None.
+
+    Opens the path (never enters it) and asks the kernel what it is (ioctl NS_GET_NSTYPE),
+    so a regular file, a directory or another kind of namespace is refused before any
+    command runs. The host's own namespace is refused too: configuring it as a "container"
+    would move and re-address the host's interfaces.
+    """
+    problem = path_problem(path)
+    if problem:
+        return "a path " + problem
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as exc:
+        return f"cannot be opened: {exc.strerror}"
+    try:
+        import fcntl
+        try:
+            kind = fcntl.ioctl(fd, NS_GET_NSTYPE)
+        except OSError:
+            return "is not a namespace"
+        if kind != CLONE_NEWNET:
+            return "is a namespace but not a network namespace"
+        try:
+            own = os.stat("/proc/self/ns/net")
+            theirs = os.fstat(fd)
+        except OSError:
+            return None
+        if (own.st_dev, own.st_ino) == (theirs.st_dev, theirs.st_ino):
+            return "is cnish's own network namespace (the host's), not a container's"
+    finally:
+        os.close(fd)
+    return None
+
+
+def parse_env(env, command: str | None = None, netns_exists: bool = True) -> RuntimeArgs:
+    """Validate the CNI_* variables the way the reference's skel does (code 4, naming them).
+
+    `netns_exists=False` (the operator's --create-netns) only checks the path's form: the
+    namespace is created by the plan's first step.
+    """
+    command = command or env.get("CNI_COMMAND", "")
+    if command not in VERBS:
+        raise CNIError(INVALID_ENV, f"unknown CNI_COMMAND: {command}",
+                       "CNI_COMMAND must be one of " + ", ".join(VERBS))
+    missing = [v for v in REQUIRED_ENV[command] if not env.get(v)]
+    if missing:
+        raise CNIError(INVALID_ENV, f"required env variables [{','.join(missing)}] missing")
+    args = RuntimeArgs(command)
+    if command in ("ADD", "DEL", "CHECK"):
+        cid = env["CNI_CONTAINERID"]
+        problem = identifier_problem(cid)
+        if problem:
+            raise CNIError(INVALID_ENV, f"invalid CNI_CONTAINERID: container id {problem}",
+                           f"CNI_CONTAINERID={cid!r}")
+        ifname = env["CNI_IFNAME"]
+        problem = ifname_problem(ifname)
+        if problem:
+            raise CNIError(INVALID_ENV, f"invalid CNI_IFNAME: interface name {problem}",
+                           f"CNI_IFNAME={ifname!r}")
+        args.container_id = cid
+        args.ifname = ifname
+        args.netns = env.get("CNI_NETNS", "")
+        args.netns_override = env.get("CNI_NETNS_OVERRIDE", "").lower() in ("1", "true")
+        if command != "DEL" and not args.netns_override and netns_exists:
+            problem = netns_problem(args.netns)
+            if problem:
+                raise CNIError(INVALID_ENV, f"invalid CNI_NETNS: {args.netns!r} {problem}",
+                               "CNI_NETNS must be the path of the container's network namespace")
+        elif command != "DEL":
+            problem = path_problem(args.netns)
+            if problem:
+                raise CNIError(INVALID_ENV, f"invalid CNI_NETNS: {args.netns!r} a path {problem}")
+    args.args_text = env.get("CNI_ARGS", "")
+    args.args = parse_cni_args(args.args_text)
+    args.path = tuple(p for p in env.get("CNI_PATH", "").split(":") if p)
+    return args
+
+
+# -- stdin and the common keys -------------------------------------------------------------------
+
+def read_stdin(stream) -> bytes:
+    try:
+        data = stream.read(STDIN_LIMIT + 1)
+    except OSError as exc:
+        raise CNIError(IO_FAILURE, "cannot read the network config from stdin", str(exc)) from None
+    if len(data) > STDIN_LIMIT:
+        raise CNIError(DECODE_FAILURE, "network config on stdin is too large",
+                       f"more than {STDIN_LIMIT} bytes")
+    return data
+
+
+def decode_config(data: bytes) -> dict:
+    try:
+        conf = jsonfast.loads(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise CNIError(DECODE_FAILURE, "failed to decode the network config on stdin as JSON",
+                       str(exc)) from None
+    if not isinstance(conf, dict):
+        raise CNIError(DECODE_FAILURE, "the network config on stdin must be a JSON object")
+    return conf
+
+
+def check_name(conf: dict) -> str:
+    name = conf.get("name")
+    if name is None or name == "":
+        raise CNIError(INVALID_CONFIG, "missing network name", "the config has no \"name\"")
+    problem = identifier_problem(name)
+    if problem:
+        raise CNIError(INVALID_CONFIG, "invalid characters found in network name",
+                       f"name={jsonfast.dumps(name)}: {problem}")
+    return name
+
+
+def check_version(conf: dict, command: str) -> str:
+    """The request's cniVersion, which must be one cnish serves exactly (code 1 otherwise)."""
+    version = conf.get("cniVersion", "0.1.0")
+    if not isinstance(version, str):
+        raise invalid_config("cniVersion", version, "must be a string such as \"1.0.0\"")
+    if version not in results.SUPPORTED_VERSIONS:
+        raise CNIError(INCOMPATIBLE_VERSION, "incompatible CNI versions",
+                       f'config is "{version}", plugin supports '
+                       + jsonfast.dumps(list(results.SUPPORTED_VERSIONS)))
+    minimum = MIN_VERSION.get(command)
+    if minimum and not results.at_least(version, minimum):
+        raise CNIError(INCOMPATIBLE_VERSION, f"config version does not allow {command}",
+                       f'config is "{version}"; {command} needs cniVersion {minimum} or later')
+    return version
+
+
+def parse_dns(fields: Fields) -> dict:
+    """The `dns` object: nameservers, domain, search, options (only the keys that are set)."""
+    out = {}
+    for key in ("nameservers", "search", "options"):
+        value = fields.items(key, str, "a string")
+        if value:
+            out[key] = list(value)
+    domain = fields.text("domain")
+    if domain:
+        out["domain"] = domain
+    for i, server in enumerate(out.get("nameservers", [])):
+        from cnish.ipnet import IP
+        try:
+            IP.parse(server)
+        except ValueError:
+            raise invalid_config(f"{fields.path('nameservers')}[{i}]", server,
+                                 "must be an IP address") from None
+    return out
+
+
+def parse_prev_result(conf: dict, version: str) -> dict | None:
+    prev = conf.get("prevResult")
+    if prev is None:
+        return None
+    try:
+        return results.parse(prev, version)
+    except ValueError as exc:
+        raise invalid_config("prevResult", "...", str(exc)) from None
+
+
+def requested_mac(conf: dict, cni_args: dict) -> tuple[str | None, str]:
+    """MAC requested by the runtime: runtimeConfig.mac > args.cni.mac > CNI_ARGS MAC."""
+    candidates = (
+        ("runtimeConfig.mac", (conf.get("runtimeConfig") or {}).get("mac")),
+        ("args.cni.mac", ((conf.get("args") or {}).get("cni") or {}).get("mac")),
+        ("CNI_ARGS MAC", cni_args.get("MAC")),
+    )
+    for where, mac in candidates:
+        if mac:
+            problem = mac_problem(mac)
+            if problem:
+                raise invalid_config(where, mac, "a MAC address " + problem)
+            return mac.lower(), where
+    return None, ""

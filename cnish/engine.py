@@ -1,0 +1,185 @@
+"""One CNI operation from validated input to plan to effect.
+
+    request config + CNI_* environment
+        -> Operation      (validation at the boundary; config.py, the plugin's parse())
+        -> attachment     (per-container values; the plugin's prepare(), IPAM allocation)
+        -> plan template  (recipe + templates rendered for this config; templating.py)
+        -> Plan           (slots filled; plan.py)
+        -> dry-run printout, or execution with rollback (executor.py) -> CNI result
+
+The same Plan object feeds the bash printer, the JSON printer and the executor.
+"""
+
+import os
+
+from cnish import __version__, plugins, results, store
+from cnish.config import (Conf, Fields, check_cni_args, check_name, check_version, parse_dns,
+                          parse_prev_result)
+from cnish.errors import INVALID_CONFIG, CNIError
+from cnish.executor import Executor
+from cnish.plan import Plan, bind
+from cnish.runner import Runner
+
+SECTION = {"ADD": "add", "CHECK": "add", "DEL": "del"}
+
+
+def machine_id() -> str:
+    """Host identity mixed into derived MACs, so two hosts never derive the same bridge MAC."""
+    for path in ("/etc/machine-id", "/var/lib/dbus/machine-id"):
+        try:
+            with open(path) as f:
+                value = f.read().strip()
+            if value:
+                return value
+        except OSError:
+            pass
+    return os.uname().nodename
+
+
+class Operation:
+    """Everything one invocation knows: the request, its validated config, mode and tools."""
+
+    def __init__(self, raw: dict, runtime, *, dry_run: bool = False, opts: dict | None = None,
+                 runner: Runner | None = None, log=None, type_name: str | None = None):
+        self.raw = raw
+        self.runtime = runtime
+        self.command = runtime.command
+        self.name = check_name(raw)
+        self.version = check_version(raw, self.command)
+        self.type = plugins.canonical(type_name or raw.get("type"))
+        if not isinstance(self.type, str) or not self.type:
+            raise CNIError(INVALID_CONFIG, "missing plugin type", "the config has no \"type\"")
+        self.plugin = plugins.get(self.type)
+        if self.plugin is None:
+            raise CNIError(INVALID_CONFIG, f"unknown plugin type {self.type!r}",
+                           "cnish implements " + ", ".join(plugins.implemented()))
+        self.dry_run = dry_run
+        self.opts = {"create_netns": False, "delete_netns": False, "netns_name": None}
+        self.opts.update(opts or {})
+        self.runner = runner or Runner()
+        self.log = log
+        self.machine_id = machine_id()
+        self.ipam_result = None
+        self._facts = {}
+
+        fields = Fields(raw)
+        self.dns = parse_dns(fields.sub("dns"))
+        self.prev_result = parse_prev_result(raw, self.version)
+        self.ipam_module = None
+        self.ipam_conf = None
+        if self.plugin.KIND == "ipam":
+            self.ipam_module = self.plugin
+            self.ipam_conf = Conf(self.plugin.parse(fields.sub("ipam"), self))
+            self.conf = self.ipam_conf
+        else:
+            self.conf = Conf(self.plugin.parse(fields, self))
+            ipam = fields.object("ipam")
+            if ipam.get("type") is not None:
+                ipam_type = plugins.canonical(ipam["type"])
+                module = plugins.get(ipam_type) if isinstance(ipam_type, str) else None
+                if module is None or module.KIND != "ipam":
+                    raise CNIError(INVALID_CONFIG, f"unknown IPAM type {ipam['type']!r}",
+                                   "cnish implements the IPAM types " + ", ".join(
+                                       t for t in plugins.implemented()
+                                       if plugins.get(t).KIND == "ipam"))
+                self.ipam_module = module
+                self.ipam_conf = Conf(module.parse(fields.sub("ipam"), self))
+        known = set(self.plugin.CNI_ARGS)
+        if self.ipam_module is not None:
+            known |= self.ipam_module.CNI_ARGS
+        check_cni_args(runtime.args, frozenset(known), runtime.args_text)
+
+    # -- services for plugin modules -------------------------------------------------------------
+
+    def ipam_add(self):
+        if self.ipam_module is None:
+            return {}, {}
+        return self.ipam_module.ipam_add(self)
+
+    def ipam_del(self):
+        if self.ipam_module is None:
+            return {}, []
+        return self.ipam_module.ipam_del(self)
+
+    def ipam_check(self, ips):
+        if self.ipam_module is None:
+            return {}
+        return self.ipam_module.ipam_check(self, ips)
+
+    @staticmethod
+    def read_sys(path: str) -> str | None:
+        """A one-line file under /sys or /proc (a read, not a command: no process started)."""
+        try:
+            with open(path) as f:
+                return f.read().strip()
+        except OSError:
+            return None
+
+    def fact(self, fact_id: str):
+        """Run a read-only command declared in the recipe's [[facts]]; None when skipped."""
+        if fact_id not in self._facts:
+            from cnish import plancache
+            spec = plancache.fact(self, fact_id)
+            result = None
+            probe = spec.get("skip_if")
+            if probe is None or self.runner.run(probe["argv"]).returncode != 0:
+                result = self.runner.run(spec["run"]["argv"])
+            self._facts[fact_id] = result
+        return self._facts[fact_id]
+
+    # -- rendering context -----------------------------------------------------------------------
+
+    def context(self) -> dict:
+        return {"conf": self.conf, "ipam": self.ipam_conf, "opts": self.opts,
+                "net": {"name": self.name, "cniVersion": self.version, "type": self.type}}
+
+    def includes(self) -> dict:
+        if self.ipam_module is None or self.ipam_module is self.plugin:
+            return {}
+        return {"ipam": self.ipam_module.TYPE}
+
+
+def build_plan(op: Operation):
+    """(Plan, attachment values) for the operation; may hold the IPAM lock (see hostlocal.py)."""
+    from cnish import plancache
+    att = op.plugin.prepare(op)
+    template = plancache.steps(op, SECTION[op.command], att)
+    steps = bind(template, att)
+    if op.command == "CHECK":
+        steps = [s for s in steps if s.check is not None]
+    plan = Plan(op.command, op.type, op.name, op.version, op.runtime.container_id, op.runtime.netns,
+                op.runtime.ifname, steps)
+    if op.command == "ADD" and op.dry_run:
+        plan.result = results.convert(op.plugin.result(op, att), op.version)
+    return plan, att
+
+
+def execute(op: Operation):
+    """Run the operation for real. Returns the internal result for ADD, None otherwise."""
+    try:
+        plan, att = build_plan(op)
+        if op.log:
+            op.log.plan(plan)
+        executor = Executor(op.runner, op.log, before_exec=store.drop_locks)
+        if op.command == "ADD":
+            executor.apply(plan.steps)
+            return op.plugin.result(op, att)
+        if op.command == "DEL":
+            executor.teardown(plan.steps)
+        elif op.command == "CHECK":
+            executor.check(plan.steps)
+        return None
+    finally:
+        store.drop_locks()
+
+
+def dry_run(op: Operation) -> Plan:
+    try:
+        plan, _ = build_plan(op)
+        return plan
+    finally:
+        store.drop_locks()
+
+
+VERSION_INFO = {"supportedVersions": list(results.SUPPORTED_VERSIONS)}
+__all__ = ["Operation", "build_plan", "execute", "dry_run", "__version__"]

@@ -1,0 +1,271 @@
+"""Executing a plan: ADD with rollback, DEL best effort, CHECK read-only.
+
+The executor knows steps, commands and tools — nothing about bridges or addresses. Its rules:
+
+- **apply** (ADD): steps run in order. A failure that a step declares harmless ("File exists"
+  for an `on_exists = "done"` step) counts as done-but-not-ours. Any other failure stops the
+  plan, and every step this invocation completed is undone in reverse order — except shared
+  steps, which other attachments may rely on at this very moment, and steps whose effect is
+  undone together with an earlier one (`undone_by`). Undo keeps going when an undo fails and
+  reports both the original failure and what could not be undone.
+- **teardown** (DEL): every step runs; "not found" is success; other failures are collected
+  and reported after the last step, so one stubborn object does not keep the rest alive.
+- **check** (CHECK): every step's check runs; all mismatches are reported together.
+
+Consecutive commands of one tool in one namespace are sent to the tool's batch mode
+(batching.py); a batch failure is traced back to its step, so rollback stays per step.
+"""
+
+import shlex
+
+from cnish import batching
+from cnish.errors import CHECK_FAILED, STEP_FAILED, CNIError
+
+# Stderr fragments that mean "already there" / "already gone" for the tools plans use.
+EXISTS = ("File exists", "Chain already exists", "already reserved")
+MISSING = ("Cannot find device", "No such device", "No such file or directory",
+           "does not exist", "Address not found", "No such process",
+           "No chain/target/match by that name", "Bad rule (does a matching rule exist",
+           "Cannot assign requested address")
+
+
+def classify(stderr: str) -> str:
+    if any(s in stderr for s in EXISTS):
+        return "exists"
+    if any(s in stderr for s in MISSING):
+        return "missing"
+    return "failed"
+
+
+def show(argv) -> str:
+    return " ".join(shlex.quote(a) for a in argv)
+
+
+class Outcome:
+    """What happened to one step (or one undo)."""
+
+    __slots__ = ("step", "status", "returncode", "stderr", "argv", "seconds")
+
+    def __init__(self, step, status, returncode=0, stderr="", argv=(), seconds=0.0):
+        self.step = step
+        self.status = status          # done | exists | missing | skipped | failed | unknown
+        self.returncode = returncode
+        self.stderr = stderr.strip()
+        self.argv = tuple(argv)
+        self.seconds = seconds
+
+
+class Job:
+    """One command to run for a step, with what its failures may mean."""
+
+    __slots__ = ("step", "cmd", "tolerate", "probe")
+
+    def __init__(self, step, cmd, tolerate=(), probe=None):
+        self.step = step
+        self.cmd = cmd
+        self.tolerate = tolerate
+        self.probe = probe
+
+
+class Executor:
+    def __init__(self, runner, log=None, before_exec=None):
+        self.runner = runner
+        self.log = log
+        self.before_exec = before_exec    # called once before the first external command
+
+    # -- running jobs, batched ------------------------------------------------------------------
+
+    def _run(self, argv, stdin=None):
+        if self.before_exec is not None and argv[0] not in ("test", "grep", "cnish-store"):
+            hook, self.before_exec = self.before_exec, None
+            hook()
+        return self.runner.run(argv, stdin)
+
+    def run_jobs(self, jobs, stop_on_failure: bool) -> list:
+        """Run jobs in order, batching where possible; one Outcome per job that was reached."""
+        outcomes = []
+        i = 0
+        while i < len(jobs):
+            job = jobs[i]
+            if job.probe is not None:
+                probe = self._run(job.probe.argv)
+                if probe.returncode == 0:
+                    outcomes.append(Outcome(job.step, "skipped", argv=job.probe.argv))
+                    i += 1
+                    continue
+            group = [job]
+            family = batching.kind(job.cmd)
+            if family is not None:
+                while (i + len(group) < len(jobs)
+                       and jobs[i + len(group)].probe is None
+                       and batching.kind(jobs[i + len(group)].cmd) == family
+                       and jobs[i + len(group)].cmd.wrapper == job.cmd.wrapper):
+                    group.append(jobs[i + len(group)])
+            done = self._run_group(family, group, stop_on_failure)
+            outcomes.extend(done)
+            i += len(done)
+            if stop_on_failure and done and done[-1].status in ("failed", "unknown"):
+                break
+        return outcomes
+
+    def _single(self, job) -> Outcome:
+        res = self._run(job.cmd.argv)
+        if res.returncode == 0:
+            return Outcome(job.step, "done", 0, res.stderr, job.cmd.argv, res.seconds)
+        status = classify(res.stderr)
+        if status not in job.tolerate:
+            status = "failed"
+        return Outcome(job.step, status, res.returncode, res.stderr, job.cmd.argv, res.seconds)
+
+    def _run_group(self, family, group, stop_on_failure) -> list:
+        if family is None or len(group) == 1:
+            return [self._single(group[0])]
+        cmds = [j.cmd for j in group]
+        if family == "ip":
+            argv, stdin = batching.ip_batch(cmds)
+            res = self._run(argv, stdin)
+            if res.returncode == 0:
+                return [Outcome(j.step, "done", 0, "", j.cmd.argv, res.seconds) for j in group]
+            line = batching.ip_batch_failed_line(res.stderr)
+            if line is None or not 1 <= line <= len(group):
+                # The batch died without saying where (a parse error): any line may have run.
+                return [Outcome(group[0].step, "unknown", res.returncode, res.stderr, argv)] + \
+                       [Outcome(j.step, "unknown", res.returncode, "", j.cmd.argv) for j in group[1:]]
+            out = [Outcome(j.step, "done", 0, "", j.cmd.argv) for j in group[:line - 1]]
+            failed = group[line - 1]
+            stderr = batching.strip_batch_marker(res.stderr)
+            status = classify(stderr)
+            out.append(Outcome(failed.step, status if status in failed.tolerate else "failed",
+                               res.returncode, stderr, failed.cmd.argv, res.seconds))
+            return out      # the caller continues after the failed line (or stops)
+        if family in ("iptables", "ip6tables"):
+            argv, stdin, owner = batching.restore_batch(cmds)
+            res = self._run(argv, stdin)
+            if res.returncode == 0:
+                return [Outcome(j.step, "done", 0, "", j.cmd.argv, res.seconds) for j in group]
+            # Nothing was applied. If the culprit's failure is one it tolerates, or we cannot
+            # tell which rule failed, replay one by one to get a per-step answer.
+            line = batching.restore_failed_line(res.stderr)
+            index = owner.get(line)
+            if index is None or not stop_on_failure or classify(res.stderr) in group[index].tolerate:
+                return self._one_by_one(group, stop_on_failure)
+            out = [Outcome(j.step, "not-run") for j in group[:index]]
+            bad = group[index]
+            return out + [Outcome(bad.step, "failed", res.returncode, res.stderr, bad.cmd.argv,
+                                  res.seconds)]
+        if family == "sysctl":
+            res = self._run(batching.sysctl_batch(cmds))
+            if res.returncode == 0:
+                return [Outcome(j.step, "done", 0, "", j.cmd.argv, res.seconds) for j in group]
+            return self._one_by_one(group, stop_on_failure)   # idempotent: find the culprit
+        raise AssertionError(family)
+
+    def _one_by_one(self, group, stop_on_failure) -> list:
+        out = []
+        for job in group:
+            out.append(self._single(job))
+            if stop_on_failure and out[-1].status == "failed":
+                break
+        return out
+
+    # -- the three modes ------------------------------------------------------------------------
+
+    def apply(self, steps) -> list:
+        """ADD: run steps in order; on failure undo what was done and raise the error."""
+        jobs = [Job(s, s.run, ("exists",) if s.on_exists == "done" else (), s.skip_if)
+                for s in steps if s.run is not None]
+        outcomes = self.run_jobs(jobs, stop_on_failure=True)
+        self._log_outcomes("apply", outcomes)
+        failure = next((o for o in outcomes if o.status in ("failed", "unknown")), None)
+        if failure is None:
+            return outcomes
+        undo_errors = self.rollback(outcomes)
+        raise step_error(failure, undo_errors)
+
+    def rollback(self, outcomes) -> list:
+        """Undo, newest first, every step this invocation completed. Returns undo failures."""
+        done = [o for o in outcomes
+                if o.status in ("done", "unknown") and o.step.undo is not None
+                and not o.step.shared]
+        jobs = [Job(o.step, o.step.undo, ("missing",)) for o in reversed(done)]
+        undone = self.run_jobs(jobs, stop_on_failure=False)
+        self._log_outcomes("rollback", undone)
+        return [o for o in undone if o.status in ("failed", "unknown")]
+
+    def teardown(self, steps) -> list:
+        """DEL: run every step; "not found" is fine; raise once at the end if anything failed."""
+        jobs = [Job(s, s.run, ("missing",) if s.on_missing == "done" else (), s.skip_if)
+                for s in steps if s.run is not None]
+        outcomes = self.run_jobs(jobs, stop_on_failure=False)
+        self._log_outcomes("teardown", outcomes)
+        failures = [o for o in outcomes if o.status in ("failed", "unknown")]
+        if failures:
+            raise CNIError(
+                STEP_FAILED,
+                "could not remove everything: " + "; ".join(
+                    f"step {o.step.number} ({o.step.description})" for o in failures),
+                " | ".join(_failure_details(o) for o in failures))
+        return outcomes
+
+    def check(self, steps) -> list:
+        """CHECK: run every check; raise one error listing all mismatches."""
+        problems = []
+        for step in steps:
+            if step.check is None:
+                continue
+            res = self._run(step.check.argv)
+            ok = res.returncode == 0
+            if ok and step.expect == "output":
+                ok = res.stdout.strip() != ""
+            elif ok and isinstance(step.expect, dict):
+                ok = step.expect["contains"] in res.stdout
+            if not ok:
+                problems.append((step, res))
+        if self.log:
+            for step, res in problems:
+                self.log.write(f"check failed: step {step.number} {step.id}: {show(res.argv)}")
+        if problems:
+            raise CNIError(
+                CHECK_FAILED,
+                "check failed: " + "; ".join(f"{s.description} (step {s.number})"
+                                            for s, _ in problems),
+                " | ".join(f"step {s.number} {s.id}: `{show(r.argv)}` "
+                           + (f"exited {r.returncode}" if r.returncode else "printed nothing expected")
+                           + (f": {r.stderr.strip()}" if r.stderr.strip() else "")
+                           for s, r in problems))
+        return []
+
+    def _log_outcomes(self, phase, outcomes):
+        if not self.log:
+            return
+        for o in outcomes:
+            line = f"{phase}: step {o.step.number} {o.step.id}: {o.status}"
+            if o.argv:
+                line += f": {show(o.argv)}"
+            if o.status not in ("done", "skipped") and o.stderr:
+                line += f" -> {o.stderr}"
+            self.log.write(line)
+
+
+def _failure_details(o) -> str:
+    text = f"command `{show(o.argv)}` exited with status {o.returncode}"
+    if o.stderr:
+        text += f": {o.stderr}"
+    if o.step.hint:
+        text += f" ({o.step.hint})"
+    return text
+
+
+def step_error(failure, undo_errors) -> CNIError:
+    step = failure.step
+    msg = f"step {step.number} ({step.id}) failed: {step.description}"
+    details = _failure_details(failure)
+    if failure.status == "unknown":
+        details += "; the batch stopped without naming a line, so every step of it was undone"
+    if undo_errors:
+        details += "; rollback could not undo: " + "; ".join(
+            f"step {o.step.number} ({o.step.id}) `{show(o.argv)}`: {o.stderr or o.status}"
+            for o in undo_errors)
+    else:
+        details += "; everything this ADD had done was undone"
+    return CNIError(STEP_FAILED, msg, details)

@@ -1,0 +1,127 @@
+"""What a runtime does around a plugin, for the operator CLI: find a network config, build
+each plugin's request, cache results — the way libcni does it (cni-reference.md §1.6, §6.3),
+so that files written by `cnish add` and by podman or cnitool are interchangeable.
+"""
+
+import base64
+import json
+import os
+
+from cnish import results
+from cnish.errors import INVALID_CONFIG, CNIError
+
+DEFAULT_CONF_DIR = "/etc/cni/net.d"
+DEFAULT_CACHE_DIR = "/var/lib/cni"
+
+
+def _read_json(path: str) -> dict:
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+        obj = json.loads(data)
+    except (OSError, ValueError) as exc:
+        raise CNIError(INVALID_CONFIG, f"cannot read network config {path}", str(exc)) from None
+    if not isinstance(obj, dict):
+        raise CNIError(INVALID_CONFIG, f"network config {path} is not a JSON object")
+    return obj
+
+
+def as_list(conf: dict, path: str) -> dict:
+    """A .conf (one plugin) becomes a one-element list carrying its name and cniVersion."""
+    if "plugins" in conf:
+        plugins = conf["plugins"]
+        if not isinstance(plugins, list) or not plugins:
+            raise CNIError(INVALID_CONFIG, f"no plugins in list {path}")
+        return conf
+    if "type" not in conf:
+        raise CNIError(INVALID_CONFIG, f"network config {path} has neither \"plugins\" nor \"type\"")
+    return {"cniVersion": conf.get("cniVersion"), "name": conf.get("name"), "plugins": [conf],
+            "_single": True}
+
+
+def find(name: str, conf_dirs: list[str]) -> tuple[dict, str]:
+    """The network `name`: *.conflist first, then *.conf / *.json, in lexical order per dir."""
+    for directory in conf_dirs:
+        try:
+            files = sorted(os.listdir(directory))
+        except OSError:
+            continue
+        for suffixes in ((".conflist",), (".conf", ".json")):
+            for fname in files:
+                if fname.endswith(suffixes):
+                    path = os.path.join(directory, fname)
+                    conf = _read_json(path)
+                    if conf.get("name") == name:
+                        return as_list(conf, path), path
+    raise CNIError(INVALID_CONFIG, f"no network config named {name!r}",
+                   "searched " + ", ".join(conf_dirs) + " (NETCONFPATH)")
+
+
+def select_version(conflist: dict) -> str:
+    """cniVersions (1.1.0): the highest version both the list and cnish support."""
+    versions = [v for v in conflist.get("cniVersions") or [] if v in results.SUPPORTED_VERSIONS]
+    if conflist.get("cniVersion") in results.SUPPORTED_VERSIONS:
+        versions.append(conflist["cniVersion"])
+    if not versions:
+        return conflist.get("cniVersion") or "0.1.0"
+    return max(versions, key=results.version_key)
+
+
+def request(conflist: dict, index: int, version: str, cap_args: dict,
+            prev_result: dict | None) -> dict:
+    """The config piped to plugin `index`: the plugin object plus name, cniVersion,
+    runtimeConfig (only enabled capabilities) and prevResult."""
+    plugin = dict(conflist["plugins"][index])
+    plugin["cniVersion"] = version
+    plugin["name"] = conflist["name"]
+    caps = plugin.get("capabilities") or {}
+    runtime_config = {k: v for k, v in cap_args.items() if caps.get(k)}
+    if runtime_config:
+        plugin["runtimeConfig"] = runtime_config
+    if prev_result is not None:
+        plugin["prevResult"] = prev_result
+    return plugin
+
+
+def cache_path(cache_dir: str, network: str, cid: str, ifname: str) -> str:
+    return os.path.join(cache_dir, "results", f"{network}-{cid}-{ifname}")
+
+
+def write_cache(cache_dir, conflist_bytes: bytes, network, cid, ifname, netns, cni_args,
+                cap_args, result: dict) -> None:
+    directory = os.path.join(cache_dir, "results")
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    if os.path.islink(directory):
+        raise CNIError(INVALID_CONFIG, f"refusing to write the result cache: {directory} is a symlink")
+    entry = {"kind": "cniCacheV1", "containerId": cid,
+             "config": base64.b64encode(conflist_bytes).decode(),
+             "ifName": ifname, "networkName": network, "netns": netns,
+             "cniArgs": [[k, v] for k, v in cni_args.items()],
+             "capabilityArgs": cap_args, "result": result}
+    path = cache_path(cache_dir, network, cid, ifname)
+    tmp = f"{path}.tmp-{os.getpid()}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(entry, f)
+    os.rename(tmp, path)
+
+
+def read_cache(cache_dir, network, cid, ifname) -> dict | None:
+    """The cached result of an attachment, or None (an unreadable cache is ignored)."""
+    path = cache_path(cache_dir, network, cid, ifname)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        with os.fdopen(fd) as f:
+            entry = json.load(f)
+    except (OSError, ValueError):
+        return None
+    if isinstance(entry, dict) and entry.get("kind") == "cniCacheV1":
+        return entry.get("result")
+    return entry if isinstance(entry, dict) else None      # old caches: the bare result
+
+
+def remove_cache(cache_dir, network, cid, ifname) -> None:
+    try:
+        os.unlink(cache_path(cache_dir, network, cid, ifname))
+    except FileNotFoundError:
+        pass

@@ -1,0 +1,64 @@
+"""Logging for a process whose stdout belongs to the CNI protocol.
+
+Runtimes such as podman discard a plugin's stderr, so besides stderr (errors only) cnish can
+append a full account — the plan that ran and how each step ended — to a log file named by
+the config key `logFile` or the environment variable CNISH_LOG_FILE. Each line is written with
+one write() on an O_APPEND descriptor, so parallel invocations never interleave inside a line.
+No `logging` import: it costs ~5 ms at every container start.
+"""
+
+import os
+import time
+
+
+class Log:
+    def __init__(self, path: str | None, prefix: str, stderr=None):
+        self.path = path
+        self.prefix = prefix
+        self.stderr = stderr
+        self._fd = None
+
+    def _open(self):
+        if self._fd is None and self.path:
+            try:
+                self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT
+                                   | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+            except OSError as exc:
+                self.path = None
+                self.error(f"cannot open log file: {exc}")
+        return self._fd
+
+    def write(self, message: str) -> None:
+        fd = self._open()
+        if fd is None:
+            return
+        now = time.time()
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1000):03d}Z"
+        line = f"{stamp} cnish[{os.getpid()}] {self.prefix}: {message}".replace("\n", " | ")
+        try:
+            os.write(fd, (line + "\n").encode("utf-8", "replace"))
+        except OSError:
+            pass
+
+    def error(self, message: str) -> None:
+        if self.stderr is not None:
+            try:
+                self.stderr.write(f"cnish: {self.prefix}: {message}\n")
+                self.stderr.flush()
+            except (OSError, ValueError):
+                pass
+        self.write("error: " + message)
+
+    def plan(self, plan) -> None:
+        if not self.path:
+            return
+        self.write(f"plan: {len(plan.steps)} steps")
+        from cnish.executor import show
+        for step in plan.steps:
+            self.write(f"  step {step.number} {step.id}: {step.description}: "
+                       + (show(step.run.argv) if step.run else "-"))
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None

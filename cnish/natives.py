@@ -1,0 +1,75 @@
+"""In-process equivalents of a few commands that plans use, with the commands' semantics.
+
+- `test [!] -e|-d|-f PATH`: the coreutils test (exit 0 true, 1 false);
+- `grep -qxF VALUE FILE`: 0 when a line of FILE equals VALUE, 1 when none does, 2 when FILE
+  cannot be read;
+- `cnish-store reserve|release-ip|release|check ...`: the host-local store operations
+  (store.py). The dry-run script defines a bash function of the same name
+  (templates/script/cnish-store.sh) that does the same with flock and printf.
+
+Anything else (or an unexpected argument shape) returns None and is executed for real.
+"""
+
+import os
+
+from cnish.errors import CNIError
+
+
+def run(argv: tuple):
+    tool = argv[0]
+    if tool == "test":
+        return _test(argv[1:])
+    if tool == "grep" and len(argv) == 4 and argv[1] == "-qxF":
+        return _grep(argv[2], argv[3])
+    if tool == "cnish-store":
+        return _store(argv[1:])
+    return None
+
+
+def _test(args):
+    negate = False
+    if args and args[0] == "!":
+        negate, args = True, args[1:]
+    if len(args) != 2 or args[0] not in ("-e", "-d", "-f"):
+        return None
+    op, path = args
+    check = {"-e": os.path.exists, "-d": os.path.isdir, "-f": os.path.isfile}[op]
+    return (0 if check(path) != negate else 1), "", ""
+
+
+def _grep(value, path):
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            lines = f.read().splitlines()
+    except OSError as exc:
+        return 2, "", f"grep: {path}: {exc.strerror}\n"
+    return (0 if value in lines else 1), "", ""
+
+
+def _store(args):
+    from cnish.store import Store
+    if len(args) < 2:
+        return None
+    op, directory, rest = args[0], args[1], args[2:]
+    store = Store(os.path.dirname(directory), os.path.basename(directory))
+    try:
+        if op == "reserve" and len(rest) == 4:
+            ip, cid, ifname, set_index = rest
+            if store.reserve(ip, cid, ifname, int(set_index)):
+                return 0, "", ""
+            return 1, "", f"cnish-store: {ip} is already reserved in {directory}: File exists\n"
+        if op == "release-ip" and len(rest) == 3:
+            store.release_ip(*rest)
+            return 0, "", ""
+        if op == "release" and len(rest) == 2:
+            store.release(*rest)
+            return 0, "", ""
+        if op == "check" and len(rest) == 3:
+            ip, cid, ifname = rest
+            holder = store.holder(ip)
+            if holder is not None and holder.strip() in (f"{cid}\r\n{ifname}", cid):
+                return 0, "", ""
+            return 1, "", f"cnish-store: {ip} is not reserved for {cid}/{ifname} in {directory}\n"
+    except CNIError as exc:
+        return 1, "", f"cnish-store: {exc}\n"
+    return None

@@ -1,0 +1,26 @@
+"""Where cnish finds its recipes (plans/) and templates (templates/).
+
+They live at the top of the repository, outside the package (the design card's layout), and are
+installed inside it as cnish/plans and cnish/templates (see setup.cfg). Looking next to the
+package first and at the repository second works for an installed copy, an editable install
+and a plain checkout alike, whatever the current directory is.
+"""
+
+import os
+
+_PACKAGE = os.path.dirname(os.path.abspath(__file__))
+
+
+def _find(name: str) -> str:
+    for base in (os.path.join(_PACKAGE, name), os.path.join(os.path.dirname(_PACKAGE), name)):
+        if os.path.isdir(base):
+            return base
+    raise FileNotFoundError(f"cnish cannot find its {name}/ directory next to {_PACKAGE}")
+
+
+def templates_dir() -> str:
+    return _find("templates")
+
+
+def plans_dir() -> str:
+    return _find("plans")

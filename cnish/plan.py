@@ -1,0 +1,149 @@
+"""The Plan: an ordered list of Steps, shared by the bash printer, the JSON printer and the
+executor, so that what is printed is what runs.
+
+A plan template (rendered from a recipe, possibly cached) still carries slot markers in its
+argv tokens; `bind()` fills them with one attachment's values and numbers the steps. Binding is
+plain string work: no Jinja, no shell, no subprocess.
+"""
+
+from cnish.templating_marks import MARK_CLOSE, MARK_OPEN
+
+PLAN_FORMAT = "cnish-plan/1"
+
+
+class Command:
+    """An argv tuple; the first `prefix` elements enter the container's namespace (nsenter)."""
+
+    __slots__ = ("argv", "prefix")
+
+    def __init__(self, argv, prefix: int = 0):
+        self.argv = tuple(argv)
+        self.prefix = prefix
+
+    @property
+    def wrapper(self) -> tuple:
+        return self.argv[:self.prefix]
+
+    @property
+    def args(self) -> tuple:
+        return self.argv[self.prefix:]
+
+    def to_json(self) -> list:
+        return list(self.argv)
+
+
+class Step:
+    __slots__ = ("number", "id", "description", "why", "netns", "run", "undo", "check", "expect",
+                 "skip_if", "on_exists", "on_missing", "shared", "undone_by", "hint")
+
+    def to_json(self) -> dict:
+        out = {"n": self.number, "id": self.id, "description": self.description}
+        if self.why:
+            out["why"] = self.why
+        out["netns"] = self.netns
+        out["argv"] = self.run.to_json() if self.run else None
+        out["undo"] = self.undo.to_json() if self.undo else None
+        if self.undone_by:
+            out["undoneBy"] = self.undone_by
+        if self.shared:
+            out["shared"] = True
+        if self.check:
+            out["check"] = self.check.to_json()
+            if self.expect:
+                out["expect"] = self.expect
+        if self.skip_if:
+            out["skipIf"] = self.skip_if.to_json()
+        if self.on_exists:
+            out["onExists"] = self.on_exists
+        if self.on_missing:
+            out["onMissing"] = self.on_missing
+        if self.hint:
+            out["hint"] = self.hint
+        return out
+
+
+class Plan:
+    """Steps plus what produced them (shown in the script header and the JSON plan)."""
+
+    __slots__ = ("command", "plugin", "network", "cni_version", "container_id", "netns", "ifname",
+                 "steps", "result", "notes")
+
+    def __init__(self, command, plugin, network, cni_version, container_id, netns, ifname, steps):
+        self.command = command
+        self.cni_version = cni_version
+        self.plugin = plugin
+        self.network = network
+        self.container_id = container_id
+        self.netns = netns
+        self.ifname = ifname
+        self.steps = steps
+        self.result = None      # the CNI result an ADD will print (dry-run shows it)
+        self.notes = []         # lines for the script header (e.g. "address previewed, not reserved")
+
+    def to_json(self, version: str) -> dict:
+        out = {"format": PLAN_FORMAT, "cnish": version, "command": self.command,
+               "plugin": self.plugin, "network": self.network, "cniVersion": self.cni_version,
+               "containerId": self.container_id, "netns": self.netns, "ifname": self.ifname,
+               "steps": [s.to_json() for s in self.steps]}
+        if self.notes:
+            out["notes"] = list(self.notes)
+        if self.result is not None:
+            out["result"] = self.result
+        return out
+
+
+def _lookup(values: dict, path: str) -> str:
+    node = values
+    for part in path.split(".")[1:]:          # the first part is "att"
+        node = node[int(part)] if isinstance(node, list) else node[part]
+    if not isinstance(node, str):
+        raise TypeError(f"slot {path} is not a string")
+    return node
+
+
+def fill(token: str, values: dict) -> str:
+    """Replace the slot markers in one token by the attachment's values."""
+    if MARK_OPEN not in token:
+        return token
+    out = []
+    rest = token
+    while MARK_OPEN in rest:
+        head, _, tail = rest.partition(MARK_OPEN)
+        path, _, rest = tail.partition(MARK_CLOSE)
+        out.append(head)
+        out.append(_lookup(values, path))
+    out.append(rest)
+    return "".join(out)
+
+
+def _command(raw, values) -> Command | None:
+    if raw is None:
+        return None
+    return Command([fill(t, values) for t in raw["argv"]], raw["prefix"])
+
+
+def bind(template_steps: list, att: dict, first: int = 1) -> list:
+    """Plan-template steps + one attachment's values -> numbered concrete Steps."""
+    steps = []
+    for number, raw in enumerate(template_steps, start=first):
+        step = Step()
+        step.number = number
+        step.id = raw["id"]
+        step.description = fill(raw["description"], att)
+        step.why = fill(raw.get("why", ""), att)
+        step.netns = raw["netns"]
+        step.run = _command(raw["run"], att)
+        step.undo = _command(raw["undo"], att)
+        step.check = _command(raw["check"], att)
+        expect = raw.get("expect")
+        if isinstance(expect, dict):
+            expect = {"contains": fill(expect["contains"], att)}
+        step.expect = expect
+        step.skip_if = _command(raw["skip_if"], att)
+        step.on_exists = raw["on_exists"]
+        step.on_missing = raw["on_missing"]
+        step.shared = raw["shared"]
+        step.undone_by = raw["undone_by"]
+        step.hint = fill(raw.get("hint", ""), att)
+        steps.append(step)
+    return steps

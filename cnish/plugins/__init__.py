@@ -1,0 +1,33 @@
+"""The plugin types cnish implements, imported only when used.
+
+Each plugin module provides the Python half of a plugin — validating its config keys,
+deriving the per-container values its recipe needs (`prepare`) and building its CNI result —
+while plans/<type>.toml holds the commands. IPAM modules additionally provide
+ipam_add / ipam_del / ipam_check for main plugins that embed them.
+"""
+
+import importlib
+
+PLUGINS = {
+    "bridge": "cnish.plugins.bridge",
+    "host-local": "cnish.plugins.hostlocal",
+}
+
+PREFIX = "cnish-"
+
+
+def canonical(type_name: str) -> str:
+    """"cnish-bridge" -> "bridge": the prefix lets a cnish binary sit beside the reference's."""
+    if isinstance(type_name, str) and type_name.startswith(PREFIX):
+        return type_name[len(PREFIX):]
+    return type_name
+
+
+def get(type_name: str):
+    """The plugin module for a type, or None when cnish does not implement it."""
+    module = PLUGINS.get(canonical(type_name))
+    return importlib.import_module(module) if module else None
+
+
+def implemented() -> list[str]:
+    return sorted(PLUGINS)

@@ -1,0 +1,260 @@
+"""The bridge plugin's Python half: config keys, per-container values, and the CNI result.
+
+The commands are in plans/bridge.toml. This module decides the values they use: the host
+veth's name and MACs (hashes of the attachment, see names.py), the container's addresses and
+routes (from IPAM, with the reference's gateway and default-route rules, cni-reference.md §3.1),
+the bridge's gateway addresses, and the masquerade chain.
+"""
+
+from cnish import names
+from cnish.config import netns_problem, requested_mac
+from cnish.errors import INVALID_CONFIG, IPAM_FAILED, CNIError, invalid_config, unsupported_field
+from cnish.ipnet import IP, Prefix
+
+TYPE = "bridge"
+KIND = "interface"
+CNI_ARGS = frozenset({"MAC"})
+
+# Reference options cnish does not implement (yet); refused with code 2 when set.
+UNSUPPORTED = {"vlan": (None, 0), "vlanTrunk": (None, []), "preserveDefaultVlan": (None, False),
+               "macspoofchk": (None, False), "enabledad": (None, False),
+               "disableContainerInterface": (None, False), "portIsolation": (None, False)}
+
+MULTICAST = {4: "224.0.0.0/4", 6: "ff00::/8"}
+COMMENT_MAX = 255        # iptables' comment match keeps at most 255 characters
+
+
+def parse(f, op) -> dict:
+    for key, defaults in UNSUPPORTED.items():
+        if key in f.obj and f.obj[key] not in defaults:
+            raise unsupported_field(key, f.obj[key])
+    backend = f.text("ipMasqBackend", "iptables")
+    if backend == "nftables":
+        raise unsupported_field("ipMasqBackend", backend)
+    if backend != "iptables":
+        raise invalid_config("ipMasqBackend", backend, "must be \"iptables\" or \"nftables\"")
+    conf = {
+        "bridge": f.ifname("bridge", "cni0"),
+        "isDefaultGateway": f.flag("isDefaultGateway"),
+        "forceAddress": f.flag("forceAddress"),
+        "ipMasq": f.flag("ipMasq"),
+        "mtu": f.integer("mtu", 0, 0, 65535),
+        "hairpinMode": f.flag("hairpinMode"),
+        "promiscMode": f.flag("promiscMode"),
+    }
+    conf["isGateway"] = f.flag("isGateway") or conf["isDefaultGateway"]
+    if conf["mtu"] and conf["mtu"] < 68:
+        raise invalid_config("mtu", conf["mtu"], "must be 0 (the kernel's default) or at least 68")
+    if conf["hairpinMode"] and conf["promiscMode"]:
+        raise invalid_config("hairpinMode", True,
+                             "cannot set hairpin mode and promiscuous mode at the same time")
+    return conf
+
+
+# -- per-container values ------------------------------------------------------------------------
+
+def _base(op) -> dict:
+    net, cid, ifname = op.name, op.runtime.container_id, op.runtime.ifname
+    bridge = op.conf.bridge
+    return {
+        "cid": cid,
+        "ifname": ifname,
+        "netns": op.runtime.netns,
+        "host_veth": names.host_veth(net, cid, ifname),
+        "host_mac": names.mac_address(op.machine_id, "host", net, cid, ifname),
+        "container_mac": names.mac_address(op.machine_id, "container", net, cid, ifname),
+        "alias": f"cnish/{net}/{cid}/{ifname}"[:255],
+        "bridge_mac": op.read_sys(f"/sys/class/net/{bridge}/address")
+                      or names.mac_address(op.machine_id, "bridge", bridge),
+    }
+
+
+def _addresses(op, ips: list) -> list:
+    out = []
+    for entry in ips:
+        prefix = Prefix.parse(entry["address"])
+        gateway = entry.get("gateway")
+        out.append({"version": prefix.version, "address": str(prefix.ip), "cidr": str(prefix),
+                    "subnet": str(prefix.subnet),
+                    "source": f"{prefix.ip}/{prefix.ip.bits}",
+                    "gateway": gateway, "length": prefix.length})
+    return out
+
+
+def _routes(ips: list, routes: list) -> list:
+    """Container routes; a route without gw goes via the first gateway of its family."""
+    first_gw = {}
+    for ip in ips:
+        if ip["gateway"] and ip["version"] not in first_gw:
+            first_gw[ip["version"]] = ip["gateway"]
+    out, seen = [], set()
+    for route in routes:
+        version = Prefix.parse(route["dst"]).version
+        via = route.get("gw") or first_gw.get(version)
+        key = (route["dst"], via)
+        if key not in seen:
+            seen.add(key)
+            out.append({"version": version, "dst": route["dst"], "via": via})
+    return out
+
+
+def _masq(op, ips: list) -> list:
+    chain = names.masq_chain(op.name, op.runtime.container_id)
+    comment = names.masq_comment(op.name, op.runtime.container_id)
+    if op.conf.ipMasq and len(comment) > COMMENT_MAX:
+        raise invalid_config("name", op.name, "with this container id the masquerade rule's "
+                             f"comment would exceed {COMMENT_MAX} characters; use a shorter name")
+    families = []
+    for version in (4, 6):
+        mine = [ip for ip in ips if ip["version"] == version]
+        if mine:
+            families.append({"version": version, "chain": chain, "comment": comment,
+                             "subnets": list(dict.fromkeys(ip["subnet"] for ip in mine)),
+                             "sources": list(dict.fromkeys(ip["source"] for ip in mine))})
+    return families
+
+
+def _with_gateways(op, ipam_ips: list, routes: list):
+    """The reference's gateway rules: a missing gateway is network+1 when isGateway, and
+    isDefaultGateway adds a default route per family unless IPAM gave one with a gateway."""
+    ips = []
+    for entry in ipam_ips:
+        entry = dict(entry)
+        if not entry.get("gateway") and op.conf.isGateway:
+            prefix = Prefix.parse(entry["address"])
+            entry["gateway"] = str(prefix.network + 1)
+        ips.append(entry)
+    routes = [dict(r) for r in routes]
+    if op.conf.isDefaultGateway:
+        for version, default in ((4, "0.0.0.0/0"), (6, "::/0")):
+            gw = next((e["gateway"] for e in ips
+                       if Prefix.parse(e["address"]).version == version and e.get("gateway")), None)
+            if gw and not any(r["dst"] == default and r.get("gw") for r in routes):
+                routes.append({"dst": default, "gw": gw})
+    return ips, routes
+
+
+def _gateways(ips: list) -> list:
+    out, seen = [], set()
+    for ip in ips:
+        if ip["gateway"]:
+            cidr = f"{ip['gateway']}/{ip['length']}"
+            if cidr not in seen:
+                seen.add(cidr)
+                out.append({"version": ip["version"], "cidr": cidr, "address": ip["gateway"]})
+    return out
+
+
+def _stale_addresses(op, gateways: list) -> list:
+    """Addresses on the bridge that conflict with the gateway addresses (reference rule: any
+    other IPv4 address; an IPv6 address only when the subnets overlap)."""
+    if not gateways:
+        return []
+    found = op.fact("bridge-addresses")
+    if found is None or found.returncode != 0:
+        return []          # no bridge yet: nothing to conflict with
+    from cnish import jsonfast
+    try:
+        links = jsonfast.loads(found.stdout or "[]")
+    except ValueError:
+        return []
+    wanted = {g["cidr"] for g in gateways}
+    stale = []
+    for link in links:
+        for info in link.get("addr_info", []):
+            if info.get("family") not in ("inet", "inet6") or info.get("scope") == "link":
+                continue
+            cidr = f"{info.get('local')}/{info.get('prefixlen')}"
+            if cidr in wanted:
+                continue
+            existing = Prefix.parse(cidr)
+            for gw in gateways:
+                mine = Prefix.parse(gw["cidr"])
+                if existing.version == mine.version and (existing.version == 4
+                                                          or existing.overlaps(mine)):
+                    stale.append({"version": existing.version, "cidr": cidr})
+                    break
+    if stale and not op.conf.forceAddress:
+        raise CNIError(INVALID_CONFIG,
+                       f"bridge {op.conf.bridge} already has an IP address different from "
+                       + ", ".join(g["cidr"] for g in gateways),
+                       f"it has {', '.join(s['cidr'] for s in stale)}; set \"forceAddress\": true "
+                       "to replace it, or use another bridge name")
+    return stale
+
+
+def prepare(op) -> dict:
+    att = _base(op)
+    if op.command == "ADD":
+        mac, _ = requested_mac(op.raw, op.runtime.args)
+        if mac:
+            att["container_mac"] = mac
+        ipam_att, ipam_result = op.ipam_add()
+        if op.ipam_module is not None and not ipam_result.get("ips"):
+            raise CNIError(IPAM_FAILED, "IPAM plugin returned missing IP config")
+        ips, routes = _with_gateways(op, ipam_result.get("ips", []), ipam_result.get("routes", []))
+        op.ipam_result = dict(ipam_result, ips=ips, routes=routes)
+    elif op.command == "CHECK":
+        prev = op.prev_result
+        if prev is None:
+            raise CNIError(INVALID_CONFIG, "prevResult is required for CHECK",
+                           "the runtime must pass the result of ADD as prevResult")
+        ips, routes = prev.get("ips", []), prev.get("routes", [])
+        for itf in prev.get("interfaces", []):
+            if itf.get("sandbox") and itf.get("name") == op.runtime.ifname and itf.get("mac"):
+                att["container_mac"] = itf["mac"].lower()
+            elif not itf.get("sandbox") and itf.get("name") != op.conf.bridge:
+                att["host_veth"] = itf["name"]
+        ipam_att = op.ipam_check(ips)
+    else:  # DEL
+        if att["netns"] and netns_problem(att["netns"]) is not None:
+            att["netns"] = None       # gone, or not a namespace: nothing to enter
+        elif not att["netns"]:
+            att["netns"] = None
+        ipam_att, held = op.ipam_del()
+        prev_ips = (op.prev_result or {}).get("ips", [])
+        known = {Prefix.parse(i["address"]).ip for i in prev_ips}
+        ips = list(prev_ips)
+        for text in held:
+            try:
+                ip = IP.parse(text)
+            except ValueError:
+                continue
+            if ip not in known:
+                known.add(ip)
+                ips.append({"address": f"{ip}/{ip.bits}"})
+        routes = []
+    addresses = _addresses(op, ips)
+    for ip in addresses:
+        if ip["version"] == 6 and op.conf.mtu and op.conf.mtu < 1280:
+            raise invalid_config("mtu", op.conf.mtu, "must be at least 1280 for IPv6 addresses")
+    att["ips"] = addresses
+    att["v4"] = any(ip["version"] == 4 for ip in addresses)
+    att["v6"] = any(ip["version"] == 6 for ip in addresses)
+    att["routes"] = _routes(addresses, routes)
+    att["gateways"] = _gateways(addresses) if op.conf.isGateway else []
+    att["stale_addresses"] = (_stale_addresses(op, att["gateways"])
+                              if op.command == "ADD" and op.conf.isGateway else [])
+    att["masq"] = _masq(op, addresses) if op.conf.ipMasq else []
+    att["ipam"] = ipam_att
+    return att
+
+
+def result(op, att) -> dict:
+    interfaces = [
+        {"name": op.conf.bridge, "mac": op.read_sys(f"/sys/class/net/{op.conf.bridge}/address")
+         or att["bridge_mac"]},
+        {"name": att["host_veth"], "mac": att["host_mac"]},
+        {"name": att["ifname"], "mac": att["container_mac"], "sandbox": att["netns"]},
+    ]
+    ipam = op.ipam_result or {}
+    ips = []
+    for entry in ipam.get("ips", []):
+        ip = {"address": entry["address"]}
+        if entry.get("gateway"):
+            ip["gateway"] = entry["gateway"]
+        ip["interface"] = 2
+        ips.append(ip)
+    out = {"interfaces": interfaces, "ips": ips, "routes": ipam.get("routes", []),
+           "dns": op.dns if op.dns else ipam.get("dns", {})}
+    return out

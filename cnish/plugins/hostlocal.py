@@ -1,0 +1,332 @@
+"""host-local IPAM: address ranges, round-robin allocation, and the shared on-disk store.
+
+Config keys and semantics are the reference's (cni-reference.md §3.10): `ranges` (a list of
+range sets; one address per set), legacy `subnet`/`rangeStart`/`rangeEnd`/`gateway`, `routes`,
+`dataDir`, `resolvConf`, the `ipRanges` capability, and requested addresses from CNI_ARGS
+`IP=`, `args.cni.ips` and `runtimeConfig.ips`.
+
+Allocation happens here, under the store's lock, and is *held*: the plan's reserve step
+writes the files and the lock is dropped right after, before any slow command runs. In a
+dry-run the same algorithm only reads the store (without creating anything), so the previewed
+address is the one an execution would take if nothing else allocates in between.
+"""
+
+import os
+
+from cnish.config import Fields
+from cnish.errors import IPAM_FAILED, INVALID_CONFIG, CNIError, invalid_config
+from cnish.ipnet import IP, Prefix, parse_ip_or_prefix
+from cnish.store import Store
+
+TYPE = "host-local"
+KIND = "ipam"
+CNI_ARGS = frozenset({"IP"})
+DEFAULT_DATA_DIR = "/var/lib/cni/networks"
+
+
+class Range:
+    __slots__ = ("subnet", "start", "end", "gateway")
+
+    def __init__(self, subnet: Prefix, start: IP, end: IP, gateway: IP):
+        self.subnet, self.start, self.end, self.gateway = subnet, start, end, gateway
+
+    def contains(self, ip: IP) -> bool:
+        return self.subnet.contains(ip) and self.start <= ip <= self.end
+
+    def overlaps(self, other: "Range") -> bool:
+        return (self.subnet.version == other.subnet.version
+                and (self.contains(other.start) or self.contains(other.end)
+                     or other.contains(self.start) or other.contains(self.end)))
+
+    def describe(self) -> str:
+        return f"{self.start}-{self.end}"
+
+
+def _range(raw, where: str) -> Range:
+    f = Fields(raw, where)
+    text = f.text("subnet")
+    if text is None:
+        raise invalid_config(f.path("subnet"), None, "is required")
+    try:
+        subnet = Prefix.parse(text)
+    except ValueError as exc:
+        raise invalid_config(f.path("subnet"), text, str(exc)) from None
+    if subnet.ip != subnet.network:
+        raise invalid_config(f.path("subnet"), text,
+                             f"has host bits set; the network address is {subnet.subnet}")
+    if subnet.length > subnet.ip.bits - 2:
+        raise invalid_config(f.path("subnet"), text, "is too small to allocate from")
+
+    def address(key, default):
+        value = f.text(key)
+        if value is None:
+            return default
+        try:
+            ip = IP.parse(value)
+        except ValueError as exc:
+            raise invalid_config(f.path(key), value, str(exc)) from None
+        if not subnet.contains(ip):
+            raise invalid_config(f.path(key), value, f"is not in the subnet {subnet}")
+        return ip
+
+    last = subnet.last if subnet.version == 6 else subnet.last + -1   # no IPv4 broadcast
+    gateway = address("gateway", subnet.network + 1)
+    start = address("rangeStart", subnet.network + 1)
+    end = address("rangeEnd", last)
+    if end < start:
+        raise invalid_config(f.path("rangeEnd"), str(end), f"is before rangeStart {start}")
+    return Range(subnet, start, end, gateway)
+
+
+def parse(fields: Fields, op) -> dict:
+    """Validate the `ipam` object of a network config."""
+    sets = []
+    runtime = op.raw.get("runtimeConfig") or {}
+    cap_ranges = runtime.get("ipRanges") if isinstance(runtime, dict) else None
+    raw_sets = []   # (where, [(range object, its field path)])
+    if cap_ranges:
+        if not isinstance(cap_ranges, list):
+            raise invalid_config("runtimeConfig.ipRanges", cap_ranges, "must be a list of range sets")
+        raw_sets += [(f"runtimeConfig.ipRanges[{i}]", s) for i, s in enumerate(cap_ranges)]
+    if fields.has("subnet"):
+        legacy = {k: fields.obj[k] for k in ("subnet", "rangeStart", "rangeEnd", "gateway")
+                  if k in fields.obj}
+        raw_sets.append((fields.where, [legacy]))
+    raw_sets += [(f"{fields.path('ranges')}[{i}]", s)
+                 for i, s in enumerate(fields.items("ranges", list, "a list of ranges"))]
+    if not raw_sets:
+        raise invalid_config(fields.path("ranges"), None, "no IP ranges specified")
+    for where, raw_set in raw_sets:
+        if not isinstance(raw_set, list) or not raw_set:
+            raise invalid_config(where, raw_set, "must be a non-empty list of ranges")
+        ranges = []
+        for j, raw in enumerate(raw_set):
+            here = where if where == fields.where else f"{where}[{j}]"
+            if not isinstance(raw, dict):
+                raise invalid_config(here, raw, "must be an object")
+            ranges.append(_range(raw, here))
+        if len({r.subnet.version for r in ranges}) > 1:
+            raise invalid_config(where, "...", "mixes IPv4 and IPv6 ranges in one range set")
+        for a in range(len(ranges)):
+            for b in range(a + 1, len(ranges)):
+                if ranges[a].overlaps(ranges[b]):
+                    raise invalid_config(where, "...", f"ranges {ranges[a].describe()} and "
+                                         f"{ranges[b].describe()} overlap")
+        sets.append(ranges)
+    for a in range(len(sets)):
+        for b in range(a + 1, len(sets)):
+            if any(x.overlaps(y) for x in sets[a] for y in sets[b]):
+                raise invalid_config(fields.path("ranges"), "...",
+                                     f"range set {a} overlaps with range set {b}")
+    families = [s[0].subnet.version for s in sets]
+    if max(families.count(4), families.count(6)) > 1 and op.version in ("0.1.0", "0.2.0"):
+        raise invalid_config("cniVersion", op.version,
+                             "several range sets of one IP family need cniVersion 0.3.0 or later")
+
+    routes = []
+    for i, route in enumerate(fields.items("routes", dict, "an object")):
+        rf = Fields(route, f"{fields.path('routes')}[{i}]")
+        dst = rf.text("dst")
+        try:
+            Prefix.parse(dst)
+        except ValueError as exc:
+            raise invalid_config(rf.path("dst"), dst, str(exc)) from None
+        out = {"dst": dst}
+        gw = rf.text("gw")
+        if gw is not None:
+            try:
+                IP.parse(gw)
+            except ValueError as exc:
+                raise invalid_config(rf.path("gw"), gw, str(exc)) from None
+            out["gw"] = gw
+        routes.append(out)
+
+    data_dir = fields.abspath("dataDir", DEFAULT_DATA_DIR).rstrip("/") or "/"
+    resolv = fields.abspath("resolvConf")
+    return {"type": TYPE, "sets": sets, "routes": routes, "dataDir": data_dir,
+            "resolvConf": resolv}
+
+
+def _requested(op) -> list:
+    """Requested addresses from CNI_ARGS IP=, args.cni.ips and runtimeConfig.ips (all kept)."""
+    out = []
+    sources = []
+    if op.runtime.args.get("IP"):
+        sources.append(("CNI_ARGS IP", [op.runtime.args["IP"]]))
+    args_ips = ((op.raw.get("args") or {}).get("cni") or {}).get("ips")
+    if args_ips:
+        sources.append(("args.cni.ips", args_ips))
+    rc_ips = (op.raw.get("runtimeConfig") or {}).get("ips")
+    if rc_ips:
+        sources.append(("runtimeConfig.ips", rc_ips))
+    for where, values in sources:
+        if not isinstance(values, list):
+            raise invalid_config(where, values, "must be a list of addresses")
+        for value in values:
+            try:
+                out.append(parse_ip_or_prefix(value))
+            except ValueError as exc:
+                raise invalid_config(where, value, str(exc)) from None
+    return out
+
+
+# -- allocation --------------------------------------------------------------------------------
+
+def _candidates(ranges, last: IP | None):
+    """Addresses of a range set in round-robin order, starting after `last` (reference order)."""
+    ri, cur = 0, None
+    if last is not None:
+        for i, r in enumerate(ranges):
+            if r.contains(last):
+                ri, cur = i, last
+                break
+    start = None
+    while True:
+        r = ranges[ri]
+        if cur is None:
+            cur = r.start
+        elif cur == r.end:
+            ri = (ri + 1) % len(ranges)
+            r = ranges[ri]
+            cur = r.start
+        else:
+            cur = cur + 1
+        if start is None:
+            start = cur
+        elif cur == start:
+            return
+        if cur != r.gateway:
+            yield cur, r
+
+
+def _dns(conf) -> dict:
+    path = conf.resolvConf
+    if not path:
+        return {}
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            lines = f.read().splitlines()
+    except OSError as exc:
+        raise CNIError(INVALID_CONFIG, f"cannot read ipam.resolvConf {path}", exc.strerror) from None
+    dns = {}
+    for line in lines:
+        words = line.split()
+        if not words or words[0].startswith(("#", ";")):
+            continue
+        key, values = words[0], words[1:]
+        if key == "nameserver" and values:
+            dns.setdefault("nameservers", []).append(values[0])
+        elif key == "domain" and values:
+            dns["domain"] = values[0]
+        elif key == "search":
+            dns["search"] = values
+        elif key == "options":
+            dns.setdefault("options", []).extend(values)
+    return dns
+
+
+def ipam_add(op):
+    """Choose the addresses of this attachment: (att.ipam values, IPAM result)."""
+    conf = op.ipam_conf
+    store = Store(conf.dataDir, op.name)
+    cid, ifname = op.runtime.container_id, op.runtime.ifname
+    if not op.dry_run:
+        store.acquire()          # held until the reserve steps have run (engine drops it)
+    try:
+        requested = _requested(op)
+        owned = set(store.owned(cid, ifname)) if os.path.isdir(store.dir) else set()
+        reservations, ips = [], []
+        for index, ranges in enumerate(conf.sets):
+            want = next((ip for ip in requested if any(r.contains(ip) for r in ranges)), None)
+            if want is not None:
+                requested.remove(want)
+                r = next(r for r in ranges if r.contains(want))
+                if want == r.gateway:
+                    raise CNIError(IPAM_FAILED, f"requested ip {want} is subnet's gateway")
+                if store.holder(str(want)) is not None:
+                    raise CNIError(IPAM_FAILED, f"requested IP address {want} is not available "
+                                   f"in range set {_describe(ranges)}")
+                chosen = (want, r)
+            else:
+                mine = [o for o in owned if _in_set(o, ranges)]
+                if mine:
+                    raise CNIError(IPAM_FAILED, f"{mine[0]} has been allocated to {cid}, "
+                                   "duplicate allocation is not allowed",
+                                   f"interface {ifname}: delete the attachment first")
+                last = store.last_reserved(index)
+                try:
+                    last_ip = IP.parse(last) if last else None
+                except ValueError:
+                    last_ip = None
+                chosen = next(((ip, r) for ip, r in _candidates(ranges, last_ip)
+                               if store.holder(str(ip)) is None), None)
+                if chosen is None:
+                    raise CNIError(IPAM_FAILED, "no IP addresses available in range set: "
+                                   + _describe(ranges),
+                                   f"every address is reserved in {store.dir}; release stale "
+                                   "reservations with `cnish gc` or enlarge the range")
+            ip, r = chosen
+            reservations.append({"ip": str(ip), "set": index})
+            entry = {"address": f"{ip}/{r.subnet.length}"}
+            entry["gateway"] = str(r.gateway)
+            ips.append(entry)
+        if requested:
+            raise CNIError(IPAM_FAILED, "failed to allocate all requested IPs: "
+                           + " ".join(str(ip) for ip in requested),
+                           "a requested address must lie in one of the configured ranges")
+    except BaseException:
+        store.release_lock()
+        raise
+    result = {"ips": ips, "routes": [dict(r) for r in conf.routes], "dns": _dns(conf)}
+    return {"store": store.dir, "reservations": reservations}, result
+
+
+def _in_set(text: str, ranges) -> bool:
+    try:
+        ip = IP.parse(text)
+    except ValueError:
+        return False
+    return any(r.contains(ip) for r in ranges)
+
+
+def _describe(ranges) -> str:
+    return ",".join(r.describe() for r in ranges)
+
+
+def ipam_del(op):
+    """att.ipam for DEL, plus the addresses the store holds for this attachment."""
+    conf = op.ipam_conf
+    store = Store(conf.dataDir, op.name)
+    held = store.owned(op.runtime.container_id, op.runtime.ifname) if os.path.isdir(store.dir) else []
+    return {"store": store.dir, "reservations": []}, held
+
+
+def ipam_check(op, ips: list):
+    """att.ipam for CHECK: the reservations that prevResult's addresses must have."""
+    conf = op.ipam_conf
+    store = Store(conf.dataDir, op.name)
+    reservations = []
+    for entry in ips:
+        ip = Prefix.parse(entry["address"]).ip
+        for index, ranges in enumerate(conf.sets):
+            if any(r.contains(ip) for r in ranges):
+                reservations.append({"ip": str(ip), "set": index})
+    return {"store": store.dir, "reservations": reservations}
+
+
+# -- as a plugin of its own (cnish installed as `host-local`) ----------------------------------
+
+def prepare(op) -> dict:
+    att = {"cid": op.runtime.container_id, "ifname": op.runtime.ifname}
+    if op.command == "ADD":
+        att["ipam"], op.ipam_result = ipam_add(op)
+    elif op.command == "DEL":
+        att["ipam"], _ = ipam_del(op)
+    else:
+        ips = (op.prev_result or {}).get("ips", [])
+        att["ipam"] = ipam_check(op, ips)
+    return att
+
+
+def result(op, att) -> dict:
+    return op.ipam_result

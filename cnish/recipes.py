@@ -1,0 +1,118 @@
+"""Recipes: the declarative plans in plans/<type>.toml, loaded and checked.
+
+A recipe lists, per CNI operation, the steps a plugin takes, in order. Each step names the
+template of its command and of its undo and check, the condition under which it applies
+(`when`), what it repeats over (`each`), and how its failures are read (`on_exists`,
+`on_missing`). plans/README.md describes the format for auditors; this module refuses a
+recipe with an unknown key, so a typo cannot silently drop a safeguard.
+"""
+
+import os
+
+from cnish.paths import plans_dir
+
+SECTIONS = ("add", "del", "gc", "facts")
+STEP_KEYS = {"id", "describe", "when", "each", "as", "run", "undo", "check", "expect", "skip_if",
+             "on_exists", "on_missing", "shared", "undone_by", "hint", "netns", "include",
+             "steps", "why"}
+COMMAND_KEYS = {"template"}
+
+
+class RecipeError(Exception):
+    """A recipe file is malformed: a bug in plans/, reported with the file and step."""
+
+
+class StepSpec:
+    """One step as written in a recipe (before rendering)."""
+
+    __slots__ = ("id", "describe", "when", "each", "as_", "run", "undo", "check", "expect",
+                 "skip_if", "on_exists", "on_missing", "shared", "undone_by", "hint", "netns",
+                 "include", "steps", "why")
+
+    def __init__(self, raw: dict, where: str):
+        unknown = set(raw) - STEP_KEYS
+        if unknown:
+            raise RecipeError(f"{where}: unknown key(s) {sorted(unknown)}")
+        self.include = raw.get("include")
+        self.id = raw.get("id", "")
+        if not self.include and not self.id:
+            raise RecipeError(f"{where}: a step needs an id")
+        self.describe = raw.get("describe", "")
+        self.when = raw.get("when")
+        self.each = raw.get("each")
+        self.as_ = raw.get("as", "item")
+        self.run = _command(raw.get("run"), f"{where}.run")
+        self.undo = _command(raw.get("undo"), f"{where}.undo")
+        self.check = _command(raw.get("check"), f"{where}.check")
+        self.skip_if = _command(raw.get("skip_if"), f"{where}.skip_if")
+        self.expect = raw.get("expect")
+        self.on_exists = raw.get("on_exists")
+        self.on_missing = raw.get("on_missing")
+        self.shared = bool(raw.get("shared", False))
+        self.undone_by = raw.get("undone_by")
+        self.hint = raw.get("hint")
+        self.why = raw.get("why")
+        self.netns = raw.get("netns", "host")
+        self.steps = [StepSpec(s, f"{where}.steps[{i}]") for i, s in enumerate(raw.get("steps", []))]
+        if self.netns not in ("host", "container"):
+            raise RecipeError(f"{where}: netns must be 'host' or 'container'")
+        for flag, allowed in (("on_exists", ("done",)), ("on_missing", ("done",))):
+            value = getattr(self, flag)
+            if value is not None and value not in allowed:
+                raise RecipeError(f"{where}: {flag} must be one of {allowed}")
+        if self.expect is not None and not (self.expect == "output" or
+                                            isinstance(self.expect, dict) and set(self.expect) == {"contains"}):
+            raise RecipeError(f"{where}: expect must be \"output\" or {{ contains = \"expr\" }}")
+        if not self.include and not self.steps and self.run is None:
+            raise RecipeError(f"{where}: step {self.id!r} has nothing to run")
+
+
+def _command(raw, where: str):
+    if raw is None:
+        return None
+    if not isinstance(raw, dict) or "template" not in raw:
+        raise RecipeError(f"{where}: must be a table with a 'template' key")
+    return dict(raw)
+
+
+class Recipe:
+    __slots__ = ("type", "kind", "summary", "sections", "path", "text")
+
+    def __init__(self, raw: dict, path: str, text: str):
+        meta = raw.get("recipe", {})
+        self.type = meta.get("type")
+        self.kind = meta.get("kind", "interface")
+        self.summary = meta.get("summary", "")
+        self.path = path
+        self.text = text
+        unknown = set(raw) - set(SECTIONS) - {"recipe"}
+        if unknown:
+            raise RecipeError(f"{path}: unknown section(s) {sorted(unknown)}")
+        self.sections = {name: [StepSpec(s, f"{path}:{name}[{i}]")
+                                for i, s in enumerate(raw.get(name, []))]
+                         for name in SECTIONS}
+
+
+_cache = {}
+
+
+def load(name: str) -> Recipe:
+    """plans/<name>.toml, parsed once per process."""
+    if name not in _cache:
+        import tomllib   # only when a plan has to be rendered (not on a plan-cache hit)
+        path = os.path.join(plans_dir(), f"{name}.toml")
+        with open(path, "rb") as f:
+            data = f.read()
+        try:
+            raw = tomllib.loads(data.decode())
+        except tomllib.TOMLDecodeError as exc:
+            raise RecipeError(f"{path}: {exc}") from None
+        recipe = Recipe(raw, path, data.decode())
+        if recipe.type != name:
+            raise RecipeError(f"{path}: [recipe] type must be {name!r}")
+        _cache[name] = recipe
+    return _cache[name]
+
+
+def available() -> list[str]:
+    return sorted(f[:-5] for f in os.listdir(plans_dir()) if f.endswith(".toml"))

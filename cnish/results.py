@@ -1,0 +1,158 @@
+"""CNI results: one internal shape (the 1.x one) and conversion to and from every spec version.
+
+Internal shape (what plugins build):
+    {"interfaces": [{"name", "mac", "sandbox"?, "mtu"?}], "ips": [{"address", "gateway"?,
+     "interface"?}], "routes": [{"dst", "gw"?, ...}], "dns": {...}}
+
+Output follows the Go library's conversions (cni-reference.md §1.11-§1.12) with one deliberate
+extension: a 0.3.0 result carries its address list under both "ip" (the key the 0.3.0 spec text
+names) and "ips" (the key every Go runtime and plugin reads for 0.3.0), so readers of either
+kind find it.
+"""
+
+from cnish.errors import INCOMPATIBLE_VERSION, CNIError
+
+SUPPORTED_VERSIONS = ("0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0")
+CURRENT_VERSION = "1.1.0"
+
+
+def version_key(version: str) -> tuple | None:
+    """'0.4.0' -> (0, 4, 0); None when it is not a dotted triple of numbers."""
+    parts = version.split(".") if isinstance(version, str) else []
+    if len(parts) != 3 or not all(p.isdigit() for p in parts):
+        return None
+    return tuple(int(p) for p in parts)
+
+
+def at_least(version: str, minimum: str) -> bool:
+    key = version_key(version)
+    return key is not None and key >= version_key(minimum)
+
+
+def _family(address: str) -> str:
+    return "6" if ":" in address else "4"
+
+
+def convert(result: dict, version: str) -> dict:
+    """Internal result -> the JSON object for `version` (cniVersion first, as runtimes print it)."""
+    key = version_key(version)
+    if key >= (1, 0, 0):
+        out = {"cniVersion": version}
+        for field in ("interfaces", "ips", "routes"):
+            if result.get(field):
+                out[field] = result[field]
+        if result.get("dns"):
+            out["dns"] = result["dns"]
+        return out
+    if key >= (0, 3, 0):
+        out = {"cniVersion": version}
+        if result.get("interfaces"):
+            out["interfaces"] = [{k: v for k, v in itf.items() if k in ("name", "mac", "sandbox")}
+                                 for itf in result["interfaces"]]
+        if result.get("ips"):
+            ips = [{"version": _family(ip["address"]), **ip} for ip in result["ips"]]
+            if key == (0, 3, 0):
+                out["ip"] = ips
+            out["ips"] = ips
+        if result.get("routes"):
+            out["routes"] = result["routes"]
+        out["dns"] = result.get("dns") or {}
+        return out
+    # 0.1.0 / 0.2.0: at most one address per family, routes inside the family's block.
+    out = {"cniVersion": version}
+    blocks = {}
+    for ip in result.get("ips", []):
+        family = _family(ip["address"])
+        if family not in blocks:
+            block = {"ip": ip["address"]}
+            if ip.get("gateway"):
+                block["gateway"] = ip["gateway"]
+            blocks[family] = block
+    if not blocks:
+        raise CNIError(INCOMPATIBLE_VERSION,
+                       f"cannot convert the result to cniVersion {version}: it has no IP address",
+                       "results before 0.3.0 can only describe IP addresses; use cniVersion >= 0.3.0")
+    for route in result.get("routes", []):
+        block = blocks.get(_family(route["dst"]))
+        if block is not None:
+            block.setdefault("routes", []).append(
+                {k: route[k] for k in ("dst", "gw") if route.get(k)})
+    if "4" in blocks:
+        out["ip4"] = blocks["4"]
+    if "6" in blocks:
+        out["ip6"] = blocks["6"]
+    out["dns"] = result.get("dns") or {}
+    return out
+
+
+def _check_list(obj, field: str) -> list:
+    value = obj.get(field, [])
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(x, dict) for x in value):
+        raise ValueError(f"{field} must be a list of objects")
+    return value
+
+
+def _check_str(obj: dict, field: str, where: str, required: bool = False):
+    value = obj.get(field)
+    if value is None:
+        if required:
+            raise ValueError(f"{where}.{field} is missing")
+        return None
+    if not isinstance(value, str):
+        raise ValueError(f"{where}.{field} must be a string")
+    return value
+
+
+def parse(obj, version: str) -> dict:
+    """A result of any version (prevResult, a delegated IPAM plugin's output) -> internal shape.
+
+    Raises ValueError naming the offending field; callers turn it into the right CNI error.
+    """
+    if not isinstance(obj, dict):
+        raise ValueError("must be a JSON object")
+    version = obj.get("cniVersion") or version
+    key = version_key(version)
+    if key is None:
+        raise ValueError(f"cniVersion {version!r} is not a version")
+    out = {"interfaces": [], "ips": [], "routes": [], "dns": {}}
+    if key < (0, 3, 0) or "ip4" in obj or "ip6" in obj:
+        for family in ("ip4", "ip6"):
+            block = obj.get(family)
+            if block is None:
+                continue
+            if not isinstance(block, dict):
+                raise ValueError(f"{family} must be an object")
+            ip = {"address": _check_str(block, "ip", family, required=True)}
+            gateway = _check_str(block, "gateway", family)
+            if gateway:
+                ip["gateway"] = gateway
+            out["ips"].append(ip)
+            for i, route in enumerate(_check_list(block, "routes")):
+                _check_str(route, "dst", f"{family}.routes[{i}]", required=True)
+                _check_str(route, "gw", f"{family}.routes[{i}]")
+                out["routes"].append({k: route[k] for k in ("dst", "gw") if route.get(k)})
+    else:
+        for i, itf in enumerate(_check_list(obj, "interfaces")):
+            _check_str(itf, "name", f"interfaces[{i}]", required=True)
+            _check_str(itf, "mac", f"interfaces[{i}]")
+            _check_str(itf, "sandbox", f"interfaces[{i}]")
+            out["interfaces"].append(dict(itf))
+        ips = obj.get("ips") if obj.get("ips") is not None else obj.get("ip")
+        for i, ip in enumerate(_check_list({"ips": ips}, "ips")):
+            _check_str(ip, "address", f"ips[{i}]", required=True)
+            _check_str(ip, "gateway", f"ips[{i}]")
+            index = ip.get("interface")
+            if index is not None and (not isinstance(index, int) or isinstance(index, bool)):
+                raise ValueError(f"ips[{i}].interface must be an integer")
+            out["ips"].append({k: v for k, v in ip.items() if k != "version"})
+        for i, route in enumerate(_check_list(obj, "routes")):
+            _check_str(route, "dst", f"routes[{i}]", required=True)
+            _check_str(route, "gw", f"routes[{i}]")
+            out["routes"].append(dict(route))
+    dns = obj.get("dns") or {}
+    if not isinstance(dns, dict):
+        raise ValueError("dns must be an object")
+    out["dns"] = dns
+    return out

@@ -1,0 +1,62 @@
+# cnish-store OP DIR ARGS...: the host-local IPAM store, as cnish's own store (cnish/store.py)
+# handles it, with the reference plugin's format and lock:
+#   reserve DIR IP CID IFNAME SET   create DIR/IP holding "CID\r\nIFNAME" (fails if it exists)
+#                                   and record IP in DIR/last_reserved_ip.SET
+#   release-ip DIR IP CID IFNAME    remove DIR/IP if it holds this attachment
+#   release DIR CID IFNAME          remove every file holding this attachment
+#   check DIR IP CID IFNAME         true when DIR/IP holds this attachment
+cnish-store() {
+  local op=$1 dir=$2 fd status=0 old_umask
+  shift 2
+  if [[ -L $dir ]]; then
+    printf 'cnish-store: refusing to use %s: it is a symlink\n' "$dir" >&2
+    return 1
+  fi
+  if [[ $op == check ]]; then
+    [[ ! -L $dir/$1 && -f $dir/$1 ]] || return 1
+    local content
+    content=$(<"$dir/$1")
+    [[ $content == "$2"$'\r\n'"$3" || $content == "$2" ]]
+    return
+  fi
+  if [[ ! -d $dir ]]; then
+    [[ $op == reserve ]] || return 0          # nothing was ever reserved here
+    mkdir -p -- "$dir" && chmod 0755 -- "$dir"
+  fi
+  old_umask=$(umask)
+  umask 077
+  exec {fd}>>"$dir/lock"
+  flock "$fd"
+  case $op in
+    reserve)
+      if (set -o noclobber; printf '%s\r\n%s' "$2" "$3" >"$dir/$1") 2>/dev/null; then
+        printf '%s' "$1" >"$dir/last_reserved_ip.$4"
+      else
+        printf 'cnish-store: %s is already reserved in %s: File exists\n' "$1" "$dir" >&2
+        status=1
+      fi
+      ;;
+    release-ip)
+      if [[ ! -L $dir/$1 && -f $dir/$1 ]]; then
+        local content
+        content=$(<"$dir/$1")
+        if [[ $content == "$2"$'\r\n'"$3" || $content == "$2" ]]; then rm -f -- "$dir/$1"; fi
+      fi
+      ;;
+    release)
+      local f content found=0 match
+      for match in "$1"$'\r\n'"$2" "$1"; do       # exact owner first, then legacy id-only files
+        for f in "$dir"/*; do
+          case ${f##*/} in lock | last_reserved_ip.* | '*') continue ;; esac
+          [[ ! -L $f && -f $f ]] || continue
+          content=$(<"$f") || continue
+          if [[ $content == "$match" ]]; then rm -f -- "$f"; found=1; fi
+        done
+        (( found )) && break
+      done
+      ;;
+  esac
+  exec {fd}>&-
+  umask "$old_umask"
+  return "$status"
+}
