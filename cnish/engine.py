@@ -160,7 +160,10 @@ def execute(op: Operation):
         plan, att = build_plan(op)
         if op.log:
             op.log.plan(plan)
-        executor = Executor(op.runner, op.log, before_exec=store.drop_locks)
+        # The IPAM allocation lock is held from the choice of addresses until the reserve
+        # steps have written them, and dropped before the first process starts.
+        op.runner.before_exec = store.drop_locks
+        executor = Executor(op.runner, op.log)
         if op.command == "ADD":
             executor.apply(plan.steps)
             return op.plugin.result(op, att)

@@ -68,17 +68,13 @@ class Job:
 
 
 class Executor:
-    def __init__(self, runner, log=None, before_exec=None):
+    def __init__(self, runner, log=None):
         self.runner = runner
         self.log = log
-        self.before_exec = before_exec    # called once before the first external command
 
     # -- running jobs, batched ------------------------------------------------------------------
 
     def _run(self, argv, stdin=None):
-        if self.before_exec is not None and argv[0] not in ("test", "grep", "cnish-store"):
-            hook, self.before_exec = self.before_exec, None
-            hook()
         return self.runner.run(argv, stdin)
 
     def run_jobs(self, jobs, stop_on_failure: bool) -> list:
@@ -172,8 +168,7 @@ class Executor:
 
     def apply(self, steps) -> list:
         """ADD: run steps in order; on failure undo what was done and raise the error."""
-        jobs = [Job(s, s.run, ("exists",) if s.on_exists == "done" else (), s.skip_if)
-                for s in steps if s.run is not None]
+        jobs = [Job(s, s.run, _tolerated(s), s.skip_if) for s in steps if s.run is not None]
         outcomes = self.run_jobs(jobs, stop_on_failure=True)
         self._log_outcomes("apply", outcomes)
         failure = next((o for o in outcomes if o.status in ("failed", "unknown")), None)
@@ -194,8 +189,7 @@ class Executor:
 
     def teardown(self, steps) -> list:
         """DEL: run every step; "not found" is fine; raise once at the end if anything failed."""
-        jobs = [Job(s, s.run, ("missing",) if s.on_missing == "done" else (), s.skip_if)
-                for s in steps if s.run is not None]
+        jobs = [Job(s, s.run, _tolerated(s), s.skip_if) for s in steps if s.run is not None]
         outcomes = self.run_jobs(jobs, stop_on_failure=False)
         self._log_outcomes("teardown", outcomes)
         failures = [o for o in outcomes if o.status in ("failed", "unknown")]
@@ -245,6 +239,13 @@ class Executor:
             if o.status not in ("done", "skipped") and o.stderr:
                 line += f" -> {o.stderr}"
             self.log.write(line)
+
+
+def _tolerated(step) -> tuple:
+    """Which failures of a step's command count as done: "exists" (on_exists = "done") and
+    "missing" (on_missing = "done")."""
+    return tuple(kind for kind, flag in (("exists", step.on_exists), ("missing", step.on_missing))
+                 if flag == "done")
 
 
 def _failure_details(o) -> str:

@@ -14,6 +14,8 @@ import os
 
 from cnish.errors import CNIError
 
+NAMES = frozenset({"test", "grep", "cnish-store"})
+
 
 def run(argv: tuple):
     tool = argv[0]
@@ -58,8 +60,9 @@ def _store(args):
             if store.reserve(ip, cid, ifname, int(set_index)):
                 return 0, "", ""
             return 1, "", f"cnish-store: {ip} is already reserved in {directory}: File exists\n"
-        if op == "release-ip" and len(rest) == 3:
-            store.release_ip(*rest)
+        if op == "release-ip" and len(rest) == 5:
+            ip, cid, ifname, set_index, previous = rest
+            store.release_ip(ip, cid, ifname, int(set_index), previous)
             return 0, "", ""
         if op == "release" and len(rest) == 2:
             store.release(*rest)

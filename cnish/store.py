@@ -170,13 +170,24 @@ class Store:
             os.close(fd)
         os.rename(tmp, final)
 
-    def release_ip(self, ip: str, cid: str, ifname: str) -> bool:
-        """Remove the reservation of `ip` if (cid, ifname) holds it; True if a file was removed."""
+    def release_ip(self, ip: str, cid: str, ifname: str, set_index: int | None = None,
+                   previous: str = "") -> bool:
+        """Undo a reservation: remove `ip` if (cid, ifname) holds it and, when the range set's
+        last_reserved_ip still names it, put back the value it had before (`previous`; none
+        when empty). True if the address file was removed."""
+        if not os.path.isdir(self.dir):
+            return False
         with self:
             content = self.holder(ip)
             if content is None or content.strip() not in (self._owner(cid, ifname), cid.strip()):
                 return False
-            return self._unlink(ip)
+            removed = self._unlink(ip)
+            if set_index is not None and self.last_reserved(set_index) == ip:
+                if previous:
+                    self._write_last(set_index, previous)
+                else:
+                    self._unlink(f"{LAST_RESERVED}{set_index}")
+            return removed
 
     def release(self, cid: str, ifname: str) -> list[str]:
         """Remove every reservation of (cid, ifname) (legacy id-only files if none match)."""

@@ -129,8 +129,8 @@ class Renderer:
     def command(self, spec: dict, ctx: dict, action: str) -> list[str]:
         """Render one command template to its argv tokens (slots still marked)."""
         name = spec["template"]
-        params = {k: self.value(v, ctx) for k, v in spec.items() if k != "template"}
         try:
+            params = {k: self.value(v, ctx) for k, v in spec.items() if k != "template"}
             tmpl = self.commands.get_template(name + ".j2")
             variables = dict(ctx, action=action, op=RULE_OP.get(action, ""))
             variables.update(params)          # a recipe may override op (DEL deletes with -D)

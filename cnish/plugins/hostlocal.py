@@ -266,7 +266,8 @@ def ipam_add(op):
                                    f"every address is reserved in {store.dir}; release stale "
                                    "reservations with `cnish gc` or enlarge the range")
             ip, r = chosen
-            reservations.append({"ip": str(ip), "set": index})
+            reservations.append({"ip": str(ip), "set": index,
+                                 "previous": store.last_reserved(index) or ""})
             entry = {"address": f"{ip}/{r.subnet.length}"}
             entry["gateway"] = str(r.gateway)
             ips.append(entry)
@@ -310,7 +311,7 @@ def ipam_check(op, ips: list):
         ip = Prefix.parse(entry["address"]).ip
         for index, ranges in enumerate(conf.sets):
             if any(r.contains(ip) for r in ranges):
-                reservations.append({"ip": str(ip), "set": index})
+                reservations.append({"ip": str(ip), "set": index, "previous": ""})
     return {"store": store.dir, "reservations": reservations}
 
 

@@ -2,7 +2,10 @@
 # handles it, with the reference plugin's format and lock:
 #   reserve DIR IP CID IFNAME SET   create DIR/IP holding "CID\r\nIFNAME" (fails if it exists)
 #                                   and record IP in DIR/last_reserved_ip.SET
-#   release-ip DIR IP CID IFNAME    remove DIR/IP if it holds this attachment
+#   release-ip DIR IP CID IFNAME SET PREV
+#                                   remove DIR/IP if it holds this attachment; if
+#                                   last_reserved_ip.SET still names IP, restore PREV (or
+#                                   remove the file when PREV is empty)
 #   release DIR CID IFNAME          remove every file holding this attachment
 #   check DIR IP CID IFNAME         true when DIR/IP holds this attachment
 cnish-store() {
@@ -40,7 +43,13 @@ cnish-store() {
       if [[ ! -L $dir/$1 && -f $dir/$1 ]]; then
         local content
         content=$(<"$dir/$1")
-        if [[ $content == "$2"$'\r\n'"$3" || $content == "$2" ]]; then rm -f -- "$dir/$1"; fi
+        if [[ $content == "$2"$'\r\n'"$3" || $content == "$2" ]]; then
+          rm -f -- "$dir/$1"
+          if [[ -f $dir/last_reserved_ip.$4 && $(<"$dir/last_reserved_ip.$4") == "$1" ]]; then
+            if [[ -n $5 ]]; then printf '%s' "$5" >"$dir/last_reserved_ip.$4"
+            else rm -f -- "$dir/last_reserved_ip.$4"; fi
+          fi
+        fi
       fi
       ;;
     release)

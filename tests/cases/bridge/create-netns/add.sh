@@ -1,0 +1,274 @@
+#!/usr/bin/env bash
+# cnish ADD plan (dry run: nothing was changed)
+#
+#   cnish          0.1.0
+#   command        ADD
+#   network        lesson (plugin bridge, cniVersion 0.3.1)
+#   container id   ctr1
+#   netns          /var/run/netns/lesson1
+#   ifname         eth0
+#
+# Running this script does what cnish would do: the same commands in the same
+# order. If a step fails, the completed steps are undone newest first (shared
+# objects such as the bridge are kept) and the script exits with the failure.
+
+set -euo pipefail
+# Like cnish: tools come from PATH first, then the system directories; messages in English.
+PATH="${PATH:+$PATH:}/usr/sbin:/sbin:/usr/bin:/bin"
+export LC_ALL=C
+
+# Failures that mean "already there" (steps marked on_exists = done) and "already gone"
+# (on_missing = done, and every undo): the same list cnish's executor uses.
+already_there() { case $1 in *'File exists'*|*'Chain already exists'*|*'already reserved'*) return 0 ;; esac; return 1; }
+already_gone() { case $1 in *'Cannot find device'*|*'No such device'*|*'No such file or directory'*|*'does not exist'*|*'Address not found'*|*'No such process'*|*'No chain/target/match by that name'*|*'Bad rule (does a matching rule exist'*|*'Cannot assign requested address'*) return 0 ;; esac; return 1; }
+
+# run STEP MODE -- COMMAND...: run one step; MODE says which failures are harmless.
+run() {
+  local step=$1 mode=$2 out status=0
+  shift 3
+  out=$("$@" 2>&1) || status=$?
+  if (( status == 0 )); then
+    if declare -F "undo_$step" >/dev/null; then DONE+=("$step"); fi
+    return 0
+  fi
+  if [[ $mode == *exists-ok* ]] && already_there "$out"; then return 0; fi
+  if [[ $mode == *missing-ok* ]] && already_gone "$out"; then return 0; fi
+  printf 'cnish: step %s failed with status %s: %s\n' "$step" "$status" "$out" >&2
+  return "$status"
+}
+
+# undo COMMAND...: an undo; an object that is already gone counts as undone.
+undo() {
+  local out status=0
+  out=$("$@" 2>&1) || status=$?
+  if (( status != 0 )) && ! already_gone "$out"; then
+    printf 'cnish: undo failed with status %s: %s\n' "$status" "$out" >&2
+    return 1
+  fi
+}
+
+# On failure, undo the completed steps newest first (shared objects are never undone).
+DONE=()
+rollback() {
+  local status=$? i
+  set +e
+  trap - EXIT
+  if (( status != 0 )); then
+    printf 'cnish: undoing %s completed step(s)\n' "${#DONE[@]}" >&2
+    for ((i = ${#DONE[@]} - 1; i >= 0; i--)); do
+      "undo_${DONE[i]}" || printf 'cnish: could not undo step %s\n' "${DONE[i]}" >&2
+    done
+  fi
+  exit "$status"
+}
+trap rollback EXIT
+
+# cnish-store OP DIR ARGS...: the host-local IPAM store, as cnish's own store (cnish/store.py)
+# handles it, with the reference plugin's format and lock:
+#   reserve DIR IP CID IFNAME SET   create DIR/IP holding "CID\r\nIFNAME" (fails if it exists)
+#                                   and record IP in DIR/last_reserved_ip.SET
+#   release-ip DIR IP CID IFNAME SET PREV
+#                                   remove DIR/IP if it holds this attachment; if
+#                                   last_reserved_ip.SET still names IP, restore PREV (or
+#                                   remove the file when PREV is empty)
+#   release DIR CID IFNAME          remove every file holding this attachment
+#   check DIR IP CID IFNAME         true when DIR/IP holds this attachment
+cnish-store() {
+  local op=$1 dir=$2 fd status=0 old_umask
+  shift 2
+  if [[ -L $dir ]]; then
+    printf 'cnish-store: refusing to use %s: it is a symlink\n' "$dir" >&2
+    return 1
+  fi
+  if [[ $op == check ]]; then
+    [[ ! -L $dir/$1 && -f $dir/$1 ]] || return 1
+    local content
+    content=$(<"$dir/$1")
+    [[ $content == "$2"$'\r\n'"$3" || $content == "$2" ]]
+    return
+  fi
+  if [[ ! -d $dir ]]; then
+    [[ $op == reserve ]] || return 0          # nothing was ever reserved here
+    mkdir -p -- "$dir" && chmod 0755 -- "$dir"
+  fi
+  old_umask=$(umask)
+  umask 077
+  exec {fd}>>"$dir/lock"
+  flock "$fd"
+  case $op in
+    reserve)
+      if (set -o noclobber; printf '%s\r\n%s' "$2" "$3" >"$dir/$1") 2>/dev/null; then
+        printf '%s' "$1" >"$dir/last_reserved_ip.$4"
+      else
+        printf 'cnish-store: %s is already reserved in %s: File exists\n' "$1" "$dir" >&2
+        status=1
+      fi
+      ;;
+    release-ip)
+      if [[ ! -L $dir/$1 && -f $dir/$1 ]]; then
+        local content
+        content=$(<"$dir/$1")
+        if [[ $content == "$2"$'\r\n'"$3" || $content == "$2" ]]; then
+          rm -f -- "$dir/$1"
+          if [[ -f $dir/last_reserved_ip.$4 && $(<"$dir/last_reserved_ip.$4") == "$1" ]]; then
+            if [[ -n $5 ]]; then printf '%s' "$5" >"$dir/last_reserved_ip.$4"
+            else rm -f -- "$dir/last_reserved_ip.$4"; fi
+          fi
+        fi
+      fi
+      ;;
+    release)
+      local f content found=0 match
+      for match in "$1"$'\r\n'"$2" "$1"; do       # exact owner first, then legacy id-only files
+        for f in "$dir"/*; do
+          case ${f##*/} in lock | last_reserved_ip.* | '*') continue ;; esac
+          [[ ! -L $f && -f $f ]] || continue
+          content=$(<"$f") || continue
+          if [[ $content == "$match" ]]; then rm -f -- "$f"; found=1; fi
+        done
+        (( found )) && break
+      done
+      ;;
+  esac
+  exec {fd}>&-
+  umask "$old_umask"
+  return "$status"
+}
+
+# ---------------------------------------------------------------------------------------------
+
+# Step 1/19 [netns] lesson step 1: create the network namespace /var/run/netns/lesson1
+#   why:  cnish add --create-netns: the operator asked cnish to make the namespace too
+#   undo: ip netns del lesson1
+undo_1() { undo ip netns del lesson1; }
+run 1 strict -- ip netns add lesson1
+
+# Step 2/19 [reserve[0]] reserve 10.15.0.2 for ctr1/eth0 in /nonexistent/cnish-golden/lesson
+#   why:  the file is created exclusively, so two ADDs can never hold the same address
+#   undo: cnish-store release-ip /nonexistent/cnish-golden/lesson 10.15.0.2 ctr1 eth0 0 ''
+undo_2() { undo cnish-store release-ip /nonexistent/cnish-golden/lesson 10.15.0.2 ctr1 eth0 0 ''; }
+run 2 strict -- cnish-store reserve /nonexistent/cnish-golden/lesson 10.15.0.2 ctr1 eth0 0
+
+# Step 3/19 [bridge] lesson step 2: create the bridge golden5 unless it exists
+#   why:  the bridge is shared by every container of the network, so neither rollback nor DEL removes it; a bridge created by a parallel ADD in the meantime is fine
+#   undo: none, shared with other attachments
+if ! test -e /sys/class/net/golden5; then
+  run 3 exists-ok -- ip link add golden5 address 9a:8c:75:a5:06:e1 type bridge
+fi
+
+# Step 4/19 [bridge-is-bridge] verify that golden5 is a bridge
+#   why:  an existing link of that name that is not a bridge would otherwise receive the container's veth
+run 4 strict -- test -d /sys/class/net/golden5/bridge
+
+# Step 5/19 [bridge-up] bring the bridge golden5 up
+#   undo: none, shared with other attachments
+run 5 strict -- ip link set golden5 up
+
+# Step 6/19 [veth] lesson steps 3-4: create the veth pair veth99acba053a2 (host) / eth0 (inside /var/run/netns/lesson1)
+#   why:  the container end is created directly inside the namespace, so it never appears on the host under the container's interface name
+#   undo: ip link del veth99acba053a2
+undo_6() { undo ip link del veth99acba053a2; }
+run 6 strict -- ip link add veth99acba053a2 address 1a:09:f4:8d:e2:b1 alias cnish/lesson/ctr1/eth0 type veth peer name eth0 address be:23:d2:4c:3a:f5 netns /var/run/netns/lesson1
+
+# Step 7/19 [attach] lesson step 5: attach veth99acba053a2 to the bridge golden5
+#   undo: none of its own, undone with step "veth"
+run 7 strict -- ip link set veth99acba053a2 master golden5
+
+# Step 8/19 [host-up] lesson step 7: bring veth99acba053a2 up
+#   undo: none of its own, undone with step "veth"
+run 8 strict -- ip link set veth99acba053a2 up
+
+# Step 9/19 [gateway[0]] give the bridge the gateway address 10.15.0.1/24
+#   why:  isGateway: the bridge is the containers' next hop; `replace` makes this idempotent for the second and later containers
+#   undo: none, shared with other attachments
+run 9 strict -- ip addr replace 10.15.0.1/24 dev golden5
+
+# Step 10/19 [forward-ipv4] enable IPv4 forwarding on the host
+#   why:  a gateway forwards; host-wide and shared, never turned off again
+#   undo: none, shared with other attachments
+if ! grep -qxF 1 /proc/sys/net/ipv4/ip_forward; then
+  run 10 strict -- sysctl -q -w net/ipv4/ip_forward=1
+fi
+
+# Step 11/19 [bridge-no-ra] make the bridge golden5 ignore IPv6 router advertisements
+#   why:  otherwise a container could announce itself as the host's IPv6 router; skipped when already set, tolerated on hosts without IPv6
+#   undo: none, shared with other attachments
+if ! grep -qxF 0 /proc/sys/net/ipv6/conf/golden5/accept_ra; then
+  run 11 missing-ok -- sysctl -q -w net/ipv6/conf/golden5/accept_ra=0
+fi
+
+# Step 12/19 [arp-notify] announce eth0's address with a gratuitous ARP when it comes up (arp_notify)
+#   why:  a reused address gets a new MAC; neighbours learn it at once instead of after their ARP entry expires
+#   undo: none of its own, undone with step "veth"
+run 12 strict -- nsenter --net=/var/run/netns/lesson1 sysctl -q -w net/ipv4/conf/eth0/arp_notify=1
+
+# Step 13/19 [address[0]] lesson step 6: assign 10.15.0.2/24 to eth0
+#   undo: none of its own, undone with step "veth"
+run 13 strict -- nsenter --net=/var/run/netns/lesson1 ip addr add 10.15.0.2/24 dev eth0
+
+# Step 14/19 [container-up] lesson step 7: bring eth0 up inside the container
+#   undo: none of its own, undone with step "veth"
+run 14 strict -- nsenter --net=/var/run/netns/lesson1 ip link set eth0 up
+
+# Step 15/19 [route[0]] route 0.0.0.0/0 via 10.15.0.1 through eth0
+#   undo: none of its own, undone with step "veth"
+run 15 strict -- nsenter --net=/var/run/netns/lesson1 ip route add 0.0.0.0/0 via 10.15.0.1 dev eth0
+
+# Step 16/19 [masquerade[0].chain] lesson step 8: create the masquerade chain CNI-ec2983819f7f63df7b4b7315 (IPv4, nat table)
+#   why:  one chain per attachment, named like the reference plugin's (CNI- + sha512 of network and container id) so that either plugin can remove the other's
+#   undo: iptables -w -t nat -X CNI-ec2983819f7f63df7b4b7315
+undo_16() { undo iptables -w -t nat -X CNI-ec2983819f7f63df7b4b7315; }
+run 16 strict -- iptables -w -t nat -N CNI-ec2983819f7f63df7b4b7315
+
+# Step 17/19 [masquerade[0].accept[0]] do not masquerade traffic from the container to its own subnet 10.15.0.0/24
+#   undo: iptables -w -t nat -D CNI-ec2983819f7f63df7b4b7315 -d 10.15.0.0/24 -m comment --comment 'name: "lesson" id: "ctr1"' -j ACCEPT
+undo_17() { undo iptables -w -t nat -D CNI-ec2983819f7f63df7b4b7315 -d 10.15.0.0/24 -m comment --comment 'name: "lesson" id: "ctr1"' -j ACCEPT; }
+run 17 strict -- iptables -w -t nat -A CNI-ec2983819f7f63df7b4b7315 -d 10.15.0.0/24 -m comment --comment 'name: "lesson" id: "ctr1"' -j ACCEPT
+
+# Step 18/19 [masquerade[0].masquerade] masquerade everything else the container sends, except multicast
+#   undo: iptables -w -t nat -D CNI-ec2983819f7f63df7b4b7315 '!' -d 224.0.0.0/4 -m comment --comment 'name: "lesson" id: "ctr1"' -j MASQUERADE
+undo_18() { undo iptables -w -t nat -D CNI-ec2983819f7f63df7b4b7315 '!' -d 224.0.0.0/4 -m comment --comment 'name: "lesson" id: "ctr1"' -j MASQUERADE; }
+run 18 strict -- iptables -w -t nat -A CNI-ec2983819f7f63df7b4b7315 '!' -d 224.0.0.0/4 -m comment --comment 'name: "lesson" id: "ctr1"' -j MASQUERADE
+
+# Step 19/19 [masquerade[0].jump[0]] send traffic from 10.15.0.2/32 through CNI-ec2983819f7f63df7b4b7315
+#   undo: iptables -w -t nat -D POSTROUTING -s 10.15.0.2/32 -m comment --comment 'name: "lesson" id: "ctr1"' -j CNI-ec2983819f7f63df7b4b7315
+undo_19() { undo iptables -w -t nat -D POSTROUTING -s 10.15.0.2/32 -m comment --comment 'name: "lesson" id: "ctr1"' -j CNI-ec2983819f7f63df7b4b7315; }
+run 19 strict -- iptables -w -t nat -A POSTROUTING -s 10.15.0.2/32 -m comment --comment 'name: "lesson" id: "ctr1"' -j CNI-ec2983819f7f63df7b4b7315
+
+# ---------------------------------------------------------------------------------------------
+trap - EXIT
+# The CNI result cnish would print:
+cat <<'CNISH_RESULT'
+{
+  "cniVersion": "0.3.1",
+  "interfaces": [
+    {
+      "name": "golden5",
+      "mac": "9a:8c:75:a5:06:e1"
+    },
+    {
+      "name": "veth99acba053a2",
+      "mac": "1a:09:f4:8d:e2:b1"
+    },
+    {
+      "name": "eth0",
+      "mac": "be:23:d2:4c:3a:f5",
+      "sandbox": "/var/run/netns/lesson1"
+    }
+  ],
+  "ips": [
+    {
+      "version": "4",
+      "address": "10.15.0.2/24",
+      "gateway": "10.15.0.1",
+      "interface": 2
+    }
+  ],
+  "routes": [
+    {
+      "dst": "0.0.0.0/0"
+    }
+  ],
+  "dns": {}
+}
+CNISH_RESULT

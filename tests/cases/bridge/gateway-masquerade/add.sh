@@ -1,0 +1,266 @@
+#!/usr/bin/env bash
+# cnish ADD plan (dry run: nothing was changed)
+#
+#   cnish          0.1.0
+#   command        ADD
+#   network        gwnet (plugin bridge, cniVersion 1.0.0)
+#   container id   ctr1
+#   netns          /var/run/netns/cnish-test
+#   ifname         eth0
+#
+# Running this script does what cnish would do: the same commands in the same
+# order. If a step fails, the completed steps are undone newest first (shared
+# objects such as the bridge are kept) and the script exits with the failure.
+
+set -euo pipefail
+# Like cnish: tools come from PATH first, then the system directories; messages in English.
+PATH="${PATH:+$PATH:}/usr/sbin:/sbin:/usr/bin:/bin"
+export LC_ALL=C
+
+# Failures that mean "already there" (steps marked on_exists = done) and "already gone"
+# (on_missing = done, and every undo): the same list cnish's executor uses.
+already_there() { case $1 in *'File exists'*|*'Chain already exists'*|*'already reserved'*) return 0 ;; esac; return 1; }
+already_gone() { case $1 in *'Cannot find device'*|*'No such device'*|*'No such file or directory'*|*'does not exist'*|*'Address not found'*|*'No such process'*|*'No chain/target/match by that name'*|*'Bad rule (does a matching rule exist'*|*'Cannot assign requested address'*) return 0 ;; esac; return 1; }
+
+# run STEP MODE -- COMMAND...: run one step; MODE says which failures are harmless.
+run() {
+  local step=$1 mode=$2 out status=0
+  shift 3
+  out=$("$@" 2>&1) || status=$?
+  if (( status == 0 )); then
+    if declare -F "undo_$step" >/dev/null; then DONE+=("$step"); fi
+    return 0
+  fi
+  if [[ $mode == *exists-ok* ]] && already_there "$out"; then return 0; fi
+  if [[ $mode == *missing-ok* ]] && already_gone "$out"; then return 0; fi
+  printf 'cnish: step %s failed with status %s: %s\n' "$step" "$status" "$out" >&2
+  return "$status"
+}
+
+# undo COMMAND...: an undo; an object that is already gone counts as undone.
+undo() {
+  local out status=0
+  out=$("$@" 2>&1) || status=$?
+  if (( status != 0 )) && ! already_gone "$out"; then
+    printf 'cnish: undo failed with status %s: %s\n' "$status" "$out" >&2
+    return 1
+  fi
+}
+
+# On failure, undo the completed steps newest first (shared objects are never undone).
+DONE=()
+rollback() {
+  local status=$? i
+  set +e
+  trap - EXIT
+  if (( status != 0 )); then
+    printf 'cnish: undoing %s completed step(s)\n' "${#DONE[@]}" >&2
+    for ((i = ${#DONE[@]} - 1; i >= 0; i--)); do
+      "undo_${DONE[i]}" || printf 'cnish: could not undo step %s\n' "${DONE[i]}" >&2
+    done
+  fi
+  exit "$status"
+}
+trap rollback EXIT
+
+# cnish-store OP DIR ARGS...: the host-local IPAM store, as cnish's own store (cnish/store.py)
+# handles it, with the reference plugin's format and lock:
+#   reserve DIR IP CID IFNAME SET   create DIR/IP holding "CID\r\nIFNAME" (fails if it exists)
+#                                   and record IP in DIR/last_reserved_ip.SET
+#   release-ip DIR IP CID IFNAME SET PREV
+#                                   remove DIR/IP if it holds this attachment; if
+#                                   last_reserved_ip.SET still names IP, restore PREV (or
+#                                   remove the file when PREV is empty)
+#   release DIR CID IFNAME          remove every file holding this attachment
+#   check DIR IP CID IFNAME         true when DIR/IP holds this attachment
+cnish-store() {
+  local op=$1 dir=$2 fd status=0 old_umask
+  shift 2
+  if [[ -L $dir ]]; then
+    printf 'cnish-store: refusing to use %s: it is a symlink\n' "$dir" >&2
+    return 1
+  fi
+  if [[ $op == check ]]; then
+    [[ ! -L $dir/$1 && -f $dir/$1 ]] || return 1
+    local content
+    content=$(<"$dir/$1")
+    [[ $content == "$2"$'\r\n'"$3" || $content == "$2" ]]
+    return
+  fi
+  if [[ ! -d $dir ]]; then
+    [[ $op == reserve ]] || return 0          # nothing was ever reserved here
+    mkdir -p -- "$dir" && chmod 0755 -- "$dir"
+  fi
+  old_umask=$(umask)
+  umask 077
+  exec {fd}>>"$dir/lock"
+  flock "$fd"
+  case $op in
+    reserve)
+      if (set -o noclobber; printf '%s\r\n%s' "$2" "$3" >"$dir/$1") 2>/dev/null; then
+        printf '%s' "$1" >"$dir/last_reserved_ip.$4"
+      else
+        printf 'cnish-store: %s is already reserved in %s: File exists\n' "$1" "$dir" >&2
+        status=1
+      fi
+      ;;
+    release-ip)
+      if [[ ! -L $dir/$1 && -f $dir/$1 ]]; then
+        local content
+        content=$(<"$dir/$1")
+        if [[ $content == "$2"$'\r\n'"$3" || $content == "$2" ]]; then
+          rm -f -- "$dir/$1"
+          if [[ -f $dir/last_reserved_ip.$4 && $(<"$dir/last_reserved_ip.$4") == "$1" ]]; then
+            if [[ -n $5 ]]; then printf '%s' "$5" >"$dir/last_reserved_ip.$4"
+            else rm -f -- "$dir/last_reserved_ip.$4"; fi
+          fi
+        fi
+      fi
+      ;;
+    release)
+      local f content found=0 match
+      for match in "$1"$'\r\n'"$2" "$1"; do       # exact owner first, then legacy id-only files
+        for f in "$dir"/*; do
+          case ${f##*/} in lock | last_reserved_ip.* | '*') continue ;; esac
+          [[ ! -L $f && -f $f ]] || continue
+          content=$(<"$f") || continue
+          if [[ $content == "$match" ]]; then rm -f -- "$f"; found=1; fi
+        done
+        (( found )) && break
+      done
+      ;;
+  esac
+  exec {fd}>&-
+  umask "$old_umask"
+  return "$status"
+}
+
+# ---------------------------------------------------------------------------------------------
+
+# Step 1/18 [reserve[0]] reserve 10.11.0.2 for ctr1/eth0 in /nonexistent/cnish-golden/gwnet
+#   why:  the file is created exclusively, so two ADDs can never hold the same address
+#   undo: cnish-store release-ip /nonexistent/cnish-golden/gwnet 10.11.0.2 ctr1 eth0 0 ''
+undo_1() { undo cnish-store release-ip /nonexistent/cnish-golden/gwnet 10.11.0.2 ctr1 eth0 0 ''; }
+run 1 strict -- cnish-store reserve /nonexistent/cnish-golden/gwnet 10.11.0.2 ctr1 eth0 0
+
+# Step 2/18 [bridge] lesson step 2: create the bridge golden1 unless it exists
+#   why:  the bridge is shared by every container of the network, so neither rollback nor DEL removes it; a bridge created by a parallel ADD in the meantime is fine
+#   undo: none, shared with other attachments
+if ! test -e /sys/class/net/golden1; then
+  run 2 exists-ok -- ip link add golden1 address 02:d1:44:c7:d2:be type bridge
+fi
+
+# Step 3/18 [bridge-is-bridge] verify that golden1 is a bridge
+#   why:  an existing link of that name that is not a bridge would otherwise receive the container's veth
+run 3 strict -- test -d /sys/class/net/golden1/bridge
+
+# Step 4/18 [bridge-up] bring the bridge golden1 up
+#   undo: none, shared with other attachments
+run 4 strict -- ip link set golden1 up
+
+# Step 5/18 [veth] lesson steps 3-4: create the veth pair veth977ff90b17e (host) / eth0 (inside /var/run/netns/cnish-test)
+#   why:  the container end is created directly inside the namespace, so it never appears on the host under the container's interface name
+#   undo: ip link del veth977ff90b17e
+undo_5() { undo ip link del veth977ff90b17e; }
+run 5 strict -- ip link add veth977ff90b17e address 3a:d9:81:1b:d8:f2 alias cnish/gwnet/ctr1/eth0 type veth peer name eth0 address 26:70:ad:f2:7b:1c netns /var/run/netns/cnish-test
+
+# Step 6/18 [attach] lesson step 5: attach veth977ff90b17e to the bridge golden1
+#   undo: none of its own, undone with step "veth"
+run 6 strict -- ip link set veth977ff90b17e master golden1
+
+# Step 7/18 [host-up] lesson step 7: bring veth977ff90b17e up
+#   undo: none of its own, undone with step "veth"
+run 7 strict -- ip link set veth977ff90b17e up
+
+# Step 8/18 [gateway[0]] give the bridge the gateway address 10.11.0.1/16
+#   why:  isGateway: the bridge is the containers' next hop; `replace` makes this idempotent for the second and later containers
+#   undo: none, shared with other attachments
+run 8 strict -- ip addr replace 10.11.0.1/16 dev golden1
+
+# Step 9/18 [forward-ipv4] enable IPv4 forwarding on the host
+#   why:  a gateway forwards; host-wide and shared, never turned off again
+#   undo: none, shared with other attachments
+if ! grep -qxF 1 /proc/sys/net/ipv4/ip_forward; then
+  run 9 strict -- sysctl -q -w net/ipv4/ip_forward=1
+fi
+
+# Step 10/18 [bridge-no-ra] make the bridge golden1 ignore IPv6 router advertisements
+#   why:  otherwise a container could announce itself as the host's IPv6 router; skipped when already set, tolerated on hosts without IPv6
+#   undo: none, shared with other attachments
+if ! grep -qxF 0 /proc/sys/net/ipv6/conf/golden1/accept_ra; then
+  run 10 missing-ok -- sysctl -q -w net/ipv6/conf/golden1/accept_ra=0
+fi
+
+# Step 11/18 [arp-notify] announce eth0's address with a gratuitous ARP when it comes up (arp_notify)
+#   why:  a reused address gets a new MAC; neighbours learn it at once instead of after their ARP entry expires
+#   undo: none of its own, undone with step "veth"
+run 11 strict -- nsenter --net=/var/run/netns/cnish-test sysctl -q -w net/ipv4/conf/eth0/arp_notify=1
+
+# Step 12/18 [address[0]] lesson step 6: assign 10.11.0.2/16 to eth0
+#   undo: none of its own, undone with step "veth"
+run 12 strict -- nsenter --net=/var/run/netns/cnish-test ip addr add 10.11.0.2/16 dev eth0
+
+# Step 13/18 [container-up] lesson step 7: bring eth0 up inside the container
+#   undo: none of its own, undone with step "veth"
+run 13 strict -- nsenter --net=/var/run/netns/cnish-test ip link set eth0 up
+
+# Step 14/18 [route[0]] route 0.0.0.0/0 via 10.11.0.1 through eth0
+#   undo: none of its own, undone with step "veth"
+run 14 strict -- nsenter --net=/var/run/netns/cnish-test ip route add 0.0.0.0/0 via 10.11.0.1 dev eth0
+
+# Step 15/18 [masquerade[0].chain] lesson step 8: create the masquerade chain CNI-51ecab9495c29c4cd56b6316 (IPv4, nat table)
+#   why:  one chain per attachment, named like the reference plugin's (CNI- + sha512 of network and container id) so that either plugin can remove the other's
+#   undo: iptables -w -t nat -X CNI-51ecab9495c29c4cd56b6316
+undo_15() { undo iptables -w -t nat -X CNI-51ecab9495c29c4cd56b6316; }
+run 15 strict -- iptables -w -t nat -N CNI-51ecab9495c29c4cd56b6316
+
+# Step 16/18 [masquerade[0].accept[0]] do not masquerade traffic from the container to its own subnet 10.11.0.0/16
+#   undo: iptables -w -t nat -D CNI-51ecab9495c29c4cd56b6316 -d 10.11.0.0/16 -m comment --comment 'name: "gwnet" id: "ctr1"' -j ACCEPT
+undo_16() { undo iptables -w -t nat -D CNI-51ecab9495c29c4cd56b6316 -d 10.11.0.0/16 -m comment --comment 'name: "gwnet" id: "ctr1"' -j ACCEPT; }
+run 16 strict -- iptables -w -t nat -A CNI-51ecab9495c29c4cd56b6316 -d 10.11.0.0/16 -m comment --comment 'name: "gwnet" id: "ctr1"' -j ACCEPT
+
+# Step 17/18 [masquerade[0].masquerade] masquerade everything else the container sends, except multicast
+#   undo: iptables -w -t nat -D CNI-51ecab9495c29c4cd56b6316 '!' -d 224.0.0.0/4 -m comment --comment 'name: "gwnet" id: "ctr1"' -j MASQUERADE
+undo_17() { undo iptables -w -t nat -D CNI-51ecab9495c29c4cd56b6316 '!' -d 224.0.0.0/4 -m comment --comment 'name: "gwnet" id: "ctr1"' -j MASQUERADE; }
+run 17 strict -- iptables -w -t nat -A CNI-51ecab9495c29c4cd56b6316 '!' -d 224.0.0.0/4 -m comment --comment 'name: "gwnet" id: "ctr1"' -j MASQUERADE
+
+# Step 18/18 [masquerade[0].jump[0]] send traffic from 10.11.0.2/32 through CNI-51ecab9495c29c4cd56b6316
+#   undo: iptables -w -t nat -D POSTROUTING -s 10.11.0.2/32 -m comment --comment 'name: "gwnet" id: "ctr1"' -j CNI-51ecab9495c29c4cd56b6316
+undo_18() { undo iptables -w -t nat -D POSTROUTING -s 10.11.0.2/32 -m comment --comment 'name: "gwnet" id: "ctr1"' -j CNI-51ecab9495c29c4cd56b6316; }
+run 18 strict -- iptables -w -t nat -A POSTROUTING -s 10.11.0.2/32 -m comment --comment 'name: "gwnet" id: "ctr1"' -j CNI-51ecab9495c29c4cd56b6316
+
+# ---------------------------------------------------------------------------------------------
+trap - EXIT
+# The CNI result cnish would print:
+cat <<'CNISH_RESULT'
+{
+  "cniVersion": "1.0.0",
+  "interfaces": [
+    {
+      "name": "golden1",
+      "mac": "02:d1:44:c7:d2:be"
+    },
+    {
+      "name": "veth977ff90b17e",
+      "mac": "3a:d9:81:1b:d8:f2"
+    },
+    {
+      "name": "eth0",
+      "mac": "26:70:ad:f2:7b:1c",
+      "sandbox": "/var/run/netns/cnish-test"
+    }
+  ],
+  "ips": [
+    {
+      "address": "10.11.0.2/16",
+      "gateway": "10.11.0.1",
+      "interface": 2
+    }
+  ],
+  "routes": [
+    {
+      "dst": "0.0.0.0/0"
+    }
+  ]
+}
+CNISH_RESULT

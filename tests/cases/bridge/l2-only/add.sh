@@ -1,0 +1,135 @@
+#!/usr/bin/env bash
+# cnish ADD plan (dry run: nothing was changed)
+#
+#   cnish          0.1.0
+#   command        ADD
+#   network        l2net (plugin bridge, cniVersion 0.4.0)
+#   container id   ctr1
+#   netns          /var/run/netns/cnish-test
+#   ifname         eth0
+#
+# Running this script does what cnish would do: the same commands in the same
+# order. If a step fails, the completed steps are undone newest first (shared
+# objects such as the bridge are kept) and the script exits with the failure.
+
+set -euo pipefail
+# Like cnish: tools come from PATH first, then the system directories; messages in English.
+PATH="${PATH:+$PATH:}/usr/sbin:/sbin:/usr/bin:/bin"
+export LC_ALL=C
+
+# Failures that mean "already there" (steps marked on_exists = done) and "already gone"
+# (on_missing = done, and every undo): the same list cnish's executor uses.
+already_there() { case $1 in *'File exists'*|*'Chain already exists'*|*'already reserved'*) return 0 ;; esac; return 1; }
+already_gone() { case $1 in *'Cannot find device'*|*'No such device'*|*'No such file or directory'*|*'does not exist'*|*'Address not found'*|*'No such process'*|*'No chain/target/match by that name'*|*'Bad rule (does a matching rule exist'*|*'Cannot assign requested address'*) return 0 ;; esac; return 1; }
+
+# run STEP MODE -- COMMAND...: run one step; MODE says which failures are harmless.
+run() {
+  local step=$1 mode=$2 out status=0
+  shift 3
+  out=$("$@" 2>&1) || status=$?
+  if (( status == 0 )); then
+    if declare -F "undo_$step" >/dev/null; then DONE+=("$step"); fi
+    return 0
+  fi
+  if [[ $mode == *exists-ok* ]] && already_there "$out"; then return 0; fi
+  if [[ $mode == *missing-ok* ]] && already_gone "$out"; then return 0; fi
+  printf 'cnish: step %s failed with status %s: %s\n' "$step" "$status" "$out" >&2
+  return "$status"
+}
+
+# undo COMMAND...: an undo; an object that is already gone counts as undone.
+undo() {
+  local out status=0
+  out=$("$@" 2>&1) || status=$?
+  if (( status != 0 )) && ! already_gone "$out"; then
+    printf 'cnish: undo failed with status %s: %s\n' "$status" "$out" >&2
+    return 1
+  fi
+}
+
+# On failure, undo the completed steps newest first (shared objects are never undone).
+DONE=()
+rollback() {
+  local status=$? i
+  set +e
+  trap - EXIT
+  if (( status != 0 )); then
+    printf 'cnish: undoing %s completed step(s)\n' "${#DONE[@]}" >&2
+    for ((i = ${#DONE[@]} - 1; i >= 0; i--)); do
+      "undo_${DONE[i]}" || printf 'cnish: could not undo step %s\n' "${DONE[i]}" >&2
+    done
+  fi
+  exit "$status"
+}
+trap rollback EXIT
+
+# ---------------------------------------------------------------------------------------------
+
+# Step 1/9 [bridge] lesson step 2: create the bridge golden3 unless it exists
+#   why:  the bridge is shared by every container of the network, so neither rollback nor DEL removes it; a bridge created by a parallel ADD in the meantime is fine
+#   undo: none, shared with other attachments
+if ! test -e /sys/class/net/golden3; then
+  run 1 exists-ok -- ip link add golden3 address 92:a3:1f:35:e9:e9 type bridge
+fi
+
+# Step 2/9 [bridge-is-bridge] verify that golden3 is a bridge
+#   why:  an existing link of that name that is not a bridge would otherwise receive the container's veth
+run 2 strict -- test -d /sys/class/net/golden3/bridge
+
+# Step 3/9 [bridge-up] bring the bridge golden3 up
+#   undo: none, shared with other attachments
+run 3 strict -- ip link set golden3 up
+
+# Step 4/9 [bridge-promisc] put the bridge golden3 into promiscuous mode (promiscMode)
+#   undo: none, shared with other attachments
+run 4 strict -- ip link set golden3 promisc on
+
+# Step 5/9 [veth] lesson steps 3-4: create the veth pair veth9119b813cb0 (host) / eth0 (inside /var/run/netns/cnish-test)
+#   why:  the container end is created directly inside the namespace, so it never appears on the host under the container's interface name
+#   undo: ip link del veth9119b813cb0
+undo_5() { undo ip link del veth9119b813cb0; }
+run 5 strict -- ip link add veth9119b813cb0 address be:98:bb:e9:08:7a alias cnish/l2net/ctr1/eth0 type veth peer name eth0 address ea:a9:7f:b3:22:4a netns /var/run/netns/cnish-test
+
+# Step 6/9 [attach] lesson step 5: attach veth9119b813cb0 to the bridge golden3
+#   undo: none of its own, undone with step "veth"
+run 6 strict -- ip link set veth9119b813cb0 master golden3
+
+# Step 7/9 [host-up] lesson step 7: bring veth9119b813cb0 up
+#   undo: none of its own, undone with step "veth"
+run 7 strict -- ip link set veth9119b813cb0 up
+
+# Step 8/9 [bridge-no-ra] make the bridge golden3 ignore IPv6 router advertisements
+#   why:  otherwise a container could announce itself as the host's IPv6 router; skipped when already set, tolerated on hosts without IPv6
+#   undo: none, shared with other attachments
+if ! grep -qxF 0 /proc/sys/net/ipv6/conf/golden3/accept_ra; then
+  run 8 missing-ok -- sysctl -q -w net/ipv6/conf/golden3/accept_ra=0
+fi
+
+# Step 9/9 [container-up] lesson step 7: bring eth0 up inside the container
+#   undo: none of its own, undone with step "veth"
+run 9 strict -- nsenter --net=/var/run/netns/cnish-test ip link set eth0 up
+
+# ---------------------------------------------------------------------------------------------
+trap - EXIT
+# The CNI result cnish would print:
+cat <<'CNISH_RESULT'
+{
+  "cniVersion": "0.4.0",
+  "interfaces": [
+    {
+      "name": "golden3",
+      "mac": "92:a3:1f:35:e9:e9"
+    },
+    {
+      "name": "veth9119b813cb0",
+      "mac": "be:98:bb:e9:08:7a"
+    },
+    {
+      "name": "eth0",
+      "mac": "ea:a9:7f:b3:22:4a",
+      "sandbox": "/var/run/netns/cnish-test"
+    }
+  ],
+  "dns": {}
+}
+CNISH_RESULT

@@ -1,0 +1,236 @@
+"""The executor's ordering, batching and rollback, against a fake host (pytest-subprocess).
+
+The plan is the real bridge ADD plan (dual-stack, gateway, masquerade, hairpin). The fake host
+executes nothing: it records every command a step runs — including those inside `ip -batch`,
+`iptables-restore` and multi-setting `sysctl` calls — and fails the one the test chooses,
+with the error text the real tool prints. Unregistered commands fail the test (fail closed).
+"""
+
+import threading
+
+import pytest
+
+from cnish import batching, engine
+from cnish.errors import CNIError
+from cnish.executor import Executor
+from cnish.runner import Runner
+from lab import operation
+
+RAW = {"cniVersion": "1.0.0", "name": "net1", "type": "bridge", "bridge": "br9",
+       "isDefaultGateway": True, "ipMasq": True, "hairpinMode": True,
+       "ipam": {"type": "host-local", "dataDir": "/nonexistent/cnish-engine",
+                "ranges": [[{"subnet": "10.5.0.0/24"}], [{"subnet": "fd05::/64"}]]}}
+
+
+def add_steps():
+    plan, _ = engine.build_plan(operation(dict(RAW)))
+    return plan.steps
+
+
+class FakeHost:
+    """Runs nothing; records step-level commands; fails `fail` (an argv) with `error`."""
+
+    def __init__(self, fp, fail=None, error="RTNETLINK answers: Operation not permitted",
+                 fail_undo=None):
+        self.ran = []
+        self.probes = set()
+        self.fail = tuple(fail) if fail else None
+        self.fail_undo = tuple(fail_undo) if fail_undo else None
+        self.error = error
+        self._lock = threading.Lock()
+        self._stdin_result = {}
+        fp.register([fp.any()], callback=self._callback, stdin_callable=self._stdin,
+                    occurrences=1000)
+        fp.allow_unregistered(False)
+
+    def _bad(self, argv):
+        return argv in (self.fail, self.fail_undo)
+
+    def _single(self, argv):
+        self.ran.append(argv)
+        if argv in self.probes:           # skip_if probes: nothing exists yet, so every step runs
+            return 1, ""
+        return (1, self.error) if self._bad(argv) else (0, "")
+
+    def _stdin(self, data):
+        argv = self._pending
+        wrapper = argv[:argv.index("ip")] if "ip" in argv and argv[-2:] == ("-batch", "-") else None
+        rc, err = 0, ""
+        if wrapper is not None:
+            for number, line in enumerate(data.splitlines(), start=1):
+                step = wrapper + ("ip",) + tuple(line.split())
+                self.ran.append(step)
+                if self._bad(step):
+                    rc, err = 1, f"{self.error}\nCommand failed -:{number}"
+                    break
+        else:                                            # iptables-restore: atomic
+            tool = argv[-3][:-len("-restore")]
+            table = None
+            lines = data.splitlines()
+            candidates = []
+            for number, line in enumerate(lines, start=1):
+                if line.startswith("*"):
+                    table = line[1:]
+                elif line != "COMMIT":
+                    candidates.append((number, table, line))
+            steps = {}
+            for number, table, line in candidates:
+                for cand in self._restore_steps:
+                    if cand[0] == tool and batching._restore_line(cand) == (table, line):
+                        steps[number] = cand
+            for number, _t, _l in candidates:
+                if self._bad(steps[number]):
+                    rc, err = 1, f"{tool}-restore: line {number} failed: {self.error}"
+                    self.ran.append(steps[number])      # attempted; nothing was applied
+                    break
+            if rc == 0:
+                self.ran.extend(steps[n] for n, _t, _l in candidates)
+        self._stdin_result[argv] = rc
+        self._done.set()
+        return {"stderr": err}
+
+    def _callback(self, process):
+        argv = tuple(process.args)
+        if argv[-2:] == ("-batch", "-") or argv[-2:] == ("-w", "--noflush"):
+            self._done.wait(5)
+            process.returncode = self._stdin_result.pop(argv)
+            return
+        if "sysctl" in argv and len(argv) - argv.index("sysctl") > 4:     # a sysctl batch
+            start = argv.index("sysctl")
+            wrapper = argv[:start]
+            for setting in argv[start + 3:]:
+                step = wrapper + ("sysctl", "-q", "-w", setting)
+                self.ran.append(step)
+                if self._bad(step):
+                    process.returncode = 255
+                    process.stderr.write(f"sysctl: {self.error}\n")
+                    return
+            process.returncode = 0
+            return
+        rc, err = self._single(argv)
+        if err:
+            process.stderr.write(err)
+        process.returncode = rc
+
+    def reset(self):
+        self._done = threading.Event()
+
+
+@pytest.fixture
+def host(fp):
+    def make(**kw):
+        h = FakeHost(fp, **kw)
+        h._done = threading.Event()
+        return h
+    return make
+
+
+class ResettingRunner(Runner):
+    """Runner whose commands all go to the fake (no natives), one event per process."""
+
+    def __init__(self, fake):
+        super().__init__(path="/usr/sbin:/usr/bin", use_natives=False)
+        self.fake = fake
+
+    def run(self, argv, stdin=None, env=None):
+        self.fake._done = threading.Event()
+        self.fake._pending = tuple(argv)
+        return super().run(argv, stdin, env)
+
+
+def execute_add(fake, steps):
+    fake.probes = {s.skip_if.argv for s in steps if s.skip_if}
+    fake._restore_steps = [s.run.argv for s in steps] + [s.undo.argv for s in steps if s.undo]
+    executor = Executor(ResettingRunner(fake))
+    return executor.apply(steps)
+
+
+def test_success_runs_every_step_once_in_order(host):
+    steps = add_steps()
+    fake = host()
+    execute_add(fake, steps)
+    runs = [s.run.argv for s in steps]
+    executed = [a for a in fake.ran if a in runs]
+    assert executed == runs
+
+
+def expected_undo(completed_steps):
+    return [s.undo.argv for s in reversed(completed_steps) if s.undo is not None and not s.shared]
+
+
+@pytest.mark.parametrize("k", range(1, len(add_steps()) + 1))
+def test_failure_at_step_k_undoes_completed_steps_in_reverse(host, k):
+    steps = add_steps()
+    target = steps[k - 1]
+    fake = host(fail=target.run.argv)
+    with pytest.raises(CNIError) as info:
+        execute_add(fake, steps)
+    err = info.value
+    assert err.code == 100 and f"step {k} ({target.id})" in err.msg
+    assert "Operation not permitted" in err.details
+    runs = [s.run.argv for s in steps]
+    undos = [s.undo.argv for s in steps if s.undo]
+    position = fake.ran.index(target.run.argv)
+    completed = [a for a in fake.ran[:position] if a in runs]
+    # the steps before k ran in order; the only ones not applied belong to the failing step's
+    # atomic iptables-restore transaction ...
+    assert completed == runs[:len(completed)]
+    for step in steps[len(completed):k - 1]:
+        assert step.run.argv[0] == target.run.argv[0] in ("iptables", "ip6tables")
+    # ... nothing after step k ran, and exactly the completed, non-shared steps were undone,
+    # newest first
+    after = fake.ran[position + 1:]
+    assert not [a for a in after if a in runs[k:]]
+    assert [a for a in after if a in undos] == expected_undo(steps[:len(completed)])
+
+
+def test_a_failing_undo_does_not_stop_the_rollback(host):
+    steps = add_steps()
+    ids = [s.id for s in steps]
+    target = steps[ids.index("masquerade[1].jump[0]")]
+    veth = steps[ids.index("veth")]
+    fake = host(fail=target.run.argv, fail_undo=veth.undo.argv)
+    with pytest.raises(CNIError) as info:
+        execute_add(fake, steps)
+    assert "rollback could not undo" in info.value.details and "veth" in info.value.details
+    undone = [a for a in fake.ran if a in [s.undo.argv for s in steps if s.undo]]
+    # every undo still ran, the failing one included, in reverse order (the ip6tables
+    # transaction that failed applied nothing, so its chain is not undone)
+    first_v6 = ids.index("masquerade[1].chain")
+    assert undone == expected_undo(steps[:first_v6])
+
+
+def test_exists_is_tolerated_where_declared(host):
+    steps = add_steps()
+    bridge = next(s for s in steps if s.id == "bridge")
+    fake = host(fail=bridge.run.argv, error="RTNETLINK answers: File exists")
+    execute_add(fake, steps)          # a bridge created concurrently is fine
+
+
+def test_exists_is_an_error_elsewhere(host):
+    steps = add_steps()
+    veth = next(s for s in steps if s.id == "veth")
+    fake = host(fail=veth.run.argv, error="RTNETLINK answers: File exists")
+    with pytest.raises(CNIError) as info:
+        execute_add(fake, steps)
+    assert "File exists" in info.value.details and "already has an interface" in info.value.details
+
+
+def test_del_keeps_going_and_reports(host):
+    raw = dict(RAW, prevResult={"cniVersion": "1.0.0", "ips": [{"address": "10.5.0.2/24"}]})
+    plan, _ = engine.build_plan(operation(raw, "DEL"))
+    flush = next(s for s in plan.steps if s.id.endswith("flush"))
+    fake = host(fail=flush.run.argv, error="iptables: Resource temporarily unavailable.")
+    fake._restore_steps = [s.run.argv for s in plan.steps]
+    with pytest.raises(CNIError) as info:
+        Executor(ResettingRunner(fake)).teardown(plan.steps)
+    assert "could not remove everything" in info.value.msg and flush.description in info.value.msg
+    release = next(s for s in plan.steps if s.id == "release")
+    assert release.run.argv in fake.ran               # later steps still ran
+
+
+def test_del_treats_missing_as_done(host):
+    plan, _ = engine.build_plan(operation(dict(RAW), "DEL"))
+    fake = host(fail=plan.steps[0].run.argv, error='Cannot find device "eth0"')
+    fake._restore_steps = [s.run.argv for s in plan.steps]
+    Executor(ResettingRunner(fake)).teardown(plan.steps)

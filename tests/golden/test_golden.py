@@ -1,0 +1,70 @@
+"""Golden plans: tests/cases/<plugin>/<case>/ holds a config and the dry-run output cnish must
+produce for it. A change in these files is a change in what cnish does to a host — review it
+as such. Regenerate after an intended change with:  pytest tests/golden --regen-golden
+"""
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from cnish import engine, scripts
+from lab import operation
+
+CASES = Path(__file__).resolve().parent.parent / "cases"
+OUTPUTS = ("add.sh", "add.json", "check.sh", "del.sh")
+
+
+def cases():
+    return sorted(p for p in CASES.glob("*/*") if (p / "config.json").exists())
+
+
+def render(case: Path) -> dict:
+    raw = json.loads((case / "config.json").read_text())
+    extra = json.loads((case / "case.json").read_text()) if (case / "case.json").exists() else {}
+    kw = {k: extra[k] for k in ("cid", "ifname", "netns", "args") if k in extra}
+    add, _ = engine.build_plan(operation(dict(raw), "ADD", opts=extra.get("add_opts"), **kw))
+    out = {"add.sh": scripts.bash(add), "add.json": scripts.as_json(add) + "\n"}
+    with_prev = dict(raw, prevResult=add.result)
+    if engine.results.at_least(raw.get("cniVersion", "0.1.0"), "0.4.0"):
+        check, _ = engine.build_plan(operation(dict(with_prev), "CHECK", **kw))
+        out["check.sh"] = scripts.bash(check)
+    delete, _ = engine.build_plan(operation(dict(with_prev), "DEL", opts=extra.get("del_opts"), **kw))
+    out["del.sh"] = scripts.bash(delete)
+    return out
+
+
+@pytest.fixture(autouse=True)
+def fixed_machine(monkeypatch):
+    monkeypatch.setattr(engine, "machine_id", lambda: "golden-machine")
+
+
+@pytest.mark.parametrize("case", cases(), ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_golden(case, request):
+    rendered = render(case)
+    if request.config.getoption("--regen-golden"):
+        for name in OUTPUTS:
+            path = case / name
+            if name in rendered:
+                path.write_text(rendered[name])
+            elif path.exists():
+                path.unlink()
+        return
+    for name, text in rendered.items():
+        expected = case / name
+        assert expected.exists(), f"{expected} missing: run pytest tests/golden --regen-golden"
+        assert text == expected.read_text(), f"{expected} differs from what cnish prints now"
+
+
+@pytest.mark.parametrize("case", cases(), ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_golden_scripts_are_valid(case):
+    for name in OUTPUTS:
+        path = case / name
+        if name.endswith(".sh") and path.exists():
+            subprocess.run(["bash", "-n", str(path)], check=True)
+            if os.path.exists("/usr/bin/shellcheck"):
+                proc = subprocess.run(["shellcheck", "-s", "bash", str(path)],
+                                      capture_output=True, text=True)
+                assert proc.returncode == 0, proc.stdout

@@ -1,0 +1,352 @@
+"""The bridge plugin on a real kernel: real namespaces, links, addresses, routes, iptables.
+
+cnish runs inside a private "host" namespace (as a runtime on a node would run it), so the
+bridge, the nat table and the sysctls it changes are the test's own and vanish with it.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from lab import ROOT, bridge_conf, cnish_command, sh, store_files, unique
+
+pytestmark = pytest.mark.kernel
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def ping(lab_ns, address):
+    flag = "-6" if ":" in address else "-4"
+    return sh("ip", "netns", "exec", lab_ns, "ping", flag, "-c", "1", "-W", "2", address,
+              check=False).returncode == 0
+
+
+def nat_rules(node, tool="iptables"):
+    return [l for l in node.run(f"{tool}-save", "-t", "nat").stdout.splitlines()
+            if l.startswith(("-A", ":CNI"))]
+
+
+def test_add_ping_check_del_del(lab):
+    host, c = lab.host(), lab.netns()
+    conf = bridge_conf(lab)
+    rc, res, err = host.cni("ADD", conf, c)
+    assert rc == 0, (res, err)
+    assert res["cniVersion"] == "1.0.0"
+    assert res["ips"] == [{"address": "10.77.0.2/24", "gateway": "10.77.0.1", "interface": 2}]
+    bridge, veth, eth0 = res["interfaces"]
+    assert bridge["name"] == "cni-test0" and eth0 == {
+        "name": "eth0", "mac": eth0["mac"], "sandbox": f"/var/run/netns/{c}"}
+    assert ping(c, "10.77.0.1")
+    # the container's view
+    routes = sh("ip", "-n", c, "route").stdout
+    assert "default via 10.77.0.1 dev eth0" in routes
+    link = sh("ip", "-n", c, "-o", "link", "show", "eth0").stdout
+    assert eth0["mac"] in link and "state UP" in link
+    # the host's view: veth on the bridge, gateway address, masquerade chain and jump
+    assert os.path.basename(host.run("readlink", f"/sys/class/net/{veth['name']}/master").stdout.strip()) == "cni-test0"
+    assert "10.77.0.1/24" in host.run("ip", "-o", "addr", "show", "dev", "cni-test0").stdout
+    rules = nat_rules(host)
+    assert any("-s 10.77.0.2/32" in r and "POSTROUTING" in r for r in rules)
+    assert host.run("cat", "/proc/sys/net/ipv4/ip_forward").stdout.strip() == "1"
+    assert store_files(lab.data_dir)[f"{conf['name']}/10.77.0.2"] == ("0o600", b"ctr1\r\neth0")
+
+    rc, out, err = host.cni("CHECK", dict(conf, prevResult=res), c)
+    assert rc == 0 and out is None, err
+
+    for attempt in range(2):       # DEL, and DEL again
+        rc, out, err = host.cni("DEL", dict(conf, prevResult=res), c)
+        assert rc == 0 and out is None, (attempt, out, err)
+    assert veth["name"] not in host.run("ip", "-o", "link").stdout
+    assert nat_rules(host) == []
+    assert not any(k.endswith("10.77.0.2") for k in store_files(lab.data_dir))
+    assert "cni-test0" in host.run("ip", "-o", "link").stdout          # the bridge stays
+
+
+def test_dual_stack(lab):
+    host, c = lab.host(), lab.netns()
+    conf = bridge_conf(lab, isDefaultGateway=True, ipam={
+        "ranges": [[{"subnet": "10.78.0.0/24"}], [{"subnet": "fd78::/64"}]], "routes": []})
+    rc, res, err = host.cni("ADD", conf, c)
+    assert rc == 0, (res, err)
+    assert [ip["address"] for ip in res["ips"]] == ["10.78.0.2/24", "fd78::2/64"]
+    assert ping(c, "10.78.0.1") and ping(c, "fd78::1")
+    assert "default via fd78::1" in sh("ip", "-n", c, "-6", "route").stdout
+    assert any("fd78::2/128" in r for r in nat_rules(host, "ip6tables"))
+    assert host.cni("CHECK", dict(conf, prevResult=res), c)[0] == 0
+    assert host.cni("DEL", dict(conf, prevResult=res), c)[0] == 0
+    assert nat_rules(host) == [] and nat_rules(host, "ip6tables") == []
+
+
+def test_check_names_what_is_wrong(lab):
+    host, c = lab.host(), lab.netns()
+    conf = bridge_conf(lab)
+    rc, res, _ = host.cni("ADD", conf, c)
+    sh("ip", "-n", c, "route", "del", "default")
+    rc, out, err = host.cni("CHECK", dict(conf, prevResult=res), c)
+    assert rc == 1 and out["code"] == 101
+    assert "route 0.0.0.0/0 via 10.77.0.1" in out["msg"]
+    host.cni("DEL", dict(conf, prevResult=res), c)
+
+
+def test_add_onto_existing_ifname_fails_and_leaves_nothing(lab):
+    host, c = lab.host(), lab.netns()
+    conf = bridge_conf(lab)
+    sh("ip", "-n", c, "link", "add", "eth0", "type", "veth", "peer", "name", "other0")
+    before = host.state(c)
+    rc, out, err = host.cni("ADD", conf, c)
+    assert rc == 1 and out["code"] == 100
+    assert "File exists" in out["details"] and "eth0" in out["details"]
+    after = host.state(c)
+    # only the shared bridge (with its address and sysctls) and the store's lock may appear
+    after["store"] = {k: v for k, v in after["store"].items() if not k.endswith("/lock")}
+    for key in ("iptables", "ip6tables", "store", "container"):
+        assert after[key] == before[key], key
+    assert not any("veth" in l for l in after["links"])
+
+
+def test_del_without_netns_or_prev_result_still_cleans_up(lab):
+    host, c = lab.host(), lab.netns()
+    conf = bridge_conf(lab)
+    rc, res, _ = host.cni("ADD", conf, c)
+    assert rc == 0
+    # the container's interface disappears on its own (which the reference cannot clean up
+    # after: it learns the addresses from the interface)
+    sh("ip", "-n", c, "link", "del", "eth0")
+    rc, out, err = host.cni("DEL", conf, c)          # no prevResult either
+    assert rc == 0, (out, err)
+    assert nat_rules(host) == [] and store_files(lab.data_dir).keys() <= {
+        f"{conf['name']}/lock", f"{conf['name']}/last_reserved_ip.0"}
+    # a missing namespace path and an empty CNI_NETNS are fine too
+    assert host.cni("DEL", conf, "/var/run/netns/does-not-exist")[0] == 0
+    assert host.cni("DEL", conf, "")[0] == 0
+
+
+def test_del_after_netns_is_gone(lab):
+    host, c = lab.host(), lab.netns()
+    conf = bridge_conf(lab)
+    rc, res, _ = host.cni("ADD", conf, c)
+    sh("ip", "netns", "del", c)
+    rc, out, err = host.cni("DEL", dict(conf, prevResult=res), c)
+    assert rc == 0, (out, err)
+    assert nat_rules(host) == []
+
+
+def test_bad_config_changes_nothing(lab):
+    host, c = lab.host(), lab.netns()
+    before = host.state(c)
+    for bad, code in ((dict(bridge_conf(lab), bridge="bad name"), 7),
+                      (dict(bridge_conf(lab), mtu="x"), 7),
+                      (dict(bridge_conf(lab), cniVersion="9.0.0"), 1)):
+        rc, out, err = host.cni("ADD", bad, c)
+        assert rc == 1 and out["code"] == code, out
+    rc, out, _ = host.cni("ADD", bridge_conf(lab), c, ifname="bad;name")
+    assert rc == 1 and out["code"] == 4 and "CNI_IFNAME" in out["msg"]
+    assert host.state(c) == before
+
+
+def test_dry_run_script_does_what_execution_does(lab, tmp_path):
+    """The bash script from --dry-run and cnish's own execution leave identical state."""
+    host, c = lab.host(), lab.netns()
+    conf = bridge_conf(lab, isDefaultGateway=True, hairpinMode=True, ipam={
+        "ranges": [[{"subnet": "10.79.0.0/24"}], [{"subnet": "fd79::/64"}]], "routes": []})
+    conf_file = tmp_path / "net.conf"
+    conf_file.write_text(json.dumps(conf))
+    cli = cnish_command()
+    common = ["--config", str(conf_file), "--cid", "ctr1", "--cache-dir", lab.cache_dir]
+
+    def normalized(state):
+        def strip(line):      # interface indexes differ between two creations of the same link
+            words = line.split()
+            return " ".join(w.split("@")[0] if i == 1 else w for i, w in enumerate(words[1:], 1))
+        return {k: (sorted(strip(l) for l in v) if k in ("links", "addresses") else v)
+                for k, v in state.items() if k != "container"} | {
+            "container": {k: sorted(strip(l) for l in v) if k != "routes" else v
+                          for k, v in state["container"].items()}}
+
+    host.run(*cli, "add", conf["name"], c, *common)             # warm-up: the shared bridge
+    host.run(*cli, "del", conf["name"], c, *common)
+    for f in ("last_reserved_ip.0", "last_reserved_ip.1"):
+        os.unlink(os.path.join(lab.data_dir, conf["name"], f))
+    host.settle(c)
+    clean = normalized(host.state(c))
+
+    script = host.run(*cli, "add", conf["name"], c, *common, "--dry-run").stdout
+    (tmp_path / "add.sh").write_text(script)
+    ran = host.run("bash", str(tmp_path / "add.sh"))
+    host.settle(c)
+    by_script = normalized(host.state(c))
+    script_result = json.loads(ran.stdout)
+
+    del_script = host.run(*cli, "del", conf["name"], c, *common, "--dry-run").stdout
+    (tmp_path / "del.sh").write_text(del_script)
+    host.run("bash", str(tmp_path / "del.sh"))
+    for f in ("last_reserved_ip.0", "last_reserved_ip.1"):
+        os.unlink(os.path.join(lab.data_dir, conf["name"], f))
+    host.settle(c)
+    assert normalized(host.state(c)) == clean
+
+    out = host.run(*cli, "add", conf["name"], c, *common).stdout
+    assert json.loads(out) == script_result
+    host.settle(c)
+    assert normalized(host.state(c)) == by_script
+    assert ping(c, "10.79.0.1") and ping(c, "fd79::1")
+    check_script = host.run(*cli, "check", conf["name"], c, *common, "--dry-run").stdout
+    (tmp_path / "check.sh").write_text(check_script)
+    host.run("bash", str(tmp_path / "check.sh"))
+    host.run(*cli, "del", conf["name"], c, *common)
+
+
+def add_plan(host, conf, c, tmp_path):
+    conf_file = tmp_path / "plan.conf"
+    conf_file.write_text(json.dumps(conf))
+    out = host.run(*cnish_command(), "add", conf["name"], c, "--config", str(conf_file),
+                   "--cid", "ctr1", "--dry-run", "--format", "json").stdout
+    return json.loads(out)["steps"]
+
+
+def test_rollback_at_every_step_restores_the_host(lab, tmp_path):
+    """For every step k of the ADD plan, a failing wrapper in PATH makes step k fail; the host
+    (links, addresses, routes, iptables, store, container) must be exactly as before."""
+    host, c = lab.host(), lab.netns()
+    conf = bridge_conf(lab, isDefaultGateway=True, hairpinMode=True, ipam={
+        "ranges": [[{"subnet": "10.80.0.0/24"}], [{"subnet": "fd80::/64"}]], "routes": []})
+    rc, res, _ = host.cni("ADD", conf, c)                       # warm-up: shared objects exist
+    assert rc == 0
+    assert host.cni("DEL", dict(conf, prevResult=res), c)[0] == 0
+    host.settle(c)
+    wrappers = tmp_path / "wrap"
+    wrappers.mkdir()
+    steps = add_plan(host, conf, c, tmp_path)
+    env = {"CNISH_SRC": str(ROOT), "CNISH_FAULT_LOG": str(tmp_path / "faults.log")}
+    injected = 0
+    for index in range(len(steps)):
+        # plan again each time: a step skipped below makes a real ADD+DEL, which moves the
+        # host-local round-robin to the next address
+        step = add_plan(host, conf, c, tmp_path)[index]
+        before = host.state(c)
+        argv = step["argv"]
+        if argv[0] == "nsenter":
+            argv = argv[2:]
+        for tool in os.listdir(wrappers):
+            os.unlink(wrappers / tool)
+        os.symlink(os.path.join(os.path.dirname(__file__), "faultwrap.py"), wrappers / argv[0])
+        if argv[0].endswith("tables"):
+            os.symlink(os.path.join(os.path.dirname(__file__), "faultwrap.py"),
+                       wrappers / (argv[0] + "-restore"))
+        rc, out, err = host.cni("ADD", conf, c, path_prefix=str(wrappers),
+                                extra_env=dict(env, CNISH_FAULT=json.dumps(argv)))
+        if step.get("skipIf") and rc == 0:
+            # the step was skipped (shared object already there): it cannot fail here
+            assert host.cni("DEL", dict(conf, prevResult=out), c)[0] == 0
+            continue
+        assert rc == 1, (step["id"], out, err)
+        assert f"step {step['n']} ({step['id']})" in out["msg"], out
+        assert host.state(c) == before, step["id"]
+        injected += 1
+    assert injected >= len(steps) - 4
+
+
+def test_failed_bridge_creation_leaves_no_bridge(lab, tmp_path):
+    host, c = lab.host(), lab.netns()
+    conf = bridge_conf(lab)
+    steps = add_plan(host, conf, c, tmp_path)
+    bridge = next(s for s in steps if s["id"] == "bridge")
+    wrappers = tmp_path / "wrap"
+    wrappers.mkdir()
+    os.symlink(os.path.join(os.path.dirname(__file__), "faultwrap.py"), wrappers / "ip")
+    before = host.state(c)
+    rc, out, _ = host.cni("ADD", conf, c, path_prefix=str(wrappers),
+                          extra_env={"CNISH_SRC": str(ROOT), "CNISH_FAULT": json.dumps(bridge["argv"])})
+    assert rc == 1 and "(bridge)" in out["msg"]
+    after = host.state(c)
+    # the store's lock file stays, like the store directory itself: it is the store's mutex
+    after["store"] = {k: v for k, v in after["store"].items() if not k.endswith("/lock")}
+    assert after == before
+
+
+def test_any_executable_name_dispatches(lab, tmp_path):
+    """Installed as cnish-bridge, as bridge, or as host-local (an IPAM plugin)."""
+    host, c = lab.host(), lab.netns()
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    exe = cnish_command()[0]
+    for name in ("cnish-bridge", "host-local"):
+        os.symlink(exe, bin_dir / name)
+    conf = bridge_conf(lab, type="cnish-bridge")
+    rc, res, err = host.cni("ADD", conf, c, plugin=[str(bin_dir / "cnish-bridge")])
+    assert rc == 0, err
+    assert host.cni("DEL", dict(conf, prevResult=res), c, plugin=[str(bin_dir / "cnish-bridge")])[0] == 0
+    # as host-local: receives the main plugin's config and answers with an IPAM result
+    rc, res, err = host.cni("ADD", dict(conf, type="bridge"), c, cid="ipam1",
+                            plugin=[str(bin_dir / "host-local")])
+    assert rc == 0 and "interfaces" not in res and res["ips"][0]["address"].startswith("10.77.0.")
+    rc, _, _ = host.cni("DEL", dict(conf, type="bridge"), c, cid="ipam1",
+                        plugin=[str(bin_dir / "host-local")])
+    assert rc == 0 and not any("ipam1" in str(v) for v in store_files(lab.data_dir).values())
+
+
+def test_version_and_about(lab):
+    host = lab.host()
+    proc = host.run(*cnish_command(), input='{"cniVersion":"0.4.0"}',
+                    env={"CNI_COMMAND": "VERSION", "PATH": os.environ["PATH"]})
+    assert json.loads(proc.stdout) == {"cniVersion": "0.4.0", "supportedVersions": [
+        "0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"]}
+    proc = host.run(*cnish_command(), input="garbage", env={"CNI_COMMAND": "VERSION", "PATH": os.environ["PATH"]})
+    assert json.loads(proc.stdout)["cniVersion"] == "1.1.0"
+
+
+def test_log_file_records_the_plan(lab, tmp_path):
+    host, c = lab.host(), lab.netns()
+    log = tmp_path / "cnish.log"
+    conf = bridge_conf(lab, logFile=str(log))
+    rc, res, _ = host.cni("ADD", conf, c)
+    assert rc == 0
+    text = log.read_text()
+    assert "plan:" in text and "step 1 reserve[0]" in text and "apply: step" in text and "done: 10.77.0.2/24" in text
+    assert oct(os.stat(log).st_mode & 0o777) == "0o600"
+    host.cni("DEL", dict(conf, prevResult=res), c)
+
+
+@pytest.fixture
+def root_bridge(lab):
+    """A test bridge in the machine's own namespace (the quick start runs where an operator
+    would), removed afterwards with the forwarding sysctls restored to their old values."""
+    name = f"cnbr{unique('b')[6:12]}"        # 10 characters, unique per run
+    saved = {k: open(k).read().strip() for k in ("/proc/sys/net/ipv4/ip_forward",
+                                                 "/proc/sys/net/ipv6/conf/all/forwarding")}
+    try:
+        yield name
+    finally:
+        subprocess.run(["ip", "link", "del", name], capture_output=True)
+        for key, value in saved.items():
+            if open(key).read().strip() != value:
+                with open(key, "w") as f:
+                    f.write(value)
+
+
+def test_cli_quick_start(lab, tmp_path, root_bridge):
+    """README's quick start, run as an operator would (in the machine's own namespace, with a
+    test bridge and a benchmarking-range subnet): --create-netns, ping the gateway, check,
+    del --delete-netns. No masquerade, so the machine's firewall is not touched."""
+    name = unique("q")
+    lab.namespaces.append(name)          # created by cnish; removed by the lab if a step fails
+    confdir = tmp_path / "net.d"
+    confdir.mkdir()
+    conf = bridge_conf(lab, name="demo", bridge=root_bridge, ipMasq=False,
+                       ipam={"ranges": [[{"subnet": "198.18.77.0/24"}]]})
+    (confdir / "10-demo.conflist").write_text(json.dumps({
+        "cniVersion": "1.0.0", "name": "demo", "plugins": [conf]}))
+    env = dict(os.environ, NETCONFPATH=str(confdir))
+    cli = cnish_command()
+    common = ["--cache-dir", lab.cache_dir]
+    script = sh(*cli, "add", "demo", name, "--create-netns", "--dry-run", *common, env=env).stdout
+    assert "ip netns add" in script and not os.path.exists(f"/var/run/netns/{name}")
+    out = sh(*cli, "add", "demo", name, "--create-netns", *common, env=env).stdout
+    assert json.loads(out)["ips"][0]["address"] == "198.18.77.2/24"
+    assert ping(name, "198.18.77.1")
+    sh(*cli, "check", "demo", name, *common, env=env)
+    sh(*cli, "del", "demo", name, "--delete-netns", *common, env=env)
+    assert not os.path.exists(f"/var/run/netns/{name}")
+    assert not os.listdir(os.path.join(lab.cache_dir, "results"))

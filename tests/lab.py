@@ -1,0 +1,185 @@
+"""Helpers for tests that use real network namespaces, links and iptables rules."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+RUN_ID = uuid.uuid4().hex[:6]
+ROOT = Path(__file__).resolve().parent.parent
+_counter = [0]
+
+
+def kernel_problem() -> str | None:
+    """Why kernel tests cannot run here (None when they can)."""
+    if os.geteuid() != 0:
+        return "kernel tests need root (network namespaces, links, iptables)"
+    for tool in ("ip", "iptables", "nsenter", "sysctl"):
+        if shutil.which(tool, path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin") is None:
+            return f"kernel tests need {tool} (apt install iproute2 iptables util-linux procps)"
+    return None
+
+
+def cnish_command() -> list:
+    """The installed `cnish` executable next to this interpreter, as a runtime would exec it."""
+    exe = Path(sys.executable).parent / "cnish"
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "cnish"]
+
+
+def unique(kind: str) -> str:
+    _counter[0] += 1
+    return f"cnish-{RUN_ID}-{kind}{_counter[0]}"
+
+
+def sh(*argv, check=True, input=None, env=None) -> subprocess.CompletedProcess:
+    proc = subprocess.run(argv, capture_output=True, text=True, input=input, env=env)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{argv} failed ({proc.returncode}): {proc.stderr}")
+    return proc
+
+
+class Lab:
+    """Namespaces and directories of one test; everything is removed by close()."""
+
+    def __init__(self, tmp_path: Path):
+        self.tmp = tmp_path
+        self.namespaces = []
+        self.data_dir = str(tmp_path / "networks")
+        self.cache_dir = str(tmp_path / "cache")
+
+    def netns(self, kind: str = "c") -> str:
+        name = unique(kind)
+        sh("ip", "netns", "add", name)
+        self.namespaces.append(name)
+        sh("ip", "-n", name, "link", "set", "lo", "up")
+        return name
+
+    def host(self) -> "Node":
+        return Node(self, self.netns("h"))
+
+    def close(self):
+        for name in reversed(self.namespaces):
+            subprocess.run(["ip", "netns", "del", name], capture_output=True)
+
+
+class Node:
+    """A private "host" namespace: cnish runs here as a runtime would run it on a node."""
+
+    def __init__(self, lab: Lab, name: str):
+        self.lab = lab
+        self.name = name
+
+    def run(self, *argv, check=True, input=None, env=None):
+        return sh("ip", "netns", "exec", self.name, *argv, check=check, input=input, env=env)
+
+    def cni(self, command: str, conf: dict, netns: str | None, cid: str = "ctr1",
+            ifname: str = "eth0", args: str = "", path_prefix: str | None = None,
+            plugin: list | None = None, extra_env: dict | None = None):
+        """Exec a CNI plugin (cnish by default) like a runtime: env + config on stdin."""
+        env = {"PATH": (path_prefix + ":" if path_prefix else "") + os.environ["PATH"],
+               "CNI_COMMAND": command, "CNI_CONTAINERID": cid,
+               "CNI_NETNS": f"/var/run/netns/{netns}" if netns and "/" not in netns else (netns or ""),
+               "CNI_IFNAME": ifname, "CNI_PATH": "/usr/lib/cni", "CNI_ARGS": args}
+        env.update(extra_env or {})
+        proc = self.run(*(plugin or cnish_command()), check=False, input=json.dumps(conf), env=env)
+        out = json.loads(proc.stdout) if proc.stdout.strip() else None
+        return proc.returncode, out, proc.stderr
+
+    def settle(self, *namespaces, timeout: float = 5.0):
+        """Wait until IPv6 duplicate address detection has finished in these namespaces (the
+        kernel keeps changing addresses and routes until it has)."""
+        import time
+        deadline = time.monotonic() + timeout
+        for ns in (self.name,) + namespaces:
+            while time.monotonic() < deadline:
+                proc = sh("ip", "-n", ns, "-6", "addr", "show", "tentative", check=False)
+                if not proc.stdout.strip():
+                    break
+                time.sleep(0.1)
+
+    # -- state snapshots, for "exactly as before" assertions -----------------------------------
+
+    def state(self, container: str | None = None) -> dict:
+        def lines(*argv, ns=self.name):
+            proc = sh("ip", "netns", "exec", ns, *argv, check=False)
+            return sorted(_steady(l) for l in proc.stdout.splitlines() if l.strip())
+
+        def tables(tool):
+            out = lines(tool + "-save")
+            return [l.split(" [")[0] if l.startswith(":") else l for l in out
+                    if not l.startswith("#")]
+
+        snap = {
+            "links": lines("ip", "-o", "link", "show"),
+            "addresses": lines("ip", "-o", "addr", "show"),
+            "routes4": lines("ip", "-4", "route", "show", "table", "all"),
+            "routes6": lines("ip", "-6", "route", "show", "table", "all"),
+            "iptables": tables("iptables"),
+            "ip6tables": tables("ip6tables"),
+            "store": store_files(self.lab.data_dir),
+        }
+        if container:
+            snap["container"] = {
+                "links": lines("ip", "-o", "link", "show", ns=container),
+                "addresses": lines("ip", "-o", "addr", "show", ns=container),
+                "routes": lines("ip", "route", "show", "table", "all", ns=container),
+            }
+        return snap
+
+
+def _steady(line: str) -> str:
+    """Drop what the kernel changes on its own, a moment after a port joins or leaves a
+    bridge (carrier and operational state, linkwatch runs up to a second later)."""
+    for flag in ("LOWER_UP", "NO-CARRIER", "M-DOWN"):
+        line = line.replace(f",{flag}", "").replace(f"<{flag},", "<")
+    line = line.replace(" linkdown", "")
+    words = line.split(" ")
+    if "state" in words:
+        at = words.index("state")
+        del words[at:at + 2]
+    return " ".join(words)
+
+
+def store_files(data_dir: str) -> dict:
+    """Every file of a host-local data directory: relative path -> (mode, content)."""
+    out = {}
+    for dirpath, _dirs, files in os.walk(data_dir):
+        for name in files:
+            path = os.path.join(dirpath, name)
+            with open(path, "rb") as f:
+                out[os.path.relpath(path, data_dir)] = (oct(os.stat(path).st_mode & 0o777), f.read())
+    return out
+
+
+def bridge_conf(lab: Lab, name: str | None = None, **overrides) -> dict:
+    """A bridge network config with host-local IPAM in the test's data directory."""
+    conf = {
+        "cniVersion": "1.0.0",
+        "name": name or unique("net"),
+        "type": "bridge",
+        "bridge": "cni-test0",
+        "isGateway": True,
+        "ipMasq": True,
+        "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.77.0.0/24"}]],
+                 "routes": [{"dst": "0.0.0.0/0"}], "dataDir": lab.data_dir},
+    }
+    ipam = overrides.pop("ipam", None)
+    conf.update(overrides)
+    if ipam is not None:
+        conf["ipam"] = dict(conf["ipam"], **ipam) if ipam else {}
+    return conf
+
+
+def operation(raw: dict, command: str = "ADD", cid: str = "ctr1", ifname: str = "eth0",
+              netns: str = "/var/run/netns/cnish-test", args: str = "", dry_run: bool = True,
+              opts: dict | None = None, runner=None):
+    """An in-process Operation (no namespace needs to exist; nothing is executed)."""
+    from cnish.config import parse_env
+    from cnish.engine import Operation
+    env = {"CNI_COMMAND": command, "CNI_CONTAINERID": cid, "CNI_NETNS": netns,
+           "CNI_IFNAME": ifname, "CNI_PATH": "/opt/cni/bin", "CNI_ARGS": args}
+    return Operation(raw, parse_env(env, netns_exists=False), dry_run=dry_run, opts=opts,
+                     runner=runner)

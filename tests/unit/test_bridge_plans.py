@@ -1,0 +1,121 @@
+"""Plan building for the bridge plugin: which steps appear, in which order, with which argv."""
+
+import pytest
+
+from cnish import engine
+from cnish.errors import CNIError
+from lab import operation
+
+
+def raw(**kw):
+    conf = {"cniVersion": "1.0.0", "name": "net1", "type": "bridge", "bridge": "br9",
+            "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.5.0.0/24"}]],
+                     "dataDir": "/nonexistent/cnish-unit"}}
+    ipam = kw.pop("ipam", None)
+    conf.update(kw)
+    if ipam is not None:
+        conf["ipam"] = ipam
+    return conf
+
+
+def plan(conf, command="ADD", **kw):
+    p, att = engine.build_plan(operation(conf, command, **kw))
+    return p, att
+
+
+def ids(p):
+    return [s.id for s in p.steps]
+
+
+def test_minimal_add_follows_the_lesson_order():
+    p, att = plan(raw())
+    assert ids(p) == ["reserve[0]", "bridge", "bridge-is-bridge", "bridge-up", "veth", "attach",
+                      "host-up", "bridge-no-ra", "arp-notify", "address[0]", "container-up"]
+    veth = p.steps[4]
+    assert veth.run.argv[:4] == ("ip", "link", "add", att["host_veth"])
+    assert veth.undo.argv == ("ip", "link", "del", att["host_veth"])
+    assert p.steps[9].run.argv == ("nsenter", "--net=/var/run/netns/cnish-test", "ip", "addr",
+                                   "add", "10.5.0.2/24", "dev", "eth0")
+
+
+def test_gateway_masquerade_and_default_route():
+    p, att = plan(raw(isDefaultGateway=True, ipMasq=True))
+    got = ids(p)
+    for step in ("gateway[0]", "forward-ipv4", "route[0]", "masquerade[0].chain",
+                 "masquerade[0].accept[0]", "masquerade[0].masquerade", "masquerade[0].jump[0]"):
+        assert step in got
+    route = p.steps[got.index("route[0]")]
+    assert route.run.argv[-6:] == ("add", "0.0.0.0/0", "via", "10.5.0.1", "dev", "eth0")
+    jump = p.steps[got.index("masquerade[0].jump[0]")]
+    assert "POSTROUTING" in jump.run.argv and "10.5.0.2/32" in jump.run.argv
+    assert jump.undo.argv[jump.undo.argv.index("POSTROUTING") - 1] == "-D"
+
+
+def test_options_add_their_steps():
+    assert "hairpin" in ids(plan(raw(hairpinMode=True))[0])
+    assert "bridge-promisc" in ids(plan(raw(promiscMode=True))[0])
+    p, _ = plan(raw(mtu=1400))
+    assert "mtu" in p.steps[ids(p).index("veth")].run.argv
+
+
+def test_dual_stack_has_ipv6_sysctls_and_both_tables():
+    conf = raw(isGateway=True, ipMasq=True,
+               ipam={"type": "host-local", "dataDir": "/nonexistent/x",
+                     "ranges": [[{"subnet": "10.5.0.0/24"}], [{"subnet": "fd05::/64"}]]})
+    p, _ = plan(conf)
+    got = ids(p)
+    assert {"ipv6-on[0]", "ipv6-on[1]", "no-dad", "forward-ipv6", "address[1]"} <= set(got)
+    tools = {s.run.argv[0] for s in p.steps if s.id.startswith("masquerade")}
+    assert tools == {"iptables", "ip6tables"}
+
+
+def test_l2_only_bridge():
+    p, _ = plan(raw(ipam={}))
+    assert not any(s.id.startswith(("reserve", "address", "route")) for s in p.steps)
+
+
+def test_del_plan_is_tolerant_and_keeps_the_bridge():
+    p, _ = plan(raw(ipMasq=True), "DEL")
+    assert all(s.on_missing == "done" for s in p.steps)
+    assert not any("bridge" in s.id for s in p.steps)
+
+
+def test_create_netns_is_step_one():
+    p, _ = plan(raw(), opts={"create_netns": True, "netns_name": "cnish-test"})
+    assert p.steps[0].id == "netns" and p.steps[0].run.argv == ("ip", "netns", "add", "cnish-test")
+
+
+def test_requested_mac_is_used():
+    p, att = plan(raw(runtimeConfig={"mac": "0a:11:22:33:44:55"}))
+    assert att["container_mac"] == "0a:11:22:33:44:55"
+    assert "0a:11:22:33:44:55" in p.steps[ids(p).index("veth")].run.argv
+
+
+@pytest.mark.parametrize("field,value,code", [
+    ("bridge", "br 0", 7), ("bridge", "-br", 7), ("bridge", "a" * 16, 7), ("mtu", -1, 7),
+    ("mtu", 70000, 7), ("mtu", 50, 7), ("mtu", "1500", 7), ("isGateway", "true", 7),
+    ("vlan", 100, 2), ("macspoofchk", True, 2), ("ipMasqBackend", "nftables", 2),
+    ("ipMasqBackend", "pf", 7), ("hairpinMode", 1, 7),
+])
+def test_bad_fields_are_named(field, value, code):
+    with pytest.raises(CNIError) as info:
+        operation(raw(**{field: value}))
+    assert info.value.code == code and field in info.value.msg
+
+
+def test_hairpin_and_promisc_are_exclusive():
+    with pytest.raises(CNIError) as info:
+        operation(raw(hairpinMode=True, promiscMode=True))
+    assert info.value.code == 7
+
+
+def test_unknown_ipam_type():
+    with pytest.raises(CNIError) as info:
+        operation(raw(ipam={"type": "nonexistent-ipam"}))
+    assert info.value.code == 7 and "nonexistent-ipam" in info.value.msg
+
+
+def test_check_needs_prev_result():
+    with pytest.raises(CNIError) as info:
+        engine.build_plan(operation(raw(), "CHECK"))
+    assert info.value.code == 7 and "prevResult" in info.value.msg

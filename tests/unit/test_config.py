@@ -1,0 +1,119 @@
+"""Validation at the boundary: the environment, stdin, the common keys, CNI_ARGS."""
+
+import io
+
+import pytest
+
+from cnish import config
+from cnish.errors import CNIError
+
+
+def env(**kw):
+    base = {"CNI_COMMAND": "DEL", "CNI_CONTAINERID": "ctr1", "CNI_IFNAME": "eth0",
+            "CNI_PATH": "/opt/cni/bin", "CNI_NETNS": ""}
+    base.update(kw)
+    return {k: v for k, v in base.items() if v is not None}
+
+
+def code_of(fn, *args, **kw):
+    with pytest.raises(CNIError) as info:
+        fn(*args, **kw)
+    return info.value
+
+
+@pytest.mark.parametrize("missing", ["CNI_CONTAINERID", "CNI_IFNAME", "CNI_PATH"])
+def test_missing_variables_are_named(missing):
+    err = code_of(config.parse_env, env(**{missing: None}))
+    assert err.code == 4 and missing in err.msg
+
+
+def test_add_needs_netns():
+    err = code_of(config.parse_env, env(CNI_COMMAND="ADD", CNI_NETNS=None))
+    assert err.code == 4 and "CNI_NETNS" in err.msg
+
+
+@pytest.mark.parametrize("netns", ["/nonexistent/ns", "/etc/passwd", "/proc/self/ns/net",
+                                   "relative/path", "/tmp/../etc"])
+def test_add_refuses_bad_netns(netns):
+    err = code_of(config.parse_env, env(CNI_COMMAND="ADD", CNI_NETNS=netns))
+    assert err.code == 4 and "CNI_NETNS" in err.msg
+
+
+def test_unknown_command():
+    err = code_of(config.parse_env, env(CNI_COMMAND="FOO"))
+    assert err.code == 4 and "FOO" in err.msg
+
+
+@pytest.mark.parametrize("cid", ["-bad", "bad id", "a;b", "a$(x)", "ä", "", ".x", "x/y"])
+def test_bad_container_ids(cid):
+    err = code_of(config.parse_env, env(CNI_CONTAINERID=cid))
+    assert err.code == 4
+
+
+@pytest.mark.parametrize("ifname", ["-eth0", "eth 0", "a" * 16, ".", "..", "e/0", "e:0", "eth0\n",
+                                    "é", 'e"0', "e'0", "e`x`", "e$(x)", "e;0", "e#0"])
+def test_bad_interface_names(ifname):
+    err = code_of(config.parse_env, env(CNI_IFNAME=ifname))
+    assert err.code == 4 and "CNI_IFNAME" in err.msg
+
+
+@pytest.mark.parametrize("ifname", ["eth0", "net1", "e", "a" * 15, "eth0.100", "veth_a-b"])
+def test_good_interface_names(ifname):
+    assert config.parse_env(env(CNI_IFNAME=ifname)).ifname == ifname
+
+
+def test_cni_args():
+    assert config.parse_cni_args("IgnoreUnknown=1;IP=10.0.0.5;") == {"IgnoreUnknown": "1",
+                                                                     "IP": "10.0.0.5"}
+    for bad in ("IP", "=x", "A=b=c"):
+        assert code_of(config.parse_cni_args, bad).code == 4
+
+
+def test_unknown_cni_args_need_ignore_unknown():
+    err = code_of(config.check_cni_args, {"K8S_POD_NAME": "x"}, frozenset({"IP"}), "K8S_POD_NAME=x")
+    assert err.code == 4 and "K8S_POD_NAME" in err.msg
+    config.check_cni_args({"K8S_POD_NAME": "x", "IgnoreUnknown": "true"}, frozenset(), "")
+
+
+def test_decode_errors():
+    assert code_of(config.decode_config, b"{").code == 6
+    assert code_of(config.decode_config, b"[]").code == 6
+    assert code_of(config.decode_config, b"\xff\xfe").code == 6
+
+
+def test_stdin_size_limit():
+    big = io.BytesIO(b" " * (config.STDIN_LIMIT + 10))
+    assert code_of(config.read_stdin, big).code == 6
+
+
+@pytest.mark.parametrize("name,code", [(None, 7), ("", 7), ("bad name", 7), ("../x", 7),
+                                       ("-x", 7), (5, 7), ("a" * 300, 7)])
+def test_network_names(name, code):
+    conf = {} if name is None else {"name": name}
+    assert code_of(config.check_name, conf).code == code
+
+
+def test_versions():
+    assert config.check_version({"cniVersion": "1.0.0"}, "ADD") == "1.0.0"
+    assert config.check_version({}, "ADD") == "0.1.0"
+    err = code_of(config.check_version, {"cniVersion": "9.9.9"}, "ADD")
+    assert err.code == 1 and "9.9.9" in err.details
+    err = code_of(config.check_version, {"cniVersion": "0.3.1"}, "CHECK")
+    assert err.code == 1 and "CHECK" in err.msg
+    assert code_of(config.check_version, {"cniVersion": "1.0.0"}, "GC").code == 1
+    assert code_of(config.check_version, {"cniVersion": 1}, "ADD").code == 7
+
+
+def test_fields_name_the_key():
+    f = config.Fields({"mtu": "big", "isGateway": "yes", "bridge": "-x"}, "")
+    assert "mtu" in code_of(f.integer, "mtu").msg
+    assert "isGateway" in code_of(f.flag, "isGateway").msg
+    err = code_of(f.ifname, "bridge")
+    assert err.code == 7 and "bridge" in err.msg
+
+
+def test_requested_mac_precedence():
+    conf = {"runtimeConfig": {"mac": "0a:00:00:00:00:01"}, "args": {"cni": {"mac": "0a:00:00:00:00:02"}}}
+    assert config.requested_mac(conf, {"MAC": "0a:00:00:00:00:03"})[0] == "0a:00:00:00:00:01"
+    assert config.requested_mac({}, {"MAC": "0A:00:00:00:00:03"})[0] == "0a:00:00:00:00:03"
+    assert code_of(config.requested_mac, {}, {"MAC": "01:00:00:00:00:00"}).code == 7

@@ -1,0 +1,150 @@
+"""host-local IPAM: range validation, round-robin allocation, the shared store format."""
+
+import os
+import stat
+
+import pytest
+
+from cnish import store
+from cnish.errors import CNIError
+from cnish.plugins import hostlocal
+from lab import operation
+
+
+def conf(tmp_path, ranges=None, **ipam):
+    ipam = dict({"type": "host-local", "dataDir": str(tmp_path)}, **ipam)
+    if ranges is not None:
+        ipam["ranges"] = ranges
+    return {"cniVersion": "1.0.0", "name": "net1", "type": "host-local", "ipam": ipam}
+
+
+def allocate(tmp_path, raw, cid="c1", ifname="eth0", args=""):
+    """Allocate and reserve like an ADD does (allocation + the reserve steps)."""
+    op = operation(raw, cid=cid, ifname=ifname, args=args, dry_run=False)
+    att, result = hostlocal.ipam_add(op)
+    try:
+        for r in att["reservations"]:
+            assert store.Store(tmp_path, "net1").reserve(r["ip"], cid, ifname, r["set"])
+    finally:
+        store.drop_locks()
+    return [ip["address"] for ip in result["ips"]], result
+
+
+def test_reference_defaults_and_round_robin(tmp_path):
+    raw = conf(tmp_path, [[{"subnet": "10.99.0.0/29"}]])
+    got = [allocate(tmp_path, raw, cid=f"c{i}")[0][0] for i in range(5)]
+    # .1 is the gateway, .7 the broadcast: .2 .. .6 are handed out in order
+    assert got == ["10.99.0.2/29", "10.99.0.3/29", "10.99.0.4/29", "10.99.0.5/29", "10.99.0.6/29"]
+    with pytest.raises(CNIError) as info:
+        allocate(tmp_path, raw, cid="c9")
+    assert "no IP addresses available in range set: 10.99.0.1-10.99.0.6" in info.value.msg
+    # release .2 and the next one continues round-robin from the last reserved (.6): wraps to .2
+    store.Store(str(tmp_path), "net1").release("c0", "eth0")
+    assert allocate(tmp_path, raw, cid="c10")[0] == ["10.99.0.2/29"]
+
+
+def test_store_format_matches_reference(tmp_path):
+    raw = conf(tmp_path, [[{"subnet": "10.99.0.0/24"}], [{"subnet": "fd99::/120"}]])
+    addrs, result = allocate(tmp_path, raw, cid="ctrA")
+    assert addrs == ["10.99.0.2/24", "fd99::2/120"]
+    d = tmp_path / "net1"
+    assert (d / "10.99.0.2").read_bytes() == b"ctrA\r\neth0"
+    assert (d / "fd99::2").read_bytes() == b"ctrA\r\neth0"
+    assert (d / "last_reserved_ip.0").read_bytes() == b"10.99.0.2"
+    assert (d / "last_reserved_ip.1").read_bytes() == b"fd99::2"
+    assert stat.S_IMODE(os.stat(d / "10.99.0.2").st_mode) == 0o600
+    assert result["ips"][0]["gateway"] == "10.99.0.1"
+
+
+def test_duplicate_allocation_refused(tmp_path):
+    raw = conf(tmp_path, [[{"subnet": "10.99.0.0/24"}]])
+    allocate(tmp_path, raw)
+    with pytest.raises(CNIError) as info:
+        allocate(tmp_path, raw)
+    assert "duplicate allocation is not allowed" in info.value.msg
+    assert allocate(tmp_path, raw, ifname="eth1")[0] == ["10.99.0.3/24"]
+
+
+def test_requested_addresses(tmp_path):
+    raw = conf(tmp_path, [[{"subnet": "10.99.0.0/24"}]])
+    assert allocate(tmp_path, raw, args="IP=10.99.0.50")[0] == ["10.99.0.50/24"]
+    with pytest.raises(CNIError) as info:
+        allocate(tmp_path, raw, cid="c2", args="IP=10.99.0.50")
+    assert "not available" in info.value.msg
+    with pytest.raises(CNIError) as info:
+        allocate(tmp_path, raw, cid="c3", args="IP=10.99.0.1")
+    assert "gateway" in info.value.msg
+    with pytest.raises(CNIError) as info:
+        allocate(tmp_path, raw, cid="c4", args="IP=10.1.1.1")
+    assert "failed to allocate all requested IPs" in info.value.msg
+    raw2 = dict(raw, runtimeConfig={"ips": ["10.99.0.60/24"]})
+    assert allocate(tmp_path, raw2, cid="c5")[0] == ["10.99.0.60/24"]
+
+
+def test_legacy_fields_and_range_limits(tmp_path):
+    raw = conf(tmp_path, subnet="10.98.0.0/24", rangeStart="10.98.0.100", rangeEnd="10.98.0.101",
+               gateway="10.98.0.254", routes=[{"dst": "0.0.0.0/0"}])
+    assert allocate(tmp_path, raw, cid="a")[0] == ["10.98.0.100/24"]
+    assert allocate(tmp_path, raw, cid="b")[0] == ["10.98.0.101/24"]
+    with pytest.raises(CNIError):
+        allocate(tmp_path, raw, cid="c")
+
+
+def test_dns_from_resolv_conf(tmp_path):
+    resolv = tmp_path / "resolv.conf"
+    resolv.write_text("# comment\nnameserver 10.0.0.53\nsearch a.test b.test\noptions ndots:2\n")
+    raw = conf(tmp_path, [[{"subnet": "10.99.0.0/24"}]], resolvConf=str(resolv))
+    _, result = allocate(tmp_path, raw)
+    assert result["dns"] == {"nameservers": ["10.0.0.53"], "search": ["a.test", "b.test"],
+                             "options": ["ndots:2"]}
+
+
+@pytest.mark.parametrize("ranges,field", [
+    ([[{"subnet": "10.0.0.1/24"}]], "host bits"),
+    ([[{"subnet": "10.0.0.0/31"}]], "too small"),
+    ([[{"subnet": "10.0.0.0/24", "rangeStart": "10.0.1.5"}]], "rangeStart"),
+    ([[{"subnet": "10.0.0.0/24", "rangeEnd": "10.0.0.3", "rangeStart": "10.0.0.9"}]], "rangeEnd"),
+    ([[{"subnet": "10.0.0.0/24"}], [{"subnet": "10.0.0.0/25"}]], "overlaps"),
+    ([[{"subnet": "10.0.0.0/24"}, {"subnet": "fd00::/64"}]], "mixes"),
+    ([[{"subnet": "banana"}]], "subnet"),
+    ([], "no IP ranges"),
+    ([[]], "non-empty"),
+])
+def test_bad_ranges(tmp_path, ranges, field):
+    with pytest.raises(CNIError) as info:
+        operation(conf(tmp_path, ranges))
+    assert info.value.code == 7 and field in info.value.msg
+
+
+@pytest.mark.parametrize("data_dir", ["relative/dir", "/var/lib/../etc", "/tmp/x\ny"])
+def test_bad_data_dir(tmp_path, data_dir):
+    raw = conf(tmp_path, [[{"subnet": "10.0.0.0/24"}]])
+    raw["ipam"]["dataDir"] = data_dir
+    with pytest.raises(CNIError) as info:
+        operation(raw)
+    assert info.value.code == 7 and "dataDir" in info.value.msg
+
+
+def test_release_legacy_and_vanishing_files(tmp_path):
+    d = tmp_path / "net1"
+    d.mkdir()
+    (d / "10.0.0.5").write_text("old-ctr")
+    s = store.Store(str(tmp_path), "net1")
+    assert s.release("old-ctr", "eth0") == ["10.0.0.5"]
+    assert s.release("old-ctr", "eth0") == []          # idempotent
+
+
+def test_symlinked_store_refused(tmp_path):
+    (tmp_path / "elsewhere").mkdir()
+    os.symlink(tmp_path / "elsewhere", tmp_path / "net1")
+    with pytest.raises(CNIError) as info:
+        store.Store(str(tmp_path), "net1").acquire()
+    assert "symlink" in info.value.details
+
+
+def test_dry_run_preview_creates_nothing(tmp_path):
+    raw = conf(tmp_path / "nothing-here", [[{"subnet": "10.99.0.0/24"}]])
+    op = operation(raw, dry_run=True)
+    att, result = hostlocal.ipam_add(op)
+    assert result["ips"][0]["address"] == "10.99.0.2/24"
+    assert not (tmp_path / "nothing-here").exists()
