@@ -60,6 +60,7 @@ class Operation:
         self.log = log
         self.machine_id = machine_id()
         self.ipam_result = None
+        self.notes = []           # remarks for the dry-run's reader (the plan header)
         self._facts = {}
 
         fields = Fields(raw)
@@ -151,6 +152,7 @@ def build_plan(op: Operation):
                 op.runtime.ifname, steps)
     if op.command == "ADD" and op.dry_run:
         plan.result = results.convert(op.plugin.result(op, att), op.version)
+    plan.notes = list(op.notes)
     return plan, att
 
 

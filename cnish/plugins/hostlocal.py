@@ -14,7 +14,7 @@ address is the one an execution would take if nothing else allocates in between.
 import os
 
 from cnish.config import Fields
-from cnish.errors import IPAM_FAILED, INVALID_CONFIG, CNIError, invalid_config
+from cnish.errors import CHECK_FAILED, IPAM_FAILED, INVALID_CONFIG, CNIError, invalid_config
 from cnish.ipnet import IP, Prefix, parse_ip_or_prefix
 from cnish.store import Store
 
@@ -279,6 +279,10 @@ def ipam_add(op):
         store.release_lock()
         raise
     result = {"ips": ips, "routes": [dict(r) for r in conf.routes], "dns": _dns(conf)}
+    if op.dry_run and reservations:
+        op.notes.append("host-local: " + ", ".join(r["ip"] for r in reservations)
+                        + f" is the next free address in {store.dir} now; this script reserves"
+                        " it, and fails (rolling back) if another ADD took it in the meantime")
     return {"store": store.dir, "reservations": reservations}, result
 
 
@@ -325,6 +329,16 @@ def prepare(op) -> dict:
         att["ipam"], _ = ipam_del(op)
     else:
         ips = (op.prev_result or {}).get("ips", [])
+        if not ips:        # like the reference: any reservation of this attachment will do
+            store = Store(op.conf.dataDir, op.name)
+            owned = store.owned(op.runtime.container_id, op.runtime.ifname) \
+                if os.path.isdir(store.dir) else []
+            if not owned:
+                raise CNIError(CHECK_FAILED, "host-local: Failed to find address added by "
+                               f"container {op.runtime.container_id}",
+                               f"no reservation for {op.runtime.container_id}/"
+                               f"{op.runtime.ifname} in {store.dir}")
+            ips = [{"address": f"{ip}/{IP.parse(ip).bits}"} for ip in owned]
         att["ipam"] = ipam_check(op, ips)
     return att
 
