@@ -122,9 +122,25 @@ def attachment_options(fn):
     fn = click.option("--cid", help="Container id (default: derived from NETNS, like cnitool).")(fn)
     fn = click.option("--ifname", "-i", envvar="CNI_IFNAME", default="eth0", show_default=True,
                       help="Interface name inside the namespace.")(fn)
-    fn = click.argument("netns")(fn)
+    fn = click.option("--pid", type=int, default=None,
+                      help="Use the network namespace of this process (/proc/PID/ns/net); "
+                           "NETNS may then be omitted.")(fn)
+    fn = click.argument("netns", required=False)(fn)
     fn = click.argument("network")(fn)
     return fn
+
+
+def _resolve_netns(netns, pid) -> str:
+    """NETNS argument or --pid PID (a container started with --network=none, say)."""
+    if pid is not None:
+        if netns:
+            raise CNIError(INVALID_CONFIG, "give NETNS or --pid, not both")
+        if pid <= 0:
+            raise CNIError(INVALID_CONFIG, f"--pid {pid}: not a process id")
+        return f"/proc/{pid}/ns/net"
+    if not netns:
+        raise CNIError(INVALID_CONFIG, "missing NETNS (a namespace path or name) or --pid")
+    return netns
 
 
 @click.group(help="cnish: a CNI plugin whose every action is an auditable ip/iptables command.\n\n"
@@ -140,9 +156,10 @@ def cli():
 @attachment_options
 @click.option("--create-netns", is_flag=True,
               help="Create the namespace (a name in /var/run/netns) as the plan's first step.")
-def add(network, netns, ifname, cid, config, dry_run, fmt, cni_args, cap_args, cache_dir,
+def add(network, netns, pid, ifname, cid, config, dry_run, fmt, cni_args, cap_args, cache_dir,
         create_netns):
     try:
+        netns = _resolve_netns(netns, pid)
         s = Session("ADD", network, netns, ifname, cid, config, cni_args, cap_args, cache_dir,
                     create_netns, dry_run)
         if dry_run:
@@ -175,8 +192,10 @@ def add(network, netns, ifname, cid, config, dry_run, fmt, cni_args, cap_args, c
 
 @cli.command(help="Verify the attachment against the cached ADD result (CNI CHECK).")
 @attachment_options
-def check(network, netns, ifname, cid, config, dry_run, fmt, cni_args, cap_args, cache_dir):
+def check(network, netns, pid, ifname, cid, config, dry_run, fmt, cni_args, cap_args,
+          cache_dir):
     try:
+        netns = _resolve_netns(netns, pid)
         s = Session("CHECK", network, netns, ifname, cid, config, cni_args, cap_args, cache_dir,
                     dry_run=dry_run)
         if s.conflist.get("disableCheck") in (True, "true", "True"):
@@ -200,9 +219,10 @@ def check(network, netns, ifname, cid, config, dry_run, fmt, cni_args, cap_args,
 @attachment_options
 @click.option("--delete-netns", is_flag=True,
               help="Also delete the namespace (a name in /var/run/netns) as the last step.")
-def delete(network, netns, ifname, cid, config, dry_run, fmt, cni_args, cap_args, cache_dir,
-           delete_netns):
+def delete(network, netns, pid, ifname, cid, config, dry_run, fmt, cni_args, cap_args,
+           cache_dir, delete_netns):
     try:
+        netns = _resolve_netns(netns, pid)
         s = Session("DEL", network, netns, ifname, cid, config, cni_args, cap_args, cache_dir,
                     dry_run=dry_run)
         if delete_netns and s.netns_name is None:
