@@ -1,8 +1,10 @@
-"""The operator CLI, modelled on cnitool: `cnish add|check|del NETWORK NETNS`.
+"""The operator CLI, modelled on cnitool: `cnish add|check|del|gc|status NETWORK [NETNS]`.
 
-Runs the network's plugins in-process through the same engine a runtime reaches through CNI
-mode, keeps libcni's result cache so that check and del find what add did, and prints plans
-instead of running them with --dry-run.
+Runs a whole network config the way a runtime does (libcni): ADD in order passing each
+result on as prevResult, DEL in reverse with the cached final result, CHECK in order, GC and
+STATUS to every plugin. cnish's own plugins run in-process through the same engine CNI mode
+uses; other plugins are executed from CNI_PATH. Results are cached in libcni's layout, so
+podman, cnitool and cnish can each see what the others added.
 """
 
 import hashlib
@@ -16,6 +18,7 @@ from cnish import __version__, engine, libcni, plugins, results, scripts
 from cnish.config import parse_cni_args, parse_env
 from cnish.errors import INVALID_CONFIG, CNIError
 from cnish.log import Log
+from cnish.runner import Runner
 from cnish.validate import identifier_problem
 
 NETNS_DIR = "/var/run/netns"
@@ -43,9 +46,9 @@ def _default_cid(netns_path: str) -> str:
 class Session:
     """One CLI invocation: the network list, the attachment, and how to run each plugin."""
 
-    def __init__(self, command, network, netns, ifname, cid, config, cni_args, cap_args,
-                 cache_dir, create_netns=False, dry_run=False):
-        self.command = command
+    def __init__(self, network, netns=None, ifname="eth0", cid=None, config=None, cni_args="",
+                 cap_args="", cache_dir=libcni.DEFAULT_CACHE_DIR, create_netns=False,
+                 dry_run=False):
         if config:
             conf = libcni._read_json(config)
             self.conflist, self.source = libcni.as_list(conf, config), config
@@ -56,12 +59,12 @@ class Session:
             self.conf_bytes = f.read()
         self.network = self.conflist.get("name")
         self.version = libcni.select_version(self.conflist)
-        self.netns, self.netns_name = _netns_path(netns)
+        self.netns, self.netns_name = _netns_path(netns) if netns else ("", None)
         if create_netns and self.netns_name is None:
             raise CNIError(INVALID_CONFIG, "--create-netns needs a namespace name",
                            f"{netns!r} is a path outside {NETNS_DIR}")
         self.ifname = ifname
-        self.cid = cid or _default_cid(self.netns)
+        self.cid = cid or (_default_cid(self.netns) if self.netns else "")
         self.cni_args_text = cni_args or ""
         self.cni_args = parse_cni_args(self.cni_args_text)
         try:
@@ -71,29 +74,83 @@ class Session:
         self.cache_dir = cache_dir
         self.create_netns = create_netns
         self.dry_run = dry_run
-        for plugin in self.conflist["plugins"]:
-            if plugins.get(plugin.get("type")) is None:
-                raise CNIError(INVALID_CONFIG,
-                               f"plugin type {plugin.get('type')!r} is not one cnish implements",
-                               "the operator CLI runs cnish's own plugins: "
-                               + ", ".join(plugins.implemented()))
+        self.cni_path = [d for d in os.environ.get("CNI_PATH", "/opt/cni/bin:/usr/lib/cni").split(":") if d]
+        self.plugins = self.conflist["plugins"]
 
-    def operation(self, index: int, command: str, prev_result, opts=None) -> engine.Operation:
-        raw = libcni.request(self.conflist, index, self.version, self.cap_args, prev_result)
-        env = {"CNI_COMMAND": command, "CNI_CONTAINERID": self.cid, "CNI_NETNS": self.netns,
-               "CNI_IFNAME": self.ifname, "CNI_ARGS": self.cni_args_text,
-               "CNI_PATH": os.environ.get("CNI_PATH", "/opt/cni/bin")}
-        runtime = parse_env(env, netns_exists=not (self.create_netns or self.dry_run))
+    def ours(self, index: int) -> bool:
+        return plugins.get(self.plugins[index].get("type")) is not None
+
+    def env(self, command: str) -> dict:
+        return {"CNI_COMMAND": command, "CNI_CONTAINERID": self.cid, "CNI_NETNS": self.netns,
+                "CNI_IFNAME": self.ifname, "CNI_ARGS": self.cni_args_text,
+                "CNI_PATH": ":".join(self.cni_path)}
+
+    def request(self, index, prev_result, version=None, extra=None) -> dict:
+        raw = libcni.request(self.conflist, index, version or self.version, self.cap_args,
+                             prev_result)
+        raw.update(extra or {})
+        return raw
+
+    def operation(self, index: int, command: str, prev_result, opts=None, version=None,
+                  extra=None) -> engine.Operation:
+        raw = self.request(index, prev_result, version, extra)
+        runtime = parse_env(self.env(command), netns_exists=not (self.create_netns or self.dry_run))
         log = Log(os.environ.get("CNISH_LOG_FILE") or raw.get("logFile"),
-                  f"{command} {self.network}/{self.cid}/{self.ifname}", sys.stderr)
+                  f"{command} {self.network}/{self.cid or '-'}/{self.ifname}", sys.stderr)
         return engine.Operation(raw, runtime, dry_run=self.dry_run, opts=opts, log=log)
+
+    def run(self, index: int, command: str, prev_result, opts=None, version=None, extra=None):
+        """Run plugin `index` for `command`; its result (converted to the list's version)."""
+        if self.ours(index):
+            op = self.operation(index, command, prev_result, opts, version, extra)
+            if command == "STATUS":
+                engine.status(op)
+                return None
+            outcome = engine.execute(op)
+            return results.convert(outcome, op.version) if command == "ADD" else None
+        path = libcni.find_plugin(self.plugins[index].get("type"), self.cni_path)
+        raw = self.request(index, prev_result, version, extra)
+        out = libcni.exec_plugin(Runner(), path, self.env(command), raw)
+        if command == "ADD":
+            if out is None:
+                raise CNIError(999, f"plugin {path} printed no result for ADD")
+            return results.convert(results.parse(out, self.version), self.version)
+        return None
+
+    def reuse_cached_args(self) -> None:
+        """DEL and CHECK get the CNI_ARGS and capability arguments of the ADD, as libcni does
+        (portmap, for one, removes nothing without its portMappings)."""
+        entry = libcni.read_cache_entry(self.cache_dir, self.network, self.cid, self.ifname)
+        if not entry:
+            return
+        if not self.cap_args and isinstance(entry.get("capabilityArgs"), dict):
+            self.cap_args = entry["capabilityArgs"]
+        if not self.cni_args_text and isinstance(entry.get("cniArgs"), list):
+            pairs = [p for p in entry["cniArgs"] if isinstance(p, list) and len(p) == 2]
+            self.cni_args = {k: v for k, v in pairs}
+            self.cni_args_text = ";".join(f"{k}={v}" for k, v in pairs)
 
     def cached(self):
         result = libcni.read_cache(self.cache_dir, self.network, self.cid, self.ifname)
         if result is None:
             return None
-        internal = results.parse(result, self.version)
-        return results.convert(internal, self.version)
+        return results.convert(results.parse(result, self.version), self.version)
+
+    def dry_run_plan(self, command: str, prev_result, opts) -> None:
+        """Print the plan of the list's cnish plugin (one per list; others are named)."""
+        ours = [i for i in range(len(self.plugins)) if self.ours(i)]
+        if len(ours) != 1:
+            raise CNIError(INVALID_CONFIG, "--dry-run prints the plan of one cnish plugin",
+                           f"{self.network} has {len(ours)} cnish plugins")
+        op = self.operation(ours[0], command, prev_result, opts)
+        plan = engine.dry_run(op)
+        for i, plugin in enumerate(self.plugins):
+            if i != ours[0]:
+                when = "before" if i < ours[0] else "after"
+                plan.notes.append(f"the runtime also runs plugin {i + 1} ({plugin.get('type')}) "
+                                  f"{when} this one; it is not cnish's, so its actions are not "
+                                  "shown here")
+        return plan
 
 
 def _fail(exc: CNIError):
@@ -104,30 +161,6 @@ def _fail(exc: CNIError):
 
 def _print_plan(plan, fmt: str):
     click.echo(scripts.bash(plan) if fmt == "bash" else scripts.as_json(plan), nl=fmt != "bash")
-
-
-def attachment_options(fn):
-    fn = click.option("--cache-dir", envvar="CNI_CACHE_DIR", default=libcni.DEFAULT_CACHE_DIR,
-                      show_default=True, help="Where results are cached (libcni layout).")(fn)
-    fn = click.option("--cap-args", envvar="CAP_ARGS", default="",
-                      help="Capability arguments as JSON (like cnitool's CAP_ARGS).")(fn)
-    fn = click.option("--args", "cni_args", envvar="CNI_ARGS", default="",
-                      help="CNI_ARGS for the plugins: K=V;K2=V2.")(fn)
-    fn = click.option("--format", "fmt", type=click.Choice(["bash", "json"]), default="bash",
-                      show_default=True, help="Dry-run output: a bash script or the JSON plan.")(fn)
-    fn = click.option("--dry-run", is_flag=True,
-                      help="Print the plan instead of running it; changes nothing.")(fn)
-    fn = click.option("--config", "config", type=click.Path(dir_okay=False),
-                      help="Read the network config from this file instead of NETCONFPATH.")(fn)
-    fn = click.option("--cid", help="Container id (default: derived from NETNS, like cnitool).")(fn)
-    fn = click.option("--ifname", "-i", envvar="CNI_IFNAME", default="eth0", show_default=True,
-                      help="Interface name inside the namespace.")(fn)
-    fn = click.option("--pid", type=int, default=None,
-                      help="Use the network namespace of this process (/proc/PID/ns/net); "
-                           "NETNS may then be omitted.")(fn)
-    fn = click.argument("netns", required=False)(fn)
-    fn = click.argument("network")(fn)
-    return fn
 
 
 def _resolve_netns(netns, pid) -> str:
@@ -143,43 +176,68 @@ def _resolve_netns(netns, pid) -> str:
     return netns
 
 
+def network_options(fn):
+    fn = click.option("--cache-dir", envvar="CNI_CACHE_DIR", default=libcni.DEFAULT_CACHE_DIR,
+                      show_default=True, help="Where results are cached (libcni layout).")(fn)
+    fn = click.option("--config", "config", type=click.Path(dir_okay=False),
+                      help="Read the network config from this file instead of NETCONFPATH.")(fn)
+    return fn
+
+
+def attachment_options(fn):
+    fn = network_options(fn)
+    fn = click.option("--cap-args", envvar="CAP_ARGS", default="",
+                      help="Capability arguments as JSON (like cnitool's CAP_ARGS).")(fn)
+    fn = click.option("--args", "cni_args", envvar="CNI_ARGS", default="",
+                      help="CNI_ARGS for the plugins: K=V;K2=V2.")(fn)
+    fn = click.option("--format", "fmt", type=click.Choice(["bash", "json"]), default="bash",
+                      show_default=True, help="Dry-run output: a bash script or the JSON plan.")(fn)
+    fn = click.option("--dry-run", is_flag=True,
+                      help="Print the plan instead of running it; changes nothing.")(fn)
+    fn = click.option("--cid", help="Container id (default: derived from NETNS, like cnitool).")(fn)
+    fn = click.option("--ifname", "-i", envvar="CNI_IFNAME", default="eth0", show_default=True,
+                      help="Interface name inside the namespace.")(fn)
+    fn = click.option("--pid", type=int, default=None,
+                      help="Use the network namespace of this process (/proc/PID/ns/net); "
+                           "NETNS may then be omitted.")(fn)
+    fn = click.argument("netns", required=False)(fn)
+    fn = click.argument("network")(fn)
+    return fn
+
+
 @click.group(help="cnish: a CNI plugin whose every action is an auditable ip/iptables command.\n\n"
                   "Run by a runtime (CNI_COMMAND set) it is a CNI plugin; run by hand it works "
                   "like cnitool. NETWORK is looked up in NETCONFPATH (default /etc/cni/net.d); "
-                  "NETNS is a path or a name in /var/run/netns.")
+                  "NETNS is a path or a name in /var/run/netns; plugins that are not cnish's "
+                  "are executed from CNI_PATH (default /opt/cni/bin:/usr/lib/cni).")
 @click.version_option(__version__, prog_name="cnish")
 def cli():
     pass
 
 
-@cli.command(help="Attach NETNS to NETWORK (CNI ADD) and print the result.")
+@cli.command(help="Attach NETNS to NETWORK (CNI ADD, every plugin in order) and print the result.")
 @attachment_options
 @click.option("--create-netns", is_flag=True,
               help="Create the namespace (a name in /var/run/netns) as the plan's first step.")
 def add(network, netns, pid, ifname, cid, config, dry_run, fmt, cni_args, cap_args, cache_dir,
         create_netns):
     try:
-        netns = _resolve_netns(netns, pid)
-        s = Session("ADD", network, netns, ifname, cid, config, cni_args, cap_args, cache_dir,
-                    create_netns, dry_run)
+        s = Session(network, _resolve_netns(netns, pid), ifname, cid, config, cni_args, cap_args,
+                    cache_dir, create_netns, dry_run)
+        opts = {"create_netns": create_netns, "netns_name": s.netns_name}
         if dry_run:
-            if len(s.conflist["plugins"]) != 1:
-                raise CNIError(INVALID_CONFIG, "--dry-run prints one plugin's plan",
-                               f"{network} chains {len(s.conflist['plugins'])} plugins")
-            opts = {"create_netns": create_netns, "netns_name": s.netns_name}
-            _print_plan(engine.dry_run(s.operation(0, "ADD", None, opts)), fmt)
+            _print_plan(s.dry_run_plan("ADD", None, opts), fmt)
             return
         prev, done = None, []
         try:
-            for index in range(len(s.conflist["plugins"])):
-                opts = {"create_netns": create_netns and index == 0, "netns_name": s.netns_name}
-                op = s.operation(index, "ADD", prev, opts)
-                prev = results.convert(engine.execute(op), s.version)
+            for index in range(len(s.plugins)):
+                first = {"create_netns": create_netns and index == 0, "netns_name": s.netns_name}
+                prev = s.run(index, "ADD", prev, first)
                 done.append(index)
         except CNIError:
             for index in reversed(done):       # leave nothing of a half-made attachment
                 try:
-                    engine.execute(s.operation(index, "DEL", prev))
+                    s.run(index, "DEL", prev)
                 except CNIError:
                     pass
             raise
@@ -195,47 +253,105 @@ def add(network, netns, pid, ifname, cid, config, dry_run, fmt, cni_args, cap_ar
 def check(network, netns, pid, ifname, cid, config, dry_run, fmt, cni_args, cap_args,
           cache_dir):
     try:
-        netns = _resolve_netns(netns, pid)
-        s = Session("CHECK", network, netns, ifname, cid, config, cni_args, cap_args, cache_dir,
-                    dry_run=dry_run)
-        if s.conflist.get("disableCheck") in (True, "true", "True"):
+        s = Session(network, _resolve_netns(netns, pid), ifname, cid, config, cni_args, cap_args,
+                    cache_dir, dry_run=dry_run)
+        if str(s.conflist.get("disableCheck")).lower() == "true":
             return
         prev = s.cached()
+        s.reuse_cached_args()
         if prev is None:
             raise CNIError(INVALID_CONFIG, f"no cached result for {s.network}/{s.cid}/{s.ifname}",
                            f"looked in {libcni.cache_path(s.cache_dir, s.network, s.cid, s.ifname)};"
                            " CHECK compares the attachment with what ADD returned")
-        for index in range(len(s.conflist["plugins"])):
-            op = s.operation(index, "CHECK", prev)
-            if dry_run:
-                _print_plan(engine.dry_run(op), fmt)
-            else:
-                engine.execute(op)
+        if dry_run:
+            _print_plan(s.dry_run_plan("CHECK", prev, {}), fmt)
+            return
+        for index in range(len(s.plugins)):
+            s.run(index, "CHECK", prev)
     except CNIError as exc:
         _fail(exc)
 
 
-@cli.command(name="del", help="Detach NETNS from NETWORK (CNI DEL); safe to repeat.")
+@cli.command(name="del", help="Detach NETNS from NETWORK (CNI DEL, plugins in reverse); safe to "
+                              "repeat.")
 @attachment_options
 @click.option("--delete-netns", is_flag=True,
               help="Also delete the namespace (a name in /var/run/netns) as the last step.")
 def delete(network, netns, pid, ifname, cid, config, dry_run, fmt, cni_args, cap_args,
            cache_dir, delete_netns):
     try:
-        netns = _resolve_netns(netns, pid)
-        s = Session("DEL", network, netns, ifname, cid, config, cni_args, cap_args, cache_dir,
-                    dry_run=dry_run)
+        s = Session(network, _resolve_netns(netns, pid), ifname, cid, config, cni_args, cap_args,
+                    cache_dir, dry_run=dry_run)
         if delete_netns and s.netns_name is None:
             raise CNIError(INVALID_CONFIG, "--delete-netns needs a namespace name in /var/run/netns")
         prev = s.cached() if results.at_least(s.version, "0.4.0") else None
-        for index in reversed(range(len(s.conflist["plugins"]))):
+        s.reuse_cached_args()
+        if dry_run:
+            _print_plan(s.dry_run_plan("DEL", prev, {"delete_netns": delete_netns,
+                                                     "netns_name": s.netns_name}), fmt)
+            return
+        errors = []
+        for index in reversed(range(len(s.plugins))):
             opts = {"delete_netns": delete_netns and index == 0, "netns_name": s.netns_name}
-            op = s.operation(index, "DEL", prev, opts)
-            if dry_run:
+            try:
+                s.run(index, "DEL", prev, opts)
+            except CNIError as exc:
+                errors.append(exc)
+        if errors:
+            raise errors[0]
+        libcni.remove_cache(s.cache_dir, s.network, s.cid, s.ifname)
+    except CNIError as exc:
+        _fail(exc)
+
+
+@cli.command(help="Remove what attachments of NETWORK without a cached result left behind "
+                  "(CNI GC: reservations, masquerade chains, host veths).")
+@click.argument("network")
+@network_options
+@click.option("--dry-run", is_flag=True, help="Print the GC plan of the cnish plugin instead.")
+@click.option("--format", "fmt", type=click.Choice(["bash", "json"]), default="bash")
+def gc(network, config, cache_dir, dry_run, fmt):
+    try:
+        s = Session(network, config=config, cache_dir=cache_dir, dry_run=dry_run)
+        valid = [{"containerID": cid, "ifname": ifname}
+                 for cid, ifname in libcni.cached_attachments(cache_dir, s.network)]
+        extra = {"cni.dev/valid-attachments": valid, "cni.dev/attachments": valid}
+        # cnish's own plugins serve GC whatever the list's version; others need 1.1.0
+        version = "1.1.0"
+        if dry_run:
+            ours = [i for i in range(len(s.plugins)) if s.ours(i)]
+            for index in ours:
+                op = s.operation(index, "GC", None, version=version, extra=extra)
                 _print_plan(engine.dry_run(op), fmt)
-            else:
-                engine.execute(op)
-        if not dry_run:
-            libcni.remove_cache(s.cache_dir, s.network, s.cid, s.ifname)
+            return
+        errors = []
+        for index in range(len(s.plugins)):
+            if not s.ours(index) and not results.at_least(s.version, "1.1.0"):
+                continue
+            try:
+                s.run(index, "GC", None, version=version if s.ours(index) else None, extra=extra)
+            except CNIError as exc:
+                errors.append(exc)
+        if errors:
+            raise CNIError(errors[0].code, "GC could not remove everything: "
+                           + "; ".join(e.msg for e in errors),
+                           " | ".join(e.details for e in errors if e.details))
+        click.echo(f"kept {len(valid)} attachment(s) with a cached result")
+    except CNIError as exc:
+        _fail(exc)
+
+
+@cli.command(help="Can every plugin of NETWORK serve ADD now? (CNI STATUS)")
+@click.argument("network")
+@network_options
+def status(network, config, cache_dir):
+    try:
+        s = Session(network, config=config, cache_dir=cache_dir)
+        for index in range(len(s.plugins)):
+            if s.ours(index):
+                s.run(index, "STATUS", None, version="1.1.0")
+            elif results.at_least(s.version, "1.1.0"):
+                s.run(index, "STATUS", None)
+        click.echo(f"{s.network}: ready")
     except CNIError as exc:
         _fail(exc)

@@ -59,8 +59,10 @@ def main(env, stdin, stdout, stderr, plugin_type: str | None = None) -> int:
                   stderr)
         from cnish import engine
         op = engine.Operation(raw, runtime, type_name=plugin_type, log=log)
-        if command in ("GC", "STATUS"):
-            raise CNIError(INTERNAL, f"{command} is not implemented yet")
+        if command == "STATUS":
+            engine.status(op)
+            log.write("status: ready")
+            return 0
         outcome = engine.execute(op)
         if command == "ADD":
             _write(stdout, results.convert(outcome, op.version))

@@ -20,7 +20,7 @@ from cnish.executor import Executor
 from cnish.plan import Plan, bind
 from cnish.runner import Runner
 
-SECTION = {"ADD": "add", "CHECK": "add", "DEL": "del"}
+SECTION = {"ADD": "add", "CHECK": "add", "DEL": "del", "GC": "gc"}
 
 
 def machine_id() -> str:
@@ -77,12 +77,15 @@ class Operation:
             ipam = fields.object("ipam")
             if ipam.get("type") is not None:
                 ipam_type = plugins.canonical(ipam["type"])
-                module = plugins.get(ipam_type) if isinstance(ipam_type, str) else None
-                if module is None or module.KIND != "ipam":
-                    raise CNIError(INVALID_CONFIG, f"unknown IPAM type {ipam['type']!r}",
-                                   "cnish implements the IPAM types " + ", ".join(
-                                       t for t in plugins.implemented()
-                                       if plugins.get(t).KIND == "ipam"))
+                if not isinstance(ipam_type, str):
+                    raise CNIError(INVALID_CONFIG, "invalid network config: ipam.type must be "
+                                   "a string", f"ipam.type={ipam['type']!r}")
+                module = plugins.get(ipam_type)
+                if module is None:            # not ours: run it from CNI_PATH
+                    from cnish.plugins import delegate as module
+                elif module.KIND != "ipam":
+                    raise CNIError(INVALID_CONFIG, f"{ipam_type!r} is not an IPAM plugin",
+                                   "ipam.type names an IPAM plugin such as host-local or static")
                 self.ipam_module = module
                 self.ipam_conf = Conf(module.parse(fields.sub("ipam"), self))
         known = set(self.plugin.CNI_ARGS)
@@ -106,6 +109,11 @@ class Operation:
         if self.ipam_module is None:
             return {}
         return self.ipam_module.ipam_check(self, ips)
+
+    def ipam_gc(self, valid: set):
+        if self.ipam_module is None:
+            return {}
+        return self.ipam_module.ipam_gc(self, valid)
 
     @staticmethod
     def read_sys(path: str) -> str | None:
@@ -153,6 +161,9 @@ def build_plan(op: Operation):
     if op.command == "ADD" and op.dry_run:
         plan.result = results.convert(op.plugin.result(op, att), op.version)
     plan.notes = list(op.notes)
+    from cnish import jsonfast
+    plan.invocation = {"args": op.runtime.args_text, "path": ":".join(op.runtime.path),
+                       "config": jsonfast.dumps(op.raw)}
     return plan, att
 
 
@@ -169,13 +180,26 @@ def execute(op: Operation):
         if op.command == "ADD":
             executor.apply(plan.steps)
             return op.plugin.result(op, att)
-        if op.command == "DEL":
+        if op.command in ("DEL", "GC"):
             executor.teardown(plan.steps)
         elif op.command == "CHECK":
             executor.check(plan.steps)
         return None
     finally:
         store.drop_locks()
+
+
+def status(op: Operation) -> None:
+    """STATUS: can this plugin serve ADD now? Code 50 with the reason when it cannot."""
+    from cnish.errors import NOT_AVAILABLE
+    tools = getattr(op.plugin, "tools", None)
+    missing = [t for t in (tools(op) if tools else []) if op.runner.which(t) is None]
+    if missing:
+        raise CNIError(NOT_AVAILABLE, "cannot serve ADD: " + ", ".join(missing)
+                       + (" is" if len(missing) == 1 else " are") + " not installed",
+                       f"searched PATH={op.runner.path}")
+    if op.ipam_module is not None:
+        op.ipam_module.ipam_status(op)
 
 
 def dry_run(op: Operation) -> Plan:

@@ -83,6 +83,66 @@ def request(conflist: dict, index: int, version: str, cap_args: dict,
     return plugin
 
 
+def find_plugin(type_name: str, cni_path: list) -> str:
+    """libcni's FindInPath: a regular executable named `type_name` in one of the dirs."""
+    if not isinstance(type_name, str) or "/" in type_name or type_name in ("", ".", ".."):
+        raise CNIError(INVALID_CONFIG, f"invalid plugin type {type_name!r}")
+    for directory in cni_path:
+        path = os.path.join(directory, type_name)
+        if os.path.isfile(path) and os.access(path, os.X_OK):
+            return path
+    raise CNIError(INVALID_CONFIG, f"failed to find plugin {type_name!r} in path "
+                   f"[{' '.join(cni_path)}]", "set CNI_PATH to the plugin directories")
+
+
+def exec_plugin(runner, path: str, env: dict, config: dict) -> dict | None:
+    """Run an external plugin like libcni: the error it prints becomes a CNIError, its
+    result (if any) is returned as parsed JSON."""
+    res = runner.run((path,), stdin=json.dumps(config), env=env)
+    out = res.stdout.strip()
+    if res.returncode != 0:
+        try:
+            obj = json.loads(out)
+            if isinstance(obj, dict) and "code" in obj:
+                raise CNIError(int(obj["code"]), f"plugin type=\"{os.path.basename(path)}\" "
+                               f"failed ({env['CNI_COMMAND']}): {obj.get('msg', '')}",
+                               str(obj.get("details", "")))
+        except ValueError:
+            pass
+        raise CNIError(999, f"plugin {os.path.basename(path)} failed ({env['CNI_COMMAND']}, "
+                       f"exit {res.returncode})", (res.stderr or out).strip())
+    if not out:
+        return None
+    try:
+        return json.loads(out)
+    except ValueError as exc:
+        raise CNIError(999, f"plugin {os.path.basename(path)} printed something that is not JSON",
+                       str(exc)) from None
+
+
+def cached_attachments(cache_dir: str, network: str) -> list:
+    """(containerID, ifname) of every cached result of `network` (libcni's
+    GetCachedAttachments, restricted to one network)."""
+    out = []
+    directory = os.path.join(cache_dir, "results")
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return out
+    for name in names:
+        if not name.startswith(network + "-"):
+            continue
+        try:
+            with open(os.path.join(directory, name)) as f:
+                entry = json.load(f)
+        except (OSError, ValueError):
+            continue
+        if isinstance(entry, dict) and entry.get("kind") == "cniCacheV1" \
+                and entry.get("networkName") == network and entry.get("ifName"):
+            out.append((entry.get("containerId"), entry["ifName"]))
+    return sorted(out)
+
+
 def cache_path(cache_dir: str, network: str, cid: str, ifname: str) -> str:
     return os.path.join(cache_dir, "results", f"{network}-{cid}-{ifname}")
 
@@ -106,8 +166,8 @@ def write_cache(cache_dir, conflist_bytes: bytes, network, cid, ifname, netns, c
     os.rename(tmp, path)
 
 
-def read_cache(cache_dir, network, cid, ifname) -> dict | None:
-    """The cached result of an attachment, or None (an unreadable cache is ignored)."""
+def read_cache_entry(cache_dir, network, cid, ifname) -> dict | None:
+    """The whole cache entry (result, cniArgs, capabilityArgs...), or None if unreadable."""
     path = cache_path(cache_dir, network, cid, ifname)
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
@@ -116,8 +176,14 @@ def read_cache(cache_dir, network, cid, ifname) -> dict | None:
     except (OSError, ValueError):
         return None
     if isinstance(entry, dict) and entry.get("kind") == "cniCacheV1":
-        return entry.get("result")
-    return entry if isinstance(entry, dict) else None      # old caches: the bare result
+        return entry
+    return {"result": entry} if isinstance(entry, dict) else None  # old caches: the bare result
+
+
+def read_cache(cache_dir, network, cid, ifname) -> dict | None:
+    """The cached result of an attachment, or None (an unreadable cache is ignored)."""
+    entry = read_cache_entry(cache_dir, network, cid, ifname)
+    return entry.get("result") if entry else None
 
 
 def remove_cache(cache_dir, network, cid, ifname) -> None:

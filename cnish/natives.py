@@ -6,6 +6,8 @@
 - `cnish-store reserve|release-ip|release|check ...`: the host-local store operations
   (store.py). The dry-run script defines a bash function of the same name
   (templates/script/cnish-store.sh) that does the same with flock and printf.
+- `cnish-delegate COMMAND PLUGIN`: run a delegated IPAM plugin with the invocation's
+  environment and config (plugins/delegate.py; templates/script/cnish-delegate.sh).
 
 Anything else (or an unexpected argument shape) returns None and is executed for real.
 """
@@ -14,7 +16,10 @@ import os
 
 from cnish.errors import CNIError
 
-NAMES = frozenset({"test", "grep", "cnish-store"})
+NAMES = frozenset({"test", "grep", "cnish-store", "cnish-delegate"})
+
+# Delegated IPAM plugins prepared by this process: plugin path -> run(command) (delegate.py).
+DELEGATES = {}
 
 
 def run(argv: tuple):
@@ -25,6 +30,8 @@ def run(argv: tuple):
         return _grep(argv[2], argv[3])
     if tool == "cnish-store":
         return _store(argv[1:])
+    if tool == "cnish-delegate" and len(argv) == 3 and argv[2] in DELEGATES:
+        return DELEGATES[argv[2]](argv[1])
     return None
 
 

@@ -66,7 +66,7 @@ class Plan:
     """Steps plus what produced them (shown in the script header and the JSON plan)."""
 
     __slots__ = ("command", "plugin", "network", "cni_version", "container_id", "netns", "ifname",
-                 "steps", "result", "notes")
+                 "steps", "result", "notes", "invocation")
 
     def __init__(self, command, plugin, network, cni_version, container_id, netns, ifname, steps):
         self.command = command
@@ -79,6 +79,7 @@ class Plan:
         self.steps = steps
         self.result = None      # the CNI result an ADD will print (dry-run shows it)
         self.notes = []         # lines for the script header (e.g. "address previewed, not reserved")
+        self.invocation = {}    # CNI_ARGS, CNI_PATH and the config, for delegated plugins
 
     def to_json(self, version: str) -> dict:
         out = {"format": PLAN_FORMAT, "cnish": version, "command": self.command,

@@ -66,6 +66,14 @@ class Runner:
             self._native_ok[name] = allowed
         return allowed
 
+    def which(self, name: str) -> str | None:
+        """The executable `name` would run as, or None."""
+        for directory in self.path.split(":"):
+            path = os.path.join(directory, name)
+            if os.path.isfile(path) and os.access(path, os.X_OK):
+                return path
+        return None
+
     def run(self, argv, stdin: str | None = None, env: dict | None = None) -> Completed:
         argv = tuple(argv)
         started = time.monotonic()

@@ -15,12 +15,12 @@ INTRO = {
     "apply": ("Running this script does what cnish would do: the same commands in the same",
               "order. If a step fails, the completed steps are undone newest first (shared",
               "objects such as the bridge are kept) and the script exits with the failure."),
-    "teardown": ("Running this script removes the attachment the way cnish would: every step",
-                 "runs, anything already gone counts as removed, the bridge is kept."),
+    "teardown": ("Running this script removes what cnish would remove: every step runs,",
+                 "anything already gone counts as removed, shared objects (the bridge) are kept."),
     "check": ("Running this script checks the attachment the way cnish would (reads only)",
               "and exits 1 naming every step whose check failed."),
 }
-MODE = {"ADD": "apply", "DEL": "teardown", "CHECK": "check"}
+MODE = {"ADD": "apply", "DEL": "teardown", "GC": "teardown", "CHECK": "check"}
 
 
 def _sh(argv) -> str:
@@ -56,15 +56,27 @@ def bash(plan) -> str:
             expects[step.number] = ["contains", step.expect["contains"]]
         else:
             expects[step.number] = [step.expect or "status", ""]
-    uses_store = any(s.run and s.run.argv[0] == "cnish-store" or
-                     s.check and s.check.argv[0] == "cnish-store" for s in plan.steps)
+    used = {c.argv[0] for s in plan.steps for c in (s.run, s.undo, s.check) if c is not None}
     functions = []
-    if uses_store:
-        with open(f"{templates_dir()}/script/cnish-store.sh") as f:
-            functions.append(f.read().rstrip("\n"))
+    for helper in ("cnish-store", "cnish-delegate"):
+        if helper in used:
+            with open(f"{templates_dir()}/script/{helper}.sh") as f:
+                functions.append(f.read().rstrip("\n"))
+    if "cnish-delegate" in used:
+        inv = plan.invocation
+        functions.insert(0, "\n".join([
+            "# The invocation, for the delegated IPAM plugin (what cnish received).",
+            f"CNISH_CONTAINERID={shlex.quote(plan.container_id)}",
+            f"CNISH_NETNS={shlex.quote(plan.netns or '')}",
+            f"CNISH_IFNAME={shlex.quote(plan.ifname)}",
+            f"CNISH_ARGS={shlex.quote(inv.get('args', ''))}",
+            f"CNISH_PATH={shlex.quote(inv.get('path', ''))}",
+            "CNISH_CONFIG=$(cat <<'CNISH_CONFIG_JSON'",
+            inv.get("config", "{}"),
+            "CNISH_CONFIG_JSON",
+            ")"]))
     result = json.dumps(plan.result, indent=2) if plan.result is not None else None
-    title = {"apply": "cnish ADD plan", "teardown": "cnish DEL plan",
-             "check": "cnish CHECK plan"}[mode]
+    title = f"cnish {plan.command} plan"
     return env.get_template("script/bash.sh.j2").render(
         plan=plan, mode=mode, modes=modes, expects=expects, functions=functions,
         result=result, title=title + " (dry run: nothing was changed)", version=__version__,

@@ -11,6 +11,7 @@ import importlib
 PLUGINS = {
     "bridge": "cnish.plugins.bridge",
     "host-local": "cnish.plugins.hostlocal",
+    "static": "cnish.plugins.static",
 }
 
 PREFIX = "cnish-"

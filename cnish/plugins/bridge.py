@@ -183,7 +183,32 @@ def _stale_addresses(op, gateways: list) -> list:
     return stale
 
 
+def tools(op) -> list:
+    """What ADD needs on the host (STATUS checks that it is there)."""
+    needed = ["ip", "nsenter", "sysctl"]
+    if op.conf.ipMasq:
+        needed += ["iptables", "iptables-restore"]
+    return needed
+
+
+def _gc(op) -> dict:
+    from cnish import gc
+    valid = gc.valid_attachments(op.raw)
+    cids = {cid for cid, _ in valid}
+    chains = []
+    for version in (4, 6):
+        saved = op.fact(f"nat-v{version}")
+        if saved is not None and saved.returncode == 0:
+            for chain in gc.stale_chains(saved.stdout, op.name, cids):
+                chains.append(dict(chain, version=version))
+    links = op.fact("veths")
+    veths = gc.stale_veths(links.stdout, op.name, valid) if links and links.returncode == 0 else []
+    return {"stale_veths": veths, "stale_chains": chains, "ipam": op.ipam_gc(valid)}
+
+
 def prepare(op) -> dict:
+    if op.command == "GC":
+        return _gc(op)
     att = _base(op)
     if op.command == "ADD":
         mac, _ = requested_mac(op.raw, op.runtime.args)

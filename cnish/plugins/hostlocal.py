@@ -319,10 +319,35 @@ def ipam_check(op, ips: list):
     return {"store": store.dir, "reservations": reservations}
 
 
+def ipam_status(op) -> None:
+    """STATUS: every range set must still have a free address (code 50 otherwise)."""
+    from cnish.errors import NOT_AVAILABLE
+    conf = op.ipam_conf
+    store = Store(conf.dataDir, op.name)
+    for ranges in conf.sets:
+        free = next((ip for ip, _r in _candidates(ranges, None)
+                     if store.holder(str(ip)) is None), None)
+        if free is None:
+            raise CNIError(NOT_AVAILABLE, "no IP addresses available in range set: "
+                           + _describe(ranges), f"every address is reserved in {store.dir}")
+
+
+def ipam_gc(op, valid: set) -> dict:
+    """GC: the owners of stale reservations (released by the recipe's gc steps)."""
+    from cnish.gc import stale_owners
+    conf = op.ipam_conf
+    store = Store(conf.dataDir, op.name)
+    stale = stale_owners(store, valid) if os.path.isdir(store.dir) else []
+    return {"store": store.dir, "stale": stale}
+
+
 # -- as a plugin of its own (cnish installed as `host-local`) ----------------------------------
 
 def prepare(op) -> dict:
     att = {"cid": op.runtime.container_id, "ifname": op.runtime.ifname}
+    if op.command == "GC":
+        att["ipam"] = op.ipam_gc()
+        return att
     if op.command == "ADD":
         att["ipam"], op.ipam_result = ipam_add(op)
     elif op.command == "DEL":

@@ -29,12 +29,12 @@ def ids(p):
 
 def test_minimal_add_follows_the_lesson_order():
     p, att = plan(raw())
-    assert ids(p) == ["reserve[0]", "bridge", "bridge-is-bridge", "bridge-up", "veth", "attach",
+    assert ids(p) == ["reserve[0]", "bridge", "bridge-is-bridge", "bridge-up", "veth", "label", "attach",
                       "host-up", "bridge-no-ra", "arp-notify", "address[0]", "container-up"]
     veth = p.steps[4]
     assert veth.run.argv[:4] == ("ip", "link", "add", att["host_veth"])
     assert veth.undo.argv == ("ip", "link", "del", att["host_veth"])
-    assert p.steps[9].run.argv == ("nsenter", "--net=/var/run/netns/cnish-test", "ip", "addr",
+    assert p.steps[10].run.argv == ("nsenter", "--net=/var/run/netns/cnish-test", "ip", "addr",
                                    "add", "10.5.0.2/24", "dev", "eth0")
 
 

@@ -138,160 +138,165 @@ cnish-store() {
 
 # ---------------------------------------------------------------------------------------------
 
-# Step 1/31 [reserve[0]] reserve 10.12.0.10 for ctr1/eth0 in /nonexistent/cnish-golden/dualnet
+# Step 1/32 [reserve[0]] reserve 10.12.0.10 for ctr1/eth0 in /nonexistent/cnish-golden/dualnet
 #   why:  the file is created exclusively, so two ADDs can never hold the same address
 #   undo: cnish-store release-ip /nonexistent/cnish-golden/dualnet 10.12.0.10 ctr1 eth0 0 ''
 undo_1() { undo cnish-store release-ip /nonexistent/cnish-golden/dualnet 10.12.0.10 ctr1 eth0 0 ''; }
 run 1 strict -- cnish-store reserve /nonexistent/cnish-golden/dualnet 10.12.0.10 ctr1 eth0 0
 
-# Step 2/31 [reserve[1]] reserve fd12::2 for ctr1/eth0 in /nonexistent/cnish-golden/dualnet
+# Step 2/32 [reserve[1]] reserve fd12::2 for ctr1/eth0 in /nonexistent/cnish-golden/dualnet
 #   why:  the file is created exclusively, so two ADDs can never hold the same address
 #   undo: cnish-store release-ip /nonexistent/cnish-golden/dualnet fd12::2 ctr1 eth0 1 ''
 undo_2() { undo cnish-store release-ip /nonexistent/cnish-golden/dualnet fd12::2 ctr1 eth0 1 ''; }
 run 2 strict -- cnish-store reserve /nonexistent/cnish-golden/dualnet fd12::2 ctr1 eth0 1
 
-# Step 3/31 [bridge] lesson step 2: create the bridge golden2 unless it exists
+# Step 3/32 [bridge] lesson step 2: create the bridge golden2 unless it exists
 #   why:  the bridge is shared by every container of the network, so neither rollback nor DEL removes it; a bridge created by a parallel ADD in the meantime is fine
 #   undo: none, shared with other attachments
 if ! test -e /sys/class/net/golden2; then
   run 3 exists-ok -- ip link add golden2 mtu 1400 address 86:20:7c:fc:f5:b3 type bridge
 fi
 
-# Step 4/31 [bridge-is-bridge] verify that golden2 is a bridge
+# Step 4/32 [bridge-is-bridge] verify that golden2 is a bridge
 #   why:  an existing link of that name that is not a bridge would otherwise receive the container's veth
 run 4 strict -- test -d /sys/class/net/golden2/bridge
 
-# Step 5/31 [bridge-up] bring the bridge golden2 up
+# Step 5/32 [bridge-up] bring the bridge golden2 up
 #   undo: none, shared with other attachments
 run 5 strict -- ip link set golden2 up
 
-# Step 6/31 [veth] lesson steps 3-4: create the veth pair vethdee133599eb (host) / eth0 (inside /var/run/netns/cnish-test)
+# Step 6/32 [veth] lesson steps 3-4: create the veth pair vethdee133599eb (host) / eth0 (inside /var/run/netns/cnish-test)
 #   why:  the container end is created directly inside the namespace, so it never appears on the host under the container's interface name
 #   undo: ip link del vethdee133599eb
 undo_6() { undo ip link del vethdee133599eb; }
-run 6 strict -- ip link add vethdee133599eb mtu 1400 address be:b2:2c:32:00:87 alias cnish/dualnet/ctr1/eth0 type veth peer name eth0 mtu 1400 address 52:7f:62:49:1d:58 netns /var/run/netns/cnish-test
+run 6 strict -- ip link add vethdee133599eb mtu 1400 address be:b2:2c:32:00:87 type veth peer name eth0 mtu 1400 address 52:7f:62:49:1d:58 netns /var/run/netns/cnish-test
 
-# Step 7/31 [attach] lesson step 5: attach vethdee133599eb to the bridge golden2
+# Step 7/32 [label] label vethdee133599eb with its attachment (cnish/dualnet/ctr1/eth0)
+#   why:  GC recognises the host ends of attachments it must remove by this label; operators see whose veth it is
 #   undo: none of its own, undone with step "veth"
-run 7 strict -- ip link set vethdee133599eb master golden2
+run 7 strict -- ip link set vethdee133599eb alias cnish/dualnet/ctr1/eth0
 
-# Step 8/31 [hairpin] enable hairpin mode on the bridge port vethdee133599eb
+# Step 8/32 [attach] lesson step 5: attach vethdee133599eb to the bridge golden2
 #   undo: none of its own, undone with step "veth"
-run 8 strict -- ip link set vethdee133599eb type bridge_slave hairpin on
+run 8 strict -- ip link set vethdee133599eb master golden2
 
-# Step 9/31 [host-up] lesson step 7: bring vethdee133599eb up
+# Step 9/32 [hairpin] enable hairpin mode on the bridge port vethdee133599eb
 #   undo: none of its own, undone with step "veth"
-run 9 strict -- ip link set vethdee133599eb up
+run 9 strict -- ip link set vethdee133599eb type bridge_slave hairpin on
 
-# Step 10/31 [gateway[0]] give the bridge the gateway address 10.12.0.1/24
+# Step 10/32 [host-up] lesson step 7: bring vethdee133599eb up
+#   undo: none of its own, undone with step "veth"
+run 10 strict -- ip link set vethdee133599eb up
+
+# Step 11/32 [gateway[0]] give the bridge the gateway address 10.12.0.1/24
 #   why:  isGateway: the bridge is the containers' next hop; `replace` makes this idempotent for the second and later containers
 #   undo: none, shared with other attachments
-run 10 strict -- ip addr replace 10.12.0.1/24 dev golden2
+run 11 strict -- ip addr replace 10.12.0.1/24 dev golden2
 
-# Step 11/31 [gateway[1]] give the bridge the gateway address fd12::1/64
+# Step 12/32 [gateway[1]] give the bridge the gateway address fd12::1/64
 #   why:  isGateway: the bridge is the containers' next hop; `replace` makes this idempotent for the second and later containers
 #   undo: none, shared with other attachments
-run 11 strict -- ip addr replace fd12::1/64 dev golden2 nodad
+run 12 strict -- ip addr replace fd12::1/64 dev golden2 nodad
 
-# Step 12/31 [forward-ipv4] enable IPv4 forwarding on the host
+# Step 13/32 [forward-ipv4] enable IPv4 forwarding on the host
 #   why:  a gateway forwards; host-wide and shared, never turned off again
 #   undo: none, shared with other attachments
 if ! grep -qxF 1 /proc/sys/net/ipv4/ip_forward; then
-  run 12 strict -- sysctl -q -w net/ipv4/ip_forward=1
+  run 13 strict -- sysctl -q -w net/ipv4/ip_forward=1
 fi
 
-# Step 13/31 [forward-ipv6] enable IPv6 forwarding on the host
+# Step 14/32 [forward-ipv6] enable IPv6 forwarding on the host
 #   undo: none, shared with other attachments
 if ! grep -qxF 1 /proc/sys/net/ipv6/conf/all/forwarding; then
-  run 13 strict -- sysctl -q -w net/ipv6/conf/all/forwarding=1
+  run 14 strict -- sysctl -q -w net/ipv6/conf/all/forwarding=1
 fi
 
-# Step 14/31 [bridge-no-ra] make the bridge golden2 ignore IPv6 router advertisements
+# Step 15/32 [bridge-no-ra] make the bridge golden2 ignore IPv6 router advertisements
 #   why:  otherwise a container could announce itself as the host's IPv6 router; skipped when already set, tolerated on hosts without IPv6
 #   undo: none, shared with other attachments
 if ! grep -qxF 0 /proc/sys/net/ipv6/conf/golden2/accept_ra; then
-  run 14 missing-ok -- sysctl -q -w net/ipv6/conf/golden2/accept_ra=0
+  run 15 missing-ok -- sysctl -q -w net/ipv6/conf/golden2/accept_ra=0
 fi
 
-# Step 15/31 [arp-notify] announce eth0's address with a gratuitous ARP when it comes up (arp_notify)
+# Step 16/32 [arp-notify] announce eth0's address with a gratuitous ARP when it comes up (arp_notify)
 #   why:  a reused address gets a new MAC; neighbours learn it at once instead of after their ARP entry expires
 #   undo: none of its own, undone with step "veth"
-run 15 strict -- nsenter --net=/var/run/netns/cnish-test sysctl -q -w net/ipv4/conf/eth0/arp_notify=1
+run 16 strict -- nsenter --net=/var/run/netns/cnish-test sysctl -q -w net/ipv4/conf/eth0/arp_notify=1
 
-# Step 16/31 [ipv6-on[0]] enable IPv6 on lo in the container
+# Step 17/32 [ipv6-on[0]] enable IPv6 on lo in the container
 #   undo: none of its own, undone with step "veth"
-run 16 strict -- nsenter --net=/var/run/netns/cnish-test sysctl -q -w net/ipv6/conf/lo/disable_ipv6=0
+run 17 strict -- nsenter --net=/var/run/netns/cnish-test sysctl -q -w net/ipv6/conf/lo/disable_ipv6=0
 
-# Step 17/31 [ipv6-on[1]] enable IPv6 on eth0 in the container
+# Step 18/32 [ipv6-on[1]] enable IPv6 on eth0 in the container
 #   undo: none of its own, undone with step "veth"
-run 17 strict -- nsenter --net=/var/run/netns/cnish-test sysctl -q -w net/ipv6/conf/eth0/disable_ipv6=0
+run 18 strict -- nsenter --net=/var/run/netns/cnish-test sysctl -q -w net/ipv6/conf/eth0/disable_ipv6=0
 
-# Step 18/31 [no-dad] skip duplicate address detection on eth0
+# Step 19/32 [no-dad] skip duplicate address detection on eth0
 #   why:  IPAM guarantees the address is unique; DAD would keep it unusable for a second or more
 #   undo: none of its own, undone with step "veth"
-run 18 strict -- nsenter --net=/var/run/netns/cnish-test sysctl -q -w net/ipv6/conf/eth0/accept_dad=0
+run 19 strict -- nsenter --net=/var/run/netns/cnish-test sysctl -q -w net/ipv6/conf/eth0/accept_dad=0
 
-# Step 19/31 [address[0]] lesson step 6: assign 10.12.0.10/24 to eth0
+# Step 20/32 [address[0]] lesson step 6: assign 10.12.0.10/24 to eth0
 #   undo: none of its own, undone with step "veth"
-run 19 strict -- nsenter --net=/var/run/netns/cnish-test ip addr add 10.12.0.10/24 dev eth0
+run 20 strict -- nsenter --net=/var/run/netns/cnish-test ip addr add 10.12.0.10/24 dev eth0
 
-# Step 20/31 [address[1]] lesson step 6: assign fd12::2/64 to eth0
+# Step 21/32 [address[1]] lesson step 6: assign fd12::2/64 to eth0
 #   undo: none of its own, undone with step "veth"
-run 20 strict -- nsenter --net=/var/run/netns/cnish-test ip addr add fd12::2/64 dev eth0
+run 21 strict -- nsenter --net=/var/run/netns/cnish-test ip addr add fd12::2/64 dev eth0
 
-# Step 21/31 [container-up] lesson step 7: bring eth0 up inside the container
+# Step 22/32 [container-up] lesson step 7: bring eth0 up inside the container
 #   undo: none of its own, undone with step "veth"
-run 21 strict -- nsenter --net=/var/run/netns/cnish-test ip link set eth0 up
+run 22 strict -- nsenter --net=/var/run/netns/cnish-test ip link set eth0 up
 
-# Step 22/31 [route[0]] route 0.0.0.0/0 via 10.12.0.1 through eth0
+# Step 23/32 [route[0]] route 0.0.0.0/0 via 10.12.0.1 through eth0
 #   undo: none of its own, undone with step "veth"
-run 22 strict -- nsenter --net=/var/run/netns/cnish-test ip route add 0.0.0.0/0 via 10.12.0.1 dev eth0
+run 23 strict -- nsenter --net=/var/run/netns/cnish-test ip route add 0.0.0.0/0 via 10.12.0.1 dev eth0
 
-# Step 23/31 [route[1]] route ::/0 via fd12::1 through eth0
+# Step 24/32 [route[1]] route ::/0 via fd12::1 through eth0
 #   undo: none of its own, undone with step "veth"
-run 23 strict -- nsenter --net=/var/run/netns/cnish-test ip route add ::/0 via fd12::1 dev eth0
+run 24 strict -- nsenter --net=/var/run/netns/cnish-test ip route add ::/0 via fd12::1 dev eth0
 
-# Step 24/31 [masquerade[0].chain] lesson step 8: create the masquerade chain CNI-dec9eef1d807df1b11671029 (IPv4, nat table)
+# Step 25/32 [masquerade[0].chain] lesson step 8: create the masquerade chain CNI-dec9eef1d807df1b11671029 (IPv4, nat table)
 #   why:  one chain per attachment, named like the reference plugin's (CNI- + sha512 of network and container id) so that either plugin can remove the other's
 #   undo: iptables -w -t nat -X CNI-dec9eef1d807df1b11671029
-undo_24() { undo iptables -w -t nat -X CNI-dec9eef1d807df1b11671029; }
-run 24 strict -- iptables -w -t nat -N CNI-dec9eef1d807df1b11671029
+undo_25() { undo iptables -w -t nat -X CNI-dec9eef1d807df1b11671029; }
+run 25 strict -- iptables -w -t nat -N CNI-dec9eef1d807df1b11671029
 
-# Step 25/31 [masquerade[0].accept[0]] do not masquerade traffic from the container to its own subnet 10.12.0.0/24
+# Step 26/32 [masquerade[0].accept[0]] do not masquerade traffic from the container to its own subnet 10.12.0.0/24
 #   undo: iptables -w -t nat -D CNI-dec9eef1d807df1b11671029 -d 10.12.0.0/24 -m comment --comment 'name: "dualnet" id: "ctr1"' -j ACCEPT
-undo_25() { undo iptables -w -t nat -D CNI-dec9eef1d807df1b11671029 -d 10.12.0.0/24 -m comment --comment 'name: "dualnet" id: "ctr1"' -j ACCEPT; }
-run 25 strict -- iptables -w -t nat -A CNI-dec9eef1d807df1b11671029 -d 10.12.0.0/24 -m comment --comment 'name: "dualnet" id: "ctr1"' -j ACCEPT
+undo_26() { undo iptables -w -t nat -D CNI-dec9eef1d807df1b11671029 -d 10.12.0.0/24 -m comment --comment 'name: "dualnet" id: "ctr1"' -j ACCEPT; }
+run 26 strict -- iptables -w -t nat -A CNI-dec9eef1d807df1b11671029 -d 10.12.0.0/24 -m comment --comment 'name: "dualnet" id: "ctr1"' -j ACCEPT
 
-# Step 26/31 [masquerade[0].masquerade] masquerade everything else the container sends, except multicast
+# Step 27/32 [masquerade[0].masquerade] masquerade everything else the container sends, except multicast
 #   undo: iptables -w -t nat -D CNI-dec9eef1d807df1b11671029 '!' -d 224.0.0.0/4 -m comment --comment 'name: "dualnet" id: "ctr1"' -j MASQUERADE
-undo_26() { undo iptables -w -t nat -D CNI-dec9eef1d807df1b11671029 '!' -d 224.0.0.0/4 -m comment --comment 'name: "dualnet" id: "ctr1"' -j MASQUERADE; }
-run 26 strict -- iptables -w -t nat -A CNI-dec9eef1d807df1b11671029 '!' -d 224.0.0.0/4 -m comment --comment 'name: "dualnet" id: "ctr1"' -j MASQUERADE
+undo_27() { undo iptables -w -t nat -D CNI-dec9eef1d807df1b11671029 '!' -d 224.0.0.0/4 -m comment --comment 'name: "dualnet" id: "ctr1"' -j MASQUERADE; }
+run 27 strict -- iptables -w -t nat -A CNI-dec9eef1d807df1b11671029 '!' -d 224.0.0.0/4 -m comment --comment 'name: "dualnet" id: "ctr1"' -j MASQUERADE
 
-# Step 27/31 [masquerade[0].jump[0]] send traffic from 10.12.0.10/32 through CNI-dec9eef1d807df1b11671029
+# Step 28/32 [masquerade[0].jump[0]] send traffic from 10.12.0.10/32 through CNI-dec9eef1d807df1b11671029
 #   undo: iptables -w -t nat -D POSTROUTING -s 10.12.0.10/32 -m comment --comment 'name: "dualnet" id: "ctr1"' -j CNI-dec9eef1d807df1b11671029
-undo_27() { undo iptables -w -t nat -D POSTROUTING -s 10.12.0.10/32 -m comment --comment 'name: "dualnet" id: "ctr1"' -j CNI-dec9eef1d807df1b11671029; }
-run 27 strict -- iptables -w -t nat -A POSTROUTING -s 10.12.0.10/32 -m comment --comment 'name: "dualnet" id: "ctr1"' -j CNI-dec9eef1d807df1b11671029
+undo_28() { undo iptables -w -t nat -D POSTROUTING -s 10.12.0.10/32 -m comment --comment 'name: "dualnet" id: "ctr1"' -j CNI-dec9eef1d807df1b11671029; }
+run 28 strict -- iptables -w -t nat -A POSTROUTING -s 10.12.0.10/32 -m comment --comment 'name: "dualnet" id: "ctr1"' -j CNI-dec9eef1d807df1b11671029
 
-# Step 28/31 [masquerade[1].chain] lesson step 8: create the masquerade chain CNI-dec9eef1d807df1b11671029 (IPv6, nat table)
+# Step 29/32 [masquerade[1].chain] lesson step 8: create the masquerade chain CNI-dec9eef1d807df1b11671029 (IPv6, nat table)
 #   why:  one chain per attachment, named like the reference plugin's (CNI- + sha512 of network and container id) so that either plugin can remove the other's
 #   undo: ip6tables -w -t nat -X CNI-dec9eef1d807df1b11671029
-undo_28() { undo ip6tables -w -t nat -X CNI-dec9eef1d807df1b11671029; }
-run 28 strict -- ip6tables -w -t nat -N CNI-dec9eef1d807df1b11671029
+undo_29() { undo ip6tables -w -t nat -X CNI-dec9eef1d807df1b11671029; }
+run 29 strict -- ip6tables -w -t nat -N CNI-dec9eef1d807df1b11671029
 
-# Step 29/31 [masquerade[1].accept[0]] do not masquerade traffic from the container to its own subnet fd12::/64
+# Step 30/32 [masquerade[1].accept[0]] do not masquerade traffic from the container to its own subnet fd12::/64
 #   undo: ip6tables -w -t nat -D CNI-dec9eef1d807df1b11671029 -d fd12::/64 -m comment --comment 'name: "dualnet" id: "ctr1"' -j ACCEPT
-undo_29() { undo ip6tables -w -t nat -D CNI-dec9eef1d807df1b11671029 -d fd12::/64 -m comment --comment 'name: "dualnet" id: "ctr1"' -j ACCEPT; }
-run 29 strict -- ip6tables -w -t nat -A CNI-dec9eef1d807df1b11671029 -d fd12::/64 -m comment --comment 'name: "dualnet" id: "ctr1"' -j ACCEPT
+undo_30() { undo ip6tables -w -t nat -D CNI-dec9eef1d807df1b11671029 -d fd12::/64 -m comment --comment 'name: "dualnet" id: "ctr1"' -j ACCEPT; }
+run 30 strict -- ip6tables -w -t nat -A CNI-dec9eef1d807df1b11671029 -d fd12::/64 -m comment --comment 'name: "dualnet" id: "ctr1"' -j ACCEPT
 
-# Step 30/31 [masquerade[1].masquerade] masquerade everything else the container sends, except multicast
+# Step 31/32 [masquerade[1].masquerade] masquerade everything else the container sends, except multicast
 #   undo: ip6tables -w -t nat -D CNI-dec9eef1d807df1b11671029 '!' -d ff00::/8 -m comment --comment 'name: "dualnet" id: "ctr1"' -j MASQUERADE
-undo_30() { undo ip6tables -w -t nat -D CNI-dec9eef1d807df1b11671029 '!' -d ff00::/8 -m comment --comment 'name: "dualnet" id: "ctr1"' -j MASQUERADE; }
-run 30 strict -- ip6tables -w -t nat -A CNI-dec9eef1d807df1b11671029 '!' -d ff00::/8 -m comment --comment 'name: "dualnet" id: "ctr1"' -j MASQUERADE
+undo_31() { undo ip6tables -w -t nat -D CNI-dec9eef1d807df1b11671029 '!' -d ff00::/8 -m comment --comment 'name: "dualnet" id: "ctr1"' -j MASQUERADE; }
+run 31 strict -- ip6tables -w -t nat -A CNI-dec9eef1d807df1b11671029 '!' -d ff00::/8 -m comment --comment 'name: "dualnet" id: "ctr1"' -j MASQUERADE
 
-# Step 31/31 [masquerade[1].jump[0]] send traffic from fd12::2/128 through CNI-dec9eef1d807df1b11671029
+# Step 32/32 [masquerade[1].jump[0]] send traffic from fd12::2/128 through CNI-dec9eef1d807df1b11671029
 #   undo: ip6tables -w -t nat -D POSTROUTING -s fd12::2/128 -m comment --comment 'name: "dualnet" id: "ctr1"' -j CNI-dec9eef1d807df1b11671029
-undo_31() { undo ip6tables -w -t nat -D POSTROUTING -s fd12::2/128 -m comment --comment 'name: "dualnet" id: "ctr1"' -j CNI-dec9eef1d807df1b11671029; }
-run 31 strict -- ip6tables -w -t nat -A POSTROUTING -s fd12::2/128 -m comment --comment 'name: "dualnet" id: "ctr1"' -j CNI-dec9eef1d807df1b11671029
+undo_32() { undo ip6tables -w -t nat -D POSTROUTING -s fd12::2/128 -m comment --comment 'name: "dualnet" id: "ctr1"' -j CNI-dec9eef1d807df1b11671029; }
+run 32 strict -- ip6tables -w -t nat -A POSTROUTING -s fd12::2/128 -m comment --comment 'name: "dualnet" id: "ctr1"' -j CNI-dec9eef1d807df1b11671029
 
 # ---------------------------------------------------------------------------------------------
 trap - EXIT

@@ -149,34 +149,34 @@ check 3 status '' -- test -d /sys/class/net/golden1/bridge
 #   why:  the container end is created directly inside the namespace, so it never appears on the host under the container's interface name
 check 5 status '' -- test -e /sys/class/net/veth977ff90b17e
 
-# Step 6/12 [attach] lesson step 5: attach veth977ff90b17e to the bridge golden1
-check 6 status '' -- test -e /sys/class/net/golden1/brif/veth977ff90b17e
+# Step 7/12 [attach] lesson step 5: attach veth977ff90b17e to the bridge golden1
+check 7 status '' -- test -e /sys/class/net/golden1/brif/veth977ff90b17e
 
-# Step 8/12 [gateway[0]] give the bridge the gateway address 10.11.0.1/16
+# Step 9/12 [gateway[0]] give the bridge the gateway address 10.11.0.1/16
 #   why:  isGateway: the bridge is the containers' next hop; `replace` makes this idempotent for the second and later containers
-check 8 output '' -- ip -o addr show dev golden1 to 10.11.0.1
+check 9 output '' -- ip -o addr show dev golden1 to 10.11.0.1
 
-# Step 9/12 [forward-ipv4] enable IPv4 forwarding on the host
+# Step 10/12 [forward-ipv4] enable IPv4 forwarding on the host
 #   why:  a gateway forwards; host-wide and shared, never turned off again
-check 9 status '' -- grep -qxF 1 /proc/sys/net/ipv4/ip_forward
+check 10 status '' -- grep -qxF 1 /proc/sys/net/ipv4/ip_forward
 
-# Step 12/12 [address[0]] lesson step 6: assign 10.11.0.2/16 to eth0
-check 12 output '' -- nsenter --net=/var/run/netns/cnish-test ip -o addr show dev eth0 to 10.11.0.2
+# Step 13/12 [address[0]] lesson step 6: assign 10.11.0.2/16 to eth0
+check 13 output '' -- nsenter --net=/var/run/netns/cnish-test ip -o addr show dev eth0 to 10.11.0.2
 
-# Step 13/12 [container-up] lesson step 7: bring eth0 up inside the container
-check 13 contains 26:70:ad:f2:7b:1c -- nsenter --net=/var/run/netns/cnish-test ip -o link show dev eth0
+# Step 14/12 [container-up] lesson step 7: bring eth0 up inside the container
+check 14 contains 26:70:ad:f2:7b:1c -- nsenter --net=/var/run/netns/cnish-test ip -o link show dev eth0
 
-# Step 14/12 [route[0]] route 0.0.0.0/0 via 10.11.0.1 through eth0
-check 14 output '' -- nsenter --net=/var/run/netns/cnish-test ip -4 -o route show exact 0.0.0.0/0 via 10.11.0.1 dev eth0
+# Step 15/12 [route[0]] route 0.0.0.0/0 via 10.11.0.1 through eth0
+check 15 output '' -- nsenter --net=/var/run/netns/cnish-test ip -4 -o route show exact 0.0.0.0/0 via 10.11.0.1 dev eth0
 
-# Step 16/12 [masquerade[0].accept[0]] do not masquerade traffic from the container to its own subnet 10.11.0.0/16
-check 16 status '' -- iptables -w -t nat -C CNI-51ecab9495c29c4cd56b6316 -d 10.11.0.0/16 -m comment --comment 'name: "gwnet" id: "ctr1"' -j ACCEPT
+# Step 17/12 [masquerade[0].accept[0]] do not masquerade traffic from the container to its own subnet 10.11.0.0/16
+check 17 status '' -- iptables -w -t nat -C CNI-51ecab9495c29c4cd56b6316 -d 10.11.0.0/16 -m comment --comment 'name: "gwnet" id: "ctr1"' -j ACCEPT
 
-# Step 17/12 [masquerade[0].masquerade] masquerade everything else the container sends, except multicast
-check 17 status '' -- iptables -w -t nat -C CNI-51ecab9495c29c4cd56b6316 '!' -d 224.0.0.0/4 -m comment --comment 'name: "gwnet" id: "ctr1"' -j MASQUERADE
+# Step 18/12 [masquerade[0].masquerade] masquerade everything else the container sends, except multicast
+check 18 status '' -- iptables -w -t nat -C CNI-51ecab9495c29c4cd56b6316 '!' -d 224.0.0.0/4 -m comment --comment 'name: "gwnet" id: "ctr1"' -j MASQUERADE
 
-# Step 18/12 [masquerade[0].jump[0]] send traffic from 10.11.0.2/32 through CNI-51ecab9495c29c4cd56b6316
-check 18 status '' -- iptables -w -t nat -C POSTROUTING -s 10.11.0.2/32 -m comment --comment 'name: "gwnet" id: "ctr1"' -j CNI-51ecab9495c29c4cd56b6316
+# Step 19/12 [masquerade[0].jump[0]] send traffic from 10.11.0.2/32 through CNI-51ecab9495c29c4cd56b6316
+check 19 status '' -- iptables -w -t nat -C POSTROUTING -s 10.11.0.2/32 -m comment --comment 'name: "gwnet" id: "ctr1"' -j CNI-51ecab9495c29c4cd56b6316
 
 # ---------------------------------------------------------------------------------------------
 if (( ${#FAILED[@]} )); then

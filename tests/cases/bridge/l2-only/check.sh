@@ -76,11 +76,11 @@ check 4 contains PROMISC -- ip -o link show dev golden3
 #   why:  the container end is created directly inside the namespace, so it never appears on the host under the container's interface name
 check 5 status '' -- test -e /sys/class/net/veth9119b813cb0
 
-# Step 6/5 [attach] lesson step 5: attach veth9119b813cb0 to the bridge golden3
-check 6 status '' -- test -e /sys/class/net/golden3/brif/veth9119b813cb0
+# Step 7/5 [attach] lesson step 5: attach veth9119b813cb0 to the bridge golden3
+check 7 status '' -- test -e /sys/class/net/golden3/brif/veth9119b813cb0
 
-# Step 9/5 [container-up] lesson step 7: bring eth0 up inside the container
-check 9 contains ea:a9:7f:b3:22:4a -- nsenter --net=/var/run/netns/cnish-test ip -o link show dev eth0
+# Step 10/5 [container-up] lesson step 7: bring eth0 up inside the container
+check 10 contains ea:a9:7f:b3:22:4a -- nsenter --net=/var/run/netns/cnish-test ip -o link show dev eth0
 
 # ---------------------------------------------------------------------------------------------
 if (( ${#FAILED[@]} )); then

@@ -8,8 +8,8 @@
 #   netns          /var/run/netns/cnish-test
 #   ifname         eth0
 #
-# Running this script removes the attachment the way cnish would: every step
-# runs, anything already gone counts as removed, the bridge is kept.
+# Running this script removes what cnish would remove: every step runs,
+# anything already gone counts as removed, shared objects (the bridge) are kept.
 
 set -euo pipefail
 # Like cnish: tools come from PATH first, then the system directories; messages in English.

@@ -149,22 +149,22 @@ check 3 status '' -- test -d /sys/class/net/golden4/bridge
 #   why:  the container end is created directly inside the namespace, so it never appears on the host under the container's interface name
 check 5 status '' -- test -e /sys/class/net/veth07208b5a092
 
-# Step 6/8 [attach] lesson step 5: attach veth07208b5a092 to the bridge golden4
-check 6 status '' -- test -e /sys/class/net/golden4/brif/veth07208b5a092
+# Step 7/8 [attach] lesson step 5: attach veth07208b5a092 to the bridge golden4
+check 7 status '' -- test -e /sys/class/net/golden4/brif/veth07208b5a092
 
-# Step 8/8 [gateway[0]] give the bridge the gateway address 10.14.0.1/24
+# Step 9/8 [gateway[0]] give the bridge the gateway address 10.14.0.1/24
 #   why:  isGateway: the bridge is the containers' next hop; `replace` makes this idempotent for the second and later containers
-check 8 output '' -- ip -o addr show dev golden4 to 10.14.0.1
+check 9 output '' -- ip -o addr show dev golden4 to 10.14.0.1
 
-# Step 9/8 [forward-ipv4] enable IPv4 forwarding on the host
+# Step 10/8 [forward-ipv4] enable IPv4 forwarding on the host
 #   why:  a gateway forwards; host-wide and shared, never turned off again
-check 9 status '' -- grep -qxF 1 /proc/sys/net/ipv4/ip_forward
+check 10 status '' -- grep -qxF 1 /proc/sys/net/ipv4/ip_forward
 
-# Step 12/8 [address[0]] lesson step 6: assign 10.14.0.42/24 to net1
-check 12 output '' -- nsenter --net=/var/run/netns/cnish-test ip -o addr show dev net1 to 10.14.0.42
+# Step 13/8 [address[0]] lesson step 6: assign 10.14.0.42/24 to net1
+check 13 output '' -- nsenter --net=/var/run/netns/cnish-test ip -o addr show dev net1 to 10.14.0.42
 
-# Step 13/8 [container-up] lesson step 7: bring net1 up inside the container
-check 13 contains 0a:58:0a:0e:00:2a -- nsenter --net=/var/run/netns/cnish-test ip -o link show dev net1
+# Step 14/8 [container-up] lesson step 7: bring net1 up inside the container
+check 14 contains 0a:58:0a:0e:00:2a -- nsenter --net=/var/run/netns/cnish-test ip -o link show dev net1
 
 # ---------------------------------------------------------------------------------------------
 if (( ${#FAILED[@]} )); then

@@ -1,0 +1,88 @@
+"""GC support: which attachments are still valid, and reading what stale ones left behind.
+
+A GC request (spec 1.1.0) carries the attachments that are still valid in
+`cni.dev/valid-attachments` (the spec's name since 2024) or `cni.dev/attachments` (the first
+name, still sent by libcni). Everything of this network that belongs to another attachment is
+stale: IP reservations, masquerade chains, host veth ends.
+"""
+
+import shlex
+
+from cnish import jsonfast
+from cnish.errors import invalid_config
+
+KEYS = ("cni.dev/valid-attachments", "cni.dev/attachments")
+
+
+def valid_attachments(raw: dict) -> set:
+    """{(containerID, ifname)} from the request; a missing list means nothing is valid."""
+    for key in KEYS:
+        if key in raw:
+            value = raw[key]
+            if not isinstance(value, list):
+                raise invalid_config(key, value, "must be a list of {containerID, ifname}")
+            out = set()
+            for i, item in enumerate(value):
+                if not isinstance(item, dict) or not isinstance(item.get("containerID"), str) \
+                        or not isinstance(item.get("ifname"), str):
+                    raise invalid_config(f"{key}[{i}]", item,
+                                         "must be an object with string containerID and ifname")
+                out.add((item["containerID"], item["ifname"]))
+            return out
+    return set()
+
+
+def stale_chains(save_output: str, network: str, valid_cids: set) -> list:
+    """Masquerade chains (reference naming) of `network` whose container id is not valid,
+    with the exact POSTROUTING rules that jump to them, from `iptables-save -t nat`."""
+    owner = {}          # chain -> container id, from the comment on its rules
+    jumps = {}
+    prefix = f'name: "{network}" id: "'
+    for line in save_output.splitlines():
+        if not line.startswith("-A "):
+            continue
+        try:
+            tokens = shlex.split(line)
+        except ValueError:
+            continue
+        chain = tokens[1]
+        comment = tokens[tokens.index("--comment") + 1] if "--comment" in tokens else ""
+        if not comment.startswith(prefix) or not comment.endswith('"'):
+            continue
+        cid = comment[len(prefix):-1]
+        target = tokens[tokens.index("-j") + 1] if "-j" in tokens else ""
+        if chain.startswith("CNI-"):
+            owner[chain] = cid
+        if chain == "POSTROUTING" and target.startswith("CNI-"):
+            owner.setdefault(target, cid)
+            jumps.setdefault(target, []).append(tokens[2:])
+    return [{"chain": chain, "cid": cid, "jumps": jumps.get(chain, [])}
+            for chain, cid in sorted(owner.items()) if cid not in valid_cids]
+
+
+def stale_veths(link_json: str, network: str, valid: set) -> list:
+    """Host veth ends labelled by cnish (alias cnish/<net>/<cid>/<ifname>) of stale attachments."""
+    try:
+        links = jsonfast.loads(link_json or "[]")
+    except ValueError:
+        return []
+    out = []
+    for link in links:
+        alias = link.get("ifalias") or ""
+        parts = alias.split("/")
+        if len(parts) == 4 and parts[0] == "cnish" and parts[1] == network \
+                and (parts[2], parts[3]) not in valid:
+            out.append({"name": link.get("ifname"), "cid": parts[2], "ifname": parts[3]})
+    return out
+
+
+def stale_owners(store, valid: set) -> list:
+    """Owners (cid, ifname) of reservations in a host-local store that are not valid."""
+    valid_cids = {cid for cid, _ in valid}
+    owners = {}
+    for _name, content in store.entries():
+        cid, _, ifname = content.strip().partition("\r\n")
+        stale = (cid, ifname) not in valid if ifname else cid not in valid_cids
+        if stale:
+            owners[(cid, ifname)] = True
+    return [{"cid": cid, "ifname": ifname} for cid, ifname in owners]

@@ -1,0 +1,135 @@
+"""Delegated IPAM: an IPAM plugin cnish does not implement, executed from CNI_PATH.
+
+As the spec wants (cni-reference.md §1.10): the plugin gets the same environment and the full
+config cnish received, for ADD, DEL, CHECK, STATUS and GC; its errors are passed on; when a
+later step of ADD fails, cnish runs DEL on it. The ADD happens while cnish prepares the plan
+(the plan needs the addresses it returns), and appears in the plan as the step `ipam` whose
+undo is the plugin's DEL.
+
+A dry-run cannot preview the addresses of an external IPAM plugin (asking it allocates them),
+so `--dry-run` of an ADD with one is refused with an explanation; DEL and CHECK plans print
+fine.
+"""
+
+import os
+
+from cnish import jsonfast, natives, results
+from cnish.errors import INVALID_CONFIG, CNIError
+
+TYPE = "delegate"
+KIND = "ipam"
+CNI_ARGS = frozenset()          # the delegate validates CNI_ARGS itself (IgnoreUnknown applies)
+
+
+def find(type_name: str, cni_path) -> str:
+    """libcni's FindInPath: a regular executable file named `type_name` in a CNI_PATH dir."""
+    if "/" in type_name or type_name in ("", ".", ".."):
+        raise CNIError(INVALID_CONFIG, f"invalid IPAM plugin type {type_name!r}",
+                       "a plugin type is a file name, without '/'")
+    for directory in cni_path:
+        path = os.path.join(directory, type_name)
+        if os.path.isfile(path) and os.access(path, os.X_OK):
+            return path
+    raise CNIError(INVALID_CONFIG, f"failed to find IPAM plugin {type_name!r} in path "
+                   f"[{' '.join(cni_path)}]",
+                   "install it in one of the CNI_PATH directories, or use an IPAM type cnish "
+                   "implements (host-local, static)")
+
+
+def parse(fields, op) -> dict:
+    return {"type": fields.obj.get("type"), "path": find(fields.obj["type"], op.runtime.path)}
+
+
+class Delegate:
+    """Runs the plugin with the invocation's environment and config."""
+
+    def __init__(self, op):
+        self.op = op
+        self.path = op.ipam_conf.path
+        self.config = jsonfast.dumps(op.raw)
+        self.done = set()
+
+    def env(self, command: str) -> dict:
+        rt = self.op.runtime
+        return {"CNI_COMMAND": command, "CNI_CONTAINERID": rt.container_id,
+                "CNI_NETNS": rt.netns, "CNI_IFNAME": rt.ifname, "CNI_ARGS": rt.args_text,
+                "CNI_PATH": ":".join(rt.path)}
+
+    def run(self, command: str):
+        """(returncode, stdout, stderr) of the plugin for `command`."""
+        if command in self.done:        # ADD already ran while the plan was prepared
+            return 0, "", ""
+        res = self.op.runner.run((self.path,), stdin=self.config, env=self.env(command))
+        if res.returncode == 0:
+            self.done.add(command)
+        return res.returncode, res.stdout, res.stderr
+
+    def error(self, command: str, rc: int, out: str, err: str) -> CNIError:
+        """The delegate's own error (code, msg, details) when it printed one."""
+        try:
+            obj = jsonfast.loads(out)
+            if isinstance(obj, dict) and "code" in obj:
+                return CNIError(int(obj["code"]), f"IPAM plugin {self.op.ipam_conf.type}: "
+                                + str(obj.get("msg", "")), str(obj.get("details", "")))
+        except (ValueError, TypeError):
+            pass
+        return CNIError(INVALID_CONFIG if rc == 127 else 999,
+                        f"IPAM plugin {self.op.ipam_conf.type} failed ({command}, exit {rc})",
+                        (err or out).strip())
+
+
+def _delegate(op) -> Delegate:
+    d = getattr(op, "_delegate", None)
+    if d is None:
+        d = op._delegate = Delegate(op)
+        natives.DELEGATES[d.path] = d.run     # for the plan's cnish-delegate steps
+    return d
+
+
+def ipam_add(op):
+    if op.dry_run:
+        raise CNIError(INVALID_CONFIG, f"dry-run cannot preview the addresses of IPAM plugin "
+                       f"{op.ipam_conf.type}",
+                       "asking an external IPAM plugin for addresses allocates them; DEL and "
+                       "CHECK plans can be printed, and a real ADD logs its plan (logFile)")
+    d = _delegate(op)
+    rc, out, err = d.run("ADD")
+    if rc != 0:
+        raise d.error("ADD", rc, out, err)
+    try:
+        result = results.parse(jsonfast.loads(out), op.version)
+    except ValueError as exc:
+        d.run("DEL")
+        raise CNIError(999, f"IPAM plugin {op.ipam_conf.type} returned an unreadable result",
+                       str(exc)) from None
+    return {"plugin": d.path}, result
+
+
+def ipam_del(op):
+    _delegate(op)
+    return {"plugin": op.ipam_conf.path}, []
+
+
+def ipam_check(op, ips):
+    _delegate(op)
+    return {"plugin": op.ipam_conf.path}
+
+
+def ipam_status(op) -> None:
+    """STATUS is forwarded; the delegate's error (code 50/51 included) is passed on."""
+    if not results_allow(op.version, "1.1.0"):
+        return
+    d = _delegate(op)
+    rc, out, err = d.run("STATUS")
+    if rc != 0:
+        raise d.error("STATUS", rc, out, err)
+
+
+def ipam_gc(op, valid: set) -> dict:
+    """GC is forwarded by the plan's gc step (with the valid attachments in the config)."""
+    _delegate(op)
+    return {"plugin": op.ipam_conf.path}
+
+
+def results_allow(version: str, minimum: str) -> bool:
+    return results.at_least(version, minimum)

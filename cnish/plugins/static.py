@@ -1,0 +1,152 @@
+"""static IPAM: addresses given by the config or the runtime, no state (cni-reference.md §3.11).
+
+Config (inside `ipam`): `addresses` [{`address` (CIDR, required), `gateway`}], `routes`, `dns`.
+The runtime may add or replace addresses: CNI_ARGS `IP=` (comma-separated CIDRs, appended) and
+`GATEWAY=` (comma-separated, applied to the addresses whose subnet contains them),
+`args.cni.ips` (replaces), `runtimeConfig.ips` (replaces, highest precedence).
+ADD returns the addresses; DEL has nothing to release; CHECK compares prevResult with the
+configured addresses and gateways.
+"""
+
+from cnish.config import Fields, parse_dns
+from cnish.errors import CHECK_FAILED, CNIError, invalid_config
+from cnish.ipnet import IP, Prefix
+
+TYPE = "static"
+KIND = "ipam"
+CNI_ARGS = frozenset({"IP", "GATEWAY"})
+
+
+def _prefix(value, where: str) -> Prefix:
+    try:
+        return Prefix.parse(value)
+    except ValueError as exc:
+        raise invalid_config(where, value, f"must be an address with a prefix length: {exc}") from None
+
+
+def _routes(fields: Fields) -> list:
+    routes = []
+    for i, route in enumerate(fields.items("routes", dict, "an object")):
+        rf = Fields(route, f"{fields.path('routes')}[{i}]")
+        dst = rf.text("dst")
+        _prefix(dst, rf.path("dst"))
+        out = {"dst": dst}
+        gw = rf.text("gw")
+        if gw is not None:
+            try:
+                IP.parse(gw)
+            except ValueError as exc:
+                raise invalid_config(rf.path("gw"), gw, str(exc)) from None
+            out["gw"] = gw
+        routes.append(out)
+    return routes
+
+
+def parse(fields: Fields, op) -> dict:
+    addresses = []
+    for i, entry in enumerate(fields.items("addresses", dict, "an object")):
+        af = Fields(entry, f"{fields.path('addresses')}[{i}]")
+        address = af.text("address")
+        if address is None:
+            raise invalid_config(af.path("address"), None, "is required")
+        _prefix(address, af.path("address"))
+        item = {"address": address}
+        gateway = af.text("gateway")
+        if gateway is not None:
+            try:
+                IP.parse(gateway)
+            except ValueError as exc:
+                raise invalid_config(af.path("gateway"), gateway, str(exc)) from None
+            item["gateway"] = gateway
+        addresses.append(item)
+    return {"type": TYPE, "addresses": addresses, "routes": _routes(fields),
+            "dns": parse_dns(fields.sub("dns"))}
+
+
+def addresses(op) -> list:
+    """The addresses of this attachment after the runtime's additions and replacements."""
+    conf = op.ipam_conf
+    out = [dict(a) for a in conf.addresses]
+    args = op.runtime.args
+    if args.get("IP"):
+        for text in args["IP"].split(","):
+            _prefix(text, "CNI_ARGS IP")
+            out.append({"address": text})
+    replaced = None
+    args_ips = ((op.raw.get("args") or {}).get("cni") or {}).get("ips")
+    if args_ips:
+        replaced = ("args.cni.ips", args_ips)
+    rc_ips = (op.raw.get("runtimeConfig") or {}).get("ips")
+    if rc_ips:
+        replaced = ("runtimeConfig.ips", rc_ips)
+    if replaced:
+        where, values = replaced
+        if not isinstance(values, list):
+            raise invalid_config(where, values, "must be a list of addresses with prefix lengths")
+        for value in values:
+            _prefix(value, where)
+        out = [{"address": v} for v in values]
+    if args.get("GATEWAY"):
+        for text in args["GATEWAY"].split(","):
+            try:
+                gw = IP.parse(text)
+            except ValueError as exc:
+                raise invalid_config("CNI_ARGS GATEWAY", text, str(exc)) from None
+            for item in out:
+                if Prefix.parse(item["address"]).contains(gw):
+                    item["gateway"] = str(gw)
+    if not out:
+        raise invalid_config("ipam.addresses", [], "static IPAM needs at least one address")
+    families = [Prefix.parse(a["address"]).version for a in out]
+    if max(families.count(4), families.count(6)) > 1 and op.version in ("0.1.0", "0.2.0"):
+        raise invalid_config("cniVersion", op.version,
+                             "several addresses of one IP family need cniVersion 0.3.0 or later")
+    return out
+
+
+def _result(op) -> dict:
+    conf = op.ipam_conf
+    return {"ips": addresses(op), "routes": [dict(r) for r in conf.routes], "dns": dict(conf.dns)}
+
+
+def ipam_add(op):
+    return {}, _result(op)
+
+
+def ipam_del(op):
+    return {}, []
+
+
+def ipam_check(op, ips: list):
+    """The configured addresses that appear in prevResult must have the configured gateway."""
+    expected = {a["address"]: a.get("gateway") for a in addresses(op)}
+    for entry in ips:
+        if entry["address"] in expected and expected[entry["address"]] != entry.get("gateway"):
+            raise CNIError(CHECK_FAILED, f"static: address {entry['address']} has gateway "
+                           f"{entry.get('gateway')}, configured {expected[entry['address']]}")
+    return {}
+
+
+def ipam_status(op) -> None:
+    return None
+
+
+def ipam_gc(op, valid: set) -> dict:
+    return {}
+
+
+# -- as a plugin of its own (cnish installed as `static`) ---------------------------------------
+
+def prepare(op) -> dict:
+    att = {"cid": op.runtime.container_id, "ifname": op.runtime.ifname, "ipam": {}}
+    if op.command in ("GC", "STATUS"):
+        return att
+    if op.command == "ADD":
+        op.ipam_result = _result(op)
+    elif op.command == "CHECK":
+        ipam_check(op, (op.prev_result or {}).get("ips", []))
+    return att
+
+
+def result(op, att) -> dict:
+    return op.ipam_result
