@@ -282,4 +282,19 @@ def result(op, att) -> dict:
         ips.append(ip)
     out = {"interfaces": interfaces, "ips": ips, "routes": ipam.get("routes", []),
            "dns": op.dns if op.dns else ipam.get("dns", {})}
-    return out
+    return chain(op.prev_result, out)
+
+
+def chain(prev: dict | None, mine: dict) -> dict:
+    """Chained after another plugin (prevResult on ADD), the spec wants prevResult passed on:
+    its interfaces, addresses and routes come first, ours follow with re-based interface
+    indexes; our DNS wins when we have one."""
+    if not prev:
+        return mine
+    offset = len(prev.get("interfaces", []))
+    ips = [dict(ip, interface=ip["interface"] + offset) if "interface" in ip else dict(ip)
+           for ip in mine["ips"]]
+    return {"interfaces": prev.get("interfaces", []) + mine["interfaces"],
+            "ips": prev.get("ips", []) + ips,
+            "routes": prev.get("routes", []) + mine["routes"],
+            "dns": mine["dns"] or prev.get("dns", {})}

@@ -29,12 +29,13 @@ def ids(p):
 
 def test_minimal_add_follows_the_lesson_order():
     p, att = plan(raw())
-    assert ids(p) == ["reserve[0]", "bridge", "bridge-is-bridge", "bridge-up", "veth", "label", "attach",
-                      "host-up", "bridge-no-ra", "arp-notify", "address[0]", "container-up"]
+    assert ids(p) == ["reserve[0]", "bridge", "bridge-is-bridge", "bridge-up", "veth", "label",
+                      "attach", "host-up", "bridge-no-ra", "arp-notify", "no-dad", "address[0]",
+                      "container-up"]
     veth = p.steps[4]
     assert veth.run.argv[:4] == ("ip", "link", "add", att["host_veth"])
     assert veth.undo.argv == ("ip", "link", "del", att["host_veth"])
-    assert p.steps[10].run.argv == ("nsenter", "--net=/var/run/netns/cnish-test", "ip", "addr",
+    assert p.steps[11].run.argv == ("nsenter", "--net=/var/run/netns/cnish-test", "ip", "addr",
                                    "add", "10.5.0.2/24", "dev", "eth0")
 
 
@@ -119,3 +120,28 @@ def test_check_needs_prev_result():
     with pytest.raises(CNIError) as info:
         engine.build_plan(operation(raw(), "CHECK"))
     assert info.value.code == 7 and "prevResult" in info.value.msg
+
+
+def test_chained_add_passes_prev_result_on():
+    prev = {"cniVersion": "1.0.0", "interfaces": [{"name": "tap0", "mac": "0a:00:00:00:00:01"}],
+            "ips": [{"address": "192.168.9.9/24", "interface": 0}], "routes": [{"dst": "10.0.0.0/8"}],
+            "dns": {"nameservers": ["192.168.9.1"]}}
+    p, _ = plan(raw(isGateway=True, prevResult=prev))
+    res = p.result
+    assert [i["name"] for i in res["interfaces"]] == ["tap0", "br9", res["interfaces"][2]["name"], "eth0"]
+    assert res["ips"] == [{"address": "192.168.9.9/24", "interface": 0},
+                          {"address": "10.5.0.2/24", "gateway": "10.5.0.1", "interface": 3}]
+    assert res["routes"] == [{"dst": "10.0.0.0/8"}] and res["dns"] == {"nameservers": ["192.168.9.1"]}
+
+
+def test_status_names_missing_tools(monkeypatch, tmp_path):
+    from cnish import runner
+    monkeypatch.setattr(runner, "SYSTEM_PATH", ())
+    (tmp_path / "ip").write_text("#!/bin/sh\n")
+    (tmp_path / "ip").chmod(0o755)
+    op = operation(raw(cniVersion="1.1.0", ipMasq=True), "STATUS",
+                   runner=runner.Runner(path=str(tmp_path)))
+    with pytest.raises(CNIError) as info:
+        engine.status(op)
+    assert info.value.code == 50
+    assert "nsenter" in info.value.msg and "iptables-restore" in info.value.msg

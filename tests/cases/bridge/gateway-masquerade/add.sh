@@ -138,102 +138,107 @@ cnish-store() {
 
 # ---------------------------------------------------------------------------------------------
 
-# Step 1/19 [reserve[0]] reserve 10.11.0.2 for ctr1/eth0 in /nonexistent/cnish-golden/gwnet
+# Step 1/20 [reserve[0]] reserve 10.11.0.2 for ctr1/eth0 in /nonexistent/cnish-golden/gwnet
 #   why:  the file is created exclusively, so two ADDs can never hold the same address
 #   undo: cnish-store release-ip /nonexistent/cnish-golden/gwnet 10.11.0.2 ctr1 eth0 0 ''
 undo_1() { undo cnish-store release-ip /nonexistent/cnish-golden/gwnet 10.11.0.2 ctr1 eth0 0 ''; }
 run 1 strict -- cnish-store reserve /nonexistent/cnish-golden/gwnet 10.11.0.2 ctr1 eth0 0
 
-# Step 2/19 [bridge] lesson step 2: create the bridge golden1 unless it exists
+# Step 2/20 [bridge] lesson step 2: create the bridge golden1 unless it exists
 #   why:  the bridge is shared by every container of the network, so neither rollback nor DEL removes it; a bridge created by a parallel ADD in the meantime is fine
 #   undo: none, shared with other attachments
 if ! test -e /sys/class/net/golden1; then
   run 2 exists-ok -- ip link add golden1 address 02:d1:44:c7:d2:be type bridge
 fi
 
-# Step 3/19 [bridge-is-bridge] verify that golden1 is a bridge
+# Step 3/20 [bridge-is-bridge] verify that golden1 is a bridge
 #   why:  an existing link of that name that is not a bridge would otherwise receive the container's veth
 run 3 strict -- test -d /sys/class/net/golden1/bridge
 
-# Step 4/19 [bridge-up] bring the bridge golden1 up
+# Step 4/20 [bridge-up] bring the bridge golden1 up
 #   undo: none, shared with other attachments
 run 4 strict -- ip link set golden1 up
 
-# Step 5/19 [veth] lesson steps 3-4: create the veth pair veth977ff90b17e (host) / eth0 (inside /var/run/netns/cnish-test)
+# Step 5/20 [veth] lesson steps 3-4: create the veth pair veth977ff90b17e (host) / eth0 (inside /var/run/netns/cnish-test)
 #   why:  the container end is created directly inside the namespace, so it never appears on the host under the container's interface name
 #   undo: ip link del veth977ff90b17e
 undo_5() { undo ip link del veth977ff90b17e; }
 run 5 strict -- ip link add veth977ff90b17e address 3a:d9:81:1b:d8:f2 type veth peer name eth0 address 26:70:ad:f2:7b:1c netns /var/run/netns/cnish-test
 
-# Step 6/19 [label] label veth977ff90b17e with its attachment (cnish/gwnet/ctr1/eth0)
+# Step 6/20 [label] label veth977ff90b17e with its attachment (cnish/gwnet/ctr1/eth0)
 #   why:  GC recognises the host ends of attachments it must remove by this label; operators see whose veth it is
 #   undo: none of its own, undone with step "veth"
 run 6 strict -- ip link set veth977ff90b17e alias cnish/gwnet/ctr1/eth0
 
-# Step 7/19 [attach] lesson step 5: attach veth977ff90b17e to the bridge golden1
+# Step 7/20 [attach] lesson step 5: attach veth977ff90b17e to the bridge golden1
 #   undo: none of its own, undone with step "veth"
 run 7 strict -- ip link set veth977ff90b17e master golden1
 
-# Step 8/19 [host-up] lesson step 7: bring veth977ff90b17e up
+# Step 8/20 [host-up] lesson step 7: bring veth977ff90b17e up
 #   undo: none of its own, undone with step "veth"
 run 8 strict -- ip link set veth977ff90b17e up
 
-# Step 9/19 [gateway[0]] give the bridge the gateway address 10.11.0.1/16
+# Step 9/20 [gateway[0]] give the bridge the gateway address 10.11.0.1/16
 #   why:  isGateway: the bridge is the containers' next hop; `replace` makes this idempotent for the second and later containers
 #   undo: none, shared with other attachments
 run 9 strict -- ip addr replace 10.11.0.1/16 dev golden1
 
-# Step 10/19 [forward-ipv4] enable IPv4 forwarding on the host
+# Step 10/20 [forward-ipv4] enable IPv4 forwarding on the host
 #   why:  a gateway forwards; host-wide and shared, never turned off again
 #   undo: none, shared with other attachments
 if ! grep -qxF 1 /proc/sys/net/ipv4/ip_forward; then
   run 10 strict -- sysctl -q -w net/ipv4/ip_forward=1
 fi
 
-# Step 11/19 [bridge-no-ra] make the bridge golden1 ignore IPv6 router advertisements
+# Step 11/20 [bridge-no-ra] make the bridge golden1 ignore IPv6 router advertisements
 #   why:  otherwise a container could announce itself as the host's IPv6 router; skipped when already set, tolerated on hosts without IPv6
 #   undo: none, shared with other attachments
 if ! grep -qxF 0 /proc/sys/net/ipv6/conf/golden1/accept_ra; then
   run 11 missing-ok -- sysctl -q -w net/ipv6/conf/golden1/accept_ra=0
 fi
 
-# Step 12/19 [arp-notify] announce eth0's address with a gratuitous ARP when it comes up (arp_notify)
+# Step 12/20 [arp-notify] announce eth0's address with a gratuitous ARP when it comes up (arp_notify)
 #   why:  a reused address gets a new MAC; neighbours learn it at once instead of after their ARP entry expires
 #   undo: none of its own, undone with step "veth"
 run 12 strict -- nsenter --net=/var/run/netns/cnish-test sysctl -q -w net/ipv4/conf/eth0/arp_notify=1
 
-# Step 13/19 [address[0]] lesson step 6: assign 10.11.0.2/16 to eth0
+# Step 13/20 [no-dad] skip duplicate address detection on eth0
+#   why:  IPAM guarantees the address is unique; DAD would keep it unusable for a second or more (set for IPv4-only networks too, like the reference, for addresses added later; tolerated when the kernel has no IPv6)
 #   undo: none of its own, undone with step "veth"
-run 13 strict -- nsenter --net=/var/run/netns/cnish-test ip addr add 10.11.0.2/16 dev eth0
+run 13 missing-ok -- nsenter --net=/var/run/netns/cnish-test sysctl -q -w net/ipv6/conf/eth0/accept_dad=0
 
-# Step 14/19 [container-up] lesson step 7: bring eth0 up inside the container
+# Step 14/20 [address[0]] lesson step 6: assign 10.11.0.2/16 to eth0
 #   undo: none of its own, undone with step "veth"
-run 14 strict -- nsenter --net=/var/run/netns/cnish-test ip link set eth0 up
+run 14 strict -- nsenter --net=/var/run/netns/cnish-test ip addr add 10.11.0.2/16 dev eth0
 
-# Step 15/19 [route[0]] route 0.0.0.0/0 via 10.11.0.1 through eth0
+# Step 15/20 [container-up] lesson step 7: bring eth0 up inside the container
 #   undo: none of its own, undone with step "veth"
-run 15 strict -- nsenter --net=/var/run/netns/cnish-test ip route add 0.0.0.0/0 via 10.11.0.1 dev eth0
+run 15 strict -- nsenter --net=/var/run/netns/cnish-test ip link set eth0 up
 
-# Step 16/19 [masquerade[0].chain] lesson step 8: create the masquerade chain CNI-51ecab9495c29c4cd56b6316 (IPv4, nat table)
+# Step 16/20 [route[0]] route 0.0.0.0/0 via 10.11.0.1 through eth0
+#   undo: none of its own, undone with step "veth"
+run 16 strict -- nsenter --net=/var/run/netns/cnish-test ip route add 0.0.0.0/0 via 10.11.0.1 dev eth0
+
+# Step 17/20 [masquerade[0].chain] lesson step 8: create the masquerade chain CNI-51ecab9495c29c4cd56b6316 (IPv4, nat table)
 #   why:  one chain per attachment, named like the reference plugin's (CNI- + sha512 of network and container id) so that either plugin can remove the other's
 #   undo: iptables -w -t nat -X CNI-51ecab9495c29c4cd56b6316
-undo_16() { undo iptables -w -t nat -X CNI-51ecab9495c29c4cd56b6316; }
-run 16 strict -- iptables -w -t nat -N CNI-51ecab9495c29c4cd56b6316
+undo_17() { undo iptables -w -t nat -X CNI-51ecab9495c29c4cd56b6316; }
+run 17 strict -- iptables -w -t nat -N CNI-51ecab9495c29c4cd56b6316
 
-# Step 17/19 [masquerade[0].accept[0]] do not masquerade traffic from the container to its own subnet 10.11.0.0/16
+# Step 18/20 [masquerade[0].accept[0]] do not masquerade traffic from the container to its own subnet 10.11.0.0/16
 #   undo: iptables -w -t nat -D CNI-51ecab9495c29c4cd56b6316 -d 10.11.0.0/16 -m comment --comment 'name: "gwnet" id: "ctr1"' -j ACCEPT
-undo_17() { undo iptables -w -t nat -D CNI-51ecab9495c29c4cd56b6316 -d 10.11.0.0/16 -m comment --comment 'name: "gwnet" id: "ctr1"' -j ACCEPT; }
-run 17 strict -- iptables -w -t nat -A CNI-51ecab9495c29c4cd56b6316 -d 10.11.0.0/16 -m comment --comment 'name: "gwnet" id: "ctr1"' -j ACCEPT
+undo_18() { undo iptables -w -t nat -D CNI-51ecab9495c29c4cd56b6316 -d 10.11.0.0/16 -m comment --comment 'name: "gwnet" id: "ctr1"' -j ACCEPT; }
+run 18 strict -- iptables -w -t nat -A CNI-51ecab9495c29c4cd56b6316 -d 10.11.0.0/16 -m comment --comment 'name: "gwnet" id: "ctr1"' -j ACCEPT
 
-# Step 18/19 [masquerade[0].masquerade] masquerade everything else the container sends, except multicast
+# Step 19/20 [masquerade[0].masquerade] masquerade everything else the container sends, except multicast
 #   undo: iptables -w -t nat -D CNI-51ecab9495c29c4cd56b6316 '!' -d 224.0.0.0/4 -m comment --comment 'name: "gwnet" id: "ctr1"' -j MASQUERADE
-undo_18() { undo iptables -w -t nat -D CNI-51ecab9495c29c4cd56b6316 '!' -d 224.0.0.0/4 -m comment --comment 'name: "gwnet" id: "ctr1"' -j MASQUERADE; }
-run 18 strict -- iptables -w -t nat -A CNI-51ecab9495c29c4cd56b6316 '!' -d 224.0.0.0/4 -m comment --comment 'name: "gwnet" id: "ctr1"' -j MASQUERADE
+undo_19() { undo iptables -w -t nat -D CNI-51ecab9495c29c4cd56b6316 '!' -d 224.0.0.0/4 -m comment --comment 'name: "gwnet" id: "ctr1"' -j MASQUERADE; }
+run 19 strict -- iptables -w -t nat -A CNI-51ecab9495c29c4cd56b6316 '!' -d 224.0.0.0/4 -m comment --comment 'name: "gwnet" id: "ctr1"' -j MASQUERADE
 
-# Step 19/19 [masquerade[0].jump[0]] send traffic from 10.11.0.2/32 through CNI-51ecab9495c29c4cd56b6316
+# Step 20/20 [masquerade[0].jump[0]] send traffic from 10.11.0.2/32 through CNI-51ecab9495c29c4cd56b6316
 #   undo: iptables -w -t nat -D POSTROUTING -s 10.11.0.2/32 -m comment --comment 'name: "gwnet" id: "ctr1"' -j CNI-51ecab9495c29c4cd56b6316
-undo_19() { undo iptables -w -t nat -D POSTROUTING -s 10.11.0.2/32 -m comment --comment 'name: "gwnet" id: "ctr1"' -j CNI-51ecab9495c29c4cd56b6316; }
-run 19 strict -- iptables -w -t nat -A POSTROUTING -s 10.11.0.2/32 -m comment --comment 'name: "gwnet" id: "ctr1"' -j CNI-51ecab9495c29c4cd56b6316
+undo_20() { undo iptables -w -t nat -D POSTROUTING -s 10.11.0.2/32 -m comment --comment 'name: "gwnet" id: "ctr1"' -j CNI-51ecab9495c29c4cd56b6316; }
+run 20 strict -- iptables -w -t nat -A POSTROUTING -s 10.11.0.2/32 -m comment --comment 'name: "gwnet" id: "ctr1"' -j CNI-51ecab9495c29c4cd56b6316
 
 # ---------------------------------------------------------------------------------------------
 trap - EXIT

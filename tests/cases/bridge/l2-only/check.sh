@@ -79,8 +79,8 @@ check 5 status '' -- test -e /sys/class/net/veth9119b813cb0
 # Step 7/5 [attach] lesson step 5: attach veth9119b813cb0 to the bridge golden3
 check 7 status '' -- test -e /sys/class/net/golden3/brif/veth9119b813cb0
 
-# Step 10/5 [container-up] lesson step 7: bring eth0 up inside the container
-check 10 contains ea:a9:7f:b3:22:4a -- nsenter --net=/var/run/netns/cnish-test ip -o link show dev eth0
+# Step 12/5 [container-up] lesson step 7: bring eth0 up inside the container
+check 12 contains ea:a9:7f:b3:22:4a -- nsenter --net=/var/run/netns/cnish-test ip -o link show dev eth0
 
 # ---------------------------------------------------------------------------------------------
 if (( ${#FAILED[@]} )); then

@@ -138,77 +138,82 @@ cnish-store() {
 
 # ---------------------------------------------------------------------------------------------
 
-# Step 1/14 [reserve[0]] reserve 10.14.0.42 for 0123456789abcdef/net1 in /nonexistent/cnish-golden/pinned
+# Step 1/15 [reserve[0]] reserve 10.14.0.42 for 0123456789abcdef/net1 in /nonexistent/cnish-golden/pinned
 #   why:  the file is created exclusively, so two ADDs can never hold the same address
 #   undo: cnish-store release-ip /nonexistent/cnish-golden/pinned 10.14.0.42 0123456789abcdef net1 0 ''
 undo_1() { undo cnish-store release-ip /nonexistent/cnish-golden/pinned 10.14.0.42 0123456789abcdef net1 0 ''; }
 run 1 strict -- cnish-store reserve /nonexistent/cnish-golden/pinned 10.14.0.42 0123456789abcdef net1 0
 
-# Step 2/14 [bridge] lesson step 2: create the bridge golden4 unless it exists
+# Step 2/15 [bridge] lesson step 2: create the bridge golden4 unless it exists
 #   why:  the bridge is shared by every container of the network, so neither rollback nor DEL removes it; a bridge created by a parallel ADD in the meantime is fine
 #   undo: none, shared with other attachments
 if ! test -e /sys/class/net/golden4; then
   run 2 exists-ok -- ip link add golden4 address 1a:e8:ca:c7:47:de type bridge
 fi
 
-# Step 3/14 [bridge-is-bridge] verify that golden4 is a bridge
+# Step 3/15 [bridge-is-bridge] verify that golden4 is a bridge
 #   why:  an existing link of that name that is not a bridge would otherwise receive the container's veth
 run 3 strict -- test -d /sys/class/net/golden4/bridge
 
-# Step 4/14 [bridge-up] bring the bridge golden4 up
+# Step 4/15 [bridge-up] bring the bridge golden4 up
 #   undo: none, shared with other attachments
 run 4 strict -- ip link set golden4 up
 
-# Step 5/14 [veth] lesson steps 3-4: create the veth pair veth07208b5a092 (host) / net1 (inside /var/run/netns/cnish-test)
+# Step 5/15 [veth] lesson steps 3-4: create the veth pair veth07208b5a092 (host) / net1 (inside /var/run/netns/cnish-test)
 #   why:  the container end is created directly inside the namespace, so it never appears on the host under the container's interface name
 #   undo: ip link del veth07208b5a092
 undo_5() { undo ip link del veth07208b5a092; }
 run 5 strict -- ip link add veth07208b5a092 address aa:50:66:7d:7d:d0 type veth peer name net1 address 0a:58:0a:0e:00:2a netns /var/run/netns/cnish-test
 
-# Step 6/14 [label] label veth07208b5a092 with its attachment (cnish/pinned/0123456789abcdef/net1)
+# Step 6/15 [label] label veth07208b5a092 with its attachment (cnish/pinned/0123456789abcdef/net1)
 #   why:  GC recognises the host ends of attachments it must remove by this label; operators see whose veth it is
 #   undo: none of its own, undone with step "veth"
 run 6 strict -- ip link set veth07208b5a092 alias cnish/pinned/0123456789abcdef/net1
 
-# Step 7/14 [attach] lesson step 5: attach veth07208b5a092 to the bridge golden4
+# Step 7/15 [attach] lesson step 5: attach veth07208b5a092 to the bridge golden4
 #   undo: none of its own, undone with step "veth"
 run 7 strict -- ip link set veth07208b5a092 master golden4
 
-# Step 8/14 [host-up] lesson step 7: bring veth07208b5a092 up
+# Step 8/15 [host-up] lesson step 7: bring veth07208b5a092 up
 #   undo: none of its own, undone with step "veth"
 run 8 strict -- ip link set veth07208b5a092 up
 
-# Step 9/14 [gateway[0]] give the bridge the gateway address 10.14.0.1/24
+# Step 9/15 [gateway[0]] give the bridge the gateway address 10.14.0.1/24
 #   why:  isGateway: the bridge is the containers' next hop; `replace` makes this idempotent for the second and later containers
 #   undo: none, shared with other attachments
 run 9 strict -- ip addr replace 10.14.0.1/24 dev golden4
 
-# Step 10/14 [forward-ipv4] enable IPv4 forwarding on the host
+# Step 10/15 [forward-ipv4] enable IPv4 forwarding on the host
 #   why:  a gateway forwards; host-wide and shared, never turned off again
 #   undo: none, shared with other attachments
 if ! grep -qxF 1 /proc/sys/net/ipv4/ip_forward; then
   run 10 strict -- sysctl -q -w net/ipv4/ip_forward=1
 fi
 
-# Step 11/14 [bridge-no-ra] make the bridge golden4 ignore IPv6 router advertisements
+# Step 11/15 [bridge-no-ra] make the bridge golden4 ignore IPv6 router advertisements
 #   why:  otherwise a container could announce itself as the host's IPv6 router; skipped when already set, tolerated on hosts without IPv6
 #   undo: none, shared with other attachments
 if ! grep -qxF 0 /proc/sys/net/ipv6/conf/golden4/accept_ra; then
   run 11 missing-ok -- sysctl -q -w net/ipv6/conf/golden4/accept_ra=0
 fi
 
-# Step 12/14 [arp-notify] announce net1's address with a gratuitous ARP when it comes up (arp_notify)
+# Step 12/15 [arp-notify] announce net1's address with a gratuitous ARP when it comes up (arp_notify)
 #   why:  a reused address gets a new MAC; neighbours learn it at once instead of after their ARP entry expires
 #   undo: none of its own, undone with step "veth"
 run 12 strict -- nsenter --net=/var/run/netns/cnish-test sysctl -q -w net/ipv4/conf/net1/arp_notify=1
 
-# Step 13/14 [address[0]] lesson step 6: assign 10.14.0.42/24 to net1
+# Step 13/15 [no-dad] skip duplicate address detection on net1
+#   why:  IPAM guarantees the address is unique; DAD would keep it unusable for a second or more (set for IPv4-only networks too, like the reference, for addresses added later; tolerated when the kernel has no IPv6)
 #   undo: none of its own, undone with step "veth"
-run 13 strict -- nsenter --net=/var/run/netns/cnish-test ip addr add 10.14.0.42/24 dev net1
+run 13 missing-ok -- nsenter --net=/var/run/netns/cnish-test sysctl -q -w net/ipv6/conf/net1/accept_dad=0
 
-# Step 14/14 [container-up] lesson step 7: bring net1 up inside the container
+# Step 14/15 [address[0]] lesson step 6: assign 10.14.0.42/24 to net1
 #   undo: none of its own, undone with step "veth"
-run 14 strict -- nsenter --net=/var/run/netns/cnish-test ip link set net1 up
+run 14 strict -- nsenter --net=/var/run/netns/cnish-test ip addr add 10.14.0.42/24 dev net1
+
+# Step 15/15 [container-up] lesson step 7: bring net1 up inside the container
+#   undo: none of its own, undone with step "veth"
+run 15 strict -- nsenter --net=/var/run/netns/cnish-test ip link set net1 up
 
 # ---------------------------------------------------------------------------------------------
 trap - EXIT

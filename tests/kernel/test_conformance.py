@@ -1,0 +1,162 @@
+"""CNI conformance beyond a single plugin: IPAM delegation both ways, GC, STATUS, versions,
+and whole conflists in the operator CLI (with the reference plugins from /usr/lib/cni)."""
+
+import json
+import os
+
+import pytest
+
+from lab import bridge_conf, cnish_command, sh, store_files
+
+pytestmark = pytest.mark.kernel
+REFERENCE = "/usr/lib/cni"
+
+
+@pytest.fixture
+def plugin_dir(tmp_path):
+    """A CNI_PATH directory: the reference IPAM plugins under other names, and cnish linked
+    under the reference's names."""
+    d = tmp_path / "cni-bin"
+    d.mkdir()
+    os.symlink(f"{REFERENCE}/host-local", d / "ref-host-local")
+    os.symlink(f"{REFERENCE}/static", d / "ref-static")
+    ours = d / "ours"
+    ours.mkdir()
+    for name in ("host-local", "static"):
+        os.symlink(cnish_command()[0], ours / name)
+    return d
+
+
+def test_cnish_delegates_to_the_reference_host_local(lab, plugin_dir):
+    host, c = lab.host(), lab.netns()
+    conf = bridge_conf(lab, ipam={"type": "ref-host-local"})
+    env = {"CNI_PATH": f"{plugin_dir}:{REFERENCE}"}
+    rc, res, err = host.cni("ADD", conf, c, extra_env=env)
+    assert rc == 0, (res, err)
+    assert res["ips"][0]["address"] == "10.77.0.2/24"
+    store = store_files(lab.data_dir)
+    assert store[f"{conf['name']}/10.77.0.2"][1] == b"ctr1\r\neth0"     # written by the reference
+    assert host.cni("CHECK", dict(conf, prevResult=res), c, extra_env=env)[0] == 0
+    assert host.cni("DEL", dict(conf, prevResult=res), c, extra_env=env)[0] == 0
+    assert f"{conf['name']}/10.77.0.2" not in store_files(lab.data_dir)
+
+
+def test_delegated_reservation_is_released_when_add_fails(lab, plugin_dir):
+    host, c = lab.host(), lab.netns()
+    sh("ip", "-n", c, "link", "add", "eth0", "type", "veth", "peer", "name", "other0")
+    conf = bridge_conf(lab, ipam={"type": "ref-host-local"})
+    rc, out, _ = host.cni("ADD", conf, c, extra_env={"CNI_PATH": f"{plugin_dir}:{REFERENCE}"})
+    assert rc == 1 and "(veth)" in out["msg"]
+    assert not [k for k in store_files(lab.data_dir) if k.endswith("10.77.0.2")]
+
+
+def test_cnish_delegates_to_the_reference_static(lab, plugin_dir):
+    host, c = lab.host(), lab.netns()
+    conf = bridge_conf(lab, ipam={"type": "ref-static",
+                                  "addresses": [{"address": "10.77.0.9/24", "gateway": "10.77.0.1"}]})
+    conf["ipam"].pop("ranges")
+    rc, res, err = host.cni("ADD", conf, c, extra_env={"CNI_PATH": f"{plugin_dir}:{REFERENCE}"})
+    assert rc == 0, (res, err)
+    assert res["ips"] == [{"address": "10.77.0.9/24", "gateway": "10.77.0.1", "interface": 2}]
+    assert sh("ip", "netns", "exec", c, "ping", "-c1", "-W2", "10.77.0.1", check=False).returncode == 0
+    assert host.cni("DEL", dict(conf, prevResult=res), c,
+                    extra_env={"CNI_PATH": f"{plugin_dir}:{REFERENCE}"})[0] == 0
+
+
+def test_unknown_ipam_binary_is_named(lab, plugin_dir):
+    host, c = lab.host(), lab.netns()
+    conf = bridge_conf(lab, ipam={"type": "no-such-ipam"})
+    rc, out, _ = host.cni("ADD", conf, c, extra_env={"CNI_PATH": str(plugin_dir)})
+    assert rc == 1 and out["code"] == 7 and "no-such-ipam" in out["msg"]
+
+
+@pytest.mark.parametrize("ipam", ["host-local", "static"])
+def test_reference_bridge_uses_cnish_as_its_ipam(lab, plugin_dir, ipam):
+    host, c = lab.host(), lab.netns()
+    conf = bridge_conf(lab)
+    if ipam == "static":
+        conf["ipam"] = {"type": "static", "addresses": [{"address": "10.77.0.33/24",
+                                                         "gateway": "10.77.0.1"}],
+                        "routes": [{"dst": "0.0.0.0/0"}]}
+    env = {"CNI_PATH": f"{plugin_dir / 'ours'}:{REFERENCE}"}
+    rc, res, err = host.cni("ADD", conf, c, plugin=[f"{REFERENCE}/bridge"], extra_env=env)
+    assert rc == 0, (res, err)
+    want = "10.77.0.2/24" if ipam == "host-local" else "10.77.0.33/24"
+    assert res["ips"] == [{"address": want, "gateway": "10.77.0.1", "interface": 2}]
+    assert "default via 10.77.0.1" in sh("ip", "-n", c, "route").stdout
+    if ipam == "host-local":       # the reservation is cnish's (0600, atomic)
+        assert store_files(lab.data_dir)[f"{conf['name']}/10.77.0.2"] == ("0o600", b"ctr1\r\neth0")
+    rc, _, err = host.cni("DEL", dict(conf, prevResult=res), c, plugin=[f"{REFERENCE}/bridge"],
+                          extra_env=env)
+    assert rc == 0, err
+    assert not [k for k in store_files(lab.data_dir) if k.endswith(want.split("/")[0])]
+
+
+def test_gc_removes_only_stale_attachments(lab):
+    host, keep_ns, stale_ns = lab.host(), lab.netns(), lab.netns()
+    conf = bridge_conf(lab, cniVersion="1.1.0")
+    rc, keep, _ = host.cni("ADD", conf, keep_ns, cid="keep")
+    rc2, stale, _ = host.cni("ADD", conf, stale_ns, cid="stale")
+    assert rc == rc2 == 0
+    stale_veth = stale["interfaces"][1]["name"]
+    for key in ("cni.dev/valid-attachments", "cni.dev/attachments"):     # the legacy key too
+        gc_conf = dict(conf, **{key: [{"containerID": "keep", "ifname": "eth0"}]})
+        rc, out, err = host.cni("GC", gc_conf, None, cid="", ifname="")
+        assert rc == 0 and out is None, (out, err)
+    links = host.run("ip", "-o", "link").stdout
+    assert stale_veth not in links and keep["interfaces"][1]["name"] in links
+    nat = host.run("iptables-save", "-t", "nat").stdout
+    assert 'id: \\"keep\\"' in nat and 'id: \\"stale\\"' not in nat
+    files = store_files(lab.data_dir)
+    assert f"{conf['name']}/10.77.0.2" in files and f"{conf['name']}/10.77.0.3" not in files
+    # the kept attachment still works
+    assert host.cni("CHECK", dict(conf, prevResult=keep), keep_ns, cid="keep")[0] == 0
+
+
+def test_status(lab):
+    host, c = lab.host(), lab.netns()
+    conf = bridge_conf(lab, cniVersion="1.1.0", ipam={"ranges": [[{"subnet": "10.77.0.0/30"}]]})
+    assert host.cni("STATUS", conf, None, cid="", ifname="") == (0, None, "")
+    assert host.cni("ADD", conf, c)[0] == 0          # takes the only address of the /30
+    rc, out, _ = host.cni("STATUS", conf, None, cid="", ifname="")
+    assert rc == 1 and out["code"] == 50 and "no IP addresses available" in out["msg"]
+    rc, out, _ = host.cni("STATUS", dict(conf, cniVersion="1.0.0"), None, cid="", ifname="")
+    assert rc == 1 and out["code"] == 1
+
+
+def test_version_gates(lab):
+    host, c = lab.host(), lab.netns()
+    rc, out, _ = host.cni("CHECK", bridge_conf(lab, cniVersion="0.3.1"), c)
+    assert rc == 1 and out["code"] == 1 and "CHECK" in out["msg"]
+    rc, out, _ = host.cni("GC", bridge_conf(lab, cniVersion="1.0.0"), None, cid="", ifname="")
+    assert rc == 1 and out["code"] == 1
+    rc, out, _ = host.cni("ADD", bridge_conf(lab, cniVersion="1.2.0"), c)
+    assert rc == 1 and out["code"] == 1 and '"1.2.0"' in out["details"]
+
+
+def test_operator_runs_a_conflist_with_reference_plugins(lab, tmp_path):
+    """cnish's bridge chained with the reference portmap and tuning, in the operator CLI:
+    ADD in order with prevResult, DEL in reverse with the cached result and capability args."""
+    host, c = lab.host(), lab.netns()
+    bridge = bridge_conf(lab, name="chain")
+    conflist = {"cniVersion": "1.0.0", "name": "chain", "plugins": [
+        {k: v for k, v in bridge.items() if k not in ("cniVersion", "name")},
+        {"type": "portmap", "capabilities": {"portMappings": True}},
+        {"type": "tuning", "mtu": 1280}]}
+    path = tmp_path / "chain.conflist"
+    path.write_text(json.dumps(conflist))
+    common = ["--config", str(path), "--cache-dir", lab.cache_dir]
+    env = dict(os.environ, CNI_PATH=REFERENCE)
+    run = ["ip", "netns", "exec", host.name, *cnish_command()]
+    out = sh(*run, "add", "chain", c, *common, "--cap-args",
+             '{"portMappings": [{"hostPort": 8080, "containerPort": 80, "protocol": "tcp"}]}',
+             env=env).stdout
+    res = json.loads(out)
+    assert res["ips"][0]["address"] == "10.77.0.2/24"
+    nat = host.run("iptables-save", "-t", "nat").stdout
+    assert "--to-destination 10.77.0.2:80" in nat
+    assert "mtu 1280" in sh("ip", "-n", c, "link", "show", "eth0").stdout
+    sh(*run, "del", "chain", c, *common, env=env)
+    nat = host.run("iptables-save", "-t", "nat").stdout
+    assert "10.77.0.2" not in nat and "-j DNAT" not in nat    # portmap got its cached args back
+    assert not os.listdir(os.path.join(lab.cache_dir, "results"))
