@@ -160,3 +160,37 @@ def test_operator_runs_a_conflist_with_reference_plugins(lab, tmp_path):
     nat = host.run("iptables-save", "-t", "nat").stdout
     assert "10.77.0.2" not in nat and "-j DNAT" not in nat    # portmap got its cached args back
     assert not os.listdir(os.path.join(lab.cache_dir, "results"))
+
+
+FAKE_IPAM = """#!/bin/sh
+# A delegated IPAM plugin that records what it is asked and answers like a 1.1.0 plugin.
+cat > "$(dirname "$0")/stdin.$CNI_COMMAND"
+case $CNI_COMMAND in
+  ADD) echo '{"cniVersion":"1.1.0","ips":[{"address":"10.77.0.50/24","gateway":"10.77.0.1"}]}' ;;
+  STATUS) echo '{"cniVersion":"1.1.0","code":50,"msg":"fake-ipam: pool drained","details":"d"}'
+          exit 1 ;;
+esac
+"""
+
+
+def test_status_and_gc_are_forwarded_to_a_delegated_ipam(lab, tmp_path):
+    host, c = lab.host(), lab.netns()
+    bindir = tmp_path / "fake"
+    bindir.mkdir()
+    (bindir / "fake-ipam").write_text(FAKE_IPAM)
+    (bindir / "fake-ipam").chmod(0o755)
+    env = {"CNI_PATH": str(bindir)}
+    conf = bridge_conf(lab, cniVersion="1.1.0", ipam={"type": "fake-ipam"})
+    rc, res, err = host.cni("ADD", conf, c, extra_env=env)
+    assert rc == 0 and res["ips"][0]["address"] == "10.77.0.50/24", (res, err)
+    rc, out, _ = host.cni("STATUS", conf, None, cid="", ifname="", extra_env=env)
+    assert rc == 1 and out["code"] == 50 and "pool drained" in out["msg"]
+    valid = [{"containerID": "ctr1", "ifname": "eth0"}]
+    rc, out, err = host.cni("GC", dict(conf, **{"cni.dev/valid-attachments": valid}), None,
+                           cid="", ifname="", extra_env=env)
+    assert rc == 0, (out, err)
+    sent = json.loads((bindir / "stdin.GC").read_text())
+    assert sent["cni.dev/valid-attachments"] == valid and sent["ipam"]["type"] == "fake-ipam"
+    assert host.cni("DEL", dict(conf, prevResult=res), c, extra_env=env)[0] == 0
+    assert json.loads((bindir / "stdin.DEL").read_text())["prevResult"]["ips"][0]["address"] \
+        == "10.77.0.50/24"
