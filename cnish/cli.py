@@ -355,3 +355,23 @@ def status(network, config, cache_dir):
         click.echo(f"{s.network}: ready")
     except CNIError as exc:
         _fail(exc)
+
+
+@cli.command(name="install", help="Install cnish into a CNI plugin directory (e.g. /opt/cni/bin): "
+                                  "a fast-starting launcher DIR/cnish, plus links such as "
+                                  "cnish-bridge, bridge, host-local for the types it should "
+                                  "answer to.")
+@click.argument("directory", type=click.Path(file_okay=False))
+@click.option("--link", "links", multiple=True, metavar="NAME",
+              help="Also link DIR/NAME to the launcher (repeatable), e.g. --link cnish-bridge.")
+def install_cmd(directory, links):
+    from cnish.install import install
+    for name in links:
+        if name not in plugins.PLUGINS and plugins.canonical(name) not in plugins.PLUGINS:
+            _fail(CNIError(INVALID_CONFIG, f"--link {name}: not a plugin type cnish implements",
+                           "cnish implements " + ", ".join(plugins.implemented())))
+    try:
+        for path in install(directory, links):
+            click.echo(path)
+    except OSError as exc:
+        _fail(CNIError(5, f"cannot install into {directory}", str(exc)))

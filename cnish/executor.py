@@ -16,8 +16,6 @@ Consecutive commands of one tool in one namespace are sent to the tool's batch m
 (batching.py); a batch failure is traced back to its step, so rollback stays per step.
 """
 
-import shlex
-
 from cnish import batching
 from cnish.errors import CHECK_FAILED, STEP_FAILED, CNIError
 
@@ -38,6 +36,7 @@ def classify(stderr: str) -> str:
 
 
 def show(argv) -> str:
+    import shlex        # only for messages: shlex imports re, ~5 ms at every start otherwise
     return " ".join(shlex.quote(a) for a in argv)
 
 

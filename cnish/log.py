@@ -18,6 +18,10 @@ class Log:
         self.stderr = stderr
         self._fd = None
 
+    def __bool__(self) -> bool:
+        """True when there is a log file: callers skip building lines nobody will read."""
+        return bool(self.path)
+
     def _open(self):
         if self._fd is None and self.path:
             try:

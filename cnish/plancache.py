@@ -1,10 +1,33 @@
-"""Plan templates: rendered from recipes and templates with Jinja.
+"""Plan templates: rendered from recipes and templates with Jinja — or read from the cache.
 
-`steps()` returns the steps of one recipe section rendered for one config and one
-attachment *shape*, with per-container values left as slots (templating.py) for plan.bind().
+Rendering is the expensive part of cnish (importing Jinja and compiling ~30 templates costs a
+few hundred milliseconds), but a rendered plan depends only on the network config, the recipe
+and templates, and the *shape* of the attachment (which IP families, how many addresses and
+routes): per-container values are slots (templating.py). So the first container of a network
+renders the plan and stores it; every later one binds its values into the stored copy, without
+importing Jinja at all.
+
+The cache lives in /run/cnish/plans (a tmpfs: gone at reboot), or CNISH_PLAN_CACHE ("off"
+disables it). A key covers everything the rendering reads: cnish's version, the size and
+modification time of every recipe and template and of the rendering code, the validated
+config, the operator options and the attachment shape — so editing a template takes effect on
+the next call. Because a plan is a list of commands that will run as root, the cache is only
+used when its directory is owned by cnish's user and writable by nobody else, files are read
+with O_NOFOLLOW, and writes are atomic. A dry-run reads the cache but never writes it.
 """
 
-from cnish import recipes
+import os
+
+from cnish import __version__, jsonfast
+
+try:
+    from _sha256 import sha256
+except ImportError:  # pragma: no cover
+    from hashlib import sha256
+
+DEFAULT_DIR = "/run/cnish/plans"
+MAX_ENTRIES = 512          # distinct (config, shape) pairs kept; the oldest go first
+_code_digest = None
 
 
 def _renderer():
@@ -12,19 +35,150 @@ def _renderer():
     return renderer()
 
 
+def _directory() -> str | None:
+    path = os.environ.get("CNISH_PLAN_CACHE", DEFAULT_DIR)
+    return None if path in ("", "off") else path
+
+
+def _sources_digest() -> str:
+    """Size and mtime of every file the rendering reads (recipes, templates, renderer code)."""
+    global _code_digest
+    if _code_digest is None:
+        from cnish.paths import plans_dir, templates_dir
+        here = os.path.dirname(os.path.abspath(__file__))
+        parts = [__version__]
+        for name in ("templating.py", "recipes.py", "plancache.py", "templating_marks.py"):
+            st = os.stat(os.path.join(here, name))
+            parts.append(f"{name}:{st.st_size}:{st.st_mtime_ns}")
+        for root in (plans_dir(), templates_dir()):
+            stack = [root]
+            while stack:
+                with os.scandir(stack.pop()) as entries:
+                    for entry in entries:
+                        if entry.is_dir():
+                            stack.append(entry.path)
+                        else:
+                            st = entry.stat()
+                            parts.append(f"{entry.path}:{st.st_size}:{st.st_mtime_ns}")
+        _code_digest = sha256("\n".join(sorted(parts)).encode()).hexdigest()
+    return _code_digest
+
+
+def _conf_json(conf) -> object:
+    return None if conf is None else _plain(conf.as_dict())
+
+
+def _plain(value):
+    """JSON-able form of config values (IPAM ranges are objects)."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return repr(value)
+
+
+def _key(kind: str, op, extra) -> str:
+    material = {"kind": kind, "code": _sources_digest(), "type": op.type,
+                "includes": op.includes(), "conf": _conf_json(op.conf),
+                "ipam": _conf_json(op.ipam_conf), "net": [op.name, op.version],
+                "opts": op.opts, "extra": extra}
+    return sha256(jsonfast.dumps(material).encode()).hexdigest()
+
+
+def _trusted(directory: str) -> bool:
+    try:
+        st = os.stat(directory)
+    except OSError:
+        return False
+    return st.st_uid == os.geteuid() and not st.st_mode & 0o022
+
+
+def _load(directory, key):
+    try:
+        fd = os.open(os.path.join(directory, key + ".json"), os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return None
+    try:
+        return jsonfast.loads(os.read(fd, 1 << 22))
+    except ValueError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def _store(directory, key, value) -> None:
+    try:
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+        if not _trusted(directory):
+            return
+        final = os.path.join(directory, key + ".json")
+        tmp = f"{final}.{os.getpid()}.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+        try:
+            os.write(fd, jsonfast.dumps(value).encode())
+        finally:
+            os.close(fd)
+        os.rename(tmp, final)
+        _evict(directory)
+    except OSError:
+        pass                      # a read-only or full /run only costs the next call a render
+
+
+def _evict(directory: str) -> None:
+    """Keep at most MAX_ENTRIES plans (only runs after a render, never on the fast path)."""
+    names = [n for n in os.listdir(directory) if n.endswith(".json")]
+    if len(names) <= MAX_ENTRIES:
+        return
+    def age(name):
+        try:
+            return os.stat(os.path.join(directory, name)).st_mtime_ns
+        except OSError:
+            return 0
+    for name in sorted(names, key=age)[:len(names) - MAX_ENTRIES]:
+        try:
+            os.unlink(os.path.join(directory, name))
+        except OSError:
+            pass
+
+
+def _cached(kind: str, op, extra, render):
+    directory = _directory()
+    key = _key(kind, op, extra) if directory else None
+    if key and _trusted(directory):
+        value = _load(directory, key)
+        if value is not None:
+            return value
+    value = render()
+    if key and not op.dry_run:
+        _store(directory, key, value)
+    return value
+
+
 def steps(op, section: str, att: dict) -> list:
-    from cnish.templating import skeleton
-    recipe = recipes.load(op.type)
-    includes = {name: recipes.load(target) for name, target in op.includes().items()}
-    ctx = dict(op.context(), att=skeleton(att))
-    return _renderer().render(recipe, section, ctx, includes)
+    """The steps of `section` for this config and this attachment's shape (slots unfilled)."""
+    from cnish.templating_marks import shape
+
+    def render():
+        from cnish import recipes
+        from cnish.templating import skeleton
+        recipe = recipes.load(op.type)
+        includes = {name: recipes.load(target) for name, target in op.includes().items()}
+        ctx = dict(op.context(), att=skeleton(att))
+        return _renderer().render(recipe, section, ctx, includes)
+
+    return _cached("steps", op, [section, shape(att)], render)
 
 
 def fact(op, fact_id: str) -> dict:
     """The rendered command of a recipe's [[facts]] entry (reads made before planning)."""
-    recipe = recipes.load(op.type)
-    for spec in recipe.sections["facts"]:
-        if spec.id == fact_id:
-            rendered = _renderer().render_one(spec, op.context())
-            return rendered
-    raise KeyError(f"recipe {op.type} has no fact {fact_id!r}")
+    def render():
+        from cnish import recipes
+        recipe = recipes.load(op.type)
+        for spec in recipe.sections["facts"]:
+            if spec.id == fact_id:
+                return _renderer().render_one(spec, op.context())
+        raise KeyError(f"recipe {op.type} has no fact {fact_id!r}")
+
+    return _cached("fact", op, fact_id, render)

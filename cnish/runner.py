@@ -1,9 +1,14 @@
-"""Running commands: the only module that imports subprocess.
+"""Running commands: the only module that starts processes (and imports subprocess).
 
 Commands are argv tuples, never shell strings. The program is looked up in PATH at run time,
 with the usual system directories appended (runtimes often pass a minimal PATH), so auditors
 and tests can interpose a wrapper earlier in PATH. Children inherit cnish's environment with
 that PATH and LC_ALL=C (so error messages are the English ones cnish recognises).
+
+Processes are started with os.posix_spawn and read through pipes (`spawn` below): importing
+`subprocess` costs ~6 ms — it pulls in re, locale, threading, signal and selectors — which a
+CNI plugin would pay at every container start. `Runner(spawner="subprocess")` uses the
+subprocess module instead; the executor's tests use it with pytest-subprocess.
 
 A few read-only probes (`test -e`, `grep -qxF`) and the IPAM store helper (`cnish-store`) are
 evaluated in-process by natives.py with the same semantics as the commands the dry-run script
@@ -12,7 +17,6 @@ name comes earlier in PATH than the system directories, in which case it is exec
 """
 
 import os
-import subprocess
 import time
 
 from cnish import natives
@@ -43,11 +47,13 @@ class Completed:
 class Runner:
     """Executes commands and keeps a record of what ran (for the log)."""
 
-    def __init__(self, path: str | None = None, use_natives: bool = True, before_exec=None):
+    def __init__(self, path: str | None = None, use_natives: bool = True, before_exec=None,
+                 spawner: str = "posix"):
         self.path = search_path(path if path is not None else os.environ.get("PATH"))
         self.env = dict(os.environ, PATH=self.path, LC_ALL="C")
         self.use_natives = use_natives
         self.before_exec = before_exec    # called once, before the first process is started
+        self.spawner = spawner
         self._native_ok = {}
         self.history = []
 
@@ -90,14 +96,95 @@ class Runner:
         if self.before_exec is not None:
             hook, self.before_exec = self.before_exec, None
             hook()
-        try:
-            proc = subprocess.run(argv, input=stdin, capture_output=True, text=True,
-                                  encoding="utf-8", errors="replace", timeout=TIMEOUT,
-                                  env=dict(self.env, **env) if env else self.env)
-        except FileNotFoundError:
+        child_env = dict(self.env, **env) if env else self.env
+        if self.spawner == "subprocess":
+            return _subprocess_run(argv, stdin, child_env)
+        program = argv[0] if "/" in argv[0] else self.which(argv[0])
+        if program is None:
             return 127, "", f"{argv[0]}: command not found (PATH={self.path})"
+        try:
+            return spawn(program, argv, stdin, child_env)
         except PermissionError as exc:
             return 126, "", f"{argv[0]}: cannot execute: {exc.strerror}"
-        except subprocess.TimeoutExpired:
-            return 124, "", f"{argv[0]}: timed out after {TIMEOUT} s"
-        return proc.returncode, proc.stdout or "", proc.stderr or ""
+        except FileNotFoundError:
+            return 127, "", f"{argv[0]}: command not found (PATH={self.path})"
+
+
+def spawn(program: str, argv, stdin: str | None, env: dict, timeout: float = TIMEOUT):
+    """Run `program` with `argv`, feed `stdin`, collect stdout and stderr: the part of
+    subprocess.run cnish needs, on os.posix_spawn, pipes and poll."""
+    import select
+    in_r, in_w = os.pipe()
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    try:
+        pid = os.posix_spawn(program, list(argv), env, file_actions=[
+            (os.POSIX_SPAWN_DUP2, in_r, 0), (os.POSIX_SPAWN_DUP2, out_w, 1),
+            (os.POSIX_SPAWN_DUP2, err_w, 2)])
+    finally:
+        for fd in (in_r, out_w, err_w):
+            os.close(fd)
+    data = (stdin or "").encode()
+    if not data:
+        os.close(in_w)
+        in_w = None
+    else:
+        os.set_blocking(in_w, False)
+    chunks = {out_r: [], err_r: []}
+    poller = select.poll()
+    poller.register(out_r, select.POLLIN)
+    poller.register(err_r, select.POLLIN)
+    if in_w is not None:
+        poller.register(in_w, select.POLLOUT)
+    open_fds = {out_r, err_r}
+    deadline = time.monotonic() + timeout
+    timed_out = False
+    try:
+        while open_fds or in_w is not None:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                timed_out = True
+                break
+            for fd, _event in poller.poll(remaining * 1000):
+                if fd == in_w:
+                    try:
+                        written = os.write(in_w, data)
+                    except BrokenPipeError:
+                        written = len(data)
+                    data = data[written:]
+                    if not data:
+                        poller.unregister(in_w)
+                        os.close(in_w)
+                        in_w = None
+                    continue
+                block = os.read(fd, 65536)
+                if block:
+                    chunks[fd].append(block)
+                else:
+                    poller.unregister(fd)
+                    open_fds.discard(fd)
+    finally:
+        for fd in (out_r, err_r) + ((in_w,) if in_w is not None else ()):
+            os.close(fd)
+        if timed_out:
+            os.kill(pid, 9)
+        _, status = os.waitpid(pid, 0)
+    if timed_out:
+        return 124, "", f"{argv[0]}: timed out after {timeout} s"
+    return (os.waitstatus_to_exitcode(status),
+            b"".join(chunks[out_r]).decode("utf-8", "replace"),
+            b"".join(chunks[err_r]).decode("utf-8", "replace"))
+
+
+def _subprocess_run(argv, stdin, env):
+    import subprocess
+    try:
+        proc = subprocess.run(argv, input=stdin, capture_output=True, text=True,
+                              encoding="utf-8", errors="replace", timeout=TIMEOUT, env=env)
+    except FileNotFoundError:
+        return 127, "", f"{argv[0]}: command not found (PATH={env.get('PATH')})"
+    except PermissionError as exc:
+        return 126, "", f"{argv[0]}: cannot execute: {exc.strerror}"
+    except subprocess.TimeoutExpired:
+        return 124, "", f"{argv[0]}: timed out after {TIMEOUT} s"
+    return proc.returncode, proc.stdout or "", proc.stderr or ""

@@ -60,17 +60,6 @@ def skeleton(value, path: str = "att"):
     return value
 
 
-def shape(value):
-    """What of the attachment a rendered plan depends on: everything but the strings."""
-    if isinstance(value, dict):
-        return {k: shape(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [shape(v) for v in value]
-    if isinstance(value, str):
-        return ""
-    return value
-
-
 def _quote(value) -> str:
     if value is None:
         raise PlanError("a template printed None: a value the command needs is missing")

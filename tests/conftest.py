@@ -16,6 +16,18 @@ sys.path.insert(0, os.path.dirname(__file__))
 from lab import RUN_ID, Lab, kernel_problem  # noqa: E402
 
 
+def pytest_configure(config):
+    # Plans rendered by the tests go to a cache of this run, removed at the end.
+    import atexit
+    import shutil
+    import tempfile
+    if "CNISH_PLAN_CACHE" not in os.environ:
+        directory = tempfile.mkdtemp(prefix=f"cnish-{RUN_ID}-plans-")
+        os.chmod(directory, 0o700)
+        os.environ["CNISH_PLAN_CACHE"] = directory
+        atexit.register(shutil.rmtree, directory, True)
+
+
 def pytest_addoption(parser):
     parser.addoption("--regen-golden", action="store_true",
                      help="rewrite tests/cases/*/*/expected files from the current code")

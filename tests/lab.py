@@ -23,10 +23,20 @@ def kernel_problem() -> str | None:
     return None
 
 
+_launcher = []
+
+
 def cnish_command() -> list:
-    """The installed `cnish` executable next to this interpreter, as a runtime would exec it."""
-    exe = Path(sys.executable).parent / "cnish"
-    return [str(exe)] if exe.exists() else [sys.executable, "-m", "cnish"]
+    """cnish as a runtime execs it: the launcher `cnish install` writes (an isolated, fast
+    interpreter start), installed once per test run into a temporary directory."""
+    if not _launcher:
+        import atexit
+        import tempfile
+        from cnish.install import install
+        directory = tempfile.mkdtemp(prefix=f"cnish-{RUN_ID}-bin-")
+        atexit.register(shutil.rmtree, directory, True)
+        _launcher.append(install(directory)[0])
+    return list(_launcher)
 
 
 def unique(kind: str) -> str:
@@ -80,6 +90,7 @@ class Node:
             plugin: list | None = None, extra_env: dict | None = None):
         """Exec a CNI plugin (cnish by default) like a runtime: env + config on stdin."""
         env = {"PATH": (path_prefix + ":" if path_prefix else "") + os.environ["PATH"],
+               "CNISH_PLAN_CACHE": os.environ.get("CNISH_PLAN_CACHE", ""),
                "CNI_COMMAND": command, "CNI_CONTAINERID": cid,
                "CNI_NETNS": f"/var/run/netns/{netns}" if netns and "/" not in netns else (netns or ""),
                "CNI_IFNAME": ifname, "CNI_PATH": "/usr/lib/cni", "CNI_ARGS": args}
@@ -183,3 +194,9 @@ def operation(raw: dict, command: str = "ADD", cid: str = "ctr1", ifname: str = 
            "CNI_IFNAME": ifname, "CNI_PATH": "/opt/cni/bin", "CNI_ARGS": args}
     return Operation(raw, parse_env(env, netns_exists=False), dry_run=dry_run, opts=opts,
                      runner=runner)
+
+
+def without_lock(state: dict) -> dict:
+    """A state snapshot without the host-local store's lock file: the store's mutex, created on
+    first use like the store directory and, like the bridge, never removed."""
+    return dict(state, store={k: v for k, v in state["store"].items() if not k.endswith("/lock")})

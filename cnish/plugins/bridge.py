@@ -145,38 +145,48 @@ def _gateways(ips: list) -> list:
     return out
 
 
+def _conflicts(gateways: list, addresses: list) -> list:
+    """Addresses that conflict with the gateway addresses (the reference's rule: any other
+    IPv4 address; an IPv6 address only when the subnets overlap)."""
+    wanted = {g["cidr"] for g in gateways}
+    stale = []
+    for cidr in addresses:
+        if cidr in wanted:
+            continue
+        existing = Prefix.parse(cidr)
+        if any(existing.version == Prefix.parse(g["cidr"]).version
+               and (existing.version == 4 or existing.overlaps(Prefix.parse(g["cidr"])))
+               for g in gateways):
+            stale.append({"version": existing.version, "cidr": cidr})
+    return stale
+
+
 def _stale_addresses(op, gateways: list) -> list:
-    """Addresses on the bridge that conflict with the gateway addresses (reference rule: any
-    other IPv4 address; an IPv6 address only when the subnets overlap)."""
+    """Addresses on the bridge that conflict with the gateways. The quick native read
+    (hostinfo.py) settles the common case — no address yet, or the gateway already there —
+    without a process; a suspected conflict is confirmed with the full list from `ip`."""
     if not gateways:
+        return []
+    from cnish import hostinfo
+    bridge = op.conf.bridge
+    quick = [a for a in [hostinfo.primary_ipv4(bridge)] + hostinfo.ipv6_addresses(bridge) if a]
+    if not _conflicts(gateways, quick):
         return []
     found = op.fact("bridge-addresses")
     if found is None or found.returncode != 0:
-        return []          # no bridge yet: nothing to conflict with
+        return []          # no bridge after all: nothing to conflict with
     from cnish import jsonfast
     try:
         links = jsonfast.loads(found.stdout or "[]")
     except ValueError:
         return []
-    wanted = {g["cidr"] for g in gateways}
-    stale = []
-    for link in links:
-        for info in link.get("addr_info", []):
-            if info.get("family") not in ("inet", "inet6") or info.get("scope") == "link":
-                continue
-            cidr = f"{info.get('local')}/{info.get('prefixlen')}"
-            if cidr in wanted:
-                continue
-            existing = Prefix.parse(cidr)
-            for gw in gateways:
-                mine = Prefix.parse(gw["cidr"])
-                if existing.version == mine.version and (existing.version == 4
-                                                          or existing.overlaps(mine)):
-                    stale.append({"version": existing.version, "cidr": cidr})
-                    break
+    listed = [f"{i.get('local')}/{i.get('prefixlen')}" for link in links
+              for i in link.get("addr_info", [])
+              if i.get("family") in ("inet", "inet6") and i.get("scope") != "link"]
+    stale = _conflicts(gateways, listed)
     if stale and not op.conf.forceAddress:
         raise CNIError(INVALID_CONFIG,
-                       f"bridge {op.conf.bridge} already has an IP address different from "
+                       f"bridge {bridge} already has an IP address different from "
                        + ", ".join(g["cidr"] for g in gateways),
                        f"it has {', '.join(s['cidr'] for s in stale)}; set \"forceAddress\": true "
                        "to replace it, or use another bridge name")

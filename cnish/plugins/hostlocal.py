@@ -41,6 +41,9 @@ class Range:
     def describe(self) -> str:
         return f"{self.start}-{self.end}"
 
+    def __repr__(self) -> str:     # also what the plan cache keys on
+        return f"Range({self.subnet} {self.start}-{self.end} gateway {self.gateway})"
+
 
 def _range(raw, where: str) -> Range:
     f = Fields(raw, where)

@@ -129,7 +129,7 @@ class ResettingRunner(Runner):
     """Runner whose commands all go to the fake (no natives), one event per process."""
 
     def __init__(self, fake):
-        super().__init__(path="/usr/sbin:/usr/bin", use_natives=False)
+        super().__init__(path="/usr/sbin:/usr/bin", use_natives=False, spawner="subprocess")
         self.fake = fake
 
     def run(self, argv, stdin=None, env=None):

@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from lab import ROOT, bridge_conf, cnish_command, sh, store_files, unique
+from lab import ROOT, bridge_conf, cnish_command, sh, store_files, unique, without_lock
 
 pytestmark = pytest.mark.kernel
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -98,9 +98,8 @@ def test_add_onto_existing_ifname_fails_and_leaves_nothing(lab):
     rc, out, err = host.cni("ADD", conf, c)
     assert rc == 1 and out["code"] == 100
     assert "File exists" in out["details"] and "eth0" in out["details"]
-    after = host.state(c)
-    # only the shared bridge (with its address and sysctls) and the store's lock may appear
-    after["store"] = {k: v for k, v in after["store"].items() if not k.endswith("/lock")}
+    after = without_lock(host.state(c))
+    # only the shared bridge (with its address and sysctls) may have appeared
     for key in ("iptables", "ip6tables", "store", "container"):
         assert after[key] == before[key], key
     assert not any("veth" in l for l in after["links"])
@@ -260,10 +259,7 @@ def test_failed_bridge_creation_leaves_no_bridge(lab, tmp_path):
     rc, out, _ = host.cni("ADD", conf, c, path_prefix=str(wrappers),
                           extra_env={"CNISH_SRC": str(ROOT), "CNISH_FAULT": json.dumps(bridge["argv"])})
     assert rc == 1 and "(bridge)" in out["msg"]
-    after = host.state(c)
-    # the store's lock file stays, like the store directory itself: it is the store's mutex
-    after["store"] = {k: v for k, v in after["store"].items() if not k.endswith("/lock")}
-    assert after == before
+    assert without_lock(host.state(c)) == before
 
 
 def test_any_executable_name_dispatches(lab, tmp_path):
@@ -350,3 +346,23 @@ def test_cli_quick_start(lab, tmp_path, root_bridge):
     sh(*cli, "del", "demo", name, "--delete-netns", *common, env=env)
     assert not os.path.exists(f"/var/run/netns/{name}")
     assert not os.listdir(os.path.join(lab.cache_dir, "results"))
+
+
+def test_gateway_conflict_and_force_address(lab):
+    host, c = lab.host(), lab.netns()
+    conf = bridge_conf(lab)
+    host.run("ip", "link", "add", "cni-test0", "type", "bridge")
+    host.run("ip", "addr", "add", "10.66.0.1/16", "dev", "cni-test0")
+    before = host.state(c)
+    rc, out, _ = host.cni("ADD", conf, c)
+    assert rc == 1 and out["code"] == 7
+    assert "already has an IP address different from 10.77.0.1/24" in out["msg"]
+    assert "10.66.0.1/16" in out["details"] and "forceAddress" in out["details"]
+    assert without_lock(host.state(c)) == before
+    rc, res, err = host.cni("ADD", dict(conf, forceAddress=True), c)
+    assert rc == 0, (res, err)
+    addrs = host.run("ip", "-o", "-4", "addr", "show", "dev", "cni-test0").stdout
+    assert "10.77.0.1/24" in addrs and "10.66.0.1" not in addrs
+    # a second container finds its gateway already there: no conflict, no process to ask
+    c2 = lab.netns()
+    assert host.cni("ADD", conf, c2, cid="ctr2")[0] == 0

@@ -1,0 +1,49 @@
+"""Reads of the host's network state that need no process: the addresses of a link.
+
+Before planning an ADD with isGateway, cnish must know whether the bridge already carries an
+address that conflicts with the gateway (the reference's rule: another IPv4 address, or an
+IPv6 address in an overlapping subnet). Asking `ip -j addr show` costs a process on every
+container start; the same answer is available from the kernel directly: the link's primary
+IPv4 address and netmask (ioctl SIOCGIFADDR/SIOCGIFNETMASK on a socket, the way ifconfig
+reads it) and its IPv6 addresses (/proc/net/if_inet6). Only when these show a conflict does the
+plan read the full list with `ip` (the recipe's "bridge-addresses" fact), e.g. to remove the
+conflicting addresses under forceAddress. No netlink, no configuration change.
+"""
+
+import fcntl
+
+from _socket import AF_INET, SOCK_DGRAM, inet_ntop, socket
+
+SIOCGIFADDR = 0x8915
+SIOCGIFNETMASK = 0x891B
+
+
+def primary_ipv4(dev: str) -> str | None:
+    """The link's first IPv4 address as "a.b.c.d/len", or None (no address, no such link)."""
+    request = dev.encode()[:15].ljust(40, b"\0")        # struct ifreq
+    sock = socket(AF_INET, SOCK_DGRAM)
+    try:
+        address = fcntl.ioctl(sock.fileno(), SIOCGIFADDR, request)[20:24]
+        mask = fcntl.ioctl(sock.fileno(), SIOCGIFNETMASK, request)[20:24]
+    except OSError:
+        return None
+    finally:
+        sock.close()
+    return f"{inet_ntop(AF_INET, address)}/{bin(int.from_bytes(mask, 'big')).count('1')}"
+
+
+def ipv6_addresses(dev: str) -> list:
+    """The link's global IPv6 addresses as "addr/len" (link-local ones left out)."""
+    try:
+        with open("/proc/net/if_inet6") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return []
+    from _socket import AF_INET6
+    out = []
+    for line in lines:
+        fields = line.split()
+        if len(fields) == 6 and fields[5] == dev and fields[3] != "20":   # 0x20: link scope
+            packed = bytes.fromhex(fields[0])
+            out.append(f"{inet_ntop(AF_INET6, packed)}/{int(fields[2], 16)}")
+    return out

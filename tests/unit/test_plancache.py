@@ -1,0 +1,87 @@
+"""The plan cache: one render per config and attachment shape, safe to trust, never stale."""
+
+import os
+
+import pytest
+
+from cnish import engine, plancache
+from lab import operation
+
+RAW = {"cniVersion": "1.0.0", "name": "net1", "type": "bridge", "bridge": "br9", "ipMasq": True,
+       "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.5.0.0/24"}]],
+                "dataDir": "/nonexistent/cnish-cache-test"}}
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    directory = tmp_path / "plans"
+    monkeypatch.setenv("CNISH_PLAN_CACHE", str(directory))
+    renders = []
+    real = plancache._renderer
+
+    def counting():
+        renders.append(1)
+        return real()
+    monkeypatch.setattr(plancache, "_renderer", counting)
+    return directory, renders
+
+
+def plan(raw=RAW, cid="ctr1", dry_run=False, **kw):
+    op = operation(dict(raw), cid=cid, dry_run=dry_run, **kw)
+    return engine.build_plan(op)[0], op
+
+
+def test_second_container_reuses_the_rendered_plan(cache):
+    directory, renders = cache
+    first, _ = plan(cid="a")
+    assert len(renders) == 1 and len(os.listdir(directory)) == 1
+    second, _ = plan(cid="b")
+    assert len(renders) == 1                      # no render: the cached plan was bound
+    assert [s.id for s in first.steps] == [s.id for s in second.steps]
+    assert first.steps[4].run.argv != second.steps[4].run.argv      # its own veth name
+
+
+def test_config_and_shape_changes_render_again(cache):
+    _, renders = cache
+    plan()
+    plan(dict(RAW, mtu=1400))
+    assert len(renders) == 2
+    plan(dict(RAW, runtimeConfig={"mac": "0a:00:00:00:00:07"}))   # same shape: a value only
+    assert len(renders) == 2
+    dual = dict(RAW, ipam=dict(RAW["ipam"], ranges=[[{"subnet": "10.5.0.0/24"}],
+                                                     [{"subnet": "fd05::/64"}]]))
+    plan(dual)
+    assert len(renders) == 3
+
+
+def test_dry_run_reads_but_never_writes(cache):
+    directory, renders = cache
+    plan(dry_run=True)
+    assert not directory.exists()
+    plan()
+    plan(cid="other", dry_run=True)
+    assert len(renders) == 2 and len(os.listdir(directory)) == 1
+
+
+def test_an_untrusted_directory_is_ignored(cache):
+    directory, renders = cache
+    plan()
+    os.chmod(directory, 0o777)
+    plan(cid="b")
+    assert len(renders) == 2
+
+
+def test_a_changed_template_renders_again(cache, monkeypatch):
+    _, renders = cache
+    plan()
+    monkeypatch.setattr(plancache, "_code_digest", "templates edited")
+    plan(cid="b")
+    assert len(renders) == 2
+
+
+def test_eviction_keeps_the_cache_bounded(cache, monkeypatch):
+    directory, _ = cache
+    monkeypatch.setattr(plancache, "MAX_ENTRIES", 3)
+    for mtu in range(1400, 1406):
+        plan(dict(RAW, mtu=mtu))
+    assert len(os.listdir(directory)) == 3
