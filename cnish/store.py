@@ -28,7 +28,10 @@ _held = {}   # directory -> [fd, depth]: the lock is re-entrant within one proce
 
 
 def _fail(msg: str, exc: OSError | None = None) -> CNIError:
-    return CNIError(IPAM_FAILED, msg, f"{exc.strerror}: {exc.filename}" if exc else "")
+    details = ""
+    if exc is not None:
+        details = f"{exc.strerror}: {exc.filename}" if exc.filename else str(exc.strerror)
+    return CNIError(IPAM_FAILED, msg, details)
 
 
 class Store:
@@ -141,17 +144,21 @@ class Store:
                 fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW
                              | os.O_CLOEXEC, 0o600)
                 try:
-                    os.write(fd, self._owner(cid, ifname).encode())
-                    os.fchmod(fd, 0o600)
-                finally:
-                    os.close(fd)
-                try:
+                    try:
+                        os.write(fd, self._owner(cid, ifname).encode())
+                        os.fchmod(fd, 0o600)
+                    finally:
+                        os.close(fd)
                     os.link(tmp, target)
                 except FileExistsError:
                     return False
                 finally:
-                    os.unlink(tmp)
-                self._write_last(set_index, ip)
+                    _remove(tmp)
+                try:
+                    self._write_last(set_index, ip)
+                except OSError:
+                    _remove(target)          # all or nothing: no reservation without its cursor
+                    raise
             except OSError as exc:
                 raise _fail(f"cannot reserve {ip} in IPAM store {self.dir}", exc) from None
             return True
@@ -160,15 +167,19 @@ class Store:
 
     def _write_last(self, set_index: int, ip: str) -> None:
         final = os.path.join(self.dir, f"{LAST_RESERVED}{set_index}")
-        tmp = final + f".{TMP_PREFIX}{os.getpid()}"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC,
-                     0o600)
+        tmp = os.path.join(self.dir, f"{TMP_PREFIX}last-{os.getpid()}")
         try:
-            os.write(fd, ip.encode())
-            os.fchmod(fd, 0o600)
-        finally:
-            os.close(fd)
-        os.rename(tmp, final)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW
+                         | os.O_CLOEXEC, 0o600)
+            try:
+                os.write(fd, ip.encode())
+                os.fchmod(fd, 0o600)
+            finally:
+                os.close(fd)
+            os.rename(tmp, final)
+        except OSError:
+            _remove(tmp)
+            raise
 
     def release_ip(self, ip: str, cid: str, ifname: str, set_index: int | None = None,
                    previous: str = "") -> bool:
@@ -211,3 +222,10 @@ def drop_locks() -> None:
     for directory, (fd, _depth) in list(_held.items()):
         del _held[directory]
         os.close(fd)
+
+
+def _remove(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass

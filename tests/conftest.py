@@ -53,3 +53,11 @@ def lab(tmp_path):
 @pytest.fixture(scope="session")
 def run_id():
     return RUN_ID
+
+
+def pytest_terminal_summary(terminalreporter):
+    from figures import FIGURES
+    if FIGURES:
+        terminalreporter.section("reliability figures")
+        for name, value in sorted(FIGURES.items()):
+            terminalreporter.write_line(f"{name}: {value}")

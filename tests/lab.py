@@ -200,3 +200,44 @@ def without_lock(state: dict) -> dict:
     """A state snapshot without the host-local store's lock file: the store's mutex, created on
     first use like the store directory and, like the bridge, never removed."""
     return dict(state, store={k: v for k, v in state["store"].items() if not k.endswith("/lock")})
+
+
+FAULTWRAP = os.path.join(os.path.dirname(os.path.abspath(__file__)), "kernel", "faultwrap.py")
+
+
+def fault_env(wrap_dir, targets, mode: str = "fail", tools=()) -> dict:
+    """Put faultwrap in `wrap_dir` under the names of the tools the targets use (plus
+    `tools`), and return the environment that makes it fail / crash on `targets` (argvs)."""
+    for name in os.listdir(wrap_dir):
+        os.unlink(os.path.join(wrap_dir, name))
+    names = set(tools)
+    for argv in targets:
+        names.add(argv[0])
+        if argv[0] in ("iptables", "ip6tables"):
+            names.add(argv[0] + "-restore")
+    for name in names:
+        os.symlink(FAULTWRAP, os.path.join(wrap_dir, name))
+    return {"CNISH_SRC": str(ROOT), "CNISH_FAULT": json.dumps([list(t) for t in targets]),
+            "CNISH_FAULT_MODE": mode}
+
+
+def plan_steps(node, conf, container, command="add", cid="ctr1", tmp=None):
+    """The JSON plan cnish would run (a dry-run through the operator CLI)."""
+    path = Path(tmp or node.lab.tmp) / f"plan-{unique('p')}.conf"
+    path.write_text(json.dumps(conf))
+    out = node.run(*cnish_command(), command, conf["name"], container, "--config", str(path),
+                   "--cid", cid, "--dry-run", "--format", "json").stdout
+    return json.loads(out)["steps"]
+
+
+def strip_netns(argv) -> list:
+    """A step's argv without the `nsenter --net=...` prefix (what a wrapper sees)."""
+    return list(argv[2:]) if argv and argv[0] == "nsenter" else list(argv)
+
+
+def reservations_only(state: dict) -> dict:
+    """Like without_lock, and without the range sets' last_reserved_ip files: the round-robin
+    cursor, which a DEL never moves back (neither does the reference's)."""
+    state = without_lock(state)
+    return dict(state, store={k: v for k, v in state["store"].items()
+                              if "/last_reserved_ip." not in k})

@@ -1,0 +1,166 @@
+"""Faults on a real kernel: crashes at every step, failing undos, missing and broken tools,
+a read-only and a full IPAM store. The host must never be left half-configured."""
+
+import os
+import subprocess
+
+import pytest
+
+from figures import count
+from lab import (bridge_conf, fault_env, plan_steps, reservations_only, sh, strip_netns,
+                 without_lock)
+
+pytestmark = pytest.mark.kernel
+
+DUAL = {"ranges": [[{"subnet": "10.90.0.0/24"}], [{"subnet": "fd90::/64"}]], "routes": []}
+
+
+@pytest.fixture
+def warm(lab, tmp_path):
+    """A host namespace where the shared objects (bridge, gateway, forwarding) exist."""
+    host, c = lab.host(), lab.netns()
+    conf = bridge_conf(lab, isDefaultGateway=True, hairpinMode=True, ipam=DUAL)
+    rc, res, err = host.cni("ADD", conf, c)
+    assert rc == 0, err
+    assert host.cni("DEL", dict(conf, prevResult=res), c)[0] == 0
+    host.settle(c)
+    wrap = tmp_path / "wrap"
+    wrap.mkdir()
+    return host, c, conf, wrap
+
+
+def test_crash_after_every_step_then_del_cleans_up_and_add_works(warm):
+    """SIGKILL cnish right after step k (for every k); the runtime's DEL (without prevResult,
+    since ADD never answered) must leave the host as it was, and a new ADD must succeed."""
+    host, c, conf, wrap = warm
+    before = reservations_only(host.state(c))
+    steps = plan_steps(host, conf, c)
+    crashed = 0
+    for index in range(len(steps)):
+        step = plan_steps(host, conf, c)[index]      # fresh: round-robin moves on
+        target = strip_netns(step["argv"])
+        env = fault_env(wrap, [target], "crash")
+        rc, out, err = host.cni("ADD", conf, c, path_prefix=str(wrap), extra_env=env)
+        if rc == 0:
+            # the step was skipped (a shared object is already there): nothing to crash in
+            assert step.get("skipIf"), (step["id"], out)
+            assert host.cni("DEL", dict(conf, prevResult=out), c)[0] == 0
+            continue
+        assert rc == -9 or rc == 137 or out is None, (step["id"], rc, out, err)
+        crashed += 1
+        count("crashes injected (SIGKILL after step k)")
+        rc, out, err = host.cni("DEL", conf, c)
+        assert rc == 0, (step["id"], out, err)
+        host.settle(c)
+        assert reservations_only(host.state(c)) == before, step["id"]
+        rc, res, err = host.cni("ADD", conf, c)
+        assert rc == 0, (step["id"], res, err)
+        assert host.cni("DEL", dict(conf, prevResult=res), c)[0] == 0
+        host.settle(c)
+        count("crashes survived")
+    assert crashed >= len(steps) - 4
+
+
+def test_a_failing_undo_is_reported_and_the_rest_undone(warm):
+    host, c, conf, wrap = warm
+    steps = {s["id"]: s for s in plan_steps(host, conf, c)}
+    jump = strip_netns(steps["masquerade[1].jump[0]"]["argv"])       # the last step fails ...
+    veth_undo = strip_netns(steps["veth"]["undo"])                   # ... and so does one undo
+    env = fault_env(wrap, [jump, veth_undo])
+    rc, out, err = host.cni("ADD", conf, c, path_prefix=str(wrap), extra_env=env)
+    count("faults injected (failing step + failing undo)")
+    assert rc == 1 and "masquerade[1].jump[0]" in out["msg"]
+    assert "rollback could not undo" in out["details"] and "(veth)" in out["details"]
+    # every other undo ran: no reservation, no chain; only the veth that could not be deleted
+    state = host.state(c)
+    assert not [k for k in state["store"] if k.endswith(("10.90.0.2", "fd90::2"))]
+    assert not [l for l in state["iptables"] + state["ip6tables"] if l.startswith("-A")]
+    assert any(steps["veth"]["argv"][3] in l for l in state["links"])
+    # and the runtime's DEL finishes the job
+    assert host.cni("DEL", conf, c)[0] == 0
+    assert not any(steps["veth"]["argv"][3] in l for l in host.state(c)["links"])
+    count("faults survived")
+
+
+@pytest.mark.parametrize("tool,mode", [("iptables-restore", "missing"), ("ip", "garbage"),
+                                       ("sysctl", "missing"), ("nsenter", "missing")])
+def test_missing_or_broken_tools(warm, tool, mode):
+    """A tool that is not installed or answers nonsense: a clear CNI error naming the step and
+    the tool, and nothing left behind."""
+    host, c, conf, wrap = warm
+    before = without_lock(host.state(c))
+    steps = plan_steps(host, conf, c)
+    if tool == "nsenter":
+        target = next(s["argv"] for s in steps if s["argv"][0] == "nsenter")
+        target = [target[0]] + list(target[1:])
+    elif tool == "iptables-restore":
+        target = next(strip_netns(s["argv"]) for s in steps if s["argv"][0] == "iptables")
+    else:
+        target = next(strip_netns(s["argv"]) for s in steps
+                      if strip_netns(s["argv"])[0] == tool and not s.get("skipIf"))
+    env = fault_env(wrap, [target], mode, tools=[tool])
+    if mode == "missing" and tool.endswith("-restore"):
+        # iptables not installed at all: every iptables tool answers "not found"
+        env["CNISH_FAULT"] = "[]"
+        for name in ("iptables", "iptables-restore", "ip6tables", "ip6tables-restore"):
+            if (wrap / name).exists():
+                os.unlink(wrap / name)
+            (wrap / name).write_text("#!/bin/sh\necho \"$0: not found (simulated)\" >&2\nexit 127\n")
+            (wrap / name).chmod(0o755)
+    rc, out, err = host.cni("ADD", conf, c, path_prefix=str(wrap), extra_env=env)
+    count("faults injected (missing or broken tools)")
+    assert rc == 1 and out["code"] == 100, (out, err)
+    assert "step" in out["msg"] and ("exited with status" in out["details"])
+    host.settle(c)
+    assert without_lock(host.state(c)) == before
+    count("faults survived")
+
+
+@pytest.fixture
+def small_mount(tmp_path):
+    """A 64 KiB tmpfs, unmounted at the end (also when the test fails)."""
+    point = tmp_path / "small"
+    point.mkdir()
+    sh("mount", "-t", "tmpfs", "-o", "size=64k,mode=0755", "cnish-test", str(point))
+    try:
+        yield point
+    finally:
+        subprocess.run(["umount", "-l", str(point)], capture_output=True)
+
+
+def test_read_only_store(lab, small_mount):
+    host, c = lab.host(), lab.netns()
+    conf = bridge_conf(lab, ipam={"dataDir": str(small_mount)})
+    sh("mount", "-o", "remount,ro", str(small_mount))
+    before = host.state(c)
+    rc, out, err = host.cni("ADD", conf, c)
+    count("faults injected (read-only store)")
+    assert rc == 1 and out["code"] == 102 and str(small_mount) in out["msg"] + out["details"]
+    assert "Read-only file system" in out["details"]
+    assert host.state(c) == before
+    count("faults survived")
+
+
+def test_full_store(lab, small_mount):
+    host, c = lab.host(), lab.netns()
+    conf = bridge_conf(lab, ipam={"dataDir": str(small_mount)})
+    os.makedirs(small_mount / conf["name"])             # the store exists; then the disk fills
+    fd = os.open(small_mount / "filler", os.O_WRONLY | os.O_CREAT)
+    try:
+        while True:
+            os.write(fd, b"\0" * 4096)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+    before = host.state(c)
+    rc, out, err = host.cni("ADD", conf, c)
+    count("faults injected (full store)")
+    assert rc == 1 and out["code"] == 100 and "(reserve[0])" in out["msg"], (out, err)
+    assert "No space left on device" in out["details"]
+    after = without_lock(host.state(c))
+    assert after["store"] == {k: v for k, v in before["store"].items()}
+    assert {k: v for k, v in after.items() if k != "store"} == \
+        {k: v for k, v in before.items() if k != "store"}
+    assert not [f for f in os.listdir(small_mount / conf["name"]) if f.startswith(".cnish-tmp")]
+    count("faults survived")
