@@ -1,0 +1,127 @@
+"""Concurrency on a real kernel: parallel ADDs and DELs to one network, a random storm of ADD
+and DEL, and range exhaustion under parallel ADDs. Every run ends consistent: one address, one
+chain, one veth and one store file per attached container, and nothing for the others."""
+
+import json
+import os
+import random
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from figures import count
+from lab import bridge_conf, cnish_command, sh, store_files
+
+pytestmark = pytest.mark.kernel
+
+
+def start(host, command, conf, netns, cid):
+    env = {"PATH": os.environ["PATH"], "CNISH_PLAN_CACHE": os.environ.get("CNISH_PLAN_CACHE", ""),
+           "CNI_COMMAND": command, "CNI_CONTAINERID": cid, "CNI_NETNS": f"/var/run/netns/{netns}",
+           "CNI_IFNAME": "eth0", "CNI_PATH": "/usr/lib/cni"}
+    return subprocess.Popen(["ip", "netns", "exec", host.name, *cnish_command()], env=env,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+
+
+def run_all(procs, confs):
+    out = []
+    for proc, conf in zip(procs, confs):
+        stdout, stderr = proc.communicate(json.dumps(conf), timeout=300)
+        out.append((proc.returncode, json.loads(stdout) if stdout.strip() else None, stderr))
+    return out
+
+
+def attached(host, lab, conf):
+    """What the host holds for the network: addresses in the store, chains, veths."""
+    files = {k.split("/", 1)[1]: v for k, (_m, v) in store_files(lab.data_dir).items()
+             if k.startswith(conf["name"] + "/")}
+    ips = {name: content for name, content in files.items()
+           if name not in ("lock",) and not name.startswith("last_reserved_ip.")}
+    nat = host.run("iptables-save", "-t", "nat").stdout
+    chains = {l.split()[0][1:] for l in nat.splitlines() if l.startswith(":CNI-")}
+    jumps = [l for l in nat.splitlines() if l.startswith("-A POSTROUTING")]
+    veths = [l for l in host.run("ip", "-o", "link", "show", "type", "veth").stdout.splitlines()]
+    return ips, chains, jumps, veths
+
+
+def test_fifty_parallel_adds_then_fifty_parallel_dels(lab):
+    host = lab.host()
+    conf = bridge_conf(lab, ipam={"ranges": [[{"subnet": "10.91.0.0/24"}]]})
+    namespaces = [lab.netns() for _ in range(50)]
+    procs = [start(host, "ADD", conf, ns, f"par{i}") for i, ns in enumerate(namespaces)]
+    results = run_all(procs, [conf] * 50)
+    count("parallel operations", 50)
+    assert [rc for rc, _, _ in results] == [0] * 50, [r for r in results if r[0]][:3]
+    addresses = [res["ips"][0]["address"] for _, res, _ in results]
+    assert len(set(addresses)) == 50
+    ips, chains, jumps, veths = attached(host, lab, conf)
+    assert len(ips) == 50 and len(chains) == 50 and len(jumps) == 50 and len(veths) == 50
+    assert {v.decode().split("\r\n")[0] for v in ips.values()} == {f"par{i}" for i in range(50)}
+    for ns, (_, res, _) in zip(namespaces, results):          # every container got its address
+        assert res["ips"][0]["address"].split("/")[0] in sh("ip", "-n", ns, "-o", "addr").stdout
+
+    procs = [start(host, "DEL", dict(conf, prevResult=res), ns, f"par{i}")
+             for i, (ns, (_, res, _)) in enumerate(zip(namespaces, results))]
+    deleted = run_all(procs, [dict(conf, prevResult=res) for _, res, _ in results])
+    count("parallel operations", 50)
+    assert [rc for rc, _, _ in deleted] == [0] * 50, [r for r in deleted if r[0]][:3]
+    assert attached(host, lab, conf) == ({}, set(), [], [])
+    assert "cni-test0" in host.run("ip", "-o", "link").stdout          # only the bridge stays
+
+
+def test_random_storm_of_add_and_del_ends_consistent(lab):
+    """100 containers; each is added and maybe deleted (and maybe deleted twice), all of them
+    interleaved at random by 16 workers."""
+    host = lab.host()
+    conf = bridge_conf(lab, ipam={"ranges": [[{"subnet": "10.92.0.0/24"}]]})
+    rng = random.Random(1234)
+    namespaces = [lab.netns() for _ in range(100)]
+    fates = [rng.choice(["keep", "del", "del-twice"]) for _ in namespaces]
+
+    def life(i):
+        ns, cid = namespaces[i], f"storm{i}"
+        runs = []
+        proc = start(host, "ADD", conf, ns, cid)
+        rc, res, err = run_all([proc], [conf])[0]
+        runs.append(("ADD", rc, err))
+        for _ in range({"keep": 0, "del": 1, "del-twice": 2}[fates[i]]):
+            proc = start(host, "DEL", dict(conf, prevResult=res), ns, cid)
+            rc, _, err = run_all([proc], [dict(conf, prevResult=res)])[0]
+            runs.append(("DEL", rc, err))
+        return runs
+
+    order = list(range(100))
+    rng.shuffle(order)
+    with ThreadPoolExecutor(16) as pool:
+        outcomes = dict(zip(order, pool.map(life, order)))
+    count("parallel operations", sum(len(o) for o in outcomes.values()))
+    failures = [(i, o) for i, o in outcomes.items() if any(rc for _, rc, _ in o)]
+    assert not failures, failures[:3]
+    kept = {f"storm{i}" for i, fate in enumerate(fates) if fate == "keep"}
+    ips, chains, jumps, veths = attached(host, lab, conf)
+    assert {v.decode().split("\r\n")[0] for v in ips.values()} == kept
+    assert len(chains) == len(jumps) == len(veths) == len(kept)
+    assert len(set(ips)) == len(kept)
+
+
+def test_exhaustion_under_parallel_adds(lab):
+    """40 containers race for the 29 addresses of a /27: 29 win, 11 get a clear error, and the
+    losers leave nothing behind."""
+    host = lab.host()
+    conf = bridge_conf(lab, ipam={"ranges": [[{"subnet": "10.93.0.0/27"}]]})
+    namespaces = [lab.netns() for _ in range(40)]
+    procs = [start(host, "ADD", conf, ns, f"race{i}") for i, ns in enumerate(namespaces)]
+    results = run_all(procs, [conf] * 40)
+    count("parallel operations", 40)
+    winners = [i for i, (rc, _, _) in enumerate(results) if rc == 0]
+    losers = [i for i, (rc, _, _) in enumerate(results) if rc != 0]
+    assert len(winners) == 29 and len(losers) == 11
+    for i in losers:
+        rc, out, _ = results[i]
+        assert out["code"] == 102 and "no IP addresses available in range set" in out["msg"]
+        assert "eth0" not in sh("ip", "-n", namespaces[i], "-o", "link").stdout
+    ips, chains, jumps, veths = attached(host, lab, conf)
+    assert {v.decode().split("\r\n")[0] for v in ips.values()} == {f"race{i}" for i in winners}
+    assert len(chains) == len(jumps) == len(veths) == 29

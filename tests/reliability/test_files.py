@@ -1,0 +1,95 @@
+"""Files cnish writes: modes, atomic writes, and symlinks planted to redirect them."""
+
+import json
+import os
+import stat
+
+import pytest
+
+from cnish import libcni, store
+from cnish.errors import CNIError
+
+
+def mode(path):
+    return stat.S_IMODE(os.lstat(path).st_mode)
+
+
+def test_store_files_are_private(tmp_path):
+    s = store.Store(str(tmp_path), "net")
+    with s:
+        assert s.reserve("10.0.0.2", "c1", "eth0", 0)
+    assert mode(tmp_path / "net" / "10.0.0.2") == 0o600
+    assert mode(tmp_path / "net" / "last_reserved_ip.0") == 0o600
+    assert mode(tmp_path / "net" / "lock") == 0o600
+    assert mode(tmp_path / "net") == 0o755            # like the reference's store directory
+    assert not [n for n in os.listdir(tmp_path / "net") if n.startswith(".")]
+
+
+def test_a_planted_address_symlink_is_not_followed(tmp_path):
+    victim = tmp_path / "victim"
+    victim.write_text("precious")
+    (tmp_path / "net").mkdir()
+    os.symlink(victim, tmp_path / "net" / "10.0.0.2")
+    s = store.Store(str(tmp_path), "net")
+    with s:
+        assert not s.reserve("10.0.0.2", "c1", "eth0", 0)      # taken, not written through
+    assert victim.read_text() == "precious"
+    assert s.owned("c1", "eth0") == []                           # not read through either
+    s.release("precious", "")
+    assert victim.read_text() == "precious"
+
+
+def test_a_planted_cursor_symlink_is_replaced_not_followed(tmp_path):
+    victim = tmp_path / "victim"
+    victim.write_text("precious")
+    (tmp_path / "net").mkdir()
+    os.symlink(victim, tmp_path / "net" / "last_reserved_ip.0")
+    with store.Store(str(tmp_path), "net") as s:
+        assert s.reserve("10.0.0.3", "c1", "eth0", 0)
+    assert victim.read_text() == "precious"
+    assert not os.path.islink(tmp_path / "net" / "last_reserved_ip.0")
+
+
+@pytest.mark.parametrize("planted", ["dir", "lock"])
+def test_a_symlinked_store_or_lock_is_refused(tmp_path, planted):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    if planted == "dir":
+        os.symlink(elsewhere, tmp_path / "net")
+    else:
+        (tmp_path / "net").mkdir()
+        os.symlink(elsewhere / "lock", tmp_path / "net" / "lock")
+    with pytest.raises(CNIError) as info:
+        store.Store(str(tmp_path), "net").acquire()
+    assert info.value.code == 102
+    assert not os.listdir(elsewhere)
+
+
+def test_result_cache_is_private_and_atomic(tmp_path):
+    libcni.write_cache(str(tmp_path), b"{}", "net", "c1", "eth0", "/run/netns/x", {}, {},
+                       {"cniVersion": "1.0.0"})
+    assert mode(tmp_path / "results") == 0o700
+    path = tmp_path / "results" / "net-c1-eth0"
+    assert mode(path) == 0o600
+    assert json.loads(path.read_text())["kind"] == "cniCacheV1"
+    assert os.listdir(tmp_path / "results") == ["net-c1-eth0"]
+
+
+def test_a_planted_cache_symlink_is_neither_followed_nor_written_through(tmp_path):
+    victim = tmp_path / "victim"
+    victim.write_text("precious")
+    (tmp_path / "results").mkdir(mode=0o700)
+    os.symlink(victim, tmp_path / "results" / "net-c1-eth0")
+    assert libcni.read_cache(str(tmp_path), "net", "c1", "eth0") is None
+    libcni.write_cache(str(tmp_path), b"{}", "net", "c1", "eth0", "", {}, {}, {"x": 1})
+    assert victim.read_text() == "precious"
+    assert not os.path.islink(tmp_path / "results" / "net-c1-eth0")
+
+
+def test_a_symlinked_results_directory_is_refused(tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    os.symlink(elsewhere, tmp_path / "results")
+    with pytest.raises(CNIError):
+        libcni.write_cache(str(tmp_path), b"{}", "net", "c1", "eth0", "", {}, {}, {})
+    assert not os.listdir(elsewhere)
