@@ -45,7 +45,9 @@ def unique(kind: str) -> str:
 
 
 def sh(*argv, check=True, input=None, env=None) -> subprocess.CompletedProcess:
-    proc = subprocess.run(argv, capture_output=True, text=True, input=input, env=env)
+    # stdin is never inherited: in the kernel-lab guest it is a console that never ends
+    proc = subprocess.run(argv, capture_output=True, text=True, input=input, env=env,
+                          stdin=None if input is not None else subprocess.DEVNULL)
     if check and proc.returncode != 0:
         raise AssertionError(f"{argv} failed ({proc.returncode}): {proc.stderr}")
     return proc
