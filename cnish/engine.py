@@ -128,11 +128,15 @@ class Operation:
         """Run a read-only command declared in the recipe's [[facts]]; None when skipped."""
         if fact_id not in self._facts:
             from cnish import plancache
-            spec = plancache.fact(self, fact_id)
+            from cnish.plan import fill
+            identity = {"cid": self.runtime.container_id, "ifname": self.runtime.ifname,
+                        "netns": self.runtime.netns}
+            spec = plancache.fact(self, fact_id, identity)
             result = None
             probe = spec.get("skip_if")
-            if probe is None or self.runner.run(probe["argv"]).returncode != 0:
-                result = self.runner.run(spec["run"]["argv"])
+            if probe is None or self.runner.run([fill(t, identity) for t in probe["argv"]]
+                                                ).returncode != 0:
+                result = self.runner.run([fill(t, identity) for t in spec["run"]["argv"]])
             self._facts[fact_id] = result
         return self._facts[fact_id]
 
@@ -198,6 +202,9 @@ def status(op: Operation) -> None:
         raise CNIError(NOT_AVAILABLE, "cannot serve ADD: " + ", ".join(missing)
                        + (" is" if len(missing) == 1 else " are") + " not installed",
                        f"searched PATH={op.runner.path}")
+    plugin_status = getattr(op.plugin, "status", None)
+    if plugin_status is not None:
+        plugin_status(op)
     if op.ipam_module is not None:
         op.ipam_module.ipam_status(op)
 

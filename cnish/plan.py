@@ -144,7 +144,7 @@ def bind(template_steps: list, att: dict, first: int = 1) -> list:
         step.on_exists = raw["on_exists"]
         step.on_missing = raw["on_missing"]
         step.shared = raw["shared"]
-        step.undone_by = raw["undone_by"]
+        step.undone_by = fill(raw["undone_by"], att) if raw["undone_by"] else None
         step.hint = fill(raw.get("hint", ""), att)
         steps.append(step)
     return steps

@@ -164,21 +164,36 @@ def steps(op, section: str, att: dict) -> list:
         from cnish import recipes
         from cnish.templating import skeleton
         recipe = recipes.load(op.type)
-        includes = {name: recipes.load(target) for name, target in op.includes().items()}
+        targets = op.includes()
+
+        def includes(name):
+            """`include = "ipam"`: the IPAM plugin's recipe (if any); other names: fragments."""
+            if name == "ipam":
+                return recipes.load(targets["ipam"]) if "ipam" in targets else None
+            return recipes.load(name)
+
         ctx = dict(op.context(), att=skeleton(att))
         return _renderer().render(recipe, section, ctx, includes)
 
     return _cached("steps", op, [section, shape(att)], render)
 
 
-def fact(op, fact_id: str) -> dict:
-    """The rendered command of a recipe's [[facts]] entry (reads made before planning)."""
+def fact(op, fact_id: str, identity: dict) -> dict:
+    """The rendered command of a recipe's [[facts]] entry (reads made before planning);
+    `identity` (container id, ifname, netns) is available to it as slots under att."""
+    from cnish.templating_marks import shape
+
     def render():
         from cnish import recipes
+        from cnish.templating import skeleton
         recipe = recipes.load(op.type)
-        for spec in recipe.sections["facts"]:
-            if spec.id == fact_id:
-                return _renderer().render_one(spec, op.context())
+        fragments = {s.include for section in recipe.sections.values() for s in section
+                     if s.include and s.include != "ipam"}
+        for source in [recipe] + [recipes.load(name) for name in sorted(fragments)]:
+            for spec in source.sections["facts"]:
+                if spec.id == fact_id:
+                    return _renderer().render_one(spec, dict(op.context(),
+                                                              att=skeleton(identity)))
         raise KeyError(f"recipe {op.type} has no fact {fact_id!r}")
 
-    return _cached("fact", op, fact_id, render)
+    return _cached("fact", op, [fact_id, shape(identity)], render)

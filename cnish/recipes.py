@@ -13,8 +13,8 @@ from cnish.paths import plans_dir
 
 SECTIONS = ("add", "del", "gc", "facts")
 STEP_KEYS = {"id", "describe", "when", "each", "as", "run", "undo", "check", "expect", "skip_if",
-             "on_exists", "on_missing", "shared", "undone_by", "hint", "netns", "include",
-             "steps", "why"}
+             "on_exists", "on_missing", "shared", "undone_by", "hint", "netns", "undo_netns",
+             "check_netns", "include", "steps", "why"}
 COMMAND_KEYS = {"template"}
 
 
@@ -27,7 +27,7 @@ class StepSpec:
 
     __slots__ = ("id", "describe", "when", "each", "as_", "run", "undo", "check", "expect",
                  "skip_if", "on_exists", "on_missing", "shared", "undone_by", "hint", "netns",
-                 "include", "steps", "why")
+                 "undo_netns", "check_netns", "include", "steps", "why")
 
     def __init__(self, raw: dict, where: str):
         unknown = set(raw) - STEP_KEYS
@@ -53,9 +53,13 @@ class StepSpec:
         self.hint = raw.get("hint")
         self.why = raw.get("why")
         self.netns = raw.get("netns", "host")
+        # a link created from the host directly inside the container is deleted from inside
+        self.undo_netns = raw.get("undo_netns", self.netns)
+        self.check_netns = raw.get("check_netns", self.netns)
         self.steps = [StepSpec(s, f"{where}.steps[{i}]") for i, s in enumerate(raw.get("steps", []))]
-        if self.netns not in ("host", "container"):
-            raise RecipeError(f"{where}: netns must be 'host' or 'container'")
+        for key in ("netns", "undo_netns", "check_netns"):
+            if getattr(self, key) not in ("host", "container"):
+                raise RecipeError(f"{where}: {key} must be 'host' or 'container'")
         for flag, allowed in (("on_exists", ("done",)), ("on_missing", ("done",))):
             value = getattr(self, flag)
             if value is not None and value not in allowed:

@@ -110,6 +110,20 @@ class Runner:
             return 127, "", f"{argv[0]}: command not found (PATH={self.path})"
 
 
+_own_netns = []
+
+
+def _own_netns_fd() -> int | None:
+    """cnish's own network namespace, opened once: every command gets it as file descriptor 3
+    (/dev/fd/3), so a command run inside the container can name the runtime's namespace."""
+    if not _own_netns:
+        try:
+            _own_netns.append(os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC))
+        except OSError:
+            _own_netns.append(None)
+    return _own_netns[0]
+
+
 def spawn(program: str, argv, stdin: str | None, env: dict, timeout: float = TIMEOUT):
     """Run `program` with `argv`, feed `stdin`, collect stdout and stderr: the part of
     subprocess.run cnish needs, on os.posix_spawn, pipes and poll."""
@@ -117,10 +131,13 @@ def spawn(program: str, argv, stdin: str | None, env: dict, timeout: float = TIM
     in_r, in_w = os.pipe()
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
+    actions = [(os.POSIX_SPAWN_DUP2, in_r, 0), (os.POSIX_SPAWN_DUP2, out_w, 1),
+               (os.POSIX_SPAWN_DUP2, err_w, 2)]
+    netns = _own_netns_fd()
+    if netns is not None:
+        actions.append((os.POSIX_SPAWN_DUP2, netns, 3))
     try:
-        pid = os.posix_spawn(program, list(argv), env, file_actions=[
-            (os.POSIX_SPAWN_DUP2, in_r, 0), (os.POSIX_SPAWN_DUP2, out_w, 1),
-            (os.POSIX_SPAWN_DUP2, err_w, 2)])
+        pid = os.posix_spawn(program, list(argv), env, file_actions=actions)
     finally:
         for fd in (in_r, out_w, err_w):
             os.close(fd)

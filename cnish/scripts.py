@@ -62,6 +62,9 @@ def bash(plan) -> str:
         if helper in used:
             with open(f"{templates_dir()}/script/{helper}.sh") as f:
                 functions.append(f.read().rstrip("\n"))
+    if any("/dev/fd/3" in c.argv for s in plan.steps for c in (s.run, s.undo, s.check) if c):
+        functions.insert(0, "# Commands run inside the container reach the runtime's own namespace as\n"
+                            "# /dev/fd/3, as they do when cnish runs them.\nexec 3</proc/self/ns/net")
     if "cnish-delegate" in used:
         inv = plan.invocation
         functions.insert(0, "\n".join([

@@ -135,7 +135,8 @@ class Renderer:
 
     # -- recipes ---------------------------------------------------------------------------------
 
-    def render(self, recipe, section: str, ctx: dict, includes: dict) -> list[dict]:
+    def render(self, recipe, section: str, ctx: dict, includes) -> list[dict]:
+        """`includes(name)` returns the recipe an `include = name` step stands for (or None)."""
         out = []
         for spec in recipe.sections[section]:
             self._render(spec, ctx, out, section, includes, "")
@@ -147,7 +148,7 @@ class Renderer:
 
     def _render(self, spec, ctx, out, section, includes, parent_id):
         if spec.include:
-            included = includes.get(spec.include)
+            included = includes(spec.include)
             if included is not None:
                 for child in included.sections[section]:
                     self._render(child, ctx, out, section, includes, parent_id)
@@ -168,13 +169,13 @@ class Renderer:
             out.append(self._step(spec, step_ctx, step_id))
 
     def _step(self, spec, ctx, step_id) -> dict:
-        prefix = []
-        if spec.netns == "container":
-            prefix = self.command({"template": "nsenter/net", "netns": "att.netns"}, ctx, "run")
-
-        def cmd(command_spec, action):
+        def cmd(command_spec, action, netns=spec.netns):
             if command_spec is None:
                 return None
+            prefix = []
+            if netns == "container":
+                prefix = self.command({"template": "nsenter/net", "netns": "att.netns"}, ctx,
+                                      "run")
             return {"argv": prefix + self.command(command_spec, ctx, action),
                     "prefix": len(prefix)}
 
@@ -188,14 +189,14 @@ class Renderer:
                 "why": self.text(spec.why, ctx) if spec.why else "",
                 "netns": spec.netns,
                 "run": cmd(spec.run, "run"),
-                "undo": cmd(spec.undo, "undo"),
-                "check": cmd(spec.check, "check"),
+                "undo": cmd(spec.undo, "undo", spec.undo_netns),
+                "check": cmd(spec.check, "check", spec.check_netns),
                 "expect": expect,
                 "skip_if": cmd(spec.skip_if, "probe"),
                 "on_exists": spec.on_exists,
                 "on_missing": spec.on_missing,
                 "shared": spec.shared,
-                "undone_by": spec.undone_by,
+                "undone_by": self.text(spec.undone_by, ctx) if spec.undone_by else None,
                 "hint": self.text(spec.hint, ctx) if spec.hint else "",
             }
         except jinja2.UndefinedError as exc:

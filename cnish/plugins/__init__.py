@@ -8,6 +8,13 @@ ipam_add / ipam_del / ipam_check for main plugins that embed them.
 
 PLUGINS = {
     "bridge": "cnish.plugins.bridge",
+    "macvlan": "cnish.plugins.macvlan",
+    "ipvlan": "cnish.plugins.ipvlan",
+    "vlan": "cnish.plugins.vlan",
+    "dummy": "cnish.plugins.dummy",
+    "ptp": "cnish.plugins.ptp",
+    "host-device": "cnish.plugins.hostdevice",
+    "loopback": "cnish.plugins.loopback",
     "host-local": "cnish.plugins.hostlocal",
     "static": "cnish.plugins.static",
 }

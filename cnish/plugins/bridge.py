@@ -8,6 +8,7 @@ the bridge's gateway addresses, and the masquerade chain.
 
 from cnish import names
 from cnish.config import netns_problem, requested_mac
+from cnish.plugins import common
 from cnish.errors import INVALID_CONFIG, IPAM_FAILED, CNIError, invalid_config, unsupported_field
 from cnish.ipnet import IP, Prefix
 
@@ -20,8 +21,6 @@ UNSUPPORTED = {"vlan": (None, 0), "vlanTrunk": (None, []), "preserveDefaultVlan"
                "macspoofchk": (None, False), "enabledad": (None, False),
                "disableContainerInterface": (None, False), "portIsolation": (None, False)}
 
-MULTICAST = {4: "224.0.0.0/4", 6: "ff00::/8"}
-COMMENT_MAX = 255        # iptables' comment match keeps at most 255 characters
 
 
 def parse(f, op) -> dict:
@@ -67,51 +66,6 @@ def _base(op) -> dict:
         "bridge_mac": op.read_sys(f"/sys/class/net/{bridge}/address")
                       or names.mac_address(op.machine_id, "bridge", bridge),
     }
-
-
-def _addresses(op, ips: list) -> list:
-    out = []
-    for entry in ips:
-        prefix = Prefix.parse(entry["address"])
-        gateway = entry.get("gateway")
-        out.append({"version": prefix.version, "address": str(prefix.ip), "cidr": str(prefix),
-                    "subnet": str(prefix.subnet),
-                    "source": f"{prefix.ip}/{prefix.ip.bits}",
-                    "gateway": gateway, "length": prefix.length})
-    return out
-
-
-def _routes(ips: list, routes: list) -> list:
-    """Container routes; a route without gw goes via the first gateway of its family."""
-    first_gw = {}
-    for ip in ips:
-        if ip["gateway"] and ip["version"] not in first_gw:
-            first_gw[ip["version"]] = ip["gateway"]
-    out, seen = [], set()
-    for route in routes:
-        version = Prefix.parse(route["dst"]).version
-        via = route.get("gw") or first_gw.get(version)
-        key = (route["dst"], via)
-        if key not in seen:
-            seen.add(key)
-            out.append({"version": version, "dst": route["dst"], "via": via})
-    return out
-
-
-def _masq(op, ips: list) -> list:
-    chain = names.masq_chain(op.name, op.runtime.container_id)
-    comment = names.masq_comment(op.name, op.runtime.container_id)
-    if op.conf.ipMasq and len(comment) > COMMENT_MAX:
-        raise invalid_config("name", op.name, "with this container id the masquerade rule's "
-                             f"comment would exceed {COMMENT_MAX} characters; use a shorter name")
-    families = []
-    for version in (4, 6):
-        mine = [ip for ip in ips if ip["version"] == version]
-        if mine:
-            families.append({"version": version, "chain": chain, "comment": comment,
-                             "subnets": list(dict.fromkeys(ip["subnet"] for ip in mine)),
-                             "sources": list(dict.fromkeys(ip["source"] for ip in mine))})
-    return families
 
 
 def _with_gateways(op, ipam_ips: list, routes: list):
@@ -201,7 +155,8 @@ def tools(op) -> list:
     return needed
 
 
-def _gc(op) -> dict:
+def gc_values(op) -> dict:
+    """GC's values for the veth plugins (bridge, ptp): stale host veths, chains, reservations."""
     from cnish import gc
     valid = gc.valid_attachments(op.raw)
     cids = {cid for cid, _ in valid}
@@ -218,7 +173,7 @@ def _gc(op) -> dict:
 
 def prepare(op) -> dict:
     if op.command == "GC":
-        return _gc(op)
+        return gc_values(op)
     att = _base(op)
     if op.command == "ADD":
         mac, _ = requested_mac(op.raw, op.runtime.args)
@@ -247,30 +202,16 @@ def prepare(op) -> dict:
         elif not att["netns"]:
             att["netns"] = None
         ipam_att, held = op.ipam_del()
-        prev_ips = (op.prev_result or {}).get("ips", [])
-        known = {Prefix.parse(i["address"]).ip for i in prev_ips}
-        ips = list(prev_ips)
-        for text in held:
-            try:
-                ip = IP.parse(text)
-            except ValueError:
-                continue
-            if ip not in known:
-                known.add(ip)
-                ips.append({"address": f"{ip}/{ip.bits}"})
+        ips = common.ips_for_del(op, held)
         routes = []
-    addresses = _addresses(op, ips)
-    for ip in addresses:
+    common.container(att, ips, routes, link_step="veth")
+    for ip in att["ips"]:
         if ip["version"] == 6 and op.conf.mtu and op.conf.mtu < 1280:
             raise invalid_config("mtu", op.conf.mtu, "must be at least 1280 for IPv6 addresses")
-    att["ips"] = addresses
-    att["v4"] = any(ip["version"] == 4 for ip in addresses)
-    att["v6"] = any(ip["version"] == 6 for ip in addresses)
-    att["routes"] = _routes(addresses, routes)
-    att["gateways"] = _gateways(addresses) if op.conf.isGateway else []
+    att["gateways"] = _gateways(att["ips"]) if op.conf.isGateway else []
     att["stale_addresses"] = (_stale_addresses(op, att["gateways"])
                               if op.command == "ADD" and op.conf.isGateway else [])
-    att["masq"] = _masq(op, addresses) if op.conf.ipMasq else []
+    att["masq"] = common.masquerade(op, att["ips"]) if op.conf.ipMasq else []
     att["ipam"] = ipam_att
     return att
 
@@ -283,28 +224,7 @@ def result(op, att) -> dict:
         {"name": att["ifname"], "mac": att["container_mac"], "sandbox": att["netns"]},
     ]
     ipam = op.ipam_result or {}
-    ips = []
-    for entry in ipam.get("ips", []):
-        ip = {"address": entry["address"]}
-        if entry.get("gateway"):
-            ip["gateway"] = entry["gateway"]
-        ip["interface"] = 2
-        ips.append(ip)
-    out = {"interfaces": interfaces, "ips": ips, "routes": ipam.get("routes", []),
+    out = {"interfaces": interfaces, "ips": common.result_ips(ipam.get("ips", []), 2),
+           "routes": ipam.get("routes", []),
            "dns": op.dns if op.dns else ipam.get("dns", {})}
-    return chain(op.prev_result, out)
-
-
-def chain(prev: dict | None, mine: dict) -> dict:
-    """Chained after another plugin (prevResult on ADD), the spec wants prevResult passed on:
-    its interfaces, addresses and routes come first, ours follow with re-based interface
-    indexes; our DNS wins when we have one."""
-    if not prev:
-        return mine
-    offset = len(prev.get("interfaces", []))
-    ips = [dict(ip, interface=ip["interface"] + offset) if "interface" in ip else dict(ip)
-           for ip in mine["ips"]]
-    return {"interfaces": prev.get("interfaces", []) + mine["interfaces"],
-            "ips": prev.get("ips", []) + ips,
-            "routes": prev.get("routes", []) + mine["routes"],
-            "dns": mine["dns"] or prev.get("dns", {})}
+    return common.chain_result(op.prev_result, out)

@@ -242,7 +242,7 @@ run 20 strict -- nsenter --net=/var/run/netns/cnish-test ip addr add 10.12.0.10/
 
 # Step 21/32 [address[1]] lesson step 6: assign fd12::2/64 to eth0
 #   undo: none of its own, undone with step "veth"
-run 21 strict -- nsenter --net=/var/run/netns/cnish-test ip addr add fd12::2/64 dev eth0
+run 21 strict -- nsenter --net=/var/run/netns/cnish-test ip addr add fd12::2/64 dev eth0 nodad
 
 # Step 22/32 [container-up] lesson step 7: bring eth0 up inside the container
 #   undo: none of its own, undone with step "veth"

@@ -1,0 +1,70 @@
+"""Does this kernel support a link kind (vlan, ipvlan, macvlan, dummy, ...)?
+
+A kernel without 8021q, ipvlan or dummy (built in or loadable) fails `ip link add` with
+"Unknown device type", and cnish must find that out before it changes anything. The probe is
+the recipe fact "link-kind" (templates/unshare/link-kind-probe.j2): the same `ip link add`, in
+a network namespace of its own that vanishes with the command. A positive answer is remembered
+for the current boot in /run/cnish/kernel (a kernel does not lose a link kind while it runs;
+a module loaded later turns a negative answer positive on the next call).
+"""
+
+import os
+
+from cnish.errors import CNIError
+
+KERNEL_LACKS = 103
+MODULES = {"vlan": "8021q", "ipvlan": "ipvlan", "macvlan": "macvlan", "dummy": "dummy",
+           "vrf": "vrf"}
+CACHE = "/run/cnish/kernel"
+
+
+def _boot_id() -> str:
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as f:
+            return f.read().strip()
+    except OSError:
+        return ""
+
+
+def _remembered(kind: str) -> bool:
+    try:
+        with open(os.path.join(CACHE, kind)) as f:
+            return f.read().strip() == _boot_id() != ""
+    except OSError:
+        return False
+
+
+def _remember(kind: str) -> None:
+    try:
+        os.makedirs(CACHE, mode=0o700, exist_ok=True)
+        tmp = os.path.join(CACHE, f".{kind}.{os.getpid()}")
+        with open(tmp, "w") as f:
+            f.write(_boot_id())
+        os.rename(tmp, os.path.join(CACHE, kind))
+    except OSError:
+        pass
+
+
+def problem(op, kind: str) -> str | None:
+    """Why links of `kind` cannot be created here, or None."""
+    if _remembered(kind):
+        return None
+    probe = op.fact("link-kind")
+    if probe is None:
+        return None
+    if "Unknown device type" in probe.stderr:
+        return (f"this kernel ({os.uname().release}) cannot create {kind} links: it has no "
+                f"{MODULES.get(kind, kind)} support (not built in, module not loadable)")
+    if probe.returncode == 127:
+        return None       # no unshare to ask with: let ip link add itself tell
+    if not op.dry_run:
+        _remember(kind)
+    return None
+
+
+def require(op, kind: str) -> None:
+    reason = problem(op, kind)
+    if reason:
+        raise CNIError(KERNEL_LACKS, reason,
+                       f"load the {MODULES.get(kind, kind)} module, or run on a kernel that has "
+                       "it; nothing was changed on this host")

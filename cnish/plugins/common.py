@@ -1,0 +1,112 @@
+"""Per-container values every interface plugin needs, in the shape plans/container-ip.toml
+and the masquerade steps read: addresses, routes, IP families, the masquerade chain."""
+
+from cnish import names
+from cnish.errors import invalid_config
+from cnish.ipnet import Prefix
+
+COMMENT_MAX = 255        # iptables' comment match keeps at most 255 characters
+
+
+def addresses(ips: list, noprefixroute: bool = False) -> list:
+    """IPAM addresses ({"address": "10.0.0.2/24", "gateway"?}) -> att.ips entries."""
+    out = []
+    for entry in ips:
+        prefix = Prefix.parse(entry["address"])
+        out.append({"version": prefix.version, "address": str(prefix.ip), "cidr": str(prefix),
+                    "subnet": str(prefix.subnet), "source": f"{prefix.ip}/{prefix.ip.bits}",
+                    "gateway": entry.get("gateway"), "length": prefix.length,
+                    "noprefixroute": noprefixroute})
+    return out
+
+
+def routes(ips: list, wanted: list) -> list:
+    """Container routes; a route without gw goes via the first gateway of its family, as the
+    reference's ConfigureIface does. Duplicates are dropped."""
+    first_gw = {}
+    for ip in ips:
+        if ip["gateway"] and ip["version"] not in first_gw:
+            first_gw[ip["version"]] = ip["gateway"]
+    out, seen = [], set()
+    for route in wanted:
+        version = Prefix.parse(route["dst"]).version
+        onlink = route.get("scope") == "link"          # a route to a neighbour: no gateway
+        via = route.get("gw") or (None if onlink else first_gw.get(version))
+        key = (route["dst"], via)
+        if key not in seen:
+            seen.add(key)
+            out.append({"version": version, "dst": route["dst"], "via": via,
+                        "src": route.get("src"), "scope": route.get("scope")})
+    return out
+
+
+def container(att: dict, ips: list, wanted_routes: list, link_step: str,
+              ndisc_notify: bool = False, noprefixroute: bool = False) -> dict:
+    """Fill the fields plans/container-ip.toml reads."""
+    att["ips"] = addresses(ips, noprefixroute)
+    att["v4"] = any(ip["version"] == 4 for ip in att["ips"])
+    att["v6"] = any(ip["version"] == 6 for ip in att["ips"])
+    att["routes"] = routes(att["ips"], wanted_routes)
+    att["link_step"] = link_step
+    att["ndisc_notify"] = ndisc_notify
+    return att
+
+
+def masquerade(op, ips: list) -> list:
+    """The masquerade chain per IP family, named and commented like the reference's."""
+    chain = names.masq_chain(op.name, op.runtime.container_id)
+    comment = names.masq_comment(op.name, op.runtime.container_id)
+    if len(comment) > COMMENT_MAX:
+        raise invalid_config("name", op.name, "with this container id the masquerade rule's "
+                             f"comment would exceed {COMMENT_MAX} characters; use a shorter name")
+    families = []
+    for version in (4, 6):
+        mine = [ip for ip in ips if ip["version"] == version]
+        if mine:
+            families.append({"version": version, "chain": chain, "comment": comment,
+                             "subnets": list(dict.fromkeys(ip["subnet"] for ip in mine)),
+                             "sources": list(dict.fromkeys(ip["source"] for ip in mine))})
+    return families
+
+
+def ips_for_del(op, held: list) -> list:
+    """The attachment's addresses at DEL: prevResult's, plus what the IPAM store still holds."""
+    from cnish.ipnet import IP
+    prev_ips = (op.prev_result or {}).get("ips", [])
+    known = {Prefix.parse(i["address"]).ip for i in prev_ips}
+    ips = list(prev_ips)
+    for text in held:
+        try:
+            ip = IP.parse(text)
+        except ValueError:
+            continue
+        if ip not in known:
+            known.add(ip)
+            ips.append({"address": f"{ip}/{ip.bits}"})
+    return ips
+
+
+def chain_result(prev: dict | None, mine: dict) -> dict:
+    """Chained after another plugin (prevResult on ADD), the spec wants prevResult passed on:
+    its interfaces, addresses and routes come first, ours follow with re-based interface
+    indexes; our DNS wins when we have one."""
+    if not prev:
+        return mine
+    offset = len(prev.get("interfaces", []))
+    ips = [dict(ip, interface=ip["interface"] + offset) if "interface" in ip else dict(ip)
+           for ip in mine["ips"]]
+    return {"interfaces": prev.get("interfaces", []) + mine["interfaces"],
+            "ips": prev.get("ips", []) + ips,
+            "routes": prev.get("routes", []) + mine["routes"],
+            "dns": mine["dns"] or prev.get("dns", {})}
+
+
+def result_ips(ipam_ips: list, interface: int) -> list:
+    out = []
+    for entry in ipam_ips:
+        ip = {"address": entry["address"]}
+        if entry.get("gateway"):
+            ip["gateway"] = entry["gateway"]
+        ip["interface"] = interface
+        out.append(ip)
+    return out

@@ -1,0 +1,17 @@
+"""The dummy plugin (see sublink.py for what it shares with the other links-on-a-master)."""
+
+from cnish.plugins import sublink
+
+TYPE = "dummy"
+KIND = "interface"
+CNI_ARGS = frozenset({"MAC"}) if TYPE in ("macvlan", "dummy") else frozenset()
+
+
+def parse(fields, op) -> dict:
+    return sublink.parse(fields, op, TYPE)
+
+
+prepare = sublink.prepare
+result = sublink.result
+tools = sublink.tools
+status = sublink.status

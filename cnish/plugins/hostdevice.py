@@ -1,0 +1,156 @@
+"""The host-device plugin: an existing link of the host handed to the container
+(cni-reference.md §3.6), given back on DEL.
+
+The device is chosen by `device` (its name), `hwaddr`, `kernelpath` (its sysfs path) or
+`pciBusID`, or by the runtime's `runtimeConfig.deviceID` (a PCI address or an auxiliary
+device). ADD labels it with its original name (the link alias, as the reference does, so the
+reference can give back what cnish took and the other way round), then moves and renames it
+in one step (`ip link set DEV netns NS name IFNAME`). DEL moves it back under its original name
+— and, unlike the reference, succeeds when the device is already back or the namespace gone,
+and when repeated.
+
+The runtime's own namespace, where the device returns, is passed to the commands that run
+inside the container as /dev/fd/3: cnish (and the dry-run script, with `exec 3<`) keeps it
+open on file descriptor 3 for them.
+"""
+
+import os
+
+from cnish.config import netns_problem
+from cnish.errors import INVALID_CONFIG, IPAM_FAILED, CNIError, invalid_config, unsupported_field
+from cnish.plugins import common
+from cnish.validate import ifname_problem
+
+TYPE = "host-device"
+KIND = "interface"
+CNI_ARGS = frozenset()
+HOST_NETNS = "/dev/fd/3"
+DPDK_DRIVERS = ("vfio-pci", "uio_pci_generic", "igb_uio")
+
+
+def parse(f, op) -> dict:
+    conf = {"device": f.ifname("device"), "hwaddr": f.mac("hwaddr"),
+            "kernelpath": f.abspath("kernelpath"), "pciBusID": f.text("pciBusID")}
+    device_id = (op.raw.get("runtimeConfig") or {}).get("deviceID")
+    if device_id is not None and not isinstance(device_id, str):
+        raise invalid_config("runtimeConfig.deviceID", device_id, "must be a string")
+    for key, value in (("pciBusID", conf["pciBusID"]), ("runtimeConfig.deviceID", device_id)):
+        if value is not None and ("/" in value or value in ("", ".", "..") or not value.isprintable()):
+            raise invalid_config(key, value, "must be a PCI address such as 0000:03:00.0")
+    conf["deviceID"] = device_id
+    if op.command in ("ADD", "CHECK") and not any(conf[k] for k in
+                                                  ("device", "hwaddr", "kernelpath", "pciBusID",
+                                                   "deviceID")):
+        raise invalid_config("device", None, 'specify either "device", "hwaddr", "kernelpath" '
+                             'or "pciBusID" (or the runtime\'s deviceID)')
+    return conf
+
+
+def _single_net_dir(path: str, what: str) -> str:
+    try:
+        names = sorted(os.listdir(os.path.join(path, "net")))
+    except OSError:
+        driver = os.path.basename(os.path.realpath(os.path.join(path, "driver")))
+        if driver in DPDK_DRIVERS:
+            raise unsupported_field(what, f"{path} (bound to {driver}: DPDK mode)") from None
+        raise CNIError(INVALID_CONFIG, f"{what}: no network device at {path}") from None
+    if not names:
+        raise CNIError(INVALID_CONFIG, f"{what}: no network device at {path}")
+    return names[0]
+
+
+def find_device(op) -> str:
+    """The host link this attachment takes, from whichever selector the config uses."""
+    conf = op.conf
+    if conf.device:
+        if not os.path.exists(f"/sys/class/net/{conf.device}"):
+            raise CNIError(INVALID_CONFIG, f"device {conf.device} not found",
+                           "no link of that name in the host's namespace")
+        return conf.device
+    if conf.hwaddr:
+        for name in sorted(os.listdir("/sys/class/net")):
+            if (op.read_sys(f"/sys/class/net/{name}/address") or "").lower() == conf.hwaddr:
+                return name
+        raise CNIError(INVALID_CONFIG, f"no link with hwaddr {conf.hwaddr}")
+    if conf.kernelpath:
+        return _single_net_dir(conf.kernelpath, "kernelpath")
+    pci = conf.deviceID or conf.pciBusID
+    for bus in ("/sys/bus/pci/devices", "/sys/bus/auxiliary/devices"):
+        if os.path.isdir(os.path.join(bus, pci)):
+            return _single_net_dir(os.path.join(bus, pci), "pciBusID")
+    raise CNIError(INVALID_CONFIG, f"device {pci} not found on the PCI or auxiliary bus")
+
+
+def prepare(op) -> dict:
+    cid, ifname = op.runtime.container_id, op.runtime.ifname
+    att = {"cid": cid, "ifname": ifname, "netns": op.runtime.netns, "device": "",
+           "alias": "", "old_alias": "", "host_netns": HOST_NETNS, "container_mac": ""}
+    if op.command == "ADD":
+        device = find_device(op)
+        taken = op.fact("container-link")
+        if taken is not None and taken.returncode == 0:
+            # checked first: the kernel moves the device before it finds the name taken
+            raise CNIError(INVALID_CONFIG, f"the container already has an interface named "
+                           f"{ifname}", f"{device} was left where it is, in the host's namespace")
+        att["device"] = device
+        att["alias"] = device           # the original name, as the reference records it
+        att["old_alias"] = op.read_sys(f"/sys/class/net/{device}/ifalias") or ""
+        att["container_mac"] = op.read_sys(f"/sys/class/net/{device}/address") or ""
+        ipam_att, ipam_result = op.ipam_add()
+        if op.ipam_module is not None and not ipam_result.get("ips"):
+            raise CNIError(IPAM_FAILED, "IPAM plugin returned missing IP config")
+        op.ipam_result = ipam_result
+        ips, routes = ipam_result.get("ips", []), ipam_result.get("routes", [])
+    elif op.command == "CHECK":
+        prev = op.prev_result
+        if prev is None:
+            raise CNIError(INVALID_CONFIG, "prevResult is required for CHECK",
+                           "the runtime must pass the result of ADD as prevResult")
+        for itf in prev.get("interfaces", []):
+            if itf.get("name") == ifname and itf.get("mac"):
+                att["container_mac"] = itf["mac"].lower()
+        ips, routes = prev.get("ips", []), prev.get("routes", [])
+        ipam_att = op.ipam_check(ips)
+    else:  # DEL: where is it now, and what was it called?
+        if not att["netns"] or netns_problem(att["netns"]) is not None:
+            att["netns"] = None     # gone: the kernel has given a real device back already
+        else:
+            att["device"] = _original_name(op) or ""
+        ipam_att, held = op.ipam_del()
+        ips, routes = common.ips_for_del(op, held), []
+    att["returning"] = bool(att["device"]) and op.command == "DEL"
+    common.container(att, ips, routes, link_step="move")
+    att["ipam"] = ipam_att
+    return att
+
+
+def _original_name(op) -> str | None:
+    """The name the device had on the host: its alias, read inside the container."""
+    found = op.fact("container-link")
+    if found is None or found.returncode != 0:
+        return None                 # not in the container (already given back): nothing to do
+    from cnish import jsonfast
+    try:
+        info = (jsonfast.loads(found.stdout or "[{}]") or [{}])[0]
+    except ValueError:
+        return None
+    name = info.get("ifalias") or op.conf.get("device")
+    if name and ifname_problem(name) is None:
+        return name
+    raise CNIError(INVALID_CONFIG, f"cannot tell what {op.runtime.ifname} was called on the host",
+                   "its alias (where ADD recorded the original name) is empty and the config "
+                   "names no \"device\"")
+
+
+def result(op, att) -> dict:
+    ipam = op.ipam_result or {}
+    mine = {"interfaces": [{"name": att["ifname"], "mac": att["container_mac"],
+                            "sandbox": att["netns"]}],
+            "ips": common.result_ips(ipam.get("ips", []), 0),
+            "routes": ipam.get("routes", []),
+            "dns": op.dns if op.dns else ipam.get("dns", {})}
+    return common.chain_result(op.prev_result, mine)
+
+
+def tools(op) -> list:
+    return ["ip", "nsenter", "sysctl"]

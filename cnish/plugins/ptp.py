@@ -1,0 +1,111 @@
+"""The ptp plugin's Python half: a veth pair, routed instead of bridged (cni-reference.md §3.2).
+
+Each container address gets a point-to-point link to the host: the host end of the veth
+carries the gateway address as a /32 (/128), the host routes the container's address to its
+veth, and in the container the subnet is reached through the gateway — no bridge, no L2
+between containers. The commands are in plans/ptp.toml.
+"""
+
+from cnish import names
+from cnish.config import netns_problem, requested_mac
+from cnish.errors import INVALID_CONFIG, IPAM_FAILED, CNIError, invalid_config
+from cnish.ipnet import Prefix
+from cnish.plugins import common
+
+TYPE = "ptp"
+KIND = "interface"
+CNI_ARGS = frozenset({"MAC"})
+
+
+def parse(f, op) -> dict:
+    backend = f.text("ipMasqBackend", "iptables")
+    if backend == "nftables":
+        from cnish.errors import unsupported_field
+        raise unsupported_field("ipMasqBackend", backend)
+    if backend != "iptables":
+        raise invalid_config("ipMasqBackend", backend, "must be \"iptables\" or \"nftables\"")
+    ipam = f.obj.get("ipam")
+    if not (isinstance(ipam, dict) and ipam.get("type")):
+        raise invalid_config("ipam", ipam, "ptp needs an IPAM configuration with a type")
+    conf = {"ipMasq": f.flag("ipMasq"), "mtu": f.integer("mtu", 0, 0, 65535)}
+    if conf["mtu"] and conf["mtu"] < 68:
+        raise invalid_config("mtu", conf["mtu"], "must be 0 (the kernel's default) or at least 68")
+    return conf
+
+
+def _gateway(entry: dict) -> str:
+    """The gateway of an address: IPAM's, else the first address of the subnet."""
+    if entry.get("gateway"):
+        return entry["gateway"]
+    return str(Prefix.parse(entry["address"]).network + 1)
+
+
+def prepare(op) -> dict:
+    if op.command == "GC":
+        from cnish.plugins.bridge import gc_values
+        return gc_values(op)
+    net, cid, ifname = op.name, op.runtime.container_id, op.runtime.ifname
+    att = {"cid": cid, "ifname": ifname, "netns": op.runtime.netns,
+           "host_veth": names.host_veth(net, cid, ifname),
+           "host_mac": names.mac_address(op.machine_id, "host", net, cid, ifname),
+           "container_mac": names.mac_address(op.machine_id, "container", net, cid, ifname),
+           "alias": f"cnish/{net}/{cid}/{ifname}"[:255]}
+    if op.command == "ADD":
+        mac, _ = requested_mac(op.raw, op.runtime.args)
+        if mac:
+            att["container_mac"] = mac
+        ipam_att, ipam_result = op.ipam_add()
+        if not ipam_result.get("ips"):
+            raise CNIError(IPAM_FAILED, "IPAM plugin returned missing IP config")
+        ips = [dict(e, gateway=_gateway(e)) for e in ipam_result["ips"]]
+        op.ipam_result = dict(ipam_result, ips=ips)
+        routes = ipam_result.get("routes", [])
+    elif op.command == "CHECK":
+        prev = op.prev_result
+        if prev is None:
+            raise CNIError(INVALID_CONFIG, "prevResult is required for CHECK",
+                           "the runtime must pass the result of ADD as prevResult")
+        for itf in prev.get("interfaces", []):
+            if itf.get("sandbox") and itf.get("name") == ifname and itf.get("mac"):
+                att["container_mac"] = itf["mac"].lower()
+            elif not itf.get("sandbox"):
+                att["host_veth"] = itf["name"]
+        ips, routes = prev.get("ips", []), prev.get("routes", [])
+        ipam_att = op.ipam_check(ips)
+    else:  # DEL
+        if not att["netns"] or netns_problem(att["netns"]) is not None:
+            att["netns"] = None
+        ipam_att, held = op.ipam_del()
+        ips, routes = common.ips_for_del(op, held), []
+    # In the container: the gateway is on-link (a /32 route), the subnet lies behind it.
+    wanted = []
+    for entry in ips:
+        prefix = Prefix.parse(entry["address"])
+        gw = entry.get("gateway")
+        if gw:
+            wanted.append({"dst": f"{gw}/{prefix.ip.bits}", "scope": "link", "src": str(prefix.ip)})
+            wanted.append({"dst": str(prefix.subnet), "gw": gw, "src": str(prefix.ip)})
+    common.container(att, ips, wanted + list(routes), link_step="veth", noprefixroute=True)
+    for ip in att["ips"]:
+        if ip["version"] == 6 and op.conf.mtu and op.conf.mtu < 1280:
+            raise invalid_config("mtu", op.conf.mtu, "must be at least 1280 for IPv6 addresses")
+        ip["gateway_host"] = f"{ip['gateway']}/{128 if ip['version'] == 6 else 32}" \
+            if ip["gateway"] else None
+    att["masq"] = common.masquerade(op, att["ips"]) if op.conf.ipMasq else []
+    att["ipam"] = ipam_att
+    return att
+
+
+def result(op, att) -> dict:
+    ipam = op.ipam_result or {}
+    mine = {"interfaces": [{"name": att["host_veth"], "mac": att["host_mac"]},
+                           {"name": att["ifname"], "mac": att["container_mac"],
+                            "sandbox": att["netns"]}],
+            "ips": common.result_ips(ipam.get("ips", []), 1),
+            "routes": ipam.get("routes", []),
+            "dns": op.dns if op.dns else ipam.get("dns", {})}
+    return common.chain_result(op.prev_result, mine)
+
+
+def tools(op) -> list:
+    return ["ip", "nsenter", "sysctl"] + (["iptables", "iptables-restore"] if op.conf.ipMasq else [])

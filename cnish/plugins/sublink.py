@@ -1,0 +1,167 @@
+"""macvlan, ipvlan, vlan and dummy: one link, created for the container, on top of a master
+link of the host (or of the container, with linkInContainer) — dummy has no master.
+
+Config keys and semantics are the reference plugins' (cni-reference.md §3.3-§3.5, §3.8); this
+module holds what the four share. The link is created directly inside the container's namespace
+under its final name (`ip link add link MASTER name IFNAME ... netns NS`), so there is no
+temporary name to clean up after a crash. Where the reference fails DEL because the master or
+the device is gone, or when DEL is repeated, cnish succeeds: DEL never looks at the master.
+"""
+
+from cnish import kernel, names
+from cnish.config import netns_problem, requested_mac
+from cnish.errors import INVALID_CONFIG, IPAM_FAILED, CNIError, invalid_config
+from cnish.plugins import common
+
+MODES = {"macvlan": ("bridge", "private", "vepa", "passthru"), "ipvlan": ("l2", "l3", "l3s")}
+DEFAULT_MODE = {"macvlan": "bridge", "ipvlan": "l2"}
+
+
+def default_route_device() -> str | None:
+    """The interface of the host's first IPv4 default route (/proc/net/route)."""
+    try:
+        with open("/proc/net/route") as f:
+            lines = f.read().splitlines()[1:]
+    except OSError:
+        return None
+    for line in lines:
+        fields = line.split()
+        if len(fields) > 7 and fields[1] == "00000000" and fields[7] == "00000000":
+            return fields[0]
+    return None
+
+
+def parse(f, op, kind: str) -> dict:
+    conf = {"kind": kind, "mtu": f.integer("mtu", 0, 0, 65535),
+            "linkInContainer": f.flag("linkInContainer")}
+    if kind != "dummy":
+        conf["master"] = f.ifname("master")
+    if kind in MODES:
+        conf["mode"] = f.choice("mode", DEFAULT_MODE[kind], MODES[kind])
+    if kind == "macvlan":
+        conf["mac"] = f.mac("mac")
+        if f.has("bcqueuelen"):
+            from cnish.errors import unsupported_field
+            raise unsupported_field("bcqueuelen", f.obj["bcqueuelen"])
+    if kind == "vlan":
+        if conf["master"] is None:
+            raise invalid_config("master", None, "is required: the link the VLAN sits on")
+        if not f.has("vlanId"):
+            raise invalid_config("vlanId", None, "is required (0-4094)")
+        conf["vlanId"] = f.integer("vlanId", 0, 0, 4094)
+    if conf["mtu"] and conf["mtu"] < 68:
+        raise invalid_config("mtu", conf["mtu"], "must be 0 (the master's) or at least 68")
+    ipam = f.obj.get("ipam")
+    if kind in ("vlan", "dummy") and not (isinstance(ipam, dict) and ipam.get("type")):
+        raise invalid_config("ipam", ipam, f"{kind} needs an IPAM configuration with a type")
+    return conf
+
+
+def _master(op) -> str:
+    master = op.conf.master
+    if master is None and op.conf.kind == "ipvlan" and op.prev_result:
+        names_ = [i["name"] for i in op.prev_result.get("interfaces", [])]
+        if len(names_) != 1:
+            raise CNIError(INVALID_CONFIG, "chained master failure: prevResult lacks a single "
+                           "named interface", "give \"master\" or chain after exactly one interface")
+        master = names_[0]
+    if master is None:
+        master = default_route_device() if not op.conf.linkInContainer else None
+        if master is None:
+            raise invalid_config("master", None, "is not set and there is no default route "
+                                 "to take it from")
+    return master
+
+
+def _check_master(op, master: str) -> str | None:
+    """The master must exist (and carry the MTU) before anything changes; returns its MAC."""
+    if op.conf.linkInContainer:
+        found = op.fact("container-master")
+        if found is None or found.returncode != 0:
+            raise CNIError(INVALID_CONFIG, f"master {master} not found in the container's "
+                           f"namespace {op.runtime.netns}", (found.stderr if found else "").strip())
+        from cnish import jsonfast
+        info = (jsonfast.loads(found.stdout or "[{}]") or [{}])[0]
+        mtu, mac = info.get("mtu", 0), info.get("address")
+    else:
+        mac = op.read_sys(f"/sys/class/net/{master}/address")
+        if mac is None:
+            raise CNIError(INVALID_CONFIG, f"master {master} not found",
+                           f"no link named {master} in the host's namespace")
+        mtu = int(op.read_sys(f"/sys/class/net/{master}/mtu") or 0)
+    if op.conf.mtu and mtu and op.conf.mtu > mtu:
+        raise invalid_config("mtu", op.conf.mtu, f"must be at most the master's MTU ({mtu})")
+    return mac
+
+
+def prepare(op) -> dict:
+    kind = op.conf.kind
+    net, cid, ifname = op.name, op.runtime.container_id, op.runtime.ifname
+    att = {"cid": cid, "ifname": ifname, "netns": op.runtime.netns, "master": None, "mac": None,
+           "container_mac": names.mac_address(op.machine_id, "container", net, cid, ifname)}
+    if op.command == "ADD":
+        kernel.require(op, kind)
+        if kind != "dummy":
+            att["master"] = _master(op)
+            master_mac = _check_master(op, att["master"])
+        if kind in ("macvlan", "dummy"):
+            mac, _ = requested_mac(op.raw, op.runtime.args)
+            mac = mac or op.conf.get("mac")
+            if kind == "macvlan" and op.conf.mode == "passthru":
+                att["container_mac"] = master_mac        # passthru keeps the master's address
+            else:
+                att["mac"] = att["container_mac"] = mac or att["container_mac"]
+        else:
+            att["container_mac"] = master_mac            # ipvlan and vlan use the master's
+        ipam_att, ipam_result = op.ipam_add()
+        if kind == "ipvlan" and op.ipam_module is None and op.prev_result:
+            ipam_result = {"ips": [{k: v for k, v in ip.items() if k != "interface"}
+                                   for ip in op.prev_result.get("ips", [])],
+                           "routes": op.prev_result.get("routes", []), "dns": {}}
+        if op.ipam_module is not None and not ipam_result.get("ips"):
+            raise CNIError(IPAM_FAILED, "IPAM plugin returned missing IP config")
+        op.ipam_result = ipam_result
+        ips, routes = ipam_result.get("ips", []), ipam_result.get("routes", [])
+    elif op.command == "CHECK":
+        prev = op.prev_result
+        if prev is None:
+            raise CNIError(INVALID_CONFIG, "prevResult is required for CHECK",
+                           "the runtime must pass the result of ADD as prevResult")
+        for itf in prev.get("interfaces", []):
+            if itf.get("name") == ifname and itf.get("mac"):
+                att["container_mac"] = itf["mac"].lower()
+        att["master"] = op.conf.get("master") or ""
+        ips, routes = prev.get("ips", []), prev.get("routes", [])
+        ipam_att = op.ipam_check(ips)
+    else:  # DEL: never looks at the master, so it works when the master is gone
+        if not att["netns"] or netns_problem(att["netns"]) is not None:
+            att["netns"] = None
+        ipam_att, held = op.ipam_del()
+        ips, routes = common.ips_for_del(op, held), []
+    common.container(att, ips, routes, link_step="link",
+                     ndisc_notify=kind in ("macvlan", "ipvlan"))
+    att["ipam"] = ipam_att
+    return att
+
+
+def result(op, att) -> dict:
+    ipam = op.ipam_result or {}
+    mine = {"interfaces": [{"name": att["ifname"], "mac": att["container_mac"],
+                            "sandbox": att["netns"]}],
+            "ips": common.result_ips(ipam.get("ips", []), 0),
+            "routes": ipam.get("routes", []),
+            "dns": op.dns if op.dns else ipam.get("dns", {})}
+    if op.conf.kind == "ipvlan" and op.prev_result:
+        return mine            # ipvlan replaces its master's interface in a chain (reference)
+    return common.chain_result(op.prev_result, mine)
+
+
+def tools(op) -> list:
+    return ["ip", "nsenter", "sysctl", "unshare"]
+
+
+def status(op) -> None:
+    reason = kernel.problem(op, op.conf.kind)
+    if reason:
+        from cnish.errors import NOT_AVAILABLE
+        raise CNIError(NOT_AVAILABLE, "cannot serve ADD: " + reason)
