@@ -85,4 +85,6 @@ def stale_owners(store, valid: set) -> list:
         stale = (cid, ifname) not in valid if ifname else cid not in valid_cids
         if stale:
             owners[(cid, ifname)] = True
-    return [{"cid": cid, "ifname": ifname} for cid, ifname in owners]
+    from cnish.store import owner_key
+    return [{"cid": cid, "ifname": ifname, "key": owner_key(cid, ifname)}
+            for cid, ifname in owners]

@@ -62,17 +62,24 @@ def _store(args):
     op, directory, rest = args[0], args[1], args[2:]
     store = Store(os.path.dirname(directory), os.path.basename(directory))
     try:
-        if op == "reserve" and len(rest) == 4:
-            ip, cid, ifname, set_index = rest
+        # The last argument of reserve, release-ip and release is the index key, which the
+        # bash function needs; Store derives it itself from the container id and ifname.
+        if op == "reserve" and len(rest) == 5:
+            ip, cid, ifname, set_index, _key = rest
             if store.reserve(ip, cid, ifname, int(set_index)):
                 return 0, "", ""
             return 1, "", f"cnish-store: {ip} is already reserved in {directory}: File exists\n"
-        if op == "release-ip" and len(rest) == 5:
-            ip, cid, ifname, set_index, previous = rest
+        if op == "release-ip" and len(rest) == 6:
+            ip, cid, ifname, set_index, previous, _key = rest
             store.release_ip(ip, cid, ifname, int(set_index), previous)
             return 0, "", ""
-        if op == "release" and len(rest) == 2:
-            store.release(*rest)
+        if op == "release" and len(rest) == 3:
+            store.release(rest[0], rest[1])
+            return 0, "", ""
+        if op == "prune" and not rest:
+            with store:
+                for name in store.stale_index():
+                    store._unlink(name)
             return 0, "", ""
         if op == "check" and len(rest) == 3:
             ip, cid, ifname = rest

@@ -16,7 +16,7 @@ import os
 from cnish.config import Fields
 from cnish.errors import CHECK_FAILED, IPAM_FAILED, INVALID_CONFIG, CNIError, invalid_config
 from cnish.ipnet import IP, Prefix, parse_ip_or_prefix
-from cnish.store import Store
+from cnish.store import Store, owner_key
 
 TYPE = "host-local"
 KIND = "ipam"
@@ -286,7 +286,7 @@ def ipam_add(op):
         op.notes.append("host-local: " + ", ".join(r["ip"] for r in reservations)
                         + f" is the next free address in {store.dir} now; this script reserves"
                         " it, and fails (rolling back) if another ADD took it in the meantime")
-    return {"store": store.dir, "reservations": reservations}, result
+    return {"store": store.dir, "key": owner_key(cid, ifname), "reservations": reservations}, result
 
 
 def _in_set(text: str, ranges) -> bool:
@@ -306,7 +306,8 @@ def ipam_del(op):
     conf = op.ipam_conf
     store = Store(conf.dataDir, op.name)
     held = store.owned(op.runtime.container_id, op.runtime.ifname) if os.path.isdir(store.dir) else []
-    return {"store": store.dir, "reservations": []}, held
+    return {"store": store.dir, "key": owner_key(op.runtime.container_id, op.runtime.ifname),
+            "reservations": []}, held
 
 
 def ipam_check(op, ips: list):
@@ -319,7 +320,8 @@ def ipam_check(op, ips: list):
         for index, ranges in enumerate(conf.sets):
             if any(r.contains(ip) for r in ranges):
                 reservations.append({"ip": str(ip), "set": index, "previous": ""})
-    return {"store": store.dir, "reservations": reservations}
+    return {"store": store.dir, "key": owner_key(op.runtime.container_id, op.runtime.ifname),
+            "reservations": reservations}
 
 
 def ipam_status(op) -> None:

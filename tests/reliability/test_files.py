@@ -22,7 +22,9 @@ def test_store_files_are_private(tmp_path):
     assert mode(tmp_path / "net" / "last_reserved_ip.0") == 0o600
     assert mode(tmp_path / "net" / "lock") == 0o600
     assert mode(tmp_path / "net") == 0o755            # like the reference's store directory
-    assert not [n for n in os.listdir(tmp_path / "net") if n.startswith(".")]
+    index = [n for n in os.listdir(tmp_path / "net") if n.startswith(".")]
+    assert index == [f".cnish-owner-{store.owner_key('c1', 'eth0')}.10.0.0.2"]  # no temp files
+    assert mode(tmp_path / "net" / index[0]) == 0o600
 
 
 def test_a_planted_address_symlink_is_not_followed(tmp_path):

@@ -65,15 +65,18 @@ rollback() {
 trap rollback EXIT
 
 # cnish-store OP DIR ARGS...: the host-local IPAM store, as cnish's own store (cnish/store.py)
-# handles it, with the reference plugin's format and lock:
-#   reserve DIR IP CID IFNAME SET   create DIR/IP holding "CID\r\nIFNAME" (fails if it exists)
-#                                   and record IP in DIR/last_reserved_ip.SET
-#   release-ip DIR IP CID IFNAME SET PREV
-#                                   remove DIR/IP if it holds this attachment; if
-#                                   last_reserved_ip.SET still names IP, restore PREV (or
-#                                   remove the file when PREV is empty)
-#   release DIR CID IFNAME          remove every file holding this attachment
-#   check DIR IP CID IFNAME         true when DIR/IP holds this attachment
+# handles it, with the reference plugin's format and lock. KEY is the attachment's index key:
+# next to each address file DIR/IP, an index entry DIR/.cnish-owner-KEY.IP has the same content.
+#   reserve DIR IP CID IFNAME SET KEY
+#       create DIR/IP holding "CID\r\nIFNAME" (fails if it exists), its index entry, and record
+#       IP in DIR/last_reserved_ip.SET
+#   release-ip DIR IP CID IFNAME SET PREV KEY
+#       remove DIR/IP and its index entry if they hold this attachment; if
+#       last_reserved_ip.SET still names IP, restore PREV (or remove the file when PREV is empty)
+#   release DIR CID IFNAME KEY    remove every file holding this attachment (legacy files
+#                                 holding only CID when there is none)
+#   prune DIR                     remove index entries whose address file says otherwise
+#   check DIR IP CID IFNAME       true when DIR/IP holds this attachment
 cnish-store() {
   local op=$1 dir=$2 fd status=0 old_umask
   shift 2
@@ -99,6 +102,7 @@ cnish-store() {
   case $op in
     reserve)
       if (set -o noclobber; printf '%s\r\n%s' "$2" "$3" >"$dir/$1") 2>/dev/null; then
+        printf '%s\r\n%s' "$2" "$3" >"$dir/.cnish-owner-$5.$1"
         printf '%s' "$1" >"$dir/last_reserved_ip.$4"
       else
         printf 'cnish-store: %s is already reserved in %s: File exists\n' "$1" "$dir" >&2
@@ -106,6 +110,7 @@ cnish-store() {
       fi
       ;;
     release-ip)
+      rm -f -- "$dir/.cnish-owner-$6.$1"
       if [[ ! -L $dir/$1 && -f $dir/$1 ]]; then
         local content
         content=$(<"$dir/$1")
@@ -129,6 +134,15 @@ cnish-store() {
         done
         (( found )) && break
       done
+      rm -f -- "$dir/.cnish-owner-$3".*
+      ;;
+    prune)
+      local f ip
+      for f in "$dir"/.cnish-owner-*; do
+        [[ -f $f ]] || continue
+        ip=${f##*/.cnish-owner-????????????????.}
+        if [[ ! -f $dir/$ip || $(<"$f") != "$(<"$dir/$ip")" ]]; then rm -f -- "$f"; fi
+      done
       ;;
   esac
   exec {fd}>&-
@@ -140,15 +154,15 @@ cnish-store() {
 
 # Step 1/32 [reserve[0]] reserve 10.12.0.10 for ctr1/eth0 in /nonexistent/cnish-golden/dualnet
 #   why:  the file is created exclusively, so two ADDs can never hold the same address
-#   undo: cnish-store release-ip /nonexistent/cnish-golden/dualnet 10.12.0.10 ctr1 eth0 0 ''
-undo_1() { undo cnish-store release-ip /nonexistent/cnish-golden/dualnet 10.12.0.10 ctr1 eth0 0 ''; }
-run 1 strict -- cnish-store reserve /nonexistent/cnish-golden/dualnet 10.12.0.10 ctr1 eth0 0
+#   undo: cnish-store release-ip /nonexistent/cnish-golden/dualnet 10.12.0.10 ctr1 eth0 0 '' 608c92e125bbee99
+undo_1() { undo cnish-store release-ip /nonexistent/cnish-golden/dualnet 10.12.0.10 ctr1 eth0 0 '' 608c92e125bbee99; }
+run 1 strict -- cnish-store reserve /nonexistent/cnish-golden/dualnet 10.12.0.10 ctr1 eth0 0 608c92e125bbee99
 
 # Step 2/32 [reserve[1]] reserve fd12::2 for ctr1/eth0 in /nonexistent/cnish-golden/dualnet
 #   why:  the file is created exclusively, so two ADDs can never hold the same address
-#   undo: cnish-store release-ip /nonexistent/cnish-golden/dualnet fd12::2 ctr1 eth0 1 ''
-undo_2() { undo cnish-store release-ip /nonexistent/cnish-golden/dualnet fd12::2 ctr1 eth0 1 ''; }
-run 2 strict -- cnish-store reserve /nonexistent/cnish-golden/dualnet fd12::2 ctr1 eth0 1
+#   undo: cnish-store release-ip /nonexistent/cnish-golden/dualnet fd12::2 ctr1 eth0 1 '' 608c92e125bbee99
+undo_2() { undo cnish-store release-ip /nonexistent/cnish-golden/dualnet fd12::2 ctr1 eth0 1 '' 608c92e125bbee99; }
+run 2 strict -- cnish-store reserve /nonexistent/cnish-golden/dualnet fd12::2 ctr1 eth0 1 608c92e125bbee99
 
 # Step 3/32 [bridge] lesson step 2: create the bridge golden2 unless it exists
 #   why:  the bridge is shared by every container of the network, so neither rollback nor DEL removes it; a bridge created by a parallel ADD in the meantime is fine

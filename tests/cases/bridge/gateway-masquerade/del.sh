@@ -50,15 +50,18 @@ undo() {
 FAILED=()
 
 # cnish-store OP DIR ARGS...: the host-local IPAM store, as cnish's own store (cnish/store.py)
-# handles it, with the reference plugin's format and lock:
-#   reserve DIR IP CID IFNAME SET   create DIR/IP holding "CID\r\nIFNAME" (fails if it exists)
-#                                   and record IP in DIR/last_reserved_ip.SET
-#   release-ip DIR IP CID IFNAME SET PREV
-#                                   remove DIR/IP if it holds this attachment; if
-#                                   last_reserved_ip.SET still names IP, restore PREV (or
-#                                   remove the file when PREV is empty)
-#   release DIR CID IFNAME          remove every file holding this attachment
-#   check DIR IP CID IFNAME         true when DIR/IP holds this attachment
+# handles it, with the reference plugin's format and lock. KEY is the attachment's index key:
+# next to each address file DIR/IP, an index entry DIR/.cnish-owner-KEY.IP has the same content.
+#   reserve DIR IP CID IFNAME SET KEY
+#       create DIR/IP holding "CID\r\nIFNAME" (fails if it exists), its index entry, and record
+#       IP in DIR/last_reserved_ip.SET
+#   release-ip DIR IP CID IFNAME SET PREV KEY
+#       remove DIR/IP and its index entry if they hold this attachment; if
+#       last_reserved_ip.SET still names IP, restore PREV (or remove the file when PREV is empty)
+#   release DIR CID IFNAME KEY    remove every file holding this attachment (legacy files
+#                                 holding only CID when there is none)
+#   prune DIR                     remove index entries whose address file says otherwise
+#   check DIR IP CID IFNAME       true when DIR/IP holds this attachment
 cnish-store() {
   local op=$1 dir=$2 fd status=0 old_umask
   shift 2
@@ -84,6 +87,7 @@ cnish-store() {
   case $op in
     reserve)
       if (set -o noclobber; printf '%s\r\n%s' "$2" "$3" >"$dir/$1") 2>/dev/null; then
+        printf '%s\r\n%s' "$2" "$3" >"$dir/.cnish-owner-$5.$1"
         printf '%s' "$1" >"$dir/last_reserved_ip.$4"
       else
         printf 'cnish-store: %s is already reserved in %s: File exists\n' "$1" "$dir" >&2
@@ -91,6 +95,7 @@ cnish-store() {
       fi
       ;;
     release-ip)
+      rm -f -- "$dir/.cnish-owner-$6.$1"
       if [[ ! -L $dir/$1 && -f $dir/$1 ]]; then
         local content
         content=$(<"$dir/$1")
@@ -113,6 +118,15 @@ cnish-store() {
           if [[ $content == "$match" ]]; then rm -f -- "$f"; found=1; fi
         done
         (( found )) && break
+      done
+      rm -f -- "$dir/.cnish-owner-$3".*
+      ;;
+    prune)
+      local f ip
+      for f in "$dir"/.cnish-owner-*; do
+        [[ -f $f ]] || continue
+        ip=${f##*/.cnish-owner-????????????????.}
+        if [[ ! -f $dir/$ip || $(<"$f") != "$(<"$dir/$ip")" ]]; then rm -f -- "$f"; fi
       done
       ;;
   esac
@@ -139,7 +153,7 @@ run 3 missing-ok -- iptables -w -t nat -F CNI-51ecab9495c29c4cd56b6316 || FAILED
 run 4 missing-ok -- iptables -w -t nat -X CNI-51ecab9495c29c4cd56b6316 || FAILED+=(4)
 
 # Step 5/5 [release] release every address ctr1/eth0 holds in /nonexistent/cnish-golden/gwnet
-run 5 missing-ok -- cnish-store release /nonexistent/cnish-golden/gwnet ctr1 eth0 || FAILED+=(5)
+run 5 missing-ok -- cnish-store release /nonexistent/cnish-golden/gwnet ctr1 eth0 608c92e125bbee99 || FAILED+=(5)
 
 # ---------------------------------------------------------------------------------------------
 if (( ${#FAILED[@]} )); then
