@@ -85,6 +85,19 @@ def state(node, container: str, conf: dict, ifname: str = "eth0") -> dict:
 
 
 def store(data_dir: str) -> dict:
-    """Store files by name -> content (modes compared separately)."""
+    """Store files by name -> content (modes compared separately), without cnish's index
+    entries (.cnish-owner-<key>.<ip>, a deliberate addition; see index_matches)."""
     return {name.split("/", 1)[1]: content for name, (_mode, content) in store_files(data_dir).items()
-            if not name.endswith("/lock")}
+            if not name.endswith("/lock") and "/.cnish-owner-" not in name}
+
+
+def index_matches(data_dir: str) -> bool:
+    """Every cnish index entry has the content of the address file it names, and every
+    address file has one."""
+    files = {name.split("/", 1)[1]: content
+             for name, (_mode, content) in store_files(data_dir).items()}
+    index = {n: c for n, c in files.items() if n.startswith(".cnish-owner-")}
+    addresses = {n: c for n, c in files.items()
+                 if n != "lock" and not n.startswith(("last_reserved_ip.", "."))}
+    return sorted(n[len(".cnish-owner-") + 17:] for n in index) == sorted(addresses) and all(
+        addresses[n[len(".cnish-owner-") + 17:]] == c for n, c in index.items())

@@ -95,6 +95,8 @@ def compare(ref, ours, conf_ref, conf_ours):
     b.pop("veth_sysctls")
     assert a == b
     assert snapshot.store(ref.lab.data_dir) == snapshot.store(ours.lab.data_dir)
+    # Deliberate: cnish indexes its reservations by owner (README: the store).
+    assert snapshot.index_matches(ours.lab.data_dir)
     # Deliberate: cnish's reservation files are 0600 (the reference 1.1.1 wrote 0644).
     assert {m for m, _ in store_files(ours.lab.data_dir).values()} == {"0o600"}
 

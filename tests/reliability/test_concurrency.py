@@ -38,7 +38,9 @@ def attached(host, lab, conf):
     files = {k.split("/", 1)[1]: v for k, (_m, v) in store_files(lab.data_dir).items()
              if k.startswith(conf["name"] + "/")}
     ips = {name: content for name, content in files.items()
-           if name not in ("lock",) and not name.startswith("last_reserved_ip.")}
+           if name not in ("lock",) and not name.startswith(("last_reserved_ip.", "."))}
+    index = {name for name in files if name.startswith(".cnish-owner-")}
+    assert len(index) == len(ips)          # one index entry per reservation, no temp files left
     nat = host.run("iptables-save", "-t", "nat").stdout
     chains = {l.split()[0][1:] for l in nat.splitlines() if l.startswith(":CNI-")}
     jumps = [l for l in nat.splitlines() if l.startswith("-A POSTROUTING")]
