@@ -38,15 +38,8 @@ def main(env, stdin, stdout, stderr, plugin_type: str | None = None) -> int:
                                   versions=", ".join(results.SUPPORTED_VERSIONS)))
         return 0
     if command == "VERSION":
-        # Answer from stdin's cniVersion if we serve it; needs no other variable (runtimes
-        # call VERSION before every operation) and ignores a missing or broken stdin.
-        try:
-            raw = decode_config(read_stdin(stdin))
-        except CNIError:
-            raw = {}
-        _write(stdout, {"cniVersion": _request_version(raw),
-                        "supportedVersions": list(results.SUPPORTED_VERSIONS)})
-        return 0
+        from cnish.main import version      # the same answer as the fast path in main.py
+        return version()
 
     raw = {}
     log = None

@@ -76,35 +76,69 @@ class Executor:
     def _run(self, argv, stdin=None):
         return self.runner.run(argv, stdin)
 
-    def run_jobs(self, jobs, stop_on_failure: bool) -> list:
-        """Run jobs in order, batching where possible; one Outcome per job that was reached."""
+
+    def run_jobs(self, jobs, stop_on_failure: bool, concurrent: bool = True) -> list:
+        """Run jobs in order, batching where possible; one Outcome per job that was reached.
+
+        Jobs of steps marked `concurrent` depend on nothing but the steps that run in-process
+        (the IPAM reservation): they are started, batched, just before the first other command
+        and collected at the end, so their processes run while the others do. Outcomes come
+        back in plan order."""
+        def early(job):
+            return concurrent and job.step.concurrent and job.probe is None
+
+        background = [j for j in jobs if early(j)]
+        jobs = [j for j in jobs if not early(j)]
+        pending = []
         outcomes = []
         i = 0
         while i < len(jobs):
             job = jobs[i]
+            if background and not _native(job.cmd):
+                pending, background = self._start_all(background), []
             if job.probe is not None:
                 probe = self._run(job.probe.argv)
                 if probe.returncode == 0:
                     outcomes.append(Outcome(job.step, "skipped", argv=job.probe.argv))
                     i += 1
                     continue
-            group = [job]
-            family = batching.kind(job.cmd)
-            if family is not None:
-                while (i + len(group) < len(jobs)
-                       and jobs[i + len(group)].probe is None
-                       and batching.kind(jobs[i + len(group)].cmd) == family
-                       and jobs[i + len(group)].cmd.wrapper == job.cmd.wrapper):
-                    group.append(jobs[i + len(group)])
-            done = self._run_group(family, group, stop_on_failure)
+            group = self._group(jobs, i)
+            done = self._finish_group(group, stop_on_failure, self._start_group(group))
             outcomes.extend(done)
             i += len(done)
             if stop_on_failure and done and done[-1].status in ("failed", "unknown"):
                 break
+        if background:
+            pending = self._start_all(background)
+        for group, started in pending:
+            outcomes.extend(self._finish_group(group, stop_on_failure, started))
+        if concurrent:
+            outcomes.sort(key=lambda o: o.step.number)         # back in plan order
         return outcomes
 
-    def _single(self, job) -> Outcome:
-        res = self._run(job.cmd.argv)
+    def _start_all(self, jobs) -> list:
+        pending, i = [], 0
+        while i < len(jobs):
+            group = self._group(jobs, i)
+            pending.append((group, self._start_group(group)))
+            i += len(group)
+        return pending
+
+    @staticmethod
+    def _group(jobs, i) -> list:
+        """The batch starting at jobs[i]: following jobs of the same tool and namespace."""
+        group = [jobs[i]]
+        family = batching.kind(jobs[i].cmd)
+        if family is not None:
+            while (i + len(group) < len(jobs)
+                   and jobs[i + len(group)].probe is None
+                   and batching.kind(jobs[i + len(group)].cmd) == family
+                   and jobs[i + len(group)].cmd.wrapper == jobs[i].cmd.wrapper):
+                group.append(jobs[i + len(group)])
+        return group
+
+    def _single(self, job, started=None) -> Outcome:
+        res = (started or self.runner.start(job.cmd.argv)).wait()
         if res.returncode == 0:
             return Outcome(job.step, "done", 0, res.stderr, job.cmd.argv, res.seconds)
         status = classify(res.stderr)
@@ -112,19 +146,35 @@ class Executor:
             status = "failed"
         return Outcome(job.step, status, res.returncode, res.stderr, job.cmd.argv, res.seconds)
 
-    def _run_group(self, family, group, stop_on_failure) -> list:
-        if family is None or len(group) == 1:
-            return [self._single(group[0])]
+    def _start_group(self, group):
+        """Start the process of a batch (or of a single command)."""
+        family = batching.kind(group[0].cmd) if len(group) > 1 else None
         cmds = [j.cmd for j in group]
+        if family is None:
+            return (None, self.runner.start(group[0].cmd.argv), None)
         if family == "ip":
             argv, stdin = batching.ip_batch(cmds)
-            res = self._run(argv, stdin)
-            if res.returncode == 0:
-                return [Outcome(j.step, "done", 0, "", j.cmd.argv, res.seconds) for j in group]
+            return (family, self.runner.start(argv, stdin), None)
+        if family in ("iptables", "ip6tables"):
+            argv, stdin, owner = batching.restore_batch(cmds)
+            return (family, self.runner.start(argv, stdin), owner)
+        if family == "sysctl":
+            return (family, self.runner.start(batching.sysctl_batch(cmds)), None)
+        raise AssertionError(family)
+
+    def _finish_group(self, group, stop_on_failure, started) -> list:
+        """Wait for a batch and trace its outcome back to its steps."""
+        family, pending, owner = started
+        if family is None:
+            return [self._single(group[0], pending)]
+        res = pending.wait()
+        if res.returncode == 0:
+            return [Outcome(j.step, "done", 0, "", j.cmd.argv, res.seconds) for j in group]
+        if family == "ip":
             line = batching.ip_batch_failed_line(res.stderr)
             if line is None or not 1 <= line <= len(group):
                 # The batch died without saying where (a parse error): any line may have run.
-                return [Outcome(group[0].step, "unknown", res.returncode, res.stderr, argv)] + \
+                return [Outcome(group[0].step, "unknown", res.returncode, res.stderr, res.argv)] + \
                        [Outcome(j.step, "unknown", res.returncode, "", j.cmd.argv) for j in group[1:]]
             out = [Outcome(j.step, "done", 0, "", j.cmd.argv) for j in group[:line - 1]]
             failed = group[line - 1]
@@ -134,26 +184,16 @@ class Executor:
                                res.returncode, stderr, failed.cmd.argv, res.seconds))
             return out      # the caller continues after the failed line (or stops)
         if family in ("iptables", "ip6tables"):
-            argv, stdin, owner = batching.restore_batch(cmds)
-            res = self._run(argv, stdin)
-            if res.returncode == 0:
-                return [Outcome(j.step, "done", 0, "", j.cmd.argv, res.seconds) for j in group]
             # Nothing was applied. If the culprit's failure is one it tolerates, or we cannot
             # tell which rule failed, replay one by one to get a per-step answer.
-            line = batching.restore_failed_line(res.stderr)
-            index = owner.get(line)
+            index = owner.get(batching.restore_failed_line(res.stderr))
             if index is None or not stop_on_failure or classify(res.stderr) in group[index].tolerate:
                 return self._one_by_one(group, stop_on_failure)
             out = [Outcome(j.step, "not-run") for j in group[:index]]
             bad = group[index]
             return out + [Outcome(bad.step, "failed", res.returncode, res.stderr, bad.cmd.argv,
                                   res.seconds)]
-        if family == "sysctl":
-            res = self._run(batching.sysctl_batch(cmds))
-            if res.returncode == 0:
-                return [Outcome(j.step, "done", 0, "", j.cmd.argv, res.seconds) for j in group]
-            return self._one_by_one(group, stop_on_failure)   # idempotent: find the culprit
-        raise AssertionError(family)
+        return self._one_by_one(group, stop_on_failure)   # sysctl is idempotent: find the culprit
 
     def _one_by_one(self, group, stop_on_failure) -> list:
         out = []
@@ -182,7 +222,7 @@ class Executor:
                 if o.status in ("done", "unknown") and o.step.undo is not None
                 and not o.step.shared]
         jobs = [Job(o.step, o.step.undo, ("missing",)) for o in reversed(done)]
-        undone = self.run_jobs(jobs, stop_on_failure=False)
+        undone = self.run_jobs(jobs, stop_on_failure=False, concurrent=False)   # strictly newest first
         self._log_outcomes("rollback", undone)
         return [o for o in undone if o.status in ("failed", "unknown")]
 
@@ -269,3 +309,9 @@ def step_error(failure, undo_errors) -> CNIError:
     else:
         details += "; everything this ADD had done was undone"
     return CNIError(STEP_FAILED, msg, details)
+
+
+def _native(cmd) -> bool:
+    """Commands natives.py may run in-process (they never start a process of their own)."""
+    from cnish.natives import NAMES
+    return cmd.argv[0] in NAMES

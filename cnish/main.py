@@ -3,18 +3,44 @@
 CNI mode when there are no arguments and either CNI_COMMAND is set or the executable is named
 after a plugin type (`bridge`, `host-local`, `cnish-bridge`, ... — how a runtime or a main
 plugin execs an IPAM plugin). Otherwise the operator CLI (click), which CNI mode never imports.
+
+VERSION is answered here with as little as possible imported (not even `os`, ~2.5 ms): a
+runtime such as podman asks it twice for every container it starts.
 """
 
-import os
 import sys
+from posix import environ
 
 from cnish.plugins import PLUGINS, canonical
 
 
+def _getenv(name: str) -> str:
+    value = environ.get(name.encode())
+    return value.decode("utf-8", "surrogateescape") if value else ""
+
+
+def version() -> int:
+    """VERSION: needs no other variable and tolerates a missing or broken stdin."""
+    from cnish import jsonfast, results
+    try:
+        request = jsonfast.loads(sys.stdin.buffer.read(1 << 20) or b"{}")
+    except (ValueError, UnicodeDecodeError, OSError):
+        request = {}
+    asked = request.get("cniVersion") if isinstance(request, dict) else None
+    answer = asked if asked in results.SUPPORTED_VERSIONS else results.CURRENT_VERSION
+    sys.stdout.write(jsonfast.dumps({"cniVersion": answer,
+                                     "supportedVersions": list(results.SUPPORTED_VERSIONS)}) + "\n")
+    return 0
+
+
 def main() -> None:
-    name = canonical(os.path.basename(sys.argv[0]))
+    name = canonical(sys.argv[0].rpartition("/")[2])
     plugin_type = name if name in PLUGINS else None
-    if len(sys.argv) == 1 and (os.environ.get("CNI_COMMAND") or plugin_type):
+    command = _getenv("CNI_COMMAND")
+    if len(sys.argv) == 1 and (command or plugin_type):
+        if command == "VERSION":
+            sys.exit(version())
+        import os
         from cnish.cni import main as cni_main
         sys.exit(cni_main(os.environ, sys.stdin.buffer, sys.stdout, sys.stderr, plugin_type))
     from cnish.cli import cli

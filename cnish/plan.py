@@ -34,7 +34,7 @@ class Command:
 
 class Step:
     __slots__ = ("number", "id", "description", "why", "netns", "run", "undo", "check", "expect",
-                 "skip_if", "on_exists", "on_missing", "shared", "undone_by", "hint")
+                 "skip_if", "on_exists", "on_missing", "shared", "undone_by", "hint", "concurrent")
 
     def to_json(self) -> dict:
         out = {"n": self.number, "id": self.id, "description": self.description}
@@ -47,6 +47,8 @@ class Step:
             out["undoneBy"] = self.undone_by
         if self.shared:
             out["shared"] = True
+        if self.concurrent:
+            out["concurrent"] = True
         if self.check:
             out["check"] = self.check.to_json()
             if self.expect:
@@ -144,6 +146,7 @@ def bind(template_steps: list, att: dict, first: int = 1) -> list:
         step.on_exists = raw["on_exists"]
         step.on_missing = raw["on_missing"]
         step.shared = raw["shared"]
+        step.concurrent = raw.get("concurrent", False)
         step.undone_by = fill(raw["undone_by"], att) if raw["undone_by"] else None
         step.hint = fill(raw.get("hint", ""), att)
         steps.append(step)

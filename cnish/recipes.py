@@ -14,7 +14,7 @@ from cnish.paths import plans_dir
 SECTIONS = ("add", "del", "gc", "facts")
 STEP_KEYS = {"id", "describe", "when", "each", "as", "run", "undo", "check", "expect", "skip_if",
              "on_exists", "on_missing", "shared", "undone_by", "hint", "netns", "undo_netns",
-             "check_netns", "include", "steps", "why"}
+             "check_netns", "include", "steps", "why", "concurrent"}
 COMMAND_KEYS = {"template"}
 
 
@@ -27,7 +27,7 @@ class StepSpec:
 
     __slots__ = ("id", "describe", "when", "each", "as_", "run", "undo", "check", "expect",
                  "skip_if", "on_exists", "on_missing", "shared", "undone_by", "hint", "netns",
-                 "undo_netns", "check_netns", "include", "steps", "why")
+                 "undo_netns", "check_netns", "include", "steps", "why", "concurrent")
 
     def __init__(self, raw: dict, where: str):
         unknown = set(raw) - STEP_KEYS
@@ -49,6 +49,9 @@ class StepSpec:
         self.on_exists = raw.get("on_exists")
         self.on_missing = raw.get("on_missing")
         self.shared = bool(raw.get("shared", False))
+        # depends on nothing but the in-process steps before it (the IPAM reservation): cnish
+        # may run it alongside the other commands
+        self.concurrent = bool(raw.get("concurrent", False))
         self.undone_by = raw.get("undone_by")
         self.hint = raw.get("hint")
         self.why = raw.get("why")

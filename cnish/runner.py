@@ -81,33 +81,53 @@ class Runner:
         return None
 
     def run(self, argv, stdin: str | None = None, env: dict | None = None) -> Completed:
+        return self.start(argv, stdin, env).wait()
+
+    def start(self, argv, stdin: str | None = None, env: dict | None = None) -> "Pending":
+        """Start a command; `.wait()` collects it. Natives (and failures to start) are
+        finished at once."""
         argv = tuple(argv)
         started = time.monotonic()
-        done = None
         if self.use_natives and argv[0] in natives.NAMES and self._native_allowed(argv[0]):
             done = natives.run(argv)
-        if done is None:
-            done = self._exec(argv, stdin, env)
-        done = Completed(argv, done[0], done[1], done[2], time.monotonic() - started)
-        self.history.append(done)
-        return done
-
-    def _exec(self, argv, stdin, env):
+            if done is not None:
+                return Pending(self, argv, started, done)
         if self.before_exec is not None:
             hook, self.before_exec = self.before_exec, None
             hook()
         child_env = dict(self.env, **env) if env else self.env
         if self.spawner == "subprocess":
-            return _subprocess_run(argv, stdin, child_env)
+            return Pending(self, argv, started, _subprocess_run(argv, stdin, child_env))
         program = argv[0] if "/" in argv[0] else self.which(argv[0])
         if program is None:
-            return 127, "", f"{argv[0]}: command not found (PATH={self.path})"
+            return Pending(self, argv, started,
+                           (127, "", f"{argv[0]}: command not found (PATH={self.path})"))
         try:
-            return spawn(program, argv, stdin, child_env)
+            child = Child(program, argv, stdin, child_env)
         except PermissionError as exc:
-            return 126, "", f"{argv[0]}: cannot execute: {exc.strerror}"
+            return Pending(self, argv, started,
+                           (126, "", f"{argv[0]}: cannot execute: {exc.strerror}"))
         except FileNotFoundError:
-            return 127, "", f"{argv[0]}: command not found (PATH={self.path})"
+            return Pending(self, argv, started,
+                           (127, "", f"{argv[0]}: command not found (PATH={self.path})"))
+        return Pending(self, argv, started, child=child)
+
+
+class Pending:
+    """A started command."""
+
+    __slots__ = ("runner", "argv", "started", "done", "child")
+
+    def __init__(self, runner, argv, started, done=None, child=None):
+        self.runner, self.argv, self.started, self.done, self.child = \
+            runner, argv, started, done, child
+
+    def wait(self) -> Completed:
+        done = self.done if self.child is None else self.child.collect()
+        completed = Completed(self.argv, done[0], done[1], done[2],
+                              time.monotonic() - self.started)
+        self.runner.history.append(completed)
+        return completed
 
 
 _own_netns = []
@@ -124,73 +144,88 @@ def _own_netns_fd() -> int | None:
     return _own_netns[0]
 
 
-def spawn(program: str, argv, stdin: str | None, env: dict, timeout: float = TIMEOUT):
-    """Run `program` with `argv`, feed `stdin`, collect stdout and stderr: the part of
-    subprocess.run cnish needs, on os.posix_spawn, pipes and poll."""
-    import select
-    in_r, in_w = os.pipe()
-    out_r, out_w = os.pipe()
-    err_r, err_w = os.pipe()
-    actions = [(os.POSIX_SPAWN_DUP2, in_r, 0), (os.POSIX_SPAWN_DUP2, out_w, 1),
-               (os.POSIX_SPAWN_DUP2, err_w, 2)]
-    netns = _own_netns_fd()
-    if netns is not None:
-        actions.append((os.POSIX_SPAWN_DUP2, netns, 3))
-    try:
-        pid = os.posix_spawn(program, list(argv), env, file_actions=actions)
-    finally:
-        for fd in (in_r, out_w, err_w):
-            os.close(fd)
-    data = (stdin or "").encode()
-    if not data:
-        os.close(in_w)
-        in_w = None
-    else:
-        os.set_blocking(in_w, False)
-    chunks = {out_r: [], err_r: []}
-    poller = select.poll()
-    poller.register(out_r, select.POLLIN)
-    poller.register(err_r, select.POLLIN)
-    if in_w is not None:
-        poller.register(in_w, select.POLLOUT)
-    open_fds = {out_r, err_r}
-    deadline = time.monotonic() + timeout
-    timed_out = False
-    try:
-        while open_fds or in_w is not None:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                timed_out = True
-                break
-            for fd, _event in poller.poll(remaining * 1000):
-                if fd == in_w:
-                    try:
-                        written = os.write(in_w, data)
-                    except BrokenPipeError:
-                        written = len(data)
-                    data = data[written:]
-                    if not data:
-                        poller.unregister(in_w)
-                        os.close(in_w)
-                        in_w = None
-                    continue
-                block = os.read(fd, 65536)
-                if block:
-                    chunks[fd].append(block)
-                else:
-                    poller.unregister(fd)
-                    open_fds.discard(fd)
-    finally:
-        for fd in (out_r, err_r) + ((in_w,) if in_w is not None else ()):
-            os.close(fd)
+class Child:
+    """A process started with os.posix_spawn, its stdin fed and its output collected through
+    pipes and poll: the part of subprocess cnish needs."""
+
+    def __init__(self, program: str, argv, stdin: str | None, env: dict):
+        in_r, self.in_w = os.pipe()
+        self.out_r, out_w = os.pipe()
+        self.err_r, err_w = os.pipe()
+        actions = [(os.POSIX_SPAWN_DUP2, in_r, 0), (os.POSIX_SPAWN_DUP2, out_w, 1),
+                   (os.POSIX_SPAWN_DUP2, err_w, 2)]
+        netns = _own_netns_fd()
+        if netns is not None:
+            actions.append((os.POSIX_SPAWN_DUP2, netns, 3))
+        self.argv = argv
+        try:
+            self.pid = os.posix_spawn(program, list(argv), env, file_actions=actions)
+        except OSError:
+            for fd in (self.in_w, self.out_r, self.err_r):
+                os.close(fd)
+            raise
+        finally:
+            for fd in (in_r, out_w, err_w):
+                os.close(fd)
+        self.data = (stdin or "").encode()
+        if self.data:
+            os.set_blocking(self.in_w, False)
+            try:                               # small inputs go out now, the rest in collect
+                self.data = self.data[os.write(self.in_w, self.data):]
+            except (BlockingIOError, BrokenPipeError):
+                pass
+        if not self.data:
+            os.close(self.in_w)
+            self.in_w = None
+
+    def collect(self, timeout: float = TIMEOUT):
+        import select
+        in_w, data = self.in_w, self.data
+        out_r, err_r = self.out_r, self.err_r
+        chunks = {out_r: [], err_r: []}
+        poller = select.poll()
+        poller.register(out_r, select.POLLIN)
+        poller.register(err_r, select.POLLIN)
+        if in_w is not None:
+            poller.register(in_w, select.POLLOUT)
+        open_fds = {out_r, err_r}
+        deadline = time.monotonic() + timeout
+        timed_out = False
+        try:
+            while open_fds or in_w is not None:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    timed_out = True
+                    break
+                for fd, _event in poller.poll(remaining * 1000):
+                    if fd == in_w:
+                        try:
+                            written = os.write(in_w, data)
+                        except BrokenPipeError:
+                            written = len(data)
+                        data = data[written:]
+                        if not data:
+                            poller.unregister(in_w)
+                            os.close(in_w)
+                            in_w = None
+                        continue
+                    block = os.read(fd, 65536)
+                    if block:
+                        chunks[fd].append(block)
+                    else:
+                        poller.unregister(fd)
+                        open_fds.discard(fd)
+        finally:
+            for fd in (out_r, err_r) + ((in_w,) if in_w is not None else ()):
+                os.close(fd)
+            if timed_out:
+                os.kill(self.pid, 9)
+            _, status = os.waitpid(self.pid, 0)
         if timed_out:
-            os.kill(pid, 9)
-        _, status = os.waitpid(pid, 0)
-    if timed_out:
-        return 124, "", f"{argv[0]}: timed out after {timeout} s"
-    return (os.waitstatus_to_exitcode(status),
-            b"".join(chunks[out_r]).decode("utf-8", "replace"),
-            b"".join(chunks[err_r]).decode("utf-8", "replace"))
+            return 124, "", f"{self.argv[0]}: timed out after {timeout} s"
+        return (os.waitstatus_to_exitcode(status),
+                b"".join(chunks[out_r]).decode("utf-8", "replace"),
+                b"".join(chunks[err_r]).decode("utf-8", "replace"))
 
 
 def _subprocess_run(argv, stdin, env):

@@ -163,8 +163,12 @@ class Renderer:
             step_ctx = ctx if item is None else dict(ctx, **{spec.as_: item, "index": index})
             step_id = parent_id + spec.id + ("" if item is None else f"[{index}]")
             if spec.steps:
+                first = len(out)
                 for child in spec.steps:
                     self._render(child, step_ctx, out, section, includes, step_id + ".")
+                if spec.concurrent:                 # a group's flag covers its steps
+                    for step in out[first:]:
+                        step["concurrent"] = True
                 continue
             out.append(self._step(spec, step_ctx, step_id))
 
@@ -196,6 +200,7 @@ class Renderer:
                 "on_exists": spec.on_exists,
                 "on_missing": spec.on_missing,
                 "shared": spec.shared,
+                "concurrent": spec.concurrent,
                 "undone_by": self.text(spec.undone_by, ctx) if spec.undone_by else None,
                 "hint": self.text(spec.hint, ctx) if spec.hint else "",
             }

@@ -121,9 +121,17 @@ class Node:
             return sorted(_steady(l) for l in proc.stdout.splitlines() if l.strip())
 
         def tables(tool):
-            out = lines(tool + "-save")
-            return [l.split(" [")[0] if l.startswith(":") else l for l in out
-                    if not l.startswith("#")]
+            """Rules and chains; an empty table (iptables-nft makes one on first use) with its
+            built-in chains at their default ACCEPT policy counts as no table."""
+            out = []
+            for line in lines(tool + "-save"):
+                line = line.split(" [")[0] if line.startswith(":") else line
+                if line.startswith(("#", "*")) or line == "COMMIT":
+                    continue
+                if line.startswith(":") and line.endswith(" ACCEPT") and not line.startswith(":CNI"):
+                    continue
+                out.append(line)
+            return out
 
         snap = {
             "links": lines("ip", "-o", "link", "show"),

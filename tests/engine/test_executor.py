@@ -132,10 +132,12 @@ class ResettingRunner(Runner):
         super().__init__(path="/usr/sbin:/usr/bin", use_natives=False, spawner="subprocess")
         self.fake = fake
 
-    def run(self, argv, stdin=None, env=None):
+    def start(self, argv, stdin=None, env=None):
+        # the subprocess spawner runs each command to completion when it is started, so the
+        # fake sees one process at a time even when the executor starts a batch early
         self.fake._done = threading.Event()
         self.fake._pending = tuple(argv)
-        return super().run(argv, stdin, env)
+        return super().start(argv, stdin, env)
 
 
 def execute_add(fake, steps):
@@ -151,7 +153,16 @@ def test_success_runs_every_step_once_in_order(host):
     execute_add(fake, steps)
     runs = [s.run.argv for s in steps]
     executed = [a for a in fake.ran if a in runs]
-    assert executed == runs
+    assert sorted(executed) == sorted(runs)                      # each step exactly once
+    plain = [s.run.argv for s in steps if not s.concurrent]
+    concurrent = [s.run.argv for s in steps if s.concurrent]
+    assert concurrent, "the masquerade steps are marked concurrent"
+    assert [a for a in executed if a in plain] == plain          # in plan order
+    assert [a for a in executed if a in concurrent] == concurrent
+    # concurrent steps start after the in-process reservation, before the first process
+    first_process = next(i for i, a in enumerate(executed) if a[0] not in ("cnish-store", "test",
+                                                                            "grep"))
+    assert executed[first_process] in concurrent
 
 
 def expected_undo(completed_steps):
@@ -169,19 +180,18 @@ def test_failure_at_step_k_undoes_completed_steps_in_reverse(host, k):
     assert err.code == 100 and f"step {k} ({target.id})" in err.msg
     assert "Operation not permitted" in err.details
     runs = [s.run.argv for s in steps]
-    undos = [s.undo.argv for s in steps if s.undo]
-    position = fake.ran.index(target.run.argv)
-    completed = [a for a in fake.ran[:position] if a in runs]
-    # the steps before k ran in order; the only ones not applied belong to the failing step's
-    # atomic iptables-restore transaction ...
-    assert completed == runs[:len(completed)]
-    for step in steps[len(completed):k - 1]:
-        assert step.run.argv[0] == target.run.argv[0] in ("iptables", "ip6tables")
-    # ... nothing after step k ran, and exactly the completed, non-shared steps were undone,
-    # newest first
-    after = fake.ran[position + 1:]
-    assert not [a for a in after if a in runs[k:]]
-    assert [a for a in after if a in undos] == expected_undo(steps[:len(completed)])
+    undos = {s.undo.argv for s in steps if s.undo}
+    first_undo = next((i for i, a in enumerate(fake.ran) if a in undos), len(fake.ran))
+    applied = [a for a in fake.ran[:first_undo] if a in runs and a != target.run.argv]
+    # every plain step before k ran, no plain step after k did (concurrent ones may have: they
+    # started early, and are undone like the rest)
+    assert all(s.run.argv in applied for s in steps[:k - 1]
+               if not s.concurrent and not (s.run.argv[0] in ("iptables", "ip6tables")
+                                            and target.run.argv[0] == s.run.argv[0]))
+    assert not [s for s in steps[k:] if not s.concurrent and s.run.argv in applied]
+    # ... and exactly the completed, non-shared steps were undone, newest first
+    completed = [s for s in steps if s.run.argv in applied]
+    assert [a for a in fake.ran[first_undo:] if a in undos] == expected_undo(completed)
 
 
 def test_a_failing_undo_does_not_stop_the_rollback(host):
@@ -193,11 +203,12 @@ def test_a_failing_undo_does_not_stop_the_rollback(host):
     with pytest.raises(CNIError) as info:
         execute_add(fake, steps)
     assert "rollback could not undo" in info.value.details and "veth" in info.value.details
-    undone = [a for a in fake.ran if a in [s.undo.argv for s in steps if s.undo]]
-    # every undo still ran, the failing one included, in reverse order (the ip6tables
-    # transaction that failed applied nothing, so its chain is not undone)
-    first_v6 = ids.index("masquerade[1].chain")
-    assert undone == expected_undo(steps[:first_v6])
+    undos = {s.undo.argv for s in steps if s.undo}
+    undone = [a for a in fake.ran if a in undos]
+    # every other undo still ran after the failing one, in reverse order; the ip6tables
+    # transaction that failed applied nothing, so its chain is not undone
+    completed = [s for s in steps if not s.id.startswith("masquerade[1]")]
+    assert undone == expected_undo(completed)
 
 
 def test_exists_is_tolerated_where_declared(host):
