@@ -316,8 +316,9 @@ def check_name(conf: dict) -> str:
         raise CNIError(INVALID_CONFIG, "missing network name", "the config has no \"name\"")
     problem = identifier_problem(name)
     if problem:
+        from cnish.errors import _show
         raise CNIError(INVALID_CONFIG, "invalid characters found in network name",
-                       f"name={jsonfast.dumps(name)}: {problem}")
+                       f"name={_show(name)}: {problem}")
     return name
 
 
@@ -367,11 +368,18 @@ def parse_prev_result(conf: dict, version: str) -> dict | None:
         raise invalid_config("prevResult", "...", str(exc)) from None
 
 
+def runtime_objects(conf: dict) -> tuple[dict, dict]:
+    """`runtimeConfig` and `args.cni`, checked to be objects (code 7 naming them)."""
+    fields = Fields(conf)
+    return fields.object("runtimeConfig"), fields.sub("args").object("cni")
+
+
 def requested_mac(conf: dict, cni_args: dict) -> tuple[str | None, str]:
     """MAC requested by the runtime: runtimeConfig.mac > args.cni.mac > CNI_ARGS MAC."""
+    runtime_config, args_cni = runtime_objects(conf)
     candidates = (
-        ("runtimeConfig.mac", (conf.get("runtimeConfig") or {}).get("mac")),
-        ("args.cni.mac", ((conf.get("args") or {}).get("cni") or {}).get("mac")),
+        ("runtimeConfig.mac", runtime_config.get("mac")),
+        ("args.cni.mac", args_cni.get("mac")),
         ("CNI_ARGS MAC", cni_args.get("MAC")),
     )
     for where, mac in candidates:

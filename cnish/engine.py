@@ -64,6 +64,14 @@ class Operation:
         self._facts = {}
 
         fields = Fields(raw)
+        from cnish.config import requested_mac, runtime_objects
+        self.runtime_config, self.args_cni = runtime_objects(raw)   # objects, or code 7
+        if self.command == "ADD":
+            requested_mac(raw, runtime.args)                         # a bad MAC is code 7 now
+        self.valid_attachments = None
+        if self.command == "GC":
+            from cnish.gc import valid_attachments
+            self.valid_attachments = valid_attachments(raw)
         self.dns = parse_dns(fields.sub("dns"))
         self.prev_result = parse_prev_result(raw, self.version)
         self.ipam_module = None
@@ -88,6 +96,9 @@ class Operation:
                                    "ipam.type names an IPAM plugin such as host-local or static")
                 self.ipam_module = module
                 self.ipam_conf = Conf(module.parse(fields.sub("ipam"), self))
+        early = getattr(self.plugin, "check_early", None)
+        if early is not None:
+            early(self)          # what needs the plugin's and the IPAM's config together
         known = set(self.plugin.CNI_ARGS)
         if self.ipam_module is not None:
             known |= self.ipam_module.CNI_ARGS
@@ -110,10 +121,10 @@ class Operation:
             return {}
         return self.ipam_module.ipam_check(self, ips)
 
-    def ipam_gc(self, valid: set):
+    def ipam_gc(self, valid: set | None = None):
         if self.ipam_module is None:
             return {}
-        return self.ipam_module.ipam_gc(self, valid)
+        return self.ipam_module.ipam_gc(self, self.valid_attachments if valid is None else valid)
 
     @staticmethod
     def read_sys(path: str) -> str | None:

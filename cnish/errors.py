@@ -57,5 +57,8 @@ def unsupported_field(field: str, value) -> CNIError:
 
 def _show(value) -> str:
     from cnish import jsonfast
-    text = jsonfast.dumps(value)
+    try:
+        text = jsonfast.dumps(value)
+    except (ValueError, TypeError):      # e.g. 1e400 decodes to inf, which JSON cannot print
+        text = repr(value)
     return text if len(text) <= 80 else text[:77] + "..."

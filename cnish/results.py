@@ -94,7 +94,9 @@ def _check_list(obj, field: str) -> list:
     return value
 
 
-def _check_str(obj: dict, field: str, where: str, required: bool = False):
+def _check_str(obj: dict, field: str, where: str, required: bool = False, kind: str = ""):
+    """A string field of a result; `kind` also checks its form: "cidr", "ip", "ifname", "mac"
+    (values that end up in commands and paths when cnish checks or deletes an attachment)."""
     value = obj.get(field)
     if value is None:
         if required:
@@ -102,7 +104,47 @@ def _check_str(obj: dict, field: str, where: str, required: bool = False):
         return None
     if not isinstance(value, str):
         raise ValueError(f"{where}.{field} must be a string")
+    problem = _FORMS[kind](value) if kind else None
+    if problem:
+        raise ValueError(f"{where}.{field}={value!r}: {problem}")
     return value
+
+
+def _cidr_problem(value):
+    from cnish.ipnet import Prefix
+    try:
+        Prefix.parse(value)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+def _ip_problem(value):
+    from cnish.ipnet import IP
+    try:
+        IP.parse(value)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+def _ifname_problem(value):
+    from cnish.validate import ifname_problem
+    problem = ifname_problem(value)
+    return "an interface name " + problem if problem else None
+
+
+def _hwaddr_problem(value):
+    """Ethernet (6 bytes) or InfiniBand (20 bytes) addresses: colon-separated hex pairs."""
+    parts = value.split(":")
+    if len(parts) not in (6, 8, 20) or any(len(p) != 2 or not all(c in "0123456789abcdefABCDEF"
+                                                                   for c in p) for p in parts):
+        return "must be a hardware address such as 0a:58:0a:16:00:02"
+    return None
+
+
+_FORMS = {"cidr": _cidr_problem, "ip": _ip_problem, "ifname": _ifname_problem,
+          "mac": _hwaddr_problem}
 
 
 def parse(obj, version: str) -> dict:
@@ -124,32 +166,34 @@ def parse(obj, version: str) -> dict:
                 continue
             if not isinstance(block, dict):
                 raise ValueError(f"{family} must be an object")
-            ip = {"address": _check_str(block, "ip", family, required=True)}
-            gateway = _check_str(block, "gateway", family)
+            ip = {"address": _check_str(block, "ip", family, required=True, kind="cidr")}
+            gateway = _check_str(block, "gateway", family, kind="ip")
             if gateway:
                 ip["gateway"] = gateway
             out["ips"].append(ip)
             for i, route in enumerate(_check_list(block, "routes")):
-                _check_str(route, "dst", f"{family}.routes[{i}]", required=True)
-                _check_str(route, "gw", f"{family}.routes[{i}]")
+                _check_str(route, "dst", f"{family}.routes[{i}]", required=True, kind="cidr")
+                _check_str(route, "gw", f"{family}.routes[{i}]", kind="ip")
                 out["routes"].append({k: route[k] for k in ("dst", "gw") if route.get(k)})
     else:
         for i, itf in enumerate(_check_list(obj, "interfaces")):
-            _check_str(itf, "name", f"interfaces[{i}]", required=True)
-            _check_str(itf, "mac", f"interfaces[{i}]")
-            _check_str(itf, "sandbox", f"interfaces[{i}]")
+            _check_str(itf, "name", f"interfaces[{i}]", required=True, kind="ifname")
+            _check_str(itf, "mac", f"interfaces[{i}]", kind="mac")
+            sandbox = _check_str(itf, "sandbox", f"interfaces[{i}]")
+            if sandbox is not None and not sandbox.isprintable():
+                raise ValueError(f"interfaces[{i}].sandbox must not contain control characters")
             out["interfaces"].append(dict(itf))
         ips = obj.get("ips") if obj.get("ips") is not None else obj.get("ip")
         for i, ip in enumerate(_check_list({"ips": ips}, "ips")):
-            _check_str(ip, "address", f"ips[{i}]", required=True)
-            _check_str(ip, "gateway", f"ips[{i}]")
+            _check_str(ip, "address", f"ips[{i}]", required=True, kind="cidr")
+            _check_str(ip, "gateway", f"ips[{i}]", kind="ip")
             index = ip.get("interface")
             if index is not None and (not isinstance(index, int) or isinstance(index, bool)):
                 raise ValueError(f"ips[{i}].interface must be an integer")
             out["ips"].append({k: v for k, v in ip.items() if k != "version"})
         for i, route in enumerate(_check_list(obj, "routes")):
-            _check_str(route, "dst", f"routes[{i}]", required=True)
-            _check_str(route, "gw", f"routes[{i}]")
+            _check_str(route, "dst", f"routes[{i}]", required=True, kind="cidr")
+            _check_str(route, "gw", f"routes[{i}]", kind="ip")
             out["routes"].append(dict(route))
     dns = obj.get("dns") or {}
     if not isinstance(dns, dict):

@@ -23,6 +23,9 @@ UNSUPPORTED = {"vlan": (None, 0), "vlanTrunk": (None, []), "preserveDefaultVlan"
 
 
 
+check_early = common.check_early
+
+
 def parse(f, op) -> dict:
     for key, defaults in UNSUPPORTED.items():
         if key in f.obj and f.obj[key] not in defaults:
@@ -158,7 +161,7 @@ def tools(op) -> list:
 def gc_values(op) -> dict:
     """GC's values for the veth plugins (bridge, ptp): stale host veths, chains, reservations."""
     from cnish import gc
-    valid = gc.valid_attachments(op.raw)
+    valid = op.valid_attachments
     cids = {cid for cid, _ in valid}
     chains = []
     for version in (4, 6):

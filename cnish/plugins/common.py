@@ -110,3 +110,29 @@ def result_ips(ipam_ips: list, interface: int) -> list:
         ip["interface"] = interface
         out.append(ip)
     return out
+
+
+def ipam_has_ipv6(op) -> bool:
+    """Will IPAM hand out IPv6 addresses? (As far as its config says: host-local ranges,
+    static addresses; a delegated plugin's answer is only known after its ADD.)"""
+    conf = op.ipam_conf
+    if conf is None:
+        return False
+    for ranges in conf.get("sets") or []:
+        if ranges and ranges[0].subnet.version == 6:
+            return True
+    return any(":" in a["address"] for a in conf.get("addresses") or [])
+
+
+def check_early(op) -> None:
+    """Refusals that need no host state, made before IPAM takes the store's lock (whose file
+    the first use creates): an MTU too small for IPv6, a masquerade comment too long."""
+    mtu = op.conf.get("mtu")
+    if mtu and mtu < 1280 and ipam_has_ipv6(op):
+        raise invalid_config("mtu", mtu, "must be at least 1280 for IPv6 addresses")
+    if op.conf.get("ipMasq") and op.runtime.container_id:
+        comment = names.masq_comment(op.name, op.runtime.container_id)
+        if len(comment) > COMMENT_MAX:
+            raise invalid_config("name", op.name, "with this container id the masquerade "
+                                 f"rule's comment would exceed {COMMENT_MAX} characters; use "
+                                 "a shorter network name")

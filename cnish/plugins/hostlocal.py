@@ -84,8 +84,8 @@ def _range(raw, where: str) -> Range:
 def parse(fields: Fields, op) -> dict:
     """Validate the `ipam` object of a network config."""
     sets = []
-    runtime = op.raw.get("runtimeConfig") or {}
-    cap_ranges = runtime.get("ipRanges") if isinstance(runtime, dict) else None
+    from cnish.config import runtime_objects
+    cap_ranges = runtime_objects(op.raw)[0].get("ipRanges")
     raw_sets = []   # (where, [(range object, its field path)])
     if cap_ranges:
         if not isinstance(cap_ranges, list):
@@ -156,10 +156,10 @@ def _requested(op) -> list:
     sources = []
     if op.runtime.args.get("IP"):
         sources.append(("CNI_ARGS IP", [op.runtime.args["IP"]]))
-    args_ips = ((op.raw.get("args") or {}).get("cni") or {}).get("ips")
+    args_ips = op.args_cni.get("ips")
     if args_ips:
         sources.append(("args.cni.ips", args_ips))
-    rc_ips = (op.raw.get("runtimeConfig") or {}).get("ips")
+    rc_ips = op.runtime_config.get("ips")
     if rc_ips:
         sources.append(("runtimeConfig.ips", rc_ips))
     for where, values in sources:
@@ -233,10 +233,20 @@ def ipam_add(op):
     conf = op.ipam_conf
     store = Store(conf.dataDir, op.name)
     cid, ifname = op.runtime.container_id, op.runtime.ifname
+    # Everything that can be refused without looking at the store is checked before the lock
+    # (whose file the first use creates): a refused request leaves the host as it was.
+    requested = _requested(op)
+    for want in requested:
+        r = next((r for ranges in conf.sets for r in ranges if r.contains(want)), None)
+        if r is None:
+            raise CNIError(IPAM_FAILED, f"failed to allocate all requested IPs: {want}",
+                           "a requested address must lie in one of the configured ranges")
+        if want == r.gateway:
+            raise CNIError(IPAM_FAILED, f"requested ip {want} is subnet's gateway")
+    dns = _dns(conf)
     if not op.dry_run:
         store.acquire()          # held until the reserve steps have run (engine drops it)
     try:
-        requested = _requested(op)
         owned = set(store.owned(cid, ifname)) if os.path.isdir(store.dir) else set()
         reservations, ips = [], []
         for index, ranges in enumerate(conf.sets):
@@ -281,7 +291,7 @@ def ipam_add(op):
     except BaseException:
         store.release_lock()
         raise
-    result = {"ips": ips, "routes": [dict(r) for r in conf.routes], "dns": _dns(conf)}
+    result = {"ips": ips, "routes": [dict(r) for r in conf.routes], "dns": dns}
     if op.dry_run and reservations:
         op.notes.append("host-local: " + ", ".join(r["ip"] for r in reservations)
                         + f" is the next free address in {store.dir} now; this script reserves"
@@ -351,7 +361,7 @@ def ipam_gc(op, valid: set) -> dict:
 def prepare(op) -> dict:
     att = {"cid": op.runtime.container_id, "ifname": op.runtime.ifname}
     if op.command == "GC":
-        att["ipam"] = op.ipam_gc()
+        att["ipam"] = op.ipam_gc()          # the valid attachments, checked by Operation
         return att
     if op.command == "ADD":
         att["ipam"], op.ipam_result = ipam_add(op)

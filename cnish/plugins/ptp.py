@@ -17,6 +17,9 @@ KIND = "interface"
 CNI_ARGS = frozenset({"MAC"})
 
 
+check_early = common.check_early
+
+
 def parse(f, op) -> dict:
     backend = f.text("ipMasqBackend", "iptables")
     if backend == "nftables":

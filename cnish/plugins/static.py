@@ -73,10 +73,10 @@ def addresses(op) -> list:
             _prefix(text, "CNI_ARGS IP")
             out.append({"address": text})
     replaced = None
-    args_ips = ((op.raw.get("args") or {}).get("cni") or {}).get("ips")
+    args_ips = op.args_cni.get("ips")
     if args_ips:
         replaced = ("args.cni.ips", args_ips)
-    rc_ips = (op.raw.get("runtimeConfig") or {}).get("ips")
+    rc_ips = op.runtime_config.get("ips")
     if rc_ips:
         replaced = ("runtimeConfig.ips", rc_ips)
     if replaced:

@@ -131,6 +131,7 @@ def prepare(op) -> dict:
             if itf.get("name") == ifname and itf.get("mac"):
                 att["container_mac"] = itf["mac"].lower()
         att["master"] = op.conf.get("master") or ""
+        att["mac"] = att["container_mac"]
         ips, routes = prev.get("ips", []), prev.get("routes", [])
         ipam_att = op.ipam_check(ips)
     else:  # DEL: never looks at the master, so it works when the master is gone

@@ -367,15 +367,17 @@ def remove_chains(chains: list):
 
 
 def reservations(net: Network) -> dict:
-    """host-local's reservations of the network: address -> file content."""
+    """host-local's reservations of the network: address -> file content (cnish's index
+    entries, .cnish-owner-<key>.<address>, must mirror them exactly)."""
     if not os.path.isdir(net.store):
         return {}
-    out = {}
+    out, index = {}, {}
     for name in os.listdir(net.store):
         if name == "lock" or name.startswith("last_reserved_ip."):
             continue
         with open(os.path.join(net.store, name), newline="") as f:
-            out[name] = f.read()
+            (index if name.startswith(".cnish-owner-") else out)[name] = f.read()
+    assert {n[len(".cnish-owner-") + 17:]: c for n, c in index.items()} == out, index
     return out
 
 
