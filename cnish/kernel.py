@@ -64,6 +64,9 @@ def problem(op, kind: str) -> str | None:
 
 def require(op, kind: str) -> None:
     reason = problem(op, kind)
+    if reason and op.dry_run:      # the plan is still worth reading; running it here is not
+        op.notes.append(reason + "; on this host the script would fail at its link step")
+        return
     if reason:
         raise CNIError(KERNEL_LACKS, reason,
                        f"load the {MODULES.get(kind, kind)} module, or run on a kernel that has "

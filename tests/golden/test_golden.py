@@ -36,9 +36,34 @@ def render(case: Path) -> dict:
     return out
 
 
+# What the plans read from the host, pinned so that they are the same on every machine: the
+# machine id (derived MACs), the kernel's link kinds, and the links the configs name (eth9,
+# a master; hd9, a device for host-device).
+HOST_FILES = {"/sys/class/net/eth9/address": "02:00:00:00:e9:09",
+              "/sys/class/net/eth9/mtu": "1500",
+              "/sys/class/net/hd9/address": "02:00:00:00:d9:09"}
+
+
 @pytest.fixture(autouse=True)
 def fixed_machine(monkeypatch):
+    from cnish import kernel
+    from cnish.plugins import hostdevice
     monkeypatch.setattr(engine, "machine_id", lambda: "golden-machine")
+    monkeypatch.setattr(kernel, "problem", lambda op, kind: None)
+    monkeypatch.setattr(engine.Operation, "read_sys", staticmethod(HOST_FILES.get))
+    monkeypatch.setattr(hostdevice, "find_device", lambda op: op.conf.device)
+    monkeypatch.setattr(engine.Operation, "fact", lambda op, fact_id: FACTS.get(fact_id))
+
+
+class _Read:
+    def __init__(self, returncode, stdout=""):
+        self.returncode, self.stdout, self.stderr = returncode, stdout, ""
+
+
+# Reads a plan makes with `ip` before planning: the master inside the container
+# (linkInContainer), and no interface of the container's name yet (host-device).
+FACTS = {"container-master": _Read(0, '[{"mtu": 1500, "address": "02:00:00:00:e9:09"}]'),
+         "container-link": _Read(1)}
 
 
 @pytest.mark.parametrize("case", cases(), ids=lambda p: f"{p.parent.name}/{p.name}")

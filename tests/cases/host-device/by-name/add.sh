@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# cnish ADD plan (dry run: nothing was changed)
+#
+#   cnish          0.1.0
+#   command        ADD
+#   network        hdnet (plugin host-device, cniVersion 1.0.0)
+#   container id   ctr1
+#   netns          /var/run/netns/cnish-test
+#   ifname         net1
+#
+# Running this script does what cnish would do: the same commands in the same
+# order. If a step fails, the completed steps are undone newest first (shared
+# objects such as the bridge are kept) and the script exits with the failure.
+
+set -euo pipefail
+# Like cnish: tools come from PATH first, then the system directories; messages in English.
+PATH="${PATH:+$PATH:}/usr/sbin:/sbin:/usr/bin:/bin"
+export LC_ALL=C
+
+# Failures that mean "already there" (steps marked on_exists = done) and "already gone"
+# (on_missing = done, and every undo): the same list cnish's executor uses.
+already_there() { case $1 in *'File exists'*|*'Chain already exists'*|*'already reserved'*) return 0 ;; esac; return 1; }
+already_gone() { case $1 in *'Cannot find device'*|*'No such device'*|*'No such file or directory'*|*'does not exist'*|*'Address not found'*|*'No such process'*|*'No chain/target/match by that name'*|*'Bad rule (does a matching rule exist'*|*'Cannot assign requested address'*) return 0 ;; esac; return 1; }
+
+# run STEP MODE -- COMMAND...: run one step; MODE says which failures are harmless.
+run() {
+  local step=$1 mode=$2 out status=0
+  shift 3
+  out=$("$@" 2>&1) || status=$?
+  if (( status == 0 )); then
+    if declare -F "undo_$step" >/dev/null; then DONE+=("$step"); fi
+    return 0
+  fi
+  if [[ $mode == *exists-ok* ]] && already_there "$out"; then return 0; fi
+  if [[ $mode == *missing-ok* ]] && already_gone "$out"; then return 0; fi
+  printf 'cnish: step %s failed with status %s: %s\n' "$step" "$status" "$out" >&2
+  return "$status"
+}
+
+# undo COMMAND...: an undo; an object that is already gone counts as undone.
+undo() {
+  local out status=0
+  out=$("$@" 2>&1) || status=$?
+  if (( status != 0 )) && ! already_gone "$out"; then
+    printf 'cnish: undo failed with status %s: %s\n' "$status" "$out" >&2
+    return 1
+  fi
+}
+
+# On failure, undo the completed steps newest first (shared objects are never undone).
+DONE=()
+rollback() {
+  local status=$? i
+  set +e
+  trap - EXIT
+  if (( status != 0 )); then
+    printf 'cnish: undoing %s completed step(s)\n' "${#DONE[@]}" >&2
+    for ((i = ${#DONE[@]} - 1; i >= 0; i--)); do
+      "undo_${DONE[i]}" || printf 'cnish: could not undo step %s\n' "${DONE[i]}" >&2
+    done
+  fi
+  exit "$status"
+}
+trap rollback EXIT
+
+# Commands run inside the container reach the runtime's own namespace as
+# /dev/fd/3, as they do when cnish runs them.
+exec 3</proc/self/ns/net
+
+# ---------------------------------------------------------------------------------------------
+
+# Step 1/6 [label] record hd9's name in its alias, to give it back under that name
+#   why:  the reference records the original name the same way, so either plugin can give back what the other took
+#   undo: ip link set hd9 alias ''
+undo_1() { undo ip link set hd9 alias ''; }
+run 1 strict -- ip link set hd9 alias hd9
+
+# Step 2/6 [move] move hd9 into /var/run/netns/cnish-test as net1
+#   why:  moving and renaming in one step: no moment where the name could clash in either namespace
+#   undo: nsenter --net=/var/run/netns/cnish-test ip link set net1 netns /dev/fd/3 name hd9
+undo_2() { undo nsenter --net=/var/run/netns/cnish-test ip link set net1 netns /dev/fd/3 name hd9; }
+run 2 strict -- ip link set hd9 netns /var/run/netns/cnish-test name net1
+
+# Step 3/6 [arp-notify] announce net1's address with a gratuitous ARP when it comes up (arp_notify)
+#   why:  a reused address gets a new MAC; neighbours learn it at once instead of after their ARP entry expires
+#   undo: none of its own, undone with step "move"
+run 3 strict -- nsenter --net=/var/run/netns/cnish-test sysctl -q -w net/ipv4/conf/net1/arp_notify=1
+
+# Step 4/6 [no-dad] skip duplicate address detection on net1
+#   why:  IPAM guarantees the address is unique; DAD would keep it unusable for a second or more (set for IPv4-only networks too, like the reference, for addresses added later; tolerated when the kernel has no IPv6)
+#   undo: none of its own, undone with step "move"
+run 4 missing-ok -- nsenter --net=/var/run/netns/cnish-test sysctl -q -w net/ipv6/conf/net1/accept_dad=0
+
+# Step 5/6 [address[0]] lesson step 6: assign 10.25.0.5/24 to net1
+#   undo: none of its own, undone with step "move"
+run 5 strict -- nsenter --net=/var/run/netns/cnish-test ip addr add 10.25.0.5/24 dev net1
+
+# Step 6/6 [container-up] lesson step 7: bring net1 up inside the container
+#   undo: none of its own, undone with step "move"
+run 6 strict -- nsenter --net=/var/run/netns/cnish-test ip link set net1 up
+
+# ---------------------------------------------------------------------------------------------
+trap - EXIT
+# The CNI result cnish would print:
+cat <<'CNISH_RESULT'
+{
+  "cniVersion": "1.0.0",
+  "interfaces": [
+    {
+      "name": "net1",
+      "mac": "02:00:00:00:d9:09",
+      "sandbox": "/var/run/netns/cnish-test"
+    }
+  ],
+  "ips": [
+    {
+      "address": "10.25.0.5/24",
+      "interface": 0
+    }
+  ]
+}
+CNISH_RESULT

@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# cnish CHECK plan (dry run: nothing was changed)
+#
+#   cnish          0.1.0
+#   command        CHECK
+#   network        hdnet (plugin host-device, cniVersion 1.0.0)
+#   container id   ctr1
+#   netns          /var/run/netns/cnish-test
+#   ifname         net1
+#
+# Running this script checks the attachment the way cnish would (reads only)
+# and exits 1 naming every step whose check failed.
+
+set -euo pipefail
+# Like cnish: tools come from PATH first, then the system directories; messages in English.
+PATH="${PATH:+$PATH:}/usr/sbin:/sbin:/usr/bin:/bin"
+export LC_ALL=C
+
+# Failures that mean "already there" (steps marked on_exists = done) and "already gone"
+# (on_missing = done, and every undo): the same list cnish's executor uses.
+already_there() { case $1 in *'File exists'*|*'Chain already exists'*|*'already reserved'*) return 0 ;; esac; return 1; }
+already_gone() { case $1 in *'Cannot find device'*|*'No such device'*|*'No such file or directory'*|*'does not exist'*|*'Address not found'*|*'No such process'*|*'No chain/target/match by that name'*|*'Bad rule (does a matching rule exist'*|*'Cannot assign requested address'*) return 0 ;; esac; return 1; }
+
+# run STEP MODE -- COMMAND...: run one step; MODE says which failures are harmless.
+run() {
+  local step=$1 mode=$2 out status=0
+  shift 3
+  out=$("$@" 2>&1) || status=$?
+  if (( status == 0 )); then
+    if declare -F "undo_$step" >/dev/null; then DONE+=("$step"); fi
+    return 0
+  fi
+  if [[ $mode == *exists-ok* ]] && already_there "$out"; then return 0; fi
+  if [[ $mode == *missing-ok* ]] && already_gone "$out"; then return 0; fi
+  printf 'cnish: step %s failed with status %s: %s\n' "$step" "$status" "$out" >&2
+  return "$status"
+}
+
+# undo COMMAND...: an undo; an object that is already gone counts as undone.
+undo() {
+  local out status=0
+  out=$("$@" 2>&1) || status=$?
+  if (( status != 0 )) && ! already_gone "$out"; then
+    printf 'cnish: undo failed with status %s: %s\n' "$status" "$out" >&2
+    return 1
+  fi
+}
+
+# check STEP EXPECT NEEDLE -- COMMAND...: EXPECT is status, output or contains.
+FAILED=()
+check() {
+  local step=$1 expect=$2 needle=$3 out status=0
+  shift 4
+  out=$("$@" 2>&1) || status=$?
+  if (( status == 0 )); then
+    case $expect in
+      status) return 0 ;;
+      output) [[ -n $out ]] && return 0 ;;
+      contains) [[ $out == *"$needle"* ]] && return 0 ;;
+    esac
+  fi
+  printf 'cnish: check of step %s failed: %s\n' "$step" "${out:-no output}" >&2
+  FAILED+=("$step")
+}
+
+# Commands run inside the container reach the runtime's own namespace as
+# /dev/fd/3, as they do when cnish runs them.
+exec 3</proc/self/ns/net
+
+# ---------------------------------------------------------------------------------------------
+
+# Step 2/3 [move] move  into /var/run/netns/cnish-test as net1
+#   why:  moving and renaming in one step: no moment where the name could clash in either namespace
+check 2 contains 02:00:00:00:d9:09 -- nsenter --net=/var/run/netns/cnish-test ip -o link show dev net1
+
+# Step 5/3 [address[0]] lesson step 6: assign 10.25.0.5/24 to net1
+check 5 output '' -- nsenter --net=/var/run/netns/cnish-test ip -o addr show dev net1 to 10.25.0.5
+
+# Step 6/3 [container-up] lesson step 7: bring net1 up inside the container
+check 6 contains 02:00:00:00:d9:09 -- nsenter --net=/var/run/netns/cnish-test ip -o link show dev net1
+
+# ---------------------------------------------------------------------------------------------
+if (( ${#FAILED[@]} )); then
+  printf 'cnish: check failed (steps %s)\n' "${FAILED[*]}" >&2
+  exit 1
+fi

@@ -1,0 +1,339 @@
+#!/usr/bin/env bash
+# cnish ADD plan (dry run: nothing was changed)
+#
+#   cnish          0.1.0
+#   command        ADD
+#   network        ptpnet (plugin ptp, cniVersion 1.0.0)
+#   container id   ctr1
+#   netns          /var/run/netns/cnish-test
+#   ifname         eth0
+#
+# Running this script does what cnish would do: the same commands in the same
+# order. If a step fails, the completed steps are undone newest first (shared
+# objects such as the bridge are kept) and the script exits with the failure.
+# Note: host-local: 10.20.0.2, fd20::2 is the next free address in /nonexistent/cnish-golden/ptpnet now; this script reserves it, and fails (rolling back) if another ADD took it in the meantime
+
+set -euo pipefail
+# Like cnish: tools come from PATH first, then the system directories; messages in English.
+PATH="${PATH:+$PATH:}/usr/sbin:/sbin:/usr/bin:/bin"
+export LC_ALL=C
+
+# Failures that mean "already there" (steps marked on_exists = done) and "already gone"
+# (on_missing = done, and every undo): the same list cnish's executor uses.
+already_there() { case $1 in *'File exists'*|*'Chain already exists'*|*'already reserved'*) return 0 ;; esac; return 1; }
+already_gone() { case $1 in *'Cannot find device'*|*'No such device'*|*'No such file or directory'*|*'does not exist'*|*'Address not found'*|*'No such process'*|*'No chain/target/match by that name'*|*'Bad rule (does a matching rule exist'*|*'Cannot assign requested address'*) return 0 ;; esac; return 1; }
+
+# run STEP MODE -- COMMAND...: run one step; MODE says which failures are harmless.
+run() {
+  local step=$1 mode=$2 out status=0
+  shift 3
+  out=$("$@" 2>&1) || status=$?
+  if (( status == 0 )); then
+    if declare -F "undo_$step" >/dev/null; then DONE+=("$step"); fi
+    return 0
+  fi
+  if [[ $mode == *exists-ok* ]] && already_there "$out"; then return 0; fi
+  if [[ $mode == *missing-ok* ]] && already_gone "$out"; then return 0; fi
+  printf 'cnish: step %s failed with status %s: %s\n' "$step" "$status" "$out" >&2
+  return "$status"
+}
+
+# undo COMMAND...: an undo; an object that is already gone counts as undone.
+undo() {
+  local out status=0
+  out=$("$@" 2>&1) || status=$?
+  if (( status != 0 )) && ! already_gone "$out"; then
+    printf 'cnish: undo failed with status %s: %s\n' "$status" "$out" >&2
+    return 1
+  fi
+}
+
+# On failure, undo the completed steps newest first (shared objects are never undone).
+DONE=()
+rollback() {
+  local status=$? i
+  set +e
+  trap - EXIT
+  if (( status != 0 )); then
+    printf 'cnish: undoing %s completed step(s)\n' "${#DONE[@]}" >&2
+    for ((i = ${#DONE[@]} - 1; i >= 0; i--)); do
+      "undo_${DONE[i]}" || printf 'cnish: could not undo step %s\n' "${DONE[i]}" >&2
+    done
+  fi
+  exit "$status"
+}
+trap rollback EXIT
+
+# cnish-store OP DIR ARGS...: the host-local IPAM store, as cnish's own store (cnish/store.py)
+# handles it, with the reference plugin's format and lock. KEY is the attachment's index key:
+# next to each address file DIR/IP, an index entry DIR/.cnish-owner-KEY.IP has the same content.
+#   reserve DIR IP CID IFNAME SET KEY
+#       create DIR/IP holding "CID\r\nIFNAME" (fails if it exists), its index entry, and record
+#       IP in DIR/last_reserved_ip.SET
+#   release-ip DIR IP CID IFNAME SET PREV KEY
+#       remove DIR/IP and its index entry if they hold this attachment; if
+#       last_reserved_ip.SET still names IP, restore PREV (or remove the file when PREV is empty)
+#   release DIR CID IFNAME KEY    remove every file holding this attachment (legacy files
+#                                 holding only CID when there is none)
+#   prune DIR                     remove index entries whose address file says otherwise
+#   check DIR IP CID IFNAME       true when DIR/IP holds this attachment
+cnish-store() {
+  local op=$1 dir=$2 fd status=0 old_umask
+  shift 2
+  if [[ -L $dir ]]; then
+    printf 'cnish-store: refusing to use %s: it is a symlink\n' "$dir" >&2
+    return 1
+  fi
+  if [[ $op == check ]]; then
+    [[ ! -L $dir/$1 && -f $dir/$1 ]] || return 1
+    local content
+    content=$(<"$dir/$1")
+    [[ $content == "$2"$'\r\n'"$3" || $content == "$2" ]]
+    return
+  fi
+  if [[ ! -d $dir ]]; then
+    [[ $op == reserve ]] || return 0          # nothing was ever reserved here
+    mkdir -p -- "$dir" && chmod 0755 -- "$dir"
+  fi
+  old_umask=$(umask)
+  umask 077
+  exec {fd}>>"$dir/lock"
+  flock "$fd"
+  case $op in
+    reserve)
+      if (set -o noclobber; printf '%s\r\n%s' "$2" "$3" >"$dir/$1") 2>/dev/null; then
+        printf '%s\r\n%s' "$2" "$3" >"$dir/.cnish-owner-$5.$1"
+        printf '%s' "$1" >"$dir/last_reserved_ip.$4"
+      else
+        printf 'cnish-store: %s is already reserved in %s: File exists\n' "$1" "$dir" >&2
+        status=1
+      fi
+      ;;
+    release-ip)
+      rm -f -- "$dir/.cnish-owner-$6.$1"
+      if [[ ! -L $dir/$1 && -f $dir/$1 ]]; then
+        local content
+        content=$(<"$dir/$1")
+        if [[ $content == "$2"$'\r\n'"$3" || $content == "$2" ]]; then
+          rm -f -- "$dir/$1"
+          if [[ -f $dir/last_reserved_ip.$4 && $(<"$dir/last_reserved_ip.$4") == "$1" ]]; then
+            if [[ -n $5 ]]; then printf '%s' "$5" >"$dir/last_reserved_ip.$4"
+            else rm -f -- "$dir/last_reserved_ip.$4"; fi
+          fi
+        fi
+      fi
+      ;;
+    release)
+      local f content found=0 match
+      for match in "$1"$'\r\n'"$2" "$1"; do       # exact owner first, then legacy id-only files
+        for f in "$dir"/*; do
+          case ${f##*/} in lock | last_reserved_ip.* | '*') continue ;; esac
+          [[ ! -L $f && -f $f ]] || continue
+          content=$(<"$f") || continue
+          if [[ $content == "$match" ]]; then rm -f -- "$f"; found=1; fi
+        done
+        (( found )) && break
+      done
+      rm -f -- "$dir/.cnish-owner-$3".*
+      ;;
+    prune)
+      local f ip
+      for f in "$dir"/.cnish-owner-*; do
+        [[ -f $f ]] || continue
+        ip=${f##*/.cnish-owner-????????????????.}
+        if [[ ! -f $dir/$ip || $(<"$f") != "$(<"$dir/$ip")" ]]; then rm -f -- "$f"; fi
+      done
+      ;;
+  esac
+  exec {fd}>&-
+  umask "$old_umask"
+  return "$status"
+}
+
+# ---------------------------------------------------------------------------------------------
+
+# Step 1/31 [reserve[0]] reserve 10.20.0.2 for ctr1/eth0 in /nonexistent/cnish-golden/ptpnet
+#   why:  the file is created exclusively, so two ADDs can never hold the same address
+#   undo: cnish-store release-ip /nonexistent/cnish-golden/ptpnet 10.20.0.2 ctr1 eth0 0 '' 608c92e125bbee99
+undo_1() { undo cnish-store release-ip /nonexistent/cnish-golden/ptpnet 10.20.0.2 ctr1 eth0 0 '' 608c92e125bbee99; }
+run 1 strict -- cnish-store reserve /nonexistent/cnish-golden/ptpnet 10.20.0.2 ctr1 eth0 0 608c92e125bbee99
+
+# Step 2/31 [reserve[1]] reserve fd20::2 for ctr1/eth0 in /nonexistent/cnish-golden/ptpnet
+#   why:  the file is created exclusively, so two ADDs can never hold the same address
+#   undo: cnish-store release-ip /nonexistent/cnish-golden/ptpnet fd20::2 ctr1 eth0 1 '' 608c92e125bbee99
+undo_2() { undo cnish-store release-ip /nonexistent/cnish-golden/ptpnet fd20::2 ctr1 eth0 1 '' 608c92e125bbee99; }
+run 2 strict -- cnish-store reserve /nonexistent/cnish-golden/ptpnet fd20::2 ctr1 eth0 1 608c92e125bbee99
+
+# Step 3/31 [forward-ipv4] enable IPv4 forwarding on the host
+#   why:  the host routes the container's traffic; host-wide and shared, never turned off again
+#   undo: none, shared with other attachments
+if ! grep -qxF 1 /proc/sys/net/ipv4/ip_forward; then
+  run 3 strict -- sysctl -q -w net/ipv4/ip_forward=1
+fi
+
+# Step 4/31 [forward-ipv6] enable IPv6 forwarding on the host
+#   undo: none, shared with other attachments
+if ! grep -qxF 1 /proc/sys/net/ipv6/conf/all/forwarding; then
+  run 4 strict -- sysctl -q -w net/ipv6/conf/all/forwarding=1
+fi
+
+# Step 5/31 [veth] create the veth pair veth106fd44ef41 (host) / eth0 (inside /var/run/netns/cnish-test)
+#   undo: ip link del veth106fd44ef41
+undo_5() { undo ip link del veth106fd44ef41; }
+run 5 strict -- ip link add veth106fd44ef41 mtu 1400 address 86:68:b0:b4:98:63 type veth peer name eth0 mtu 1400 address 4e:e1:72:8e:e8:b5 netns /var/run/netns/cnish-test
+
+# Step 6/31 [label] label veth106fd44ef41 with its attachment (cnish/ptpnet/ctr1/eth0)
+#   why:  GC recognises the host ends of attachments it must remove by this label
+#   undo: none of its own, undone with step "veth"
+run 6 strict -- ip link set veth106fd44ef41 alias cnish/ptpnet/ctr1/eth0
+
+# Step 7/31 [host-up] bring veth106fd44ef41 up
+#   undo: none of its own, undone with step "veth"
+run 7 strict -- ip link set veth106fd44ef41 up
+
+# Step 8/31 [host-gateway[0]] give veth106fd44ef41 the gateway address 10.20.0.1/32
+#   why:  the container's next hop is the host end of its own veth
+#   undo: none of its own, undone with step "veth"
+run 8 strict -- ip addr replace 10.20.0.1/32 dev veth106fd44ef41
+
+# Step 9/31 [host-gateway[1]] give veth106fd44ef41 the gateway address fd20::1/128
+#   why:  the container's next hop is the host end of its own veth
+#   undo: none of its own, undone with step "veth"
+run 9 strict -- ip addr replace fd20::1/128 dev veth106fd44ef41 nodad
+
+# Step 10/31 [host-route[0]] route 10.20.0.2/32 to the container through veth106fd44ef41
+#   undo: none of its own, undone with step "veth"
+run 10 strict -- ip route add 10.20.0.2/32 dev veth106fd44ef41 scope host
+
+# Step 11/31 [host-route[1]] route fd20::2/128 to the container through veth106fd44ef41
+#   undo: none of its own, undone with step "veth"
+run 11 strict -- ip route add fd20::2/128 dev veth106fd44ef41 scope host
+
+# Step 12/31 [arp-notify] announce eth0's address with a gratuitous ARP when it comes up (arp_notify)
+#   why:  a reused address gets a new MAC; neighbours learn it at once instead of after their ARP entry expires
+#   undo: none of its own, undone with step "veth"
+run 12 strict -- nsenter --net=/var/run/netns/cnish-test sysctl -q -w net/ipv4/conf/eth0/arp_notify=1
+
+# Step 13/31 [ipv6-on[0]] enable IPv6 on lo in the container
+#   undo: none of its own, undone with step "veth"
+run 13 strict -- nsenter --net=/var/run/netns/cnish-test sysctl -q -w net/ipv6/conf/lo/disable_ipv6=0
+
+# Step 14/31 [ipv6-on[1]] enable IPv6 on eth0 in the container
+#   undo: none of its own, undone with step "veth"
+run 14 strict -- nsenter --net=/var/run/netns/cnish-test sysctl -q -w net/ipv6/conf/eth0/disable_ipv6=0
+
+# Step 15/31 [no-dad] skip duplicate address detection on eth0
+#   why:  IPAM guarantees the address is unique; DAD would keep it unusable for a second or more (set for IPv4-only networks too, like the reference, for addresses added later; tolerated when the kernel has no IPv6)
+#   undo: none of its own, undone with step "veth"
+run 15 missing-ok -- nsenter --net=/var/run/netns/cnish-test sysctl -q -w net/ipv6/conf/eth0/accept_dad=0
+
+# Step 16/31 [address[0]] lesson step 6: assign 10.20.0.2/24 to eth0
+#   undo: none of its own, undone with step "veth"
+run 16 strict -- nsenter --net=/var/run/netns/cnish-test ip addr add 10.20.0.2/24 dev eth0 noprefixroute
+
+# Step 17/31 [address[1]] lesson step 6: assign fd20::2/64 to eth0
+#   undo: none of its own, undone with step "veth"
+run 17 strict -- nsenter --net=/var/run/netns/cnish-test ip addr add fd20::2/64 dev eth0 noprefixroute nodad
+
+# Step 18/31 [container-up] lesson step 7: bring eth0 up inside the container
+#   undo: none of its own, undone with step "veth"
+run 18 strict -- nsenter --net=/var/run/netns/cnish-test ip link set eth0 up
+
+# Step 19/31 [route[0]] route 10.20.0.1/32 (scope link) through eth0
+#   undo: none of its own, undone with step "veth"
+run 19 strict -- nsenter --net=/var/run/netns/cnish-test ip route add 10.20.0.1/32 dev eth0 src 10.20.0.2 scope link
+
+# Step 20/31 [route[1]] route 10.20.0.0/24 via 10.20.0.1 through eth0
+#   undo: none of its own, undone with step "veth"
+run 20 strict -- nsenter --net=/var/run/netns/cnish-test ip route add 10.20.0.0/24 via 10.20.0.1 dev eth0 src 10.20.0.2
+
+# Step 21/31 [route[2]] route fd20::1/128 (scope link) through eth0
+#   undo: none of its own, undone with step "veth"
+run 21 strict -- nsenter --net=/var/run/netns/cnish-test ip route add fd20::1/128 dev eth0 src fd20::2 scope link
+
+# Step 22/31 [route[3]] route fd20::/64 via fd20::1 through eth0
+#   undo: none of its own, undone with step "veth"
+run 22 strict -- nsenter --net=/var/run/netns/cnish-test ip route add fd20::/64 via fd20::1 dev eth0 src fd20::2
+
+# Step 23/31 [route[4]] route 0.0.0.0/0 via 10.20.0.1 through eth0
+#   undo: none of its own, undone with step "veth"
+run 23 strict -- nsenter --net=/var/run/netns/cnish-test ip route add 0.0.0.0/0 via 10.20.0.1 dev eth0
+
+# Step 24/31 [masquerade[0].chain] lesson step 8: create the masquerade chain CNI-341c64caf8d4656260708f60 (IPv4, nat table)
+#   why:  one chain per attachment, named like the reference plugin's (CNI- + sha512 of network and container id) so that either plugin can remove the other's
+#   undo: iptables -w -t nat -X CNI-341c64caf8d4656260708f60
+undo_24() { undo iptables -w -t nat -X CNI-341c64caf8d4656260708f60; }
+run 24 strict -- iptables -w -t nat -N CNI-341c64caf8d4656260708f60
+
+# Step 25/31 [masquerade[0].accept[0]] do not masquerade traffic from the container to its own subnet 10.20.0.0/24
+#   undo: iptables -w -t nat -D CNI-341c64caf8d4656260708f60 -d 10.20.0.0/24 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j ACCEPT
+undo_25() { undo iptables -w -t nat -D CNI-341c64caf8d4656260708f60 -d 10.20.0.0/24 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j ACCEPT; }
+run 25 strict -- iptables -w -t nat -A CNI-341c64caf8d4656260708f60 -d 10.20.0.0/24 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j ACCEPT
+
+# Step 26/31 [masquerade[0].masquerade] masquerade everything else the container sends, except multicast
+#   undo: iptables -w -t nat -D CNI-341c64caf8d4656260708f60 '!' -d 224.0.0.0/4 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j MASQUERADE
+undo_26() { undo iptables -w -t nat -D CNI-341c64caf8d4656260708f60 '!' -d 224.0.0.0/4 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j MASQUERADE; }
+run 26 strict -- iptables -w -t nat -A CNI-341c64caf8d4656260708f60 '!' -d 224.0.0.0/4 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j MASQUERADE
+
+# Step 27/31 [masquerade[0].jump[0]] send traffic from 10.20.0.2/32 through CNI-341c64caf8d4656260708f60
+#   undo: iptables -w -t nat -D POSTROUTING -s 10.20.0.2/32 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j CNI-341c64caf8d4656260708f60
+undo_27() { undo iptables -w -t nat -D POSTROUTING -s 10.20.0.2/32 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j CNI-341c64caf8d4656260708f60; }
+run 27 strict -- iptables -w -t nat -A POSTROUTING -s 10.20.0.2/32 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j CNI-341c64caf8d4656260708f60
+
+# Step 28/31 [masquerade[1].chain] lesson step 8: create the masquerade chain CNI-341c64caf8d4656260708f60 (IPv6, nat table)
+#   why:  one chain per attachment, named like the reference plugin's (CNI- + sha512 of network and container id) so that either plugin can remove the other's
+#   undo: ip6tables -w -t nat -X CNI-341c64caf8d4656260708f60
+undo_28() { undo ip6tables -w -t nat -X CNI-341c64caf8d4656260708f60; }
+run 28 strict -- ip6tables -w -t nat -N CNI-341c64caf8d4656260708f60
+
+# Step 29/31 [masquerade[1].accept[0]] do not masquerade traffic from the container to its own subnet fd20::/64
+#   undo: ip6tables -w -t nat -D CNI-341c64caf8d4656260708f60 -d fd20::/64 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j ACCEPT
+undo_29() { undo ip6tables -w -t nat -D CNI-341c64caf8d4656260708f60 -d fd20::/64 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j ACCEPT; }
+run 29 strict -- ip6tables -w -t nat -A CNI-341c64caf8d4656260708f60 -d fd20::/64 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j ACCEPT
+
+# Step 30/31 [masquerade[1].masquerade] masquerade everything else the container sends, except multicast
+#   undo: ip6tables -w -t nat -D CNI-341c64caf8d4656260708f60 '!' -d ff00::/8 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j MASQUERADE
+undo_30() { undo ip6tables -w -t nat -D CNI-341c64caf8d4656260708f60 '!' -d ff00::/8 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j MASQUERADE; }
+run 30 strict -- ip6tables -w -t nat -A CNI-341c64caf8d4656260708f60 '!' -d ff00::/8 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j MASQUERADE
+
+# Step 31/31 [masquerade[1].jump[0]] send traffic from fd20::2/128 through CNI-341c64caf8d4656260708f60
+#   undo: ip6tables -w -t nat -D POSTROUTING -s fd20::2/128 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j CNI-341c64caf8d4656260708f60
+undo_31() { undo ip6tables -w -t nat -D POSTROUTING -s fd20::2/128 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j CNI-341c64caf8d4656260708f60; }
+run 31 strict -- ip6tables -w -t nat -A POSTROUTING -s fd20::2/128 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j CNI-341c64caf8d4656260708f60
+
+# ---------------------------------------------------------------------------------------------
+trap - EXIT
+# The CNI result cnish would print:
+cat <<'CNISH_RESULT'
+{
+  "cniVersion": "1.0.0",
+  "interfaces": [
+    {
+      "name": "veth106fd44ef41",
+      "mac": "86:68:b0:b4:98:63"
+    },
+    {
+      "name": "eth0",
+      "mac": "4e:e1:72:8e:e8:b5",
+      "sandbox": "/var/run/netns/cnish-test"
+    }
+  ],
+  "ips": [
+    {
+      "address": "10.20.0.2/24",
+      "gateway": "10.20.0.1",
+      "interface": 1
+    },
+    {
+      "address": "fd20::2/64",
+      "gateway": "fd20::1",
+      "interface": 1
+    }
+  ],
+  "routes": [
+    {
+      "dst": "0.0.0.0/0"
+    }
+  ]
+}
+CNISH_RESULT

@@ -1,0 +1,232 @@
+#!/usr/bin/env bash
+# cnish CHECK plan (dry run: nothing was changed)
+#
+#   cnish          0.1.0
+#   command        CHECK
+#   network        ptpnet (plugin ptp, cniVersion 1.0.0)
+#   container id   ctr1
+#   netns          /var/run/netns/cnish-test
+#   ifname         eth0
+#
+# Running this script checks the attachment the way cnish would (reads only)
+# and exits 1 naming every step whose check failed.
+
+set -euo pipefail
+# Like cnish: tools come from PATH first, then the system directories; messages in English.
+PATH="${PATH:+$PATH:}/usr/sbin:/sbin:/usr/bin:/bin"
+export LC_ALL=C
+
+# Failures that mean "already there" (steps marked on_exists = done) and "already gone"
+# (on_missing = done, and every undo): the same list cnish's executor uses.
+already_there() { case $1 in *'File exists'*|*'Chain already exists'*|*'already reserved'*) return 0 ;; esac; return 1; }
+already_gone() { case $1 in *'Cannot find device'*|*'No such device'*|*'No such file or directory'*|*'does not exist'*|*'Address not found'*|*'No such process'*|*'No chain/target/match by that name'*|*'Bad rule (does a matching rule exist'*|*'Cannot assign requested address'*) return 0 ;; esac; return 1; }
+
+# run STEP MODE -- COMMAND...: run one step; MODE says which failures are harmless.
+run() {
+  local step=$1 mode=$2 out status=0
+  shift 3
+  out=$("$@" 2>&1) || status=$?
+  if (( status == 0 )); then
+    if declare -F "undo_$step" >/dev/null; then DONE+=("$step"); fi
+    return 0
+  fi
+  if [[ $mode == *exists-ok* ]] && already_there "$out"; then return 0; fi
+  if [[ $mode == *missing-ok* ]] && already_gone "$out"; then return 0; fi
+  printf 'cnish: step %s failed with status %s: %s\n' "$step" "$status" "$out" >&2
+  return "$status"
+}
+
+# undo COMMAND...: an undo; an object that is already gone counts as undone.
+undo() {
+  local out status=0
+  out=$("$@" 2>&1) || status=$?
+  if (( status != 0 )) && ! already_gone "$out"; then
+    printf 'cnish: undo failed with status %s: %s\n' "$status" "$out" >&2
+    return 1
+  fi
+}
+
+# check STEP EXPECT NEEDLE -- COMMAND...: EXPECT is status, output or contains.
+FAILED=()
+check() {
+  local step=$1 expect=$2 needle=$3 out status=0
+  shift 4
+  out=$("$@" 2>&1) || status=$?
+  if (( status == 0 )); then
+    case $expect in
+      status) return 0 ;;
+      output) [[ -n $out ]] && return 0 ;;
+      contains) [[ $out == *"$needle"* ]] && return 0 ;;
+    esac
+  fi
+  printf 'cnish: check of step %s failed: %s\n' "$step" "${out:-no output}" >&2
+  FAILED+=("$step")
+}
+
+# cnish-store OP DIR ARGS...: the host-local IPAM store, as cnish's own store (cnish/store.py)
+# handles it, with the reference plugin's format and lock. KEY is the attachment's index key:
+# next to each address file DIR/IP, an index entry DIR/.cnish-owner-KEY.IP has the same content.
+#   reserve DIR IP CID IFNAME SET KEY
+#       create DIR/IP holding "CID\r\nIFNAME" (fails if it exists), its index entry, and record
+#       IP in DIR/last_reserved_ip.SET
+#   release-ip DIR IP CID IFNAME SET PREV KEY
+#       remove DIR/IP and its index entry if they hold this attachment; if
+#       last_reserved_ip.SET still names IP, restore PREV (or remove the file when PREV is empty)
+#   release DIR CID IFNAME KEY    remove every file holding this attachment (legacy files
+#                                 holding only CID when there is none)
+#   prune DIR                     remove index entries whose address file says otherwise
+#   check DIR IP CID IFNAME       true when DIR/IP holds this attachment
+cnish-store() {
+  local op=$1 dir=$2 fd status=0 old_umask
+  shift 2
+  if [[ -L $dir ]]; then
+    printf 'cnish-store: refusing to use %s: it is a symlink\n' "$dir" >&2
+    return 1
+  fi
+  if [[ $op == check ]]; then
+    [[ ! -L $dir/$1 && -f $dir/$1 ]] || return 1
+    local content
+    content=$(<"$dir/$1")
+    [[ $content == "$2"$'\r\n'"$3" || $content == "$2" ]]
+    return
+  fi
+  if [[ ! -d $dir ]]; then
+    [[ $op == reserve ]] || return 0          # nothing was ever reserved here
+    mkdir -p -- "$dir" && chmod 0755 -- "$dir"
+  fi
+  old_umask=$(umask)
+  umask 077
+  exec {fd}>>"$dir/lock"
+  flock "$fd"
+  case $op in
+    reserve)
+      if (set -o noclobber; printf '%s\r\n%s' "$2" "$3" >"$dir/$1") 2>/dev/null; then
+        printf '%s\r\n%s' "$2" "$3" >"$dir/.cnish-owner-$5.$1"
+        printf '%s' "$1" >"$dir/last_reserved_ip.$4"
+      else
+        printf 'cnish-store: %s is already reserved in %s: File exists\n' "$1" "$dir" >&2
+        status=1
+      fi
+      ;;
+    release-ip)
+      rm -f -- "$dir/.cnish-owner-$6.$1"
+      if [[ ! -L $dir/$1 && -f $dir/$1 ]]; then
+        local content
+        content=$(<"$dir/$1")
+        if [[ $content == "$2"$'\r\n'"$3" || $content == "$2" ]]; then
+          rm -f -- "$dir/$1"
+          if [[ -f $dir/last_reserved_ip.$4 && $(<"$dir/last_reserved_ip.$4") == "$1" ]]; then
+            if [[ -n $5 ]]; then printf '%s' "$5" >"$dir/last_reserved_ip.$4"
+            else rm -f -- "$dir/last_reserved_ip.$4"; fi
+          fi
+        fi
+      fi
+      ;;
+    release)
+      local f content found=0 match
+      for match in "$1"$'\r\n'"$2" "$1"; do       # exact owner first, then legacy id-only files
+        for f in "$dir"/*; do
+          case ${f##*/} in lock | last_reserved_ip.* | '*') continue ;; esac
+          [[ ! -L $f && -f $f ]] || continue
+          content=$(<"$f") || continue
+          if [[ $content == "$match" ]]; then rm -f -- "$f"; found=1; fi
+        done
+        (( found )) && break
+      done
+      rm -f -- "$dir/.cnish-owner-$3".*
+      ;;
+    prune)
+      local f ip
+      for f in "$dir"/.cnish-owner-*; do
+        [[ -f $f ]] || continue
+        ip=${f##*/.cnish-owner-????????????????.}
+        if [[ ! -f $dir/$ip || $(<"$f") != "$(<"$dir/$ip")" ]]; then rm -f -- "$f"; fi
+      done
+      ;;
+  esac
+  exec {fd}>&-
+  umask "$old_umask"
+  return "$status"
+}
+
+# ---------------------------------------------------------------------------------------------
+
+# Step 1/23 [reserve[0]] reserve 10.20.0.2 for ctr1/eth0 in /nonexistent/cnish-golden/ptpnet
+#   why:  the file is created exclusively, so two ADDs can never hold the same address
+check 1 status '' -- cnish-store check /nonexistent/cnish-golden/ptpnet 10.20.0.2 ctr1 eth0
+
+# Step 2/23 [reserve[1]] reserve fd20::2 for ctr1/eth0 in /nonexistent/cnish-golden/ptpnet
+#   why:  the file is created exclusively, so two ADDs can never hold the same address
+check 2 status '' -- cnish-store check /nonexistent/cnish-golden/ptpnet fd20::2 ctr1 eth0
+
+# Step 3/23 [forward-ipv4] enable IPv4 forwarding on the host
+#   why:  the host routes the container's traffic; host-wide and shared, never turned off again
+check 3 status '' -- grep -qxF 1 /proc/sys/net/ipv4/ip_forward
+
+# Step 4/23 [forward-ipv6] enable IPv6 forwarding on the host
+check 4 status '' -- grep -qxF 1 /proc/sys/net/ipv6/conf/all/forwarding
+
+# Step 5/23 [veth] create the veth pair veth106fd44ef41 (host) / eth0 (inside /var/run/netns/cnish-test)
+check 5 status '' -- test -e /sys/class/net/veth106fd44ef41
+
+# Step 8/23 [host-gateway[0]] give veth106fd44ef41 the gateway address 10.20.0.1/32
+#   why:  the container's next hop is the host end of its own veth
+check 8 output '' -- ip -o addr show dev veth106fd44ef41 to 10.20.0.1
+
+# Step 9/23 [host-gateway[1]] give veth106fd44ef41 the gateway address fd20::1/128
+#   why:  the container's next hop is the host end of its own veth
+check 9 output '' -- ip -o addr show dev veth106fd44ef41 to fd20::1
+
+# Step 10/23 [host-route[0]] route 10.20.0.2/32 to the container through veth106fd44ef41
+check 10 output '' -- ip -4 -o route show exact 10.20.0.2/32 dev veth106fd44ef41
+
+# Step 11/23 [host-route[1]] route fd20::2/128 to the container through veth106fd44ef41
+check 11 output '' -- ip -6 -o route show exact fd20::2/128 dev veth106fd44ef41
+
+# Step 16/23 [address[0]] lesson step 6: assign 10.20.0.2/24 to eth0
+check 16 output '' -- nsenter --net=/var/run/netns/cnish-test ip -o addr show dev eth0 to 10.20.0.2
+
+# Step 17/23 [address[1]] lesson step 6: assign fd20::2/64 to eth0
+check 17 output '' -- nsenter --net=/var/run/netns/cnish-test ip -o addr show dev eth0 to fd20::2
+
+# Step 18/23 [container-up] lesson step 7: bring eth0 up inside the container
+check 18 contains 4e:e1:72:8e:e8:b5 -- nsenter --net=/var/run/netns/cnish-test ip -o link show dev eth0
+
+# Step 19/23 [route[0]] route 10.20.0.1/32 (scope link) through eth0
+check 19 output '' -- nsenter --net=/var/run/netns/cnish-test ip -4 -o route show exact 10.20.0.1/32 dev eth0
+
+# Step 20/23 [route[1]] route 10.20.0.0/24 via 10.20.0.1 through eth0
+check 20 output '' -- nsenter --net=/var/run/netns/cnish-test ip -4 -o route show exact 10.20.0.0/24 via 10.20.0.1 dev eth0
+
+# Step 21/23 [route[2]] route fd20::1/128 (scope link) through eth0
+check 21 output '' -- nsenter --net=/var/run/netns/cnish-test ip -6 -o route show exact fd20::1/128 dev eth0
+
+# Step 22/23 [route[3]] route fd20::/64 via fd20::1 through eth0
+check 22 output '' -- nsenter --net=/var/run/netns/cnish-test ip -6 -o route show exact fd20::/64 via fd20::1 dev eth0
+
+# Step 23/23 [route[4]] route 0.0.0.0/0 via 10.20.0.1 through eth0
+check 23 output '' -- nsenter --net=/var/run/netns/cnish-test ip -4 -o route show exact 0.0.0.0/0 via 10.20.0.1 dev eth0
+
+# Step 25/23 [masquerade[0].accept[0]] do not masquerade traffic from the container to its own subnet 10.20.0.0/24
+check 25 status '' -- iptables -w -t nat -C CNI-341c64caf8d4656260708f60 -d 10.20.0.0/24 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j ACCEPT
+
+# Step 26/23 [masquerade[0].masquerade] masquerade everything else the container sends, except multicast
+check 26 status '' -- iptables -w -t nat -C CNI-341c64caf8d4656260708f60 '!' -d 224.0.0.0/4 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j MASQUERADE
+
+# Step 27/23 [masquerade[0].jump[0]] send traffic from 10.20.0.2/32 through CNI-341c64caf8d4656260708f60
+check 27 status '' -- iptables -w -t nat -C POSTROUTING -s 10.20.0.2/32 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j CNI-341c64caf8d4656260708f60
+
+# Step 29/23 [masquerade[1].accept[0]] do not masquerade traffic from the container to its own subnet fd20::/64
+check 29 status '' -- ip6tables -w -t nat -C CNI-341c64caf8d4656260708f60 -d fd20::/64 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j ACCEPT
+
+# Step 30/23 [masquerade[1].masquerade] masquerade everything else the container sends, except multicast
+check 30 status '' -- ip6tables -w -t nat -C CNI-341c64caf8d4656260708f60 '!' -d ff00::/8 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j MASQUERADE
+
+# Step 31/23 [masquerade[1].jump[0]] send traffic from fd20::2/128 through CNI-341c64caf8d4656260708f60
+check 31 status '' -- ip6tables -w -t nat -C POSTROUTING -s fd20::2/128 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j CNI-341c64caf8d4656260708f60
+
+# ---------------------------------------------------------------------------------------------
+if (( ${#FAILED[@]} )); then
+  printf 'cnish: check failed (steps %s)\n' "${FAILED[*]}" >&2
+  exit 1
+fi
