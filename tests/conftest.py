@@ -33,11 +33,33 @@ def pytest_addoption(parser):
                      help="rewrite tests/cases/*/*/expected files from the current code")
 
 
+_kinds = {}
+
+
+def link_kind_missing(kind: str) -> bool:
+    """Does this kernel lack a link kind? Asked like cnish does: `ip link add` in a network
+    namespace of its own that vanishes with the command (nothing on the host changes)."""
+    if kind not in _kinds:
+        import subprocess
+        extra = ["id", "1"] if kind == "vlan" else []
+        proc = subprocess.run(["unshare", "--net", "ip", "link", "add", "link", "lo", "name",
+                               "probe", "type", kind, *extra], capture_output=True, text=True,
+                              stdin=subprocess.DEVNULL)
+        _kinds[kind] = "Unknown device type" in proc.stderr
+    return _kinds[kind]
+
+
 def pytest_collection_modifyitems(config, items):
     problem = kernel_problem()
     for item in items:
         if problem and (item.get_closest_marker("kernel") or item.get_closest_marker("podman")):
             item.add_marker(pytest.mark.skip(reason=problem))
+            continue
+        marker = item.get_closest_marker("linktype")
+        if marker and not problem and link_kind_missing(marker.kwargs["kind"]):
+            item.add_marker(pytest.mark.skip(
+                reason=f"this kernel ({os.uname().release}) has no {marker.kwargs['kind']} "
+                       "links; they run in the kernel lab (../shared/kernel-lab)"))
 
 
 @pytest.fixture

@@ -1,0 +1,246 @@
+"""The other main plugins on a real kernel: ptp, macvlan, host-device and loopback here;
+vlan, ipvlan and dummy where the kernel has them (marked `linktype`, run in the kernel lab on
+machines whose kernel lacks them), and a clear refusal that changes nothing where it does not."""
+
+import os
+import time
+
+import pytest
+
+from lab import sh, store_files, without_lock
+
+pytestmark = pytest.mark.kernel
+
+
+def ping(ns, address, attempts=30):
+    """Ping, allowing the ~1 s an IPv6 path needs to settle after an ADD (neighbour
+    discovery of a fresh link), as the CNI spec allows for convergence."""
+    flag = "-6" if ":" in address else "-4"
+    for _ in range(attempts):
+        if sh("ip", "netns", "exec", ns, "ping", flag, "-c", "1", "-W", "1", address,
+              check=False).returncode == 0:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def conf(lab, kind, **extra):
+    base = {"cniVersion": "1.0.0", "name": f"{kind}net", "type": kind}
+    base.update(extra)
+    return base
+
+
+def hostlocal(lab, *subnets, routes=()):
+    return {"type": "host-local", "ranges": [[{"subnet": s}] for s in subnets],
+            "routes": [{"dst": r} for r in routes], "dataDir": lab.data_dir}
+
+
+def nat(host):
+    return [l for tool in ("iptables-save", "ip6tables-save")
+            for l in host.run(tool, "-t", "nat").stdout.splitlines() if l.startswith("-A")]
+
+
+# ------------------------------------------------------------------------------------------ ptp
+
+def test_ptp_routes_each_container_through_the_host(lab):
+    host, c1, c2 = lab.host(), lab.netns(), lab.netns()
+    net = conf(lab, "ptp", ipMasq=True, ipam=hostlocal(lab, "10.85.0.0/24", "fd85::/64",
+                                                        routes=["0.0.0.0/0"]))
+    rc, r1, err = host.cni("ADD", net, c1)
+    assert rc == 0, (r1, err)
+    rc, r2, _ = host.cni("ADD", net, c2, cid="ctr2")
+    assert rc == 0
+    assert [i["address"] for i in r1["ips"]] == ["10.85.0.2/24", "fd85::2/64"]
+    assert [i["name"] for i in r1["interfaces"]][1] == "eth0" and r1["ips"][0]["interface"] == 1
+    routes = sh("ip", "-n", c1, "route").stdout
+    assert "default via 10.85.0.1 dev eth0" in routes
+    assert "10.85.0.0/24 via 10.85.0.1 dev eth0 src 10.85.0.2" in routes
+    assert "10.85.0.1 dev eth0 scope link src 10.85.0.2" in routes
+    host_routes = host.run("ip", "route").stdout
+    assert "10.85.0.2 dev " + r1["interfaces"][0]["name"] in host_routes
+    for target in ("10.85.0.1", "10.85.0.3", "fd85::1", "fd85::3"):
+        assert ping(c1, target), target
+    assert any("-s 10.85.0.2/32" in l for l in nat(host))
+    assert host.cni("CHECK", dict(net, prevResult=r1), c1)[0] == 0
+    for _ in range(2):
+        assert host.cni("DEL", dict(net, prevResult=r1), c1)[0] == 0
+    assert r1["interfaces"][0]["name"] not in host.run("ip", "-o", "link").stdout
+    assert not [l for l in nat(host) if '"ctr1"' in l]
+    assert ping(c2, "10.85.0.1")               # the other container is untouched
+
+
+# -------------------------------------------------------------------------------------- macvlan
+
+@pytest.fixture
+def master(lab):
+    """A master link in the test's host namespace: one end of a veth pair, both ends up."""
+    def make(host, name="mst0"):
+        host.run("ip", "link", "add", name, "type", "veth", "peer", "name", name + "p")
+        host.run("ip", "link", "set", name, "up")
+        host.run("ip", "link", "set", name + "p", "up")
+        return name
+    return make
+
+
+def test_macvlan_containers_talk_over_their_master(lab, master):
+    host, c1, c2 = lab.host(), lab.netns(), lab.netns()
+    m = master(host)
+    net = conf(lab, "macvlan", master=m, mode="bridge", ipam=hostlocal(lab, "10.86.0.0/24"))
+    rc, r1, err = host.cni("ADD", net, c1)
+    assert rc == 0, (r1, err)
+    rc, r2, _ = host.cni("ADD", net, c2, cid="ctr2", args="IgnoreUnknown=1;MAC=0a:58:00:00:00:42")
+    assert rc == 0
+    link = sh("ip", "-n", c2, "-d", "-o", "link", "show", "eth0").stdout
+    assert "macvlan mode bridge" in link and "0a:58:00:00:00:42" in link
+    assert r1["interfaces"] == [{"name": "eth0", "mac": r1["interfaces"][0]["mac"],
+                                 "sandbox": f"/var/run/netns/{c1}"}]
+    assert r1["interfaces"][0]["mac"] in sh("ip", "-n", c1, "-o", "link", "show", "eth0").stdout
+    assert ping(c1, "10.86.0.3")
+    assert host.cni("CHECK", dict(net, prevResult=r1), c1)[0] == 0
+    # the master disappears: DEL still succeeds (the reference 1.1.1 failed here), and again
+    host.run("ip", "link", "del", m)
+    assert host.cni("DEL", dict(net, prevResult=r1), c1)[0] == 0
+    assert host.cni("DEL", dict(net, prevResult=r1), c1)[0] == 0
+    assert not [k for k in store_files(lab.data_dir) if k.endswith("10.86.0.2")]
+
+
+def test_macvlan_refuses_bad_masters_before_changing_anything(lab, master):
+    host, c = lab.host(), lab.netns()
+    m = master(host)
+    before = host.state(c)
+    for net, words in ((conf(lab, "macvlan", master="nonesuch", ipam=hostlocal(lab, "10.86.0.0/24")),
+                        "nonesuch not found"),
+                       (conf(lab, "macvlan", master=m, mtu=9000, ipam=hostlocal(lab, "10.86.0.0/24")),
+                        "master's MTU")):
+        rc, out, _ = host.cni("ADD", net, c)
+        assert rc == 1 and out["code"] == 7 and words in out["msg"], out
+    assert host.state(c) == before
+
+
+# ---------------------------------------------------------------------------------- host-device
+
+def test_host_device_is_lent_and_given_back(lab):
+    host, c = lab.host(), lab.netns()
+    host.run("ip", "link", "add", "hd0", "type", "veth", "peer", "name", "hd0peer")
+    host.run("ip", "addr", "add", "10.87.0.1/24", "dev", "hd0peer")
+    host.run("ip", "link", "set", "hd0peer", "up")
+    mac = host.run("cat", "/sys/class/net/hd0/address").stdout.strip()
+    net = conf(lab, "host-device", device="hd0",
+               ipam={"type": "static", "addresses": [{"address": "10.87.0.5/24"}]})
+    rc, res, err = host.cni("ADD", net, c, ifname="net1")
+    assert rc == 0, (res, err)
+    assert res["interfaces"] == [{"name": "net1", "mac": mac, "sandbox": f"/var/run/netns/{c}"}]
+    assert "hd0" not in host.run("ip", "-o", "link").stdout.replace("hd0peer", "")
+    assert ping(c, "10.87.0.1")
+    assert host.cni("CHECK", dict(net, prevResult=res), c, ifname="net1")[0] == 0
+    assert host.cni("DEL", dict(net, prevResult=res), c, ifname="net1")[0] == 0
+    assert host.run("cat", "/sys/class/net/hd0/address").stdout.strip() == mac
+    assert host.run("cat", "/sys/class/net/hd0/ifalias").stdout.strip() == ""
+    # given back already: a repeated DEL succeeds (the reference's failed: "Link not found")
+    assert host.cni("DEL", dict(net, prevResult=res), c, ifname="net1")[0] == 0
+
+
+def test_host_device_by_hwaddr_and_a_taken_name(lab):
+    host, c = lab.host(), lab.netns()
+    host.run("ip", "link", "add", "hd1", "type", "veth", "peer", "name", "hd1peer")
+    mac = host.run("cat", "/sys/class/net/hd1/address").stdout.strip()
+    net = conf(lab, "host-device", hwaddr=mac)
+    sh("ip", "-n", c, "link", "add", "net1", "type", "veth", "peer", "name", "other")
+    before = host.state(c)
+    rc, out, _ = host.cni("ADD", net, c, ifname="net1")
+    assert rc == 1 and "already has an interface named net1" in out["msg"]
+    assert host.state(c) == before                   # hd1 stayed on the host
+    rc, res, _ = host.cni("ADD", net, c, ifname="net2")
+    assert rc == 0 and res["interfaces"][0]["mac"] == mac
+    sh("ip", "netns", "del", c)                       # the container goes away first
+    assert host.cni("DEL", dict(net, prevResult=res), c, ifname="net2")[0] == 0
+
+
+# ------------------------------------------------------------------------------------- loopback
+
+def test_loopback_up_and_down(lab):
+    host, c = lab.host(), lab.netns()
+    sh("ip", "-n", c, "link", "set", "lo", "down")
+    net = conf(lab, "loopback")
+    rc, res, _ = host.cni("ADD", net, c)
+    assert rc == 0 and res["interfaces"][0]["name"] == "lo"
+    assert ping(c, "127.0.0.1")
+    assert host.cni("CHECK", net, c)[0] == 0
+    assert host.cni("DEL", net, c)[0] == 0
+    rc, out, _ = host.cni("CHECK", net, c)
+    assert rc == 1 and out["code"] == 101 and "lo up" in out["msg"]
+    assert host.cni("DEL", net, "")[0] == 0
+
+
+# ------------------------------------------------------- vlan, ipvlan, dummy: without the kernel
+
+@pytest.mark.parametrize("kind", ["vlan", "ipvlan", "dummy"])
+def test_a_kernel_without_the_link_kind_is_refused_cleanly(lab, master, kind):
+    from conftest import link_kind_missing
+    if not link_kind_missing(kind):
+        pytest.skip(f"this kernel has {kind} links (the linktype tests below cover it)")
+    host, c = lab.host(), lab.netns()
+    m = master(host)
+    extra = {"master": m} if kind != "dummy" else {}
+    if kind == "vlan":
+        extra["vlanId"] = 100
+    net = conf(lab, kind, cniVersion="1.1.0", ipam=hostlocal(lab, "10.88.0.0/24"), **extra)
+    before = host.state(c)
+    rc, out, _ = host.cni("ADD", net, c)
+    assert rc == 1 and out["code"] == 103, out
+    assert f"cannot create {kind} links" in out["msg"] and "nothing was changed" in out["details"]
+    assert host.state(c) == before                 # not even the store's lock file
+    rc, out, _ = host.cni("STATUS", net, None, cid="", ifname="")
+    assert rc == 1 and out["code"] == 50 and kind in out["msg"]
+
+
+# ------------------------------------------------------- vlan, ipvlan, dummy: with the kernel
+
+@pytest.mark.linktype(kind="vlan")
+def test_vlan_reaches_the_same_vlan_behind_the_master(lab, master):
+    host, c, far = lab.host(), lab.netns(), lab.netns()
+    m = master(host)
+    host.run("ip", "link", "set", m + "p", "netns", f"/var/run/netns/{far}")
+    sh("ip", "-n", far, "link", "set", m + "p", "up")
+    sh("ip", "-n", far, "link", "add", "link", m + "p", "name", "v100", "type", "vlan", "id", "100")
+    sh("ip", "-n", far, "addr", "add", "10.89.0.1/24", "dev", "v100")
+    sh("ip", "-n", far, "link", "set", "v100", "up")
+    net = conf(lab, "vlan", master=m, vlanId=100, ipam=hostlocal(lab, "10.89.0.0/24"))
+    rc, res, err = host.cni("ADD", net, c)
+    assert rc == 0, (res, err)
+    assert "vlan protocol 802.1Q id 100" in sh("ip", "-n", c, "-d", "-o", "link", "show", "eth0").stdout
+    assert ping(c, "10.89.0.1")
+    assert host.cni("CHECK", dict(net, prevResult=res), c)[0] == 0
+    host.run("ip", "link", "del", m)               # master gone: DEL still succeeds
+    assert host.cni("DEL", dict(net, prevResult=res), c)[0] == 0
+    assert host.cni("DEL", dict(net, prevResult=res), c)[0] == 0
+
+
+@pytest.mark.linktype(kind="ipvlan")
+def test_ipvlan_l2_containers_talk(lab, master):
+    host, c1, c2 = lab.host(), lab.netns(), lab.netns()
+    m = master(host)
+    net = conf(lab, "ipvlan", master=m, mode="l2", ipam=hostlocal(lab, "10.90.0.0/24"))
+    rc, r1, err = host.cni("ADD", net, c1)
+    assert rc == 0, (r1, err)
+    assert host.cni("ADD", net, c2, cid="ctr2")[0] == 0
+    assert "ipvlan" in sh("ip", "-n", c1, "-d", "-o", "link", "show", "eth0").stdout
+    assert ping(c1, "10.90.0.3")
+    assert host.cni("CHECK", dict(net, prevResult=r1), c1)[0] == 0
+    assert host.cni("DEL", dict(net, prevResult=r1), c1)[0] == 0
+    assert host.cni("DEL", dict(net, prevResult=r1), c1)[0] == 0
+
+
+@pytest.mark.linktype(kind="dummy")
+def test_dummy_link_with_addresses(lab):
+    host, c = lab.host(), lab.netns()
+    net = conf(lab, "dummy", ipam=hostlocal(lab, "10.91.0.0/24", "fd91::/64"))
+    rc, res, err = host.cni("ADD", net, c)
+    assert rc == 0, (res, err)
+    out = sh("ip", "-n", c, "-d", "-o", "addr", "show", "eth0").stdout
+    assert "10.91.0.2/24" in out and "fd91::2/64" in out
+    assert ping(c, "10.91.0.2")
+    assert host.cni("CHECK", dict(net, prevResult=res), c)[0] == 0
+    assert host.cni("DEL", dict(net, prevResult=res), c)[0] == 0
+    assert without_lock(host.state(c))["container"]["links"] == [
+        l for l in without_lock(host.state(c))["container"]["links"] if "eth0" not in l]
