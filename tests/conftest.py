@@ -13,7 +13,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
 
-from lab import RUN_ID, Lab, kernel_problem  # noqa: E402
+from lab import RUN_ID, Lab, kernel_problem, link_kind_missing  # noqa: E402
 
 
 def pytest_configure(config):
@@ -31,22 +31,6 @@ def pytest_configure(config):
 def pytest_addoption(parser):
     parser.addoption("--regen-golden", action="store_true",
                      help="rewrite tests/cases/*/*/expected files from the current code")
-
-
-_kinds = {}
-
-
-def link_kind_missing(kind: str) -> bool:
-    """Does this kernel lack a link kind? Asked like cnish does: `ip link add` in a network
-    namespace of its own that vanishes with the command (nothing on the host changes)."""
-    if kind not in _kinds:
-        import subprocess
-        extra = ["id", "1"] if kind == "vlan" else []
-        proc = subprocess.run(["unshare", "--net", "ip", "link", "add", "link", "lo", "name",
-                               "probe", "type", kind, *extra], capture_output=True, text=True,
-                              stdin=subprocess.DEVNULL)
-        _kinds[kind] = "Unknown device type" in proc.stderr
-    return _kinds[kind]
 
 
 def pytest_collection_modifyitems(config, items):

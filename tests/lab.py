@@ -23,6 +23,21 @@ def kernel_problem() -> str | None:
     return None
 
 
+_kinds = {}
+
+
+def link_kind_missing(kind: str) -> bool:
+    """Does this kernel lack a link kind? Asked like cnish does: `ip link add` in a network
+    namespace of its own that vanishes with the command (nothing on the host changes)."""
+    if kind not in _kinds:
+        extra = ["id", "1"] if kind == "vlan" else []
+        proc = subprocess.run(["unshare", "--net", "ip", "link", "add", "link", "lo", "name",
+                               "probe", "type", kind, *extra], capture_output=True, text=True,
+                              stdin=subprocess.DEVNULL)
+        _kinds[kind] = "Unknown device type" in proc.stderr
+    return _kinds[kind]
+
+
 _launcher = []
 
 
@@ -140,15 +155,49 @@ class Node:
             "routes6": lines("ip", "-6", "route", "show", "table", "all"),
             "iptables": tables("iptables"),
             "ip6tables": tables("ip6tables"),
+            "nftables": nft_ruleset(self.name),
+            "sysctls": lines("sysctl", "-a", "-r", SYSCTLS),
             "store": store_files(self.lab.data_dir),
+            "cache": store_files(self.lab.cache_dir),
         }
         if container:
             snap["container"] = {
                 "links": lines("ip", "-o", "link", "show", ns=container),
                 "addresses": lines("ip", "-o", "addr", "show", ns=container),
                 "routes": lines("ip", "route", "show", "table", "all", ns=container),
+                "sysctls": lines("sysctl", "-a", "-r", SYSCTLS, ns=container),
             }
         return snap
+
+
+# Every kernel parameter a cnish plan sets (templates/sysctl/set.j2 and the plans that use it).
+SYSCTLS = (r"^net\.ipv4\.(ip_forward|conf\.[^.]+\.(forwarding|arp_notify))$|"
+           r"^net\.ipv6\.conf\.[^.]+\.(forwarding|accept_ra|disable_ipv6|accept_dad|ndisc_notify)$")
+
+
+def nft_ruleset(ns: str) -> list:
+    """`nft list ruleset` of a namespace as comparable items (tables, chains, rules, sets),
+    without handles, and without what iptables-nft creates on first use and never removes:
+    base chains with no rules and the default policy, and tables left with nothing else."""
+    if shutil.which("nft") is None:
+        return []
+    proc = sh("ip", "netns", "exec", ns, "nft", "-j", "list", "ruleset", check=False)
+    if proc.returncode != 0:
+        return [f"nft failed: {proc.stderr.strip()}"]
+    items = [next(iter(o.items())) for o in json.loads(proc.stdout)["nftables"]
+             if "metainfo" not in o]
+    for _kind, body in items:
+        body.pop("handle", None)
+    used = {(b["family"], b["table"], b["chain"]) for k, b in items if k == "rule"}
+    keep = []
+    for kind, body in items:
+        if kind == "chain" and body.get("hook") and body.get("policy") == "accept" \
+                and (body["family"], body["table"], body["name"]) not in used:
+            continue
+        keep.append((kind, body))
+    tables = {(b["family"], b.get("table")) for k, b in keep if k != "table"}
+    return sorted(json.dumps([k, b], sort_keys=True) for k, b in keep
+                  if k != "table" or (b["family"], b["name"]) in tables)
 
 
 def _steady(line: str) -> str:
