@@ -10,7 +10,7 @@ from cnish import names
 from cnish.config import netns_problem, requested_mac
 from cnish.plugins import common
 from cnish.errors import INVALID_CONFIG, IPAM_FAILED, CNIError, invalid_config, unsupported_field
-from cnish.ipnet import IP, Prefix
+from cnish.ipnet import Prefix
 
 TYPE = "bridge"
 KIND = "interface"

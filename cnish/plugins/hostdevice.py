@@ -119,9 +119,27 @@ def prepare(op) -> dict:
         ipam_att, held = op.ipam_del()
         ips, routes = common.ips_for_del(op, held), []
     att["returning"] = bool(att["device"]) and op.command == "DEL"
+    att["unlabel"] = False
+    if op.command == "DEL" and not att["device"]:
+        att["device"] = _labelled_in_host(op)
+        att["unlabel"] = bool(att["device"])
     common.container(att, ips, routes, link_step="move")
     att["ipam"] = ipam_att
     return att
+
+
+def _labelled_in_host(op) -> str:
+    """The device an ADD labelled but never moved (it was killed in between): still in the
+    host, with its own name as its alias. DEL clears the label, so that nothing that only
+    the killed ADD knew about remains."""
+    conf = op.conf
+    if not any(conf[k] for k in ("device", "hwaddr", "kernelpath", "pciBusID", "deviceID")):
+        return ""
+    try:
+        device = find_device(op)
+    except CNIError:
+        return ""                   # not in the host either: nothing of ours to clear
+    return device if op.read_sys(f"/sys/class/net/{device}/ifalias") == device else ""
 
 
 def _original_name(op) -> str | None:

@@ -118,10 +118,12 @@ def ipam_del(op):
 
 
 def ipam_check(op, ips: list):
-    """The configured addresses that appear in prevResult must have the configured gateway."""
+    """The configured addresses that appear in prevResult must have the configured gateway.
+    An address configured without one accepts any: the main plugin may have added its own
+    (bridge with isGateway does), as the reference's CHECK allows."""
     expected = {a["address"]: a.get("gateway") for a in addresses(op)}
     for entry in ips:
-        if entry["address"] in expected and expected[entry["address"]] != entry.get("gateway"):
+        if expected.get(entry["address"]) not in (None, entry.get("gateway")):
             raise CNIError(CHECK_FAILED, f"static: address {entry['address']} has gateway "
                            f"{entry.get('gateway')}, configured {expected[entry['address']]}")
     return {}

@@ -2,12 +2,11 @@
 vlan, ipvlan and dummy where the kernel has them (marked `linktype`, run in the kernel lab on
 machines whose kernel lacks them), and a clear refusal that changes nothing where it does not."""
 
-import os
 import time
 
 import pytest
 
-from lab import link_kind_missing, sh, store_files, without_lock
+from lab import link_kind_missing, sh, store_files
 
 pytestmark = pytest.mark.kernel
 

@@ -148,3 +148,18 @@ def test_dry_run_preview_creates_nothing(tmp_path):
     att, result = hostlocal.ipam_add(op)
     assert result["ips"][0]["address"] == "10.99.0.2/24"
     assert not (tmp_path / "nothing-here").exists()
+
+
+def test_static_check_compares_only_configured_gateways():
+    """static's CHECK: a configured gateway must match prevResult's; an address configured
+    without one accepts the gateway a main plugin added (bridge with isGateway does)."""
+    from cnish.plugins import static
+    raw = {"cniVersion": "1.0.0", "name": "net1", "type": "static",
+           "ipam": {"type": "static", "addresses": [
+               {"address": "10.94.0.5/24", "gateway": "10.94.0.1"}, {"address": "fd94::5/64"}]}}
+    op = operation(raw, command="CHECK")
+    static.ipam_check(op, [{"address": "10.94.0.5/24", "gateway": "10.94.0.1"},
+                           {"address": "fd94::5/64", "gateway": "fd94::1"}])
+    with pytest.raises(CNIError) as info:
+        static.ipam_check(op, [{"address": "10.94.0.5/24", "gateway": "10.94.0.254"}])
+    assert info.value.code == 101 and "10.94.0.254" in info.value.msg

@@ -1,0 +1,155 @@
+"""Every plugin plan, every step, on a real kernel: step k fails (a failing wrapper earlier in
+PATH) and the host must be exactly as before; cnish is SIGKILLed right after step k and the
+runtime's DEL must leave the host clean, after which a new ADD works.
+
+"The host" is everything Node.state() snapshots: links, addresses, routes and sysctls in the
+host and container namespaces, iptables-save, nft list ruleset, the IPAM store and the result
+cache. vlan, ipvlan and dummy need link kinds this machine's kernel lacks: they are marked
+`linktype` and run in the kernel lab (../shared/kernel-lab) from .ci/run."""
+
+import pytest
+
+from figures import count
+from lab import fault_env, plan_steps, reservations_only, sh, strip_netns, unique
+
+pytestmark = pytest.mark.kernel
+
+# One address per family: every ADD of the same container plans exactly the same commands (the
+# round-robin cursor cannot move), so a plan made once names the commands to break.
+HOST_LOCAL = {"type": "host-local", "routes": [{"dst": "0.0.0.0/0"}],
+              "ranges": [[{"subnet": "10.93.0.0/24", "rangeStart": "10.93.0.5",
+                           "rangeEnd": "10.93.0.5"}],
+                         [{"subnet": "fd93::/64", "rangeStart": "fd93::5", "rangeEnd": "fd93::5"}]]}
+STATIC = {"type": "static", "addresses": [{"address": "10.94.0.5/24", "gateway": "10.94.0.1"},
+                                          {"address": "fd94::5/64"}],
+          "routes": [{"dst": "10.95.0.0/16"}]}
+
+
+def veth_master(host, name="mst0"):
+    """A link for macvlan, ipvlan and vlan to sit on: one end of a veth pair, both ends up."""
+    host.run("ip", "link", "add", name, "type", "veth", "peer", "name", name + "p")
+    host.run("ip", "link", "set", name, "up")
+    host.run("ip", "link", "set", name + "p", "up")
+    return {"master": name}
+
+
+def lent_device(host):
+    """A device for host-device to lend to the container (and to get back)."""
+    host.run("ip", "link", "add", "hd0", "type", "veth", "peer", "name", "hd0p")
+    return {"device": "hd0"}
+
+
+# plugin case -> (config fields, host preparation returning more fields, the link kind needed)
+CASES = {
+    "bridge": ({"type": "bridge", "bridge": "cni-every0", "isGateway": True,
+                "isDefaultGateway": True, "ipMasq": True, "hairpinMode": True,
+                "ipam": HOST_LOCAL}, None, None),
+    "bridge-static": ({"type": "bridge", "bridge": "cni-every1", "isGateway": True,
+                       "ipam": STATIC}, None, None),
+    "ptp": ({"type": "ptp", "ipMasq": True, "mtu": 1400, "ipam": HOST_LOCAL}, None, None),
+    "macvlan": ({"type": "macvlan", "mode": "bridge", "ipam": HOST_LOCAL}, veth_master, None),
+    "macvlan-static": ({"type": "macvlan", "ipam": STATIC}, veth_master, None),
+    "host-device": ({"type": "host-device", "ipam": HOST_LOCAL}, lent_device, None),
+    "loopback": ({"type": "loopback"}, None, None),
+    "vlan": ({"type": "vlan", "vlanId": 42, "ipam": HOST_LOCAL}, veth_master, "vlan"),
+    "ipvlan": ({"type": "ipvlan", "mode": "l2", "ipam": HOST_LOCAL}, veth_master, "ipvlan"),
+    "ipvlan-l3": ({"type": "ipvlan", "mode": "l3", "ipam": STATIC}, veth_master, "ipvlan"),
+    "dummy": ({"type": "dummy", "ipam": HOST_LOCAL}, None, "dummy"),
+}
+
+
+def params():
+    for case, (_fields, _prepare, kind) in CASES.items():
+        marks = [pytest.mark.linktype(kind=kind)] if kind else []
+        yield pytest.param(case, marks=marks, id=case)
+
+
+def network(lab, case):
+    """A prepared host namespace, a container namespace and the network config of a case."""
+    fields, prepare, _kind = CASES[case]
+    host, c = lab.host(), lab.netns()
+    conf = {"cniVersion": "1.1.0", "name": unique("net"), **fields}
+    if "ipam" in conf:
+        conf["ipam"] = dict(conf["ipam"], dataDir=lab.data_dir)
+    if prepare:
+        conf.update(prepare(host))
+    if case == "loopback":
+        sh("ip", "-n", c, "link", "set", "lo", "down")     # as a fresh namespace has it
+    return host, c, conf
+
+
+def warm_up(host, c, conf):
+    """One ADD and DEL first, so that the shared objects (bridge, gateway addresses,
+    forwarding) exist, as on a node that has run a container before."""
+    rc, res, err = host.cni("ADD", conf, c)
+    assert rc == 0, (res, err)
+    assert host.cni("DEL", dict(conf, prevResult=res), c)[0] == 0
+    host.settle(c)
+
+
+@pytest.mark.parametrize("case", params())
+def test_each_step_fails_once_and_the_host_is_as_before(lab, tmp_path, case):
+    host, c, conf = network(lab, case)
+    warm_up(host, c, conf)
+    wrap = tmp_path / "wrap"
+    wrap.mkdir()
+    steps = plan_steps(host, conf, c)
+    before = host.state(c)
+    failed = skipped = 0
+    for step in steps:
+        env = fault_env(wrap, [strip_netns(step["argv"])], "fail")
+        rc, out, err = host.cni("ADD", conf, c, path_prefix=str(wrap), extra_env=env)
+        if rc == 0:
+            # only a step that is skipped here (its shared object exists) cannot fail
+            assert step.get("skipIf"), (step["id"], out, err)
+            assert host.cni("DEL", dict(conf, prevResult=out), c)[0] == 0
+            host.settle(c)
+            skipped += 1
+            continue
+        count("faults injected (step k fails, every plugin)")
+        assert rc == 1 and out["code"] == 100, (step["id"], out, err)
+        assert f"step {step['n']} ({step['id']})" in out["msg"], out
+        host.settle(c)
+        assert host.state(c) == before, step["id"]
+        count("faults survived")
+        failed += 1
+    assert failed + skipped == len(steps) and failed >= len(steps) - 6
+    # and the network still works afterwards
+    rc, res, err = host.cni("ADD", conf, c)
+    assert rc == 0, (res, err)
+    assert host.cni("CHECK", dict(conf, prevResult=res), c)[0] == 0
+    assert host.cni("DEL", dict(conf, prevResult=res), c)[0] == 0
+
+
+@pytest.mark.parametrize("case", params())
+def test_crash_after_each_step_then_del_cleans_up(lab, tmp_path, case):
+    """SIGKILL right after step k: the runtime never got a result, so its DEL comes without
+    prevResult; it must leave the host as before the ADD, and the next ADD must succeed."""
+    host, c, conf = network(lab, case)
+    warm_up(host, c, conf)
+    wrap = tmp_path / "wrap"
+    wrap.mkdir()
+    steps = plan_steps(host, conf, c)
+    before = reservations_only(host.state(c))
+    crashed = 0
+    for step in steps:
+        env = fault_env(wrap, [strip_netns(step["argv"])], "crash")
+        rc, out, err = host.cni("ADD", conf, c, path_prefix=str(wrap), extra_env=env)
+        if rc == 0:
+            assert step.get("skipIf"), (step["id"], out, err)
+            assert host.cni("DEL", dict(conf, prevResult=out), c)[0] == 0
+            host.settle(c)
+            continue
+        assert rc in (-9, 137) or out is None, (step["id"], rc, out, err)
+        count("crashes injected (SIGKILL after step k)")
+        crashed += 1
+        rc, out, err = host.cni("DEL", conf, c)
+        assert rc == 0, (step["id"], out, err)
+        host.settle(c)
+        assert reservations_only(host.state(c)) == before, step["id"]
+        rc, res, err = host.cni("ADD", conf, c)
+        assert rc == 0, (step["id"], res, err)
+        assert host.cni("DEL", dict(conf, prevResult=res), c)[0] == 0
+        host.settle(c)
+        count("crashes survived")
+    assert crashed >= len(steps) - 6
