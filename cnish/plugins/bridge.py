@@ -126,7 +126,11 @@ def _stale_addresses(op, gateways: list) -> list:
         return []
     from cnish import hostinfo
     bridge = op.conf.bridge
-    quick = [a for a in [hostinfo.primary_ipv4(bridge)] + hostinfo.ipv6_addresses(bridge) if a]
+    versions = {g["version"] for g in gateways}    # an address conflicts only within its family
+    quick = [hostinfo.primary_ipv4(bridge)] if 4 in versions else []
+    if 6 in versions:       # /proc/net/if_inet6 lists every link's: skipped when it cannot matter
+        quick += hostinfo.ipv6_addresses(bridge)
+    quick = [a for a in quick if a]
     if not _conflicts(gateways, quick):
         return []
     found = op.fact("bridge-addresses")
