@@ -25,6 +25,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from figures import count
+
 from lab import ROOT, Lab, cnish_command, kernel_problem
 
 pytestmark = pytest.mark.kernel
@@ -378,6 +380,7 @@ def test_bad_input(corpus, key):
     text = error["msg"] + "\n" + error.get("details", "")
     assert case["field"] in text, f"{case['field']!r} is not named in {error}"
     assert out["changed"] is None, f"the host changed:\n{out['changed']}"
+    count("hostile inputs refused cleanly (corpus)")
 
 
 def test_corpus_is_big_enough():

@@ -37,6 +37,8 @@ import tempfile
 from pathlib import Path
 
 import pytest
+
+from figures import count
 from hypothesis import HealthCheck, given, reject, settings
 from hypothesis import strategies as st
 
@@ -435,6 +437,7 @@ def uses_hostlocal(att) -> bool:
 @settings(max_examples=120, **SETTINGS)
 @given(att=attachment())
 def test_add_script_runs_exactly_the_plan(sandbox, att):
+    count("injection examples tried (hypothesis)")
     work = sandbox.example_dir()
     data = work / "data"
     plan, _op = plan_for(att, "ADD", data, sandbox.cni_path, att["netns"])
@@ -477,6 +480,7 @@ def test_add_script_runs_exactly_the_plan(sandbox, att):
 @settings(max_examples=100, **SETTINGS)
 @given(att=attachment(tuple(ADD_PLUGINS + LINK_PLUGINS)))
 def test_del_script_runs_exactly_the_plan(sandbox, att):
+    count("injection examples tried (hypothesis)")
     work = sandbox.example_dir()
     data = work / "data"
     real = False
@@ -520,6 +524,7 @@ def test_del_script_runs_exactly_the_plan(sandbox, att):
 @settings(max_examples=100, **SETTINGS)
 @given(att=attachment(tuple(ADD_PLUGINS + [p for p in LINK_PLUGINS if p != "dummy"])))
 def test_check_script_runs_exactly_the_plan(sandbox, att):
+    count("injection examples tried (hypothesis)")
     # dummy is left out: its CHECK cannot be planned at all (test_dummy_check_can_be_planned)
     work = sandbox.example_dir()
     data = work / "data"
@@ -605,6 +610,7 @@ def delegated(draw):
 @settings(max_examples=100, **SETTINGS)
 @given(att=delegated())
 def test_delegated_ipam_gets_exactly_the_invocation(sandbox, att):
+    count("injection examples tried (hypothesis)")
     work = sandbox.example_dir()
     command = att["command"]
     prev = None
