@@ -83,14 +83,22 @@ def _check_master(op, master: str) -> str | None:
         from cnish import jsonfast
         info = (jsonfast.loads(found.stdout or "[{}]") or [{}])[0]
         mtu, mac = info.get("mtu", 0), info.get("address")
+        up = "UP" in info.get("flags", ["UP"])
     else:
         mac = op.read_sys(f"/sys/class/net/{master}/address")
         if mac is None:
             raise CNIError(INVALID_CONFIG, f"master {master} not found",
                            f"no link named {master} in the host's namespace")
         mtu = int(op.read_sys(f"/sys/class/net/{master}/mtu") or 0)
+        up = int(op.read_sys(f"/sys/class/net/{master}/flags") or "0x1", 16) & 1   # IFF_UP
     if op.conf.mtu and mtu and op.conf.mtu > mtu:
         raise invalid_config("mtu", op.conf.mtu, f"must be at most the master's MTU ({mtu})")
+    if op.conf.kind == "vlan" and not up:
+        # the kernel refuses to bring a VLAN up on a lower link that is down (ENETDOWN):
+        # say so before anything changes rather than fail and roll back at "link up"
+        raise CNIError(INVALID_CONFIG, f"master {master} is down",
+                       f"a VLAN link cannot come up on it; bring it up first "
+                       f"(ip link set {master} up)")
     return mac
 
 

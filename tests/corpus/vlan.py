@@ -6,7 +6,8 @@ PLUGIN = {
     "name": "vlan",
     "exec": None,
     "uses": ("entry", "common"),
-    "setup": [["ip", "link", "add", "cnm0", "type", "veth", "peer", "name", "cnm1"]],
+    "setup": [["ip", "link", "add", "cnm0", "type", "veth", "peer", "name", "cnm1"],
+              ["ip", "link", "set", "cnm0", "up"]],         # a VLAN cannot come up on a down master
     "link_kind": "vlan",
     "config": {
         "cniVersion": "1.0.0", "name": "corpusnet", "type": "vlan", "master": "cnm0",

@@ -214,6 +214,18 @@ def test_vlan_reaches_the_same_vlan_behind_the_master(lab, master):
     assert host.cni("DEL", dict(net, prevResult=res), c)[0] == 0
 
 
+@pytest.mark.linktype(kind="vlan")
+def test_vlan_on_a_master_that_is_down_is_refused_first(lab):
+    host, c = lab.host(), lab.netns()
+    host.run("ip", "link", "add", "mst0", "type", "veth", "peer", "name", "mst0p")
+    net = conf(lab, "vlan", master="mst0", vlanId=7, ipam=hostlocal(lab, "10.89.0.0/24"))
+    before = host.state(c)
+    rc, out, _ = host.cni("ADD", net, c)
+    assert rc == 1 and out["code"] == 7 and "master mst0 is down" in out["msg"], out
+    assert "ip link set mst0 up" in out["details"]
+    assert host.state(c) == before
+
+
 @pytest.mark.linktype(kind="ipvlan")
 def test_ipvlan_l2_containers_talk(lab, master):
     host, c1, c2 = lab.host(), lab.netns(), lab.netns()
