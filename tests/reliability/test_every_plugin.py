@@ -87,6 +87,20 @@ def warm_up(host, c, conf):
     host.settle(c)
 
 
+def add_with_fault(host, c, conf, wrap, step, mode):
+    """ADD with the step's command made to fail or crash: (rc, out, err), or None when the
+    step did not run because its shared object exists (then the ADD succeeded and is DELeted
+    again). Any other step that lets ADD succeed is a failure of the test."""
+    env = fault_env(wrap, [strip_netns(step["argv"])], mode)
+    rc, out, err = host.cni("ADD", conf, c, path_prefix=str(wrap), extra_env=env)
+    if rc != 0:
+        return rc, out, err
+    assert step.get("skipIf"), (step["id"], out, err)
+    assert host.cni("DEL", dict(conf, prevResult=out), c)[0] == 0
+    host.settle(c)
+    return None
+
+
 @pytest.mark.parametrize("case", params())
 def test_each_step_fails_once_and_the_host_is_as_before(lab, tmp_path, case):
     host, c, conf = network(lab, case)
@@ -97,15 +111,11 @@ def test_each_step_fails_once_and_the_host_is_as_before(lab, tmp_path, case):
     before = host.state(c)
     failed = skipped = 0
     for step in steps:
-        env = fault_env(wrap, [strip_netns(step["argv"])], "fail")
-        rc, out, err = host.cni("ADD", conf, c, path_prefix=str(wrap), extra_env=env)
-        if rc == 0:
-            # only a step that is skipped here (its shared object exists) cannot fail
-            assert step.get("skipIf"), (step["id"], out, err)
-            assert host.cni("DEL", dict(conf, prevResult=out), c)[0] == 0
-            host.settle(c)
+        ran = add_with_fault(host, c, conf, wrap, step, "fail")
+        if ran is None:
             skipped += 1
             continue
+        rc, out, err = ran
         count("faults injected (step k fails, every plugin)")
         assert rc == 1 and out["code"] == 100, (step["id"], out, err)
         assert f"step {step['n']} ({step['id']})" in out["msg"], out
@@ -133,13 +143,10 @@ def test_crash_after_each_step_then_del_cleans_up(lab, tmp_path, case):
     before = reservations_only(host.state(c))
     crashed = 0
     for step in steps:
-        env = fault_env(wrap, [strip_netns(step["argv"])], "crash")
-        rc, out, err = host.cni("ADD", conf, c, path_prefix=str(wrap), extra_env=env)
-        if rc == 0:
-            assert step.get("skipIf"), (step["id"], out, err)
-            assert host.cni("DEL", dict(conf, prevResult=out), c)[0] == 0
-            host.settle(c)
+        ran = add_with_fault(host, c, conf, wrap, step, "crash")
+        if ran is None:
             continue
+        rc, out, err = ran
         assert rc in (-9, 137) or out is None, (step["id"], rc, out, err)
         count("crashes injected (SIGKILL after step k)")
         crashed += 1
