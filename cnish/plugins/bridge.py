@@ -7,9 +7,9 @@ the bridge's gateway addresses, and the masquerade chain.
 """
 
 from cnish import names
-from cnish.config import netns_problem, requested_mac
+from cnish.config import requested_mac
 from cnish.plugins import common
-from cnish.errors import INVALID_CONFIG, IPAM_FAILED, CNIError, invalid_config, unsupported_field
+from cnish.errors import INVALID_CONFIG, CNIError, invalid_config, unsupported_field
 from cnish.ipnet import Prefix
 
 TYPE = "bridge"
@@ -187,27 +187,20 @@ def prepare(op) -> dict:
         if mac:
             att["container_mac"] = mac
         ipam_att, ipam_result = op.ipam_add()
-        if op.ipam_module is not None and not ipam_result.get("ips"):
-            raise CNIError(IPAM_FAILED, "IPAM plugin returned missing IP config")
+        common.require_ips(op, ipam_result)
         ips, routes = _with_gateways(op, ipam_result.get("ips", []), ipam_result.get("routes", []))
         op.ipam_result = dict(ipam_result, ips=ips, routes=routes)
     elif op.command == "CHECK":
-        prev = op.prev_result
-        if prev is None:
-            raise CNIError(INVALID_CONFIG, "prevResult is required for CHECK",
-                           "the runtime must pass the result of ADD as prevResult")
+        prev = common.prev_for_check(op)
         ips, routes = prev.get("ips", []), prev.get("routes", [])
+        att["container_mac"] = (common.container_mac(prev, op.runtime.ifname, sandboxed=True)
+                                or att["container_mac"])
         for itf in prev.get("interfaces", []):
-            if itf.get("sandbox") and itf.get("name") == op.runtime.ifname and itf.get("mac"):
-                att["container_mac"] = itf["mac"].lower()
-            elif not itf.get("sandbox") and itf.get("name") != op.conf.bridge:
+            if not itf.get("sandbox") and itf.get("name") != op.conf.bridge:
                 att["host_veth"] = itf["name"]
         ipam_att = op.ipam_check(ips)
     else:  # DEL
-        if att["netns"] and netns_problem(att["netns"]) is not None:
-            att["netns"] = None       # gone, or not a namespace: nothing to enter
-        elif not att["netns"]:
-            att["netns"] = None
+        att["netns"] = common.live_netns(att["netns"])
         ipam_att, held = op.ipam_del()
         ips = common.ips_for_del(op, held)
         routes = []
@@ -230,8 +223,4 @@ def result(op, att) -> dict:
         {"name": att["host_veth"], "mac": att["host_mac"]},
         {"name": att["ifname"], "mac": att["container_mac"], "sandbox": att["netns"]},
     ]
-    ipam = op.ipam_result or {}
-    out = {"interfaces": interfaces, "ips": common.result_ips(ipam.get("ips", []), 2),
-           "routes": ipam.get("routes", []),
-           "dns": op.dns if op.dns else ipam.get("dns", {})}
-    return common.chain_result(op.prev_result, out)
+    return common.chain_result(op.prev_result, common.own_result(op, interfaces, 2))

@@ -2,7 +2,8 @@
 and the masquerade steps read: addresses, routes, IP families, the masquerade chain."""
 
 from cnish import names
-from cnish.errors import invalid_config
+from cnish.config import netns_problem
+from cnish.errors import INVALID_CONFIG, IPAM_FAILED, CNIError, invalid_config
 from cnish.ipnet import Prefix
 
 COMMENT_MAX = 255        # iptables' comment match keeps at most 255 characters
@@ -55,10 +56,7 @@ def container(att: dict, ips: list, wanted_routes: list, link_step: str,
 def masquerade(op, ips: list) -> list:
     """The masquerade chain per IP family, named and commented like the reference's."""
     chain = names.masq_chain(op.name, op.runtime.container_id)
-    comment = names.masq_comment(op.name, op.runtime.container_id)
-    if len(comment) > COMMENT_MAX:
-        raise invalid_config("name", op.name, "with this container id the masquerade rule's "
-                             f"comment would exceed {COMMENT_MAX} characters; use a shorter name")
+    comment = _masq_comment(op)
     families = []
     for version in (4, 6):
         mine = [ip for ip in ips if ip["version"] == version]
@@ -84,6 +82,47 @@ def ips_for_del(op, held: list) -> list:
             known.add(ip)
             ips.append({"address": f"{ip}/{ip.bits}"})
     return ips
+
+
+# -- what ADD, CHECK and DEL of every interface plugin share ---------------------------------------
+
+def require_ips(op, ipam_result: dict) -> None:
+    """ADD: an IPAM plugin that answered without addresses is an error (the reference's words)."""
+    if op.ipam_module is not None and not ipam_result.get("ips"):
+        raise CNIError(IPAM_FAILED, "IPAM plugin returned missing IP config")
+
+
+def prev_for_check(op) -> dict:
+    """CHECK compares the host with the result of ADD: without it there is nothing to check."""
+    if op.prev_result is None:
+        raise CNIError(INVALID_CONFIG, "prevResult is required for CHECK",
+                       "the runtime must pass the result of ADD as prevResult")
+    return op.prev_result
+
+
+def container_mac(prev: dict, ifname: str, sandboxed: bool) -> str | None:
+    """The MAC that prevResult records for the container's interface (with `sandboxed`, only
+    an interface listed with a sandbox counts: a host interface may share the name)."""
+    for itf in prev.get("interfaces", []):
+        if itf.get("name") == ifname and itf.get("mac") and (itf.get("sandbox") or not sandboxed):
+            return itf["mac"].lower()
+    return None
+
+
+def live_netns(netns: str | None) -> str | None:
+    """DEL: the container's namespace, or None when it is gone or not a namespace any more
+    (then there is nothing to enter, and DEL cleans up what lies outside it)."""
+    return netns if netns and netns_problem(netns) is None else None
+
+
+def own_result(op, interfaces: list, container_index: int) -> dict:
+    """This plugin's part of the result: its interfaces, the IPAM addresses on the container's
+    interface (at `container_index`), IPAM's routes, and the config's DNS over IPAM's."""
+    ipam = op.ipam_result or {}
+    return {"interfaces": interfaces,
+            "ips": result_ips(ipam.get("ips", []), container_index),
+            "routes": ipam.get("routes", []),
+            "dns": op.dns if op.dns else ipam.get("dns", {})}
 
 
 def chain_result(prev: dict | None, mine: dict) -> dict:
@@ -131,8 +170,14 @@ def check_early(op) -> None:
     if mtu and mtu < 1280 and ipam_has_ipv6(op):
         raise invalid_config("mtu", mtu, "must be at least 1280 for IPv6 addresses")
     if op.conf.get("ipMasq") and op.runtime.container_id:
-        comment = names.masq_comment(op.name, op.runtime.container_id)
-        if len(comment) > COMMENT_MAX:
-            raise invalid_config("name", op.name, "with this container id the masquerade "
-                                 f"rule's comment would exceed {COMMENT_MAX} characters; use "
-                                 "a shorter network name")
+        _masq_comment(op)
+
+
+def _masq_comment(op) -> str:
+    """The masquerade rules' comment (the reference's), refused when iptables would cut it."""
+    comment = names.masq_comment(op.name, op.runtime.container_id)
+    if len(comment) > COMMENT_MAX:
+        raise invalid_config("name", op.name, "with this container id the masquerade rule's "
+                             f"comment would exceed {COMMENT_MAX} characters; use a shorter "
+                             "network name")
+    return comment

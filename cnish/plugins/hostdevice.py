@@ -16,8 +16,7 @@ open on file descriptor 3 for them.
 
 import os
 
-from cnish.config import netns_problem
-from cnish.errors import INVALID_CONFIG, IPAM_FAILED, CNIError, invalid_config, unsupported_field
+from cnish.errors import INVALID_CONFIG, CNIError, invalid_config, unsupported_field
 from cnish.plugins import common
 from cnish.validate import ifname_problem
 
@@ -97,24 +96,17 @@ def prepare(op) -> dict:
         att["old_alias"] = op.read_sys(f"/sys/class/net/{device}/ifalias") or ""
         att["container_mac"] = op.read_sys(f"/sys/class/net/{device}/address") or ""
         ipam_att, ipam_result = op.ipam_add()
-        if op.ipam_module is not None and not ipam_result.get("ips"):
-            raise CNIError(IPAM_FAILED, "IPAM plugin returned missing IP config")
+        common.require_ips(op, ipam_result)
         op.ipam_result = ipam_result
         ips, routes = ipam_result.get("ips", []), ipam_result.get("routes", [])
     elif op.command == "CHECK":
-        prev = op.prev_result
-        if prev is None:
-            raise CNIError(INVALID_CONFIG, "prevResult is required for CHECK",
-                           "the runtime must pass the result of ADD as prevResult")
-        for itf in prev.get("interfaces", []):
-            if itf.get("name") == ifname and itf.get("mac"):
-                att["container_mac"] = itf["mac"].lower()
+        prev = common.prev_for_check(op)
+        att["container_mac"] = common.container_mac(prev, ifname, sandboxed=False) or ""
         ips, routes = prev.get("ips", []), prev.get("routes", [])
         ipam_att = op.ipam_check(ips)
     else:  # DEL: where is it now, and what was it called?
-        if not att["netns"] or netns_problem(att["netns"]) is not None:
-            att["netns"] = None     # gone: the kernel has given a real device back already
-        else:
+        att["netns"] = common.live_netns(att["netns"])
+        if att["netns"] is not None:    # (gone: the kernel has given a real device back already)
             att["device"] = _original_name(op) or ""
         ipam_att, held = op.ipam_del()
         ips, routes = common.ips_for_del(op, held), []
@@ -161,13 +153,8 @@ def _original_name(op) -> str | None:
 
 
 def result(op, att) -> dict:
-    ipam = op.ipam_result or {}
-    mine = {"interfaces": [{"name": att["ifname"], "mac": att["container_mac"],
-                            "sandbox": att["netns"]}],
-            "ips": common.result_ips(ipam.get("ips", []), 0),
-            "routes": ipam.get("routes", []),
-            "dns": op.dns if op.dns else ipam.get("dns", {})}
-    return common.chain_result(op.prev_result, mine)
+    interfaces = [{"name": att["ifname"], "mac": att["container_mac"], "sandbox": att["netns"]}]
+    return common.chain_result(op.prev_result, common.own_result(op, interfaces, 0))
 
 
 def tools(op) -> list:

@@ -7,8 +7,8 @@ between containers. The commands are in plans/ptp.toml.
 """
 
 from cnish import names
-from cnish.config import netns_problem, requested_mac
-from cnish.errors import INVALID_CONFIG, IPAM_FAILED, CNIError, invalid_config
+from cnish.config import requested_mac
+from cnish.errors import invalid_config
 from cnish.ipnet import Prefix
 from cnish.plugins import common
 
@@ -58,26 +58,21 @@ def prepare(op) -> dict:
         if mac:
             att["container_mac"] = mac
         ipam_att, ipam_result = op.ipam_add()
-        if not ipam_result.get("ips"):
-            raise CNIError(IPAM_FAILED, "IPAM plugin returned missing IP config")
+        common.require_ips(op, ipam_result)            # ptp always has IPAM (parse)
         ips = [dict(e, gateway=_gateway(e)) for e in ipam_result["ips"]]
         op.ipam_result = dict(ipam_result, ips=ips)
         routes = ipam_result.get("routes", [])
     elif op.command == "CHECK":
-        prev = op.prev_result
-        if prev is None:
-            raise CNIError(INVALID_CONFIG, "prevResult is required for CHECK",
-                           "the runtime must pass the result of ADD as prevResult")
+        prev = common.prev_for_check(op)
+        att["container_mac"] = (common.container_mac(prev, ifname, sandboxed=True)
+                                or att["container_mac"])
         for itf in prev.get("interfaces", []):
-            if itf.get("sandbox") and itf.get("name") == ifname and itf.get("mac"):
-                att["container_mac"] = itf["mac"].lower()
-            elif not itf.get("sandbox"):
+            if not itf.get("sandbox"):
                 att["host_veth"] = itf["name"]
         ips, routes = prev.get("ips", []), prev.get("routes", [])
         ipam_att = op.ipam_check(ips)
     else:  # DEL
-        if not att["netns"] or netns_problem(att["netns"]) is not None:
-            att["netns"] = None
+        att["netns"] = common.live_netns(att["netns"])
         ipam_att, held = op.ipam_del()
         ips, routes = common.ips_for_del(op, held), []
     # In the container: the gateway is on-link (a /32 route), the subnet lies behind it.
@@ -100,14 +95,9 @@ def prepare(op) -> dict:
 
 
 def result(op, att) -> dict:
-    ipam = op.ipam_result or {}
-    mine = {"interfaces": [{"name": att["host_veth"], "mac": att["host_mac"]},
-                           {"name": att["ifname"], "mac": att["container_mac"],
-                            "sandbox": att["netns"]}],
-            "ips": common.result_ips(ipam.get("ips", []), 1),
-            "routes": ipam.get("routes", []),
-            "dns": op.dns if op.dns else ipam.get("dns", {})}
-    return common.chain_result(op.prev_result, mine)
+    interfaces = [{"name": att["host_veth"], "mac": att["host_mac"]},
+                  {"name": att["ifname"], "mac": att["container_mac"], "sandbox": att["netns"]}]
+    return common.chain_result(op.prev_result, common.own_result(op, interfaces, 1))
 
 
 def tools(op) -> list:

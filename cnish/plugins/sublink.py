@@ -9,8 +9,8 @@ the device is gone, or when DEL is repeated, cnish succeeds: DEL never looks at 
 """
 
 from cnish import kernel, names
-from cnish.config import netns_problem, requested_mac
-from cnish.errors import INVALID_CONFIG, IPAM_FAILED, CNIError, invalid_config
+from cnish.config import requested_mac
+from cnish.errors import INVALID_CONFIG, CNIError, invalid_config
 from cnish.plugins import common
 
 MODES = {"macvlan": ("bridge", "private", "vepa", "passthru"), "ipvlan": ("l2", "l3", "l3s")}
@@ -126,25 +126,19 @@ def prepare(op) -> dict:
             ipam_result = {"ips": [{k: v for k, v in ip.items() if k != "interface"}
                                    for ip in op.prev_result.get("ips", [])],
                            "routes": op.prev_result.get("routes", []), "dns": {}}
-        if op.ipam_module is not None and not ipam_result.get("ips"):
-            raise CNIError(IPAM_FAILED, "IPAM plugin returned missing IP config")
+        common.require_ips(op, ipam_result)
         op.ipam_result = ipam_result
         ips, routes = ipam_result.get("ips", []), ipam_result.get("routes", [])
     elif op.command == "CHECK":
-        prev = op.prev_result
-        if prev is None:
-            raise CNIError(INVALID_CONFIG, "prevResult is required for CHECK",
-                           "the runtime must pass the result of ADD as prevResult")
-        for itf in prev.get("interfaces", []):
-            if itf.get("name") == ifname and itf.get("mac"):
-                att["container_mac"] = itf["mac"].lower()
+        prev = common.prev_for_check(op)
+        att["container_mac"] = (common.container_mac(prev, ifname, sandboxed=False)
+                                or att["container_mac"])
         att["master"] = op.conf.get("master") or ""
         att["mac"] = att["container_mac"]
         ips, routes = prev.get("ips", []), prev.get("routes", [])
         ipam_att = op.ipam_check(ips)
     else:  # DEL: never looks at the master, so it works when the master is gone
-        if not att["netns"] or netns_problem(att["netns"]) is not None:
-            att["netns"] = None
+        att["netns"] = common.live_netns(att["netns"])
         ipam_att, held = op.ipam_del()
         ips, routes = common.ips_for_del(op, held), []
     common.container(att, ips, routes, link_step="link",
@@ -154,12 +148,8 @@ def prepare(op) -> dict:
 
 
 def result(op, att) -> dict:
-    ipam = op.ipam_result or {}
-    mine = {"interfaces": [{"name": att["ifname"], "mac": att["container_mac"],
-                            "sandbox": att["netns"]}],
-            "ips": common.result_ips(ipam.get("ips", []), 0),
-            "routes": ipam.get("routes", []),
-            "dns": op.dns if op.dns else ipam.get("dns", {})}
+    interfaces = [{"name": att["ifname"], "mac": att["container_mac"], "sandbox": att["netns"]}]
+    mine = common.own_result(op, interfaces, 0)
     if op.conf.kind == "ipvlan" and op.prev_result:
         return mine            # ipvlan replaces its master's interface in a chain (reference)
     return common.chain_result(op.prev_result, mine)
