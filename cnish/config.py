@@ -125,6 +125,29 @@ class Fields:
                 raise invalid_config(self.path(key), value, "a path " + problem)
         return value
 
+    def ip(self, key: str) -> str | None:
+        """An IP address (no prefix length), or None when the key is absent."""
+        value = self.text(key)
+        if value is not None:
+            from cnish.ipnet import IP
+            try:
+                IP.parse(value)
+            except ValueError as exc:
+                raise invalid_config(self.path(key), value, str(exc)) from None
+        return value
+
+    def cidr(self, key: str) -> str | None:
+        """An address with a prefix length ("10.1.0.0/16"), or None when the key is absent."""
+        value = self.text(key)
+        if value is not None:
+            from cnish.ipnet import Prefix
+            try:
+                Prefix.parse(value)
+            except ValueError as exc:
+                raise invalid_config(self.path(key), value,
+                                     f"must be an address with a prefix length: {exc}") from None
+        return value
+
     def mac(self, key: str) -> str | None:
         value = self.text(key)
         if value is not None:
@@ -356,6 +379,19 @@ def parse_dns(fields: Fields) -> dict:
             raise invalid_config(f"{fields.path('nameservers')}[{i}]", server,
                                  "must be an IP address") from None
     return out
+
+
+def parse_routes(fields: Fields) -> list:
+    """An IPAM config's `routes`: [{"dst": CIDR (required), "gw": IP}]."""
+    routes = []
+    for i, route in enumerate(fields.items("routes", dict, "an object")):
+        rf = Fields(route, f"{fields.path('routes')}[{i}]")
+        dst = rf.cidr("dst")
+        if dst is None:
+            raise invalid_config(rf.path("dst"), None, "is required")
+        gw = rf.ip("gw")
+        routes.append({"dst": dst, "gw": gw} if gw is not None else {"dst": dst})
+    return routes
 
 
 def parse_prev_result(conf: dict, version: str) -> dict | None:

@@ -13,7 +13,7 @@ address is the one an execution would take if nothing else allocates in between.
 
 import os
 
-from cnish.config import Fields
+from cnish.config import Fields, parse_routes
 from cnish.errors import CHECK_FAILED, IPAM_FAILED, INVALID_CONFIG, CNIError, invalid_config
 from cnish.ipnet import IP, Prefix, parse_ip_or_prefix
 from cnish.store import Store, owner_key
@@ -126,23 +126,7 @@ def parse(fields: Fields, op) -> dict:
         raise invalid_config("cniVersion", op.version,
                              "several range sets of one IP family need cniVersion 0.3.0 or later")
 
-    routes = []
-    for i, route in enumerate(fields.items("routes", dict, "an object")):
-        rf = Fields(route, f"{fields.path('routes')}[{i}]")
-        dst = rf.text("dst")
-        try:
-            Prefix.parse(dst)
-        except ValueError as exc:
-            raise invalid_config(rf.path("dst"), dst, str(exc)) from None
-        out = {"dst": dst}
-        gw = rf.text("gw")
-        if gw is not None:
-            try:
-                IP.parse(gw)
-            except ValueError as exc:
-                raise invalid_config(rf.path("gw"), gw, str(exc)) from None
-            out["gw"] = gw
-        routes.append(out)
+    routes = parse_routes(fields)
 
     data_dir = fields.abspath("dataDir", DEFAULT_DATA_DIR).rstrip("/") or "/"
     resolv = fields.abspath("resolvConf")

@@ -8,7 +8,7 @@ ADD returns the addresses; DEL has nothing to release; CHECK compares prevResult
 configured addresses and gateways.
 """
 
-from cnish.config import Fields, parse_dns
+from cnish.config import Fields, parse_dns, parse_routes
 from cnish.errors import CHECK_FAILED, CNIError, invalid_config
 from cnish.ipnet import IP, Prefix
 
@@ -24,42 +24,19 @@ def _prefix(value, where: str) -> Prefix:
         raise invalid_config(where, value, f"must be an address with a prefix length: {exc}") from None
 
 
-def _routes(fields: Fields) -> list:
-    routes = []
-    for i, route in enumerate(fields.items("routes", dict, "an object")):
-        rf = Fields(route, f"{fields.path('routes')}[{i}]")
-        dst = rf.text("dst")
-        _prefix(dst, rf.path("dst"))
-        out = {"dst": dst}
-        gw = rf.text("gw")
-        if gw is not None:
-            try:
-                IP.parse(gw)
-            except ValueError as exc:
-                raise invalid_config(rf.path("gw"), gw, str(exc)) from None
-            out["gw"] = gw
-        routes.append(out)
-    return routes
-
-
 def parse(fields: Fields, op) -> dict:
     addresses = []
     for i, entry in enumerate(fields.items("addresses", dict, "an object")):
         af = Fields(entry, f"{fields.path('addresses')}[{i}]")
-        address = af.text("address")
+        address = af.cidr("address")
         if address is None:
             raise invalid_config(af.path("address"), None, "is required")
-        _prefix(address, af.path("address"))
         item = {"address": address}
-        gateway = af.text("gateway")
+        gateway = af.ip("gateway")
         if gateway is not None:
-            try:
-                IP.parse(gateway)
-            except ValueError as exc:
-                raise invalid_config(af.path("gateway"), gateway, str(exc)) from None
             item["gateway"] = gateway
         addresses.append(item)
-    return {"type": TYPE, "addresses": addresses, "routes": _routes(fields),
+    return {"type": TYPE, "addresses": addresses, "routes": parse_routes(fields),
             "dns": parse_dns(fields.sub("dns"))}
 
 
