@@ -15,7 +15,7 @@ import os
 import pytest
 
 import snapshot
-from lab import Lab, bridge_conf, store_files
+from lab import Lab, bridge_conf, reservations_only, store_files
 
 pytestmark = pytest.mark.kernel
 REFERENCE = "/usr/lib/cni"
@@ -160,37 +160,19 @@ def test_two_ipv4_gateways_on_one_bridge(sides):
         "bridge_addresses"] == ["10.81.0.1/24", "10.82.0.1/24"]
 
 
-def test_reference_attachment_removed_by_cnish_del(sides):
-    ref, _ = sides
-    conf = ref.conf(CASES["dual-stack"], "1.0.0")
-    before = ref.host.state(ref.container)
-    rc, res, _ = ref.cni("ADD", conf)
+@pytest.mark.parametrize("added_by,deleted_by", [("reference", "cnish"), ("cnish", "reference")])
+def test_one_plugins_attachment_removed_by_the_others_del(sides, added_by, deleted_by):
+    """Cross clean-up: same store, same chain names, so either DEL removes the other's ADD."""
+    side = sides[0] if added_by == "reference" else sides[1]
+    conf = side.conf(CASES["dual-stack"], "1.0.0")
+    before = side.host.state(side.container)
+    rc, res, _ = side.cni("ADD", conf)
     assert rc == 0
-    ref.plugin = None                                   # now cnish deletes it
-    rc, out, err = ref.cni("DEL", dict(conf, prevResult=res))
+    side.plugin = [f"{REFERENCE}/bridge"] if deleted_by == "reference" else None
+    rc, out, err = side.cni("DEL", dict(conf, prevResult=res))
     assert rc == 0, (out, err)
-    after = ref.host.state(ref.container)
-    after["store"] = {k: v for k, v in after["store"].items()
-                      if not k.endswith(("/lock", "last_reserved_ip.0", "last_reserved_ip.1"))}
+    after = side.host.state(side.container)
     for key in ("store", "container"):
-        assert after[key] == before[key], key
-    assert rules(after) == rules(before) == []
-    assert not any("veth" in l for l in after["links"])
-
-
-def test_cnish_attachment_removed_by_reference_del(sides):
-    _, ours = sides
-    conf = ours.conf(CASES["dual-stack"], "1.0.0")
-    before = ours.host.state(ours.container)
-    rc, res, _ = ours.cni("ADD", conf)
-    assert rc == 0
-    ours.plugin = [f"{REFERENCE}/bridge"]               # now the reference deletes it
-    rc, out, err = ours.cni("DEL", dict(conf, prevResult=res))
-    assert rc == 0, (out, err)
-    after = ours.host.state(ours.container)
-    after["store"] = {k: v for k, v in after["store"].items()
-                      if not k.endswith(("/lock", "last_reserved_ip.0", "last_reserved_ip.1"))}
-    for key in ("store", "container"):
-        assert after[key] == before[key], key
+        assert reservations_only(after)[key] == reservations_only(before)[key], key
     assert rules(after) == rules(before) == []
     assert not any("veth" in l for l in after["links"])
