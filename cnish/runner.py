@@ -92,6 +92,11 @@ class Runner:
             done = natives.run(argv)
             if done is not None:
                 return Pending(self, argv, started, done)
+        if (self.use_natives and argv[0] == "nsenter" and len(argv) > 2
+                and argv[1].startswith("--net=") and self._native_allowed("nsenter")):
+            entered = self._start_in_netns(argv, started, stdin, env)
+            if entered is not None:
+                return entered
         if self.before_exec is not None:
             hook, self.before_exec = self.before_exec, None
             hook()
@@ -111,6 +116,30 @@ class Runner:
             return Pending(self, argv, started,
                            (127, "", f"{argv[0]}: command not found (PATH={self.path})"))
         return Pending(self, argv, started, child=child)
+
+    def _start_in_netns(self, argv, started, stdin, env) -> "Pending | None":
+        """`nsenter --net=PATH CMD...` without the nsenter process (netns.py): CMD starts
+        inside the namespace, or `sysctl -q -w` writes /proc/sys there. None when PATH cannot
+        be entered: the real nsenter then runs and reports why, as the plan expects."""
+        from cnish import netns
+        home = _own_netns_fd()
+        if home is None:
+            return None
+        inner = argv[2:]
+        try:
+            netns.enter(argv[1][len("--net="):])
+        except OSError:
+            return None
+        try:
+            if inner[0] == "sysctl" and self._native_allowed("sysctl"):
+                done = netns.sysctl_write(inner)
+                if done is not None:
+                    return Pending(self, argv, started, done)
+            pending = self.start(inner, stdin, env)
+        finally:
+            netns.leave(home)
+        pending.argv = argv
+        return pending
 
 
 class Pending:
