@@ -12,14 +12,39 @@ its dependencies are installed in on sys.path.
 import os
 import sys
 
-LAUNCHER = """#!{python} -IS
+# The launcher is a POSIX shell script: the shell starts in about a millisecond, Python in
+# seven. Everything but the exact VERSION requests runtimes send is handed to Python at once.
+LAUNCHER = """#!/bin/sh
 # cnish {version} CNI plugin launcher, written by `cnish install`.
-# -I: ignore PYTHON* variables and the user site; -S: no site hooks (a fast, predictable start).
-import sys
-sys.path[:0] = {paths!r}
-from cnish.main import main
-main()
+#
+# Python runs as: the interpreter cnish was installed with, by its absolute path, isolated
+# (-I: no PYTHON* variables, no user site; -S: no site hooks), with exactly the directories
+# cnish and its libraries are installed in on sys.path, and this file's path as sys.argv[0]
+# (the name a runtime execs cnish by, such as `bridge`, selects the plugin type).
+python={python}
+entry={entry}
+
+# VERSION, asked twice for every container a runtime starts, is answered here when the request
+# is exactly what libcni sends, {{"cniVersion":"V"}} without a newline (or the same with a space
+# after the colon), for a V cnish supports.
+# These answers were produced by cnish's own Python code (main.version_answer) at install time.
+# Any other VERSION request goes to Python with the bytes read so far (the shell drops NUL
+# bytes, which no JSON text contains), and so does every other command.
+if [ "${{CNI_COMMAND-}}" = VERSION ] && [ $# -eq 0 ]; then
+    if IFS= read -r request; then
+        {{ printf '%s\\n' "$request"; exec cat; }} | exec "$python" -IS -c "$entry" "$0"
+        exit
+    fi
+    case $request in
+{answers}
+    esac
+    printf '%s' "$request" | exec "$python" -IS -c "$entry" "$0"
+    exit
+fi
+exec "$python" -IS -c "$entry" "$0" "$@"
 """
+
+ENTRY = "import sys; sys.argv[:1] = []; sys.path[:0] = {paths}; from cnish.main import main; main()"
 
 
 def _package_dirs() -> list:
@@ -36,10 +61,27 @@ def _package_dirs() -> list:
     return dirs
 
 
+def python_argv() -> list:
+    """The command the launcher execs; the launcher's path and the arguments follow it."""
+    from cnish import jsonfast
+    return [os.path.realpath(sys.executable), "-IS", "-c",
+            ENTRY.format(paths=jsonfast.dumps(_package_dirs()))]
+
+
 def launcher_text() -> str:
+    import shlex
     from cnish import __version__
-    return LAUNCHER.format(python=os.path.realpath(sys.executable), version=__version__,
-                           paths=_package_dirs())
+    from cnish.main import version_answer
+    from cnish.results import SUPPORTED_VERSIONS
+    answers = []
+    for v in SUPPORTED_VERSIONS:
+        requests = ['{"cniVersion":"%s"}' % v, '{"cniVersion": "%s"}' % v]   # Go's, Python's
+        answer = version_answer(requests[0].encode()).rstrip("\n")
+        answers.append(f"        {'|'.join(shlex.quote(r) for r in requests)})\n"
+                       f"            printf '%s\\n' {shlex.quote(answer)}; exit 0 ;;")
+    python, _, _, entry = python_argv()
+    return LAUNCHER.format(version=__version__, answers="\n".join(answers),
+                           python=shlex.quote(python), entry=shlex.quote(entry))
 
 
 def install(directory: str, links=()) -> list:

@@ -4,8 +4,9 @@ CNI mode when there are no arguments and either CNI_COMMAND is set or the execut
 after a plugin type (`bridge`, `host-local`, `cnish-bridge`, ... — how a runtime or a main
 plugin execs an IPAM plugin). Otherwise the operator CLI (click), which CNI mode never imports.
 
-VERSION is answered here with as little as possible imported (not even `os`, ~2.5 ms): a
-runtime such as podman asks it twice for every container it starts.
+A runtime such as podman asks VERSION twice for every container it starts. The launcher
+`cnish install` writes answers libcni's exact request in the shell (install.py); any other
+VERSION request is answered here with as little as possible imported (not even `os`).
 """
 
 import sys
@@ -19,17 +20,28 @@ def _getenv(name: str) -> str:
     return value.decode("utf-8", "surrogateescape") if value else ""
 
 
-def version() -> int:
-    """VERSION: needs no other variable and tolerates a missing or broken stdin."""
+def version_answer(request: bytes) -> str:
+    """The VERSION answer (one line) to a request: its cniVersion echoed when cnish supports
+    it (the spec's rule), cnish's current version otherwise. The launcher `cnish install`
+    writes carries this function's answers to the exact requests runtimes send."""
     from cnish import jsonfast, results
     try:
-        request = jsonfast.loads(sys.stdin.buffer.read(1 << 20) or b"{}")
-    except (ValueError, UnicodeDecodeError, OSError):
-        request = {}
-    asked = request.get("cniVersion") if isinstance(request, dict) else None
+        parsed = jsonfast.loads(request or b"{}")
+    except (ValueError, UnicodeDecodeError):
+        parsed = {}
+    asked = parsed.get("cniVersion") if isinstance(parsed, dict) else None
     answer = asked if asked in results.SUPPORTED_VERSIONS else results.CURRENT_VERSION
-    sys.stdout.write(jsonfast.dumps({"cniVersion": answer,
-                                     "supportedVersions": list(results.SUPPORTED_VERSIONS)}) + "\n")
+    return jsonfast.dumps({"cniVersion": answer,
+                           "supportedVersions": list(results.SUPPORTED_VERSIONS)}) + "\n"
+
+
+def version() -> int:
+    """VERSION: needs no other variable and tolerates a missing or broken stdin."""
+    try:
+        request = sys.stdin.buffer.read(1 << 20)
+    except (OSError, AttributeError):
+        request = b""
+    sys.stdout.write(version_answer(request))
     return 0
 
 

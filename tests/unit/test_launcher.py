@@ -1,0 +1,91 @@
+"""The launcher `cnish install` writes: a POSIX shell script that answers libcni's exact VERSION
+requests itself (no interpreter start) and hands everything else to Python unchanged."""
+
+import json
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from cnish.install import install, launcher_text, python_argv
+from cnish.main import version_answer
+from cnish.results import CURRENT_VERSION, SUPPORTED_VERSIONS
+
+# What runtimes send (libcni: {"cniVersion":%q}), Python's json.dumps form, and everything a
+# careless caller may send instead.
+REQUESTS = ([f'{{"cniVersion":"{v}"}}'.encode() for v in SUPPORTED_VERSIONS]
+            + [f'{{"cniVersion": "{v}"}}'.encode() for v in SUPPORTED_VERSIONS]
+            + [b'{"cniVersion":"1.0.0"}\n', b'{"cniVersion":"0.4.0"}\n\n', b'{"cniVersion":\n"0.3.1"}',
+               b' {"cniVersion":"1.0.0"}', b'{"cniVersion":"1.0.0"} ', b'{"cniVersion":"9.9.9"}',
+               b'{"cniVersion":"1.0.0","name":"x"}', b'{"cniVersion":"1.0.0"}{}', b'', b'\n',
+               b'garbage', b'[]', b'{"cniVersion":1}', b"{'cniVersion':'1.0.0'}",
+               b'{"cniVersion":"1.0.0"}\x00', b'{"cniVersion":"0.2.0"}\nrest\nof it\n',
+               b'{"cniVersion":"1.0.0\\u0000"}', b'{"cniVersion":"$(touch /tmp/x)"}',
+               b'{"cniVersion":"' + b"1" * 100000 + b'"}', "{\"cniVersion\":\"é\"}".encode()])
+
+
+@pytest.fixture(scope="module")
+def launcher(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("bin")
+    path, link = install(str(directory), links=["bridge"])
+    return path, link
+
+
+def run(path, request, env=None, args=()):
+    return subprocess.run([path, *args], input=request, capture_output=True,
+                          env={"PATH": os.environ["PATH"], "CNI_COMMAND": "VERSION", **(env or {})})
+
+
+@pytest.mark.parametrize("request_bytes", REQUESTS, ids=range(len(REQUESTS)))
+def test_version_answer_is_pythons_for_every_request(launcher, request_bytes):
+    proc = run(launcher[0], request_bytes)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.decode() == version_answer(request_bytes.replace(b"\0", b"")), request_bytes
+    answer = json.loads(proc.stdout)
+    assert answer["supportedVersions"] == list(SUPPORTED_VERSIONS)
+
+
+def test_libcni_requests_are_answered_without_python(tmp_path):
+    """The fast path really is the shell: with the interpreter swapped for one that cannot
+    run, libcni's requests are still answered, anything else fails."""
+    python = python_argv()[0]
+    text = launcher_text().replace(f"python={python}\n", "python=/nonexistent/python\n", 1)
+    assert "python=/nonexistent/python\n" in text
+    path = tmp_path / "cnish"
+    path.write_text(text)
+    path.chmod(0o755)
+    for v in SUPPORTED_VERSIONS:
+        for request in (f'{{"cniVersion":"{v}"}}', f'{{"cniVersion": "{v}"}}'):
+            proc = run(str(path), request.encode())
+            assert proc.returncode == 0 and json.loads(proc.stdout)["cniVersion"] == v
+    assert run(str(path), b'{"cniVersion":"9.9.9"}').returncode != 0
+    assert run(str(path), b'{"cniVersion":"1.0.0"}\n').returncode != 0
+
+
+def test_closed_stdin_and_other_commands_go_to_python(launcher):
+    proc = subprocess.run([launcher[0]], stdin=subprocess.DEVNULL, capture_output=True,
+                          env={"PATH": os.environ["PATH"], "CNI_COMMAND": "VERSION"})
+    assert json.loads(proc.stdout)["cniVersion"] == CURRENT_VERSION
+    # VERSION with arguments is the operator CLI's business, not the protocol's.
+    proc = run(launcher[0], b'{"cniVersion":"1.0.0"}', args=["--help"])
+    assert proc.returncode == 0 and b"Usage: cnish" in proc.stdout
+    # No CNI_COMMAND through a plugin-named link: the "about" text (skel's), from Python.
+    proc = subprocess.run([launcher[1]], capture_output=True, env={"PATH": os.environ["PATH"]})
+    assert proc.returncode == 0 and b"CNI cnish plugin version" in proc.stderr
+
+
+def test_plugin_type_follows_the_name_it_is_execed_by(launcher):
+    """Through the link `bridge` the plugin is bridge whatever the config's type says (the
+    runtime chose the binary by type); through `cnish` the config's type decides."""
+    conf = json.dumps({"cniVersion": "1.1.0", "name": "n", "type": "nosuchplugin"}).encode()
+    env = {"PATH": os.environ["PATH"], "CNI_COMMAND": "STATUS", "CNI_PATH": "/usr/lib/cni"}
+    assert subprocess.run([launcher[1]], input=conf, capture_output=True, env=env).returncode == 0
+    proc = subprocess.run([launcher[0]], input=conf, capture_output=True, env=env)
+    assert proc.returncode == 1 and "unknown plugin type" in json.loads(proc.stdout)["msg"]
+
+
+@pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck is not installed")
+def test_launcher_passes_shellcheck(launcher):
+    proc = subprocess.run(["shellcheck", "-s", "sh", launcher[0]], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout
