@@ -45,10 +45,13 @@ on error, Ctrl-C or SIGTERM); the machine's own network, iptables and sysctls ar
   throughput = ADDs / wall time; then the same containers are DELeted in parallel. Results are
   checked (exit status, no duplicate address).
 * Exec counts: once per level, an ADD, CHECK, DEL and VERSION run with a PATH whose first
-  directory holds wrappers for ip, iptables, ip6tables, iptables-restore, nsenter, sysctl, ...
-  that log their name and argv then exec the real tool; CNI_PATH points at wrappers of the
-  plugin binaries too (so the reference's exec of host-local is counted). These runs are not
-  timed.
+  directory holds wrappers for ip, iptables, ip6tables, iptables-restore, tc, nft, ... that log
+  their name and argv then exec the real tool; CNI_PATH points at wrappers of the plugin
+  binaries too (so the reference's exec of host-local is counted). These runs are not timed.
+  nsenter and sysctl are not wrapped: cnish enters the container's namespace and writes its
+  sysctls in-process (as the Go plugins do), and a wrapper of that name earlier in PATH would
+  make it run the real tools instead (runner.py).
+* VERSION is asked with the bytes libcni sends, {"cniVersion":"1.0.0"}.
 
 Output: a table of medians (ms) and ratios on stdout, a "targets" section (PASS/MISS, report
 only: the exit status does not depend on them), `OUT/results.json` (machine info, settings,
@@ -76,7 +79,7 @@ from pathlib import Path
 STD_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 NETNS_DIR = "/var/run/netns"
 WRAPPED_TOOLS = ("ip", "iptables", "ip6tables", "iptables-restore", "ip6tables-restore",
-                 "iptables-save", "ip6tables-save", "nsenter", "sysctl", "bridge", "tc", "nft",
+                 "iptables-save", "ip6tables-save", "bridge", "tc", "nft",
                  "ethtool", "modprobe")
 PLUGINS = ("cnish", "ref")
 LABEL = {"cnish": "cnish", "ref": "reference"}
@@ -356,19 +359,15 @@ class Bench:
         self.info["netns_exec_overhead_ms"] = self._netns_exec_overhead()
 
     def _wrapper(self, path: Path, name: str, real: str, capture: bool = True):
-        """A PATH wrapper: log the name and argv, then exec the real program. A tool that
-        nsenter execs (same process) is logged indented as "> tool" and not counted again; what
-        a batch or a restore reads from stdin is logged as "| line"."""
+        """A PATH wrapper: log the name and argv, then exec the real program; what a batch or
+        a restore reads from stdin is logged as "| line"."""
         lines = [
             "#!/bin/sh",
             'if [ -n "$CNISH_BENCH_EXECLOG" ]; then',
-            '  if [ -n "$CNISH_BENCH_VIA" ]; then ind="    > "; unset CNISH_BENCH_VIA; else ind=; fi',
-            f'  {{ printf "%s%s" "$ind" "{name}"; for a in "$@"; do printf " %s" "$a"; done; printf "\\n"; }}'
+            f'  {{ printf "%s" "{name}"; for a in "$@"; do printf " %s" "$a"; done; printf "\\n"; }}'
             ' >> "$CNISH_BENCH_EXECLOG"',
         ]
-        if name == "nsenter":
-            lines.append("  export CNISH_BENCH_VIA=1")
-        if capture and name != "nsenter":   # the tool nsenter runs captures
+        if capture:
             lines += [
                 '  case " $* " in *" -batch - "*) b=1;; *) b=;; esac',
                 f'  case {name} in *-restore) b=1;; esac',
@@ -430,7 +429,7 @@ class Bench:
     def cmd(self, p, command, cid="", netns="", prev=None, count_log=None):
         if command == "VERSION":
             conf = None
-            stdin = json.dumps({"cniVersion": "1.0.0"})
+            stdin = '{"cniVersion":"1.0.0"}'        # exactly what libcni sends
         else:
             conf = self.conf[p] if prev is None else dict(self.conf[p], prevResult=json.loads(prev))
             stdin = json.dumps(conf)
@@ -549,15 +548,12 @@ class Bench:
                 if command == "ADD" and r["rc"] == 0:
                     prev = r["out"]
                 lines = log.read_text().splitlines()
-                tally, nested = {}, {}
+                tally = {}
                 for l in lines:
-                    if l.startswith("    > "):      # run by nsenter in the same process
-                        tool = l[6:].split(" ", 1)[0]
-                        nested[tool] = nested.get(tool, 0) + 1
-                    elif not l.startswith(" "):
+                    if not l.startswith(" "):
                         tool = l.split(" ", 1)[0]
                         tally[tool] = tally.get(tool, 0) + 1
-                counts[command] = {"counts": tally, "via_nsenter": nested,
+                counts[command] = {"counts": tally,
                                    "processes": sum(n for t, n in tally.items()
                                                     if not t.startswith("plugin:")),
                                    "log": lines}
@@ -795,8 +791,8 @@ class Bench:
             what = r["what"] + ("" if unit == "ms" else f" ({unit})")
             print(f"{what:<30} {r['attached']:>8} {r['cnish']['n']:>3}  {c:>22}  {ref:>22}  {ratio:>9}")
         print()
-        print("tool processes per operation (ip, iptables*, nsenter, sysctl, ...; a tool that "
-              "nsenter runs is the same process; plugin:X = an exec of CNI plugin X, not counted)")
+        print("tool processes per operation (ip, iptables*, tc, nft, ...; plugin:X = an exec of "
+              "CNI plugin X, not counted)")
         levels = list(self.exec_counts)
         for p in PLUGINS:
             for command in ("VERSION", "ADD", "CHECK", "DEL"):
@@ -806,9 +802,6 @@ class Bench:
                     if c is None:
                         continue
                     detail = ", ".join(f"{t} {n}" for t, n in sorted(c["counts"].items())) or "none"
-                    if c["via_nsenter"]:
-                        detail += " (nsenter ran: " + ", ".join(
-                            f"{t} {n}" for t, n in sorted(c["via_nsenter"].items())) + ")"
                     seen.setdefault((c["processes"], detail), []).append(level)
                 for (n, detail), at in seen.items():
                     where = "all levels" if len(seen) == 1 else "at " + ",".join(at)
