@@ -81,9 +81,9 @@ class Executor:
         """Run jobs in order, batching where possible; one Outcome per job that was reached.
 
         Jobs of steps marked `concurrent` depend on nothing but the steps that run in-process
-        (the IPAM reservation): they are started, batched, just before the first other command
-        and collected at the end, so their processes run while the others do. Outcomes come
-        back in plan order."""
+        (the IPAM reservation): they are started, batched, right after the first other command
+        (which is on the critical path, so it goes first) and collected at the end, so their
+        processes run while the others do. Outcomes come back in plan order."""
         def early(job):
             return concurrent and job.step.concurrent and job.probe is None
 
@@ -94,16 +94,19 @@ class Executor:
         i = 0
         while i < len(jobs):
             job = jobs[i]
-            if background and not _native(job.cmd):
-                pending, background = self._start_all(background), []
             if job.probe is not None:
+                if background and not _native(job.probe):
+                    pending, background = self._start_all(background), []
                 probe = self._run(job.probe.argv)
                 if probe.returncode == 0:
                     outcomes.append(Outcome(job.step, "skipped", argv=job.probe.argv))
                     i += 1
                     continue
             group = self._group(jobs, i)
-            done = self._finish_group(group, stop_on_failure, self._start_group(group))
+            started = self._start_group(group)
+            if background and not _native(job.cmd):
+                pending, background = self._start_all(background), []
+            done = self._finish_group(group, stop_on_failure, started)
             outcomes.extend(done)
             i += len(done)
             if stop_on_failure and done and done[-1].status in ("failed", "unknown"):
