@@ -202,6 +202,21 @@ class Interrupted(Exception):
     pass
 
 
+def _launcher_python(path: str) -> str | None:
+    """The interpreter a `cnish install` launcher runs (its `python=` line), with its version."""
+    try:
+        with open(path, errors="replace") as f:
+            line = next((l for l in f if l.startswith("python=")), None)
+    except OSError:
+        return None
+    if line is None:
+        return None
+    python = line[len("python="):].strip().strip("'")
+    version = subprocess.run([python, "-IS", "-c", "import sys; print(sys.version.split()[0])"],
+                             capture_output=True, text=True).stdout.strip()
+    return f"{python} ({version})"
+
+
 def _on_signal(signum, _frame):
     raise Interrupted(signal.Signals(signum).name)
 
@@ -401,6 +416,7 @@ class Bench:
             "cpu_model": cpu, "cpus": os.cpu_count(), "kernel": platform.release(),
             "uname": " ".join(platform.uname()), "python": sys.version.split()[0],
             "python_executable": sys.executable, "loadavg_start": os.getloadavg(),
+            "cnish_launcher_python": _launcher_python(self.binary["cnish"]),
             "cnish_binary": self.binary["cnish"], "cnish_git": git + ("-dirty" if dirty else ""),
             "reference_dir": self.args.reference_dir,
             "reference_package": ref_pkg or None, "iptables": iptables,
@@ -777,7 +793,8 @@ class Bench:
         i = self.info
         print()
         print(f"cnish vs reference - {i['date']}, {i['cpu_model']} x{i['cpus']}, kernel {i['kernel']}, "
-              f"python {i['python']}, cnish {i['cnish_git']}, reference {i['reference_package'] or '?'}")
+              f"cnish {i['cnish_git']} on {i.get('cnish_launcher_python') or '?'}, "
+              f"reference {i['reference_package'] or '?'}")
         print(f"medians (p10-p90); ratio = median of per-pair cnish/ref; "
               f"`ip netns exec` overhead {i['netns_exec_overhead_ms']:.1f} ms is in no figure")
         head = f"{'what':<30} {'attached':>8} {'n':>3}  {'cnish':>22}  {'reference':>22}  {'cnish/ref':>9}"
@@ -900,6 +917,9 @@ def parse_args(argv=None):
     ap.add_argument("--cnish", default=None,
                     help="the cnish executable (default: a launcher from `cnish install`, as a "
                          "runtime would exec it, in a temporary directory)")
+    ap.add_argument("--python", default=None, metavar="PATH",
+                    help="the interpreter the default launcher runs (`cnish install --python`; "
+                         "default: this one)")
     ap.add_argument("--out", default=str(here / "out"), help="where results.json and results.png go")
     ap.add_argument("--quick", action="store_true",
                     help="smoke run: levels 0,20, 5 reps, 1 parallel rep (unless given explicitly)")
@@ -954,7 +974,8 @@ def main(argv=None) -> int:
         # What a runtime would exec: the launcher `cnish install` writes (isolated interpreter,
         # no site hooks), not the console script pip writes.
         launcher_dir = tempfile.mkdtemp(prefix="cnish-bench-bin-")
-        subprocess.run([sys.executable, "-m", "cnish", "install", launcher_dir], check=True,
+        subprocess.run([sys.executable, "-m", "cnish", "install", launcher_dir]
+                       + (["--python", args.python] if args.python else []), check=True,
                        stdout=subprocess.DEVNULL)
         args.cnish = os.path.join(launcher_dir, "cnish")
     try:

@@ -61,14 +61,48 @@ def _package_dirs() -> list:
     return dirs
 
 
-def python_argv() -> list:
+def python_argv(python: str | None = None) -> list:
     """The command the launcher execs; the launcher's path and the arguments follow it."""
     from cnish import jsonfast
-    return [os.path.realpath(sys.executable), "-IS", "-c",
+    return [os.path.realpath(python or sys.executable), "-IS", "-c",
             ENTRY.format(paths=jsonfast.dumps(_package_dirs()))]
 
 
-def launcher_text() -> str:
+# Run by another interpreter before it is written into a launcher: same Python X.Y (compiled
+# extensions and bytecode are per minor version), and able to import what the launcher needs.
+_PROBE = """import sys
+if sys.version_info[:2] != ({major}, {minor}):
+    sys.exit("it is Python %d.%d; cnish is installed for Python {major}.{minor}" % sys.version_info[:2])
+sys.path[:0] = {paths}
+import cnish.main, cnish.engine, jinja2
+"""
+
+
+class InterpreterError(Exception):
+    pass
+
+
+def check_interpreter(python: str) -> str:
+    """The absolute path of an interpreter the launcher may run instead of the one running
+    `cnish install`; InterpreterError says why not."""
+    from cnish import jsonfast
+    from cnish.runner import Runner
+    path = os.path.realpath(python)
+    if not (os.path.isabs(python) and os.path.isfile(path) and os.access(path, os.X_OK)):
+        raise InterpreterError(f"{python} is not an executable given by its absolute path")
+    probe = _PROBE.format(major=sys.version_info[0], minor=sys.version_info[1],
+                          paths=jsonfast.dumps(_package_dirs()))
+    try:
+        res = Runner().run([path, "-IS", "-c", probe])
+    except OSError as exc:
+        raise InterpreterError(f"{python} cannot run: {exc.strerror}") from None
+    if res.returncode != 0:
+        reason = (res.stderr.strip().splitlines() or [f"exit status {res.returncode}"])[-1]
+        raise InterpreterError(f"{python} cannot run cnish: {reason}")
+    return path
+
+
+def launcher_text(python: str | None = None) -> str:
     import shlex
     from cnish import __version__
     from cnish.main import version_answer
@@ -79,18 +113,21 @@ def launcher_text() -> str:
         answer = version_answer(requests[0].encode()).rstrip("\n")
         answers.append(f"        {'|'.join(shlex.quote(r) for r in requests)})\n"
                        f"            printf '%s\\n' {shlex.quote(answer)}; exit 0 ;;")
-    python, _, _, entry = python_argv()
+    python, _, _, entry = python_argv(python)
     return LAUNCHER.format(version=__version__, answers="\n".join(answers),
                            python=shlex.quote(python), entry=shlex.quote(entry))
 
 
-def install(directory: str, links=()) -> list:
-    """Write DIR/cnish (the launcher) and symlinks DIR/<name> -> cnish. Returns the paths."""
+def install(directory: str, links=(), python: str | None = None) -> list:
+    """Write DIR/cnish (the launcher) and symlinks DIR/<name> -> cnish. Returns the paths.
+    `python`: another interpreter for the launcher (checked by check_interpreter)."""
+    if python is not None:
+        python = check_interpreter(python)
     os.makedirs(directory, mode=0o755, exist_ok=True)
     target = os.path.join(directory, "cnish")
     tmp = target + f".tmp-{os.getpid()}"
     with open(tmp, "w") as f:
-        f.write(launcher_text())
+        f.write(launcher_text(python))
     os.chmod(tmp, 0o755)
     os.rename(tmp, target)
     made = [target]

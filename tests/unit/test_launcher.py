@@ -89,3 +89,27 @@ def test_plugin_type_follows_the_name_it_is_execed_by(launcher):
 def test_launcher_passes_shellcheck(launcher):
     proc = subprocess.run(["shellcheck", "-s", "sh", launcher[0]], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout
+
+
+def test_another_interpreter_of_the_same_version_can_run_the_launcher(tmp_path):
+    import sys
+    from cnish.install import InterpreterError, check_interpreter
+    # The interpreter running the tests, reached through a symlink: accepted, resolved.
+    link = tmp_path / "py"
+    link.symlink_to(sys.executable)
+    path, _ = install(str(tmp_path / "bin"), links=["bridge"], python=str(link))
+    assert f"python={os.path.realpath(sys.executable)}\n" in open(path).read()
+    proc = run(path, b'{"cniVersion":"9.9.9"}')             # answered by that Python
+    assert json.loads(proc.stdout)["cniVersion"] == CURRENT_VERSION
+    # One that is not Python X.Y, not absolute, or not runnable: refused, nothing written.
+    fake = tmp_path / "python2"
+    fake.write_text("#!/bin/sh\necho 'it is Python 2.7; cnish is installed for Python 3.11' >&2\n"
+                    "exit 1\n")
+    fake.chmod(0o755)
+    for bad, reason in ((str(fake), "it is Python 2.7"), ("python3", "absolute path"),
+                        (str(tmp_path / "missing"), "absolute path")):
+        with pytest.raises(InterpreterError, match=reason):
+            check_interpreter(bad)
+        with pytest.raises(InterpreterError):
+            install(str(tmp_path / "bin2"), python=bad)
+    assert not (tmp_path / "bin2").exists()
