@@ -44,7 +44,9 @@ fi
 exec "$python" -IS -c "$entry" "$0" "$@"
 """
 
-ENTRY = "import sys; sys.argv[:1] = []; sys.path[:0] = {paths}; from cnish.main import main; main()"
+# The install directories go after the standard library (as site-packages does): a package
+# there cannot shadow a standard module, and standard imports do not search them first.
+ENTRY = "import sys; sys.argv[:1] = []; sys.path += {paths}; from cnish.main import main; main()"
 
 
 def _package_dirs() -> list:
@@ -73,7 +75,7 @@ def python_argv(python: str | None = None) -> list:
 _PROBE = """import sys
 if sys.version_info[:2] != ({major}, {minor}):
     sys.exit("it is Python %d.%d; cnish is installed for Python {major}.{minor}" % sys.version_info[:2])
-sys.path[:0] = {paths}
+sys.path += {paths}
 import cnish.main, cnish.engine, jinja2
 """
 
