@@ -379,18 +379,20 @@ class Bench:
         lines = [
             "#!/bin/sh",
             'if [ -n "$CNISH_BENCH_EXECLOG" ]; then',
-            f'  {{ printf "%s" "{name}"; for a in "$@"; do printf " %s" "$a"; done; printf "\\n"; }}'
-            ' >> "$CNISH_BENCH_EXECLOG"',
+            f'  line="{name}"; for a in "$@"; do line="$line $a"; done',
         ]
+        # Each record is written by one printf (one append): tools run concurrently.
         if capture:
             lines += [
                 '  case " $* " in *" -batch - "*) b=1;; *) b=;; esac',
-                f'  case {name} in *-restore) b=1;; esac',
+                *(['  b=1'] if name.endswith("-restore") else []),
                 '  if [ -n "$b" ]; then',
-                '    in=$(cat); printf "%s\\n" "$in" | sed "s/^/    | /" >> "$CNISH_BENCH_EXECLOG"',
+                '    in=$(cat); block=$(printf "%s\\n" "$in" | sed "s/^/    | /")',
+                '    printf "%s\\n%s\\n" "$line" "$block" >> "$CNISH_BENCH_EXECLOG"',
                 f'    printf "%s\\n" "$in" | {real} "$@"; exit $?',
                 '  fi',
             ]
+        lines += ['  printf "%s\\n" "$line" >> "$CNISH_BENCH_EXECLOG"']
         lines += ["fi", f'exec {real} "$@"', ""]
         path.write_text("\n".join(lines))
         path.chmod(0o755)
