@@ -24,3 +24,20 @@ def templates_dir() -> str:
 
 def plans_dir() -> str:
     return _find("plans")
+
+
+# Which recipe and template files a render reads (plancache.py validates a cached plan against
+# exactly these). None when nobody is recording.
+_reads = None
+
+
+def record(path: str) -> None:
+    if _reads is not None:
+        _reads.add(path)
+
+
+def recording(active: bool) -> set | None:
+    """Start (True) or stop (False) recording; stopping returns the paths read meanwhile."""
+    global _reads
+    reads, _reads = _reads, (set() if active else None)
+    return reads

@@ -8,10 +8,13 @@ renders the plan and stores it; every later one binds its values into the stored
 importing Jinja at all.
 
 The cache lives in /run/cnish/plans (a tmpfs: gone at reboot), or CNISH_PLAN_CACHE ("off"
-disables it). A key covers everything the rendering reads: cnish's version, the size and
-modification time of every recipe and template and of the rendering code, the validated
-config, the operator options and the attachment shape — so editing a template takes effect on
-the next call. Because a plan is a list of commands that will run as root, the cache is only
+disables it). The key covers what the rendering depends on: cnish's version, where its recipes
+and templates live, the size and modification time of the rendering code, the validated config,
+the operator options and the attachment shape. Each entry also lists the recipe and template
+files its render read (recorded as Jinja and the recipe loader open them, including templates
+included by others) with their size and modification time, and is used only while all of them
+are unchanged — so editing a template takes effect on the next call, at the cost of stat()ing
+the twenty-odd files a plan uses rather than the whole tree. Because a plan is a list of commands that will run as root, the cache is only
 used when its directory is owned by cnish's user and writable by nobody else, files are read
 with O_NOFOLLOW, and writes are atomic. A dry-run reads the cache but never writes it.
 """
@@ -40,28 +43,34 @@ def _directory() -> str | None:
     return None if path in ("", "off") else path
 
 
-def _sources_digest() -> str:
-    """Size and mtime of every file the rendering reads (recipes, templates, renderer code)."""
+def _code_digest_now() -> str:
+    """cnish's version, where its recipes and templates live, and size and mtime of the
+    rendering code. (Which recipe and template files a plan was rendered from is stored with
+    the plan and checked on every use: _fresh.)"""
     global _code_digest
     if _code_digest is None:
         from cnish.paths import plans_dir, templates_dir
         here = os.path.dirname(os.path.abspath(__file__))
-        parts = [__version__]
+        parts = [__version__, plans_dir(), templates_dir()]
         for name in ("templating.py", "recipes.py", "plancache.py", "templating_marks.py"):
             st = os.stat(os.path.join(here, name))
             parts.append(f"{name}:{st.st_size}:{st.st_mtime_ns}")
-        for root in (plans_dir(), templates_dir()):
-            stack = [root]
-            while stack:
-                with os.scandir(stack.pop()) as entries:
-                    for entry in entries:
-                        if entry.is_dir():
-                            stack.append(entry.path)
-                        else:
-                            st = entry.stat()
-                            parts.append(f"{entry.path}:{st.st_size}:{st.st_mtime_ns}")
-        _code_digest = digest("\n".join(sorted(parts)).encode()).hexdigest()
+        _code_digest = digest("\n".join(parts).encode()).hexdigest()
     return _code_digest
+
+
+def _stamp(path: str) -> list:
+    st = os.stat(path)
+    return [path, st.st_size, st.st_mtime_ns]
+
+
+def _fresh(sources) -> bool:
+    """Are the recipe and template files a plan was rendered from unchanged?"""
+    try:
+        return bool(sources) and all(_stamp(path) == [path, size, mtime]
+                                     for path, size, mtime in sources)
+    except (OSError, TypeError, ValueError):
+        return False
 
 
 def _conf_json(conf) -> object:
@@ -80,7 +89,7 @@ def _plain(value):
 
 
 def _key(kind: str, op, extra) -> str:
-    material = {"kind": kind, "code": _sources_digest(), "type": op.type,
+    material = {"kind": kind, "code": _code_digest_now(), "type": op.type,
                 "includes": op.includes(), "conf": _conf_json(op.conf),
                 "ipam": _conf_json(op.ipam_conf), "net": [op.name, op.version],
                 "opts": op.opts, "extra": extra}
@@ -147,12 +156,21 @@ def _cached(kind: str, op, extra, render):
     directory = _directory()
     key = _key(kind, op, extra) if directory else None
     if key and _trusted(directory):
-        value = _load(directory, key)
-        if value is not None:
-            return value
-    value = render()
+        entry = _load(directory, key)
+        if isinstance(entry, dict) and _fresh(entry.get("sources")):
+            return entry["value"]
+    from cnish import paths
+    paths.recording(True)
+    try:
+        value = render()
+    finally:
+        read = paths.recording(False)
     if key and not op.dry_run:
-        _store(directory, key, value)
+        try:
+            sources = [_stamp(path) for path in sorted(read)]
+        except OSError:
+            return value            # a file vanished meanwhile: do not cache this render
+        _store(directory, key, {"sources": sources, "value": value})
     return value
 
 

@@ -9,7 +9,7 @@ recipe with an unknown key, so a typo cannot silently drop a safeguard.
 
 import os
 
-from cnish.paths import plans_dir
+from cnish.paths import plans_dir, record
 
 SECTIONS = ("add", "del", "gc", "facts")
 STEP_KEYS = {"id", "describe", "when", "each", "as", "run", "undo", "check", "expect", "skip_if",
@@ -105,6 +105,7 @@ _cache = {}
 
 def load(name: str) -> Recipe:
     """plans/<name>.toml, parsed once per process."""
+    record(os.path.join(plans_dir(), f"{name}.toml"))
     if name not in _cache:
         import tomllib   # only when a plan has to be rendered (not on a plan-cache hit)
         path = os.path.join(plans_dir(), f"{name}.toml")

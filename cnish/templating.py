@@ -19,7 +19,7 @@ import shlex
 
 import jinja2
 
-from cnish.paths import templates_dir
+from cnish.paths import record, templates_dir
 from cnish.templating_marks import MARK_CLOSE, MARK_OPEN
 
 # The iptables verb for each action of a rule template: append, delete, test.
@@ -80,13 +80,27 @@ def _iptables(version) -> str:
     return "ip6tables" if version == 6 else "iptables"
 
 
+class _RecordingLoader(jinja2.FileSystemLoader):
+    """Tells paths.record every template file a render uses, also when Jinja serves it from
+    its own cache (it then asks the loader's `uptodate` function)."""
+
+    def get_source(self, environment, template):
+        source, filename, uptodate = super().get_source(environment, template)
+        record(filename)
+
+        def fresh() -> bool:
+            record(filename)
+            return uptodate()
+        return source, filename, fresh
+
+
 class Renderer:
     """Renders the steps of a recipe section for one config and one attachment shape."""
 
     def __init__(self):
         common = dict(undefined=jinja2.StrictUndefined, autoescape=False, trim_blocks=True,
                       lstrip_blocks=True, keep_trailing_newline=False)
-        self.commands = jinja2.Environment(loader=jinja2.FileSystemLoader(templates_dir()),
+        self.commands = jinja2.Environment(loader=_RecordingLoader(templates_dir()),
                                            finalize=_quote, **common)
         self.texts = jinja2.Environment(finalize=_text, **common)
         for env in (self.commands, self.texts):

@@ -1,5 +1,6 @@
 """The plan cache: one render per config and attachment shape, safe to trust, never stale."""
 
+import json
 import os
 
 import pytest
@@ -71,10 +72,59 @@ def test_an_untrusted_directory_is_ignored(cache):
     assert len(renders) == 2
 
 
-def test_a_changed_template_renders_again(cache, monkeypatch):
+@pytest.fixture
+def own_sources(tmp_path, monkeypatch):
+    """A private copy of plans/ and templates/ that a test may edit, and a fresh renderer
+    (Jinja and the recipe loader keep what they read for the life of the process)."""
+    import shutil
+    from cnish import paths, recipes, templating
+    copies = {}
+    for name, find in (("plans", paths.plans_dir), ("templates", paths.templates_dir)):
+        copies[name] = str(tmp_path / "sources" / name)
+        shutil.copytree(find(), copies[name])
+    monkeypatch.setattr(paths, "plans_dir", lambda: copies["plans"])
+    monkeypatch.setattr(paths, "templates_dir", lambda: copies["templates"])
+    monkeypatch.setattr(recipes, "plans_dir", lambda: copies["plans"])
+    monkeypatch.setattr(templating, "templates_dir", lambda: copies["templates"])
+    monkeypatch.setattr(templating, "_renderer", None)
+    monkeypatch.setattr(recipes, "_cache", {})
+    monkeypatch.setattr(plancache, "_code_digest", None)
+    return copies
+
+
+def sources_of(directory):
+    (entry,) = [json.loads((directory / n).read_text()) for n in os.listdir(directory)]
+    return [path for path, _size, _mtime in entry["sources"]]
+
+
+@pytest.mark.parametrize("edit", ["recipe", "template", "included template"])
+def test_an_edited_recipe_or_template_renders_again(cache, own_sources, edit):
+    directory, renders = cache
+    plan()
+    sources = sources_of(directory)
+    assert os.path.join(own_sources["plans"], "bridge.toml") in sources
+    assert os.path.join(own_sources["plans"], "host-local.toml") in sources
+    # nsenter/net.j2 is only ever included by other templates (the container-side prefix)
+    included = os.path.join(own_sources["templates"], "nsenter", "net.j2")
+    assert included in sources
+    plan(cid="b")
+    assert len(renders) == 1                              # unchanged: the stored plan is used
+    target = {"recipe": os.path.join(own_sources["plans"], "bridge.toml"),
+              "template": next(p for p in sources if p.startswith(own_sources["templates"])
+                               and p != included),
+              "included template": included}[edit]
+    with open(target, "a") as f:
+        f.write("\n" if target.endswith(".toml") else "{# edited #}")
+    plan(cid="c")
+    assert len(renders) == 2
+    plan(cid="d")
+    assert len(renders) == 2                              # and the new render is stored
+
+
+def test_a_changed_rendering_code_renders_again(cache, monkeypatch):
     _, renders = cache
     plan()
-    monkeypatch.setattr(plancache, "_code_digest", "templates edited")
+    monkeypatch.setattr(plancache, "_code_digest", "rendering code edited")
     plan(cid="b")
     assert len(renders) == 2
 
