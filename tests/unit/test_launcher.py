@@ -113,3 +113,14 @@ def test_another_interpreter_of_the_same_version_can_run_the_launcher(tmp_path):
         with pytest.raises(InterpreterError):
             install(str(tmp_path / "bin2"), python=bad)
     assert not (tmp_path / "bin2").exists()
+
+
+@pytest.mark.parametrize("stdout", ["closed", "full"])
+def test_an_answer_that_cannot_be_delivered_is_an_error(launcher, stdout):
+    """Python leaves without its teardown (main._exit_now) but still flushes, and says so in
+    the exit status when the answer could not be written."""
+    redirect = {"closed": ">&-", "full": ">/dev/full"}[stdout]
+    proc = subprocess.run(["/bin/sh", "-c", f'printf x | "$0" {redirect}', launcher[0]],
+                          capture_output=True, env={"PATH": os.environ["PATH"],
+                                                    "CNI_COMMAND": "VERSION"})
+    assert proc.returncode == 1
