@@ -27,6 +27,11 @@ MISSING = ("Cannot find device", "No such device", "No such file or directory",
            "Cannot assign requested address")
 
 
+# Kernel errors whose text does not say what the operator needs to know.
+EXPLAIN = (("Exchange full", "the bridge already has 1023 ports, the most a Linux bridge takes "
+                             "(port numbers 1-1023); attach further containers to another bridge"),)
+
+
 def classify(stderr: str) -> str:
     if any(s in stderr for s in EXISTS):
         return "exists"
@@ -296,6 +301,7 @@ def _failure_details(o) -> str:
         text += f": {o.stderr}"
     if o.step.hint:
         text += f" ({o.step.hint})"
+    text += "".join(f" ({why})" for fragment, why in EXPLAIN if fragment in (o.stderr or ""))
     return text
 
 

@@ -329,3 +329,34 @@ def test_gateway_conflict_and_force_address(lab):
     # a second container finds its gateway already there: no conflict, no process to ask
     c2 = lab.netns()
     assert host.cni("ADD", conf, c2, cid="ctr2")[0] == 0
+
+
+def test_a_full_bridge_is_refused_with_the_reason_and_nothing_left_behind(lab):
+    """A Linux bridge takes at most 1023 ports; the next attachment fails in the kernel with
+    "Exchange full", which cnish explains, and the failed ADD is undone completely."""
+    host, c = lab.host(), lab.netns()
+    conf = bridge_conf(lab, ipam={"ranges": [[{"subnet": "10.78.0.0/20"}]]})
+    rc, res, _ = host.cni("ADD", conf, c, cid="first")
+    assert rc == 0, res
+    bridge = conf["bridge"]
+    sh("ip", "-n", host.name, "-batch", "-", input="".join(     # both ends of 511 pairs
+        f"link add fp{i} master {bridge} type veth peer name fq{i}\nlink set fq{i} master {bridge}\n"
+        for i in range(511)))
+    ports = sh("ip", "-n", host.name, "-o", "link", "show", "master", bridge).stdout
+    assert len(ports.splitlines()) == 1023
+    c2 = lab.netns()
+    ipv6_settled(host)             # the first veth's link-local address leaves "tentative"
+    before = host.state(c2)
+    rc, out, _ = host.cni("ADD", conf, c2, cid="second")
+    assert rc == 1 and out["code"] == 100, out
+    assert "Exchange full" in out["details"] and "1023 ports" in out["details"], out
+    ipv6_settled(host)
+    assert host.state(c2) == before
+
+
+def ipv6_settled(host, timeout=10.0):
+    import time
+    deadline = time.monotonic() + timeout
+    while sh("ip", "-n", host.name, "-6", "addr", "show", "tentative").stdout.strip():
+        assert time.monotonic() < deadline, "IPv6 addresses stay tentative"
+        time.sleep(0.1)
