@@ -6,7 +6,8 @@ whatever `.pth` hooks the environment carries (tens of milliseconds), and it may
 through a version-manager shim (hundreds). The launcher written here names the interpreter by
 its absolute path and runs it isolated (`-I`: no PYTHON* variables, no user site directory,
 no script directory on sys.path; `-S`: no site hooks), with exactly the directories cnish and
-its dependencies are installed in on sys.path.
+its dependencies are installed in on sys.path. It is a shell script, so that the VERSION
+requests runtimes send can be answered without starting Python at all.
 """
 
 import os
@@ -17,7 +18,8 @@ import sys
 LAUNCHER = """#!/bin/sh
 # cnish {version} CNI plugin launcher, written by `cnish install`.
 #
-# Python runs as: the interpreter cnish was installed with, by its absolute path, isolated
+# Python runs as: the interpreter chosen at install time (by default the one cnish was
+# installed with; `cnish install --python`), by its absolute path, isolated
 # (-I: no PYTHON* variables, no user site; -S: no site hooks), with exactly the directories
 # cnish and its libraries are installed in on sys.path, and this file's path as sys.argv[0]
 # (the name a runtime execs cnish by, such as `bridge`, selects the plugin type).
