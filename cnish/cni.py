@@ -12,11 +12,6 @@ from cnish.errors import INTERNAL, CNIError
 ABOUT = "CNI cnish plugin version {version}\nCNI protocol versions supported: {versions}\n"
 
 
-def _request_version(raw) -> str:
-    version = raw.get("cniVersion") if isinstance(raw, dict) else None
-    return version if version in results.SUPPORTED_VERSIONS else results.CURRENT_VERSION
-
-
 def _write(stream, obj) -> None:
     from cnish import jsonfast
     stream.write(jsonfast.dumps(obj) + "\n")
@@ -68,7 +63,7 @@ def main(env, stdin, stdout, stderr, plugin_type: str | None = None) -> int:
             log.error(str(exc))
         else:
             stderr.write(f"cnish: {exc}\n")
-        _write(stdout, exc.to_json(_request_version(raw)))
+        _write(stdout, exc.to_json(results.version_in_use(raw)))
         return 1
     except Exception as exc:     # a bug: still answer in the protocol, with the trace in the log
         import traceback
@@ -77,8 +72,9 @@ def main(env, stdin, stdout, stderr, plugin_type: str | None = None) -> int:
             log.error(trace)
         else:
             stderr.write(trace)
-        _write(stdout, CNIError(INTERNAL, f"internal error in cnish: {exc!r}",
-                                "please report this with the log").to_json(_request_version(raw)))
+        error = CNIError(INTERNAL, f"internal error in cnish: {exc!r}",
+                         "please report this with the log")
+        _write(stdout, error.to_json(results.version_in_use(raw)))
         return 1
     finally:
         if log is not None:

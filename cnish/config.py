@@ -127,25 +127,21 @@ class Fields:
 
     def ip(self, key: str) -> str | None:
         """An IP address (no prefix length), or None when the key is absent."""
+        from cnish.ipnet import IP, problem
         value = self.text(key)
-        if value is not None:
-            from cnish.ipnet import IP
-            try:
-                IP.parse(value)
-            except ValueError as exc:
-                raise invalid_config(self.path(key), value, str(exc)) from None
+        wrong = problem(IP.parse, value) if value is not None else None
+        if wrong:
+            raise invalid_config(self.path(key), value, wrong)
         return value
 
     def cidr(self, key: str) -> str | None:
         """An address with a prefix length ("10.1.0.0/16"), or None when the key is absent."""
+        from cnish.ipnet import Prefix, problem
         value = self.text(key)
-        if value is not None:
-            from cnish.ipnet import Prefix
-            try:
-                Prefix.parse(value)
-            except ValueError as exc:
-                raise invalid_config(self.path(key), value,
-                                     f"must be an address with a prefix length: {exc}") from None
+        wrong = problem(Prefix.parse, value) if value is not None else None
+        if wrong:
+            raise invalid_config(self.path(key), value,
+                                 f"must be an address with a prefix length: {wrong}")
         return value
 
     def mac(self, key: str) -> str | None:

@@ -16,7 +16,7 @@ Consecutive commands of one tool in one namespace are sent to the tool's batch m
 (batching.py); a batch failure is traced back to its step, so rollback stays per step.
 """
 
-from cnish import batching
+from cnish import batching, natives
 from cnish.errors import CHECK_FAILED, STEP_FAILED, CNIError
 
 # Stderr fragments that mean "already there" / "already gone" for the tools plans use.
@@ -80,7 +80,6 @@ class Executor:
 
     def _run(self, argv, stdin=None):
         return self.runner.run(argv, stdin)
-
 
     def run_jobs(self, jobs, stop_on_failure: bool, concurrent: bool = True) -> list:
         """Run jobs in order, batching where possible; one Outcome per job that was reached.
@@ -322,5 +321,4 @@ def step_error(failure, undo_errors) -> CNIError:
 
 def _native(cmd) -> bool:
     """Commands natives.py may run in-process (they never start a process of their own)."""
-    from cnish.natives import NAMES
-    return cmd.argv[0] in NAMES
+    return cmd.argv[0] in natives.NAMES

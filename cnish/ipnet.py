@@ -123,3 +123,12 @@ class Prefix:
 def parse_ip_or_prefix(text: str) -> IP:
     """`10.1.2.3` or `10.1.2.3/24` -> the address (how host-local reads requested IPs)."""
     return Prefix.parse(text).ip if isinstance(text, str) and "/" in text else IP.parse(text)
+
+
+def problem(parse, text) -> str | None:
+    """Why `text` is not what `parse` (IP.parse, Prefix.parse) accepts, or None."""
+    try:
+        parse(text)
+    except ValueError as exc:
+        return str(exc)
+    return None

@@ -29,9 +29,7 @@ def version_answer(request: bytes) -> str:
         parsed = jsonfast.loads(request or b"{}")
     except (ValueError, UnicodeDecodeError):
         parsed = {}
-    asked = parsed.get("cniVersion") if isinstance(parsed, dict) else None
-    answer = asked if asked in results.SUPPORTED_VERSIONS else results.CURRENT_VERSION
-    return jsonfast.dumps({"cniVersion": answer,
+    return jsonfast.dumps({"cniVersion": results.version_in_use(parsed),
                            "supportedVersions": list(results.SUPPORTED_VERSIONS)}) + "\n"
 
 

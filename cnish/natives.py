@@ -77,9 +77,7 @@ def _store(args):
             store.release(rest[0], rest[1])
             return 0, "", ""
         if op == "prune" and not rest:
-            with store:
-                for name in store.stale_index():
-                    store._unlink(name)
+            store.prune()
             return 0, "", ""
         if op == "check" and len(rest) == 3:
             ip, cid, ifname = rest

@@ -14,9 +14,10 @@ the operator options and the attachment shape. Each entry also lists the recipe 
 files its render read (recorded as Jinja and the recipe loader open them, including templates
 included by others) with their size and modification time, and is used only while all of them
 are unchanged — so editing a template takes effect on the next call, at the cost of stat()ing
-the twenty-odd files a plan uses rather than the whole tree. Because a plan is a list of commands that will run as root, the cache is only
-used when its directory is owned by cnish's user and writable by nobody else, files are read
-with O_NOFOLLOW, and writes are atomic. A dry-run reads the cache but never writes it.
+the twenty-odd files a plan uses rather than the whole tree. Because a plan is a list of
+commands that will run as root, the cache is only used when its directory is owned by cnish's
+user and writable by nobody else, files are read with O_NOFOLLOW, and writes are atomic. A
+dry-run reads the cache but never writes it.
 """
 
 import os

@@ -16,6 +16,13 @@ SUPPORTED_VERSIONS = ("0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1
 CURRENT_VERSION = "1.1.0"
 
 
+def version_in_use(request) -> str:
+    """The request's cniVersion when cnish supports it, else CURRENT_VERSION: what a VERSION
+    answer and an error object carry."""
+    asked = request.get("cniVersion") if isinstance(request, dict) else None
+    return asked if asked in SUPPORTED_VERSIONS else CURRENT_VERSION
+
+
 def version_key(version: str) -> tuple | None:
     """'0.4.0' -> (0, 4, 0); None when it is not a dotted triple of numbers."""
     parts = version.split(".") if isinstance(version, str) else []
@@ -111,21 +118,13 @@ def _check_str(obj: dict, field: str, where: str, required: bool = False, kind: 
 
 
 def _cidr_problem(value):
-    from cnish.ipnet import Prefix
-    try:
-        Prefix.parse(value)
-    except ValueError as exc:
-        return str(exc)
-    return None
+    from cnish.ipnet import Prefix, problem
+    return problem(Prefix.parse, value)
 
 
 def _ip_problem(value):
-    from cnish.ipnet import IP
-    try:
-        IP.parse(value)
-    except ValueError as exc:
-        return str(exc)
-    return None
+    from cnish.ipnet import IP, problem
+    return problem(IP.parse, value)
 
 
 def _ifname_problem(value):

@@ -268,6 +268,14 @@ class Store:
                     self._unlink(name)
             return released
 
+    def prune(self) -> list[str]:
+        """Remove the stale index entries (GC); returns their names."""
+        with self:
+            stale = self.stale_index()
+            for name in stale:
+                self._unlink(name)
+            return stale
+
     def stale_index(self) -> list[str]:
         """Index entries whose address file is gone or held by someone else (GC)."""
         out = []
