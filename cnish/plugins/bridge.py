@@ -30,11 +30,7 @@ def parse(f, op) -> dict:
     for key, defaults in UNSUPPORTED.items():
         if key in f.obj and f.obj[key] not in defaults:
             raise unsupported_field(key, f.obj[key])
-    backend = f.text("ipMasqBackend", "iptables")
-    if backend == "nftables":
-        raise unsupported_field("ipMasqBackend", backend)
-    if backend != "iptables":
-        raise invalid_config("ipMasqBackend", backend, "must be \"iptables\" or \"nftables\"")
+    common.masq_backend(f)
     conf = {
         "bridge": f.ifname("bridge", "cni0"),
         "isDefaultGateway": f.flag("isDefaultGateway"),
@@ -56,19 +52,10 @@ def parse(f, op) -> dict:
 # -- per-container values ------------------------------------------------------------------------
 
 def _base(op) -> dict:
-    net, cid, ifname = op.name, op.runtime.container_id, op.runtime.ifname
     bridge = op.conf.bridge
-    return {
-        "cid": cid,
-        "ifname": ifname,
-        "netns": op.runtime.netns,
-        "host_veth": names.host_veth(net, cid, ifname),
-        "host_mac": names.mac_address(op.machine_id, "host", net, cid, ifname),
-        "container_mac": names.mac_address(op.machine_id, "container", net, cid, ifname),
-        "alias": f"cnish/{net}/{cid}/{ifname}"[:255],
-        "bridge_mac": op.read_sys(f"/sys/class/net/{bridge}/address")
-                      or names.mac_address(op.machine_id, "bridge", bridge),
-    }
+    return dict(common.veth_att(op),
+                bridge_mac=op.read_sys(f"/sys/class/net/{bridge}/address")
+                or names.mac_address(op.machine_id, "bridge", bridge))
 
 
 def _with_gateways(op, ipam_ips: list, routes: list):
@@ -204,10 +191,7 @@ def prepare(op) -> dict:
         ipam_att, held = op.ipam_del()
         ips = common.ips_for_del(op, held)
         routes = []
-    common.container(att, ips, routes, link_step="veth")
-    for ip in att["ips"]:
-        if ip["version"] == 6 and op.conf.mtu and op.conf.mtu < 1280:
-            raise invalid_config("mtu", op.conf.mtu, "must be at least 1280 for IPv6 addresses")
+    common.container(att, ips, routes, link_step="veth", mtu=op.conf.mtu)
     att["gateways"] = _gateways(att["ips"]) if op.conf.isGateway else []
     att["stale_addresses"] = (_stale_addresses(op, att["gateways"])
                               if op.command == "ADD" and op.conf.isGateway else [])

@@ -41,10 +41,34 @@ def routes(ips: list, wanted: list) -> list:
     return out
 
 
+def veth_att(op) -> dict:
+    """The values of a veth attachment (bridge, ptp): its identity, the host end's name and
+    MAC, the container end's MAC, and the alias that labels the host end as cnish's."""
+    net, cid, ifname = op.name, op.runtime.container_id, op.runtime.ifname
+    return {"cid": cid, "ifname": ifname, "netns": op.runtime.netns,
+            "host_veth": names.host_veth(net, cid, ifname),
+            "host_mac": names.mac_address(op.machine_id, "host", net, cid, ifname),
+            "container_mac": names.mac_address(op.machine_id, "container", net, cid, ifname),
+            "alias": f"cnish/{net}/{cid}/{ifname}"[:255]}
+
+
+def masq_backend(f) -> None:
+    """`ipMasqBackend` (bridge, ptp): only the iptables backend is implemented."""
+    backend = f.text("ipMasqBackend", "iptables")
+    if backend == "nftables":
+        from cnish.errors import unsupported_field
+        raise unsupported_field("ipMasqBackend", backend)
+    if backend != "iptables":
+        raise invalid_config("ipMasqBackend", backend, "must be \"iptables\" or \"nftables\"")
+
+
 def container(att: dict, ips: list, wanted_routes: list, link_step: str,
-              ndisc_notify: bool = False, noprefixroute: bool = False) -> dict:
-    """Fill the fields plans/container-ip.toml reads."""
+              ndisc_notify: bool = False, noprefixroute: bool = False, mtu: int = 0) -> dict:
+    """Fill the fields plans/container-ip.toml reads. With `mtu`, refuse IPv6 addresses on a
+    link whose MTU is below IPv6's minimum (what IPAM hands out is only known now)."""
     att["ips"] = addresses(ips, noprefixroute)
+    if mtu and mtu < 1280 and any(ip["version"] == 6 for ip in att["ips"]):
+        raise invalid_config("mtu", mtu, "must be at least 1280 for IPv6 addresses")
     att["v4"] = any(ip["version"] == 4 for ip in att["ips"])
     att["v6"] = any(ip["version"] == 6 for ip in att["ips"])
     att["routes"] = routes(att["ips"], wanted_routes)

@@ -6,7 +6,6 @@ veth, and in the container the subnet is reached through the gateway — no brid
 between containers. The commands are in plans/ptp.toml.
 """
 
-from cnish import names
 from cnish.config import requested_mac
 from cnish.errors import invalid_config
 from cnish.ipnet import Prefix
@@ -21,12 +20,7 @@ check_early = common.check_early
 
 
 def parse(f, op) -> dict:
-    backend = f.text("ipMasqBackend", "iptables")
-    if backend == "nftables":
-        from cnish.errors import unsupported_field
-        raise unsupported_field("ipMasqBackend", backend)
-    if backend != "iptables":
-        raise invalid_config("ipMasqBackend", backend, "must be \"iptables\" or \"nftables\"")
+    common.masq_backend(f)
     ipam = f.obj.get("ipam")
     if not (isinstance(ipam, dict) and ipam.get("type")):
         raise invalid_config("ipam", ipam, "ptp needs an IPAM configuration with a type")
@@ -47,12 +41,8 @@ def prepare(op) -> dict:
     if op.command == "GC":
         from cnish.plugins.bridge import gc_values
         return gc_values(op)
-    net, cid, ifname = op.name, op.runtime.container_id, op.runtime.ifname
-    att = {"cid": cid, "ifname": ifname, "netns": op.runtime.netns,
-           "host_veth": names.host_veth(net, cid, ifname),
-           "host_mac": names.mac_address(op.machine_id, "host", net, cid, ifname),
-           "container_mac": names.mac_address(op.machine_id, "container", net, cid, ifname),
-           "alias": f"cnish/{net}/{cid}/{ifname}"[:255]}
+    att = common.veth_att(op)
+    ifname = att["ifname"]
     if op.command == "ADD":
         mac, _ = requested_mac(op.raw, op.runtime.args)
         if mac:
@@ -83,10 +73,9 @@ def prepare(op) -> dict:
         if gw:
             wanted.append({"dst": f"{gw}/{prefix.ip.bits}", "scope": "link", "src": str(prefix.ip)})
             wanted.append({"dst": str(prefix.subnet), "gw": gw, "src": str(prefix.ip)})
-    common.container(att, ips, wanted + list(routes), link_step="veth", noprefixroute=True)
+    common.container(att, ips, wanted + list(routes), link_step="veth", noprefixroute=True,
+                     mtu=op.conf.mtu)
     for ip in att["ips"]:
-        if ip["version"] == 6 and op.conf.mtu and op.conf.mtu < 1280:
-            raise invalid_config("mtu", op.conf.mtu, "must be at least 1280 for IPv6 addresses")
         ip["gateway_host"] = f"{ip['gateway']}/{128 if ip['version'] == 6 else 32}" \
             if ip["gateway"] else None
     att["masq"] = common.masquerade(op, att["ips"]) if op.conf.ipMasq else []
