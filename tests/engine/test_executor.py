@@ -218,7 +218,10 @@ def test_exists_is_tolerated_where_declared(host):
     steps = add_steps()
     bridge = next(s for s in steps if s.id == "bridge")
     fake = host(fail=bridge.run.argv, error="RTNETLINK answers: File exists")
-    execute_add(fake, steps)          # a bridge created concurrently is fine
+    outcomes = execute_add(fake, steps)          # a bridge created concurrently is fine
+    assert next(o for o in outcomes if o.step is bridge).status == "exists"
+    assert all(o.status in ("done", "exists", "skipped") for o in outcomes)
+    assert not [a for a in fake.ran if a in {s.undo.argv for s in steps if s.undo}]
 
 
 def test_exists_is_an_error_elsewhere(host):
@@ -246,5 +249,8 @@ def test_del_keeps_going_and_reports(host):
 def test_del_treats_missing_as_done(host):
     plan, _ = engine.build_plan(operation(dict(RAW), "DEL"))
     fake = host(fail=plan.steps[0].run.argv, error='Cannot find device "eth0"')
+    fake.probes = {s.skip_if.argv for s in plan.steps if s.skip_if}   # so the step does run
     fake._restore_steps = [s.run.argv for s in plan.steps]
-    Executor(ResettingRunner(fake)).teardown(plan.steps)
+    outcomes = Executor(ResettingRunner(fake)).teardown(plan.steps)
+    assert outcomes[0].step is plan.steps[0] and outcomes[0].status == "missing"
+    assert plan.steps[-1].run.argv in fake.ran          # and DEL went on to the end
