@@ -345,18 +345,11 @@ def test_a_full_bridge_is_refused_with_the_reason_and_nothing_left_behind(lab):
     ports = sh("ip", "-n", host.name, "-o", "link", "show", "master", bridge).stdout
     assert len(ports.splitlines()) == 1023
     c2 = lab.netns()
-    ipv6_settled(host)             # the first veth's link-local address leaves "tentative"
+    host.settle()                  # the first veth's link-local address leaves "tentative"
     before = host.state(c2)
     rc, out, _ = host.cni("ADD", conf, c2, cid="second")
     assert rc == 1 and out["code"] == 100, out
     assert "Exchange full" in out["details"] and "1023 ports" in out["details"], out
-    ipv6_settled(host)
+    host.settle()
     assert host.state(c2) == before
 
-
-def ipv6_settled(host, timeout=10.0):
-    import time
-    deadline = time.monotonic() + timeout
-    while sh("ip", "-n", host.name, "-6", "addr", "show", "tentative").stdout.strip():
-        assert time.monotonic() < deadline, "IPv6 addresses stay tentative"
-        time.sleep(0.1)
