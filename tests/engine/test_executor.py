@@ -33,7 +33,7 @@ class FakeHost:
     def __init__(self, fp, fail=None, error="RTNETLINK answers: Operation not permitted",
                  fail_undo=None):
         self.ran = []
-        self.probes = set()
+        self.probes = {}     # skip_if probe argv -> the run argv of the step it guards
         self.fail = tuple(fail) if fail else None
         self.fail_undo = tuple(fail_undo) if fail_undo else None
         self.error = error
@@ -47,9 +47,12 @@ class FakeHost:
         return argv in (self.fail, self.fail_undo)
 
     def _single(self, argv):
-        self.ran.append(argv)
-        if argv in self.probes:           # skip_if probes: nothing exists yet, so every step runs
+        if argv in self.probes and self.probes[argv] not in self.ran:
+            # a skip_if probe answers "not there yet" until its step has run, so every step
+            # runs; afterwards the same argv is a step of its own (bridge-is-bridge checks
+            # with the bridge step's probe) and is recorded and failed like any step
             return 1, ""
+        self.ran.append(argv)
         return (1, self.error) if self._bad(argv) else (0, "")
 
     def _stdin(self, data):
@@ -140,8 +143,12 @@ class ResettingRunner(Runner):
         return super().start(argv, stdin, env)
 
 
+def guarded(steps) -> dict:
+    return {s.skip_if.argv: s.run.argv for s in steps if s.skip_if}
+
+
 def execute_add(fake, steps):
-    fake.probes = {s.skip_if.argv for s in steps if s.skip_if}
+    fake.probes = guarded(steps)
     fake._restore_steps = [s.run.argv for s in steps] + [s.undo.argv for s in steps if s.undo]
     executor = Executor(ResettingRunner(fake))
     return executor.apply(steps)
@@ -249,7 +256,7 @@ def test_del_keeps_going_and_reports(host):
 def test_del_treats_missing_as_done(host):
     plan, _ = engine.build_plan(operation(dict(RAW), "DEL"))
     fake = host(fail=plan.steps[0].run.argv, error='Cannot find device "eth0"')
-    fake.probes = {s.skip_if.argv for s in plan.steps if s.skip_if}   # so the step does run
+    fake.probes = guarded(plan.steps)                   # so the step does run
     fake._restore_steps = [s.run.argv for s in plan.steps]
     outcomes = Executor(ResettingRunner(fake)).teardown(plan.steps)
     assert outcomes[0].step is plan.steps[0] and outcomes[0].status == "missing"

@@ -165,9 +165,9 @@ undo_2() { undo cnish-store release-ip /nonexistent/cnish-golden/lesson 10.15.0.
 run 2 strict -- cnish-store reserve /nonexistent/cnish-golden/lesson 10.15.0.2 ctr1 eth0 0 608c92e125bbee99
 
 # Step 3/21 [bridge] lesson step 2: create the bridge golden5 unless it exists
-#   why:  the bridge is shared by every container of the network, so neither rollback nor DEL removes it; a bridge created by a parallel ADD in the meantime is fine
+#   why:  the bridge is shared by every container of the network, so neither rollback nor DEL removes it; a bridge created by a parallel ADD in the meantime is fine. The probe looks for the bridge's own sysfs directory, which the kernel adds after the link's: a bridge that a parallel ADD is still creating counts as missing, and `ip link add` then waits for that creation to finish and answers "File exists"
 #   undo: none, shared with other attachments
-if ! test -e /sys/class/net/golden5; then
+if ! test -d /sys/class/net/golden5/bridge; then
   run 3 exists-ok -- ip link add golden5 address 9a:8c:75:a5:06:e1 type bridge
 fi
 

@@ -165,9 +165,9 @@ undo_2() { undo cnish-store release-ip /nonexistent/cnish-golden/dualnet fd12::2
 run 2 strict -- cnish-store reserve /nonexistent/cnish-golden/dualnet fd12::2 ctr1 eth0 1 608c92e125bbee99
 
 # Step 3/32 [bridge] lesson step 2: create the bridge golden2 unless it exists
-#   why:  the bridge is shared by every container of the network, so neither rollback nor DEL removes it; a bridge created by a parallel ADD in the meantime is fine
+#   why:  the bridge is shared by every container of the network, so neither rollback nor DEL removes it; a bridge created by a parallel ADD in the meantime is fine. The probe looks for the bridge's own sysfs directory, which the kernel adds after the link's: a bridge that a parallel ADD is still creating counts as missing, and `ip link add` then waits for that creation to finish and answers "File exists"
 #   undo: none, shared with other attachments
-if ! test -e /sys/class/net/golden2; then
+if ! test -d /sys/class/net/golden2/bridge; then
   run 3 exists-ok -- ip link add golden2 mtu 1400 address 86:20:7c:fc:f5:b3 type bridge
 fi
 

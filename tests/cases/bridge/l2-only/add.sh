@@ -66,9 +66,9 @@ trap rollback EXIT
 # ---------------------------------------------------------------------------------------------
 
 # Step 1/12 [bridge] lesson step 2: create the bridge golden3 unless it exists
-#   why:  the bridge is shared by every container of the network, so neither rollback nor DEL removes it; a bridge created by a parallel ADD in the meantime is fine
+#   why:  the bridge is shared by every container of the network, so neither rollback nor DEL removes it; a bridge created by a parallel ADD in the meantime is fine. The probe looks for the bridge's own sysfs directory, which the kernel adds after the link's: a bridge that a parallel ADD is still creating counts as missing, and `ip link add` then waits for that creation to finish and answers "File exists"
 #   undo: none, shared with other attachments
-if ! test -e /sys/class/net/golden3; then
+if ! test -d /sys/class/net/golden3/bridge; then
   run 1 exists-ok -- ip link add golden3 address 92:a3:1f:35:e9:e9 type bridge
 fi
 

@@ -159,9 +159,9 @@ undo_1() { undo cnish-store release-ip /nonexistent/cnish-golden/minimal 10.10.0
 run 1 strict -- cnish-store reserve /nonexistent/cnish-golden/minimal 10.10.0.2 ctr1 eth0 0 608c92e125bbee99
 
 # Step 2/13 [bridge] lesson step 2: create the bridge golden0 unless it exists
-#   why:  the bridge is shared by every container of the network, so neither rollback nor DEL removes it; a bridge created by a parallel ADD in the meantime is fine
+#   why:  the bridge is shared by every container of the network, so neither rollback nor DEL removes it; a bridge created by a parallel ADD in the meantime is fine. The probe looks for the bridge's own sysfs directory, which the kernel adds after the link's: a bridge that a parallel ADD is still creating counts as missing, and `ip link add` then waits for that creation to finish and answers "File exists"
 #   undo: none, shared with other attachments
-if ! test -e /sys/class/net/golden0; then
+if ! test -d /sys/class/net/golden0/bridge; then
   run 2 exists-ok -- ip link add golden0 address 6e:b4:56:1f:20:cf type bridge
 fi
 

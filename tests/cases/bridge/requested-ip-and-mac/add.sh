@@ -159,9 +159,9 @@ undo_1() { undo cnish-store release-ip /nonexistent/cnish-golden/pinned 10.14.0.
 run 1 strict -- cnish-store reserve /nonexistent/cnish-golden/pinned 10.14.0.42 0123456789abcdef net1 0 df69000146ce8b22
 
 # Step 2/15 [bridge] lesson step 2: create the bridge golden4 unless it exists
-#   why:  the bridge is shared by every container of the network, so neither rollback nor DEL removes it; a bridge created by a parallel ADD in the meantime is fine
+#   why:  the bridge is shared by every container of the network, so neither rollback nor DEL removes it; a bridge created by a parallel ADD in the meantime is fine. The probe looks for the bridge's own sysfs directory, which the kernel adds after the link's: a bridge that a parallel ADD is still creating counts as missing, and `ip link add` then waits for that creation to finish and answers "File exists"
 #   undo: none, shared with other attachments
-if ! test -e /sys/class/net/golden4; then
+if ! test -d /sys/class/net/golden4/bridge; then
   run 2 exists-ok -- ip link add golden4 address 1a:e8:ca:c7:47:de type bridge
 fi
 
