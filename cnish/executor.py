@@ -10,7 +10,8 @@ The executor knows steps, commands and tools — nothing about bridges or addres
   reports both the original failure and what could not be undone.
 - **teardown** (DEL): every step runs; "not found" is success; other failures are collected
   and reported after the last step, so one stubborn object does not keep the rest alive.
-- **check** (CHECK): every step's check runs; all mismatches are reported together.
+- **check** (CHECK): every step's check runs (all at once: they only read); all mismatches are
+  reported together.
 
 Consecutive commands of one tool in one namespace are sent to the tool's batch mode
 (batching.py); a batch failure is traced back to its step, so rollback stays per step.
@@ -250,10 +251,12 @@ class Executor:
     def check(self, steps) -> list:
         """CHECK: run every check; raise one error listing all mismatches."""
         problems = []
-        for step in steps:
-            if step.check is None:
-                continue
-            res = self._run(step.check.argv)
+        # The checks only read, and none depends on another: all are started at once and
+        # collected in plan order, so the processes' start-up costs overlap.
+        started = [(step, self.runner.start(step.check.argv)) for step in steps
+                   if step.check is not None]
+        for step, pending in started:
+            res = pending.wait()
             ok = res.returncode == 0
             if ok and step.expect == "output":
                 ok = res.stdout.strip() != ""

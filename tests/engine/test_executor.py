@@ -13,7 +13,7 @@ import pytest
 from cnish import batching, engine
 from cnish.errors import CNIError
 from cnish.executor import Executor
-from cnish.runner import Runner
+from cnish.runner import Completed, Runner
 from lab import operation
 
 RAW = {"cniVersion": "1.0.0", "name": "net1", "type": "bridge", "bridge": "br9",
@@ -261,3 +261,58 @@ def test_del_treats_missing_as_done(host):
     outcomes = Executor(ResettingRunner(fake)).teardown(plan.steps)
     assert outcomes[0].step is plan.steps[0] and outcomes[0].status == "missing"
     assert plan.steps[-1].run.argv in fake.ran          # and DEL went on to the end
+
+
+class RecordingRunner:
+    """Records when each check is started and when it is waited for; `failing` checks exit 1,
+    the others print what their step expects."""
+
+    def __init__(self, failing=()):
+        self.events = []
+        self.failing = set(failing)
+
+    def start(self, argv, stdin=None, env=None):
+        argv = tuple(argv)
+        self.events.append(("start", argv))
+        runner = self
+
+        class Pending:
+            def wait(self):
+                runner.events.append(("wait", argv))
+                if argv in runner.failing:
+                    return Completed(argv, 1, stderr="not there")
+                return Completed(argv, 0, stdout=runner.stdout.get(argv, "something"))
+        return Pending()
+
+
+def check_plan():
+    raw = dict(RAW, prevResult={"cniVersion": "1.0.0", "interfaces": [{"name": "eth0"}],
+                                "ips": [{"address": "10.5.0.2/24", "gateway": "10.5.0.1"}]})
+    plan, _ = engine.build_plan(operation(raw, "CHECK"))
+    return [s for s in plan.steps if s.check is not None]
+
+
+def test_check_starts_every_check_before_waiting_and_reports_all_mismatches_in_order():
+    steps = check_plan()
+    assert len(steps) > 3
+    second, last = steps[1], steps[-1]
+    runner = RecordingRunner(failing=(last.check.argv, second.check.argv))
+    runner.stdout = {s.check.argv: s.expect["contains"] for s in steps
+                     if isinstance(s.expect, dict)}
+    with pytest.raises(CNIError) as info:
+        Executor(runner).check(steps)
+    kinds = [kind for kind, _ in runner.events]
+    assert kinds == ["start"] * len(steps) + ["wait"] * len(steps)      # all started at once
+    assert [argv for _, argv in runner.events[len(steps):]] == [s.check.argv for s in steps]
+    msg = info.value.msg
+    assert f"(step {second.number})" in msg and f"(step {last.number})" in msg
+    assert msg.index(f"(step {second.number})") < msg.index(f"(step {last.number})")
+    assert f"(step {steps[0].number})" not in msg
+
+
+def test_check_passes_when_every_check_holds():
+    steps = check_plan()
+    runner = RecordingRunner()
+    runner.stdout = {s.check.argv: s.expect["contains"] for s in steps
+                     if isinstance(s.expect, dict)}
+    assert Executor(runner).check(steps) == []
