@@ -357,7 +357,6 @@ def test_a_full_bridge_is_refused_with_the_reason_and_nothing_left_behind(lab):
     assert host.state(c2) == before
 
 
-
 # Run inside the host namespace: another ADD creates the bridge while this one decides, exactly
 # when the bridge's link directory has appeared, whether to create it (the plan's own probe,
 # create command and check, executed the way the executor executes them).
