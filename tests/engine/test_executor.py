@@ -284,6 +284,9 @@ class RecordingRunner:
                 return Completed(argv, 0, stdout=runner.stdout.get(argv, "something"))
         return Pending()
 
+    def run(self, argv, stdin=None, env=None):      # one at a time: start, then wait
+        return self.start(argv, stdin, env).wait()
+
 
 def check_plan():
     raw = dict(RAW, prevResult={"cniVersion": "1.0.0", "interfaces": [{"name": "eth0"}],
