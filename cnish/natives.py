@@ -47,12 +47,8 @@ def _test(args):
 
 
 def _grep(value, path):
-    from cnish import procsys
-    key = procsys.key_of(path)
     try:
-        # A sysctl is read through cnish's own procfs instance (procsys.py).
-        source = path if key is None else procsys.open_key(key, os.O_RDONLY)
-        with open(source, encoding="utf-8", errors="replace") as f:
+        with open(path, encoding="utf-8", errors="replace") as f:
             lines = f.read().splitlines()
     except OSError as exc:
         return 2, "", f"grep: {path}: {exc.strerror}\n"

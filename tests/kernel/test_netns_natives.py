@@ -1,14 +1,11 @@
 """`nsenter --net=PATH CMD` executed in-process (netns.py, runner.py): the command runs inside
 the namespace, `sysctl -q -w` writes the namespace's /proc/sys, the runner returns to its own
-namespace, and every outcome (output, exit status, error text) is the real nsenter's. Sysctl
-files are opened through cnish's private procfs instance (procsys.py) or, where none can be
-made, the machine's /proc: both ways are tested."""
+namespace, and every outcome (output, exit status, error text) is the real nsenter's."""
 
 import os
 
 import pytest
 
-from cnish import procsys
 from cnish import runner as runner_module
 from cnish.runner import Runner
 from lab import sh
@@ -27,19 +24,6 @@ def spawned(monkeypatch):
         real(self, program, argv, stdin, env)
     monkeypatch.setattr(runner_module.Child, "__init__", record)
     return programs
-
-
-@pytest.fixture(params=["private-procfs", "machine-proc"])
-def proc_sys(request, monkeypatch):
-    """Each sysctl test runs with cnish's own procfs instance and with the machine's /proc
-    (what cnish falls back to where the instance cannot be made)."""
-    if request.param == "private-procfs":
-        if procsys.root() is None:
-            pytest.skip("this kernel or libc cannot make a procfs instance (fsopen/fsmount: "
-                        "Linux 5.2+, glibc 2.36+)")
-    else:
-        monkeypatch.setattr(procsys, "_root", [None])
-    return request.param
 
 
 def outcome(res):
@@ -72,7 +56,7 @@ def test_batch_input_reaches_the_command_inside(lab, spawned):
     assert spawned == ["ip"]
 
 
-def test_sysctl_is_written_in_the_namespace_only(lab, spawned, proc_sys):
+def test_sysctl_is_written_in_the_namespace_only(lab, spawned):
     c = lab.netns()
     host_value = sh("sysctl", "-n", "net.ipv4.conf.lo.arp_notify").stdout
     res = Runner().run(["nsenter", f"--net=/var/run/netns/{c}", "sysctl", "-q", "-w",
@@ -88,40 +72,13 @@ def test_sysctl_is_written_in_the_namespace_only(lab, spawned, proc_sys):
     ["net/ipv4/conf/lo/arp_notify=notanumber"],                   # value the kernel refuses
     ["net/ipv4/conf/nosuchif/arp_notify=1", "net/ipv4/conf/lo/arp_notify=1"],   # one of two
 ], ids=["missing", "invalid", "one-of-two"])
-def test_sysctl_failures_match_procps(lab, settings, proc_sys):
+def test_sysctl_failures_match_procps(lab, settings):
     c = lab.netns()
     argv = ["nsenter", f"--net=/var/run/netns/{c}", "sysctl", "-q", "-w", *settings]
     native = Runner().run(argv)
     real = Runner(use_natives=False).run(argv)
     assert native.returncode == real.returncode == 1
     assert native.stderr == real.stderr
-
-
-def test_host_sysctl_probe_reads_the_runner_namespace(lab, proc_sys):
-    c = lab.netns()
-    sh("ip", "netns", "exec", c, "sysctl", "-q", "-w", "net.ipv4.conf.lo.arp_notify=1")
-    host = sh("sysctl", "-n", "net.ipv4.conf.lo.arp_notify").stdout.strip()
-    probe = ["grep", "-qxF", "1", "/proc/sys/net/ipv4/conf/lo/arp_notify"]
-    inside = Runner().run(["nsenter", f"--net=/var/run/netns/{c}", *probe])
-    here = Runner().run(probe)
-    assert inside.returncode == 0
-    assert here.returncode == (0 if host == "1" else 1)
-    assert outcome(here) == outcome(Runner(use_natives=False).run(probe))
-    missing = ["grep", "-qxF", "1", "/proc/sys/net/ipv4/conf/cnish-none/arp_notify"]
-    assert outcome(Runner().run(missing)) == outcome(Runner(use_natives=False).run(missing))
-
-
-def test_the_private_procfs_is_a_separate_instance_attached_nowhere():
-    root = procsys.root()
-    if root is None:
-        pytest.skip("this kernel or libc cannot make a procfs instance (fsopen/fsmount: "
-                    "Linux 5.2+, glibc 2.36+)")
-    assert os.fstat(root).st_dev != os.stat("/proc").st_dev      # its own superblock and dentries
-    with open(os.open("sys/kernel/ostype", os.O_RDONLY, dir_fd=root)) as f:
-        assert f.read() == "Linux\n"
-    device = os.fstat(root).st_dev
-    mounted = {line.split()[2] for line in open("/proc/self/mountinfo")}
-    assert f"{os.major(device)}:{os.minor(device)}" not in mounted   # in no mount table
 
 
 @pytest.mark.parametrize("target", ["/var/run/netns/cnish-no-such-netns", "/etc/hostname",
