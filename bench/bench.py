@@ -52,6 +52,10 @@ on error, Ctrl-C or SIGTERM); the machine's own network, iptables and sysctls ar
   sysctls in-process (as the Go plugins do), and a wrapper of that name earlier in PATH would
   make it run the real tools instead (runner.py).
 * VERSION is asked with the bytes libcni sends, {"cniVersion":"1.0.0"}.
+* The kernel floor (for scale, cnish's host namespace, once per repetition): FLOOR_SCRIPT below
+  does the kernel work of one cnish ADD on the same bridge in sh, without Python or IPAM, timed
+  like a plugin; its ratio between the highest and lowest level is printed under the targets
+  as context for the growth target.
 
 Output: a table of medians (ms) and ratios on stdout, a "targets" section (PASS/MISS, report
 only: the exit status does not depend on them), `OUT/results.json` (machine info, settings,
@@ -87,6 +91,34 @@ SUBNET = "10.200.0.0/16"
 NETWORK = "benchnet"
 BRIDGE = "cnb0"
 PLUGIN_TIMEOUT = 120
+GATEWAY = "10.200.0.1"
+
+# The kernel floor: the kernel work of one cnish bridge ADD on the same bridge, without Python
+# and without IPAM, as a POSIX sh script. It runs what cnish's plan runs (cnish's three tool
+# processes, iptables-restore alongside the container's batch) plus the container's two
+# sysctls through nsenter, which cnish writes in-process: so its base has ~2 ms of process
+# starts more than cnish needs, and its growth with the attached containers is the kernel's.
+# The addresses come from 10.200.250.0/24, which host-local (allocating from 10.200.0.2 up)
+# does not reach in a bench run. Usage: floor.sh NETNS_PATH VETH IP CHAIN [del]
+FLOOR_SCRIPT = f"""#!/bin/sh
+set -e
+netns=$1 veth=$2 ip=$3 chain=$4
+if [ "${{5-}}" = del ]; then
+    ip link del "$veth"
+    printf '*nat\\n-D POSTROUTING -s %s/32 -j %s\\n-F %s\\n-X %s\\nCOMMIT\\n' \\
+        "$ip" "$chain" "$chain" "$chain" | iptables-restore -w --noflush
+    exit 0
+fi
+printf 'link add %s type veth peer name eth0 netns %s\\nlink set %s master {BRIDGE} up\\n' \\
+    "$veth" "$netns" "$veth" | ip -batch -
+nsenter --net="$netns" sh -c 'echo 1 > /proc/sys/net/ipv4/conf/eth0/arp_notify
+                               echo 0 > /proc/sys/net/ipv6/conf/eth0/accept_dad'
+printf '*nat\\n:%s - [0:0]\\n-A %s -d {SUBNET} -j ACCEPT\\n-A %s ! -d 224.0.0.0/4 -j MASQUERADE\\n-A POSTROUTING -s %s/32 -j %s\\nCOMMIT\\n' \\
+    "$chain" "$chain" "$chain" "$ip" "$chain" | iptables-restore -w --noflush &
+printf 'addr add %s/16 dev eth0\\nlink set eth0 up\\nroute add default via {GATEWAY} dev eth0\\n' \\
+    "$ip" | nsenter --net="$netns" ip -batch -
+wait $!
+"""
 
 
 # =============================================================================================
@@ -335,6 +367,9 @@ class Bench:
                 self._wrapper(toolwrap / tool, tool, real)
         self.toolwrap = str(toolwrap)
         (self.tmp / "execlog").mkdir()
+        self.floor = self.tmp / "floor.sh"
+        self.floor.write_text(FLOOR_SCRIPT)
+        self.floor.chmod(0o755)
 
         self.conf, self.cnipath, self.cniwrap, self.conffile = {}, {}, {}, {}
         for p in PLUGINS:
@@ -590,6 +625,8 @@ class Bench:
         for p in PLUGINS:
             for r in range(reps):
                 fresh[p] += [self.ns(p, f"f{level}-{r}"), self.ns(p, f"l{level}-{r}")]
+                if p == "cnish":
+                    fresh[p].append(self.ns(p, f"k{level}-{r}"))
             for n in par:
                 for k in range(a.parallel_reps):
                     fresh[p] += [self.ns(p, f"p{level}-{n}-{k}-{i}") for i in range(n)]
@@ -640,6 +677,7 @@ class Bench:
                 "env": {"PATH": STD_PATH, "CNI_PATH": self.cnipath["cnish"]}, "stdin": ""})
             ok = self.check_ok(f"dry-run at {level}", "cnish", r)
             self.record(f"dryrun@{level}", "cnish", r["ms"] if ok else None)
+            self._floor(level, rep)
 
         for n in par:
             for k in range(a.parallel_reps):
@@ -648,6 +686,17 @@ class Bench:
                     self._parallel(p, level, n, k)
         self.netns("del", fresh)
         print(f"  done in {time.monotonic() - t0:.1f} s", flush=True)
+
+    def _floor(self, level, rep):
+        """The kernel floor's ADD (timed) on cnish's bridge, then its clean-up (untimed)."""
+        args = [f"{NETNS_DIR}/{self.ns('cnish', f'k{level}-{rep}')}", f"flr{level}x{rep}",
+                f"10.200.250.{rep + 2}", f"CNISH-FLOOR-{level}-{rep}"]
+        cmd = {"argv": [str(self.floor), *args], "env": {"PATH": STD_PATH}, "stdin": ""}
+        r = self._one("cnish", cmd)
+        ok = self.check_ok(f"kernel floor ADD at {level}", "cnish", r)
+        self.record(f"floor@{level}", "cnish", r["ms"] if ok else None)
+        r = self._one("cnish", dict(cmd, argv=cmd["argv"] + ["del"]))
+        self.check_ok(f"kernel floor clean-up at {level}", "cnish", r)
 
     def _one(self, p, cmd):
         return self.helpers[p].call({"op": "seq", "cmds": [cmd]})["results"][0]
@@ -750,6 +799,8 @@ class Bench:
                 add_row(f"par{n}_del_per_s@{level}", f"{n} parallel DELs", level, "DEL/s")
         for level in levels:
             add_row(f"dryrun@{level}", "cnish add --dry-run (CLI)", level, ratio=False)
+        for level in levels:
+            add_row(f"floor@{level}", "kernel floor ADD (sh, no Py)", level, ratio=False)
         return rows
 
     def targets(self, rows):
@@ -783,6 +834,10 @@ class Bench:
             target(f"{pn} parallel ADDs throughput cnish/ref at {pl} attached",
                    ratio(f"par{pn}_add_per_s@{pl}"), ">=", 1.2)
         target(f"dry-run median ms at {lo} attached", med(f"dryrun@{lo}"), "<=", 150)
+        f_lo, f_hi = med(f"floor@{lo}"), med(f"floor@{hi}")
+        if f_lo and f_hi:     # context for the growth target: the kernel's own growth
+            out.append({"figure": f"kernel floor ADD at {hi} / at {lo} attached (context)",
+                        "value": f_hi / f_lo, "target": "", "status": "info"})
         return out
 
     def report(self, rows, targets, elapsed):
@@ -886,6 +941,11 @@ class Bench:
                 if xs:
                     ax.plot(xs, med, "o-", color=color, label=f"{LABEL[p]} median")
                     ax.fill_between(xs, lo, hi, color=color, alpha=0.2, label=f"{LABEL[p]} p10-p90")
+            floor = [(level, by[f"floor@{level}"]["cnish"]["median"]) for level in self.args.levels
+                     if kind == "add" and f"floor@{level}" in by
+                     and by[f"floor@{level}"]["cnish"]["median"] is not None]
+            if floor:
+                ax.plot(*zip(*floor), "s--", color="tab:gray", label="kernel floor (sh, no Python)")
             ax.set_title(title)
             ax.set_xticks(self.args.levels)
             ax.set_xlabel("attached containers")
