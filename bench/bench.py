@@ -94,10 +94,12 @@ PLUGIN_TIMEOUT = 120
 GATEWAY = "10.200.0.1"
 
 # The kernel floor: the kernel work of one cnish bridge ADD on the same bridge, without Python
-# and without IPAM, as a POSIX sh script. It runs what cnish's plan runs (cnish's three tool
-# processes, iptables-restore alongside the container's batch) plus the container's two
-# sysctls through nsenter, which cnish writes in-process: so its base has ~2 ms of process
-# starts more than cnish needs, and its growth with the attached containers is the kernel's.
+# and without IPAM, as a POSIX sh script: cnish's three tool processes with the lines that
+# change the kernel (the veth pair attached and up; the container's address, link and route;
+# the masquerade chain and rules, restored alongside the container's batch), plus the
+# container's two sysctls through nsenter, which cnish writes in-process. So its base has ~2 ms
+# of process starts more than cnish needs, and its growth with the attached containers is the
+# kernel's.
 # The addresses come from 10.200.250.0/24, which host-local (allocating from 10.200.0.2 up)
 # does not reach in a bench run. Usage: floor.sh NETNS_PATH VETH IP CHAIN [del]
 FLOOR_SCRIPT = f"""#!/bin/sh
