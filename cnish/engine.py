@@ -56,6 +56,10 @@ class Operation:
         self.dry_run = dry_run
         self.opts = {"create_netns": False, "delete_netns": False, "netns_name": None}
         self.opts.update(opts or {})
+        if not (self.opts["create_netns"] or self.opts["delete_netns"]):
+            # Only the steps that create or delete the namespace use its name; without them
+            # the CLI's operation is the runtime's, and shares its cached plan (plancache.py).
+            self.opts["netns_name"] = None
         self.runner = runner or Runner()
         self.log = log
         self.machine_id = machine_id()

@@ -64,6 +64,17 @@ def test_dry_run_reads_but_never_writes(cache):
     assert len(renders) == 2 and len(os.listdir(directory)) == 1
 
 
+def test_the_operator_cli_shares_the_plan_a_runtime_cached(cache):
+    """`cnish add NET NS --dry-run` names the namespace; only the steps that create or delete
+    it use that name, so without them the CLI's plan is the runtime's cached one."""
+    _, renders = cache
+    plan(cid="runtime")
+    plan(cid="operator", dry_run=True, opts={"create_netns": False, "netns_name": "ns1"})
+    assert len(renders) == 1
+    created, _ = plan(cid="operator", dry_run=True, opts={"create_netns": True, "netns_name": "ns1"})
+    assert len(renders) == 2 and created.steps[0].run.argv[-1] == "ns1"
+
+
 def test_an_untrusted_directory_is_ignored(cache):
     directory, renders = cache
     plan()
