@@ -2,11 +2,14 @@
 vlan, ipvlan and dummy where the kernel has them (marked `linktype`, run in the kernel lab on
 machines whose kernel lacks them), and a clear refusal that changes nothing where it does not."""
 
+import json
+import os
+import subprocess
 import time
 
 import pytest
 
-from lab import link_kind_missing, sh, store_files
+from lab import RUN_ID, cnish_command, link_kind_missing, sh, store_files, unique
 
 pytestmark = pytest.mark.kernel
 
@@ -254,3 +257,78 @@ def test_dummy_link_with_addresses(lab):
     assert host.cni("DEL", dict(net, prevResult=res), c)[0] == 0
     assert "eth0" not in sh("ip", "-n", c, "-o", "link").stdout
     assert not [f for f in store_files(lab.data_dir) if "10.91." in f or "fd91" in f]
+
+
+# ----------------------------------------------------------- the operator's CLI, every plugin
+
+FORWARDING = ("/proc/sys/net/ipv4/ip_forward", "/proc/sys/net/ipv6/conf/all/forwarding")
+
+
+@pytest.fixture
+def machine():
+    """The machine's own namespace, where an operator runs the CLI (a namespace that `ip netns
+    add` makes inside `ip netns exec` stays in that command's private mount namespace). The
+    test links made here are deleted afterwards and the forwarding sysctls restored."""
+    made, saved = [], {k: open(k).read().strip() for k in FORWARDING}
+
+    def link(suffix, *kind):
+        name = f"cm{RUN_ID}{suffix}"                  # at most 12 characters, unique per run
+        sh("ip", "link", "add", name, *kind)
+        made.append(name)
+        return name
+    try:
+        yield link
+    finally:
+        for name in made:
+            subprocess.run(["ip", "link", "del", name], capture_output=True)
+        for key, value in saved.items():
+            if open(key).read().strip() != value:
+                with open(key, "w") as f:
+                    f.write(value)
+
+
+def machine_links():
+    return sorted(l.split(":")[1].split("@")[0].strip()
+                  for l in sh("ip", "-o", "link", "show").stdout.splitlines())
+
+
+@pytest.mark.parametrize("kind", [
+    "ptp", "macvlan", "host-device", "loopback",
+    pytest.param("vlan", marks=pytest.mark.linktype(kind="vlan")),
+    pytest.param("ipvlan", marks=pytest.mark.linktype(kind="ipvlan")),
+    pytest.param("dummy", marks=pytest.mark.linktype(kind="dummy")),
+])
+def test_the_cli_creates_and_deletes_the_namespace_for_every_plugin(lab, machine, tmp_path, kind):
+    """`cnish add NET NS --create-netns` and `cnish del NET NS --delete-netns` for every main
+    plugin, not only bridge (the namespace steps are a fragment, plans/netns.toml, that every
+    main recipe includes): the namespace is made first and removed last, and the machine keeps
+    no link, route or reservation of it. Benchmarking-range addresses, no masquerade."""
+    name = unique("o")
+    lab.namespaces.append(name)                 # made by cnish; the lab removes it if a step fails
+    ifname = "lo" if kind == "loopback" else "eth0"
+    master = None
+    if kind in ("macvlan", "vlan", "ipvlan"):
+        master = machine("m", "type", "veth", "peer", "name", f"cm{RUN_ID}mp")
+        sh("ip", "link", "set", master, "up")
+        sh("ip", "link", "set", f"cm{RUN_ID}mp", "up")
+    device = machine("d", "type", "veth", "peer", "name", f"cm{RUN_ID}dp") \
+        if kind == "host-device" else None
+    ipam = hostlocal(lab, "198.18.93.0/24")
+    net = conf(lab, kind, **{
+        "ptp": {"ipam": ipam}, "macvlan": {"master": master, "ipam": ipam},
+        "host-device": {"device": device, "ipam": ipam}, "loopback": {},
+        "vlan": {"master": master, "vlanId": 93, "ipam": ipam},
+        "ipvlan": {"master": master, "ipam": ipam}, "dummy": {"ipam": ipam}}[kind])
+    (tmp_path / "net.conf").write_text(json.dumps(net))
+    cli = cnish_command()
+    opts = ["--config", str(tmp_path / "net.conf"), "--cache-dir", lab.cache_dir, "--ifname", ifname]
+    links = machine_links()
+    script = sh(*cli, "add", net["name"], name, "--create-netns", "--dry-run", *opts).stdout
+    assert f"ip netns add {name}" in script and not os.path.exists(f"/var/run/netns/{name}")
+    sh(*cli, "add", net["name"], name, "--create-netns", *opts)
+    assert ",UP" in sh("ip", "-n", name, "-o", "link", "show", ifname).stdout
+    sh(*cli, "del", net["name"], name, "--delete-netns", *opts)
+    assert not os.path.exists(f"/var/run/netns/{name}")
+    assert machine_links() == links
+    assert "198.18.93." not in sh("ip", "route", "show", "table", "all").stdout
+    assert not [f for f in store_files(lab.data_dir) if "198.18.93." in f]
