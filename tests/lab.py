@@ -12,6 +12,32 @@ ROOT = Path(__file__).resolve().parent.parent
 _counter = [0]
 
 
+# The machine's forwarding sysctls: tests that run where an operator would (in the machine's
+# own namespace) let cnish enable them, then give them their old values back.
+FORWARDING = ("/proc/sys/net/ipv4/ip_forward", "/proc/sys/net/ipv6/conf/all/forwarding")
+
+
+def forwarding() -> dict:
+    """The forwarding sysctls' values now (None where a file is missing: no IPv6)."""
+    saved = {}
+    for path in FORWARDING:
+        try:
+            with open(path) as f:
+                saved[path] = f.read().strip()
+        except OSError:
+            saved[path] = None
+    return saved
+
+
+def restore_forwarding(saved: dict) -> None:
+    """Give the forwarding sysctls the values forwarding() returned (only those that changed)."""
+    now = forwarding()
+    for path, value in saved.items():
+        if value is not None and now[path] != value:
+            with open(path, "w") as f:
+                f.write(value)
+
+
 def kernel_problem() -> str | None:
     """Why kernel tests cannot run here (None when they can)."""
     if os.geteuid() != 0:

@@ -265,11 +265,12 @@ def test_del_treats_missing_as_done(host):
 
 class RecordingRunner:
     """Records when each check is started and when it is waited for; `failing` checks exit 1,
-    the others print what their step expects."""
+    the others print what their step expects (`expects`: check argv -> text)."""
 
-    def __init__(self, failing=()):
+    def __init__(self, expects, failing=()):
         self.events = []
         self.failing = set(failing)
+        self.stdout = expects
 
     def start(self, argv, stdin=None, env=None):
         argv = tuple(argv)
@@ -295,13 +296,15 @@ def check_plan():
     return [s for s in plan.steps if s.check is not None]
 
 
+def expected_outputs(steps) -> dict:
+    return {s.check.argv: s.expect["contains"] for s in steps if isinstance(s.expect, dict)}
+
+
 def test_check_starts_every_check_before_waiting_and_reports_all_mismatches_in_order():
     steps = check_plan()
     assert len(steps) > 3
     second, last = steps[1], steps[-1]
-    runner = RecordingRunner(failing=(last.check.argv, second.check.argv))
-    runner.stdout = {s.check.argv: s.expect["contains"] for s in steps
-                     if isinstance(s.expect, dict)}
+    runner = RecordingRunner(expected_outputs(steps), failing=(last.check.argv, second.check.argv))
     with pytest.raises(CNIError) as info:
         Executor(runner).check(steps)
     kinds = [kind for kind, _ in runner.events]
@@ -315,7 +318,5 @@ def test_check_starts_every_check_before_waiting_and_reports_all_mismatches_in_o
 
 def test_check_passes_when_every_check_holds():
     steps = check_plan()
-    runner = RecordingRunner()
-    runner.stdout = {s.check.argv: s.expect["contains"] for s in steps
-                     if isinstance(s.expect, dict)}
+    runner = RecordingRunner(expected_outputs(steps))
     assert Executor(runner).check(steps) == []

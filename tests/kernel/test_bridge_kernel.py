@@ -12,8 +12,8 @@ import sys
 import pytest
 
 from cnish import engine
-from lab import (ROOT, bridge_conf, cnish_command, operation, sh, store_files, unique,
-                 without_lock)
+from lab import (ROOT, bridge_conf, cnish_command, forwarding, operation, restore_forwarding, sh,
+                 store_files, unique, without_lock)
 
 pytestmark = pytest.mark.kernel
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -276,16 +276,12 @@ def root_bridge(lab):
     """A test bridge in the machine's own namespace (the quick start runs where an operator
     would), removed afterwards with the forwarding sysctls restored to their old values."""
     name = f"cnbr{unique('b')[6:12]}"        # 10 characters, unique per run
-    saved = {k: open(k).read().strip() for k in ("/proc/sys/net/ipv4/ip_forward",
-                                                 "/proc/sys/net/ipv6/conf/all/forwarding")}
+    saved = forwarding()
     try:
         yield name
     finally:
         subprocess.run(["ip", "link", "del", name], capture_output=True)
-        for key, value in saved.items():
-            if open(key).read().strip() != value:
-                with open(key, "w") as f:
-                    f.write(value)
+        restore_forwarding(saved)
 
 
 def test_cli_quick_start(lab, tmp_path, root_bridge):

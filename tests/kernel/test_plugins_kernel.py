@@ -9,7 +9,8 @@ import time
 
 import pytest
 
-from lab import RUN_ID, cnish_command, link_kind_missing, sh, store_files, unique
+from lab import (RUN_ID, cnish_command, forwarding, link_kind_missing, restore_forwarding, sh,
+                 store_files, unique)
 
 pytestmark = pytest.mark.kernel
 
@@ -261,15 +262,12 @@ def test_dummy_link_with_addresses(lab):
 
 # ----------------------------------------------------------- the operator's CLI, every plugin
 
-FORWARDING = ("/proc/sys/net/ipv4/ip_forward", "/proc/sys/net/ipv6/conf/all/forwarding")
-
-
 @pytest.fixture
 def machine():
     """The machine's own namespace, where an operator runs the CLI (a namespace that `ip netns
     add` makes inside `ip netns exec` stays in that command's private mount namespace). The
     test links made here are deleted afterwards and the forwarding sysctls restored."""
-    made, saved = [], {k: open(k).read().strip() for k in FORWARDING}
+    made, saved = [], forwarding()
 
     def link(suffix, *kind):
         name = f"cm{RUN_ID}{suffix}"                  # at most 12 characters, unique per run
@@ -281,10 +279,7 @@ def machine():
     finally:
         for name in made:
             subprocess.run(["ip", "link", "del", name], capture_output=True)
-        for key, value in saved.items():
-            if open(key).read().strip() != value:
-                with open(key, "w") as f:
-                    f.write(value)
+        restore_forwarding(saved)
 
 
 def machine_links():

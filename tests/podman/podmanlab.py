@@ -23,14 +23,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from lab import RUN_ID, cnish_command
+from lab import RUN_ID, cnish_command, forwarding, restore_forwarding
 
 IMAGE = "localhost/cnish-test:latest"
 NETWORKS_DIR = "/var/lib/cni/networks"        # host-local's default dataDir; podman cannot move it
 RESULTS_DIR = "/var/lib/cni/results"          # libcni's result cache
 TUNING_DIR = "/run/cni/tuning"                # where the reference tuning saves original values
 APPLETS = ("sh", "ip", "ping", "sleep", "cat", "nc", "ls", "true")
-SYSCTLS = ("/proc/sys/net/ipv4/ip_forward", "/proc/sys/net/ipv6/conf/all/forwarding")
 PACKAGES = "podman runc conmon containernetworking-plugins busybox-static"
 # Directories podman or the plugins create on first use: removed at the end of the session
 # when they did not exist before it and are empty again (deepest first).
@@ -237,7 +236,7 @@ class Networks:
         self.networks = []
         self.containers = []
         self.links = []
-        self.saved_sysctls = {k: _read(k) for k in SYSCTLS}
+        self.saved_sysctls = forwarding()
         self.chains_before = set(nat_chains())
 
     def create(self, chained=(), prefix_len=24, main_type="cnish-bridge", install=True,
@@ -290,10 +289,7 @@ class Networks:
                 os.unlink(net.path)
             except FileNotFoundError:
                 pass
-        for path, value in self.saved_sysctls.items():     # isGateway may have enabled them
-            if value is not None and _read(path) != value:
-                with open(path, "w") as f:
-                    f.write(value)
+        restore_forwarding(self.saved_sysctls)              # isGateway may have enabled them
         return problems
 
 
@@ -307,14 +303,6 @@ def free_octet() -> int:
         if f"198.19.{octet}." not in routes:
             return octet
     raise AssertionError("every 198.19.X.0/24 is routed on this machine")
-
-
-def _read(path: str) -> str | None:
-    try:
-        with open(path) as f:
-            return f.read().strip()
-    except OSError:
-        return None
 
 
 # -- the host's state ---------------------------------------------------------------------------
