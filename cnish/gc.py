@@ -61,18 +61,20 @@ def stale_chains(save_output: str, network: str, valid_cids: set) -> list:
 
 
 def stale_veths(link_json: str, network: str, valid: set) -> list:
-    """Host veth ends labelled by cnish (alias cnish/<net>/<cid>/<ifname>) of stale attachments."""
+    """Host veth ends labelled by cnish (names.veth_label) of stale attachments."""
+    from cnish.names import label_attachment
     try:
         links = jsonfast.loads(link_json or "[]")
     except ValueError:
         return []
     out = []
     for link in links:
-        alias = link.get("ifalias") or ""
-        parts = alias.split("/")
-        if len(parts) == 4 and parts[0] == "cnish" and parts[1] == network \
-                and (parts[2], parts[3]) not in valid:
-            out.append({"name": link.get("ifname"), "cid": parts[2], "ifname": parts[3]})
+        found = label_attachment(link.get("ifalias") or "", network, valid)
+        if found is not None and not found[2]:
+            cid, ifname = found[0], found[1]
+            out.append({"name": link.get("ifname"),
+                        "attachment": f"{cid}/{ifname}" if cid is not None else "(hashed label)",
+                        "cid": cid or "", "ifname": ifname or ""})
     return out
 
 

@@ -45,3 +45,43 @@ def mac_address(*parts: str) -> str:
 
 def short_hash(text: str, length: int = 16) -> str:
     return _hex(text)[:length]
+
+
+# The host end of a veth carries its attachment in its alias, so that GC can tell cnish's links
+# from others' and stale attachments from valid ones. The kernel keeps at most 255 bytes of an
+# alias; a label that would be longer (names and ids of up to 255 characters each) must not be
+# cut, or GC would read a wrong container id or interface name from it and delete a valid
+# attachment's link. Such a label carries hashes instead, which GC compares the same way.
+ALIAS_MAX = 255
+HASHED_LABEL = "cnish#"
+
+
+def veth_label(network: str, container_id: str, ifname: str) -> str:
+    """`cnish/<net>/<cid>/<ifname>`, or `cnish#<hash of net>/<hash of the attachment>` when
+    that would not fit in an alias (names cannot contain "/": config.py checks them)."""
+    label = f"cnish/{network}/{container_id}/{ifname}"
+    if len(label.encode()) <= ALIAS_MAX:
+        return label
+    return f"{HASHED_LABEL}{short_hash(network)}/{_attachment_hash(network, container_id, ifname)}"
+
+
+def _attachment_hash(network: str, container_id: str, ifname: str) -> str:
+    return short_hash(f"{network}\0{container_id}\0{ifname}")
+
+
+def label_attachment(label: str, network: str, valid: set) -> tuple | None:
+    """Read a veth label: None when it is not a label of an attachment of `network`, else
+    (container id, ifname, is_valid); for a hashed label the id and name are unknown (None)."""
+    if label.startswith("cnish/"):
+        parts = label.split("/")
+        if len(parts) != 4 or parts[1] != network:
+            return None
+        if len(label.encode()) == ALIAS_MAX:   # possibly cut by cnish before 2026-11 (not hashed)
+            cut = {f"cnish/{network}/{cid}/{ifname}"[:ALIAS_MAX] for cid, ifname in valid}
+            return parts[2], parts[3], label in cut
+        return parts[2], parts[3], (parts[2], parts[3]) in valid
+    prefix = f"{HASHED_LABEL}{short_hash(network)}/"
+    if label.startswith(prefix) and len(label) == len(prefix) + 16:
+        wanted = {_attachment_hash(network, cid, ifname) for cid, ifname in valid}
+        return None, None, label[len(prefix):] in wanted
+    return None

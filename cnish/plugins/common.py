@@ -49,7 +49,7 @@ def veth_att(op) -> dict:
             "host_veth": names.host_veth(net, cid, ifname),
             "host_mac": names.mac_address(op.machine_id, "host", net, cid, ifname),
             "container_mac": names.mac_address(op.machine_id, "container", net, cid, ifname),
-            "alias": f"cnish/{net}/{cid}/{ifname}"[:255]}
+            "alias": names.veth_label(net, cid, ifname)}
 
 
 def masq_backend(f) -> None:

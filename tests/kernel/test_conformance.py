@@ -113,6 +113,29 @@ def test_gc_removes_only_stale_attachments(lab):
     assert host.cni("CHECK", dict(conf, prevResult=keep), keep_ns, cid="keep")[0] == 0
 
 
+
+def test_gc_reads_the_labels_of_long_names_right(lab):
+    """A veth's label (its alias) holds at most 255 bytes. With a long network name and container
+    ids, cnish labels the veth with hashes instead of a cut label, from which GC used to read a
+    wrong interface name and delete the link of an attachment it was told is valid."""
+    host, keep_ns, stale_ns = lab.host(), lab.netns(), lab.netns()
+    name = "n" * 181                                   # valid: names may have 255 characters
+    keep_id, stale_id = "a" * 64, "b" * 64
+    conf = bridge_conf(lab, name=name, cniVersion="1.1.0", ipMasq=False)
+    rc, keep, err = host.cni("ADD", conf, keep_ns, cid=keep_id)
+    assert rc == 0, (keep, err)
+    rc, stale, err = host.cni("ADD", conf, stale_ns, cid=stale_id)
+    assert rc == 0, (stale, err)
+    keep_veth, stale_veth = keep["interfaces"][1]["name"], stale["interfaces"][1]["name"]
+    assert host.run("ip", "-o", "link", "show", keep_veth).stdout.count("alias cnish#") == 1
+    gc_conf = dict(conf, **{"cni.dev/valid-attachments": [{"containerID": keep_id,
+                                                            "ifname": "eth0"}]})
+    rc, out, err = host.cni("GC", gc_conf, None, cid="", ifname="")
+    assert rc == 0, (out, err)
+    links = host.run("ip", "-o", "link").stdout
+    assert keep_veth in links and stale_veth not in links
+    assert host.cni("CHECK", dict(conf, prevResult=keep), keep_ns, cid=keep_id)[0] == 0
+
 def test_status(lab):
     host, c = lab.host(), lab.netns()
     conf = bridge_conf(lab, cniVersion="1.1.0", ipam={"ranges": [[{"subnet": "10.77.0.0/30"}]]})

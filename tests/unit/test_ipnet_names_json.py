@@ -31,6 +31,26 @@ def test_reference_chain_and_comment_names():
     assert names.masq_comment("brnet", "ctr1") == 'name: "brnet" id: "ctr1"'
 
 
+
+def test_veth_labels_fit_an_alias_and_read_back():
+    valid = {("ctr", "eth0")}
+    short = names.veth_label("net", "ctr", "eth0")
+    assert short == "cnish/net/ctr/eth0"
+    assert names.label_attachment(short, "net", valid) == ("ctr", "eth0", True)
+    assert names.label_attachment(short, "net", set()) == ("ctr", "eth0", False)
+    assert names.label_attachment(short, "other", valid) is None
+    net, cid = "n" * 181, "c" * 64
+    long = names.veth_label(net, cid, "eth0")          # would be 257 bytes: hashed, not cut
+    assert long.startswith("cnish#") and len(long) < 255
+    assert names.label_attachment(long, net, {(cid, "eth0")}) == (None, None, True)
+    assert names.label_attachment(long, net, {(cid, "eth1")}) == (None, None, False)
+    assert names.label_attachment(long, "n" * 180, {(cid, "eth0")}) is None
+    # A label cut at 255 bytes by an older cnish: valid when a valid attachment's label cut the
+    # same way matches it (so a valid "eth0" is not taken for a stale "et"), stale otherwise.
+    cut = f"cnish/{net}/{cid}/eth0"[:255]
+    assert names.label_attachment(cut, net, {(cid, "eth0")})[2] is True
+    assert names.label_attachment(cut, net, {("d" * 64, "eth0")})[2] is False
+
 def test_host_veth_names_are_stable_and_distinct():
     a = names.host_veth("net", "ctr", "eth0")
     assert a == names.host_veth("net", "ctr", "eth0") and len(a) == 15 and a.startswith("veth")
