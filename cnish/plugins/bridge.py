@@ -179,12 +179,12 @@ def prepare(op) -> dict:
         op.ipam_result = dict(ipam_result, ips=ips, routes=routes)
     elif op.command == "CHECK":
         prev = common.prev_for_check(op)
-        ips, routes = prev.get("ips", []), prev.get("routes", [])
+        mine = common.own_part(op, prev)
+        ips, routes = mine["ips"], mine["routes"]
         att["container_mac"] = (common.container_mac(prev, op.runtime.ifname, sandboxed=True)
                                 or att["container_mac"])
-        for itf in prev.get("interfaces", []):
-            if not itf.get("sandbox") and itf.get("name") != op.conf.bridge:
-                att["host_veth"] = itf["name"]
+        if mine["host_side"] and mine["host_side"] != op.conf.bridge:
+            att["host_veth"] = mine["host_side"]      # (the reference names its veths randomly)
         ipam_att = op.ipam_check(ips)
     else:  # DEL
         att["netns"] = common.live_netns(att["netns"])

@@ -91,10 +91,50 @@ def masquerade(op, ips: list) -> list:
     return families
 
 
-def ips_for_del(op, held: list) -> list:
-    """The attachment's addresses at DEL: prevResult's, plus what the IPAM store still holds."""
+def own_part(op, prev: dict) -> dict:
+    """This plugin's part of a cached result (CHECK, DEL). In a chain the result also holds
+    other plugins' entries: those of plugins before this one come first (chain_result), and
+    plugins after it may append more (bandwidth appends its ifb). What is ours: the container
+    interface named CNI_IFNAME (with a sandbox, the one in CNI_NETNS first), the addresses
+    whose `interface` index points at it (or that have no index), the routes that do not go
+    through another interface's gateway, and the interface listed just before the container
+    interface (bridge, ptp: the host end of the veth; both plugins list it there)."""
     from cnish.ipnet import IP
-    prev_ips = (op.prev_result or {}).get("ips", [])
+    ifname, netns = op.runtime.ifname, op.runtime.netns
+    interfaces = [i if isinstance(i, dict) else {} for i in prev.get("interfaces") or []]
+    named = [k for k, itf in enumerate(interfaces) if itf.get("name") == ifname]
+    sandboxed = [k for k in named if interfaces[k].get("sandbox")]
+    exact = [k for k in sandboxed if interfaces[k].get("sandbox") == netns]
+    index = (exact or sandboxed or named or [None])[-1]
+    ips = [ip for ip in prev.get("ips") or []
+           if index is None or ip.get("interface", index) == index]
+    subnets, gateways = [], set()
+    for ip in ips:
+        try:
+            subnets.append(Prefix.parse(ip["address"]).subnet)
+        except (KeyError, TypeError, ValueError):
+            pass                # an address that does not parse fails its own check later
+        gateways.add(ip.get("gateway"))
+
+    def through_us(route: dict) -> bool:
+        gw = route.get("gw")
+        if not gw or gw in gateways:
+            return True
+        try:
+            return any(subnet.contains(IP.parse(gw)) for subnet in subnets)
+        except ValueError:
+            return True
+    routes = [r for r in prev.get("routes") or [] if isinstance(r, dict) and through_us(r)]
+    before = interfaces[index - 1] if index else {}
+    return {"ips": ips, "routes": routes,
+            "host_side": before.get("name") if not before.get("sandbox") else None}
+
+
+def ips_for_del(op, held: list) -> list:
+    """The attachment's addresses at DEL: prevResult's (ours in it), plus what the IPAM store
+    still holds."""
+    from cnish.ipnet import IP
+    prev_ips = own_part(op, op.prev_result)["ips"] if op.prev_result else []
     known = {Prefix.parse(i["address"]).ip for i in prev_ips}
     ips = list(prev_ips)
     for text in held:

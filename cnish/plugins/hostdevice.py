@@ -102,7 +102,8 @@ def prepare(op) -> dict:
     elif op.command == "CHECK":
         prev = common.prev_for_check(op)
         att["container_mac"] = common.container_mac(prev, ifname, sandboxed=False) or ""
-        ips, routes = prev.get("ips", []), prev.get("routes", [])
+        mine = common.own_part(op, prev)
+        ips, routes = mine["ips"], mine["routes"]
         ipam_att = op.ipam_check(ips)
     else:  # DEL: where is it now, and what was it called?
         att["netns"] = common.live_netns(att["netns"])

@@ -56,10 +56,10 @@ def prepare(op) -> dict:
         prev = common.prev_for_check(op)
         att["container_mac"] = (common.container_mac(prev, ifname, sandboxed=True)
                                 or att["container_mac"])
-        for itf in prev.get("interfaces", []):
-            if not itf.get("sandbox"):
-                att["host_veth"] = itf["name"]
-        ips, routes = prev.get("ips", []), prev.get("routes", [])
+        mine = common.own_part(op, prev)
+        if mine["host_side"]:
+            att["host_veth"] = mine["host_side"]      # (the reference names its veths randomly)
+        ips, routes = mine["ips"], mine["routes"]
         ipam_att = op.ipam_check(ips)
     else:  # DEL
         att["netns"] = common.live_netns(att["netns"])

@@ -135,7 +135,8 @@ def prepare(op) -> dict:
                                 or att["container_mac"])
         att["master"] = op.conf.get("master") or ""
         att["mac"] = att["container_mac"]
-        ips, routes = prev.get("ips", []), prev.get("routes", [])
+        mine = common.own_part(op, prev)
+        ips, routes = mine["ips"], mine["routes"]
         ipam_att = op.ipam_check(ips)
     else:  # DEL: never looks at the master, so it works when the master is gone
         att["netns"] = common.live_netns(att["netns"])

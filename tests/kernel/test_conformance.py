@@ -185,6 +185,55 @@ def test_operator_runs_a_conflist_with_reference_plugins(lab, tmp_path):
     assert not os.listdir(os.path.join(lab.cache_dir, "results"))
 
 
+
+@pytest.mark.parametrize("kind", ["bridge", "ptp"])
+def test_check_finds_its_own_part_of_a_chained_result(lab, tmp_path, kind):
+    """CHECK gets the chain's final result: the reference bandwidth plugin appends its ifb to
+    `interfaces`, which cnish once took for its host veth (CHECK failed on a healthy pod)."""
+    host, c = lab.host(), lab.netns()
+    main = {k: v for k, v in bridge_conf(lab, name="bwchain").items()
+            if k not in ("cniVersion", "name")}
+    if kind == "ptp":
+        main = {"type": "ptp", "ipMasq": True, "ipam": main["ipam"]}
+    conflist = {"cniVersion": "1.0.0", "name": "bwchain", "plugins": [
+        main, {"type": "bandwidth", "egressRate": 4000000, "egressBurst": 40000}]}
+    path = tmp_path / "bwchain.conflist"
+    path.write_text(json.dumps(conflist))
+    common = ["--config", str(path), "--cache-dir", lab.cache_dir]
+    env = dict(os.environ, CNI_PATH=REFERENCE)
+    run = ["ip", "netns", "exec", host.name, *cnish_command()]
+    res = json.loads(sh(*run, "add", "bwchain", c, *common, env=env).stdout)
+    assert res["interfaces"][-1]["name"].startswith("bwp")          # bandwidth's ifb, last
+    proc = sh(*run, "check", "bwchain", c, *common, env=env, check=False)
+    assert proc.returncode == 0, (proc.stdout, proc.stderr)
+    sh(*run, "del", "bwchain", c, *common, env=env)
+
+
+def test_check_of_a_bridge_chained_after_another_interface(lab):
+    """Chained after a plugin that made another interface (its address, its route via its own
+    gateway, first in prevResult), bridge's CHECK checks only its own addresses and routes."""
+    host, c = lab.host(), lab.netns()
+    sh("ip", "-n", c, "link", "add", "eth1", "type", "veth", "peer", "name", "peer1")
+    sh("ip", "-n", c, "addr", "add", "198.18.5.2/24", "dev", "eth1")
+    sh("ip", "-n", c, "link", "set", "eth1", "up")
+    sh("ip", "-n", c, "link", "set", "peer1", "up")
+    sh("ip", "-n", c, "route", "add", "198.19.5.0/24", "via", "198.18.5.1")
+    prev = {"cniVersion": "1.0.0",
+            "interfaces": [{"name": "eth1", "sandbox": f"/var/run/netns/{c}"}],
+            "ips": [{"address": "198.18.5.2/24", "interface": 0}],
+            "routes": [{"dst": "198.19.5.0/24", "gw": "198.18.5.1"}]}
+    conf = bridge_conf(lab)
+    rc, res, err = host.cni("ADD", dict(conf, prevResult=prev), c)
+    assert rc == 0, (res, err)
+    assert res["ips"][0] == prev["ips"][0] and res["ips"][1]["interface"] == 3
+    rc, out, err = host.cni("CHECK", dict(conf, prevResult=res), c)
+    assert rc == 0, (out, err)
+    sh("ip", "-n", c, "route", "del", "default")                    # ours: CHECK notices
+    rc, out, _ = host.cni("CHECK", dict(conf, prevResult=res), c)
+    assert rc == 1 and out["code"] == 101 and "0.0.0.0/0" in out["msg"]
+    assert host.cni("DEL", dict(conf, prevResult=res), c)[0] == 0
+    assert "198.18.5.2/24" in sh("ip", "-n", c, "addr", "show", "eth1").stdout
+
 FAKE_IPAM = """#!/bin/sh
 # A delegated IPAM plugin that records what it is asked and answers like a 1.1.0 plugin.
 cat > "$(dirname "$0")/stdin.$CNI_COMMAND"
