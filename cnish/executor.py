@@ -9,7 +9,10 @@ The executor knows steps, commands and tools — nothing about bridges or addres
   undone together with an earlier one (`undone_by`). Undo keeps going when an undo fails and
   reports both the original failure and what could not be undone.
 - **teardown** (DEL): every step runs; "not found" is success; other failures are collected
-  and reported after the last step, so one stubborn object does not keep the rest alive.
+  and reported after the last step, so one stubborn object does not keep the rest alive —
+  except the IPAM steps after a failed `guards_addresses` step (the container's interface
+  could not be deleted and may still hold its addresses): releasing them could hand an
+  address in use to the next container, so they stay reserved until a DEL succeeds.
 - **check** (CHECK): every step's check runs (all at once: they only read); all mismatches are
   reported together.
 
@@ -99,6 +102,11 @@ class Executor:
         i = 0
         while i < len(jobs):
             job = jobs[i]
+            if job.step.ipam and any(o.step.guards_addresses and o.status in ("failed", "unknown")
+                                     for o in outcomes):
+                outcomes.append(Outcome(job.step, "kept"))      # see teardown
+                i += 1
+                continue
             if job.probe is not None:
                 if background and not _native(job.probe):
                     pending, background = self._start_all(background), []
@@ -240,11 +248,15 @@ class Executor:
         outcomes = self.run_jobs(jobs, stop_on_failure=False)
         self._log_outcomes("teardown", outcomes)
         failures = [o for o in outcomes if o.status in ("failed", "unknown")]
+        kept = [o for o in outcomes if o.status == "kept"]
         if failures:
             raise CNIError(
                 STEP_FAILED,
                 "could not remove everything: " + "; ".join(
-                    f"step {o.step.number} ({o.step.description})" for o in failures),
+                    f"step {o.step.number} ({o.step.description})" for o in failures)
+                + ("; the addresses stay reserved while the interface may still hold them "
+                   f"(step{'s' if len(kept) > 1 else ''} {', '.join(str(o.step.number) for o in kept)} "
+                   "not run): DEL again once it can be removed" if kept else ""),
                 " | ".join(_failure_details(o) for o in failures))
         return outcomes
 

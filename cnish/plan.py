@@ -34,7 +34,8 @@ class Command:
 
 class Step:
     __slots__ = ("number", "id", "description", "why", "netns", "run", "undo", "check", "expect",
-                 "skip_if", "on_exists", "on_missing", "shared", "undone_by", "hint", "concurrent")
+                 "skip_if", "on_exists", "on_missing", "shared", "undone_by", "hint", "concurrent",
+                 "guards_addresses", "ipam")
 
     def to_json(self) -> dict:
         out = {"n": self.number, "id": self.id, "description": self.description}
@@ -49,6 +50,10 @@ class Step:
             out["shared"] = True
         if self.concurrent:
             out["concurrent"] = True
+        if self.guards_addresses:
+            out["guardsAddresses"] = True
+        if self.ipam:
+            out["ipam"] = True
         if self.check:
             out["check"] = self.check.to_json()
             if self.expect:
@@ -147,6 +152,8 @@ def bind(template_steps: list, att: dict, first: int = 1) -> list:
         step.on_missing = raw["on_missing"]
         step.shared = raw["shared"]
         step.concurrent = raw.get("concurrent", False)
+        step.guards_addresses = raw.get("guards_addresses", False)
+        step.ipam = raw.get("ipam", False)
         step.undone_by = fill(raw["undone_by"], att) if raw["undone_by"] else None
         step.hint = fill(raw.get("hint", ""), att)
         steps.append(step)

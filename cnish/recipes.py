@@ -14,7 +14,7 @@ from cnish.paths import plans_dir, record
 SECTIONS = ("add", "del", "gc", "facts")
 STEP_KEYS = {"id", "describe", "when", "each", "as", "run", "undo", "check", "expect", "skip_if",
              "on_exists", "on_missing", "shared", "undone_by", "hint", "netns", "undo_netns",
-             "check_netns", "include", "steps", "why", "concurrent"}
+             "check_netns", "include", "steps", "why", "concurrent", "guards_addresses"}
 COMMAND_KEYS = {"template"}
 
 
@@ -27,7 +27,7 @@ class StepSpec:
 
     __slots__ = ("id", "describe", "when", "each", "as_", "run", "undo", "check", "expect",
                  "skip_if", "on_exists", "on_missing", "shared", "undone_by", "hint", "netns",
-                 "undo_netns", "check_netns", "include", "steps", "why", "concurrent")
+                 "undo_netns", "check_netns", "include", "steps", "why", "concurrent", "guards_addresses")
 
     def __init__(self, raw: dict, where: str):
         unknown = set(raw) - STEP_KEYS
@@ -53,6 +53,9 @@ class StepSpec:
         # may run it alongside the other commands
         self.concurrent = bool(raw.get("concurrent", False))
         self.undone_by = raw.get("undone_by")
+        # DEL: while this step has not succeeded the container may still hold its addresses,
+        # so the IPAM steps after it do not run (the executor and the script both keep them)
+        self.guards_addresses = bool(raw.get("guards_addresses", False))
         self.hint = raw.get("hint")
         self.why = raw.get("why")
         self.netns = raw.get("netns", "host")

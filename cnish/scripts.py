@@ -82,6 +82,7 @@ def bash(plan) -> str:
     title = f"cnish {plan.command} plan"
     return env.get_template("script/bash.sh.j2").render(
         plan=plan, mode=mode, modes=modes, expects=expects, functions=functions,
+        guarded=(any(s.guards_addresses for s in plan.steps) and any(s.ipam for s in plan.steps)),
         result=result, title=title + " (dry run: nothing was changed)", version=__version__,
         cni_version=plan.cni_version, intro=INTRO[mode],
         exists=_case_patterns(executor.EXISTS), missing=_case_patterns(executor.MISSING))

@@ -164,8 +164,12 @@ class Renderer:
         if spec.include:
             included = includes(spec.include)
             if included is not None:
+                first = len(out)
                 for child in included.sections[section]:
                     self._render(child, ctx, out, section, includes, parent_id)
+                if spec.include == "ipam":          # what guards_addresses holds back
+                    for step in out[first:]:
+                        step["ipam"] = True
             return
         try:
             if spec.when is not None and not self.value(spec.when, ctx):
@@ -215,6 +219,7 @@ class Renderer:
                 "on_missing": spec.on_missing,
                 "shared": spec.shared,
                 "concurrent": spec.concurrent,
+                "guards_addresses": spec.guards_addresses,
                 "undone_by": self.text(spec.undone_by, ctx) if spec.undone_by else None,
                 "hint": self.text(spec.hint, ctx) if spec.hint else "",
             }

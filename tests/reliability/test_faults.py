@@ -50,6 +50,34 @@ def test_a_failing_undo_is_reported_and_the_rest_undone(warm):
     count("faults survived")
 
 
+def test_del_keeps_the_addresses_while_the_interface_remains(warm):
+    """A DEL that cannot delete the container's interface must not release its addresses: the
+    next ADD would give them to another container while this one still has them (found by an
+    audit; the reference returns before its IPAM DEL). The rest is still removed, and the
+    runtime's next DEL releases them."""
+    host, c, conf, wrap = warm
+    rc, res, err = host.cni("ADD", conf, c)
+    assert rc == 0, err
+    host_veth = res["interfaces"][1]["name"]
+    mine = tuple(ip["address"].split("/")[0] for ip in res["ips"])
+    env = fault_env(wrap, [["ip", "link", "del", "eth0"], ["ip", "link", "del", host_veth]])
+    rc, out, err = host.cni("DEL", dict(conf, prevResult=res), c, path_prefix=str(wrap),
+                           extra_env=env)
+    count("faults injected (DEL cannot delete the interface)")
+    assert rc == 1 and "stay reserved" in out["msg"], (out, err)
+    state = host.state(c)
+    assert len([k for k in state["store"] if k.endswith(mine)]) == 4, state["store"]  # + index
+    assert res["ips"][0]["address"] in sh("ip", "-n", c, "addr", "show", "eth0").stdout
+    assert not [l for l in state["iptables"] + state["ip6tables"] if l.startswith("-A")]
+    other = host.lab.netns()
+    rc, res2, err = host.cni("ADD", conf, other, cid="ctr2")
+    assert rc == 0, err
+    assert not {ip["address"] for ip in res2["ips"]} & {ip["address"] for ip in res["ips"]}
+    assert host.cni("DEL", dict(conf, prevResult=res), c)[0] == 0
+    assert not [k for k in host.state(c)["store"] if k.endswith(mine)]
+    assert host.cni("DEL", dict(conf, prevResult=res2), other, cid="ctr2")[0] == 0
+    count("faults survived")
+
 @pytest.mark.parametrize("tool,mode", [("iptables-restore", "missing"), ("ip", "garbage"),
                                        ("sysctl", "missing"), ("nsenter", "missing")])
 def test_missing_or_broken_tools(warm, tool, mode):
