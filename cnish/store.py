@@ -7,22 +7,30 @@ Layout of `<dataDir>/<network>/` (cni-reference.md §3.10):
 
 Because the format and the lock are the reference's, cnish and the reference host-local can
 share one store: either can release what the other reserved. Beyond the reference:
-- next to each address file cnish writes an index file `.cnish-owner-<key>.<ip>` with the same
-  content, where <key> is a hash of (container id, ifname): finding an attachment's addresses
-  is then a directory listing instead of reading every reservation (the reference reads them
-  all, which grows with the number of containers). The reference ignores these files when it
-  allocates (their names are not addresses) and deletes them when it releases the owner
-  (their content is the owner), so the index never outlives its reservations for long; files
-  without an index entry (the reference's) are still read;
+- each address file cnish writes has a second name, the index entry `.cnish-owner-<key>.<ip>`
+  (a hard link: same inode, same content), where <key> is a hash of (container id, ifname).
+  One directory listing (os.scandir: names, types and inode numbers, no stat) then tells whose
+  addresses are whose. An entry counts only while its inode is the address file's, so a
+  leftover entry (its address file removed by hand or by a crash between two unlinks, then
+  reserved again by cnish or the reference) is ignored and never hides the address's owner;
+  the leftover keeps its own inode alive, so no new file can get its number. Address files
+  without a matching entry (the reference's, and old stores' index files, which were separate
+  copies) are read. The reference ignores the entries when it allocates (their names are not
+  addresses) and deletes them when it releases the owner (their content is the owner); GC's
+  prune removes entries that do not match;
 - reservations are written to a temporary file and hard-linked into place, so a crash never
   leaves an empty address file behind (reference issue #498);
 - files are opened with O_NOFOLLOW and the network directory may not be a symlink, so a link
   planted in the store cannot redirect a write;
+- scans look at regular files only and reads never raise, so a directory, a FIFO or a symlink
+  in the store is skipped (the reference skips it too); the allocator treats any entry named
+  like an address, whatever its type, as taken and moves on to the next address;
 - scans tolerate files that disappear while they run (parallel DELs).
 """
 
 import fcntl
 import os
+import stat
 
 from cnish.errors import IPAM_FAILED, CNIError
 
@@ -42,6 +50,12 @@ def owner_key(cid: str, ifname: str) -> str:
 def _index_ip(name: str) -> str:
     """The address an index entry .cnish-owner-<16 hex>.<ip> stands for."""
     return name[len(INDEX_PREFIX) + 17:]
+
+
+def _index_key(name: str) -> str:
+    """The owner key of an index entry .cnish-owner-<16 hex>.<ip>."""
+    return name[len(INDEX_PREFIX):len(INDEX_PREFIX) + 16]
+
 
 _held = {}   # directory -> [fd, depth]: the lock is re-entrant within one process
 
@@ -110,63 +124,98 @@ class Store:
     # -- reading ---------------------------------------------------------------------------------
 
     def _read(self, name: str) -> str | None:
+        """The content of regular file `name`; None when it is missing, not a regular file
+        (never followed: O_NOFOLLOW; a FIFO does not block: O_NONBLOCK) or unreadable."""
         try:
-            fd = os.open(os.path.join(self.dir, name), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            fd = os.open(os.path.join(self.dir, name),
+                         os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
         except OSError:
             return None          # vanished (a parallel release), a symlink, or unreadable
         try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                return None      # a directory, a FIFO, a device: not a reservation
             return os.read(fd, 4096).decode("utf-8", "replace")
+        except OSError:
+            return None
         finally:
             os.close(fd)
 
+    def _scan(self) -> dict:
+        """Regular files of the store: name -> inode number, both from one getdents pass
+        (no stat where the file system reports types). Anything else is not the store's."""
+        files = {}
+        try:
+            with os.scandir(self.dir) as it:
+                for entry in it:
+                    try:
+                        if entry.is_file(follow_symlinks=False):
+                            files[entry.name] = entry.inode()
+                    except OSError:
+                        pass     # vanished while we looked
+        except OSError:
+            pass
+        return files
+
+    @staticmethod
+    def _is_address(name: str) -> bool:
+        return name != LOCK_FILE and not name.startswith(LAST_RESERVED) \
+            and not name.startswith(".")
+
     def entries(self):
         """(file name, content) of every reservation file; tolerant of files vanishing."""
-        try:
-            names = os.listdir(self.dir)
-        except OSError:
-            return
-        for name in names:
-            if name == LOCK_FILE or name.startswith(LAST_RESERVED) or name.startswith("."):
-                continue
-            content = self._read(name)
-            if content is not None:
-                yield name, content
+        for name in self._scan():
+            if self._is_address(name):
+                content = self._read(name)
+                if content is not None:
+                    yield name, content
 
     @staticmethod
     def _owner(cid: str, ifname: str) -> str:
         return cid.strip() + LINE_BREAK + ifname
 
-    def _names(self) -> list:
-        try:
-            return os.listdir(self.dir)
-        except OSError:
-            return []
+    def _indexed(self, files: dict) -> dict:
+        """address -> owner key, for the addresses whose index entry is a hard link to them
+        (same inode). Entries that are not (leftovers, old stores' copies) do not count, nor
+        do several keys linked to one address (it is read instead)."""
+        out, ambiguous = {}, set()
+        for name, inode in files.items():
+            if name.startswith(INDEX_PREFIX):
+                ip = _index_ip(name)
+                if files.get(ip) == inode and self._is_address(ip):
+                    if out.setdefault(ip, _index_key(name)) != _index_key(name):
+                        ambiguous.add(ip)
+        for ip in ambiguous:
+            del out[ip]
+        return out
 
-    def owned(self, cid: str, ifname: str) -> list[str]:
+    def owned(self, cid: str, ifname: str, files: dict | None = None) -> list[str]:
         """Addresses reserved for (cid, ifname); legacy files holding only the id count too.
 
-        The index files answer for cnish's reservations without reading anything but the
-        matching address files; only reservations without an index entry (made by the
-        reference, or legacy ones) are read one by one."""
+        Addresses linked to another key's index entry belong to that attachment and are not
+        read; the rest are read: ours (to confirm them) and those without a linked entry (the
+        reference's, legacy ones, or ones only a leftover entry names)."""
         mine = self._owner(cid, ifname)
-        names = self._names()
-        indexed = {}
-        prefix = INDEX_PREFIX + owner_key(cid, ifname) + "."
-        for name in names:
-            if name.startswith(INDEX_PREFIX):
-                indexed[_index_ip(name)] = name.startswith(prefix)
-        found = [ip for ip, ours in indexed.items()
-                 if ours and (self._read(ip) or "").strip() == mine]
-        foreign = [n for n in names if n not in indexed and n != LOCK_FILE
-                   and not n.startswith(LAST_RESERVED) and not n.startswith(".")]
-        contents = {n: self._read(n) for n in foreign}
-        found += [n for n, c in contents.items() if c is not None and c.strip() == mine]
+        files = self._scan() if files is None else files
+        indexed = self._indexed(files)
+        key = owner_key(cid, ifname)
+        contents = {n: self._read(n) for n in files
+                    if self._is_address(n) and indexed.get(n, key) == key}
+        found = [n for n, c in contents.items() if c is not None and c.strip() == mine]
         if found:
             return found
         return [n for n, c in contents.items() if c is not None and c.strip() == cid.strip()]
 
     def holder(self, ip: str) -> str | None:
         return self._read(ip)
+
+    def taken(self, ip: str) -> bool:
+        """True when anything is named `ip` in the store, whatever its type: the allocator
+        moves on (as the reference does when its exclusive create fails)."""
+        try:
+            os.lstat(os.path.join(self.dir, ip))
+            return True
+        except OSError:
+            return False
 
     def last_reserved(self, set_index: int) -> str | None:
         value = self._read(f"{LAST_RESERVED}{set_index}")
@@ -176,60 +225,52 @@ class Store:
 
     def reserve(self, ip: str, cid: str, ifname: str, set_index: int) -> bool:
         """Reserve `ip`; False when it is taken. Atomic: the file appears with its content,
-        then its index entry, then the range set's cursor; a failure undoes the earlier ones."""
+        then its index entry (a hard link to it, replacing a leftover entry of this key), then
+        the range set's cursor; a failure undoes the earlier ones."""
         self.acquire()
         try:
             target = os.path.join(self.dir, ip)
             index = os.path.join(self.dir, f"{INDEX_PREFIX}{owner_key(cid, ifname)}.{ip}")
+            tmp = os.path.join(self.dir, f"{TMP_PREFIX}{os.getpid()}")
             try:
-                if not self._create(target, self._owner(cid, ifname)):
+                self._write_tmp(tmp, self._owner(cid, ifname))
+                try:
+                    os.link(tmp, target)     # never follows or replaces what is there
+                except FileExistsError:
                     return False
                 try:
-                    self._create(index, self._owner(cid, ifname), replace=True)
+                    try:
+                        os.link(tmp, index)
+                    except FileExistsError:
+                        os.rename(tmp, index)    # a leftover entry: replaced by the new link
                     self._write_last(set_index, ip)
                 except OSError:
-                    _remove(index)
-                    _remove(target)      # all or nothing
+                    _remove(target)              # all or nothing; without the address file,
+                    _remove(index)               # a remaining entry would not count anyway
                     raise
             except OSError as exc:
                 raise _fail(f"cannot reserve {ip} in IPAM store {self.dir}", exc) from None
+            finally:
+                _remove(tmp)
             return True
         finally:
             self.release_lock()
 
-    def _create(self, path: str, content: str, replace: bool = False) -> bool:
-        """Write `content` to a temporary file and link it into place: the file never exists
-        half-written. False when `path` exists (unless `replace`)."""
-        tmp = os.path.join(self.dir, f"{TMP_PREFIX}{os.getpid()}")
+    @staticmethod
+    def _write_tmp(tmp: str, content: str) -> None:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC,
                      0o600)
         try:
-            try:
-                os.write(fd, content.encode())
-                os.fchmod(fd, 0o600)
-            finally:
-                os.close(fd)
-            if replace:
-                os.rename(tmp, path)
-                return True
-            os.link(tmp, path)
-            return True
-        except FileExistsError:
-            return False
+            os.write(fd, content.encode())
+            os.fchmod(fd, 0o600)
         finally:
-            _remove(tmp)
+            os.close(fd)
 
     def _write_last(self, set_index: int, ip: str) -> None:
         final = os.path.join(self.dir, f"{LAST_RESERVED}{set_index}")
         tmp = os.path.join(self.dir, f"{TMP_PREFIX}last-{os.getpid()}")
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW
-                         | os.O_CLOEXEC, 0o600)
-            try:
-                os.write(fd, ip.encode())
-                os.fchmod(fd, 0o600)
-            finally:
-                os.close(fd)
+            self._write_tmp(tmp, ip)
             os.rename(tmp, final)
         except OSError:
             _remove(tmp)
@@ -261,15 +302,16 @@ class Store:
         if not os.path.isdir(self.dir):
             return []
         with self:
-            released = [ip for ip in self.owned(cid, ifname) if self._unlink(ip)]
+            files = self._scan()
+            released = [ip for ip in self.owned(cid, ifname, files) if self._unlink(ip)]
             prefix = INDEX_PREFIX + owner_key(cid, ifname) + "."
-            for name in self._names():
+            for name in files:
                 if name.startswith(prefix):
                     self._unlink(name)
             return released
 
     def prune(self) -> list[str]:
-        """Remove the stale index entries (GC); returns their names."""
+        """Remove the index entries that do not count (GC); returns their names."""
         with self:
             stale = self.stale_index()
             for name in stale:
@@ -277,13 +319,12 @@ class Store:
             return stale
 
     def stale_index(self) -> list[str]:
-        """Index entries whose address file is gone or held by someone else (GC)."""
-        out = []
-        for name in self._names():
-            if name.startswith(INDEX_PREFIX):
-                if self._read(_index_ip(name)) != self._read(name):
-                    out.append(name)
-        return out
+        """Index entries that are not a hard link to their address file: the address is gone,
+        held by someone else since, or the entry is an old store's separate copy (GC)."""
+        files = self._scan()
+        indexed = self._indexed(files)
+        return [name for name in files if name.startswith(INDEX_PREFIX)
+                and indexed.get(_index_ip(name)) != _index_key(name)]
 
     def _unlink(self, name: str) -> bool:
         try:
@@ -303,7 +344,8 @@ def drop_locks() -> None:
 
 
 def _remove(path: str) -> None:
+    """Best effort (clean-up and rollback, whose callers report the error that matters)."""
     try:
         os.unlink(path)
-    except FileNotFoundError:
+    except OSError:
         pass

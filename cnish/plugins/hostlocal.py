@@ -240,7 +240,7 @@ def ipam_add(op):
                 r = next(r for r in ranges if r.contains(want))
                 if want == r.gateway:
                     raise CNIError(IPAM_FAILED, f"requested ip {want} is subnet's gateway")
-                if store.holder(str(want)) is not None:
+                if store.taken(str(want)):
                     raise CNIError(IPAM_FAILED, f"requested IP address {want} is not available "
                                    f"in range set {_describe(ranges)}")
                 chosen = (want, r)
@@ -256,7 +256,7 @@ def ipam_add(op):
                 except ValueError:
                     last_ip = None
                 chosen = next(((ip, r) for ip, r in _candidates(ranges, last_ip)
-                               if store.holder(str(ip)) is None), None)
+                               if not store.taken(str(ip))), None)
                 if chosen is None:
                     raise CNIError(IPAM_FAILED, "no IP addresses available in range set: "
                                    + _describe(ranges),
@@ -325,7 +325,7 @@ def ipam_status(op) -> None:
     store = Store(conf.dataDir, op.name)
     for ranges in conf.sets:
         free = next((ip for ip, _r in _candidates(ranges, None)
-                     if store.holder(str(ip)) is None), None)
+                     if not store.taken(str(ip))), None)
         if free is None:
             raise CNIError(NOT_AVAILABLE, "no IP addresses available in range set: "
                            + _describe(ranges), f"every address is reserved in {store.dir}")

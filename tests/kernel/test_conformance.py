@@ -266,3 +266,81 @@ def test_status_and_gc_are_forwarded_to_a_delegated_ipam(lab, tmp_path):
     assert host.cni("DEL", dict(conf, prevResult=res), c, extra_env=env)[0] == 0
     assert json.loads((bindir / "stdin.DEL").read_text())["prevResult"]["ips"][0]["address"] \
         == "10.77.0.50/24"
+
+
+# -- the host-local store shared with the reference: leftover index entries, foreign files ----
+
+ONE_ADDRESS = {"ranges": [[{"subnet": "10.77.0.0/24", "rangeStart": "10.77.0.9",
+                            "rangeEnd": "10.77.0.9"}]]}
+
+
+def masquerade(host, cid):
+    return [l for l in host.run("iptables-save", "-t", "nat").stdout.splitlines()
+            if f'id: \\"{cid}\\"' in l]
+
+
+def test_a_leftover_index_entry_hides_no_reservation(lab):
+    """a's address file is removed by hand (its index entry stays), b gets the address
+    again, then the reference host-local does for h2: cnish's DEL without prevResult releases
+    each (b's masquerade rules too), and GC later removes a's leftover entry."""
+    host, ca, cb, ch = lab.host(), lab.netns(), lab.netns(), lab.netns()
+    conf = bridge_conf(lab, ipam=ONE_ADDRESS, cniVersion="1.1.0")
+    store = os.path.join(lab.data_dir, conf["name"])
+    rc, res_a, err = host.cni("ADD", conf, ca, cid="a")
+    assert rc == 0 and res_a["ips"][0]["address"] == "10.77.0.9/24", (res_a, err)
+    os.unlink(os.path.join(store, "10.77.0.9"))
+    rc, res_b, err = host.cni("ADD", conf, cb, cid="b")
+    assert rc == 0 and res_b["ips"][0]["address"] == "10.77.0.9/24", (res_b, err)
+    assert masquerade(host, "b")
+    assert host.cni("DEL", conf, cb, cid="b")[0] == 0
+    assert "10.77.0.9" not in os.listdir(store) and not masquerade(host, "b")
+    rc, res_h, err = host.cni("ADD", dict(conf, cniVersion="1.0.0"), ch, cid="h2",
+                              plugin=[f"{REFERENCE}/host-local"])     # Debian's: up to 1.0.0
+    assert rc == 0 and res_h["ips"][0]["address"] == "10.77.0.9/24", (res_h, err)
+    assert host.cni("DEL", dict(conf, type="host-local"), ch, cid="h2")[0] == 0
+    assert "10.77.0.9" not in os.listdir(store)
+    valid = [{"containerID": "a", "ifname": "eth0"}]
+    assert host.cni("GC", dict(conf, **{"cni.dev/valid-attachments": valid}), None,
+                    cid="", ifname="")[0] == 0
+    assert not [n for n in os.listdir(store) if n.startswith(".")]
+    assert host.cni("DEL", dict(conf, prevResult=res_a), ca, cid="a")[0] == 0
+
+
+def test_gc_frees_a_hidden_reservation_in_one_run(lab):
+    host, ca = lab.host(), lab.netns()
+    conf = bridge_conf(lab, ipam=ONE_ADDRESS, cniVersion="1.1.0")
+    store = os.path.join(lab.data_dir, conf["name"])
+    rc, res_a, _ = host.cni("ADD", conf, ca, cid="a")
+    assert rc == 0
+    os.unlink(os.path.join(store, "10.77.0.9"))
+    rc, res_h, err = host.cni("ADD", dict(conf, cniVersion="1.0.0"), lab.netns(), cid="h2",
+                              plugin=[f"{REFERENCE}/host-local"])
+    assert rc == 0 and res_h["ips"][0]["address"] == "10.77.0.9/24", (res_h, err)
+    valid = [{"containerID": "a", "ifname": "eth0"}]
+    rc, out, err = host.cni("GC", dict(conf, **{"cni.dev/valid-attachments": valid}), None,
+                            cid="", ifname="")
+    assert rc == 0, (out, err)
+    assert sorted(os.listdir(store)) == ["last_reserved_ip.0", "lock"]
+    assert host.cni("DEL", dict(conf, prevResult=res_a), ca, cid="a")[0] == 0
+
+
+def test_foreign_files_in_the_store(lab, tmp_path):
+    """A directory in the store is skipped (the reference skips it); an entry named like the
+    next address, whatever its type, is taken: ADD moves on, and nothing is followed."""
+    host, c1, c2 = lab.host(), lab.netns(), lab.netns()
+    conf = bridge_conf(lab)
+    store = os.path.join(lab.data_dir, conf["name"])
+    os.makedirs(os.path.join(store, "backup"))
+    victim = tmp_path / "victim"
+    victim.write_text("precious")
+    os.symlink(victim, os.path.join(store, "10.77.0.3"))
+    rc, res1, err = host.cni("ADD", conf, c1, cid="c1")
+    assert rc == 0 and res1["ips"][0]["address"] == "10.77.0.2/24", (res1, err)
+    rc, res2, err = host.cni("ADD", conf, c2, cid="c2")
+    assert rc == 0 and res2["ips"][0]["address"] == "10.77.0.4/24", (res2, err)
+    assert host.cni("CHECK", dict(conf, prevResult=res2), c2, cid="c2")[0] == 0
+    assert host.cni("DEL", conf, c1, cid="c1")[0] == 0
+    assert host.cni("DEL", dict(conf, prevResult=res2), c2, cid="c2")[0] == 0
+    assert sorted(os.listdir(store)) == ["10.77.0.3", "backup", "last_reserved_ip.0", "lock"]
+    assert os.readlink(os.path.join(store, "10.77.0.3")) == str(victim)
+    assert victim.read_text() == "precious" and not os.listdir(os.path.join(store, "backup"))

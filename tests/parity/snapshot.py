@@ -92,12 +92,13 @@ def store(data_dir: str) -> dict:
 
 
 def index_matches(data_dir: str) -> bool:
-    """Every cnish index entry has the content of the address file it names, and every
-    address file has one."""
-    files = {name.split("/", 1)[1]: content
-             for name, (_mode, content) in store_files(data_dir).items()}
-    index = {n: c for n, c in files.items() if n.startswith(".cnish-owner-")}
-    addresses = {n: c for n, c in files.items()
+    """Every cnish index entry is a hard link to the address file it names (same inode, so
+    same content), and every address file has one."""
+    import os
+    files = {name.split("/", 1)[1]: os.stat(os.path.join(data_dir, name))
+             for name in store_files(data_dir)}
+    index = {n: st for n, st in files.items() if n.startswith(".cnish-owner-")}
+    addresses = {n: st for n, st in files.items()
                  if n != "lock" and not n.startswith(("last_reserved_ip.", "."))}
     return sorted(n[len(".cnish-owner-") + 17:] for n in index) == sorted(addresses) and all(
-        addresses[n[len(".cnish-owner-") + 17:]] == c for n, c in index.items())
+        os.path.samestat(addresses[n[len(".cnish-owner-") + 17:]], st) for n, st in index.items())

@@ -8,6 +8,8 @@ import pytest
 
 from cnish import libcni, store
 from cnish.errors import CNIError
+from cnish.plugins import hostlocal
+from lab import operation
 
 
 def mode(path):
@@ -65,6 +67,58 @@ def test_a_symlinked_store_or_lock_is_refused(tmp_path, planted):
         store.Store(str(tmp_path), "net").acquire()
     assert info.value.code == 102
     assert not os.listdir(elsewhere)
+
+
+def hostlocal_conf(tmp_path):
+    return {"cniVersion": "1.0.0", "name": "net", "type": "host-local",
+            "ipam": {"type": "host-local", "dataDir": str(tmp_path),
+                     "ranges": [[{"subnet": "10.0.0.0/24"}]]}}
+
+
+def add(raw, cid):
+    """An ADD's allocation and reserve steps, in-process; the addresses it got."""
+    att, result = hostlocal.ipam_add(operation(raw, cid=cid, dry_run=False))
+    try:
+        for r in att["reservations"]:
+            assert store.Store(att["store"].rsplit("/", 1)[0], "net").reserve(
+                r["ip"], cid, "eth0", r["set"]), r
+    finally:
+        store.drop_locks()
+    return [ip["address"] for ip in result["ips"]]
+
+
+def test_a_directory_in_the_store_is_skipped(tmp_path):
+    """The reference skips it; once, every ADD and DEL failed with code 999 (EISDIR)."""
+    (tmp_path / "net" / "backup").mkdir(parents=True)
+    (tmp_path / "net" / "backup" / "10.0.0.9").write_bytes(b"old\r\neth0")
+    (tmp_path / "net" / "10.0.0.3").mkdir()                # a directory named like an address
+    raw = hostlocal_conf(tmp_path)
+    assert add(raw, "c1") == ["10.0.0.2/24"]
+    assert add(raw, "c2") == ["10.0.0.4/24"]               # .3 is taken, whatever it is
+    s = store.Store(str(tmp_path), "net")
+    assert hostlocal.ipam_del(operation(raw, "DEL", cid="c1"))[1] == ["10.0.0.2"]
+    assert s.release("c1", "eth0") == ["10.0.0.2"]
+    assert sorted(n for n, _ in s.entries()) == ["10.0.0.4"]
+    assert s.holder("backup") is None and s.holder("10.0.0.3") is None
+    assert s.prune() == [] and s.release("old", "eth0") == []
+    assert (tmp_path / "net" / "backup" / "10.0.0.9").read_bytes() == b"old\r\neth0"
+
+
+def test_a_symlink_named_like_the_next_address_is_skipped(tmp_path):
+    """The allocator moves on, as the reference does when its exclusive create fails; once,
+    every ADD failed with "already reserved" (its rollback put the cursor back)."""
+    victim = tmp_path / "victim"
+    victim.write_text("precious")
+    raw = hostlocal_conf(tmp_path)
+    assert add(raw, "c1") == ["10.0.0.2/24"]
+    os.symlink(victim, tmp_path / "net" / "10.0.0.3")
+    assert add(raw, "c2") == ["10.0.0.4/24"]
+    assert os.readlink(tmp_path / "net" / "10.0.0.3") == str(victim)
+    assert victim.read_text() == "precious"
+    with pytest.raises(CNIError) as info:                  # nor can it be requested
+        add(dict(raw, args={"cni": {"ips": ["10.0.0.3"]}}), "c3")
+    assert "not available" in info.value.msg
+    assert victim.read_text() == "precious"
 
 
 def test_result_cache_is_private_and_atomic(tmp_path):

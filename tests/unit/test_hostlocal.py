@@ -163,3 +163,128 @@ def test_static_check_compares_only_configured_gateways():
     with pytest.raises(CNIError) as info:
         static.ipam_check(op, [{"address": "10.94.0.5/24", "gateway": "10.94.0.254"}])
     assert info.value.code == 101 and "10.94.0.254" in info.value.msg
+
+
+# -- the owner index (README: "An owner index in the host-local store") ------------------------
+
+def entry(d, cid, ip, ifname="eth0"):
+    """The path of (cid, ifname)'s index entry for `ip` in store directory `d`."""
+    return d / f".cnish-owner-{store.owner_key(cid, ifname)}.{ip}"
+
+
+def reference_reserve(d, ip, cid, ifname="eth0"):
+    """Reserve `ip` as the reference host-local does: exclusive create, no index entry."""
+    with open(d / ip, "x", newline="") as f:
+        f.write(f"{cid}\r\n{ifname}")
+
+
+def test_index_entries_are_hard_links(tmp_path):
+    raw = conf(tmp_path, [[{"subnet": "10.99.0.0/24"}]])
+    allocate(tmp_path, raw, cid="a")
+    d = tmp_path / "net1"
+    assert os.path.samestat(os.stat(entry(d, "a", "10.99.0.2")), os.stat(d / "10.99.0.2"))
+    assert os.stat(d / "10.99.0.2").st_nlink == 2
+
+
+def test_a_leftover_index_entry_hides_no_reservation(tmp_path):
+    """The operator removes a's address files by hand (a's index entries stay), then b gets
+    each address again: b's DEL finds and releases it, a's finds nothing. Eight owners, so
+    that the directory's order can hardly make this pass by chance (it once did with one)."""
+    raw = conf(tmp_path, [[{"subnet": "10.99.0.0/24", "rangeStart": "10.99.0.10",
+                            "rangeEnd": "10.99.0.17"}]])
+    d = tmp_path / "net1"
+    ips = [f"10.99.0.{10 + i}" for i in range(8)]
+    for i, ip in enumerate(ips):
+        assert allocate(tmp_path, raw, cid=f"a{i}")[0] == [f"{ip}/24"]
+    for ip in ips:
+        os.unlink(d / ip)
+    for i, ip in enumerate(ips):
+        assert allocate(tmp_path, raw, cid=f"b{i}")[0] == [f"{ip}/24"]
+    s = store.Store(str(tmp_path), "net1")
+    for i, ip in enumerate(ips):
+        assert s.owned(f"a{i}", "eth0") == []
+        assert hostlocal.ipam_del(operation(raw, "DEL", cid=f"b{i}"))[1] == [ip]
+        assert s.release(f"b{i}", "eth0") == [ip]
+        assert not os.path.lexists(d / ip) and not os.path.lexists(entry(d, f"b{i}", ip))
+    assert sorted(s.prune()) == sorted(entry(d, f"a{i}", ip).name for i, ip in enumerate(ips))
+    assert not [n for n in os.listdir(d) if n.startswith(".")]
+
+
+def hidden_by_a_leftover(tmp_path):
+    """a's address file 10.99.0.2 is removed (by hand, or by a release that crashed between its
+    two unlinks: the address file goes first, a's index entry stays); the reference then
+    reserves the address for h2, without an index entry. The store and its directory."""
+    allocate(tmp_path, conf(tmp_path, [[{"subnet": "10.99.0.0/24"}]]), cid="a")
+    d = tmp_path / "net1"
+    os.unlink(d / "10.99.0.2")
+    reference_reserve(d, "10.99.0.2", "h2")
+    return store.Store(str(tmp_path), "net1"), d
+
+
+def test_a_leftover_index_entry_hides_no_reference_reservation(tmp_path):
+    """cnish's DEL of h2 releases the address a's leftover entry names."""
+    s, d = hidden_by_a_leftover(tmp_path)
+    assert s.owned("a", "eth0") == []
+    assert s.owned("h2", "eth0") == ["10.99.0.2"]
+    assert s.release("h2", "eth0") == ["10.99.0.2"]
+    assert entry(d, "a", "10.99.0.2").exists()                       # until GC's prune
+    assert s.prune() == [entry(d, "a", "10.99.0.2").name]
+
+
+def test_two_index_entries_for_one_address(tmp_path):
+    """A leftover entry of a next to b's live one, made before and after b's (the directory's
+    order decides which one a scan sees last), and in the old stores' format (a copy): the
+    address is b's whichever comes last; an address linked to two keys is read."""
+    d = tmp_path / "net1"
+    d.mkdir()
+    s = store.Store(str(tmp_path), "net1")
+    entry(d, "a", "10.99.0.2").write_bytes(b"a\r\neth0")
+    assert s.reserve("10.99.0.2", "b", "eth0", 0)
+    assert s.reserve("10.99.0.3", "b", "eth0", 0)
+    entry(d, "a", "10.99.0.3").write_bytes(b"a\r\neth0")
+    assert s.reserve("10.99.0.4", "b", "eth0", 0)
+    os.link(d / "10.99.0.4", entry(d, "a", "10.99.0.4"))       # linked to two keys
+    assert s.owned("a", "eth0") == []
+    assert sorted(s.owned("b", "eth0")) == ["10.99.0.2", "10.99.0.3", "10.99.0.4"]
+    assert sorted(s.release("b", "eth0")) == ["10.99.0.2", "10.99.0.3", "10.99.0.4"]
+    assert sorted(s.prune()) == sorted(entry(d, "a", ip).name
+                                       for ip in ("10.99.0.2", "10.99.0.3", "10.99.0.4"))
+    assert sorted(os.listdir(d)) == ["last_reserved_ip.0", "lock"]
+
+
+def test_reserve_replaces_a_leftover_entry_of_its_own_key(tmp_path):
+    d = tmp_path / "net1"
+    d.mkdir()
+    entry(d, "a", "10.99.0.2").write_bytes(b"a\r\neth0")         # not a link: a leftover
+    s = store.Store(str(tmp_path), "net1")
+    assert s.reserve("10.99.0.2", "a", "eth0", 0)
+    assert os.path.samestat(os.stat(entry(d, "a", "10.99.0.2")), os.stat(d / "10.99.0.2"))
+    assert s.stale_index() == []
+
+
+def test_old_stores_index_copies_still_work(tmp_path):
+    """Index entries written by earlier cnish versions are copies, not links: the addresses
+    they name count as unindexed and are read; GC's prune removes the copies."""
+    d = tmp_path / "net1"
+    d.mkdir()
+    for ip, cid in (("10.99.0.2", "a"), ("10.99.0.3", "b")):
+        (d / ip).write_bytes(f"{cid}\r\neth0".encode())
+        entry(d, cid, ip).write_bytes(f"{cid}\r\neth0".encode())
+    s = store.Store(str(tmp_path), "net1")
+    assert s.owned("a", "eth0") == ["10.99.0.2"]
+    assert s.release("a", "eth0") == ["10.99.0.2"]
+    assert s.prune() == [entry(d, "b", "10.99.0.3").name]
+    assert s.owned("b", "eth0") == ["10.99.0.3"]
+
+
+def test_gc_frees_a_hidden_reservation_in_one_run(tmp_path):
+    """GC's steps (release every stale owner, then prune) free an address that a leftover
+    entry names in one run."""
+    from cnish.gc import stale_owners
+    s, d = hidden_by_a_leftover(tmp_path)
+    stale = stale_owners(s, {("a", "eth0")})
+    assert [o["cid"] for o in stale] == ["h2"]
+    for owner in stale:
+        s.release(owner["cid"], owner["ifname"])
+    s.prune()
+    assert sorted(os.listdir(d)) == ["last_reserved_ip.0", "lock"]

@@ -65,7 +65,8 @@ check() {
 
 # cnish-store OP DIR ARGS...: the host-local IPAM store, as cnish's own store (cnish/store.py)
 # handles it, with the reference plugin's format and lock. KEY is the attachment's index key:
-# next to each address file DIR/IP, an index entry DIR/.cnish-owner-KEY.IP has the same content.
+# each address file DIR/IP has an index entry DIR/.cnish-owner-KEY.IP, a hard link to it (an entry
+# that is not, a leftover, does not count).
 #   reserve DIR IP CID IFNAME SET KEY
 #       create DIR/IP holding "CID\r\nIFNAME" (fails if it exists), its index entry, and record
 #       IP in DIR/last_reserved_ip.SET
@@ -74,7 +75,7 @@ check() {
 #       last_reserved_ip.SET still names IP, restore PREV (or remove the file when PREV is empty)
 #   release DIR CID IFNAME KEY    remove every file holding this attachment (legacy files
 #                                 holding only CID when there is none)
-#   prune DIR                     remove index entries whose address file says otherwise
+#   prune DIR                     remove index entries that are not a link to their address
 #   check DIR IP CID IFNAME       true when DIR/IP holds this attachment
 cnish-store() {
   local op=$1 dir=$2 fd status=0 old_umask
@@ -101,7 +102,7 @@ cnish-store() {
   case $op in
     reserve)
       if (set -o noclobber; printf '%s\r\n%s' "$2" "$3" >"$dir/$1") 2>/dev/null; then
-        printf '%s\r\n%s' "$2" "$3" >"$dir/.cnish-owner-$5.$1"
+        ln -f -- "$dir/$1" "$dir/.cnish-owner-$5.$1"
         printf '%s' "$1" >"$dir/last_reserved_ip.$4"
       else
         printf 'cnish-store: %s is already reserved in %s: File exists\n' "$1" "$dir" >&2
@@ -138,9 +139,9 @@ cnish-store() {
     prune)
       local f ip
       for f in "$dir"/.cnish-owner-*; do
-        [[ -f $f ]] || continue
+        [[ ! -L $f && -f $f ]] || continue
         ip=${f##*/.cnish-owner-????????????????.}
-        if [[ ! -f $dir/$ip || $(<"$f") != "$(<"$dir/$ip")" ]]; then rm -f -- "$f"; fi
+        if [[ -L $dir/$ip || ! $f -ef $dir/$ip ]]; then rm -f -- "$f"; fi
       done
       ;;
   esac
