@@ -234,6 +234,27 @@ def test_check_of_a_bridge_chained_after_another_interface(lab):
     assert host.cni("DEL", dict(conf, prevResult=res), c)[0] == 0
     assert "198.18.5.2/24" in sh("ip", "-n", c, "addr", "show", "eth1").stdout
 
+
+def test_a_container_on_two_networks_with_default_routes(lab):
+    """Two networks that both give the container a default route (podman or Multus attaching
+    a container to several networks): the second ADD adds its route ahead of the first one,
+    as the reference does, instead of failing with "File exists" (found by an audit)."""
+    host, c = lab.host(), lab.netns()
+    first = bridge_conf(lab, ipMasq=False)
+    second = bridge_conf(lab, bridge="cni-test1", ipMasq=False,
+                         ipam={"ranges": [[{"subnet": "10.78.0.0/24"}]]})
+    rc, res1, err = host.cni("ADD", first, c)
+    assert rc == 0, err
+    rc, res2, err = host.cni("ADD", second, c, ifname="net1")
+    assert rc == 0, (res2, err)
+    routes = sh("ip", "-n", c, "route", "show", "default").stdout.splitlines()
+    assert routes == ["default via 10.78.0.1 dev net1 ", "default via 10.77.0.1 dev eth0 "], routes
+    for conf, res, ifname in ((first, res1, "eth0"), (second, res2, "net1")):
+        assert host.cni("CHECK", dict(conf, prevResult=res), c, ifname=ifname)[0] == 0
+    assert host.cni("DEL", dict(second, prevResult=res2), c, ifname="net1")[0] == 0
+    assert "default via 10.77.0.1 dev eth0" in sh("ip", "-n", c, "route").stdout
+    assert host.cni("DEL", dict(first, prevResult=res1), c)[0] == 0
+
 FAKE_IPAM = """#!/bin/sh
 # A delegated IPAM plugin that records what it is asked and answers like a 1.1.0 plugin.
 cat > "$(dirname "$0")/stdin.$CNI_COMMAND"

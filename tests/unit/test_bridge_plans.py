@@ -46,7 +46,7 @@ def test_gateway_masquerade_and_default_route():
                  "masquerade[0].accept[0]", "masquerade[0].masquerade", "masquerade[0].jump[0]"):
         assert step in got
     route = p.steps[got.index("route[0]")]
-    assert route.run.argv[-6:] == ("add", "0.0.0.0/0", "via", "10.5.0.1", "dev", "eth0")
+    assert route.run.argv[-6:] == ("prepend", "0.0.0.0/0", "via", "10.5.0.1", "dev", "eth0")
     jump = p.steps[got.index("masquerade[0].jump[0]")]
     assert "POSTROUTING" in jump.run.argv and "10.5.0.2/32" in jump.run.argv
     assert jump.undo.argv[jump.undo.argv.index("POSTROUTING") - 1] == "-D"

@@ -237,8 +237,9 @@ run 15 strict -- nsenter --net=/var/run/netns/lesson1 ip addr add 10.15.0.2/24 d
 run 16 strict -- nsenter --net=/var/run/netns/lesson1 ip link set eth0 up
 
 # Step 17/21 [route[0]] route 0.0.0.0/0 via 10.15.0.1 through eth0
+#   why:  prepend, like the reference: a container on several networks may already have a route to the same destination (a default route) through another interface
 #   undo: none of its own, undone with step "veth"
-run 17 strict -- nsenter --net=/var/run/netns/lesson1 ip route add 0.0.0.0/0 via 10.15.0.1 dev eth0
+run 17 strict -- nsenter --net=/var/run/netns/lesson1 ip route prepend 0.0.0.0/0 via 10.15.0.1 dev eth0
 
 # Step 18/21 [masquerade[0].chain] lesson step 8: create the masquerade chain CNI-ec2983819f7f63df7b4b7315 (IPv4, nat table)
 #   why:  one chain per attachment, named like the reference plugin's (CNI- + sha512 of network and container id) so that either plugin can remove the other's

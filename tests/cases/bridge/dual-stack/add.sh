@@ -264,12 +264,14 @@ run 21 strict -- nsenter --net=/var/run/netns/cnish-test ip addr add fd12::2/64 
 run 22 strict -- nsenter --net=/var/run/netns/cnish-test ip link set eth0 up
 
 # Step 23/32 [route[0]] route 0.0.0.0/0 via 10.12.0.1 through eth0
+#   why:  prepend, like the reference: a container on several networks may already have a route to the same destination (a default route) through another interface
 #   undo: none of its own, undone with step "veth"
-run 23 strict -- nsenter --net=/var/run/netns/cnish-test ip route add 0.0.0.0/0 via 10.12.0.1 dev eth0
+run 23 strict -- nsenter --net=/var/run/netns/cnish-test ip route prepend 0.0.0.0/0 via 10.12.0.1 dev eth0
 
 # Step 24/32 [route[1]] route ::/0 via fd12::1 through eth0
+#   why:  prepend, like the reference: a container on several networks may already have a route to the same destination (a default route) through another interface
 #   undo: none of its own, undone with step "veth"
-run 24 strict -- nsenter --net=/var/run/netns/cnish-test ip route add ::/0 via fd12::1 dev eth0
+run 24 strict -- nsenter --net=/var/run/netns/cnish-test ip route prepend ::/0 via fd12::1 dev eth0
 
 # Step 25/32 [masquerade[0].chain] lesson step 8: create the masquerade chain CNI-dec9eef1d807df1b11671029 (IPv4, nat table)
 #   why:  one chain per attachment, named like the reference plugin's (CNI- + sha512 of network and container id) so that either plugin can remove the other's

@@ -199,9 +199,11 @@ check 21 output '' -- nsenter --net=/var/run/netns/cnish-test ip -o addr show de
 check 22 contains 52:7f:62:49:1d:58 -- nsenter --net=/var/run/netns/cnish-test ip -o link show dev eth0
 
 # Step 23/21 [route[0]] route 0.0.0.0/0 via 10.12.0.1 through eth0
+#   why:  prepend, like the reference: a container on several networks may already have a route to the same destination (a default route) through another interface
 check 23 output '' -- nsenter --net=/var/run/netns/cnish-test ip -4 -o route show exact 0.0.0.0/0 via 10.12.0.1 dev eth0
 
 # Step 24/21 [route[1]] route ::/0 via fd12::1 through eth0
+#   why:  prepend, like the reference: a container on several networks may already have a route to the same destination (a default route) through another interface
 check 24 output '' -- nsenter --net=/var/run/netns/cnish-test ip -6 -o route show exact ::/0 via fd12::1 dev eth0
 
 # Step 26/21 [masquerade[0].accept[0]] do not masquerade traffic from the container to its own subnet 10.12.0.0/24

@@ -231,8 +231,9 @@ run 14 strict -- nsenter --net=/var/run/netns/cnish-test ip addr add 10.11.0.2/1
 run 15 strict -- nsenter --net=/var/run/netns/cnish-test ip link set eth0 up
 
 # Step 16/20 [route[0]] route 0.0.0.0/0 via 10.11.0.1 through eth0
+#   why:  prepend, like the reference: a container on several networks may already have a route to the same destination (a default route) through another interface
 #   undo: none of its own, undone with step "veth"
-run 16 strict -- nsenter --net=/var/run/netns/cnish-test ip route add 0.0.0.0/0 via 10.11.0.1 dev eth0
+run 16 strict -- nsenter --net=/var/run/netns/cnish-test ip route prepend 0.0.0.0/0 via 10.11.0.1 dev eth0
 
 # Step 17/20 [masquerade[0].chain] lesson step 8: create the masquerade chain CNI-51ecab9495c29c4cd56b6316 (IPv4, nat table)
 #   why:  one chain per attachment, named like the reference plugin's (CNI- + sha512 of network and container id) so that either plugin can remove the other's

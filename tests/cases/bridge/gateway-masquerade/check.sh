@@ -182,6 +182,7 @@ check 14 output '' -- nsenter --net=/var/run/netns/cnish-test ip -o addr show de
 check 15 contains 26:70:ad:f2:7b:1c -- nsenter --net=/var/run/netns/cnish-test ip -o link show dev eth0
 
 # Step 16/12 [route[0]] route 0.0.0.0/0 via 10.11.0.1 through eth0
+#   why:  prepend, like the reference: a container on several networks may already have a route to the same destination (a default route) through another interface
 check 16 output '' -- nsenter --net=/var/run/netns/cnish-test ip -4 -o route show exact 0.0.0.0/0 via 10.11.0.1 dev eth0
 
 # Step 18/12 [masquerade[0].accept[0]] do not masquerade traffic from the container to its own subnet 10.11.0.0/16

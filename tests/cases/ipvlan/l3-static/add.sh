@@ -89,8 +89,9 @@ run 4 strict -- nsenter --net=/var/run/netns/cnish-test ip addr add 10.22.0.5/24
 run 5 strict -- nsenter --net=/var/run/netns/cnish-test ip link set eth0 up
 
 # Step 6/6 [route[0]] route 0.0.0.0/0 via 10.22.0.1 through eth0
+#   why:  prepend, like the reference: a container on several networks may already have a route to the same destination (a default route) through another interface
 #   undo: none of its own, undone with step "link"
-run 6 strict -- nsenter --net=/var/run/netns/cnish-test ip route add 0.0.0.0/0 via 10.22.0.1 dev eth0
+run 6 strict -- nsenter --net=/var/run/netns/cnish-test ip route prepend 0.0.0.0/0 via 10.22.0.1 dev eth0
 
 # ---------------------------------------------------------------------------------------------
 trap - EXIT

@@ -75,6 +75,7 @@ check 4 output '' -- nsenter --net=/var/run/netns/cnish-test ip -o addr show dev
 check 5 contains 02:00:00:00:e9:09 -- nsenter --net=/var/run/netns/cnish-test ip -o link show dev eth0
 
 # Step 6/4 [route[0]] route 0.0.0.0/0 via 10.22.0.1 through eth0
+#   why:  prepend, like the reference: a container on several networks may already have a route to the same destination (a default route) through another interface
 check 6 output '' -- nsenter --net=/var/run/netns/cnish-test ip -4 -o route show exact 0.0.0.0/0 via 10.22.0.1 dev eth0
 
 # ---------------------------------------------------------------------------------------------

@@ -183,8 +183,9 @@ run 5 strict -- nsenter --net=/var/run/netns/cnish-test ip addr add 10.21.0.2/24
 run 6 strict -- nsenter --net=/var/run/netns/cnish-test ip link set eth0 up
 
 # Step 7/7 [route[0]] route 0.0.0.0/0 via 10.21.0.1 through eth0
+#   why:  prepend, like the reference: a container on several networks may already have a route to the same destination (a default route) through another interface
 #   undo: none of its own, undone with step "link"
-run 7 strict -- nsenter --net=/var/run/netns/cnish-test ip route add 0.0.0.0/0 via 10.21.0.1 dev eth0
+run 7 strict -- nsenter --net=/var/run/netns/cnish-test ip route prepend 0.0.0.0/0 via 10.21.0.1 dev eth0
 
 # ---------------------------------------------------------------------------------------------
 trap - EXIT

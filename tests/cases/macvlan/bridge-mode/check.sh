@@ -166,6 +166,7 @@ check 5 output '' -- nsenter --net=/var/run/netns/cnish-test ip -o addr show dev
 check 6 contains ea:54:66:eb:02:0d -- nsenter --net=/var/run/netns/cnish-test ip -o link show dev eth0
 
 # Step 7/5 [route[0]] route 0.0.0.0/0 via 10.21.0.1 through eth0
+#   why:  prepend, like the reference: a container on several networks may already have a route to the same destination (a default route) through another interface
 check 7 output '' -- nsenter --net=/var/run/netns/cnish-test ip -4 -o route show exact 0.0.0.0/0 via 10.21.0.1 dev eth0
 
 # ---------------------------------------------------------------------------------------------

@@ -241,24 +241,29 @@ run 17 strict -- nsenter --net=/var/run/netns/cnish-test ip addr add fd20::2/64 
 run 18 strict -- nsenter --net=/var/run/netns/cnish-test ip link set eth0 up
 
 # Step 19/31 [route[0]] route 10.20.0.1/32 (scope link) through eth0
+#   why:  prepend, like the reference: a container on several networks may already have a route to the same destination (a default route) through another interface
 #   undo: none of its own, undone with step "veth"
-run 19 strict -- nsenter --net=/var/run/netns/cnish-test ip route add 10.20.0.1/32 dev eth0 src 10.20.0.2 scope link
+run 19 strict -- nsenter --net=/var/run/netns/cnish-test ip route prepend 10.20.0.1/32 dev eth0 src 10.20.0.2 scope link
 
 # Step 20/31 [route[1]] route 10.20.0.0/24 via 10.20.0.1 through eth0
+#   why:  prepend, like the reference: a container on several networks may already have a route to the same destination (a default route) through another interface
 #   undo: none of its own, undone with step "veth"
-run 20 strict -- nsenter --net=/var/run/netns/cnish-test ip route add 10.20.0.0/24 via 10.20.0.1 dev eth0 src 10.20.0.2
+run 20 strict -- nsenter --net=/var/run/netns/cnish-test ip route prepend 10.20.0.0/24 via 10.20.0.1 dev eth0 src 10.20.0.2
 
 # Step 21/31 [route[2]] route fd20::1/128 (scope link) through eth0
+#   why:  prepend, like the reference: a container on several networks may already have a route to the same destination (a default route) through another interface
 #   undo: none of its own, undone with step "veth"
-run 21 strict -- nsenter --net=/var/run/netns/cnish-test ip route add fd20::1/128 dev eth0 src fd20::2 scope link
+run 21 strict -- nsenter --net=/var/run/netns/cnish-test ip route prepend fd20::1/128 dev eth0 src fd20::2 scope link
 
 # Step 22/31 [route[3]] route fd20::/64 via fd20::1 through eth0
+#   why:  prepend, like the reference: a container on several networks may already have a route to the same destination (a default route) through another interface
 #   undo: none of its own, undone with step "veth"
-run 22 strict -- nsenter --net=/var/run/netns/cnish-test ip route add fd20::/64 via fd20::1 dev eth0 src fd20::2
+run 22 strict -- nsenter --net=/var/run/netns/cnish-test ip route prepend fd20::/64 via fd20::1 dev eth0 src fd20::2
 
 # Step 23/31 [route[4]] route 0.0.0.0/0 via 10.20.0.1 through eth0
+#   why:  prepend, like the reference: a container on several networks may already have a route to the same destination (a default route) through another interface
 #   undo: none of its own, undone with step "veth"
-run 23 strict -- nsenter --net=/var/run/netns/cnish-test ip route add 0.0.0.0/0 via 10.20.0.1 dev eth0
+run 23 strict -- nsenter --net=/var/run/netns/cnish-test ip route prepend 0.0.0.0/0 via 10.20.0.1 dev eth0
 
 # Step 24/31 [masquerade[0].chain] lesson step 8: create the masquerade chain CNI-341c64caf8d4656260708f60 (IPv4, nat table)
 #   why:  one chain per attachment, named like the reference plugin's (CNI- + sha512 of network and container id) so that either plugin can remove the other's

@@ -194,18 +194,23 @@ check 17 output '' -- nsenter --net=/var/run/netns/cnish-test ip -o addr show de
 check 18 contains 4e:e1:72:8e:e8:b5 -- nsenter --net=/var/run/netns/cnish-test ip -o link show dev eth0
 
 # Step 19/23 [route[0]] route 10.20.0.1/32 (scope link) through eth0
+#   why:  prepend, like the reference: a container on several networks may already have a route to the same destination (a default route) through another interface
 check 19 output '' -- nsenter --net=/var/run/netns/cnish-test ip -4 -o route show exact 10.20.0.1/32 dev eth0
 
 # Step 20/23 [route[1]] route 10.20.0.0/24 via 10.20.0.1 through eth0
+#   why:  prepend, like the reference: a container on several networks may already have a route to the same destination (a default route) through another interface
 check 20 output '' -- nsenter --net=/var/run/netns/cnish-test ip -4 -o route show exact 10.20.0.0/24 via 10.20.0.1 dev eth0
 
 # Step 21/23 [route[2]] route fd20::1/128 (scope link) through eth0
+#   why:  prepend, like the reference: a container on several networks may already have a route to the same destination (a default route) through another interface
 check 21 output '' -- nsenter --net=/var/run/netns/cnish-test ip -6 -o route show exact fd20::1/128 dev eth0
 
 # Step 22/23 [route[3]] route fd20::/64 via fd20::1 through eth0
+#   why:  prepend, like the reference: a container on several networks may already have a route to the same destination (a default route) through another interface
 check 22 output '' -- nsenter --net=/var/run/netns/cnish-test ip -6 -o route show exact fd20::/64 via fd20::1 dev eth0
 
 # Step 23/23 [route[4]] route 0.0.0.0/0 via 10.20.0.1 through eth0
+#   why:  prepend, like the reference: a container on several networks may already have a route to the same destination (a default route) through another interface
 check 23 output '' -- nsenter --net=/var/run/netns/cnish-test ip -4 -o route show exact 0.0.0.0/0 via 10.20.0.1 dev eth0
 
 # Step 25/23 [masquerade[0].accept[0]] do not masquerade traffic from the container to its own subnet 10.20.0.0/24
