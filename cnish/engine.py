@@ -197,6 +197,10 @@ def execute(op: Operation):
         op.runner.before_exec = store.drop_locks
         executor = Executor(op.runner, op.log)
         if op.command == "ADD":
+            if not results.at_least(op.version, "0.3.0"):
+                # A result before 0.3.0 can only describe addresses: refuse an ADD without any
+                # before anything changes, not after (the result is known in advance).
+                results.convert(op.plugin.result(op, att), op.version)
             executor.apply(plan.steps)
             return op.plugin.result(op, att)
         if op.command in ("DEL", "GC"):

@@ -157,6 +157,18 @@ def test_version_gates(lab):
     assert rc == 1 and out["code"] == 1 and '"1.2.0"' in out["details"]
 
 
+
+@pytest.mark.parametrize("version", ["0.1.0", "0.2.0"])
+def test_add_whose_result_cannot_be_expressed_changes_nothing(lab, version):
+    """Results before 0.3.0 can only describe addresses: an ADD without IPAM is refused before
+    anything changes (it used to create the veth pair, then fail converting the result)."""
+    host, c = lab.host(), lab.netns()
+    conf = bridge_conf(lab, cniVersion=version, ipMasq=False, ipam={})
+    before = host.state(c)
+    rc, out, _ = host.cni("ADD", conf, c)
+    assert rc == 1 and out["code"] == 1 and "no IP address" in out["msg"]
+    assert host.state(c) == before
+
 def test_operator_runs_a_conflist_with_reference_plugins(lab, tmp_path):
     """cnish's bridge chained with the reference portmap and tuning, in the operator CLI:
     ADD in order with prevResult, DEL in reverse with the cached result and capability args."""
