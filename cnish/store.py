@@ -143,7 +143,12 @@ class Store:
     def _scan(self) -> dict:
         """Regular files of the store: name -> inode number, both from one getdents pass
         (no stat where the file system reports types). Anything else is not the store's."""
-        files = {}
+        try:
+            with os.scandir(self.dir) as it:      # (is_file treats a vanished file as none)
+                return {e.name: e.inode() for e in it if e.is_file(follow_symlinks=False)}
+        except OSError:
+            pass                 # the directory is gone, or a file could not be looked at:
+        files = {}               # the same, entry by entry
         try:
             with os.scandir(self.dir) as it:
                 for entry in it:
@@ -151,7 +156,7 @@ class Store:
                         if entry.is_file(follow_symlinks=False):
                             files[entry.name] = entry.inode()
                     except OSError:
-                        pass     # vanished while we looked
+                        pass
         except OSError:
             pass
         return files
@@ -179,10 +184,11 @@ class Store:
         do several keys linked to one address (it is read instead)."""
         out, ambiguous = {}, set()
         for name, inode in files.items():
-            if name.startswith(INDEX_PREFIX):
+            if name[:1] == "." and name.startswith(INDEX_PREFIX):
                 ip = _index_ip(name)
                 if files.get(ip) == inode and self._is_address(ip):
-                    if out.setdefault(ip, _index_key(name)) != _index_key(name):
+                    key = _index_key(name)
+                    if out.setdefault(ip, key) != key:
                         ambiguous.add(ip)
         for ip in ambiguous:
             del out[ip]
@@ -198,8 +204,9 @@ class Store:
         files = self._scan() if files is None else files
         indexed = self._indexed(files)
         key = owner_key(cid, ifname)
+        # (the order of the tests: most names are index entries or others' addresses)
         contents = {n: self._read(n) for n in files
-                    if self._is_address(n) and indexed.get(n, key) == key}
+                    if n[:1] != "." and indexed.get(n, key) == key and self._is_address(n)}
         found = [n for n, c in contents.items() if c is not None and c.strip() == mine]
         if found:
             return found
