@@ -71,6 +71,9 @@ class Session:
             self.cap_args = json.loads(cap_args) if cap_args else {}
         except ValueError as exc:
             raise CNIError(INVALID_CONFIG, "--cap-args (CAP_ARGS) is not JSON", str(exc)) from None
+        if not isinstance(self.cap_args, dict):
+            raise CNIError(INVALID_CONFIG, "--cap-args (CAP_ARGS) must be a JSON object",
+                           'e.g. {"portMappings": [...]}; got ' + cap_args[:80])
         self.cache_dir = cache_dir
         self.create_netns = create_netns
         self.dry_run = dry_run
@@ -94,7 +97,9 @@ class Session:
     def operation(self, index: int, command: str, prev_result, opts=None, version=None,
                   extra=None) -> engine.Operation:
         raw = self.request(index, prev_result, version, extra)
-        runtime = parse_env(self.env(command), netns_exists=not (self.create_netns or self.dry_run))
+        # A dry-run checks the namespace as the real operation would: a plan for a namespace
+        # that does not exist would fail half-way when run (only --create-netns makes it).
+        runtime = parse_env(self.env(command), netns_exists=not self.create_netns)
         log = Log(os.environ.get("CNISH_LOG_FILE") or raw.get("logFile"),
                   f"{command} {self.network}/{self.cid or '-'}/{self.ifname}", sys.stderr)
         return engine.Operation(raw, runtime, dry_run=self.dry_run, opts=opts, log=log)
@@ -144,6 +149,17 @@ class Session:
                            f"{self.network} has {len(ours)} cnish plugins")
         op = self.operation(ours[0], command, prev_result, opts)
         plan = engine.dry_run(op)
+        path = libcni.cache_path(self.cache_dir, self.network, self.cid, self.ifname)
+        if command == "DEL":
+            plan.cache = {"path": path}
+        elif command == "ADD" and len(self.plugins) == 1 and plan.result is not None:
+            plan.cache = {"path": path, "entry": libcni.cache_entry(
+                self.conf_bytes, self.network, self.cid, self.ifname, self.netns, self.cni_args,
+                self.cap_args, plan.result)}
+        elif command == "ADD":
+            plan.notes.append("this script does not write the CLI's result cache (the other "
+                              "plugins' results are unknown): `cnish check` will not find the "
+                              "attachment and `cnish gc` will take it for a stale one")
         for i, plugin in enumerate(self.plugins):
             if i != ours[0]:
                 when = "before" if i < ours[0] else "after"
@@ -235,9 +251,11 @@ def add(network, netns, pid, ifname, cid, config, dry_run, fmt, cni_args, cap_ar
                 prev = s.run(index, "ADD", prev, first)
                 done.append(index)
         except CNIError:
-            for index in reversed(done):       # leave nothing of a half-made attachment
+            for index in reversed(done):       # leave nothing of a half-made attachment,
+                undo = {"delete_netns": create_netns and index == 0,      # nor the namespace
+                        "netns_name": s.netns_name}
                 try:
-                    s.run(index, "DEL", prev)
+                    s.run(index, "DEL", prev, undo)
                 except CNIError:
                     pass
             raise
@@ -350,7 +368,9 @@ def status(network, config, cache_dir):
         for index in range(len(s.plugins)):
             if s.ours(index):
                 s.run(index, "STATUS", None, version="1.1.0")
-            elif results.at_least(s.version, "1.1.0"):
+                continue
+            libcni.find_plugin(s.plugins[index].get("type"), s.cni_path)   # it must be there
+            if results.at_least(s.version, "1.1.0"):
                 s.run(index, "STATUS", None)
         click.echo(f"{s.network}: ready")
     except CNIError as exc:

@@ -147,17 +147,23 @@ def cache_path(cache_dir: str, network: str, cid: str, ifname: str) -> str:
     return os.path.join(cache_dir, "results", f"{network}-{cid}-{ifname}")
 
 
+def cache_entry(conflist_bytes: bytes, network, cid, ifname, netns, cni_args, cap_args,
+                result: dict) -> dict:
+    """libcni's cache entry of an attachment (cniCacheV1)."""
+    return {"kind": "cniCacheV1", "containerId": cid,
+            "config": base64.b64encode(conflist_bytes).decode(),
+            "ifName": ifname, "networkName": network, "netns": netns,
+            "cniArgs": [[k, v] for k, v in cni_args.items()],
+            "capabilityArgs": cap_args, "result": result}
+
+
 def write_cache(cache_dir, conflist_bytes: bytes, network, cid, ifname, netns, cni_args,
                 cap_args, result: dict) -> None:
     directory = os.path.join(cache_dir, "results")
     os.makedirs(directory, mode=0o700, exist_ok=True)
     if os.path.islink(directory):
         raise CNIError(INVALID_CONFIG, f"refusing to write the result cache: {directory} is a symlink")
-    entry = {"kind": "cniCacheV1", "containerId": cid,
-             "config": base64.b64encode(conflist_bytes).decode(),
-             "ifName": ifname, "networkName": network, "netns": netns,
-             "cniArgs": [[k, v] for k, v in cni_args.items()],
-             "capabilityArgs": cap_args, "result": result}
+    entry = cache_entry(conflist_bytes, network, cid, ifname, netns, cni_args, cap_args, result)
     path = cache_path(cache_dir, network, cid, ifname)
     tmp = f"{path}.tmp-{os.getpid()}"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)

@@ -73,7 +73,7 @@ class Plan:
     """Steps plus what produced them (shown in the script header and the JSON plan)."""
 
     __slots__ = ("command", "plugin", "network", "cni_version", "container_id", "netns", "ifname",
-                 "steps", "result", "notes", "invocation")
+                 "steps", "result", "notes", "invocation", "cache")
 
     def __init__(self, command, plugin, network, cni_version, container_id, netns, ifname, steps):
         self.command = command
@@ -87,6 +87,9 @@ class Plan:
         self.result = None      # the CNI result an ADD will print (dry-run shows it)
         self.notes = []         # lines for the script header (e.g. "address previewed, not reserved")
         self.invocation = {}    # CNI_ARGS, CNI_PATH and the config, for delegated plugins
+        # the operator CLI's result cache: {"path", "entry"} to write after an ADD,
+        # {"path"} to remove after a DEL (None: a runtime's plan, or nothing to record)
+        self.cache = None
 
     def to_json(self, version: str) -> dict:
         out = {"format": PLAN_FORMAT, "cnish": version, "command": self.command,
@@ -97,6 +100,9 @@ class Plan:
             out["notes"] = list(self.notes)
         if self.result is not None:
             out["result"] = self.result
+        if self.cache is not None:
+            out["resultCache"] = ({"write": self.cache["path"], "entry": self.cache["entry"]}
+                                  if "entry" in self.cache else {"remove": self.cache["path"]})
         return out
 
 

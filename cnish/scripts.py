@@ -6,6 +6,7 @@ step, with the same tolerance rules and rollback as the executor; the executor's
 """
 
 import json
+import os
 import shlex
 
 from cnish import __version__, executor
@@ -83,6 +84,8 @@ def bash(plan) -> str:
     return env.get_template("script/bash.sh.j2").render(
         plan=plan, mode=mode, modes=modes, expects=expects, functions=functions,
         guarded=(any(s.guards_addresses for s in plan.steps) and any(s.ipam for s in plan.steps)),
+        cache=plan.cache, cache_dir=os.path.dirname(plan.cache["path"]) if plan.cache else "",
+        cache_json=json.dumps(plan.cache["entry"]) if plan.cache and "entry" in plan.cache else "",
         result=result, title=title + " (dry run: nothing was changed)", version=__version__,
         cni_version=plan.cni_version, intro=INTRO[mode],
         exists=_case_patterns(executor.EXISTS), missing=_case_patterns(executor.MISSING))

@@ -267,6 +267,28 @@ def test_a_container_on_two_networks_with_default_routes(lab):
     assert "default via 10.77.0.1 dev eth0" in sh("ip", "-n", c, "route").stdout
     assert host.cni("DEL", dict(first, prevResult=res1), c)[0] == 0
 
+
+def test_cli_status_and_cap_args_refusals(lab, tmp_path):
+    """`cnish status` says a network is not ready when one of its plugins cannot be found (it
+    said "ready"), and --cap-args that is JSON but not an object is a clean error 7 (it was a
+    Python traceback). Both found by an audit."""
+    host, c = lab.host(), lab.netns()
+    bridge = bridge_conf(lab, name="stat")
+    conflist = {"cniVersion": "1.0.0", "name": "stat", "plugins": [
+        {k: v for k, v in bridge.items() if k not in ("cniVersion", "name")},
+        {"type": "no-such-plugin"}]}
+    path = tmp_path / "stat.conflist"
+    path.write_text(json.dumps(conflist))
+    common = ["--config", str(path), "--cache-dir", lab.cache_dir]
+    run = ["ip", "netns", "exec", host.name, *cnish_command()]
+    env = dict(os.environ, CNI_PATH=REFERENCE)
+    proc = sh(*run, "status", "stat", *common, env=env, check=False)
+    assert proc.returncode == 1 and "no-such-plugin" in proc.stderr and "ready" not in proc.stdout
+    for bad in ("[1, 2]", "null", "5"):
+        proc = sh(*run, "add", "stat", c, *common, "--cap-args", bad, env=env, check=False)
+        assert proc.returncode == 1 and "error 7" in proc.stderr and "must be a JSON object" in \
+            proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+
 FAKE_IPAM = """#!/bin/sh
 # A delegated IPAM plugin that records what it is asked and answers like a 1.1.0 plugin.
 cat > "$(dirname "$0")/stdin.$CNI_COMMAND"

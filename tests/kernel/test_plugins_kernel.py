@@ -327,3 +327,29 @@ def test_the_cli_creates_and_deletes_the_namespace_for_every_plugin(lab, machine
     assert machine_links() == links
     assert "198.18.93." not in sh("ip", "route", "show", "table", "all").stdout
     assert not [f for f in store_files(lab.data_dir) if "198.18.93." in f]
+
+
+def test_a_failed_chain_add_removes_the_namespace_it_created(lab, machine, tmp_path):
+    """`cnish add LIST NS --create-netns` where a later plugin of the list fails: the CLI undoes
+    the earlier plugins with DEL, and that DEL now deletes the namespace too (found by an
+    audit: the namespace stayed, and the next identical ADD failed with "File exists")."""
+    name = unique("o")
+    lab.namespaces.append(name)                 # made by cnish; the lab removes it if a step fails
+    ptp = conf(lab, "ptp", ipam=hostlocal(lab, "198.18.94.0/24"))
+    conflist = {"cniVersion": "1.0.0", "name": ptp["name"], "plugins": [
+        {k: v for k, v in ptp.items() if k not in ("cniVersion", "name")},
+        {"type": "no-such-plugin"}]}
+    (tmp_path / "list.conflist").write_text(json.dumps(conflist))
+    cli = [*cnish_command(), "add", ptp["name"], name, "--config", str(tmp_path / "list.conflist"),
+           "--cache-dir", lab.cache_dir]
+    links = machine_links()
+    proc = sh(*cli, "--create-netns", check=False)
+    assert proc.returncode == 1 and "no-such-plugin" in proc.stderr, proc.stderr
+    assert not os.path.exists(f"/var/run/netns/{name}")
+    assert machine_links() == links
+    assert not [f for f in store_files(lab.data_dir) if "198.18.94." in f]
+    # a dry-run for a namespace that does not exist is refused, as the ADD itself is
+    proc = sh(*cli, "--dry-run", check=False)
+    assert proc.returncode == 1 and "CNI_NETNS" in proc.stderr and not proc.stdout, proc.stderr
+    proc = sh(*cli, "--dry-run", "--create-netns", check=False)         # unless it makes it
+    assert proc.returncode == 0 and f"ip netns add {name}" in proc.stdout

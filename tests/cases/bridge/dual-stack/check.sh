@@ -152,76 +152,76 @@ cnish-store() {
 
 # ---------------------------------------------------------------------------------------------
 
-# Step 1/21 [reserve[0]] reserve 10.12.0.10 for ctr1/eth0 in /nonexistent/cnish-golden/dualnet
+# Check of ADD step 1 [reserve[0]] reserve 10.12.0.10 for ctr1/eth0 in /nonexistent/cnish-golden/dualnet
 #   why:  the file is created exclusively, so two ADDs can never hold the same address
 check 1 status '' -- cnish-store check /nonexistent/cnish-golden/dualnet 10.12.0.10 ctr1 eth0
 
-# Step 2/21 [reserve[1]] reserve fd12::2 for ctr1/eth0 in /nonexistent/cnish-golden/dualnet
+# Check of ADD step 2 [reserve[1]] reserve fd12::2 for ctr1/eth0 in /nonexistent/cnish-golden/dualnet
 #   why:  the file is created exclusively, so two ADDs can never hold the same address
 check 2 status '' -- cnish-store check /nonexistent/cnish-golden/dualnet fd12::2 ctr1 eth0
 
-# Step 4/21 [bridge-is-bridge] verify that golden2 is a bridge
+# Check of ADD step 4 [bridge-is-bridge] verify that golden2 is a bridge
 #   why:  an existing link of that name that is not a bridge would otherwise receive the container's veth
 check 4 status '' -- test -d /sys/class/net/golden2/bridge
 
-# Step 6/21 [veth] lesson steps 3-4: create the veth pair vethdee133599eb (host) / eth0 (inside /var/run/netns/cnish-test)
+# Check of ADD step 6 [veth] lesson steps 3-4: create the veth pair vethdee133599eb (host) / eth0 (inside /var/run/netns/cnish-test)
 #   why:  the container end is created directly inside the namespace, so it never appears on the host under the container's interface name
 check 6 status '' -- test -e /sys/class/net/vethdee133599eb
 
-# Step 8/21 [attach] lesson step 5: attach vethdee133599eb to the bridge golden2
+# Check of ADD step 8 [attach] lesson step 5: attach vethdee133599eb to the bridge golden2
 check 8 status '' -- test -e /sys/class/net/golden2/brif/vethdee133599eb
 
-# Step 9/21 [hairpin] enable hairpin mode on the bridge port vethdee133599eb
+# Check of ADD step 9 [hairpin] enable hairpin mode on the bridge port vethdee133599eb
 check 9 status '' -- grep -qxF 1 /sys/class/net/vethdee133599eb/brport/hairpin_mode
 
-# Step 11/21 [gateway[0]] give the bridge the gateway address 10.12.0.1/24
+# Check of ADD step 11 [gateway[0]] give the bridge the gateway address 10.12.0.1/24
 #   why:  isGateway: the bridge is the containers' next hop; `replace` makes this idempotent for the second and later containers
 check 11 output '' -- ip -o addr show dev golden2 to 10.12.0.1
 
-# Step 12/21 [gateway[1]] give the bridge the gateway address fd12::1/64
+# Check of ADD step 12 [gateway[1]] give the bridge the gateway address fd12::1/64
 #   why:  isGateway: the bridge is the containers' next hop; `replace` makes this idempotent for the second and later containers
 check 12 output '' -- ip -o addr show dev golden2 to fd12::1
 
-# Step 13/21 [forward-ipv4] enable IPv4 forwarding on the host
+# Check of ADD step 13 [forward-ipv4] enable IPv4 forwarding on the host
 #   why:  a gateway forwards; host-wide and shared, never turned off again
 check 13 status '' -- grep -qxF 1 /proc/sys/net/ipv4/ip_forward
 
-# Step 14/21 [forward-ipv6] enable IPv6 forwarding on the host
+# Check of ADD step 14 [forward-ipv6] enable IPv6 forwarding on the host
 check 14 status '' -- grep -qxF 1 /proc/sys/net/ipv6/conf/all/forwarding
 
-# Step 20/21 [address[0]] lesson step 6: assign 10.12.0.10/24 to eth0
+# Check of ADD step 20 [address[0]] lesson step 6: assign 10.12.0.10/24 to eth0
 check 20 output '' -- nsenter --net=/var/run/netns/cnish-test ip -o addr show dev eth0 to 10.12.0.10
 
-# Step 21/21 [address[1]] lesson step 6: assign fd12::2/64 to eth0
+# Check of ADD step 21 [address[1]] lesson step 6: assign fd12::2/64 to eth0
 check 21 output '' -- nsenter --net=/var/run/netns/cnish-test ip -o addr show dev eth0 to fd12::2
 
-# Step 22/21 [container-up] lesson step 7: bring eth0 up inside the container
+# Check of ADD step 22 [container-up] lesson step 7: bring eth0 up inside the container
 check 22 contains 52:7f:62:49:1d:58 -- nsenter --net=/var/run/netns/cnish-test ip -o link show dev eth0
 
-# Step 23/21 [route[0]] route 0.0.0.0/0 via 10.12.0.1 through eth0
+# Check of ADD step 23 [route[0]] route 0.0.0.0/0 via 10.12.0.1 through eth0
 #   why:  prepend, like the reference: a container on several networks may already have a route to the same destination (a default route) through another interface
 check 23 output '' -- nsenter --net=/var/run/netns/cnish-test ip -4 -o route show exact 0.0.0.0/0 via 10.12.0.1 dev eth0
 
-# Step 24/21 [route[1]] route ::/0 via fd12::1 through eth0
+# Check of ADD step 24 [route[1]] route ::/0 via fd12::1 through eth0
 #   why:  prepend, like the reference: a container on several networks may already have a route to the same destination (a default route) through another interface
 check 24 output '' -- nsenter --net=/var/run/netns/cnish-test ip -6 -o route show exact ::/0 via fd12::1 dev eth0
 
-# Step 26/21 [masquerade[0].accept[0]] do not masquerade traffic from the container to its own subnet 10.12.0.0/24
+# Check of ADD step 26 [masquerade[0].accept[0]] do not masquerade traffic from the container to its own subnet 10.12.0.0/24
 check 26 status '' -- iptables -w -t nat -C CNI-dec9eef1d807df1b11671029 -d 10.12.0.0/24 -m comment --comment 'name: "dualnet" id: "ctr1"' -j ACCEPT
 
-# Step 27/21 [masquerade[0].masquerade] masquerade everything else the container sends, except multicast
+# Check of ADD step 27 [masquerade[0].masquerade] masquerade everything else the container sends, except multicast
 check 27 status '' -- iptables -w -t nat -C CNI-dec9eef1d807df1b11671029 '!' -d 224.0.0.0/4 -m comment --comment 'name: "dualnet" id: "ctr1"' -j MASQUERADE
 
-# Step 28/21 [masquerade[0].jump[0]] send traffic from 10.12.0.10/32 through CNI-dec9eef1d807df1b11671029
+# Check of ADD step 28 [masquerade[0].jump[0]] send traffic from 10.12.0.10/32 through CNI-dec9eef1d807df1b11671029
 check 28 status '' -- iptables -w -t nat -C POSTROUTING -s 10.12.0.10/32 -m comment --comment 'name: "dualnet" id: "ctr1"' -j CNI-dec9eef1d807df1b11671029
 
-# Step 30/21 [masquerade[1].accept[0]] do not masquerade traffic from the container to its own subnet fd12::/64
+# Check of ADD step 30 [masquerade[1].accept[0]] do not masquerade traffic from the container to its own subnet fd12::/64
 check 30 status '' -- ip6tables -w -t nat -C CNI-dec9eef1d807df1b11671029 -d fd12::/64 -m comment --comment 'name: "dualnet" id: "ctr1"' -j ACCEPT
 
-# Step 31/21 [masquerade[1].masquerade] masquerade everything else the container sends, except multicast
+# Check of ADD step 31 [masquerade[1].masquerade] masquerade everything else the container sends, except multicast
 check 31 status '' -- ip6tables -w -t nat -C CNI-dec9eef1d807df1b11671029 '!' -d ff00::/8 -m comment --comment 'name: "dualnet" id: "ctr1"' -j MASQUERADE
 
-# Step 32/21 [masquerade[1].jump[0]] send traffic from fd12::2/128 through CNI-dec9eef1d807df1b11671029
+# Check of ADD step 32 [masquerade[1].jump[0]] send traffic from fd12::2/128 through CNI-dec9eef1d807df1b11671029
 check 32 status '' -- ip6tables -w -t nat -C POSTROUTING -s fd12::2/128 -m comment --comment 'name: "dualnet" id: "ctr1"' -j CNI-dec9eef1d807df1b11671029
 
 # ---------------------------------------------------------------------------------------------

@@ -152,46 +152,46 @@ cnish-store() {
 
 # ---------------------------------------------------------------------------------------------
 
-# Step 1/12 [reserve[0]] reserve 10.11.0.2 for ctr1/eth0 in /nonexistent/cnish-golden/gwnet
+# Check of ADD step 1 [reserve[0]] reserve 10.11.0.2 for ctr1/eth0 in /nonexistent/cnish-golden/gwnet
 #   why:  the file is created exclusively, so two ADDs can never hold the same address
 check 1 status '' -- cnish-store check /nonexistent/cnish-golden/gwnet 10.11.0.2 ctr1 eth0
 
-# Step 3/12 [bridge-is-bridge] verify that golden1 is a bridge
+# Check of ADD step 3 [bridge-is-bridge] verify that golden1 is a bridge
 #   why:  an existing link of that name that is not a bridge would otherwise receive the container's veth
 check 3 status '' -- test -d /sys/class/net/golden1/bridge
 
-# Step 5/12 [veth] lesson steps 3-4: create the veth pair veth977ff90b17e (host) / eth0 (inside /var/run/netns/cnish-test)
+# Check of ADD step 5 [veth] lesson steps 3-4: create the veth pair veth977ff90b17e (host) / eth0 (inside /var/run/netns/cnish-test)
 #   why:  the container end is created directly inside the namespace, so it never appears on the host under the container's interface name
 check 5 status '' -- test -e /sys/class/net/veth977ff90b17e
 
-# Step 7/12 [attach] lesson step 5: attach veth977ff90b17e to the bridge golden1
+# Check of ADD step 7 [attach] lesson step 5: attach veth977ff90b17e to the bridge golden1
 check 7 status '' -- test -e /sys/class/net/golden1/brif/veth977ff90b17e
 
-# Step 9/12 [gateway[0]] give the bridge the gateway address 10.11.0.1/16
+# Check of ADD step 9 [gateway[0]] give the bridge the gateway address 10.11.0.1/16
 #   why:  isGateway: the bridge is the containers' next hop; `replace` makes this idempotent for the second and later containers
 check 9 output '' -- ip -o addr show dev golden1 to 10.11.0.1
 
-# Step 10/12 [forward-ipv4] enable IPv4 forwarding on the host
+# Check of ADD step 10 [forward-ipv4] enable IPv4 forwarding on the host
 #   why:  a gateway forwards; host-wide and shared, never turned off again
 check 10 status '' -- grep -qxF 1 /proc/sys/net/ipv4/ip_forward
 
-# Step 14/12 [address[0]] lesson step 6: assign 10.11.0.2/16 to eth0
+# Check of ADD step 14 [address[0]] lesson step 6: assign 10.11.0.2/16 to eth0
 check 14 output '' -- nsenter --net=/var/run/netns/cnish-test ip -o addr show dev eth0 to 10.11.0.2
 
-# Step 15/12 [container-up] lesson step 7: bring eth0 up inside the container
+# Check of ADD step 15 [container-up] lesson step 7: bring eth0 up inside the container
 check 15 contains 26:70:ad:f2:7b:1c -- nsenter --net=/var/run/netns/cnish-test ip -o link show dev eth0
 
-# Step 16/12 [route[0]] route 0.0.0.0/0 via 10.11.0.1 through eth0
+# Check of ADD step 16 [route[0]] route 0.0.0.0/0 via 10.11.0.1 through eth0
 #   why:  prepend, like the reference: a container on several networks may already have a route to the same destination (a default route) through another interface
 check 16 output '' -- nsenter --net=/var/run/netns/cnish-test ip -4 -o route show exact 0.0.0.0/0 via 10.11.0.1 dev eth0
 
-# Step 18/12 [masquerade[0].accept[0]] do not masquerade traffic from the container to its own subnet 10.11.0.0/16
+# Check of ADD step 18 [masquerade[0].accept[0]] do not masquerade traffic from the container to its own subnet 10.11.0.0/16
 check 18 status '' -- iptables -w -t nat -C CNI-51ecab9495c29c4cd56b6316 -d 10.11.0.0/16 -m comment --comment 'name: "gwnet" id: "ctr1"' -j ACCEPT
 
-# Step 19/12 [masquerade[0].masquerade] masquerade everything else the container sends, except multicast
+# Check of ADD step 19 [masquerade[0].masquerade] masquerade everything else the container sends, except multicast
 check 19 status '' -- iptables -w -t nat -C CNI-51ecab9495c29c4cd56b6316 '!' -d 224.0.0.0/4 -m comment --comment 'name: "gwnet" id: "ctr1"' -j MASQUERADE
 
-# Step 20/12 [masquerade[0].jump[0]] send traffic from 10.11.0.2/32 through CNI-51ecab9495c29c4cd56b6316
+# Check of ADD step 20 [masquerade[0].jump[0]] send traffic from 10.11.0.2/32 through CNI-51ecab9495c29c4cd56b6316
 check 20 status '' -- iptables -w -t nat -C POSTROUTING -s 10.11.0.2/32 -m comment --comment 'name: "gwnet" id: "ctr1"' -j CNI-51ecab9495c29c4cd56b6316
 
 # ---------------------------------------------------------------------------------------------

@@ -152,25 +152,25 @@ cnish-store() {
 
 # ---------------------------------------------------------------------------------------------
 
-# Step 1/6 [reserve[0]] reserve 10.10.0.2 for ctr1/eth0 in /nonexistent/cnish-golden/minimal
+# Check of ADD step 1 [reserve[0]] reserve 10.10.0.2 for ctr1/eth0 in /nonexistent/cnish-golden/minimal
 #   why:  the file is created exclusively, so two ADDs can never hold the same address
 check 1 status '' -- cnish-store check /nonexistent/cnish-golden/minimal 10.10.0.2 ctr1 eth0
 
-# Step 3/6 [bridge-is-bridge] verify that golden0 is a bridge
+# Check of ADD step 3 [bridge-is-bridge] verify that golden0 is a bridge
 #   why:  an existing link of that name that is not a bridge would otherwise receive the container's veth
 check 3 status '' -- test -d /sys/class/net/golden0/bridge
 
-# Step 5/6 [veth] lesson steps 3-4: create the veth pair veth8919c6ba970 (host) / eth0 (inside /var/run/netns/cnish-test)
+# Check of ADD step 5 [veth] lesson steps 3-4: create the veth pair veth8919c6ba970 (host) / eth0 (inside /var/run/netns/cnish-test)
 #   why:  the container end is created directly inside the namespace, so it never appears on the host under the container's interface name
 check 5 status '' -- test -e /sys/class/net/veth8919c6ba970
 
-# Step 7/6 [attach] lesson step 5: attach veth8919c6ba970 to the bridge golden0
+# Check of ADD step 7 [attach] lesson step 5: attach veth8919c6ba970 to the bridge golden0
 check 7 status '' -- test -e /sys/class/net/golden0/brif/veth8919c6ba970
 
-# Step 12/6 [address[0]] lesson step 6: assign 10.10.0.2/24 to eth0
+# Check of ADD step 12 [address[0]] lesson step 6: assign 10.10.0.2/24 to eth0
 check 12 output '' -- nsenter --net=/var/run/netns/cnish-test ip -o addr show dev eth0 to 10.10.0.2
 
-# Step 13/6 [container-up] lesson step 7: bring eth0 up inside the container
+# Check of ADD step 13 [container-up] lesson step 7: bring eth0 up inside the container
 check 13 contains f2:f8:2c:48:e1:3f -- nsenter --net=/var/run/netns/cnish-test ip -o link show dev eth0
 
 # ---------------------------------------------------------------------------------------------

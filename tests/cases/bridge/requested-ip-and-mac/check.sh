@@ -152,33 +152,33 @@ cnish-store() {
 
 # ---------------------------------------------------------------------------------------------
 
-# Step 1/8 [reserve[0]] reserve 10.14.0.42 for 0123456789abcdef/net1 in /nonexistent/cnish-golden/pinned
+# Check of ADD step 1 [reserve[0]] reserve 10.14.0.42 for 0123456789abcdef/net1 in /nonexistent/cnish-golden/pinned
 #   why:  the file is created exclusively, so two ADDs can never hold the same address
 check 1 status '' -- cnish-store check /nonexistent/cnish-golden/pinned 10.14.0.42 0123456789abcdef net1
 
-# Step 3/8 [bridge-is-bridge] verify that golden4 is a bridge
+# Check of ADD step 3 [bridge-is-bridge] verify that golden4 is a bridge
 #   why:  an existing link of that name that is not a bridge would otherwise receive the container's veth
 check 3 status '' -- test -d /sys/class/net/golden4/bridge
 
-# Step 5/8 [veth] lesson steps 3-4: create the veth pair veth07208b5a092 (host) / net1 (inside /var/run/netns/cnish-test)
+# Check of ADD step 5 [veth] lesson steps 3-4: create the veth pair veth07208b5a092 (host) / net1 (inside /var/run/netns/cnish-test)
 #   why:  the container end is created directly inside the namespace, so it never appears on the host under the container's interface name
 check 5 status '' -- test -e /sys/class/net/veth07208b5a092
 
-# Step 7/8 [attach] lesson step 5: attach veth07208b5a092 to the bridge golden4
+# Check of ADD step 7 [attach] lesson step 5: attach veth07208b5a092 to the bridge golden4
 check 7 status '' -- test -e /sys/class/net/golden4/brif/veth07208b5a092
 
-# Step 9/8 [gateway[0]] give the bridge the gateway address 10.14.0.1/24
+# Check of ADD step 9 [gateway[0]] give the bridge the gateway address 10.14.0.1/24
 #   why:  isGateway: the bridge is the containers' next hop; `replace` makes this idempotent for the second and later containers
 check 9 output '' -- ip -o addr show dev golden4 to 10.14.0.1
 
-# Step 10/8 [forward-ipv4] enable IPv4 forwarding on the host
+# Check of ADD step 10 [forward-ipv4] enable IPv4 forwarding on the host
 #   why:  a gateway forwards; host-wide and shared, never turned off again
 check 10 status '' -- grep -qxF 1 /proc/sys/net/ipv4/ip_forward
 
-# Step 14/8 [address[0]] lesson step 6: assign 10.14.0.42/24 to net1
+# Check of ADD step 14 [address[0]] lesson step 6: assign 10.14.0.42/24 to net1
 check 14 output '' -- nsenter --net=/var/run/netns/cnish-test ip -o addr show dev net1 to 10.14.0.42
 
-# Step 15/8 [container-up] lesson step 7: bring net1 up inside the container
+# Check of ADD step 15 [container-up] lesson step 7: bring net1 up inside the container
 check 15 contains 0a:58:0a:0e:00:2a -- nsenter --net=/var/run/netns/cnish-test ip -o link show dev net1
 
 # ---------------------------------------------------------------------------------------------

@@ -152,24 +152,24 @@ cnish-store() {
 
 # ---------------------------------------------------------------------------------------------
 
-# Step 1/6 [reserve[0]] reserve 10.24.0.2 for ctr1/eth0 in /nonexistent/cnish-golden/dmnet
+# Check of ADD step 1 [reserve[0]] reserve 10.24.0.2 for ctr1/eth0 in /nonexistent/cnish-golden/dmnet
 #   why:  the file is created exclusively, so two ADDs can never hold the same address
 check 1 status '' -- cnish-store check /nonexistent/cnish-golden/dmnet 10.24.0.2 ctr1 eth0
 
-# Step 2/6 [reserve[1]] reserve fd24::2 for ctr1/eth0 in /nonexistent/cnish-golden/dmnet
+# Check of ADD step 2 [reserve[1]] reserve fd24::2 for ctr1/eth0 in /nonexistent/cnish-golden/dmnet
 #   why:  the file is created exclusively, so two ADDs can never hold the same address
 check 2 status '' -- cnish-store check /nonexistent/cnish-golden/dmnet fd24::2 ctr1 eth0
 
-# Step 3/6 [link] create the dummy link eth0 inside the container
+# Check of ADD step 3 [link] create the dummy link eth0 inside the container
 check 3 contains dummy -- nsenter --net=/var/run/netns/cnish-test ip -d -o link show dev eth0
 
-# Step 8/6 [address[0]] lesson step 6: assign 10.24.0.2/24 to eth0
+# Check of ADD step 8 [address[0]] lesson step 6: assign 10.24.0.2/24 to eth0
 check 8 output '' -- nsenter --net=/var/run/netns/cnish-test ip -o addr show dev eth0 to 10.24.0.2
 
-# Step 9/6 [address[1]] lesson step 6: assign fd24::2/64 to eth0
+# Check of ADD step 9 [address[1]] lesson step 6: assign fd24::2/64 to eth0
 check 9 output '' -- nsenter --net=/var/run/netns/cnish-test ip -o addr show dev eth0 to fd24::2
 
-# Step 10/6 [container-up] lesson step 7: bring eth0 up inside the container
+# Check of ADD step 10 [container-up] lesson step 7: bring eth0 up inside the container
 check 10 contains aa:8d:51:63:cc:b2 -- nsenter --net=/var/run/netns/cnish-test ip -o link show dev eth0
 
 # ---------------------------------------------------------------------------------------------

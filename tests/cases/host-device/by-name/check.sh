@@ -69,14 +69,14 @@ exec 3</proc/self/ns/net
 
 # ---------------------------------------------------------------------------------------------
 
-# Step 2/3 [move] move  into /var/run/netns/cnish-test as net1
+# Check of ADD step 2 [move] move  into /var/run/netns/cnish-test as net1
 #   why:  moving and renaming in one step: no moment where the name could clash in either namespace
 check 2 contains 02:00:00:00:d9:09 -- nsenter --net=/var/run/netns/cnish-test ip -o link show dev net1
 
-# Step 5/3 [address[0]] lesson step 6: assign 10.25.0.5/24 to net1
+# Check of ADD step 5 [address[0]] lesson step 6: assign 10.25.0.5/24 to net1
 check 5 output '' -- nsenter --net=/var/run/netns/cnish-test ip -o addr show dev net1 to 10.25.0.5
 
-# Step 6/3 [container-up] lesson step 7: bring net1 up inside the container
+# Check of ADD step 6 [container-up] lesson step 7: bring net1 up inside the container
 check 6 contains 02:00:00:00:d9:09 -- nsenter --net=/var/run/netns/cnish-test ip -o link show dev net1
 
 # ---------------------------------------------------------------------------------------------

@@ -65,7 +65,7 @@ check() {
 
 # ---------------------------------------------------------------------------------------------
 
-# Step 1/1 [lo-up] bring lo up inside the container
+# Check of ADD step 1 [lo-up] bring lo up inside the container
 check 1 contains ,UP -- nsenter --net=/var/run/netns/cnish-test ip -o link show dev lo
 
 # ---------------------------------------------------------------------------------------------

@@ -152,20 +152,20 @@ cnish-store() {
 
 # ---------------------------------------------------------------------------------------------
 
-# Step 1/5 [reserve[0]] reserve 10.21.0.2 for ctr1/eth0 in /nonexistent/cnish-golden/mvnet
+# Check of ADD step 1 [reserve[0]] reserve 10.21.0.2 for ctr1/eth0 in /nonexistent/cnish-golden/mvnet
 #   why:  the file is created exclusively, so two ADDs can never hold the same address
 check 1 status '' -- cnish-store check /nonexistent/cnish-golden/mvnet 10.21.0.2 ctr1 eth0
 
-# Step 2/5 [link] create the macvlan eth0 on eth9 (mode bridge) directly inside /var/run/netns/cnish-test
+# Check of ADD step 2 [link] create the macvlan eth0 on eth9 (mode bridge) directly inside /var/run/netns/cnish-test
 check 2 contains 'macvlan mode bridge' -- nsenter --net=/var/run/netns/cnish-test ip -d -o link show dev eth0
 
-# Step 5/5 [address[0]] lesson step 6: assign 10.21.0.2/24 to eth0
+# Check of ADD step 5 [address[0]] lesson step 6: assign 10.21.0.2/24 to eth0
 check 5 output '' -- nsenter --net=/var/run/netns/cnish-test ip -o addr show dev eth0 to 10.21.0.2
 
-# Step 6/5 [container-up] lesson step 7: bring eth0 up inside the container
+# Check of ADD step 6 [container-up] lesson step 7: bring eth0 up inside the container
 check 6 contains ea:54:66:eb:02:0d -- nsenter --net=/var/run/netns/cnish-test ip -o link show dev eth0
 
-# Step 7/5 [route[0]] route 0.0.0.0/0 via 10.21.0.1 through eth0
+# Check of ADD step 7 [route[0]] route 0.0.0.0/0 via 10.21.0.1 through eth0
 #   why:  prepend, like the reference: a container on several networks may already have a route to the same destination (a default route) through another interface
 check 7 output '' -- nsenter --net=/var/run/netns/cnish-test ip -4 -o route show exact 0.0.0.0/0 via 10.21.0.1 dev eth0
 

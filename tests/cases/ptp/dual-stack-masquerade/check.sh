@@ -152,83 +152,83 @@ cnish-store() {
 
 # ---------------------------------------------------------------------------------------------
 
-# Step 1/23 [reserve[0]] reserve 10.20.0.2 for ctr1/eth0 in /nonexistent/cnish-golden/ptpnet
+# Check of ADD step 1 [reserve[0]] reserve 10.20.0.2 for ctr1/eth0 in /nonexistent/cnish-golden/ptpnet
 #   why:  the file is created exclusively, so two ADDs can never hold the same address
 check 1 status '' -- cnish-store check /nonexistent/cnish-golden/ptpnet 10.20.0.2 ctr1 eth0
 
-# Step 2/23 [reserve[1]] reserve fd20::2 for ctr1/eth0 in /nonexistent/cnish-golden/ptpnet
+# Check of ADD step 2 [reserve[1]] reserve fd20::2 for ctr1/eth0 in /nonexistent/cnish-golden/ptpnet
 #   why:  the file is created exclusively, so two ADDs can never hold the same address
 check 2 status '' -- cnish-store check /nonexistent/cnish-golden/ptpnet fd20::2 ctr1 eth0
 
-# Step 3/23 [forward-ipv4] enable IPv4 forwarding on the host
+# Check of ADD step 3 [forward-ipv4] enable IPv4 forwarding on the host
 #   why:  the host routes the container's traffic; host-wide and shared, never turned off again
 check 3 status '' -- grep -qxF 1 /proc/sys/net/ipv4/ip_forward
 
-# Step 4/23 [forward-ipv6] enable IPv6 forwarding on the host
+# Check of ADD step 4 [forward-ipv6] enable IPv6 forwarding on the host
 check 4 status '' -- grep -qxF 1 /proc/sys/net/ipv6/conf/all/forwarding
 
-# Step 5/23 [veth] create the veth pair veth106fd44ef41 (host) / eth0 (inside /var/run/netns/cnish-test)
+# Check of ADD step 5 [veth] create the veth pair veth106fd44ef41 (host) / eth0 (inside /var/run/netns/cnish-test)
 check 5 status '' -- test -e /sys/class/net/veth106fd44ef41
 
-# Step 8/23 [host-gateway[0]] give veth106fd44ef41 the gateway address 10.20.0.1/32
+# Check of ADD step 8 [host-gateway[0]] give veth106fd44ef41 the gateway address 10.20.0.1/32
 #   why:  the container's next hop is the host end of its own veth
 check 8 output '' -- ip -o addr show dev veth106fd44ef41 to 10.20.0.1
 
-# Step 9/23 [host-gateway[1]] give veth106fd44ef41 the gateway address fd20::1/128
+# Check of ADD step 9 [host-gateway[1]] give veth106fd44ef41 the gateway address fd20::1/128
 #   why:  the container's next hop is the host end of its own veth
 check 9 output '' -- ip -o addr show dev veth106fd44ef41 to fd20::1
 
-# Step 10/23 [host-route[0]] route 10.20.0.2/32 to the container through veth106fd44ef41
+# Check of ADD step 10 [host-route[0]] route 10.20.0.2/32 to the container through veth106fd44ef41
 check 10 output '' -- ip -4 -o route show exact 10.20.0.2/32 dev veth106fd44ef41
 
-# Step 11/23 [host-route[1]] route fd20::2/128 to the container through veth106fd44ef41
+# Check of ADD step 11 [host-route[1]] route fd20::2/128 to the container through veth106fd44ef41
 check 11 output '' -- ip -6 -o route show exact fd20::2/128 dev veth106fd44ef41
 
-# Step 16/23 [address[0]] lesson step 6: assign 10.20.0.2/24 to eth0
+# Check of ADD step 16 [address[0]] lesson step 6: assign 10.20.0.2/24 to eth0
 check 16 output '' -- nsenter --net=/var/run/netns/cnish-test ip -o addr show dev eth0 to 10.20.0.2
 
-# Step 17/23 [address[1]] lesson step 6: assign fd20::2/64 to eth0
+# Check of ADD step 17 [address[1]] lesson step 6: assign fd20::2/64 to eth0
 check 17 output '' -- nsenter --net=/var/run/netns/cnish-test ip -o addr show dev eth0 to fd20::2
 
-# Step 18/23 [container-up] lesson step 7: bring eth0 up inside the container
+# Check of ADD step 18 [container-up] lesson step 7: bring eth0 up inside the container
 check 18 contains 4e:e1:72:8e:e8:b5 -- nsenter --net=/var/run/netns/cnish-test ip -o link show dev eth0
 
-# Step 19/23 [route[0]] route 10.20.0.1/32 (scope link) through eth0
+# Check of ADD step 19 [route[0]] route 10.20.0.1/32 (scope link) through eth0
 #   why:  prepend, like the reference: a container on several networks may already have a route to the same destination (a default route) through another interface
 check 19 output '' -- nsenter --net=/var/run/netns/cnish-test ip -4 -o route show exact 10.20.0.1/32 dev eth0
 
-# Step 20/23 [route[1]] route 10.20.0.0/24 via 10.20.0.1 through eth0
+# Check of ADD step 20 [route[1]] route 10.20.0.0/24 via 10.20.0.1 through eth0
 #   why:  prepend, like the reference: a container on several networks may already have a route to the same destination (a default route) through another interface
 check 20 output '' -- nsenter --net=/var/run/netns/cnish-test ip -4 -o route show exact 10.20.0.0/24 via 10.20.0.1 dev eth0
 
-# Step 21/23 [route[2]] route fd20::1/128 (scope link) through eth0
+# Check of ADD step 21 [route[2]] route fd20::1/128 (scope link) through eth0
 #   why:  prepend, like the reference: a container on several networks may already have a route to the same destination (a default route) through another interface
 check 21 output '' -- nsenter --net=/var/run/netns/cnish-test ip -6 -o route show exact fd20::1/128 dev eth0
 
-# Step 22/23 [route[3]] route fd20::/64 via fd20::1 through eth0
+# Check of ADD step 22 [route[3]] route fd20::/64 via fd20::1 through eth0
 #   why:  prepend, like the reference: a container on several networks may already have a route to the same destination (a default route) through another interface
 check 22 output '' -- nsenter --net=/var/run/netns/cnish-test ip -6 -o route show exact fd20::/64 via fd20::1 dev eth0
 
-# Step 23/23 [route[4]] route 0.0.0.0/0 via 10.20.0.1 through eth0
+# Check of ADD step 23 [route[4]] route 0.0.0.0/0 via 10.20.0.1 through eth0
 #   why:  prepend, like the reference: a container on several networks may already have a route to the same destination (a default route) through another interface
 check 23 output '' -- nsenter --net=/var/run/netns/cnish-test ip -4 -o route show exact 0.0.0.0/0 via 10.20.0.1 dev eth0
 
-# Step 25/23 [masquerade[0].accept[0]] do not masquerade traffic from the container to its own subnet 10.20.0.0/24
+# Check of ADD step 25 [masquerade[0].accept[0]] do not masquerade traffic from the container to its own subnet 10.20.0.0/24
 check 25 status '' -- iptables -w -t nat -C CNI-341c64caf8d4656260708f60 -d 10.20.0.0/24 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j ACCEPT
 
-# Step 26/23 [masquerade[0].masquerade] masquerade everything else the container sends, except multicast
+# Check of ADD step 26 [masquerade[0].masquerade] masquerade everything else the container sends, except multicast
 check 26 status '' -- iptables -w -t nat -C CNI-341c64caf8d4656260708f60 '!' -d 224.0.0.0/4 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j MASQUERADE
 
-# Step 27/23 [masquerade[0].jump[0]] send traffic from 10.20.0.2/32 through CNI-341c64caf8d4656260708f60
+# Check of ADD step 27 [masquerade[0].jump[0]] send traffic from 10.20.0.2/32 through CNI-341c64caf8d4656260708f60
 check 27 status '' -- iptables -w -t nat -C POSTROUTING -s 10.20.0.2/32 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j CNI-341c64caf8d4656260708f60
 
-# Step 29/23 [masquerade[1].accept[0]] do not masquerade traffic from the container to its own subnet fd20::/64
+# Check of ADD step 29 [masquerade[1].accept[0]] do not masquerade traffic from the container to its own subnet fd20::/64
 check 29 status '' -- ip6tables -w -t nat -C CNI-341c64caf8d4656260708f60 -d fd20::/64 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j ACCEPT
 
-# Step 30/23 [masquerade[1].masquerade] masquerade everything else the container sends, except multicast
+# Check of ADD step 30 [masquerade[1].masquerade] masquerade everything else the container sends, except multicast
 check 30 status '' -- ip6tables -w -t nat -C CNI-341c64caf8d4656260708f60 '!' -d ff00::/8 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j MASQUERADE
 
-# Step 31/23 [masquerade[1].jump[0]] send traffic from fd20::2/128 through CNI-341c64caf8d4656260708f60
+# Check of ADD step 31 [masquerade[1].jump[0]] send traffic from fd20::2/128 through CNI-341c64caf8d4656260708f60
 check 31 status '' -- ip6tables -w -t nat -C POSTROUTING -s fd20::2/128 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j CNI-341c64caf8d4656260708f60
 
 # ---------------------------------------------------------------------------------------------

@@ -152,17 +152,17 @@ cnish-store() {
 
 # ---------------------------------------------------------------------------------------------
 
-# Step 1/4 [reserve[0]] reserve 10.23.0.2 for ctr1/eth0 in /nonexistent/cnish-golden/vlnet
+# Check of ADD step 1 [reserve[0]] reserve 10.23.0.2 for ctr1/eth0 in /nonexistent/cnish-golden/vlnet
 #   why:  the file is created exclusively, so two ADDs can never hold the same address
 check 1 status '' -- cnish-store check /nonexistent/cnish-golden/vlnet 10.23.0.2 ctr1 eth0
 
-# Step 2/4 [link] create the VLAN 100 link eth0 on eth9 directly inside /var/run/netns/cnish-test
+# Check of ADD step 2 [link] create the VLAN 100 link eth0 on eth9 directly inside /var/run/netns/cnish-test
 check 2 contains 'vlan protocol 802.1Q id 100 ' -- nsenter --net=/var/run/netns/cnish-test ip -d -o link show dev eth0
 
-# Step 5/4 [address[0]] lesson step 6: assign 10.23.0.2/24 to eth0
+# Check of ADD step 5 [address[0]] lesson step 6: assign 10.23.0.2/24 to eth0
 check 5 output '' -- nsenter --net=/var/run/netns/cnish-test ip -o addr show dev eth0 to 10.23.0.2
 
-# Step 6/4 [container-up] lesson step 7: bring eth0 up inside the container
+# Check of ADD step 6 [container-up] lesson step 7: bring eth0 up inside the container
 check 6 contains 02:00:00:00:e9:09 -- nsenter --net=/var/run/netns/cnish-test ip -o link show dev eth0
 
 # ---------------------------------------------------------------------------------------------
