@@ -17,7 +17,7 @@ import click
 from cnish import __version__, engine, libcni, plugins, results, scripts
 from cnish.config import parse_cni_args, parse_env
 from cnish.errors import INVALID_CONFIG, CNIError
-from cnish.log import Log
+from cnish.log import Log, log_file
 from cnish.runner import Runner
 from cnish.validate import identifier_problem
 
@@ -100,7 +100,7 @@ class Session:
         # A dry-run checks the namespace as the real operation would: a plan for a namespace
         # that does not exist would fail half-way when run (only --create-netns makes it).
         runtime = parse_env(self.env(command), netns_exists=not self.create_netns)
-        log = Log(os.environ.get("CNISH_LOG_FILE") or raw.get("logFile"),
+        log = Log(log_file(os.environ, raw),
                   f"{command} {self.network}/{self.cid or '-'}/{self.ifname}", sys.stderr)
         return engine.Operation(raw, runtime, dry_run=self.dry_run, opts=opts, log=log)
 

@@ -18,13 +18,6 @@ def _write(stream, obj) -> None:
     stream.flush()
 
 
-def _log_path(env, raw) -> str | None:
-    path = raw.get("logFile") if isinstance(raw, dict) else None
-    if not isinstance(path, str) or not path.startswith("/"):
-        path = None
-    return path or env.get("CNISH_LOG_FILE") or None
-
-
 def main(env, stdin, stdout, stderr, plugin_type: str | None = None) -> int:
     """Serve one CNI invocation. `plugin_type` is set when the executable's name chose it."""
     command = env.get("CNI_COMMAND")
@@ -41,8 +34,8 @@ def main(env, stdin, stdout, stderr, plugin_type: str | None = None) -> int:
     try:
         runtime = parse_env(env)
         raw = decode_config(read_stdin(stdin))
-        from cnish.log import Log
-        log = Log(_log_path(env, raw),
+        from cnish.log import Log, log_file
+        log = Log(log_file(env, raw),
                   f"{command} {raw.get('name')}/{runtime.container_id or '-'}/{runtime.ifname or '-'}",
                   stderr)
         from cnish import engine

@@ -2,13 +2,43 @@
 
 Runtimes such as podman discard a plugin's stderr, so besides stderr (errors only) cnish can
 append a full account — the plan that ran and how each step ended — to a log file named by
-the config key `logFile` or the environment variable CNISH_LOG_FILE. Each line is written with
+the environment variable CNISH_LOG_FILE or the config key `logFile` (limited to cnish's own log
+files, see config_log_file). Each line is written with
 one write() on an O_APPEND descriptor, so parallel invocations never interleave inside a line.
 No `logging` import: it costs ~5 ms at every container start.
 """
 
 import os
 import time
+
+# A network config may come from a user (Kubernetes with Multus: NetworkAttachmentDefinitions
+# are namespaced objects), and cnish runs as root: its `logFile` may only name cnish's own log
+# files, or it could create or append to any file on the host. CNISH_LOG_FILE, which comes
+# from the runtime's environment, may name any file.
+CONFIG_LOG_FILE = "/var/log/cnish.log"
+CONFIG_LOG_DIR = "/var/log/cnish"
+
+
+def config_log_file(value) -> str | None:
+    """The config's `logFile`, when it is one cnish may write; a CNI error naming the field
+    otherwise (before anything is opened)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        directory, _, name = value.rpartition("/")
+        if value == CONFIG_LOG_FILE or (
+                directory == CONFIG_LOG_DIR and 0 < len(name) <= 255 and name[0] != "."
+                and all(c.isascii() and (c.isalnum() or c in "._-") for c in name)):
+            return value
+    from cnish.errors import invalid_config
+    raise invalid_config("logFile", value, f"must be {CONFIG_LOG_FILE} or a file directly in "
+                         f"{CONFIG_LOG_DIR}/ (the runtime's CNISH_LOG_FILE may name any file)")
+
+
+def log_file(env, raw) -> str | None:
+    """Where an invocation logs: CNISH_LOG_FILE (the runtime's), else the config's logFile."""
+    return env.get("CNISH_LOG_FILE") or config_log_file(
+        raw.get("logFile") if isinstance(raw, dict) else None)
 
 
 class Log:

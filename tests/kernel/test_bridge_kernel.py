@@ -262,13 +262,30 @@ def test_version_and_about(lab):
 def test_log_file_records_the_plan(lab, tmp_path):
     host, c = lab.host(), lab.netns()
     log = tmp_path / "cnish.log"
-    conf = bridge_conf(lab, logFile=str(log))
-    rc, res, _ = host.cni("ADD", conf, c)
+    conf = bridge_conf(lab)
+    rc, res, _ = host.cni("ADD", conf, c, extra_env={"CNISH_LOG_FILE": str(log)})
     assert rc == 0
     text = log.read_text()
     assert "plan:" in text and "step 1 reserve[0]" in text and "apply: step" in text and "done: 10.77.0.2/24" in text
     assert oct(os.stat(log).st_mode & 0o777) == "0o600"
     host.cni("DEL", dict(conf, prevResult=res), c)
+
+
+@pytest.mark.parametrize("where", ["{tmp}/canary", "/var/log/cnish/../../..{tmp}/canary",
+                                   "/var/log/cnish.log/../..{tmp}/canary", "/var/log/cnish/.x"])
+def test_a_config_cannot_name_any_log_file(lab, tmp_path, where):
+    """cnish runs as root and a network config may come from a user (Multus): its logFile may
+    only name /var/log/cnish.log or a file in /var/log/cnish/ (found by an audit: any path was
+    created or appended to, even when the config was then refused). Refused with code 7 naming
+    the field, before anything is opened or changed."""
+    host, c = lab.host(), lab.netns()
+    canary = tmp_path / "canary"
+    canary.write_text("keep\n")
+    conf = bridge_conf(lab, logFile=where.format(tmp=tmp_path))
+    before = host.state(c)
+    rc, out, _ = host.cni("ADD", conf, c)
+    assert rc == 1 and out["code"] == 7 and "logFile" in out["msg"] + out.get("details", "")
+    assert canary.read_text() == "keep\n" and host.state(c) == before
 
 
 @pytest.fixture
