@@ -33,6 +33,9 @@ import os
 import stat
 
 from cnish.errors import IPAM_FAILED, CNIError
+from cnish.ipnet import IP
+
+_ADDRESS_CHARS = frozenset("0123456789abcdefABCDEF.:")
 
 LINE_BREAK = "\r\n"
 LAST_RESERVED = "last_reserved_ip."
@@ -163,8 +166,16 @@ class Store:
 
     @staticmethod
     def _is_address(name: str) -> bool:
-        return name != LOCK_FILE and not name.startswith(LAST_RESERVED) \
-            and not name.startswith(".")
+        """Only a file named like an IP address is a reservation: the data directory comes
+        from the config (a user's, with Multus), and GC releases the reservations of stale
+        owners, so any other file there must never be read as one (or deleted)."""
+        if not name or not _ADDRESS_CHARS.issuperset(name):
+            return False          # (also lock, last_reserved_ip.N and the dot files)
+        try:
+            IP.parse(name)
+        except ValueError:
+            return False
+        return True
 
     def entries(self):
         """(file name, content) of every reservation file; tolerant of files vanishing."""

@@ -136,6 +136,27 @@ def test_gc_reads_the_labels_of_long_names_right(lab):
     assert keep_veth in links and stale_veth not in links
     assert host.cni("CHECK", dict(conf, prevResult=keep), keep_ns, cid=keep_id)[0] == 0
 
+
+def test_gc_never_takes_other_files_for_reservations(lab, tmp_path):
+    """GC releases the reservations of stale owners in <dataDir>/<network>/. The data directory
+    comes from the config (a user's, with Multus), so only files named like an IP address are
+    reservations: an audit pointed dataDir at a directory of ordinary files and GC deleted
+    them all."""
+    host = lab.host()
+    victim = tmp_path / "data" / "victim"
+    victim.mkdir(parents=True)
+    files = {"notes.txt": "ctr9\r\neth0", "crlf.conf": "a\r\nb", "empty": "", "10": "x"}
+    for name, content in files.items():
+        (victim / name).write_text(content)
+    conf = {"cniVersion": "1.1.0", "name": "victim", "type": "host-local",
+            "ipam": {"type": "host-local", "dataDir": str(tmp_path / "data"),
+                     "ranges": [[{"subnet": "10.96.0.0/24"}]]},
+            "cni.dev/valid-attachments": []}
+    rc, out, err = host.cni("GC", conf, None, cid="", ifname="")
+    assert rc == 0, (out, err)
+    assert set(os.listdir(victim)) - {"lock"} == set(files)        # (the store's lock file)
+    assert all((victim / name).read_bytes() == content.encode() for name, content in files.items())
+
 def test_status(lab):
     host, c = lab.host(), lab.netns()
     conf = bridge_conf(lab, cniVersion="1.1.0", ipam={"ranges": [[{"subnet": "10.77.0.0/30"}]]})

@@ -128,7 +128,8 @@ cnish-store() {
       local f content found=0 match
       for match in "$1"$'\r\n'"$2" "$1"; do       # exact owner first, then legacy id-only files
         for f in "$dir"/*; do
-          case ${f##*/} in lock | last_reserved_ip.* | '*') continue ;; esac
+          # only files named like an address are reservations (not lock, last_reserved_ip.N)
+          [[ ${f##*/} != *[!0-9a-fA-F.:]* ]] || continue
           [[ ! -L $f && -f $f ]] || continue
           content=$(<"$f") || continue
           if [[ $content == "$match" ]]; then rm -f -- "$f"; found=1; fi
