@@ -409,3 +409,18 @@ def test_a_bridge_being_created_by_a_parallel_add_is_not_taken_for_another_link(
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     out = lab.host().run(sys.executable, "-c", _RACE, json.dumps(args), env=env)
     assert json.loads(out.stdout) == []
+
+
+@pytest.mark.parametrize("bridge", ["up", "down", "help", "mtu", "dev"])
+def test_names_that_are_ip_keywords(lab, bridge):
+    """A bridge (or link) named like one of ip's keywords: every template names the link with
+    `name` or `dev`, so `ip link add up ...` can no longer create an automatically named bridge0
+    and leak it (found by an audit)."""
+    host, c = lab.host(), lab.netns()
+    conf = bridge_conf(lab, bridge=bridge)
+    rc, res, err = host.cni("ADD", conf, c)
+    assert rc == 0, (res, err)
+    links = host.run("ip", "-o", "link", "show", "type", "bridge").stdout
+    assert [l.split(":")[1].strip() for l in links.splitlines()] == [bridge]
+    assert host.cni("CHECK", dict(conf, prevResult=res), c)[0] == 0
+    assert host.cni("DEL", dict(conf, prevResult=res), c)[0] == 0

@@ -43,10 +43,10 @@ def test_a_failing_undo_is_reported_and_the_rest_undone(warm):
     state = host.state(c)
     assert not [k for k in state["store"] if k.endswith(("10.90.0.2", "fd90::2"))]
     assert not [l for l in state["iptables"] + state["ip6tables"] if l.startswith("-A")]
-    assert any(steps["veth"]["argv"][3] in l for l in state["links"])
+    assert any(steps["veth"]["argv"][4] in l for l in state["links"])
     # and the runtime's DEL finishes the job
     assert host.cni("DEL", conf, c)[0] == 0
-    assert not any(steps["veth"]["argv"][3] in l for l in host.state(c)["links"])
+    assert not any(steps["veth"]["argv"][4] in l for l in host.state(c)["links"])
     count("faults survived")
 
 
@@ -60,7 +60,7 @@ def test_del_keeps_the_addresses_while_the_interface_remains(warm):
     assert rc == 0, err
     host_veth = res["interfaces"][1]["name"]
     mine = tuple(ip["address"].split("/")[0] for ip in res["ips"])
-    env = fault_env(wrap, [["ip", "link", "del", "eth0"], ["ip", "link", "del", host_veth]])
+    env = fault_env(wrap, [["ip", "link", "del", "dev", "eth0"], ["ip", "link", "del", "dev", host_veth]])
     rc, out, err = host.cni("DEL", dict(conf, prevResult=res), c, path_prefix=str(wrap),
                            extra_env=env)
     count("faults injected (DEL cannot delete the interface)")

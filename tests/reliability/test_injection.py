@@ -452,7 +452,7 @@ def test_add_script_runs_exactly_the_plan(sandbox, att):
         if step.id == "veth":
             assert argv[-2:] == ("netns", att["netns"]) and att["ifname"] in argv, argv
         if step.id == "bridge":
-            assert argv[:4] == ("ip", "link", "add", att["raw"]["bridge"]), argv
+            assert argv[:5] == ("ip", "link", "add", "name", att["raw"]["bridge"]), argv
         if argv[:2] == ("cnish-store", "reserve"):
             assert argv[2] == store_dir(att, data) and argv[4:6] == (att["cid"], att["ifname"])
 

@@ -33,8 +33,8 @@ def test_minimal_add_follows_the_lesson_order():
                       "attach", "host-up", "bridge-no-ra", "arp-notify", "no-dad", "address[0]",
                       "container-up"]
     veth = p.steps[4]
-    assert veth.run.argv[:4] == ("ip", "link", "add", att["host_veth"])
-    assert veth.undo.argv == ("ip", "link", "del", att["host_veth"])
+    assert veth.run.argv[:5] == ("ip", "link", "add", "name", att["host_veth"])
+    assert veth.undo.argv == ("ip", "link", "del", "dev", att["host_veth"])
     assert p.steps[11].run.argv == ("nsenter", "--net=/var/run/netns/cnish-test", "ip", "addr",
                                    "add", "10.5.0.2/24", "dev", "eth0")
 

@@ -16,7 +16,7 @@ HOSTILE = ["a b", "a;b", "$(touch /tmp/x)", "`id`", "'", '"', "\\", "a\nb", "-rf
 @pytest.mark.parametrize("value", HOSTILE)
 def test_values_become_exactly_one_argument(value):
     argv = renderer().command({"template": "ip/link-set-up", "dev": "v"}, {"v": value}, "run")
-    assert argv == ["ip", "link", "set", value, "up"]
+    assert argv == ["ip", "link", "set", "dev", value, "up"]
 
 
 def test_none_is_refused():
@@ -43,7 +43,7 @@ def test_values_are_never_rescanned_for_markers():
     att = {"dev": templating.MARK_OPEN + "att.addr" + templating.MARK_CLOSE, "addr": "x"}
     argv = renderer().command({"template": "ip/link-set-up", "dev": "att.dev"},
                               {"att": skeleton(att)}, "run")
-    assert fill(argv[3], att) == att["dev"]
+    assert fill(argv[4], att) == att["dev"]
 
 
 def test_branching_on_a_slot_is_refused():

@@ -170,7 +170,7 @@ run 2 strict -- cnish-store reserve /nonexistent/cnish-golden/lesson 10.15.0.2 c
 #   why:  the bridge is shared by every container of the network, so neither rollback nor DEL removes it; a bridge created by a parallel ADD in the meantime is fine. The probe looks for the bridge's own sysfs directory, which the kernel adds after the link's: a bridge that a parallel ADD is still creating counts as missing, and `ip link add` then waits for that creation to finish and answers "File exists"
 #   undo: none, shared with other attachments
 if ! test -d /sys/class/net/golden5/bridge; then
-  run 3 exists-ok -- ip link add golden5 address 9a:8c:75:a5:06:e1 type bridge
+  run 3 exists-ok -- ip link add name golden5 address 9a:8c:75:a5:06:e1 type bridge
 fi
 
 # Step 4/21 [bridge-is-bridge] verify that golden5 is a bridge
@@ -179,26 +179,26 @@ run 4 strict -- test -d /sys/class/net/golden5/bridge
 
 # Step 5/21 [bridge-up] bring the bridge golden5 up
 #   undo: none, shared with other attachments
-run 5 strict -- ip link set golden5 up
+run 5 strict -- ip link set dev golden5 up
 
 # Step 6/21 [veth] lesson steps 3-4: create the veth pair veth99acba053a2 (host) / eth0 (inside /var/run/netns/lesson1)
 #   why:  the container end is created directly inside the namespace, so it never appears on the host under the container's interface name
-#   undo: ip link del veth99acba053a2
-undo_6() { undo ip link del veth99acba053a2; }
-run 6 strict -- ip link add veth99acba053a2 address 1a:09:f4:8d:e2:b1 type veth peer name eth0 address be:23:d2:4c:3a:f5 netns /var/run/netns/lesson1
+#   undo: ip link del dev veth99acba053a2
+undo_6() { undo ip link del dev veth99acba053a2; }
+run 6 strict -- ip link add name veth99acba053a2 address 1a:09:f4:8d:e2:b1 type veth peer name eth0 address be:23:d2:4c:3a:f5 netns /var/run/netns/lesson1
 
 # Step 7/21 [label] label veth99acba053a2 with its attachment (cnish/lesson/ctr1/eth0)
 #   why:  GC recognises the host ends of attachments it must remove by this label; operators see whose veth it is
 #   undo: none of its own, undone with step "veth"
-run 7 strict -- ip link set veth99acba053a2 alias cnish/lesson/ctr1/eth0
+run 7 strict -- ip link set dev veth99acba053a2 alias cnish/lesson/ctr1/eth0
 
 # Step 8/21 [attach] lesson step 5: attach veth99acba053a2 to the bridge golden5
 #   undo: none of its own, undone with step "veth"
-run 8 strict -- ip link set veth99acba053a2 master golden5
+run 8 strict -- ip link set dev veth99acba053a2 master golden5
 
 # Step 9/21 [host-up] lesson step 7: bring veth99acba053a2 up
 #   undo: none of its own, undone with step "veth"
-run 9 strict -- ip link set veth99acba053a2 up
+run 9 strict -- ip link set dev veth99acba053a2 up
 
 # Step 10/21 [gateway[0]] give the bridge the gateway address 10.15.0.1/24
 #   why:  isGateway: the bridge is the containers' next hop; `replace` makes this idempotent for the second and later containers
@@ -235,7 +235,7 @@ run 15 strict -- nsenter --net=/var/run/netns/lesson1 ip addr add 10.15.0.2/24 d
 
 # Step 16/21 [container-up] lesson step 7: bring eth0 up inside the container
 #   undo: none of its own, undone with step "veth"
-run 16 strict -- nsenter --net=/var/run/netns/lesson1 ip link set eth0 up
+run 16 strict -- nsenter --net=/var/run/netns/lesson1 ip link set dev eth0 up
 
 # Step 17/21 [route[0]] route 0.0.0.0/0 via 10.15.0.1 through eth0
 #   why:  prepend, like the reference: a container on several networks may already have a route to the same destination (a default route) through another interface

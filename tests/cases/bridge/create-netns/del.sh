@@ -142,7 +142,7 @@ cnish-store() {
 # Step 1/6 [host-link] delete the host end veth99acba053a2 if it is still there
 #   why:  covers a namespace that is already gone from the filesystem but still alive
 if ! test '!' -e /sys/class/net/veth99acba053a2; then
-  run 1 missing-ok -- ip link del veth99acba053a2 || { FAILED+=(1); KEEP_ADDRESSES=1; }
+  run 1 missing-ok -- ip link del dev veth99acba053a2 || { FAILED+=(1); KEEP_ADDRESSES=1; }
 fi
 
 # Step 2/6 [masquerade[0].jump[0]] stop sending traffic from 10.15.0.2/32 through CNI-ec2983819f7f63df7b4b7315

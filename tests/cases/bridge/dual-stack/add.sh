@@ -170,7 +170,7 @@ run 2 strict -- cnish-store reserve /nonexistent/cnish-golden/dualnet fd12::2 ct
 #   why:  the bridge is shared by every container of the network, so neither rollback nor DEL removes it; a bridge created by a parallel ADD in the meantime is fine. The probe looks for the bridge's own sysfs directory, which the kernel adds after the link's: a bridge that a parallel ADD is still creating counts as missing, and `ip link add` then waits for that creation to finish and answers "File exists"
 #   undo: none, shared with other attachments
 if ! test -d /sys/class/net/golden2/bridge; then
-  run 3 exists-ok -- ip link add golden2 mtu 1400 address 86:20:7c:fc:f5:b3 type bridge
+  run 3 exists-ok -- ip link add name golden2 mtu 1400 address 86:20:7c:fc:f5:b3 type bridge
 fi
 
 # Step 4/32 [bridge-is-bridge] verify that golden2 is a bridge
@@ -179,30 +179,30 @@ run 4 strict -- test -d /sys/class/net/golden2/bridge
 
 # Step 5/32 [bridge-up] bring the bridge golden2 up
 #   undo: none, shared with other attachments
-run 5 strict -- ip link set golden2 up
+run 5 strict -- ip link set dev golden2 up
 
 # Step 6/32 [veth] lesson steps 3-4: create the veth pair vethdee133599eb (host) / eth0 (inside /var/run/netns/cnish-test)
 #   why:  the container end is created directly inside the namespace, so it never appears on the host under the container's interface name
-#   undo: ip link del vethdee133599eb
-undo_6() { undo ip link del vethdee133599eb; }
-run 6 strict -- ip link add vethdee133599eb mtu 1400 address be:b2:2c:32:00:87 type veth peer name eth0 mtu 1400 address 52:7f:62:49:1d:58 netns /var/run/netns/cnish-test
+#   undo: ip link del dev vethdee133599eb
+undo_6() { undo ip link del dev vethdee133599eb; }
+run 6 strict -- ip link add name vethdee133599eb mtu 1400 address be:b2:2c:32:00:87 type veth peer name eth0 mtu 1400 address 52:7f:62:49:1d:58 netns /var/run/netns/cnish-test
 
 # Step 7/32 [label] label vethdee133599eb with its attachment (cnish/dualnet/ctr1/eth0)
 #   why:  GC recognises the host ends of attachments it must remove by this label; operators see whose veth it is
 #   undo: none of its own, undone with step "veth"
-run 7 strict -- ip link set vethdee133599eb alias cnish/dualnet/ctr1/eth0
+run 7 strict -- ip link set dev vethdee133599eb alias cnish/dualnet/ctr1/eth0
 
 # Step 8/32 [attach] lesson step 5: attach vethdee133599eb to the bridge golden2
 #   undo: none of its own, undone with step "veth"
-run 8 strict -- ip link set vethdee133599eb master golden2
+run 8 strict -- ip link set dev vethdee133599eb master golden2
 
 # Step 9/32 [hairpin] enable hairpin mode on the bridge port vethdee133599eb
 #   undo: none of its own, undone with step "veth"
-run 9 strict -- ip link set vethdee133599eb type bridge_slave hairpin on
+run 9 strict -- ip link set dev vethdee133599eb type bridge_slave hairpin on
 
 # Step 10/32 [host-up] lesson step 7: bring vethdee133599eb up
 #   undo: none of its own, undone with step "veth"
-run 10 strict -- ip link set vethdee133599eb up
+run 10 strict -- ip link set dev vethdee133599eb up
 
 # Step 11/32 [gateway[0]] give the bridge the gateway address 10.12.0.1/24
 #   why:  isGateway: the bridge is the containers' next hop; `replace` makes this idempotent for the second and later containers
@@ -262,7 +262,7 @@ run 21 strict -- nsenter --net=/var/run/netns/cnish-test ip addr add fd12::2/64 
 
 # Step 22/32 [container-up] lesson step 7: bring eth0 up inside the container
 #   undo: none of its own, undone with step "veth"
-run 22 strict -- nsenter --net=/var/run/netns/cnish-test ip link set eth0 up
+run 22 strict -- nsenter --net=/var/run/netns/cnish-test ip link set dev eth0 up
 
 # Step 23/32 [route[0]] route 0.0.0.0/0 via 10.12.0.1 through eth0
 #   why:  prepend, like the reference: a container on several networks may already have a route to the same destination (a default route) through another interface

@@ -142,7 +142,7 @@ cnish-store() {
 # Step 1/8 [host-link] delete the host end vethdee133599eb if it is still there
 #   why:  covers a namespace that is already gone from the filesystem but still alive
 if ! test '!' -e /sys/class/net/vethdee133599eb; then
-  run 1 missing-ok -- ip link del vethdee133599eb || { FAILED+=(1); KEEP_ADDRESSES=1; }
+  run 1 missing-ok -- ip link del dev vethdee133599eb || { FAILED+=(1); KEEP_ADDRESSES=1; }
 fi
 
 # Step 2/8 [masquerade[0].jump[0]] stop sending traffic from 10.12.0.10/32 through CNI-dec9eef1d807df1b11671029

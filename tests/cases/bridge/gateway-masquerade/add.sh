@@ -164,7 +164,7 @@ run 1 strict -- cnish-store reserve /nonexistent/cnish-golden/gwnet 10.11.0.2 ct
 #   why:  the bridge is shared by every container of the network, so neither rollback nor DEL removes it; a bridge created by a parallel ADD in the meantime is fine. The probe looks for the bridge's own sysfs directory, which the kernel adds after the link's: a bridge that a parallel ADD is still creating counts as missing, and `ip link add` then waits for that creation to finish and answers "File exists"
 #   undo: none, shared with other attachments
 if ! test -d /sys/class/net/golden1/bridge; then
-  run 2 exists-ok -- ip link add golden1 address 02:d1:44:c7:d2:be type bridge
+  run 2 exists-ok -- ip link add name golden1 address 02:d1:44:c7:d2:be type bridge
 fi
 
 # Step 3/20 [bridge-is-bridge] verify that golden1 is a bridge
@@ -173,26 +173,26 @@ run 3 strict -- test -d /sys/class/net/golden1/bridge
 
 # Step 4/20 [bridge-up] bring the bridge golden1 up
 #   undo: none, shared with other attachments
-run 4 strict -- ip link set golden1 up
+run 4 strict -- ip link set dev golden1 up
 
 # Step 5/20 [veth] lesson steps 3-4: create the veth pair veth977ff90b17e (host) / eth0 (inside /var/run/netns/cnish-test)
 #   why:  the container end is created directly inside the namespace, so it never appears on the host under the container's interface name
-#   undo: ip link del veth977ff90b17e
-undo_5() { undo ip link del veth977ff90b17e; }
-run 5 strict -- ip link add veth977ff90b17e address 3a:d9:81:1b:d8:f2 type veth peer name eth0 address 26:70:ad:f2:7b:1c netns /var/run/netns/cnish-test
+#   undo: ip link del dev veth977ff90b17e
+undo_5() { undo ip link del dev veth977ff90b17e; }
+run 5 strict -- ip link add name veth977ff90b17e address 3a:d9:81:1b:d8:f2 type veth peer name eth0 address 26:70:ad:f2:7b:1c netns /var/run/netns/cnish-test
 
 # Step 6/20 [label] label veth977ff90b17e with its attachment (cnish/gwnet/ctr1/eth0)
 #   why:  GC recognises the host ends of attachments it must remove by this label; operators see whose veth it is
 #   undo: none of its own, undone with step "veth"
-run 6 strict -- ip link set veth977ff90b17e alias cnish/gwnet/ctr1/eth0
+run 6 strict -- ip link set dev veth977ff90b17e alias cnish/gwnet/ctr1/eth0
 
 # Step 7/20 [attach] lesson step 5: attach veth977ff90b17e to the bridge golden1
 #   undo: none of its own, undone with step "veth"
-run 7 strict -- ip link set veth977ff90b17e master golden1
+run 7 strict -- ip link set dev veth977ff90b17e master golden1
 
 # Step 8/20 [host-up] lesson step 7: bring veth977ff90b17e up
 #   undo: none of its own, undone with step "veth"
-run 8 strict -- ip link set veth977ff90b17e up
+run 8 strict -- ip link set dev veth977ff90b17e up
 
 # Step 9/20 [gateway[0]] give the bridge the gateway address 10.11.0.1/16
 #   why:  isGateway: the bridge is the containers' next hop; `replace` makes this idempotent for the second and later containers
@@ -229,7 +229,7 @@ run 14 strict -- nsenter --net=/var/run/netns/cnish-test ip addr add 10.11.0.2/1
 
 # Step 15/20 [container-up] lesson step 7: bring eth0 up inside the container
 #   undo: none of its own, undone with step "veth"
-run 15 strict -- nsenter --net=/var/run/netns/cnish-test ip link set eth0 up
+run 15 strict -- nsenter --net=/var/run/netns/cnish-test ip link set dev eth0 up
 
 # Step 16/20 [route[0]] route 0.0.0.0/0 via 10.11.0.1 through eth0
 #   why:  prepend, like the reference: a container on several networks may already have a route to the same destination (a default route) through another interface

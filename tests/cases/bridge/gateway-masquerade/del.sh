@@ -142,7 +142,7 @@ cnish-store() {
 # Step 1/5 [host-link] delete the host end veth977ff90b17e if it is still there
 #   why:  covers a namespace that is already gone from the filesystem but still alive
 if ! test '!' -e /sys/class/net/veth977ff90b17e; then
-  run 1 missing-ok -- ip link del veth977ff90b17e || { FAILED+=(1); KEEP_ADDRESSES=1; }
+  run 1 missing-ok -- ip link del dev veth977ff90b17e || { FAILED+=(1); KEEP_ADDRESSES=1; }
 fi
 
 # Step 2/5 [masquerade[0].jump[0]] stop sending traffic from 10.11.0.2/32 through CNI-51ecab9495c29c4cd56b6316

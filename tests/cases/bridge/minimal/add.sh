@@ -164,7 +164,7 @@ run 1 strict -- cnish-store reserve /nonexistent/cnish-golden/minimal 10.10.0.2 
 #   why:  the bridge is shared by every container of the network, so neither rollback nor DEL removes it; a bridge created by a parallel ADD in the meantime is fine. The probe looks for the bridge's own sysfs directory, which the kernel adds after the link's: a bridge that a parallel ADD is still creating counts as missing, and `ip link add` then waits for that creation to finish and answers "File exists"
 #   undo: none, shared with other attachments
 if ! test -d /sys/class/net/golden0/bridge; then
-  run 2 exists-ok -- ip link add golden0 address 6e:b4:56:1f:20:cf type bridge
+  run 2 exists-ok -- ip link add name golden0 address 6e:b4:56:1f:20:cf type bridge
 fi
 
 # Step 3/13 [bridge-is-bridge] verify that golden0 is a bridge
@@ -173,26 +173,26 @@ run 3 strict -- test -d /sys/class/net/golden0/bridge
 
 # Step 4/13 [bridge-up] bring the bridge golden0 up
 #   undo: none, shared with other attachments
-run 4 strict -- ip link set golden0 up
+run 4 strict -- ip link set dev golden0 up
 
 # Step 5/13 [veth] lesson steps 3-4: create the veth pair veth8919c6ba970 (host) / eth0 (inside /var/run/netns/cnish-test)
 #   why:  the container end is created directly inside the namespace, so it never appears on the host under the container's interface name
-#   undo: ip link del veth8919c6ba970
-undo_5() { undo ip link del veth8919c6ba970; }
-run 5 strict -- ip link add veth8919c6ba970 address 12:09:2a:78:c4:21 type veth peer name eth0 address f2:f8:2c:48:e1:3f netns /var/run/netns/cnish-test
+#   undo: ip link del dev veth8919c6ba970
+undo_5() { undo ip link del dev veth8919c6ba970; }
+run 5 strict -- ip link add name veth8919c6ba970 address 12:09:2a:78:c4:21 type veth peer name eth0 address f2:f8:2c:48:e1:3f netns /var/run/netns/cnish-test
 
 # Step 6/13 [label] label veth8919c6ba970 with its attachment (cnish/minimal/ctr1/eth0)
 #   why:  GC recognises the host ends of attachments it must remove by this label; operators see whose veth it is
 #   undo: none of its own, undone with step "veth"
-run 6 strict -- ip link set veth8919c6ba970 alias cnish/minimal/ctr1/eth0
+run 6 strict -- ip link set dev veth8919c6ba970 alias cnish/minimal/ctr1/eth0
 
 # Step 7/13 [attach] lesson step 5: attach veth8919c6ba970 to the bridge golden0
 #   undo: none of its own, undone with step "veth"
-run 7 strict -- ip link set veth8919c6ba970 master golden0
+run 7 strict -- ip link set dev veth8919c6ba970 master golden0
 
 # Step 8/13 [host-up] lesson step 7: bring veth8919c6ba970 up
 #   undo: none of its own, undone with step "veth"
-run 8 strict -- ip link set veth8919c6ba970 up
+run 8 strict -- ip link set dev veth8919c6ba970 up
 
 # Step 9/13 [bridge-no-ra] make the bridge golden0 ignore IPv6 router advertisements
 #   why:  otherwise a container could announce itself as the host's IPv6 router; skipped when already set, tolerated on hosts without IPv6
@@ -217,7 +217,7 @@ run 12 strict -- nsenter --net=/var/run/netns/cnish-test ip addr add 10.10.0.2/2
 
 # Step 13/13 [container-up] lesson step 7: bring eth0 up inside the container
 #   undo: none of its own, undone with step "veth"
-run 13 strict -- nsenter --net=/var/run/netns/cnish-test ip link set eth0 up
+run 13 strict -- nsenter --net=/var/run/netns/cnish-test ip link set dev eth0 up
 
 # ---------------------------------------------------------------------------------------------
 trap - EXIT

@@ -164,7 +164,7 @@ run 1 strict -- cnish-store reserve /nonexistent/cnish-golden/pinned 10.14.0.42 
 #   why:  the bridge is shared by every container of the network, so neither rollback nor DEL removes it; a bridge created by a parallel ADD in the meantime is fine. The probe looks for the bridge's own sysfs directory, which the kernel adds after the link's: a bridge that a parallel ADD is still creating counts as missing, and `ip link add` then waits for that creation to finish and answers "File exists"
 #   undo: none, shared with other attachments
 if ! test -d /sys/class/net/golden4/bridge; then
-  run 2 exists-ok -- ip link add golden4 address 1a:e8:ca:c7:47:de type bridge
+  run 2 exists-ok -- ip link add name golden4 address 1a:e8:ca:c7:47:de type bridge
 fi
 
 # Step 3/15 [bridge-is-bridge] verify that golden4 is a bridge
@@ -173,26 +173,26 @@ run 3 strict -- test -d /sys/class/net/golden4/bridge
 
 # Step 4/15 [bridge-up] bring the bridge golden4 up
 #   undo: none, shared with other attachments
-run 4 strict -- ip link set golden4 up
+run 4 strict -- ip link set dev golden4 up
 
 # Step 5/15 [veth] lesson steps 3-4: create the veth pair veth07208b5a092 (host) / net1 (inside /var/run/netns/cnish-test)
 #   why:  the container end is created directly inside the namespace, so it never appears on the host under the container's interface name
-#   undo: ip link del veth07208b5a092
-undo_5() { undo ip link del veth07208b5a092; }
-run 5 strict -- ip link add veth07208b5a092 address aa:50:66:7d:7d:d0 type veth peer name net1 address 0a:58:0a:0e:00:2a netns /var/run/netns/cnish-test
+#   undo: ip link del dev veth07208b5a092
+undo_5() { undo ip link del dev veth07208b5a092; }
+run 5 strict -- ip link add name veth07208b5a092 address aa:50:66:7d:7d:d0 type veth peer name net1 address 0a:58:0a:0e:00:2a netns /var/run/netns/cnish-test
 
 # Step 6/15 [label] label veth07208b5a092 with its attachment (cnish/pinned/0123456789abcdef/net1)
 #   why:  GC recognises the host ends of attachments it must remove by this label; operators see whose veth it is
 #   undo: none of its own, undone with step "veth"
-run 6 strict -- ip link set veth07208b5a092 alias cnish/pinned/0123456789abcdef/net1
+run 6 strict -- ip link set dev veth07208b5a092 alias cnish/pinned/0123456789abcdef/net1
 
 # Step 7/15 [attach] lesson step 5: attach veth07208b5a092 to the bridge golden4
 #   undo: none of its own, undone with step "veth"
-run 7 strict -- ip link set veth07208b5a092 master golden4
+run 7 strict -- ip link set dev veth07208b5a092 master golden4
 
 # Step 8/15 [host-up] lesson step 7: bring veth07208b5a092 up
 #   undo: none of its own, undone with step "veth"
-run 8 strict -- ip link set veth07208b5a092 up
+run 8 strict -- ip link set dev veth07208b5a092 up
 
 # Step 9/15 [gateway[0]] give the bridge the gateway address 10.14.0.1/24
 #   why:  isGateway: the bridge is the containers' next hop; `replace` makes this idempotent for the second and later containers
@@ -229,7 +229,7 @@ run 14 strict -- nsenter --net=/var/run/netns/cnish-test ip addr add 10.14.0.42/
 
 # Step 15/15 [container-up] lesson step 7: bring net1 up inside the container
 #   undo: none of its own, undone with step "veth"
-run 15 strict -- nsenter --net=/var/run/netns/cnish-test ip link set net1 up
+run 15 strict -- nsenter --net=/var/run/netns/cnish-test ip link set dev net1 up
 
 # ---------------------------------------------------------------------------------------------
 trap - EXIT

@@ -167,9 +167,9 @@ undo_2() { undo cnish-store release-ip /nonexistent/cnish-golden/dmnet fd24::2 c
 run 2 strict -- cnish-store reserve /nonexistent/cnish-golden/dmnet fd24::2 ctr1 eth0 1 608c92e125bbee99
 
 # Step 3/10 [link] create the dummy link eth0 inside the container
-#   undo: nsenter --net=/var/run/netns/cnish-test ip link del eth0
-undo_3() { undo nsenter --net=/var/run/netns/cnish-test ip link del eth0; }
-run 3 strict -- nsenter --net=/var/run/netns/cnish-test ip link add eth0 address aa:8d:51:63:cc:b2 type dummy
+#   undo: nsenter --net=/var/run/netns/cnish-test ip link del dev eth0
+undo_3() { undo nsenter --net=/var/run/netns/cnish-test ip link del dev eth0; }
+run 3 strict -- nsenter --net=/var/run/netns/cnish-test ip link add name eth0 address aa:8d:51:63:cc:b2 type dummy
 
 # Step 4/10 [arp-notify] announce eth0's address with a gratuitous ARP when it comes up (arp_notify)
 #   why:  a reused address gets a new MAC; neighbours learn it at once instead of after their ARP entry expires
@@ -199,7 +199,7 @@ run 9 strict -- nsenter --net=/var/run/netns/cnish-test ip addr add fd24::2/64 d
 
 # Step 10/10 [container-up] lesson step 7: bring eth0 up inside the container
 #   undo: none of its own, undone with step "link"
-run 10 strict -- nsenter --net=/var/run/netns/cnish-test ip link set eth0 up
+run 10 strict -- nsenter --net=/var/run/netns/cnish-test ip link set dev eth0 up
 
 # ---------------------------------------------------------------------------------------------
 trap - EXIT

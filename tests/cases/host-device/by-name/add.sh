@@ -71,15 +71,15 @@ exec 3</proc/self/ns/net
 
 # Step 1/6 [label] record hd9's name in its alias, to give it back under that name
 #   why:  the reference records the original name the same way, so either plugin can give back what the other took
-#   undo: ip link set hd9 alias ''
-undo_1() { undo ip link set hd9 alias ''; }
-run 1 strict -- ip link set hd9 alias hd9
+#   undo: ip link set dev hd9 alias ''
+undo_1() { undo ip link set dev hd9 alias ''; }
+run 1 strict -- ip link set dev hd9 alias hd9
 
 # Step 2/6 [move] move hd9 into /var/run/netns/cnish-test as net1
 #   why:  moving and renaming in one step: no moment where the name could clash in either namespace
-#   undo: nsenter --net=/var/run/netns/cnish-test ip link set net1 netns /dev/fd/3 name hd9
-undo_2() { undo nsenter --net=/var/run/netns/cnish-test ip link set net1 netns /dev/fd/3 name hd9; }
-run 2 strict -- ip link set hd9 netns /var/run/netns/cnish-test name net1
+#   undo: nsenter --net=/var/run/netns/cnish-test ip link set dev net1 netns /dev/fd/3 name hd9
+undo_2() { undo nsenter --net=/var/run/netns/cnish-test ip link set dev net1 netns /dev/fd/3 name hd9; }
+run 2 strict -- ip link set dev hd9 netns /var/run/netns/cnish-test name net1
 
 # Step 3/6 [arp-notify] announce net1's address with a gratuitous ARP when it comes up (arp_notify)
 #   why:  a reused address gets a new MAC; neighbours learn it at once instead of after their ARP entry expires
@@ -97,7 +97,7 @@ run 5 strict -- nsenter --net=/var/run/netns/cnish-test ip addr add 10.25.0.5/24
 
 # Step 6/6 [container-up] lesson step 7: bring net1 up inside the container
 #   undo: none of its own, undone with step "move"
-run 6 strict -- nsenter --net=/var/run/netns/cnish-test ip link set net1 up
+run 6 strict -- nsenter --net=/var/run/netns/cnish-test ip link set dev net1 up
 
 # ---------------------------------------------------------------------------------------------
 trap - EXIT

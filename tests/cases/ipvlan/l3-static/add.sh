@@ -66,8 +66,8 @@ trap rollback EXIT
 # ---------------------------------------------------------------------------------------------
 
 # Step 1/6 [link] create the ipvlan eth0 on eth9 (mode l3) directly inside /var/run/netns/cnish-test
-#   undo: nsenter --net=/var/run/netns/cnish-test ip link del eth0
-undo_1() { undo nsenter --net=/var/run/netns/cnish-test ip link del eth0; }
+#   undo: nsenter --net=/var/run/netns/cnish-test ip link del dev eth0
+undo_1() { undo nsenter --net=/var/run/netns/cnish-test ip link del dev eth0; }
 run 1 strict -- ip link add link eth9 name eth0 netns /var/run/netns/cnish-test type ipvlan mode l3
 
 # Step 2/6 [arp-notify] announce eth0's address with a gratuitous ARP when it comes up (arp_notify)
@@ -86,7 +86,7 @@ run 4 strict -- nsenter --net=/var/run/netns/cnish-test ip addr add 10.22.0.5/24
 
 # Step 5/6 [container-up] lesson step 7: bring eth0 up inside the container
 #   undo: none of its own, undone with step "link"
-run 5 strict -- nsenter --net=/var/run/netns/cnish-test ip link set eth0 up
+run 5 strict -- nsenter --net=/var/run/netns/cnish-test ip link set dev eth0 up
 
 # Step 6/6 [route[0]] route 0.0.0.0/0 via 10.22.0.1 through eth0
 #   why:  prepend, like the reference: a container on several networks may already have a route to the same destination (a default route) through another interface

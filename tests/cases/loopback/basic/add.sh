@@ -66,7 +66,7 @@ trap rollback EXIT
 # ---------------------------------------------------------------------------------------------
 
 # Step 1/1 [lo-up] bring lo up inside the container
-run 1 strict -- nsenter --net=/var/run/netns/cnish-test ip link set lo up
+run 1 strict -- nsenter --net=/var/run/netns/cnish-test ip link set dev lo up
 
 # ---------------------------------------------------------------------------------------------
 trap - EXIT

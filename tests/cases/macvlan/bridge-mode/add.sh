@@ -161,8 +161,8 @@ undo_1() { undo cnish-store release-ip /nonexistent/cnish-golden/mvnet 10.21.0.2
 run 1 strict -- cnish-store reserve /nonexistent/cnish-golden/mvnet 10.21.0.2 ctr1 eth0 0 608c92e125bbee99
 
 # Step 2/7 [link] create the macvlan eth0 on eth9 (mode bridge) directly inside /var/run/netns/cnish-test
-#   undo: nsenter --net=/var/run/netns/cnish-test ip link del eth0
-undo_2() { undo nsenter --net=/var/run/netns/cnish-test ip link del eth0; }
+#   undo: nsenter --net=/var/run/netns/cnish-test ip link del dev eth0
+undo_2() { undo nsenter --net=/var/run/netns/cnish-test ip link del dev eth0; }
 run 2 strict -- ip link add link eth9 name eth0 address ea:54:66:eb:02:0d netns /var/run/netns/cnish-test type macvlan mode bridge
 
 # Step 3/7 [arp-notify] announce eth0's address with a gratuitous ARP when it comes up (arp_notify)
@@ -181,7 +181,7 @@ run 5 strict -- nsenter --net=/var/run/netns/cnish-test ip addr add 10.21.0.2/24
 
 # Step 6/7 [container-up] lesson step 7: bring eth0 up inside the container
 #   undo: none of its own, undone with step "link"
-run 6 strict -- nsenter --net=/var/run/netns/cnish-test ip link set eth0 up
+run 6 strict -- nsenter --net=/var/run/netns/cnish-test ip link set dev eth0 up
 
 # Step 7/7 [route[0]] route 0.0.0.0/0 via 10.21.0.1 through eth0
 #   why:  prepend, like the reference: a container on several networks may already have a route to the same destination (a default route) through another interface

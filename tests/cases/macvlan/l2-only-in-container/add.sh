@@ -66,8 +66,8 @@ trap rollback EXIT
 # ---------------------------------------------------------------------------------------------
 
 # Step 1/4 [link-in-container] create the macvlan eth0 on eth9 (mode private) (linkInContainer: the master is in the container)
-#   undo: nsenter --net=/var/run/netns/cnish-test ip link del eth0
-undo_1() { undo nsenter --net=/var/run/netns/cnish-test ip link del eth0; }
+#   undo: nsenter --net=/var/run/netns/cnish-test ip link del dev eth0
+undo_1() { undo nsenter --net=/var/run/netns/cnish-test ip link del dev eth0; }
 run 1 strict -- nsenter --net=/var/run/netns/cnish-test ip link add link eth9 name eth0 address aa:21:41:ce:20:19 type macvlan mode private
 
 # Step 2/4 [arp-notify] announce eth0's address with a gratuitous ARP when it comes up (arp_notify)
@@ -82,7 +82,7 @@ run 3 missing-ok -- nsenter --net=/var/run/netns/cnish-test sysctl -q -w net/ipv
 
 # Step 4/4 [container-up] lesson step 7: bring eth0 up inside the container
 #   undo: none of its own, undone with step "link"
-run 4 strict -- nsenter --net=/var/run/netns/cnish-test ip link set eth0 up
+run 4 strict -- nsenter --net=/var/run/netns/cnish-test ip link set dev eth0 up
 
 # ---------------------------------------------------------------------------------------------
 trap - EXIT

@@ -180,18 +180,18 @@ if ! grep -qxF 1 /proc/sys/net/ipv6/conf/all/forwarding; then
 fi
 
 # Step 5/31 [veth] create the veth pair veth106fd44ef41 (host) / eth0 (inside /var/run/netns/cnish-test)
-#   undo: ip link del veth106fd44ef41
-undo_5() { undo ip link del veth106fd44ef41; }
-run 5 strict -- ip link add veth106fd44ef41 mtu 1400 address 86:68:b0:b4:98:63 type veth peer name eth0 mtu 1400 address 4e:e1:72:8e:e8:b5 netns /var/run/netns/cnish-test
+#   undo: ip link del dev veth106fd44ef41
+undo_5() { undo ip link del dev veth106fd44ef41; }
+run 5 strict -- ip link add name veth106fd44ef41 mtu 1400 address 86:68:b0:b4:98:63 type veth peer name eth0 mtu 1400 address 4e:e1:72:8e:e8:b5 netns /var/run/netns/cnish-test
 
 # Step 6/31 [label] label veth106fd44ef41 with its attachment (cnish/ptpnet/ctr1/eth0)
 #   why:  GC recognises the host ends of attachments it must remove by this label
 #   undo: none of its own, undone with step "veth"
-run 6 strict -- ip link set veth106fd44ef41 alias cnish/ptpnet/ctr1/eth0
+run 6 strict -- ip link set dev veth106fd44ef41 alias cnish/ptpnet/ctr1/eth0
 
 # Step 7/31 [host-up] bring veth106fd44ef41 up
 #   undo: none of its own, undone with step "veth"
-run 7 strict -- ip link set veth106fd44ef41 up
+run 7 strict -- ip link set dev veth106fd44ef41 up
 
 # Step 8/31 [host-gateway[0]] give veth106fd44ef41 the gateway address 10.20.0.1/32
 #   why:  the container's next hop is the host end of its own veth
@@ -239,7 +239,7 @@ run 17 strict -- nsenter --net=/var/run/netns/cnish-test ip addr add fd20::2/64 
 
 # Step 18/31 [container-up] lesson step 7: bring eth0 up inside the container
 #   undo: none of its own, undone with step "veth"
-run 18 strict -- nsenter --net=/var/run/netns/cnish-test ip link set eth0 up
+run 18 strict -- nsenter --net=/var/run/netns/cnish-test ip link set dev eth0 up
 
 # Step 19/31 [route[0]] route 10.20.0.1/32 (scope link) through eth0
 #   why:  prepend, like the reference: a container on several networks may already have a route to the same destination (a default route) through another interface

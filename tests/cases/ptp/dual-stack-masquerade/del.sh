@@ -141,7 +141,7 @@ cnish-store() {
 
 # Step 1/8 [host-link] delete the host end veth106fd44ef41 if it is still there
 if ! test '!' -e /sys/class/net/veth106fd44ef41; then
-  run 1 missing-ok -- ip link del veth106fd44ef41 || { FAILED+=(1); KEEP_ADDRESSES=1; }
+  run 1 missing-ok -- ip link del dev veth106fd44ef41 || { FAILED+=(1); KEEP_ADDRESSES=1; }
 fi
 
 # Step 2/8 [masquerade[0].jump[0]] stop sending traffic from 10.20.0.2/32 through CNI-341c64caf8d4656260708f60

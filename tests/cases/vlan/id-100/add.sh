@@ -161,8 +161,8 @@ undo_1() { undo cnish-store release-ip /nonexistent/cnish-golden/vlnet 10.23.0.2
 run 1 strict -- cnish-store reserve /nonexistent/cnish-golden/vlnet 10.23.0.2 ctr1 eth0 0 608c92e125bbee99
 
 # Step 2/6 [link] create the VLAN 100 link eth0 on eth9 directly inside /var/run/netns/cnish-test
-#   undo: nsenter --net=/var/run/netns/cnish-test ip link del eth0
-undo_2() { undo nsenter --net=/var/run/netns/cnish-test ip link del eth0; }
+#   undo: nsenter --net=/var/run/netns/cnish-test ip link del dev eth0
+undo_2() { undo nsenter --net=/var/run/netns/cnish-test ip link del dev eth0; }
 run 2 strict -- ip link add link eth9 name eth0 mtu 1400 netns /var/run/netns/cnish-test type vlan id 100
 
 # Step 3/6 [arp-notify] announce eth0's address with a gratuitous ARP when it comes up (arp_notify)
@@ -181,7 +181,7 @@ run 5 strict -- nsenter --net=/var/run/netns/cnish-test ip addr add 10.23.0.2/24
 
 # Step 6/6 [container-up] lesson step 7: bring eth0 up inside the container
 #   undo: none of its own, undone with step "link"
-run 6 strict -- nsenter --net=/var/run/netns/cnish-test ip link set eth0 up
+run 6 strict -- nsenter --net=/var/run/netns/cnish-test ip link set dev eth0 up
 
 # ---------------------------------------------------------------------------------------------
 trap - EXIT
