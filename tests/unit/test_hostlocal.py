@@ -116,6 +116,21 @@ def test_bad_ranges(tmp_path, ranges, field):
     assert info.value.code == 7 and field in info.value.msg
 
 
+def test_overlaps_among_thousands_of_ranges(tmp_path):
+    """Overlaps are found by sorting (a pairwise check took 17 s for 4000 ranges, and a 4 MiB
+    config can hold 140 000): within a set, and between sets, wherever they are in the list."""
+    many = [{"subnet": f"10.{i >> 6}.0.{(i & 63) * 4}/30"} for i in range(3000)]
+    operation(conf(tmp_path, [many]))                                   # disjoint: fine
+    clash = many + [{"subnet": "10.0.0.0/24", "rangeStart": "10.0.0.9", "rangeEnd": "10.0.0.9"}]
+    with pytest.raises(CNIError) as info:
+        operation(conf(tmp_path, [clash[::-1]]))
+    assert info.value.code == 7 and "10.0.0.9-10.0.0.9" in info.value.msg and "overlap" in \
+        info.value.msg
+    with pytest.raises(CNIError) as info:
+        operation(conf(tmp_path, [many, [{"subnet": "10.60.0.0/24"}], [{"subnet": "fd00::/64"}],
+                                  [{"subnet": "10.20.0.0/26"}]]))
+    assert info.value.code == 7 and "range set 0 overlaps with range set 3" in info.value.msg
+
 @pytest.mark.parametrize("data_dir", ["relative/dir", "/var/lib/../etc", "/tmp/x\ny"])
 def test_bad_data_dir(tmp_path, data_dir):
     raw = conf(tmp_path, [[{"subnet": "10.0.0.0/24"}]])
