@@ -12,6 +12,7 @@ address is the one an execution would take if nothing else allocates in between.
 """
 
 import os
+import stat
 
 from cnish.config import Fields, parse_routes
 from cnish.errors import CHECK_FAILED, IPAM_FAILED, INVALID_CONFIG, CNIError, invalid_config
@@ -22,6 +23,7 @@ TYPE = "host-local"
 KIND = "ipam"
 CNI_ARGS = frozenset({"IP"})
 DEFAULT_DATA_DIR = "/var/lib/cni/networks"
+RESOLV_MAX = 64 * 1024          # a resolv.conf is a few hundred bytes
 
 
 class Range:
@@ -199,11 +201,26 @@ def _dns(conf) -> dict:
     path = conf.resolvConf
     if not path:
         return {}
+    # A regular file (symlinks followed: /etc/resolv.conf often is one), opened without
+    # blocking and read up to RESOLV_MAX: a FIFO or /dev/zero named by a config must not hang
+    # cnish or exhaust its memory (found by an audit).
     try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            lines = f.read().splitlines()
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as exc:
         raise CNIError(INVALID_CONFIG, f"cannot read ipam.resolvConf {path}", exc.strerror) from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise CNIError(INVALID_CONFIG, f"cannot read ipam.resolvConf {path}",
+                           "not a regular file")
+        data = os.read(fd, RESOLV_MAX + 1)
+    except OSError as exc:
+        raise CNIError(INVALID_CONFIG, f"cannot read ipam.resolvConf {path}", exc.strerror) from None
+    finally:
+        os.close(fd)
+    if len(data) > RESOLV_MAX:
+        raise CNIError(INVALID_CONFIG, f"cannot read ipam.resolvConf {path}",
+                       f"larger than {RESOLV_MAX} bytes")
+    lines = data.decode("utf-8", "replace").splitlines()
     dns = {}
     for line in lines:
         words = line.split()

@@ -99,6 +99,22 @@ def test_dns_from_resolv_conf(tmp_path):
                              "options": ["ndots:2"]}
 
 
+@pytest.mark.parametrize("kind", ["fifo", "directory", "huge"])
+def test_resolv_conf_must_be_a_small_regular_file(tmp_path, kind):
+    """A FIFO named by resolvConf hung cnish (a file nobody writes to never ends) and /dev/zero
+    ate its memory (found by an audit): a regular file of at most 64 KiB, else code 7."""
+    path = tmp_path / "resolv"
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "directory":
+        path.mkdir()
+    else:
+        path.write_text("nameserver 10.0.0.53\n" * 4000)
+    raw = conf(tmp_path, [[{"subnet": "10.99.0.0/24"}]], resolvConf=str(path))
+    with pytest.raises(CNIError) as info:
+        allocate(tmp_path, raw)
+    assert info.value.code == 7 and "resolvConf" in info.value.msg
+
 @pytest.mark.parametrize("ranges,field", [
     ([[{"subnet": "10.0.0.1/24"}]], "host bits"),
     ([[{"subnet": "10.0.0.0/31"}]], "too small"),
