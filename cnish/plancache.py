@@ -31,6 +31,10 @@ except ImportError:  # pragma: no cover - Python 3.12+ moved it
 
 DEFAULT_DIR = "/run/cnish/plans"
 MAX_ENTRIES = 512          # distinct (config, shape) pairs kept; the oldest go first
+# A plan is ~3-20 KB. A config with tens of thousands of routes renders a plan of megabytes
+# (an audit's 0.8 MB config gave 28 MB): not cached, so a config cannot fill /run (a tmpfs,
+# memory) with MAX_ENTRIES of them; at most MAX_ENTRIES x MAX_ENTRY_BYTES = 128 MiB in all.
+MAX_ENTRY_BYTES = 256 * 1024
 _code_digest = None
 
 
@@ -111,7 +115,7 @@ def _load(directory, key):
     except OSError:
         return None
     try:
-        return jsonfast.loads(os.read(fd, 1 << 22))
+        return jsonfast.loads(os.read(fd, MAX_ENTRY_BYTES + 1))
     except ValueError:
         return None
     finally:
@@ -120,6 +124,9 @@ def _load(directory, key):
 
 def _store(directory, key, value) -> None:
     try:
+        data = jsonfast.dumps(value).encode()
+        if len(data) > MAX_ENTRY_BYTES:
+            return                # rendered at every call instead: such configs are rare
         os.makedirs(directory, mode=0o700, exist_ok=True)
         if not _trusted(directory):
             return
@@ -127,7 +134,7 @@ def _store(directory, key, value) -> None:
         tmp = f"{final}.{os.getpid()}.tmp"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
         try:
-            os.write(fd, jsonfast.dumps(value).encode())
+            os.write(fd, data)
         finally:
             os.close(fd)
         os.rename(tmp, final)

@@ -146,3 +146,18 @@ def test_eviction_keeps_the_cache_bounded(cache, monkeypatch):
     for mtu in range(1400, 1406):
         plan(dict(RAW, mtu=mtu))
     assert len(os.listdir(directory)) == 3
+
+
+def test_a_huge_plan_is_not_cached(cache):
+    """A plan of megabytes (a config with thousands of routes) is rendered each time instead of
+    cached, so configs cannot fill /run, a tmpfs, with up to MAX_ENTRIES of them (an audit's
+    0.8 MB config left a 28 MB entry)."""
+    directory, renders = cache
+    routes = [{"dst": f"10.{i >> 8}.{i & 255}.0/24"} for i in range(6, 3000)]
+    huge = dict(RAW, ipam=dict(RAW["ipam"], routes=routes))
+    plan(huge)
+    assert len(renders) == 1 and not (directory.exists() and os.listdir(directory))
+    plan(huge, cid="b")
+    assert len(renders) == 2                          # rendered again: nothing was cached
+    plan()
+    assert len(os.listdir(directory)) == 1            # an ordinary plan still is
