@@ -36,6 +36,10 @@ def parse(f, op) -> dict:
     for key, value in (("pciBusID", conf["pciBusID"]), ("runtimeConfig.deviceID", device_id)):
         if value is not None and ("/" in value or value in ("", ".", "..") or not value.isprintable()):
             raise invalid_config(key, value, "must be a PCI address such as 0000:03:00.0")
+    if conf["kernelpath"] is not None and not conf["kernelpath"].startswith("/sys/devices/"):
+        # (the reference's rule; a config could otherwise point cnish, as root, at any
+        # directory and move whatever link name it finds in its net/ subdirectory)
+        raise invalid_config("kernelpath", conf["kernelpath"], "must begin with /sys/devices/")
     conf["deviceID"] = device_id
     if op.command in ("ADD", "CHECK") and not any(conf[k] for k in
                                                   ("device", "hwaddr", "kernelpath", "pciBusID",
@@ -55,6 +59,8 @@ def _single_net_dir(path: str, what: str) -> str:
         raise CNIError(INVALID_CONFIG, f"{what}: no network device at {path}") from None
     if not names:
         raise CNIError(INVALID_CONFIG, f"{what}: no network device at {path}")
+    if ifname_problem(names[0]) or not os.path.exists(f"/sys/class/net/{names[0]}"):
+        raise CNIError(INVALID_CONFIG, f"{what}: no network device of this namespace at {path}")
     return names[0]
 
 

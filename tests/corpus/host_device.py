@@ -33,6 +33,8 @@ CASES = [
     {"id": "kernelpath-traversal", "set": {"device": "@drop",
                                            "kernelpath": "/sys/devices/../../etc"},
      "code": 7, "field": "kernelpath"},
+    {"id": "kernelpath-outside-sysfs", "set": {"device": "@drop", "kernelpath": "/tmp/kp"},
+     "code": 7, "field": "kernelpath"},       # it could name any directory with a net/ inside
     {"id": "pcibusid-slash", "set": {"device": "@drop", "pciBusID": "0000:03:00.0/../../x"},
      "code": 7, "field": "pciBusID"},
     {"id": "pcibusid-dotdot", "set": {"device": "@drop", "pciBusID": ".."}, "code": 7,

@@ -143,6 +143,21 @@ def test_host_device_is_lent_and_given_back(lab):
     assert host.cni("DEL", dict(net, prevResult=res), c, ifname="net1")[0] == 0
 
 
+
+def test_host_device_kernelpath_must_be_in_sysfs(lab, tmp_path):
+    """kernelpath names a sysfs device directory; a config could point it at any directory
+    whose net/ subdirectory names a link, and cnish moved that link (found by an audit; the
+    reference's rule: it must begin with /sys/devices/). Refused, the link stays."""
+    host, c = lab.host(), lab.netns()
+    host.run("ip", "link", "add", "hd2", "type", "veth", "peer", "name", "hd2peer")
+    (tmp_path / "kp" / "net" / "hd2").mkdir(parents=True)
+    net = conf(lab, "host-device", kernelpath=str(tmp_path / "kp"),
+               ipam={"type": "static", "addresses": [{"address": "10.87.0.6/24"}]})
+    before = host.state(c)
+    rc, out, _ = host.cni("ADD", net, c, ifname="net1")
+    assert rc == 1 and out["code"] == 7 and "kernelpath" in out["msg"] + out.get("details", "")
+    assert host.state(c) == before
+
 def test_host_device_by_hwaddr_and_a_taken_name(lab):
     host, c = lab.host(), lab.netns()
     host.run("ip", "link", "add", "hd1", "type", "veth", "peer", "name", "hd1peer")
