@@ -149,3 +149,32 @@ def test_a_symlinked_results_directory_is_refused(tmp_path):
     with pytest.raises(CNIError):
         libcni.write_cache(str(tmp_path), b"{}", "net", "c1", "eth0", "", {}, {}, {})
     assert not os.listdir(elsewhere)
+
+
+def test_the_scripts_store_function_never_writes_through_a_symlink(tmp_path):
+    """The dry-run script's cnish-store, like cnish's store: last_reserved_ip.N is replaced,
+    not written through, and a symlinked lock file is refused (found by an audit: the script
+    overwrote a canary that last_reserved_ip.0 pointed at)."""
+    import subprocess
+    from cnish.paths import templates_dir
+    function = os.path.join(templates_dir(), "script", "cnish-store.sh")
+    canary = tmp_path / "canary"
+    canary.write_text("keep")
+    d = tmp_path / "net"
+    d.mkdir()
+    os.symlink(canary, d / "last_reserved_ip.0")
+
+    def run(*args):
+        return subprocess.run(["bash", "-c", f'source "$0"; cnish-store "$@"', function, *args],
+                              capture_output=True, text=True)
+    proc = run("reserve", str(d), "10.0.0.5", "c1", "eth0", "0", "k" * 16)
+    assert proc.returncode == 0, proc.stderr
+    assert canary.read_text() == "keep"
+    assert not (d / "last_reserved_ip.0").is_symlink()
+    assert (d / "last_reserved_ip.0").read_text() == "10.0.0.5"
+    assert not [n for n in os.listdir(d) if n.startswith(".cnish-tmp")]
+    os.unlink(d / "lock")
+    os.symlink(tmp_path / "elsewhere", d / "lock")
+    proc = run("reserve", str(d), "10.0.0.6", "c2", "eth0", "0", "j" * 16)
+    assert proc.returncode == 1 and "symlink" in proc.stderr
+    assert not (tmp_path / "elsewhere").exists() and not (d / "10.0.0.6").exists()

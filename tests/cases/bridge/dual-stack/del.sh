@@ -63,6 +63,14 @@ FAILED=()
 #                                 holding only CID when there is none)
 #   prune DIR                     remove index entries that are not a link to their address
 #   check DIR IP CID IFNAME       true when DIR/IP holds this attachment
+# Write DIR/last_reserved_ip.SET as cnish does: a new file (never one already there, nor a
+# symlink's target) renamed over the old name.
+_cnish_store_last() {
+  local tmp=$1/.cnish-tmp-last-$$
+  rm -f -- "$tmp"
+  (set -o noclobber; printf '%s' "$3" >"$tmp") && mv -f -T -- "$tmp" "$1/last_reserved_ip.$2"
+}
+
 cnish-store() {
   local op=$1 dir=$2 fd status=0 old_umask
   shift 2
@@ -81,6 +89,10 @@ cnish-store() {
     [[ $op == reserve ]] || return 0          # nothing was ever reserved here
     mkdir -p -- "$dir" && chmod 0755 -- "$dir"
   fi
+  if [[ -L $dir/lock ]]; then                  # as cnish: never write through a symlink
+    printf 'cnish-store: refusing to use %s/lock: it is a symlink\n' "$dir" >&2
+    return 1
+  fi
   old_umask=$(umask)
   umask 077
   exec {fd}>>"$dir/lock"
@@ -89,7 +101,7 @@ cnish-store() {
     reserve)
       if (set -o noclobber; printf '%s\r\n%s' "$2" "$3" >"$dir/$1") 2>/dev/null; then
         ln -f -- "$dir/$1" "$dir/.cnish-owner-$5.$1"
-        printf '%s' "$1" >"$dir/last_reserved_ip.$4"
+        _cnish_store_last "$dir" "$4" "$1"
       else
         printf 'cnish-store: %s is already reserved in %s: File exists\n' "$1" "$dir" >&2
         status=1
@@ -103,7 +115,7 @@ cnish-store() {
         if [[ $content == "$2"$'\r\n'"$3" || $content == "$2" ]]; then
           rm -f -- "$dir/$1"
           if [[ -f $dir/last_reserved_ip.$4 && $(<"$dir/last_reserved_ip.$4") == "$1" ]]; then
-            if [[ -n $5 ]]; then printf '%s' "$5" >"$dir/last_reserved_ip.$4"
+            if [[ -n $5 ]]; then _cnish_store_last "$dir" "$4" "$5"
             else rm -f -- "$dir/last_reserved_ip.$4"; fi
           fi
         fi
