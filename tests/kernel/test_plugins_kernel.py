@@ -64,6 +64,10 @@ def test_ptp_routes_each_container_through_the_host(lab):
     for target in ("10.85.0.1", "10.85.0.3", "fd85::1", "fd85::3"):
         assert ping(c1, target), target
     assert any("-s 10.85.0.2/32" in l for l in nat(host))
+    # the host end is a routed interface of the host: it must not take a container's router
+    # advertisements (found by an audit; the reference sets this too)
+    veth = r1["interfaces"][0]["name"]
+    assert host.run("cat", f"/proc/sys/net/ipv6/conf/{veth}/accept_ra").stdout.strip() == "0"
     assert host.cni("CHECK", dict(net, prevResult=r1), c1)[0] == 0
     for _ in range(2):
         assert host.cni("DEL", dict(net, prevResult=r1), c1)[0] == 0

@@ -166,159 +166,164 @@ cnish-store() {
 
 # ---------------------------------------------------------------------------------------------
 
-# Step 1/31 [reserve[0]] reserve 10.20.0.2 for ctr1/eth0 in /nonexistent/cnish-golden/ptpnet
+# Step 1/32 [reserve[0]] reserve 10.20.0.2 for ctr1/eth0 in /nonexistent/cnish-golden/ptpnet
 #   why:  the file is created exclusively, so two ADDs can never hold the same address
 #   undo: cnish-store release-ip /nonexistent/cnish-golden/ptpnet 10.20.0.2 ctr1 eth0 0 '' 608c92e125bbee99
 undo_1() { undo cnish-store release-ip /nonexistent/cnish-golden/ptpnet 10.20.0.2 ctr1 eth0 0 '' 608c92e125bbee99; }
 run 1 strict -- cnish-store reserve /nonexistent/cnish-golden/ptpnet 10.20.0.2 ctr1 eth0 0 608c92e125bbee99
 
-# Step 2/31 [reserve[1]] reserve fd20::2 for ctr1/eth0 in /nonexistent/cnish-golden/ptpnet
+# Step 2/32 [reserve[1]] reserve fd20::2 for ctr1/eth0 in /nonexistent/cnish-golden/ptpnet
 #   why:  the file is created exclusively, so two ADDs can never hold the same address
 #   undo: cnish-store release-ip /nonexistent/cnish-golden/ptpnet fd20::2 ctr1 eth0 1 '' 608c92e125bbee99
 undo_2() { undo cnish-store release-ip /nonexistent/cnish-golden/ptpnet fd20::2 ctr1 eth0 1 '' 608c92e125bbee99; }
 run 2 strict -- cnish-store reserve /nonexistent/cnish-golden/ptpnet fd20::2 ctr1 eth0 1 608c92e125bbee99
 
-# Step 3/31 [forward-ipv4] enable IPv4 forwarding on the host
+# Step 3/32 [forward-ipv4] enable IPv4 forwarding on the host
 #   why:  the host routes the container's traffic; host-wide and shared, never turned off again
 #   undo: none, shared with other attachments
 if ! grep -qxF 1 /proc/sys/net/ipv4/ip_forward; then
   run 3 strict -- sysctl -q -w net/ipv4/ip_forward=1
 fi
 
-# Step 4/31 [forward-ipv6] enable IPv6 forwarding on the host
+# Step 4/32 [forward-ipv6] enable IPv6 forwarding on the host
 #   undo: none, shared with other attachments
 if ! grep -qxF 1 /proc/sys/net/ipv6/conf/all/forwarding; then
   run 4 strict -- sysctl -q -w net/ipv6/conf/all/forwarding=1
 fi
 
-# Step 5/31 [veth] create the veth pair veth106fd44ef41 (host) / eth0 (inside /var/run/netns/cnish-test)
+# Step 5/32 [veth] create the veth pair veth106fd44ef41 (host) / eth0 (inside /var/run/netns/cnish-test)
 #   undo: ip link del dev veth106fd44ef41
 undo_5() { undo ip link del dev veth106fd44ef41; }
 run 5 strict -- ip link add name veth106fd44ef41 mtu 1400 address 86:68:b0:b4:98:63 type veth peer name eth0 mtu 1400 address 4e:e1:72:8e:e8:b5 netns /var/run/netns/cnish-test
 
-# Step 6/31 [label] label veth106fd44ef41 with its attachment (cnish/ptpnet/ctr1/eth0)
+# Step 6/32 [label] label veth106fd44ef41 with its attachment (cnish/ptpnet/ctr1/eth0)
 #   why:  GC recognises the host ends of attachments it must remove by this label
 #   undo: none of its own, undone with step "veth"
 run 6 strict -- ip link set dev veth106fd44ef41 alias cnish/ptpnet/ctr1/eth0
 
-# Step 7/31 [host-up] bring veth106fd44ef41 up
+# Step 7/32 [host-no-ra] make veth106fd44ef41 ignore IPv6 router advertisements
+#   why:  the host end of a ptp pair is a routed interface of the host: a container could otherwise announce itself as the host's IPv6 router (routes, a SLAAC address); set before the link comes up, tolerated on hosts without IPv6
 #   undo: none of its own, undone with step "veth"
-run 7 strict -- ip link set dev veth106fd44ef41 up
+run 7 missing-ok -- sysctl -q -w net/ipv6/conf/veth106fd44ef41/accept_ra=0
 
-# Step 8/31 [host-gateway[0]] give veth106fd44ef41 the gateway address 10.20.0.1/32
+# Step 8/32 [host-up] bring veth106fd44ef41 up
+#   undo: none of its own, undone with step "veth"
+run 8 strict -- ip link set dev veth106fd44ef41 up
+
+# Step 9/32 [host-gateway[0]] give veth106fd44ef41 the gateway address 10.20.0.1/32
 #   why:  the container's next hop is the host end of its own veth
 #   undo: none of its own, undone with step "veth"
-run 8 strict -- ip addr replace 10.20.0.1/32 dev veth106fd44ef41
+run 9 strict -- ip addr replace 10.20.0.1/32 dev veth106fd44ef41
 
-# Step 9/31 [host-gateway[1]] give veth106fd44ef41 the gateway address fd20::1/128
+# Step 10/32 [host-gateway[1]] give veth106fd44ef41 the gateway address fd20::1/128
 #   why:  the container's next hop is the host end of its own veth
 #   undo: none of its own, undone with step "veth"
-run 9 strict -- ip addr replace fd20::1/128 dev veth106fd44ef41 nodad
+run 10 strict -- ip addr replace fd20::1/128 dev veth106fd44ef41 nodad
 
-# Step 10/31 [host-route[0]] route 10.20.0.2/32 to the container through veth106fd44ef41
+# Step 11/32 [host-route[0]] route 10.20.0.2/32 to the container through veth106fd44ef41
 #   undo: none of its own, undone with step "veth"
-run 10 strict -- ip route add 10.20.0.2/32 dev veth106fd44ef41 scope host
+run 11 strict -- ip route add 10.20.0.2/32 dev veth106fd44ef41 scope host
 
-# Step 11/31 [host-route[1]] route fd20::2/128 to the container through veth106fd44ef41
+# Step 12/32 [host-route[1]] route fd20::2/128 to the container through veth106fd44ef41
 #   undo: none of its own, undone with step "veth"
-run 11 strict -- ip route add fd20::2/128 dev veth106fd44ef41 scope host
+run 12 strict -- ip route add fd20::2/128 dev veth106fd44ef41 scope host
 
-# Step 12/31 [arp-notify] announce eth0's address with a gratuitous ARP when it comes up (arp_notify)
+# Step 13/32 [arp-notify] announce eth0's address with a gratuitous ARP when it comes up (arp_notify)
 #   why:  a reused address gets a new MAC; neighbours learn it at once instead of after their ARP entry expires
 #   undo: none of its own, undone with step "veth"
-run 12 strict -- nsenter --net=/var/run/netns/cnish-test sysctl -q -w net/ipv4/conf/eth0/arp_notify=1
+run 13 strict -- nsenter --net=/var/run/netns/cnish-test sysctl -q -w net/ipv4/conf/eth0/arp_notify=1
 
-# Step 13/31 [ipv6-on[0]] enable IPv6 on lo in the container
+# Step 14/32 [ipv6-on[0]] enable IPv6 on lo in the container
 #   undo: none of its own, undone with step "veth"
-run 13 strict -- nsenter --net=/var/run/netns/cnish-test sysctl -q -w net/ipv6/conf/lo/disable_ipv6=0
+run 14 strict -- nsenter --net=/var/run/netns/cnish-test sysctl -q -w net/ipv6/conf/lo/disable_ipv6=0
 
-# Step 14/31 [ipv6-on[1]] enable IPv6 on eth0 in the container
+# Step 15/32 [ipv6-on[1]] enable IPv6 on eth0 in the container
 #   undo: none of its own, undone with step "veth"
-run 14 strict -- nsenter --net=/var/run/netns/cnish-test sysctl -q -w net/ipv6/conf/eth0/disable_ipv6=0
+run 15 strict -- nsenter --net=/var/run/netns/cnish-test sysctl -q -w net/ipv6/conf/eth0/disable_ipv6=0
 
-# Step 15/31 [no-dad] skip duplicate address detection on eth0
+# Step 16/32 [no-dad] skip duplicate address detection on eth0
 #   why:  IPAM guarantees the address is unique; DAD would keep it unusable for a second or more (set for IPv4-only networks too, like the reference, for addresses added later; tolerated when the kernel has no IPv6)
 #   undo: none of its own, undone with step "veth"
-run 15 missing-ok -- nsenter --net=/var/run/netns/cnish-test sysctl -q -w net/ipv6/conf/eth0/accept_dad=0
+run 16 missing-ok -- nsenter --net=/var/run/netns/cnish-test sysctl -q -w net/ipv6/conf/eth0/accept_dad=0
 
-# Step 16/31 [address[0]] lesson step 6: assign 10.20.0.2/24 to eth0
+# Step 17/32 [address[0]] lesson step 6: assign 10.20.0.2/24 to eth0
 #   undo: none of its own, undone with step "veth"
-run 16 strict -- nsenter --net=/var/run/netns/cnish-test ip addr add 10.20.0.2/24 dev eth0 noprefixroute
+run 17 strict -- nsenter --net=/var/run/netns/cnish-test ip addr add 10.20.0.2/24 dev eth0 noprefixroute
 
-# Step 17/31 [address[1]] lesson step 6: assign fd20::2/64 to eth0
+# Step 18/32 [address[1]] lesson step 6: assign fd20::2/64 to eth0
 #   undo: none of its own, undone with step "veth"
-run 17 strict -- nsenter --net=/var/run/netns/cnish-test ip addr add fd20::2/64 dev eth0 noprefixroute nodad
+run 18 strict -- nsenter --net=/var/run/netns/cnish-test ip addr add fd20::2/64 dev eth0 noprefixroute nodad
 
-# Step 18/31 [container-up] lesson step 7: bring eth0 up inside the container
+# Step 19/32 [container-up] lesson step 7: bring eth0 up inside the container
 #   undo: none of its own, undone with step "veth"
-run 18 strict -- nsenter --net=/var/run/netns/cnish-test ip link set dev eth0 up
+run 19 strict -- nsenter --net=/var/run/netns/cnish-test ip link set dev eth0 up
 
-# Step 19/31 [route[0]] route 10.20.0.1/32 (scope link) through eth0
+# Step 20/32 [route[0]] route 10.20.0.1/32 (scope link) through eth0
 #   why:  prepend, like the reference: a container on several networks may already have a route to the same destination (a default route) through another interface
 #   undo: none of its own, undone with step "veth"
-run 19 strict -- nsenter --net=/var/run/netns/cnish-test ip route prepend 10.20.0.1/32 dev eth0 src 10.20.0.2 scope link
+run 20 strict -- nsenter --net=/var/run/netns/cnish-test ip route prepend 10.20.0.1/32 dev eth0 src 10.20.0.2 scope link
 
-# Step 20/31 [route[1]] route 10.20.0.0/24 via 10.20.0.1 through eth0
+# Step 21/32 [route[1]] route 10.20.0.0/24 via 10.20.0.1 through eth0
 #   why:  prepend, like the reference: a container on several networks may already have a route to the same destination (a default route) through another interface
 #   undo: none of its own, undone with step "veth"
-run 20 strict -- nsenter --net=/var/run/netns/cnish-test ip route prepend 10.20.0.0/24 via 10.20.0.1 dev eth0 src 10.20.0.2
+run 21 strict -- nsenter --net=/var/run/netns/cnish-test ip route prepend 10.20.0.0/24 via 10.20.0.1 dev eth0 src 10.20.0.2
 
-# Step 21/31 [route[2]] route fd20::1/128 (scope link) through eth0
+# Step 22/32 [route[2]] route fd20::1/128 (scope link) through eth0
 #   why:  prepend, like the reference: a container on several networks may already have a route to the same destination (a default route) through another interface
 #   undo: none of its own, undone with step "veth"
-run 21 strict -- nsenter --net=/var/run/netns/cnish-test ip route prepend fd20::1/128 dev eth0 src fd20::2 scope link
+run 22 strict -- nsenter --net=/var/run/netns/cnish-test ip route prepend fd20::1/128 dev eth0 src fd20::2 scope link
 
-# Step 22/31 [route[3]] route fd20::/64 via fd20::1 through eth0
+# Step 23/32 [route[3]] route fd20::/64 via fd20::1 through eth0
 #   why:  prepend, like the reference: a container on several networks may already have a route to the same destination (a default route) through another interface
 #   undo: none of its own, undone with step "veth"
-run 22 strict -- nsenter --net=/var/run/netns/cnish-test ip route prepend fd20::/64 via fd20::1 dev eth0 src fd20::2
+run 23 strict -- nsenter --net=/var/run/netns/cnish-test ip route prepend fd20::/64 via fd20::1 dev eth0 src fd20::2
 
-# Step 23/31 [route[4]] route 0.0.0.0/0 via 10.20.0.1 through eth0
+# Step 24/32 [route[4]] route 0.0.0.0/0 via 10.20.0.1 through eth0
 #   why:  prepend, like the reference: a container on several networks may already have a route to the same destination (a default route) through another interface
 #   undo: none of its own, undone with step "veth"
-run 23 strict -- nsenter --net=/var/run/netns/cnish-test ip route prepend 0.0.0.0/0 via 10.20.0.1 dev eth0
+run 24 strict -- nsenter --net=/var/run/netns/cnish-test ip route prepend 0.0.0.0/0 via 10.20.0.1 dev eth0
 
-# Step 24/31 [masquerade[0].chain] lesson step 8: create the masquerade chain CNI-341c64caf8d4656260708f60 (IPv4, nat table)
+# Step 25/32 [masquerade[0].chain] lesson step 8: create the masquerade chain CNI-341c64caf8d4656260708f60 (IPv4, nat table)
 #   why:  one chain per attachment, named like the reference plugin's (CNI- + sha512 of network and container id) so that either plugin can remove the other's
 #   undo: iptables -w -t nat -X CNI-341c64caf8d4656260708f60
-undo_24() { undo iptables -w -t nat -X CNI-341c64caf8d4656260708f60; }
-run 24 strict -- iptables -w -t nat -N CNI-341c64caf8d4656260708f60
+undo_25() { undo iptables -w -t nat -X CNI-341c64caf8d4656260708f60; }
+run 25 strict -- iptables -w -t nat -N CNI-341c64caf8d4656260708f60
 
-# Step 25/31 [masquerade[0].accept[0]] do not masquerade traffic from the container to its own subnet 10.20.0.0/24
+# Step 26/32 [masquerade[0].accept[0]] do not masquerade traffic from the container to its own subnet 10.20.0.0/24
 #   undo: iptables -w -t nat -D CNI-341c64caf8d4656260708f60 -d 10.20.0.0/24 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j ACCEPT
-undo_25() { undo iptables -w -t nat -D CNI-341c64caf8d4656260708f60 -d 10.20.0.0/24 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j ACCEPT; }
-run 25 strict -- iptables -w -t nat -A CNI-341c64caf8d4656260708f60 -d 10.20.0.0/24 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j ACCEPT
+undo_26() { undo iptables -w -t nat -D CNI-341c64caf8d4656260708f60 -d 10.20.0.0/24 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j ACCEPT; }
+run 26 strict -- iptables -w -t nat -A CNI-341c64caf8d4656260708f60 -d 10.20.0.0/24 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j ACCEPT
 
-# Step 26/31 [masquerade[0].masquerade] masquerade everything else the container sends, except multicast
+# Step 27/32 [masquerade[0].masquerade] masquerade everything else the container sends, except multicast
 #   undo: iptables -w -t nat -D CNI-341c64caf8d4656260708f60 '!' -d 224.0.0.0/4 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j MASQUERADE
-undo_26() { undo iptables -w -t nat -D CNI-341c64caf8d4656260708f60 '!' -d 224.0.0.0/4 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j MASQUERADE; }
-run 26 strict -- iptables -w -t nat -A CNI-341c64caf8d4656260708f60 '!' -d 224.0.0.0/4 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j MASQUERADE
+undo_27() { undo iptables -w -t nat -D CNI-341c64caf8d4656260708f60 '!' -d 224.0.0.0/4 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j MASQUERADE; }
+run 27 strict -- iptables -w -t nat -A CNI-341c64caf8d4656260708f60 '!' -d 224.0.0.0/4 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j MASQUERADE
 
-# Step 27/31 [masquerade[0].jump[0]] send traffic from 10.20.0.2/32 through CNI-341c64caf8d4656260708f60
+# Step 28/32 [masquerade[0].jump[0]] send traffic from 10.20.0.2/32 through CNI-341c64caf8d4656260708f60
 #   undo: iptables -w -t nat -D POSTROUTING -s 10.20.0.2/32 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j CNI-341c64caf8d4656260708f60
-undo_27() { undo iptables -w -t nat -D POSTROUTING -s 10.20.0.2/32 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j CNI-341c64caf8d4656260708f60; }
-run 27 strict -- iptables -w -t nat -A POSTROUTING -s 10.20.0.2/32 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j CNI-341c64caf8d4656260708f60
+undo_28() { undo iptables -w -t nat -D POSTROUTING -s 10.20.0.2/32 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j CNI-341c64caf8d4656260708f60; }
+run 28 strict -- iptables -w -t nat -A POSTROUTING -s 10.20.0.2/32 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j CNI-341c64caf8d4656260708f60
 
-# Step 28/31 [masquerade[1].chain] lesson step 8: create the masquerade chain CNI-341c64caf8d4656260708f60 (IPv6, nat table)
+# Step 29/32 [masquerade[1].chain] lesson step 8: create the masquerade chain CNI-341c64caf8d4656260708f60 (IPv6, nat table)
 #   why:  one chain per attachment, named like the reference plugin's (CNI- + sha512 of network and container id) so that either plugin can remove the other's
 #   undo: ip6tables -w -t nat -X CNI-341c64caf8d4656260708f60
-undo_28() { undo ip6tables -w -t nat -X CNI-341c64caf8d4656260708f60; }
-run 28 strict -- ip6tables -w -t nat -N CNI-341c64caf8d4656260708f60
+undo_29() { undo ip6tables -w -t nat -X CNI-341c64caf8d4656260708f60; }
+run 29 strict -- ip6tables -w -t nat -N CNI-341c64caf8d4656260708f60
 
-# Step 29/31 [masquerade[1].accept[0]] do not masquerade traffic from the container to its own subnet fd20::/64
+# Step 30/32 [masquerade[1].accept[0]] do not masquerade traffic from the container to its own subnet fd20::/64
 #   undo: ip6tables -w -t nat -D CNI-341c64caf8d4656260708f60 -d fd20::/64 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j ACCEPT
-undo_29() { undo ip6tables -w -t nat -D CNI-341c64caf8d4656260708f60 -d fd20::/64 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j ACCEPT; }
-run 29 strict -- ip6tables -w -t nat -A CNI-341c64caf8d4656260708f60 -d fd20::/64 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j ACCEPT
+undo_30() { undo ip6tables -w -t nat -D CNI-341c64caf8d4656260708f60 -d fd20::/64 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j ACCEPT; }
+run 30 strict -- ip6tables -w -t nat -A CNI-341c64caf8d4656260708f60 -d fd20::/64 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j ACCEPT
 
-# Step 30/31 [masquerade[1].masquerade] masquerade everything else the container sends, except multicast
+# Step 31/32 [masquerade[1].masquerade] masquerade everything else the container sends, except multicast
 #   undo: ip6tables -w -t nat -D CNI-341c64caf8d4656260708f60 '!' -d ff00::/8 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j MASQUERADE
-undo_30() { undo ip6tables -w -t nat -D CNI-341c64caf8d4656260708f60 '!' -d ff00::/8 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j MASQUERADE; }
-run 30 strict -- ip6tables -w -t nat -A CNI-341c64caf8d4656260708f60 '!' -d ff00::/8 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j MASQUERADE
+undo_31() { undo ip6tables -w -t nat -D CNI-341c64caf8d4656260708f60 '!' -d ff00::/8 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j MASQUERADE; }
+run 31 strict -- ip6tables -w -t nat -A CNI-341c64caf8d4656260708f60 '!' -d ff00::/8 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j MASQUERADE
 
-# Step 31/31 [masquerade[1].jump[0]] send traffic from fd20::2/128 through CNI-341c64caf8d4656260708f60
+# Step 32/32 [masquerade[1].jump[0]] send traffic from fd20::2/128 through CNI-341c64caf8d4656260708f60
 #   undo: ip6tables -w -t nat -D POSTROUTING -s fd20::2/128 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j CNI-341c64caf8d4656260708f60
-undo_31() { undo ip6tables -w -t nat -D POSTROUTING -s fd20::2/128 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j CNI-341c64caf8d4656260708f60; }
-run 31 strict -- ip6tables -w -t nat -A POSTROUTING -s fd20::2/128 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j CNI-341c64caf8d4656260708f60
+undo_32() { undo ip6tables -w -t nat -D POSTROUTING -s fd20::2/128 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j CNI-341c64caf8d4656260708f60; }
+run 32 strict -- ip6tables -w -t nat -A POSTROUTING -s fd20::2/128 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j CNI-341c64caf8d4656260708f60
 
 # ---------------------------------------------------------------------------------------------
 trap - EXIT

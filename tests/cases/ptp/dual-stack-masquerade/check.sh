@@ -183,66 +183,70 @@ check 4 status '' -- grep -qxF 1 /proc/sys/net/ipv6/conf/all/forwarding
 # Check of ADD step 5 [veth] create the veth pair veth106fd44ef41 (host) / eth0 (inside /var/run/netns/cnish-test)
 check 5 status '' -- test -e /sys/class/net/veth106fd44ef41
 
-# Check of ADD step 8 [host-gateway[0]] give veth106fd44ef41 the gateway address 10.20.0.1/32
+# Check of ADD step 7 [host-no-ra] make veth106fd44ef41 ignore IPv6 router advertisements
+#   why:  the host end of a ptp pair is a routed interface of the host: a container could otherwise announce itself as the host's IPv6 router (routes, a SLAAC address); set before the link comes up, tolerated on hosts without IPv6
+check 7 status '' -- grep -qxF 0 /proc/sys/net/ipv6/conf/veth106fd44ef41/accept_ra
+
+# Check of ADD step 9 [host-gateway[0]] give veth106fd44ef41 the gateway address 10.20.0.1/32
 #   why:  the container's next hop is the host end of its own veth
-check 8 output '' -- ip -o addr show dev veth106fd44ef41 to 10.20.0.1
+check 9 output '' -- ip -o addr show dev veth106fd44ef41 to 10.20.0.1
 
-# Check of ADD step 9 [host-gateway[1]] give veth106fd44ef41 the gateway address fd20::1/128
+# Check of ADD step 10 [host-gateway[1]] give veth106fd44ef41 the gateway address fd20::1/128
 #   why:  the container's next hop is the host end of its own veth
-check 9 output '' -- ip -o addr show dev veth106fd44ef41 to fd20::1
+check 10 output '' -- ip -o addr show dev veth106fd44ef41 to fd20::1
 
-# Check of ADD step 10 [host-route[0]] route 10.20.0.2/32 to the container through veth106fd44ef41
-check 10 output '' -- ip -4 -o route show exact 10.20.0.2/32 dev veth106fd44ef41
+# Check of ADD step 11 [host-route[0]] route 10.20.0.2/32 to the container through veth106fd44ef41
+check 11 output '' -- ip -4 -o route show exact 10.20.0.2/32 dev veth106fd44ef41
 
-# Check of ADD step 11 [host-route[1]] route fd20::2/128 to the container through veth106fd44ef41
-check 11 output '' -- ip -6 -o route show exact fd20::2/128 dev veth106fd44ef41
+# Check of ADD step 12 [host-route[1]] route fd20::2/128 to the container through veth106fd44ef41
+check 12 output '' -- ip -6 -o route show exact fd20::2/128 dev veth106fd44ef41
 
-# Check of ADD step 16 [address[0]] lesson step 6: assign 10.20.0.2/24 to eth0
-check 16 output '' -- nsenter --net=/var/run/netns/cnish-test ip -o addr show dev eth0 to 10.20.0.2
+# Check of ADD step 17 [address[0]] lesson step 6: assign 10.20.0.2/24 to eth0
+check 17 output '' -- nsenter --net=/var/run/netns/cnish-test ip -o addr show dev eth0 to 10.20.0.2
 
-# Check of ADD step 17 [address[1]] lesson step 6: assign fd20::2/64 to eth0
-check 17 output '' -- nsenter --net=/var/run/netns/cnish-test ip -o addr show dev eth0 to fd20::2
+# Check of ADD step 18 [address[1]] lesson step 6: assign fd20::2/64 to eth0
+check 18 output '' -- nsenter --net=/var/run/netns/cnish-test ip -o addr show dev eth0 to fd20::2
 
-# Check of ADD step 18 [container-up] lesson step 7: bring eth0 up inside the container
-check 18 contains 4e:e1:72:8e:e8:b5 -- nsenter --net=/var/run/netns/cnish-test ip -o link show dev eth0
+# Check of ADD step 19 [container-up] lesson step 7: bring eth0 up inside the container
+check 19 contains 4e:e1:72:8e:e8:b5 -- nsenter --net=/var/run/netns/cnish-test ip -o link show dev eth0
 
-# Check of ADD step 19 [route[0]] route 10.20.0.1/32 (scope link) through eth0
+# Check of ADD step 20 [route[0]] route 10.20.0.1/32 (scope link) through eth0
 #   why:  prepend, like the reference: a container on several networks may already have a route to the same destination (a default route) through another interface
-check 19 output '' -- nsenter --net=/var/run/netns/cnish-test ip -4 -o route show exact 10.20.0.1/32 dev eth0
+check 20 output '' -- nsenter --net=/var/run/netns/cnish-test ip -4 -o route show exact 10.20.0.1/32 dev eth0
 
-# Check of ADD step 20 [route[1]] route 10.20.0.0/24 via 10.20.0.1 through eth0
+# Check of ADD step 21 [route[1]] route 10.20.0.0/24 via 10.20.0.1 through eth0
 #   why:  prepend, like the reference: a container on several networks may already have a route to the same destination (a default route) through another interface
-check 20 output '' -- nsenter --net=/var/run/netns/cnish-test ip -4 -o route show exact 10.20.0.0/24 via 10.20.0.1 dev eth0
+check 21 output '' -- nsenter --net=/var/run/netns/cnish-test ip -4 -o route show exact 10.20.0.0/24 via 10.20.0.1 dev eth0
 
-# Check of ADD step 21 [route[2]] route fd20::1/128 (scope link) through eth0
+# Check of ADD step 22 [route[2]] route fd20::1/128 (scope link) through eth0
 #   why:  prepend, like the reference: a container on several networks may already have a route to the same destination (a default route) through another interface
-check 21 output '' -- nsenter --net=/var/run/netns/cnish-test ip -6 -o route show exact fd20::1/128 dev eth0
+check 22 output '' -- nsenter --net=/var/run/netns/cnish-test ip -6 -o route show exact fd20::1/128 dev eth0
 
-# Check of ADD step 22 [route[3]] route fd20::/64 via fd20::1 through eth0
+# Check of ADD step 23 [route[3]] route fd20::/64 via fd20::1 through eth0
 #   why:  prepend, like the reference: a container on several networks may already have a route to the same destination (a default route) through another interface
-check 22 output '' -- nsenter --net=/var/run/netns/cnish-test ip -6 -o route show exact fd20::/64 via fd20::1 dev eth0
+check 23 output '' -- nsenter --net=/var/run/netns/cnish-test ip -6 -o route show exact fd20::/64 via fd20::1 dev eth0
 
-# Check of ADD step 23 [route[4]] route 0.0.0.0/0 via 10.20.0.1 through eth0
+# Check of ADD step 24 [route[4]] route 0.0.0.0/0 via 10.20.0.1 through eth0
 #   why:  prepend, like the reference: a container on several networks may already have a route to the same destination (a default route) through another interface
-check 23 output '' -- nsenter --net=/var/run/netns/cnish-test ip -4 -o route show exact 0.0.0.0/0 via 10.20.0.1 dev eth0
+check 24 output '' -- nsenter --net=/var/run/netns/cnish-test ip -4 -o route show exact 0.0.0.0/0 via 10.20.0.1 dev eth0
 
-# Check of ADD step 25 [masquerade[0].accept[0]] do not masquerade traffic from the container to its own subnet 10.20.0.0/24
-check 25 status '' -- iptables -w -t nat -C CNI-341c64caf8d4656260708f60 -d 10.20.0.0/24 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j ACCEPT
+# Check of ADD step 26 [masquerade[0].accept[0]] do not masquerade traffic from the container to its own subnet 10.20.0.0/24
+check 26 status '' -- iptables -w -t nat -C CNI-341c64caf8d4656260708f60 -d 10.20.0.0/24 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j ACCEPT
 
-# Check of ADD step 26 [masquerade[0].masquerade] masquerade everything else the container sends, except multicast
-check 26 status '' -- iptables -w -t nat -C CNI-341c64caf8d4656260708f60 '!' -d 224.0.0.0/4 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j MASQUERADE
+# Check of ADD step 27 [masquerade[0].masquerade] masquerade everything else the container sends, except multicast
+check 27 status '' -- iptables -w -t nat -C CNI-341c64caf8d4656260708f60 '!' -d 224.0.0.0/4 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j MASQUERADE
 
-# Check of ADD step 27 [masquerade[0].jump[0]] send traffic from 10.20.0.2/32 through CNI-341c64caf8d4656260708f60
-check 27 status '' -- iptables -w -t nat -C POSTROUTING -s 10.20.0.2/32 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j CNI-341c64caf8d4656260708f60
+# Check of ADD step 28 [masquerade[0].jump[0]] send traffic from 10.20.0.2/32 through CNI-341c64caf8d4656260708f60
+check 28 status '' -- iptables -w -t nat -C POSTROUTING -s 10.20.0.2/32 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j CNI-341c64caf8d4656260708f60
 
-# Check of ADD step 29 [masquerade[1].accept[0]] do not masquerade traffic from the container to its own subnet fd20::/64
-check 29 status '' -- ip6tables -w -t nat -C CNI-341c64caf8d4656260708f60 -d fd20::/64 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j ACCEPT
+# Check of ADD step 30 [masquerade[1].accept[0]] do not masquerade traffic from the container to its own subnet fd20::/64
+check 30 status '' -- ip6tables -w -t nat -C CNI-341c64caf8d4656260708f60 -d fd20::/64 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j ACCEPT
 
-# Check of ADD step 30 [masquerade[1].masquerade] masquerade everything else the container sends, except multicast
-check 30 status '' -- ip6tables -w -t nat -C CNI-341c64caf8d4656260708f60 '!' -d ff00::/8 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j MASQUERADE
+# Check of ADD step 31 [masquerade[1].masquerade] masquerade everything else the container sends, except multicast
+check 31 status '' -- ip6tables -w -t nat -C CNI-341c64caf8d4656260708f60 '!' -d ff00::/8 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j MASQUERADE
 
-# Check of ADD step 31 [masquerade[1].jump[0]] send traffic from fd20::2/128 through CNI-341c64caf8d4656260708f60
-check 31 status '' -- ip6tables -w -t nat -C POSTROUTING -s fd20::2/128 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j CNI-341c64caf8d4656260708f60
+# Check of ADD step 32 [masquerade[1].jump[0]] send traffic from fd20::2/128 through CNI-341c64caf8d4656260708f60
+check 32 status '' -- ip6tables -w -t nat -C POSTROUTING -s fd20::2/128 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j CNI-341c64caf8d4656260708f60
 
 # ---------------------------------------------------------------------------------------------
 if (( ${#FAILED[@]} )); then
