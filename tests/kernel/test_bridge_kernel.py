@@ -424,3 +424,22 @@ def test_names_that_are_ip_keywords(lab, bridge):
     assert [l.split(":")[1].strip() for l in links.splitlines()] == [bridge]
     assert host.cni("CHECK", dict(conf, prevResult=res), c)[0] == 0
     assert host.cni("DEL", dict(conf, prevResult=res), c)[0] == 0
+
+
+def test_check_sees_a_downed_link_and_a_changed_prefix(lab):
+    """CHECK looked for the container interface's MAC but not whether it was up, and for its
+    address but not the prefix length (both found by an audit; the reference fails both)."""
+    host, c = lab.host(), lab.netns()
+    conf = bridge_conf(lab, isGateway=False, ipMasq=False, ipam={"routes": []})
+    rc, res, err = host.cni("ADD", conf, c)
+    assert rc == 0, err
+    assert host.cni("CHECK", dict(conf, prevResult=res), c)[0] == 0
+    sh("ip", "-n", c, "link", "set", "eth0", "down")
+    rc, out, _ = host.cni("CHECK", dict(conf, prevResult=res), c)
+    assert rc == 1 and out["code"] == 101 and "bring eth0 up" in out["msg"], out
+    sh("ip", "-n", c, "link", "set", "eth0", "up")
+    sh("ip", "-n", c, "addr", "del", "10.77.0.2/24", "dev", "eth0")
+    sh("ip", "-n", c, "addr", "add", "10.77.0.2/32", "dev", "eth0")
+    rc, out, _ = host.cni("CHECK", dict(conf, prevResult=res), c)
+    assert rc == 1 and out["code"] == 101 and "10.77.0.2/24" in out["msg"], out
+    assert host.cni("DEL", dict(conf, prevResult=res), c)[0] == 0

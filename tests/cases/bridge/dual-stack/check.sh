@@ -203,13 +203,13 @@ check 13 status '' -- grep -qxF 1 /proc/sys/net/ipv4/ip_forward
 check 14 status '' -- grep -qxF 1 /proc/sys/net/ipv6/conf/all/forwarding
 
 # Check of ADD step 20 [address[0]] lesson step 6: assign 10.12.0.10/24 to eth0
-check 20 output '' -- nsenter --net=/var/run/netns/cnish-test ip -o addr show dev eth0 to 10.12.0.10
+check 20 contains ' 10.12.0.10/24 ' -- nsenter --net=/var/run/netns/cnish-test ip -o addr show dev eth0 to 10.12.0.10
 
 # Check of ADD step 21 [address[1]] lesson step 6: assign fd12::2/64 to eth0
-check 21 output '' -- nsenter --net=/var/run/netns/cnish-test ip -o addr show dev eth0 to fd12::2
+check 21 contains ' fd12::2/64 ' -- nsenter --net=/var/run/netns/cnish-test ip -o addr show dev eth0 to fd12::2
 
 # Check of ADD step 22 [container-up] lesson step 7: bring eth0 up inside the container
-check 22 contains 52:7f:62:49:1d:58 -- nsenter --net=/var/run/netns/cnish-test ip -o link show dev eth0
+check 22 contains 52:7f:62:49:1d:58 -- nsenter --net=/var/run/netns/cnish-test ip -o link show dev eth0 up
 
 # Check of ADD step 23 [route[0]] route 0.0.0.0/0 via 10.12.0.1 through eth0
 #   why:  prepend, like the reference: a container on several networks may already have a route to the same destination (a default route) through another interface

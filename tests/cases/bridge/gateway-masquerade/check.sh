@@ -189,10 +189,10 @@ check 9 output '' -- ip -o addr show dev golden1 to 10.11.0.1
 check 10 status '' -- grep -qxF 1 /proc/sys/net/ipv4/ip_forward
 
 # Check of ADD step 14 [address[0]] lesson step 6: assign 10.11.0.2/16 to eth0
-check 14 output '' -- nsenter --net=/var/run/netns/cnish-test ip -o addr show dev eth0 to 10.11.0.2
+check 14 contains ' 10.11.0.2/16 ' -- nsenter --net=/var/run/netns/cnish-test ip -o addr show dev eth0 to 10.11.0.2
 
 # Check of ADD step 15 [container-up] lesson step 7: bring eth0 up inside the container
-check 15 contains 26:70:ad:f2:7b:1c -- nsenter --net=/var/run/netns/cnish-test ip -o link show dev eth0
+check 15 contains 26:70:ad:f2:7b:1c -- nsenter --net=/var/run/netns/cnish-test ip -o link show dev eth0 up
 
 # Check of ADD step 16 [route[0]] route 0.0.0.0/0 via 10.11.0.1 through eth0
 #   why:  prepend, like the reference: a container on several networks may already have a route to the same destination (a default route) through another interface

@@ -80,7 +80,7 @@ check 5 status '' -- test -e /sys/class/net/veth9119b813cb0
 check 7 status '' -- test -e /sys/class/net/golden3/brif/veth9119b813cb0
 
 # Check of ADD step 12 [container-up] lesson step 7: bring eth0 up inside the container
-check 12 contains ea:a9:7f:b3:22:4a -- nsenter --net=/var/run/netns/cnish-test ip -o link show dev eth0
+check 12 contains ea:a9:7f:b3:22:4a -- nsenter --net=/var/run/netns/cnish-test ip -o link show dev eth0 up
 
 # ---------------------------------------------------------------------------------------------
 if (( ${#FAILED[@]} )); then

@@ -74,10 +74,10 @@ exec 3</proc/self/ns/net
 check 2 contains 02:00:00:00:d9:09 -- nsenter --net=/var/run/netns/cnish-test ip -o link show dev net1
 
 # Check of ADD step 5 [address[0]] lesson step 6: assign 10.25.0.5/24 to net1
-check 5 output '' -- nsenter --net=/var/run/netns/cnish-test ip -o addr show dev net1 to 10.25.0.5
+check 5 contains ' 10.25.0.5/24 ' -- nsenter --net=/var/run/netns/cnish-test ip -o addr show dev net1 to 10.25.0.5
 
 # Check of ADD step 6 [container-up] lesson step 7: bring net1 up inside the container
-check 6 contains 02:00:00:00:d9:09 -- nsenter --net=/var/run/netns/cnish-test ip -o link show dev net1
+check 6 contains 02:00:00:00:d9:09 -- nsenter --net=/var/run/netns/cnish-test ip -o link show dev net1 up
 
 # ---------------------------------------------------------------------------------------------
 if (( ${#FAILED[@]} )); then

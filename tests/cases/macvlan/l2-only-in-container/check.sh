@@ -69,7 +69,7 @@ check() {
 check 1 contains 'macvlan mode private' -- nsenter --net=/var/run/netns/cnish-test ip -d -o link show dev eth0
 
 # Check of ADD step 4 [container-up] lesson step 7: bring eth0 up inside the container
-check 4 contains aa:21:41:ce:20:19 -- nsenter --net=/var/run/netns/cnish-test ip -o link show dev eth0
+check 4 contains aa:21:41:ce:20:19 -- nsenter --net=/var/run/netns/cnish-test ip -o link show dev eth0 up
 
 # ---------------------------------------------------------------------------------------------
 if (( ${#FAILED[@]} )); then

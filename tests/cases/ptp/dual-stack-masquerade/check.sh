@@ -202,13 +202,13 @@ check 11 output '' -- ip -4 -o route show exact 10.20.0.2/32 dev veth106fd44ef41
 check 12 output '' -- ip -6 -o route show exact fd20::2/128 dev veth106fd44ef41
 
 # Check of ADD step 17 [address[0]] lesson step 6: assign 10.20.0.2/24 to eth0
-check 17 output '' -- nsenter --net=/var/run/netns/cnish-test ip -o addr show dev eth0 to 10.20.0.2
+check 17 contains ' 10.20.0.2/24 ' -- nsenter --net=/var/run/netns/cnish-test ip -o addr show dev eth0 to 10.20.0.2
 
 # Check of ADD step 18 [address[1]] lesson step 6: assign fd20::2/64 to eth0
-check 18 output '' -- nsenter --net=/var/run/netns/cnish-test ip -o addr show dev eth0 to fd20::2
+check 18 contains ' fd20::2/64 ' -- nsenter --net=/var/run/netns/cnish-test ip -o addr show dev eth0 to fd20::2
 
 # Check of ADD step 19 [container-up] lesson step 7: bring eth0 up inside the container
-check 19 contains 4e:e1:72:8e:e8:b5 -- nsenter --net=/var/run/netns/cnish-test ip -o link show dev eth0
+check 19 contains 4e:e1:72:8e:e8:b5 -- nsenter --net=/var/run/netns/cnish-test ip -o link show dev eth0 up
 
 # Check of ADD step 20 [route[0]] route 10.20.0.1/32 (scope link) through eth0
 #   why:  prepend, like the reference: a container on several networks may already have a route to the same destination (a default route) through another interface

@@ -173,10 +173,10 @@ check 1 status '' -- cnish-store check /nonexistent/cnish-golden/vlnet 10.23.0.2
 check 2 contains 'vlan protocol 802.1Q id 100 ' -- nsenter --net=/var/run/netns/cnish-test ip -d -o link show dev eth0
 
 # Check of ADD step 5 [address[0]] lesson step 6: assign 10.23.0.2/24 to eth0
-check 5 output '' -- nsenter --net=/var/run/netns/cnish-test ip -o addr show dev eth0 to 10.23.0.2
+check 5 contains ' 10.23.0.2/24 ' -- nsenter --net=/var/run/netns/cnish-test ip -o addr show dev eth0 to 10.23.0.2
 
 # Check of ADD step 6 [container-up] lesson step 7: bring eth0 up inside the container
-check 6 contains 02:00:00:00:e9:09 -- nsenter --net=/var/run/netns/cnish-test ip -o link show dev eth0
+check 6 contains 02:00:00:00:e9:09 -- nsenter --net=/var/run/netns/cnish-test ip -o link show dev eth0 up
 
 # ---------------------------------------------------------------------------------------------
 if (( ${#FAILED[@]} )); then
