@@ -85,7 +85,8 @@ def _gateways(ips: list) -> list:
             cidr = f"{ip['gateway']}/{ip['length']}"
             if cidr not in seen:
                 seen.add(cidr)
-                out.append({"version": ip["version"], "cidr": cidr, "address": ip["gateway"]})
+                out.append({"version": ip["version"], "cidr": cidr, "address": ip["gateway"],
+                            "length": ip["length"]})
     return out
 
 

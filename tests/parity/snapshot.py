@@ -53,8 +53,9 @@ def state(node, container: str, conf: dict, ifname: str = "eth0") -> dict:
         out = []
         for link in _json(["ip", "-n", ns, "-j", "addr", "show", "dev", dev]):
             for a in link.get("addr_info", []):
-                if a.get("scope") != "link":
-                    out.append(f"{a['local']}/{a['prefixlen']}")
+                if a.get("scope") != "link":      # (with the IPv4 broadcast address)
+                    out.append(f"{a['local']}/{a['prefixlen']}"
+                               + (f" brd {a['broadcast']}" if a.get("broadcast") else ""))
         return sorted(out)
 
     def routes(ns, family):

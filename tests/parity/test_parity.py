@@ -157,7 +157,7 @@ def test_two_ipv4_gateways_on_one_bridge(sides):
     rc_o, res_o, _ = ours.cni("ADD", ours.conf(overrides, "1.0.0"))
     assert rc_o == 0, res_o
     assert snapshot.state(ours.host, ours.container, ours.conf(overrides, "1.0.0"))[
-        "bridge_addresses"] == ["10.81.0.1/24", "10.82.0.1/24"]
+        "bridge_addresses"] == ["10.81.0.1/24 brd 10.81.0.255", "10.82.0.1/24 brd 10.82.0.255"]
 
 
 @pytest.mark.parametrize("added_by,deleted_by", [("reference", "cnish"), ("cnish", "reference")])

@@ -36,7 +36,7 @@ def test_minimal_add_follows_the_lesson_order():
     assert veth.run.argv[:5] == ("ip", "link", "add", "name", att["host_veth"])
     assert veth.undo.argv == ("ip", "link", "del", "dev", att["host_veth"])
     assert p.steps[11].run.argv == ("nsenter", "--net=/var/run/netns/cnish-test", "ip", "addr",
-                                   "add", "10.5.0.2/24", "dev", "eth0")
+                                   "add", "10.5.0.2/24", "dev", "eth0", "brd", "+")
 
 
 def test_gateway_masquerade_and_default_route():

@@ -215,7 +215,7 @@ run 9 strict -- ip link set dev veth99acba053a2 up
 # Step 10/21 [gateway[0]] give the bridge the gateway address 10.15.0.1/24
 #   why:  isGateway: the bridge is the containers' next hop; `replace` makes this idempotent for the second and later containers
 #   undo: none, shared with other attachments
-run 10 strict -- ip addr replace 10.15.0.1/24 dev golden5
+run 10 strict -- ip addr replace 10.15.0.1/24 dev golden5 brd +
 
 # Step 11/21 [forward-ipv4] enable IPv4 forwarding on the host
 #   why:  a gateway forwards; host-wide and shared, never turned off again
@@ -243,7 +243,7 @@ run 14 missing-ok -- nsenter --net=/var/run/netns/lesson1 sysctl -q -w net/ipv6/
 
 # Step 15/21 [address[0]] lesson step 6: assign 10.15.0.2/24 to eth0
 #   undo: none of its own, undone with step "veth"
-run 15 strict -- nsenter --net=/var/run/netns/lesson1 ip addr add 10.15.0.2/24 dev eth0
+run 15 strict -- nsenter --net=/var/run/netns/lesson1 ip addr add 10.15.0.2/24 dev eth0 brd +
 
 # Step 16/21 [container-up] lesson step 7: bring eth0 up inside the container
 #   undo: none of its own, undone with step "veth"

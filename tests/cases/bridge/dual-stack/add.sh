@@ -219,7 +219,7 @@ run 10 strict -- ip link set dev vethdee133599eb up
 # Step 11/32 [gateway[0]] give the bridge the gateway address 10.12.0.1/24
 #   why:  isGateway: the bridge is the containers' next hop; `replace` makes this idempotent for the second and later containers
 #   undo: none, shared with other attachments
-run 11 strict -- ip addr replace 10.12.0.1/24 dev golden2
+run 11 strict -- ip addr replace 10.12.0.1/24 dev golden2 brd +
 
 # Step 12/32 [gateway[1]] give the bridge the gateway address fd12::1/64
 #   why:  isGateway: the bridge is the containers' next hop; `replace` makes this idempotent for the second and later containers
@@ -266,7 +266,7 @@ run 19 missing-ok -- nsenter --net=/var/run/netns/cnish-test sysctl -q -w net/ip
 
 # Step 20/32 [address[0]] lesson step 6: assign 10.12.0.10/24 to eth0
 #   undo: none of its own, undone with step "veth"
-run 20 strict -- nsenter --net=/var/run/netns/cnish-test ip addr add 10.12.0.10/24 dev eth0
+run 20 strict -- nsenter --net=/var/run/netns/cnish-test ip addr add 10.12.0.10/24 dev eth0 brd +
 
 # Step 21/32 [address[1]] lesson step 6: assign fd12::2/64 to eth0
 #   undo: none of its own, undone with step "veth"

@@ -209,7 +209,7 @@ run 8 strict -- ip link set dev veth977ff90b17e up
 # Step 9/20 [gateway[0]] give the bridge the gateway address 10.11.0.1/16
 #   why:  isGateway: the bridge is the containers' next hop; `replace` makes this idempotent for the second and later containers
 #   undo: none, shared with other attachments
-run 9 strict -- ip addr replace 10.11.0.1/16 dev golden1
+run 9 strict -- ip addr replace 10.11.0.1/16 dev golden1 brd +
 
 # Step 10/20 [forward-ipv4] enable IPv4 forwarding on the host
 #   why:  a gateway forwards; host-wide and shared, never turned off again
@@ -237,7 +237,7 @@ run 13 missing-ok -- nsenter --net=/var/run/netns/cnish-test sysctl -q -w net/ip
 
 # Step 14/20 [address[0]] lesson step 6: assign 10.11.0.2/16 to eth0
 #   undo: none of its own, undone with step "veth"
-run 14 strict -- nsenter --net=/var/run/netns/cnish-test ip addr add 10.11.0.2/16 dev eth0
+run 14 strict -- nsenter --net=/var/run/netns/cnish-test ip addr add 10.11.0.2/16 dev eth0 brd +
 
 # Step 15/20 [container-up] lesson step 7: bring eth0 up inside the container
 #   undo: none of its own, undone with step "veth"

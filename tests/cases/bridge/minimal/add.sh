@@ -225,7 +225,7 @@ run 11 missing-ok -- nsenter --net=/var/run/netns/cnish-test sysctl -q -w net/ip
 
 # Step 12/13 [address[0]] lesson step 6: assign 10.10.0.2/24 to eth0
 #   undo: none of its own, undone with step "veth"
-run 12 strict -- nsenter --net=/var/run/netns/cnish-test ip addr add 10.10.0.2/24 dev eth0
+run 12 strict -- nsenter --net=/var/run/netns/cnish-test ip addr add 10.10.0.2/24 dev eth0 brd +
 
 # Step 13/13 [container-up] lesson step 7: bring eth0 up inside the container
 #   undo: none of its own, undone with step "veth"

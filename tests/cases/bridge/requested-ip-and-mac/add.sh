@@ -209,7 +209,7 @@ run 8 strict -- ip link set dev veth07208b5a092 up
 # Step 9/15 [gateway[0]] give the bridge the gateway address 10.14.0.1/24
 #   why:  isGateway: the bridge is the containers' next hop; `replace` makes this idempotent for the second and later containers
 #   undo: none, shared with other attachments
-run 9 strict -- ip addr replace 10.14.0.1/24 dev golden4
+run 9 strict -- ip addr replace 10.14.0.1/24 dev golden4 brd +
 
 # Step 10/15 [forward-ipv4] enable IPv4 forwarding on the host
 #   why:  a gateway forwards; host-wide and shared, never turned off again
@@ -237,7 +237,7 @@ run 13 missing-ok -- nsenter --net=/var/run/netns/cnish-test sysctl -q -w net/ip
 
 # Step 14/15 [address[0]] lesson step 6: assign 10.14.0.42/24 to net1
 #   undo: none of its own, undone with step "veth"
-run 14 strict -- nsenter --net=/var/run/netns/cnish-test ip addr add 10.14.0.42/24 dev net1
+run 14 strict -- nsenter --net=/var/run/netns/cnish-test ip addr add 10.14.0.42/24 dev net1 brd +
 
 # Step 15/15 [container-up] lesson step 7: bring net1 up inside the container
 #   undo: none of its own, undone with step "veth"

@@ -203,7 +203,7 @@ run 7 missing-ok -- nsenter --net=/var/run/netns/cnish-test sysctl -q -w net/ipv
 
 # Step 8/10 [address[0]] lesson step 6: assign 10.24.0.2/24 to eth0
 #   undo: none of its own, undone with step "link"
-run 8 strict -- nsenter --net=/var/run/netns/cnish-test ip addr add 10.24.0.2/24 dev eth0
+run 8 strict -- nsenter --net=/var/run/netns/cnish-test ip addr add 10.24.0.2/24 dev eth0 brd +
 
 # Step 9/10 [address[1]] lesson step 6: assign fd24::2/64 to eth0
 #   undo: none of its own, undone with step "link"

@@ -93,7 +93,7 @@ run 4 missing-ok -- nsenter --net=/var/run/netns/cnish-test sysctl -q -w net/ipv
 
 # Step 5/6 [address[0]] lesson step 6: assign 10.25.0.5/24 to net1
 #   undo: none of its own, undone with step "move"
-run 5 strict -- nsenter --net=/var/run/netns/cnish-test ip addr add 10.25.0.5/24 dev net1
+run 5 strict -- nsenter --net=/var/run/netns/cnish-test ip addr add 10.25.0.5/24 dev net1 brd +
 
 # Step 6/6 [container-up] lesson step 7: bring net1 up inside the container
 #   undo: none of its own, undone with step "move"

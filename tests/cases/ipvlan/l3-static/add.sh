@@ -82,7 +82,7 @@ run 3 missing-ok -- nsenter --net=/var/run/netns/cnish-test sysctl -q -w net/ipv
 
 # Step 4/6 [address[0]] lesson step 6: assign 10.22.0.5/24 to eth0
 #   undo: none of its own, undone with step "link"
-run 4 strict -- nsenter --net=/var/run/netns/cnish-test ip addr add 10.22.0.5/24 dev eth0
+run 4 strict -- nsenter --net=/var/run/netns/cnish-test ip addr add 10.22.0.5/24 dev eth0 brd +
 
 # Step 5/6 [container-up] lesson step 7: bring eth0 up inside the container
 #   undo: none of its own, undone with step "link"

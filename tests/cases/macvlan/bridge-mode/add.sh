@@ -189,7 +189,7 @@ run 4 missing-ok -- nsenter --net=/var/run/netns/cnish-test sysctl -q -w net/ipv
 
 # Step 5/7 [address[0]] lesson step 6: assign 10.21.0.2/24 to eth0
 #   undo: none of its own, undone with step "link"
-run 5 strict -- nsenter --net=/var/run/netns/cnish-test ip addr add 10.21.0.2/24 dev eth0
+run 5 strict -- nsenter --net=/var/run/netns/cnish-test ip addr add 10.21.0.2/24 dev eth0 brd +
 
 # Step 6/7 [container-up] lesson step 7: bring eth0 up inside the container
 #   undo: none of its own, undone with step "link"

@@ -248,7 +248,7 @@ run 16 missing-ok -- nsenter --net=/var/run/netns/cnish-test sysctl -q -w net/ip
 
 # Step 17/32 [address[0]] lesson step 6: assign 10.20.0.2/24 to eth0
 #   undo: none of its own, undone with step "veth"
-run 17 strict -- nsenter --net=/var/run/netns/cnish-test ip addr add 10.20.0.2/24 dev eth0 noprefixroute
+run 17 strict -- nsenter --net=/var/run/netns/cnish-test ip addr add 10.20.0.2/24 dev eth0 brd + noprefixroute
 
 # Step 18/32 [address[1]] lesson step 6: assign fd20::2/64 to eth0
 #   undo: none of its own, undone with step "veth"
