@@ -197,7 +197,9 @@ class Store:
         for name, inode in files.items():
             if name[:1] == "." and name.startswith(INDEX_PREFIX):
                 ip = _index_ip(name)
-                if files.get(ip) == inode and self._is_address(ip):
+                # (a character check only: IP.parse for every entry would double the cost of
+                # the owner lookup; owned() parses the few names it reads)
+                if files.get(ip) == inode and ip and _ADDRESS_CHARS.issuperset(ip):
                     key = _index_key(name)
                     if out.setdefault(ip, key) != key:
                         ambiguous.add(ip)
