@@ -73,8 +73,7 @@ def stale_veths(link_json: str, network: str, valid: set) -> list:
         if found is not None and not found[2]:
             cid, ifname = found[0], found[1]
             out.append({"name": link.get("ifname"),
-                        "attachment": f"{cid}/{ifname}" if cid is not None else "(hashed label)",
-                        "cid": cid or "", "ifname": ifname or ""})
+                        "attachment": f"{cid}/{ifname}" if cid is not None else "(hashed label)"})
     return out
 
 

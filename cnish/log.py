@@ -24,11 +24,10 @@ def config_log_file(value) -> str | None:
     otherwise (before anything is opened)."""
     if value is None:
         return None
-    if isinstance(value, str):
+    from cnish.validate import path_problem      # (absolute, no '..', no control characters)
+    if path_problem(value) is None:
         directory, _, name = value.rpartition("/")
-        if value == CONFIG_LOG_FILE or (
-                directory == CONFIG_LOG_DIR and 0 < len(name) <= 255 and name[0] != "."
-                and all(c.isascii() and (c.isalnum() or c in "._-") for c in name)):
+        if value == CONFIG_LOG_FILE or (directory == CONFIG_LOG_DIR and name[:1] not in ("", ".")):
             return value
     from cnish.errors import invalid_config
     raise invalid_config("logFile", value, f"must be {CONFIG_LOG_FILE} or a file directly in "
