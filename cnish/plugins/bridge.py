@@ -10,7 +10,7 @@ from cnish import names
 from cnish.config import requested_mac
 from cnish.plugins import common
 from cnish.errors import INVALID_CONFIG, CNIError, invalid_config, unsupported_field
-from cnish.ipnet import Prefix
+from cnish.ipnet import IP, Prefix
 
 TYPE = "bridge"
 KIND = "interface"
@@ -106,6 +106,15 @@ def _conflicts(gateways: list, addresses: list) -> list:
     return stale
 
 
+def _ipv4_or_empty(text) -> str:
+    """`ip`'s broadcast field, if it is an IPv4 address (it reaches a command), else ""."""
+    try:
+        ip = IP.parse(text)
+    except ValueError:
+        return ""
+    return str(ip) if ip.version == 4 else ""
+
+
 def _stale_addresses(op, gateways: list) -> list:
     """Addresses on the bridge that conflict with the gateways. The quick native read
     (hostinfo.py) settles the common case — no address yet, or the gateway already there —
@@ -129,10 +138,13 @@ def _stale_addresses(op, gateways: list) -> list:
         links = jsonfast.loads(found.stdout or "[]")
     except ValueError:
         return []
-    listed = [f"{i.get('local')}/{i.get('prefixlen')}" for link in links
-              for i in link.get("addr_info", [])
-              if i.get("family") in ("inet", "inet6") and i.get("scope") != "link"]
+    listed = {f"{i.get('local')}/{i.get('prefixlen')}": i.get("broadcast")
+              for link in links for i in link.get("addr_info", [])
+              if i.get("family") in ("inet", "inet6") and i.get("scope") != "link"}
     stale = _conflicts(gateways, listed)
+    for s in stale:      # forceAddress's undo gives an IPv4 address back with its broadcast
+        s["broadcast"] = _ipv4_or_empty(listed[s["cidr"]])
+        s["has_broadcast"] = bool(s["broadcast"])       # (a plan may test shape, not values)
     if stale and not op.conf.forceAddress:
         raise CNIError(INVALID_CONFIG,
                        f"bridge {bridge} already has an IP address different from "

@@ -347,6 +347,23 @@ def test_gateway_conflict_and_force_address(lab):
     assert host.cni("ADD", conf, c2, cid="ctr2")[0] == 0
 
 
+def test_a_failed_force_address_add_gives_the_old_address_back_as_it_was(lab):
+    """forceAddress removes the bridge's conflicting address; when a later step fails, the
+    rollback adds it back with the broadcast address it had (ip -o addr shows `brd`)."""
+    host, c = lab.host(), lab.netns()
+    conf = dict(bridge_conf(lab), forceAddress=True)
+    host.run("ip", "link", "add", "cni-test0", "type", "bridge")
+    host.run("ip", "addr", "add", "10.66.0.1/16", "brd", "+", "dev", "cni-test0")
+    host.run("ip", "link", "set", "dev", "cni-test0", "up")      # (ADD leaves a bridge up)
+    sh("ip", "-n", c, "link", "add", "eth0", "type", "veth", "peer", "name", "taken1")
+    host.settle()
+    before = host.state(c)
+    assert "brd 10.66.255.255" in "".join(before["addresses"])
+    rc, out, _ = host.cni("ADD", conf, c)
+    assert rc == 1 and "File exists" in out["details"], out
+    assert without_lock(host.state(c)) == before
+
+
 def test_a_full_bridge_is_refused_with_the_reason_and_nothing_left_behind(lab):
     """A Linux bridge takes at most 1023 ports; the next attachment fails in the kernel with
     "Exchange full", which cnish explains, and the failed ADD is undone completely."""
