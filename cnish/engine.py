@@ -115,6 +115,15 @@ class Operation:
             return {}, {}
         return self.ipam_module.ipam_add(self)
 
+    def abandon_ipam(self, error: Exception):
+        """ADD failed before its plan ran. An IPAM plugin that allocates while the plan is
+        prepared (a delegated one) gets its DEL now; host-local and static have changed nothing
+        yet (their reservation is a step of the plan)."""
+        abandon = getattr(self.ipam_module, "ipam_abandon", None)
+        problem = abandon(self) if abandon is not None and self.command == "ADD" else ""
+        if problem and isinstance(error, CNIError):
+            error.details = f"{error.details}; releasing the addresses failed too: {problem}"
+
     def ipam_del(self):
         if self.ipam_module is None:
             return {}, []
@@ -189,7 +198,15 @@ def build_plan(op: Operation):
 def execute(op: Operation):
     """Run the operation for real. Returns the internal result for ADD, None otherwise."""
     try:
-        plan, att = build_plan(op)
+        try:
+            plan, att = build_plan(op)
+            if op.command == "ADD" and not results.at_least(op.version, "0.3.0"):
+                # A result before 0.3.0 can only describe addresses: refuse an ADD without any
+                # before anything changes, not after (the result is known in advance).
+                results.convert(op.plugin.result(op, att), op.version)
+        except Exception as exc:        # a CNI error, or an internal one (code 999)
+            op.abandon_ipam(exc)
+            raise
         if op.log:
             op.log.plan(plan)
         # The IPAM allocation lock is held from the choice of addresses until the reserve
@@ -197,10 +214,6 @@ def execute(op: Operation):
         op.runner.before_exec = store.drop_locks
         executor = Executor(op.runner, op.log)
         if op.command == "ADD":
-            if not results.at_least(op.version, "0.3.0"):
-                # A result before 0.3.0 can only describe addresses: refuse an ADD without any
-                # before anything changes, not after (the result is known in advance).
-                results.convert(op.plugin.result(op, att), op.version)
             executor.apply(plan.steps)
             return op.plugin.result(op, att)
         if op.command in ("DEL", "GC"):

@@ -4,7 +4,8 @@ As the spec wants (cni-reference.md §1.10): the plugin gets the same environmen
 config cnish received, for ADD, DEL, CHECK, STATUS and GC; its errors are passed on; when a
 later step of ADD fails, cnish runs DEL on it. The ADD happens while cnish prepares the plan
 (the plan needs the addresses it returns), and appears in the plan as the step `ipam` whose
-undo is the plugin's DEL.
+undo is the plugin's DEL; when preparing the plan fails after that ADD (a config the addresses
+make invalid, say), the engine runs the DEL itself (ipam_abandon).
 
 A dry-run cannot preview the addresses of an external IPAM plugin (asking it allocates them),
 so `--dry-run` of an ADD with one is refused with an explanation; DEL and CHECK plans print
@@ -103,6 +104,19 @@ def ipam_add(op):
         raise CNIError(999, f"IPAM plugin {op.ipam_conf.type} returned an unreadable result",
                        str(exc)) from None
     return {"plugin": d.path}, result
+
+
+def ipam_abandon(op) -> str:
+    """The ADD failed before its plan ran (the plan's rollback would have run DEL): give the
+    addresses back now. Returns what went wrong with that DEL, or ""."""
+    d = getattr(op, "_delegate", None)
+    if d is None or "ADD" not in d.done:
+        return ""
+    rc, out, err = d.run("DEL")
+    if rc == 0:
+        return ""
+    e = d.error("DEL", rc, out, err)
+    return f"{e.msg} {e.details}".strip()
 
 
 def ipam_del(op):

@@ -50,6 +50,18 @@ def test_delegated_reservation_is_released_when_add_fails(lab, plugin_dir):
     assert not [k for k in store_files(lab.data_dir) if k.endswith("10.77.0.2")]
 
 
+def test_delegated_reservation_is_released_when_preparing_the_plan_fails(lab, plugin_dir):
+    """The delegated ADD runs while the plan is prepared; a refusal after it (here: the bridge
+    has another address, and no forceAddress) must give its addresses back, plan or not."""
+    host, c = lab.host(), lab.netns()
+    conf = bridge_conf(lab, ipam={"type": "ref-host-local"})
+    host.run("ip", "link", "add", conf["bridge"], "type", "bridge")
+    host.run("ip", "addr", "add", "10.66.0.1/16", "dev", conf["bridge"])
+    rc, out, _ = host.cni("ADD", conf, c, extra_env={"CNI_PATH": f"{plugin_dir}:{REFERENCE}"})
+    assert rc == 1 and out["code"] == 7 and "already has an IP address" in out["msg"], out
+    assert not [k for k in store_files(lab.data_dir) if k.endswith("10.77.0.2")]
+
+
 def test_cnish_delegates_to_the_reference_static(lab, plugin_dir):
     host, c = lab.host(), lab.netns()
     conf = bridge_conf(lab, ipam={"type": "ref-static",
