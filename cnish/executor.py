@@ -99,6 +99,7 @@ class Executor:
         jobs = [j for j in jobs if not early(j)]
         pending = []
         outcomes = []
+        stopped = False
         i = 0
         while i < len(jobs):
             job = jobs[i]
@@ -123,8 +124,9 @@ class Executor:
             outcomes.extend(done)
             i += len(done)
             if stop_on_failure and done and done[-1].status in ("failed", "unknown"):
+                stopped = True
                 break
-        if background:
+        if background and not stopped:  # (after a failure they are not reached: nothing to undo)
             pending = self._start_all(background)
         for group, started in pending:
             outcomes.extend(self._finish_group(group, stop_on_failure, started))

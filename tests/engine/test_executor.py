@@ -204,6 +204,19 @@ def test_failure_at_step_k_undoes_completed_steps_in_reverse(host, k):
     assert [a for a in fake.ran[first_undo:] if a in undos] == expected_undo(completed)
 
 
+def test_concurrent_steps_do_not_start_after_an_earlier_failure(host):
+    """The masquerade steps start alongside the first process; when ADD fails before any
+    process ran (the in-process reservation), they are never started, so nothing is made
+    only to be removed again."""
+    steps = add_steps()
+    target = next(s for s in steps if s.run.argv[0] == "cnish-store")
+    fake = host(fail=target.run.argv, error="cnish-store: 10.5.0.2 is already reserved")
+    with pytest.raises(CNIError):
+        execute_add(fake, steps)
+    concurrent = {s.run.argv for s in steps if s.concurrent}
+    assert target.run.argv in fake.ran and not [a for a in fake.ran if a in concurrent]
+
+
 def test_a_failing_undo_does_not_stop_the_rollback(host):
     steps = add_steps()
     ids = [s.id for s in steps]
