@@ -226,13 +226,14 @@ NS_GET_NSTYPE = 0xB703       # ioctl on a namespace file: which kind of namespac
 CLONE_NEWNET = 0x40000000
 
 
-def netns_problem(path: str) -> str | None:
+def netns_problem(path: str, allow_own: bool = False) -> str | None:
     """Why `path` cannot be the container's network namespace, or None.
 
     Opens the path (never enters it) and asks the kernel what it is (ioctl NS_GET_NSTYPE),
     so a regular file, a directory or another kind of namespace is refused before any
     command runs. The host's own namespace is refused too: configuring it as a "container"
-    would move and re-address the host's interfaces.
+    would move and re-address the host's interfaces. `allow_own` (CNI_NETNS_OVERRIDE, as
+    the reference's skel has it) lifts only that last refusal.
     """
     problem = path_problem(path)
     if problem:
@@ -254,7 +255,7 @@ def netns_problem(path: str) -> str | None:
             theirs = os.fstat(fd)
         except OSError:
             return None
-        if (own.st_dev, own.st_ino) == (theirs.st_dev, theirs.st_ino):
+        if (own.st_dev, own.st_ino) == (theirs.st_dev, theirs.st_ino) and not allow_own:
             return "is cnish's own network namespace (the host's), not a container's"
     finally:
         os.close(fd)
@@ -290,8 +291,8 @@ def parse_env(env, command: str | None = None, netns_exists: bool = True) -> Run
         args.ifname = ifname
         args.netns = env.get("CNI_NETNS", "")
         args.netns_override = env.get("CNI_NETNS_OVERRIDE", "").lower() in ("1", "true")
-        if command != "DEL" and not args.netns_override and netns_exists:
-            problem = netns_problem(args.netns)
+        if command != "DEL" and netns_exists:
+            problem = netns_problem(args.netns, allow_own=args.netns_override)
             if problem:
                 raise CNIError(INVALID_ENV, f"invalid CNI_NETNS: {args.netns!r} {problem}",
                                "CNI_NETNS must be the path of the container's network namespace")

@@ -39,6 +39,18 @@ def test_add_refuses_bad_netns(netns):
     assert err.code == 4 and "CNI_NETNS" in err.msg
 
 
+@pytest.mark.parametrize("netns", ["/nonexistent/ns", "/etc/passwd", "relative/path"])
+def test_netns_override_lifts_only_the_own_namespace_refusal(netns):
+    """CNI_NETNS_OVERRIDE=1 (the reference's test switch) accepts the plugin's own namespace,
+    as the reference's skel does, and nothing else: a path that is no namespace stays code 4."""
+    err = code_of(config.parse_env, env(CNI_COMMAND="ADD", CNI_NETNS=netns,
+                                        CNI_NETNS_OVERRIDE="1"))
+    assert err.code == 4 and "CNI_NETNS" in err.msg
+    own = config.parse_env(env(CNI_COMMAND="ADD", CNI_NETNS="/proc/self/ns/net",
+                               CNI_NETNS_OVERRIDE="true"))
+    assert own.netns == "/proc/self/ns/net"
+
+
 def test_unknown_command():
     err = code_of(config.parse_env, env(CNI_COMMAND="FOO"))
     assert err.code == 4 and "FOO" in err.msg
