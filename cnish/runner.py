@@ -163,8 +163,8 @@ _own_netns = []
 
 
 def _own_netns_fd() -> int | None:
-    """cnish's own network namespace, opened once: every command gets it as file descriptor 3
-    (/dev/fd/3), so a command run inside the container can name the runtime's namespace."""
+    """cnish's own network namespace, opened once: a command that names /dev/fd/3 (host-device
+    moving a link back from the container) gets it as file descriptor 3; no other does."""
     if not _own_netns:
         try:
             _own_netns.append(os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC))
@@ -183,9 +183,10 @@ class Child:
         self.err_r, err_w = os.pipe()
         actions = [(os.POSIX_SPAWN_DUP2, in_r, 0), (os.POSIX_SPAWN_DUP2, out_w, 1),
                    (os.POSIX_SPAWN_DUP2, err_w, 2)]
-        netns = _own_netns_fd()
-        if netns is not None:
-            actions.append((os.POSIX_SPAWN_DUP2, netns, 3))
+        if any("/dev/fd/3" in a for a in argv) or (stdin and "/dev/fd/3" in stdin):
+            netns = _own_netns_fd()
+            if netns is not None:
+                actions.append((os.POSIX_SPAWN_DUP2, netns, 3))
         self.argv = argv
         try:
             self.pid = os.posix_spawn(program, list(argv), env, file_actions=actions)

@@ -100,3 +100,17 @@ def test_a_wrapper_earlier_in_path_is_executed(lab, tmp_path, spawned):
     res = Runner(path=str(tmp_path)).run(["nsenter", f"--net=/var/run/netns/{c}", "true"])
     assert res.stdout == f"wrapped --net=/var/run/netns/{c} true\n"
     assert spawned == ["nsenter"]
+
+
+def test_only_a_command_that_names_dev_fd_3_gets_the_own_namespace_there():
+    """host-device moves a link back to /dev/fd/3, the runtime's namespace kept open by the
+    runner; every other command (delegated IPAM plugins included) starts without that
+    descriptor."""
+    home = os.readlink("/proc/self/ns/net")
+    named = Runner().run(["readlink", "/dev/fd/3"])
+    assert named.returncode == 0 and named.stdout.strip() == home
+    batch = Runner().run(["sh", "-c", "readlink /proc/$$/fd/3 || echo none"],    # ip -batch
+                         stdin="link set dev net1 netns /dev/fd/3 name hd9\n")
+    assert batch.stdout.strip() == home, batch.stdout
+    other = Runner().run(["sh", "-c", "readlink /proc/$$/fd/3 || echo none"])
+    assert other.stdout.strip() == "none", other.stdout
