@@ -27,7 +27,7 @@ def main(env, stdin, stdout, stderr, plugin_type: str | None = None) -> int:
         return 0
     if command == "VERSION":
         from cnish.main import version      # the same answer as the fast path in main.py
-        return version()
+        return version(stdin, stdout)
 
     raw = {}
     log = None

@@ -33,15 +33,16 @@ def version_answer(request: bytes) -> str:
                            "supportedVersions": list(results.SUPPORTED_VERSIONS)}) + "\n"
 
 
-def version() -> int:
-    """VERSION: needs no other variable and tolerates a missing or broken stdin."""
+def version(stdin, stdout) -> int:
+    """VERSION: needs no other variable and tolerates a missing or broken stdin (a binary
+    stream, or None when the process was started with it closed)."""
     try:
-        request = sys.stdin.buffer.read(1 << 20)
+        request = stdin.read(1 << 20)
     except (OSError, AttributeError):
         request = b""
-    if sys.stdout is None:             # started with stdout closed: no way to answer
+    if stdout is None:                 # started with stdout closed: no way to answer
         return 1
-    sys.stdout.write(version_answer(request))
+    stdout.write(version_answer(request))
     return 0
 
 
@@ -68,7 +69,7 @@ def main() -> None:
         import gc
         gc.disable()     # one short invocation: collecting cycles would only cost time
         if command == "VERSION":
-            _exit_now(version())
+            _exit_now(version(getattr(sys.stdin, "buffer", None), sys.stdout))
         import os
         from cnish.cni import main as cni_main
         _exit_now(cni_main(os.environ, sys.stdin.buffer, sys.stdout, sys.stderr, plugin_type))

@@ -124,3 +124,12 @@ def test_an_answer_that_cannot_be_delivered_is_an_error(launcher, stdout):
                           capture_output=True, env={"PATH": os.environ["PATH"],
                                                     "CNI_COMMAND": "VERSION"})
     assert proc.returncode == 1
+
+
+def test_python_version_uses_the_streams_it_is_given():
+    """cni.main serves every verb through the streams passed to it, VERSION too."""
+    import io
+    from cnish import cni
+    out, err = io.StringIO(), io.StringIO()
+    rc = cni.main({"CNI_COMMAND": "VERSION"}, io.BytesIO(b'{"cniVersion":"0.4.0"}'), out, err)
+    assert rc == 0 and json.loads(out.getvalue())["cniVersion"] == "0.4.0"
