@@ -250,14 +250,18 @@ def add(network, netns, pid, ifname, cid, config, dry_run, fmt, cni_args, cap_ar
                 first = {"create_netns": create_netns and index == 0, "netns_name": s.netns_name}
                 prev = s.run(index, "ADD", prev, first)
                 done.append(index)
-        except CNIError:
+        except CNIError as exc:
+            left = []
             for index in reversed(done):       # leave nothing of a half-made attachment,
                 undo = {"delete_netns": create_netns and index == 0,      # nor the namespace
                         "netns_name": s.netns_name}
                 try:
                     s.run(index, "DEL", prev, undo)
-                except CNIError:
-                    pass
+                except CNIError as undo_exc:   # the operator must know what is still there
+                    left.append(f"DEL of plugin {index + 1} ({s.plugins[index].get('type')}) "
+                                f"failed: {undo_exc}")
+            if left:
+                exc.details = "; ".join(([exc.details] if exc.details else []) + left)
             raise
         libcni.write_cache(s.cache_dir, s.conf_bytes, s.network, s.cid, s.ifname, s.netns,
                            s.cni_args, s.cap_args, prev)

@@ -322,6 +322,46 @@ def test_cli_status_and_cap_args_refusals(lab, tmp_path):
         assert proc.returncode == 1 and "error 7" in proc.stderr and "must be a JSON object" in \
             proc.stderr and "Traceback" not in proc.stderr, proc.stderr
 
+# Chained plugins for the rollback test: "sticky" passes ADD's prevResult on and fails DEL;
+# "broken" fails ADD.
+STICKY = """#!/usr/bin/python3
+import json, os, sys
+conf = json.load(sys.stdin)
+if os.environ["CNI_COMMAND"] == "ADD":
+    print(json.dumps(conf["prevResult"]))
+else:
+    print(json.dumps({"cniVersion": "1.0.0", "code": 11, "msg": "sticky: try again later"}))
+    sys.exit(1)
+"""
+BROKEN = """#!/bin/sh
+echo '{"cniVersion":"1.0.0","code":999,"msg":"broken: no"}'
+exit 1
+"""
+
+
+def test_cli_chain_rollback_reports_what_it_could_not_undo(lab, tmp_path):
+    """A chain ADD that fails is undone plugin by plugin; a DEL that fails there is named in
+    the error (it was swallowed, leaving the operator unaware of what is still set up)."""
+    host, c = lab.host(), lab.netns()
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    for name, text in (("sticky", STICKY), ("broken", BROKEN)):
+        (bindir / name).write_text(text)
+        (bindir / name).chmod(0o755)
+    bridge = bridge_conf(lab, name="roll")
+    conflist = {"cniVersion": "1.0.0", "name": "roll", "plugins": [
+        {k: v for k, v in bridge.items() if k not in ("cniVersion", "name")},
+        {"type": "sticky"}, {"type": "broken"}]}
+    path = tmp_path / "roll.conflist"
+    path.write_text(json.dumps(conflist))
+    run = ["ip", "netns", "exec", host.name, *cnish_command()]
+    proc = sh(*run, "add", "roll", c, "--config", str(path), "--cache-dir", lab.cache_dir,
+              env=dict(os.environ, CNI_PATH=str(bindir)), check=False)
+    assert proc.returncode == 1 and "broken: no" in proc.stderr, proc.stderr
+    assert "DEL of plugin 2 (sticky) failed" in proc.stderr and "try again later" in proc.stderr
+    assert "eth0" not in sh("ip", "-n", c, "-o", "link", "show").stdout   # the bridge's undone
+
+
 FAKE_IPAM = """#!/bin/sh
 # A delegated IPAM plugin that records what it is asked and answers like a 1.1.0 plugin.
 cat > "$(dirname "$0")/stdin.$CNI_COMMAND"
