@@ -4,10 +4,11 @@ The executor knows steps, commands and tools — nothing about bridges or addres
 
 - **apply** (ADD): steps run in order. A failure that a step declares harmless ("File exists"
   for an `on_exists = "done"` step) counts as done-but-not-ours. Any other failure stops the
-  plan, and every step this invocation completed is undone in reverse order — except shared
-  steps, which other attachments may rely on at this very moment, and steps whose effect is
-  undone together with an earlier one (`undone_by`). Undo keeps going when an undo fails and
-  reports both the original failure and what could not be undone.
+  plan, and every step this invocation completed that has an undo is undone in reverse order
+  — except shared steps, which other attachments may rely on at this very moment (a step
+  whose effect goes with an earlier one, `undone_by`, has no undo of its own). Undo keeps
+  going when an undo fails and reports both the original failure and what could not be
+  undone.
 - **teardown** (DEL): every step runs; "not found" is success; other failures are collected
   and reported after the last step, so one stubborn object does not keep the rest alive —
   except the IPAM steps after a failed `guards_addresses` step (the container's interface

@@ -15,7 +15,6 @@ SECTIONS = ("add", "del", "gc", "facts")
 STEP_KEYS = {"id", "describe", "when", "each", "as", "run", "undo", "check", "expect", "skip_if",
              "on_exists", "on_missing", "shared", "undone_by", "hint", "netns", "undo_netns",
              "check_netns", "include", "steps", "why", "concurrent", "guards_addresses"}
-COMMAND_KEYS = {"template"}
 
 
 class RecipeError(Exception):
@@ -73,6 +72,8 @@ class StepSpec:
         if self.expect is not None and not (self.expect == "output" or
                                             isinstance(self.expect, dict) and set(self.expect) == {"contains"}):
             raise RecipeError(f"{where}: expect must be \"output\" or {{ contains = \"expr\" }}")
+        if self.undone_by is not None and self.undo is not None:
+            raise RecipeError(f"{where}: a step with undone_by has no undo of its own")
         if not self.include and not self.steps and self.run is None:
             raise RecipeError(f"{where}: step {self.id!r} has nothing to run")
 

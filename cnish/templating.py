@@ -107,6 +107,7 @@ class Renderer:
             env.globals["iptables"] = _iptables
         self._exprs = {}
         self._strings = {}
+        self._declared = {}
 
     # -- building blocks -------------------------------------------------------------------------
 
@@ -133,8 +134,11 @@ class Renderer:
         """Render one command template to its argv tokens (slots still marked)."""
         name = spec["template"]
         try:
-            params = {k: self.value(v, ctx) for k, v in spec.items() if k != "template"}
             tmpl = self.commands.get_template(name + ".j2")
+            unknown = set(spec) - {"template"} - self._parameters(name + ".j2")
+            if unknown:          # a misspelt flag would otherwise vanish (`is defined` tests)
+                raise PlanError(f"template {name}.j2 has no parameter(s) {', '.join(sorted(unknown))}")
+            params = {k: self.value(v, ctx) for k, v in spec.items() if k != "template"}
             variables = dict(ctx, action=action, op=RULE_OP.get(action, ""))
             variables.update(params)          # a recipe may override op (DEL deletes with -D)
             line = tmpl.render(variables)
@@ -146,6 +150,16 @@ class Renderer:
         if not argv:
             raise PlanError(f"template {name}.j2 rendered an empty command")
         return argv
+
+    def _parameters(self, filename: str) -> set:
+        """The names a command template reads (what a recipe may pass it)."""
+        names = self._declared.get(filename)
+        if names is None:
+            from jinja2 import meta
+            source = self.commands.loader.get_source(self.commands, filename)[0]
+            names = self._declared[filename] = meta.find_undeclared_variables(
+                self.commands.parse(source))
+        return names
 
     # -- recipes ---------------------------------------------------------------------------------
 

@@ -142,7 +142,8 @@ def prepare(op) -> dict:
         att["netns"] = common.live_netns(att["netns"])
         ipam_att, held = op.ipam_del()
         ips, routes = common.ips_for_del(op, held), []
-    common.container(att, ips, routes, link_step="link",
+    common.container(att, ips, routes,
+                     link_step="link-in-container" if op.conf.linkInContainer else "link",
                      ndisc_notify=kind in ("macvlan", "ipvlan"))
     att["ipam"] = ipam_att
     return att

@@ -76,6 +76,47 @@ def test_recipe_typos_are_refused(tmp_path):
                                                             "on_exists": "maybe"}]}, "x.toml", "")
 
 
+def test_a_misspelt_template_parameter_is_refused():
+    """Optional flags are `is defined` tests in the templates: a typo would drop the flag
+    silently, so a parameter the template does not read is an error."""
+    with pytest.raises(PlanError, match="nodadd"):
+        renderer().command({"template": "ip/addr-add", "address": "a", "dev": "d",
+                            "nodadd": "true"}, {"a": "fd00::2/64", "d": "eth0"}, "run")
+
+
+def test_every_recipe_passes_only_parameters_its_templates_read():
+    r = renderer()
+    for name in recipes.available():
+        stack = [s for section in recipes.load(name).sections.values() for s in section]
+        while stack:
+            spec = stack.pop()
+            stack.extend(spec.steps)
+            for cmd in (spec.run, spec.undo, spec.check, spec.skip_if):
+                if cmd:
+                    unknown = set(cmd) - {"template"} - r._parameters(cmd["template"] + ".j2")
+                    assert not unknown, (name, spec.id, cmd["template"], unknown)
+
+
+def test_undone_by_names_an_earlier_step_of_every_golden_plan():
+    import glob
+    import json
+    cases = os.path.join(os.path.dirname(__file__), "..", "cases")
+    plans = glob.glob(os.path.join(cases, "*", "*", "*.json"))
+    assert plans
+    for path in plans:
+        with open(path) as f:
+            plan = json.load(f)
+        seen = set()
+        for step in plan.get("steps", []):
+            if "undoneBy" in step:
+                assert step["undoneBy"] in seen and step.get("undo") is None, (path, step["id"])
+            seen.add(step["id"])
+    with pytest.raises(recipes.RecipeError, match="undone_by"):
+        recipes.Recipe({"recipe": {"type": "x"}, "add": [
+            {"id": "a", "run": {"template": "t"}, "undo": {"template": "t"}, "undone_by": "b"}]},
+            "x.toml", "")
+
+
 def test_bind_numbers_and_fills():
     step = {"id": "s", "description": "set " + str(Slot("att.d")) + " up", "why": "", "netns": "host",
             "run": {"argv": ["ip", "link", "set", str(Slot("att.d")), "up"], "prefix": 0},

@@ -72,16 +72,16 @@ run 1 strict -- nsenter --net=/var/run/netns/cnish-test ip link add link eth9 na
 
 # Step 2/4 [arp-notify] announce eth0's address with a gratuitous ARP when it comes up (arp_notify)
 #   why:  a reused address gets a new MAC; neighbours learn it at once instead of after their ARP entry expires
-#   undo: none of its own, undone with step "link"
+#   undo: none of its own, undone with step "link-in-container"
 run 2 strict -- nsenter --net=/var/run/netns/cnish-test sysctl -q -w net/ipv4/conf/eth0/arp_notify=1
 
 # Step 3/4 [no-dad] skip duplicate address detection on eth0
 #   why:  IPAM guarantees the address is unique; DAD would keep it unusable for a second or more (set for IPv4-only networks too, like the reference, for addresses added later; tolerated when the kernel has no IPv6)
-#   undo: none of its own, undone with step "link"
+#   undo: none of its own, undone with step "link-in-container"
 run 3 missing-ok -- nsenter --net=/var/run/netns/cnish-test sysctl -q -w net/ipv6/conf/eth0/accept_dad=0
 
 # Step 4/4 [container-up] lesson step 7: bring eth0 up inside the container
-#   undo: none of its own, undone with step "link"
+#   undo: none of its own, undone with step "link-in-container"
 run 4 strict -- nsenter --net=/var/run/netns/cnish-test ip link set dev eth0 up
 
 # ---------------------------------------------------------------------------------------------
