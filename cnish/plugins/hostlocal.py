@@ -146,7 +146,9 @@ def parse(fields: Fields, op) -> dict:
 
 
 def _requested(op) -> list:
-    """Requested addresses from CNI_ARGS IP=, args.cni.ips and runtimeConfig.ips (all kept)."""
+    """Requested addresses from CNI_ARGS IP=, args.cni.ips and runtimeConfig.ips (all kept;
+    an address asked for twice, as runtimes that fill in both conventions do, counts once,
+    as in the reference)."""
     out = []
     sources = []
     if op.runtime.args.get("IP"):
@@ -162,9 +164,11 @@ def _requested(op) -> list:
             raise invalid_config(where, values, "must be a list of addresses")
         for value in values:
             try:
-                out.append(parse_ip_or_prefix(value))
+                ip = parse_ip_or_prefix(value)
             except ValueError as exc:
                 raise invalid_config(where, value, str(exc)) from None
+            if ip not in out:
+                out.append(ip)
     return out
 
 

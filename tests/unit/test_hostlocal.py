@@ -79,6 +79,10 @@ def test_requested_addresses(tmp_path):
     assert "failed to allocate all requested IPs" in info.value.msg
     raw2 = dict(raw, runtimeConfig={"ips": ["10.99.0.60/24"]})
     assert allocate(tmp_path, raw2, cid="c5")[0] == ["10.99.0.60/24"]
+    # the same address through several conventions counts once (the reference's map)
+    raw3 = dict(raw, runtimeConfig={"ips": ["10.99.0.70/24"]}, args={"cni": {"ips": ["10.99.0.70"]}})
+    assert allocate(tmp_path, raw3, cid="c6", args="IgnoreUnknown=1;IP=10.99.0.70")[0] \
+        == ["10.99.0.70/24"]
 
 
 def test_legacy_fields_and_range_limits(tmp_path):
