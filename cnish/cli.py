@@ -139,7 +139,14 @@ class Session:
         result = libcni.read_cache(self.cache_dir, self.network, self.cid, self.ifname)
         if result is None:
             return None
-        return results.convert(results.parse(result, self.version), self.version)
+        try:
+            return results.convert(results.parse(result, self.version), self.version)
+        except (ValueError, TypeError) as exc:
+            # As libcni does: a cached result that cannot be read is ignored (DEL then runs
+            # without prevResult and cleans up from the config), never a dead end.
+            click.echo(f"cnish: ignoring the cached result of {self.network}/{self.cid}/"
+                       f"{self.ifname}, which cannot be read: {exc}", err=True)
+            return None
 
     def dry_run_plan(self, command: str, prev_result, opts) -> None:
         """Print the plan of the list's cnish plugin (one per list; others are named)."""

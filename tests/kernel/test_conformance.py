@@ -322,6 +322,33 @@ def test_cli_status_and_cap_args_refusals(lab, tmp_path):
         assert proc.returncode == 1 and "error 7" in proc.stderr and "must be a JSON object" in \
             proc.stderr and "Traceback" not in proc.stderr, proc.stderr
 
+def test_cli_del_cleans_up_when_the_cached_result_is_unreadable(lab, tmp_path):
+    """libcni ignores a cached result it cannot parse; cnish's CLI did not (a traceback, and
+    nothing could be deleted until the file was removed by hand). Found by the spec audit."""
+    host, c = lab.host(), lab.netns()
+    bridge = bridge_conf(lab, name="corrupt")
+    path = tmp_path / "corrupt.conf"
+    path.write_text(json.dumps(bridge))
+    run = ["ip", "netns", "exec", host.name, *cnish_command()]
+    common = ["--config", str(path), "--cache-dir", lab.cache_dir]
+    res = json.loads(sh(*run, "add", "corrupt", c, *common).stdout)
+    (entry,) = [os.path.join(lab.cache_dir, "results", f)
+                for f in os.listdir(os.path.join(lab.cache_dir, "results"))]
+    with open(entry) as f:
+        cached = json.load(f)
+    cached["result"]["ips"] = "garbage"
+    with open(entry, "w") as f:
+        json.dump(cached, f)
+    check = sh(*run, "check", "corrupt", c, *common, check=False)
+    assert check.returncode == 1 and "Traceback" not in check.stderr, check.stderr
+    delete = sh(*run, "del", "corrupt", c, *common, check=False)
+    assert delete.returncode == 0 and "ignoring the cached result" in delete.stderr, delete.stderr
+    assert "eth0" not in sh("ip", "-n", c, "-o", "link", "show").stdout
+    assert not [k for k in store_files(lab.data_dir) if k.endswith(res["ips"][0]["address"][:-3])]
+    assert 'id: \\"' not in host.run("iptables-save", "-t", "nat").stdout
+    assert not os.path.exists(entry)
+
+
 # Chained plugins for the rollback test: "sticky" passes ADD's prevResult on and fails DEL;
 # "broken" fails ADD.
 STICKY = """#!/usr/bin/python3
