@@ -79,11 +79,21 @@ class Delegate:
                         (err or out).strip())
 
 
+    def step(self, command: str):
+        """`cnish-delegate COMMAND PLUGIN` as a plan step: on failure its stderr carries the
+        plugin's own error (code, msg, details), which the plugin prints on stdout."""
+        rc, out, err = self.run(command)
+        if rc != 0:
+            e = self.error(command, rc, out, err)
+            err = f"{err.rstrip()}\nerror {e.code}: {e}\n".lstrip()
+        return rc, out, err
+
+
 def _delegate(op) -> Delegate:
     d = getattr(op, "_delegate", None)
     if d is None:
         d = op._delegate = Delegate(op)
-        natives.DELEGATES[d.path] = d.run     # for the plan's cnish-delegate steps
+        natives.DELEGATES[d.path] = d.step     # for the plan's cnish-delegate steps
     return d
 
 

@@ -396,6 +396,10 @@ case $CNI_COMMAND in
   ADD) echo '{"cniVersion":"1.1.0","ips":[{"address":"10.77.0.50/24","gateway":"10.77.0.1"}]}' ;;
   STATUS) echo '{"cniVersion":"1.1.0","code":50,"msg":"fake-ipam: pool drained","details":"d"}'
           exit 1 ;;
+  GC) if [ -e "$(dirname "$0")/fail-gc" ]; then
+        echo '{"cniVersion":"1.1.0","code":11,"msg":"fake-ipam: store busy","details":"retry"}'
+        exit 1
+      fi ;;
 esac
 """
 
@@ -421,6 +425,11 @@ def test_status_and_gc_are_forwarded_to_a_delegated_ipam(lab, tmp_path):
     assert host.cni("DEL", dict(conf, prevResult=res), c, extra_env=env)[0] == 0
     assert json.loads((bindir / "stdin.DEL").read_text())["prevResult"]["ips"][0]["address"] \
         == "10.77.0.50/24"
+    # a GC the delegate fails is reported with the delegate's own error, not just its exit
+    (bindir / "fail-gc").write_text("")
+    rc, out, _ = host.cni("GC", dict(conf, **{"cni.dev/valid-attachments": []}), None,
+                          cid="", ifname="", extra_env=env)
+    assert rc == 1 and "fake-ipam: store busy" in out["details"] and "error 11" in out["details"]
 
 
 # -- the host-local store shared with the reference: leftover index entries, foreign files ----
