@@ -379,7 +379,8 @@ def parse_dns(fields: Fields) -> dict:
 
 
 def parse_routes(fields: Fields) -> list:
-    """An IPAM config's `routes`: [{"dst": CIDR (required), "gw": IP}]."""
+    """An IPAM config's `routes`: [{"dst": CIDR (required), "gw": IP, and spec 1.1.0's
+    "mtu", "advmss", "priority", "table", "scope" (integers)}]."""
     routes = []
     for i, route in enumerate(fields.items("routes", dict, "an object")):
         rf = Fields(route, f"{fields.path('routes')}[{i}]")
@@ -387,7 +388,11 @@ def parse_routes(fields: Fields) -> list:
         if dst is None:
             raise invalid_config(rf.path("dst"), None, "is required")
         gw = rf.ip("gw")
-        routes.append({"dst": dst, "gw": gw} if gw is not None else {"dst": dst})
+        parsed = {"dst": dst, "gw": gw} if gw is not None else {"dst": dst}
+        for field, (lo, hi) in results.ROUTE_EXTRAS.items():
+            if route.get(field) is not None:
+                parsed[field] = rf.integer(field, 0, lo, hi)
+        routes.append(parsed)
     return routes
 
 

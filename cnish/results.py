@@ -146,6 +146,29 @@ _FORMS = {"cidr": _cidr_problem, "ip": _ip_problem, "ifname": _ifname_problem,
           "mac": _hwaddr_problem}
 
 
+# Spec 1.1.0's optional route fields and their ranges (they reach `ip route` as numbers).
+ROUTE_EXTRAS = {"mtu": (0, 65535), "advmss": (0, 65535), "priority": (0, 4294967295),
+                "table": (0, 4294967295), "scope": (0, 255)}
+
+
+def route_extra_problem(value, field: str) -> str | None:
+    """Why `value` cannot be the route field `field` (one of ROUTE_EXTRAS), or None."""
+    lo, hi = ROUTE_EXTRAS[field]
+    if not isinstance(value, int) or isinstance(value, bool):
+        return "must be an integer"
+    if not lo <= value <= hi:
+        return f"must be between {lo} and {hi}"
+    return None
+
+
+def _check_route_extras(route: dict, where: str) -> None:
+    for field in ROUTE_EXTRAS:
+        if route.get(field) is not None:
+            problem = route_extra_problem(route[field], field)
+            if problem:
+                raise ValueError(f"{where}.{field} {problem}")
+
+
 def parse(obj, version: str) -> dict:
     """A result of any version (prevResult, a delegated IPAM plugin's output) -> internal shape.
 
@@ -193,6 +216,7 @@ def parse(obj, version: str) -> dict:
         for i, route in enumerate(_check_list(obj, "routes")):
             _check_str(route, "dst", f"routes[{i}]", required=True, kind="cidr")
             _check_str(route, "gw", f"routes[{i}]", kind="ip")
+            _check_route_extras(route, f"routes[{i}]")
             out["routes"].append(dict(route))
     dns = obj.get("dns") or {}
     if not isinstance(dns, dict):

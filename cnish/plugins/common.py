@@ -23,7 +23,10 @@ def addresses(ips: list, noprefixroute: bool = False) -> list:
 
 def routes(ips: list, wanted: list) -> list:
     """Container routes; a route without gw goes via the first gateway of its family, as the
-    reference's ConfigureIface does. Duplicates are dropped."""
+    reference's ConfigureIface does, unless its scope is link or host (a neighbour: spec
+    1.1.0's `scope` 253 or 254, or ptp's own on-link route). Spec 1.1.0's `priority` (the
+    metric), `table`, `mtu` and `advmss` are kept; 0 means unset for them. Duplicates (same
+    destination, gateway and table) are dropped."""
     first_gw = {}
     for ip in ips:
         if ip["gateway"] and ip["version"] not in first_gw:
@@ -31,13 +34,17 @@ def routes(ips: list, wanted: list) -> list:
     out, seen = [], set()
     for route in wanted:
         version = Prefix.parse(route["dst"]).version
-        onlink = route.get("scope") == "link"          # a route to a neighbour: no gateway
+        scope = route.get("scope")
+        onlink = scope == "link" or (isinstance(scope, int) and scope >= 253)
         via = route.get("gw") or (None if onlink else first_gw.get(version))
-        key = (route["dst"], via)
+        table = route.get("table") or None
+        key = (route["dst"], via, table)
         if key not in seen:
             seen.add(key)
             out.append({"version": version, "dst": route["dst"], "via": via,
-                        "src": route.get("src"), "scope": route.get("scope")})
+                        "src": route.get("src"), "scope": scope, "table": table,
+                        "metric": route.get("priority") or None,
+                        "mtu": route.get("mtu") or None, "advmss": route.get("advmss") or None})
     return out
 
 

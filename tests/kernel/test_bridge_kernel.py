@@ -460,3 +460,32 @@ def test_check_sees_a_downed_link_and_a_changed_prefix(lab):
     rc, out, _ = host.cni("CHECK", dict(conf, prevResult=res), c)
     assert rc == 1 and out["code"] == 101 and "10.77.0.2/24" in out["msg"], out
     assert host.cni("DEL", dict(conf, prevResult=res), c)[0] == 0
+
+
+def test_spec_1_1_route_fields_are_applied_and_checked(lab):
+    """Spec 1.1.0's route fields: `priority` (metric), `table`, `scope`, `mtu`, `advmss` reach
+    the container's routing tables (they were dropped silently, found by the spec audit);
+    CHECK looks in the route's table; a field of the wrong type is code 7 naming it."""
+    host, c = lab.host(), lab.netns()
+    routes = [{"dst": "0.0.0.0/0", "priority": 100},
+              {"dst": "10.99.0.0/24", "table": 100},
+              {"dst": "10.98.0.0/24", "scope": 253, "mtu": 1300, "advmss": 1200}]
+    conf = bridge_conf(lab, cniVersion="1.1.0", ipMasq=False, ipam={"routes": routes})
+    rc, res, err = host.cni("ADD", conf, c)
+    assert rc == 0, err
+    assert res["routes"] == routes
+    main = sh("ip", "-n", c, "-4", "route", "show").stdout
+    assert "default via 10.77.0.1 dev eth0 metric 100" in main
+    assert "10.98.0.0/24 dev eth0 scope link mtu 1300 advmss 1200" in main
+    assert "10.99.0.0/24" not in main
+    table = sh("ip", "-n", c, "-4", "route", "show", "table", "100").stdout
+    assert "10.99.0.0/24 via 10.77.0.1 dev eth0" in table
+    assert host.cni("CHECK", dict(conf, prevResult=res), c)[0] == 0
+    sh("ip", "-n", c, "route", "del", "10.99.0.0/24", "table", "100")
+    rc, out, _ = host.cni("CHECK", dict(conf, prevResult=res), c)
+    assert rc == 1 and out["code"] == 101 and "table 100" in out["msg"], out
+    assert host.cni("DEL", dict(conf, prevResult=res), c)[0] == 0
+    for bad in ({"table": "100"}, {"priority": -1}, {"scope": 256}, {"mtu": True}):
+        field = next(iter(bad))
+        rc, out, _ = host.cni("ADD", bridge_conf(lab, ipam={"routes": [dict(bad, dst="10.9.0.0/24")]}), c)
+        assert rc == 1 and out["code"] == 7 and f"ipam.routes[0].{field}" in out["msg"], out
