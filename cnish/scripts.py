@@ -37,13 +37,7 @@ def _case_patterns(fragments) -> list:
 
 
 def bash(plan) -> str:
-    import jinja2
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(templates_dir()),
-                             undefined=jinja2.StrictUndefined, autoescape=False,
-                             trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
-                             comment_start_string="{##", comment_end_string="##}")
-    env.filters["sh"] = _sh
-    env.filters["comment"] = _comment
+    from cnish.templating import script_template
     mode = MODE[plan.command]
     modes, expects = {}, {}
     for step in plan.steps:
@@ -57,32 +51,19 @@ def bash(plan) -> str:
             expects[step.number] = ["contains", step.expect["contains"]]
         else:
             expects[step.number] = [step.expect or "status", ""]
-    used = {c.argv[0] for s in plan.steps for c in (s.run, s.undo, s.check) if c is not None}
+    commands = [c for s in plan.steps for c in (s.run, s.undo, s.check) if c is not None]
+    used = {c.argv[0] for c in commands}
     functions = []
     for helper in ("cnish-store", "cnish-delegate"):
         if helper in used:
             with open(f"{templates_dir()}/script/{helper}.sh") as f:
                 functions.append(f.read().rstrip("\n"))
-    if any("/dev/fd/3" in c.argv for s in plan.steps for c in (s.run, s.undo, s.check) if c):
-        functions.insert(0, "# Commands run inside the container reach the runtime's own namespace as\n"
-                            "# /dev/fd/3, as they do when cnish runs them.\nexec 3</proc/self/ns/net")
-    if "cnish-delegate" in used:
-        inv = plan.invocation
-        functions.insert(0, "\n".join([
-            "# The invocation, for the delegated IPAM plugin (what cnish received).",
-            f"CNISH_CONTAINERID={shlex.quote(plan.container_id)}",
-            f"CNISH_NETNS={shlex.quote(plan.netns or '')}",
-            f"CNISH_IFNAME={shlex.quote(plan.ifname)}",
-            f"CNISH_ARGS={shlex.quote(inv.get('args', ''))}",
-            f"CNISH_PATH={shlex.quote(inv.get('path', ''))}",
-            "CNISH_CONFIG=$(cat <<'CNISH_CONFIG_JSON'",
-            inv.get("config", "{}"),
-            "CNISH_CONFIG_JSON",
-            ")"]))
     result = json.dumps(plan.result, indent=2) if plan.result is not None else None
     title = f"cnish {plan.command} plan"
-    return env.get_template("script/bash.sh.j2").render(
+    return script_template("script/bash.sh.j2", {"sh": _sh, "comment": _comment}).render(
         plan=plan, mode=mode, modes=modes, expects=expects, functions=functions,
+        own_netns_fd=any("/dev/fd/3" in c.argv for c in commands),
+        delegate="cnish-delegate" in used, invocation=plan.invocation,
         guarded=(any(s.guards_addresses for s in plan.steps) and any(s.ipam for s in plan.steps)),
         cache=plan.cache, cache_dir=os.path.dirname(plan.cache["path"]) if plan.cache else "",
         cache_json=json.dumps(plan.cache["entry"]) if plan.cache and "entry" in plan.cache else "",

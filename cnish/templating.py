@@ -94,6 +94,17 @@ class _RecordingLoader(jinja2.FileSystemLoader):
         return source, filename, fresh
 
 
+def script_template(name: str, filters: dict):
+    """A template of the dry-run script's frame (templates/script/), with `filters`: plain
+    text, no quoting hook (the frame quotes with its `sh` filter), `{## ##}` comments."""
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(templates_dir()),
+                             undefined=jinja2.StrictUndefined, autoescape=False,
+                             trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
+                             comment_start_string="{##", comment_end_string="##}")
+    env.filters.update(filters)
+    return env.get_template(name)
+
+
 class Renderer:
     """Renders the steps of a recipe section for one config and one attachment shape."""
 

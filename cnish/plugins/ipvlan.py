@@ -4,7 +4,7 @@ from cnish.plugins import sublink
 
 TYPE = "ipvlan"
 KIND = "interface"
-CNI_ARGS = frozenset({"MAC"}) if TYPE in ("macvlan", "dummy") else frozenset()
+CNI_ARGS = frozenset()
 
 
 def parse(fields, op) -> dict:

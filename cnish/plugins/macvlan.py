@@ -4,7 +4,7 @@ from cnish.plugins import sublink
 
 TYPE = "macvlan"
 KIND = "interface"
-CNI_ARGS = frozenset({"MAC"}) if TYPE in ("macvlan", "dummy") else frozenset()
+CNI_ARGS = frozenset({"MAC"})        # CNI_ARGS MAC= sets the link's MAC
 
 
 def parse(fields, op) -> dict:

@@ -392,6 +392,7 @@ def test_cli_chain_rollback_reports_what_it_could_not_undo(lab, tmp_path):
 FAKE_IPAM = """#!/bin/sh
 # A delegated IPAM plugin that records what it is asked and answers like a 1.1.0 plugin.
 cat > "$(dirname "$0")/stdin.$CNI_COMMAND"
+env | grep '^CNI_' | sort > "$(dirname "$0")/env.$CNI_COMMAND"
 case $CNI_COMMAND in
   ADD) echo '{"cniVersion":"1.1.0","ips":[{"address":"10.77.0.50/24","gateway":"10.77.0.1"}]}' ;;
   STATUS) echo '{"cniVersion":"1.1.0","code":50,"msg":"fake-ipam: pool drained","details":"d"}'
@@ -508,3 +509,27 @@ def test_foreign_files_in_the_store(lab, tmp_path):
     assert sorted(os.listdir(store)) == ["10.77.0.3", "backup", "last_reserved_ip.0", "lock"]
     assert os.readlink(os.path.join(store, "10.77.0.3")) == str(victim)
     assert victim.read_text() == "precious" and not os.listdir(os.path.join(store, "backup"))
+
+
+def test_the_del_script_runs_a_delegated_ipam_as_cnish_does(lab, tmp_path):
+    """The DEL script hands the delegated plugin the invocation's CNI_* values and config, as
+    the executor does (they are written into the script, quoted)."""
+    host, c = lab.host(), lab.netns()
+    bindir = tmp_path / "fake"
+    bindir.mkdir()
+    (bindir / "fake-ipam").write_text(FAKE_IPAM)
+    (bindir / "fake-ipam").chmod(0o755)
+    conf = bridge_conf(lab, name="dgscript", ipam={"type": "fake-ipam"})
+    path = tmp_path / "dg.conf"
+    path.write_text(json.dumps(conf))
+    env = dict(os.environ, CNI_PATH=str(bindir))
+    run = ["ip", "netns", "exec", host.name, *cnish_command()]
+    common = ["--config", str(path), "--cache-dir", lab.cache_dir]
+    sh(*run, "add", "dgscript", c, *common, env=env)
+    added = (bindir / "env.ADD").read_text()
+    script = sh(*run, "del", "dgscript", c, *common, "--dry-run", env=env).stdout
+    (bindir / "env.ADD").unlink()
+    sh("ip", "netns", "exec", host.name, "bash", "-c", script)
+    assert (bindir / "env.DEL").read_text() == added.replace("CNI_COMMAND=ADD", "CNI_COMMAND=DEL")
+    assert json.loads((bindir / "stdin.DEL").read_text())["ipam"]["type"] == "fake-ipam"
+    assert "eth0" not in sh("ip", "-n", c, "-o", "link", "show").stdout
