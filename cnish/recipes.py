@@ -86,16 +86,23 @@ def _command(raw, where: str):
     return dict(raw)
 
 
-class Recipe:
-    __slots__ = ("type", "kind", "summary", "sections", "path", "text")
+KINDS = ("interface", "ipam", "fragment")
 
-    def __init__(self, raw: dict, path: str, text: str):
+
+class Recipe:
+    """A plans/<type>.toml: its type and kind, and its steps per section."""
+
+    __slots__ = ("type", "kind", "sections")
+
+    def __init__(self, raw: dict, path: str):
         meta = raw.get("recipe", {})
+        unknown = set(meta) - {"type", "kind", "summary"}
+        if unknown:
+            raise RecipeError(f"{path}: unknown [recipe] key(s) {sorted(unknown)}")
         self.type = meta.get("type")
         self.kind = meta.get("kind", "interface")
-        self.summary = meta.get("summary", "")
-        self.path = path
-        self.text = text
+        if self.kind not in KINDS:
+            raise RecipeError(f"{path}: [recipe] kind must be one of {KINDS}")
         unknown = set(raw) - set(SECTIONS) - {"recipe"}
         if unknown:
             raise RecipeError(f"{path}: unknown section(s) {sorted(unknown)}")
@@ -119,7 +126,7 @@ def load(name: str) -> Recipe:
             raw = tomllib.loads(data.decode())
         except tomllib.TOMLDecodeError as exc:
             raise RecipeError(f"{path}: {exc}") from None
-        recipe = Recipe(raw, path, data.decode())
+        recipe = Recipe(raw, path)
         if recipe.type != name:
             raise RecipeError(f"{path}: [recipe] type must be {name!r}")
         _cache[name] = recipe

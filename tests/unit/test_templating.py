@@ -70,10 +70,10 @@ def test_every_recipe_loads_and_names_existing_templates():
 
 def test_recipe_typos_are_refused(tmp_path):
     with pytest.raises(recipes.RecipeError):
-        recipes.Recipe({"recipe": {"type": "x"}, "add": [{"id": "a", "rnu": {}}]}, "x.toml", "")
+        recipes.Recipe({"recipe": {"type": "x"}, "add": [{"id": "a", "rnu": {}}]}, "x.toml")
     with pytest.raises(recipes.RecipeError):
         recipes.Recipe({"recipe": {"type": "x"}, "add": [{"id": "a", "run": {"template": "t"},
-                                                            "on_exists": "maybe"}]}, "x.toml", "")
+                                                            "on_exists": "maybe"}]}, "x.toml")
 
 
 def test_a_misspelt_template_parameter_is_refused():
@@ -114,7 +114,14 @@ def test_undone_by_names_an_earlier_step_of_every_golden_plan():
     with pytest.raises(recipes.RecipeError, match="undone_by"):
         recipes.Recipe({"recipe": {"type": "x"}, "add": [
             {"id": "a", "run": {"template": "t"}, "undo": {"template": "t"}, "undone_by": "b"}]},
-            "x.toml", "")
+            "x.toml")
+
+
+def test_recipe_header_typos_are_refused():
+    with pytest.raises(recipes.RecipeError, match="summry"):
+        recipes.Recipe({"recipe": {"type": "x", "summry": "s"}}, "x.toml")
+    with pytest.raises(recipes.RecipeError, match="kind"):
+        recipes.Recipe({"recipe": {"type": "x", "kind": "interfce"}}, "x.toml")
 
 
 def test_bind_numbers_and_fills():
