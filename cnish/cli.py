@@ -148,7 +148,7 @@ class Session:
                        f"{self.ifname}, which cannot be read: {exc}", err=True)
             return None
 
-    def dry_run_plan(self, command: str, prev_result, opts) -> None:
+    def dry_run_plan(self, command: str, prev_result, opts):
         """Print the plan of the list's cnish plugin (one per list; others are named)."""
         ours = [i for i in range(len(self.plugins)) if self.ours(i)]
         if len(ours) != 1:

@@ -249,5 +249,4 @@ def dry_run(op: Operation) -> Plan:
         store.drop_locks()
 
 
-VERSION_INFO = {"supportedVersions": list(results.SUPPORTED_VERSIONS)}
 __all__ = ["Operation", "build_plan", "execute", "dry_run", "__version__"]

@@ -21,6 +21,7 @@ LIMITED_CONNECTIVITY = 51
 STEP_FAILED = 100        # a command of the plan failed (ADD rolled back; DEL/GC kept going)
 CHECK_FAILED = 101       # CHECK found the attachment different from prevResult
 IPAM_FAILED = 102        # no address available, duplicate allocation, store unusable
+KERNEL_LACKS = 103       # this kernel cannot create the plugin's link kind (kernel.py)
 INTERNAL = 999           # a bug in cnish: please report it
 
 

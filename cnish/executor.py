@@ -32,10 +32,6 @@ MISSING = ("Cannot find device", "No such device", "No such file or directory",
            "Cannot assign requested address")
 
 
-# Kernel errors whose text does not say what the operator needs to know.
-EXPLAIN = (("Exchange full", "the bridge already has 1023 ports, the most a Linux bridge takes "
-                             "(port numbers 1-1023); attach further containers to another bridge"),)
-
 
 def classify(stderr: str) -> str:
     if any(s in stderr for s in EXISTS):
@@ -57,7 +53,9 @@ class Outcome:
 
     def __init__(self, step, status, returncode=0, stderr="", argv=(), seconds=0.0):
         self.step = step
-        self.status = status          # done | exists | missing | skipped | failed | unknown
+        # done | exists | missing | skipped | failed | unknown, or (not run) kept: an IPAM step
+        # held back by a failed guards_addresses step; not-run: a batch stopped before it
+        self.status = status
         self.returncode = returncode
         self.stderr = stderr.strip()
         self.argv = tuple(argv)
@@ -318,7 +316,6 @@ def _failure_details(o) -> str:
         text += f": {o.stderr}"
     if o.step.hint:
         text += f" ({o.step.hint})"
-    text += "".join(f" ({why})" for fragment, why in EXPLAIN if fragment in (o.stderr or ""))
     return text
 
 

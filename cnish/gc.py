@@ -89,3 +89,19 @@ def stale_owners(store, valid: set) -> list:
     from cnish.store import owner_key
     return [{"cid": cid, "ifname": ifname, "key": owner_key(cid, ifname)}
             for cid, ifname in owners]
+
+
+def veth_plugin_values(op) -> dict:
+    """GC's values for the veth plugins (bridge, ptp): the stale host veth ends, masquerade
+    chains and reservations of this network (from the facts the recipes read)."""
+    valid = op.valid_attachments
+    cids = {cid for cid, _ in valid}
+    chains = []
+    for version in (4, 6):
+        saved = op.fact(f"nat-v{version}")
+        if saved is not None and saved.returncode == 0:
+            for chain in stale_chains(saved.stdout, op.name, cids):
+                chains.append(dict(chain, version=version))
+    links = op.fact("veths")
+    veths = stale_veths(links.stdout, op.name, valid) if links and links.returncode == 0 else []
+    return {"stale_veths": veths, "stale_chains": chains, "ipam": op.ipam_gc(valid)}

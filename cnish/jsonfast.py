@@ -30,9 +30,13 @@ class _Context:
 
 _WS = " \t\n\r"
 
+def _default(obj):
+    raise TypeError(f"object of type {type(obj).__name__} is not JSON serializable")
+
+
 if _json is not None:
     _scan = _json.make_scanner(_Context())
-    _encode = _json.make_encoder(None, None, _json.encode_basestring_ascii, None,
+    _encode = _json.make_encoder(None, _default, _json.encode_basestring_ascii, None,
                                  ":", ",", False, False, False)
 
 
@@ -60,10 +64,6 @@ def loads(text):
     if rest:
         raise ValueError(f"extra data after the JSON value at char {end}")
     return value
-
-
-def _default(obj):
-    raise TypeError(f"object of type {type(obj).__name__} is not JSON serializable")
 
 
 def dumps(value) -> str:

@@ -10,9 +10,8 @@ a module loaded later turns a negative answer positive on the next call).
 
 import os
 
-from cnish.errors import CNIError
+from cnish.errors import KERNEL_LACKS, CNIError
 
-KERNEL_LACKS = 103
 MODULES = {"vlan": "8021q", "ipvlan": "ipvlan", "macvlan": "macvlan", "dummy": "dummy",
            "vrf": "vrf"}
 CACHE = "/run/cnish/kernel"

@@ -35,8 +35,7 @@ def as_list(conf: dict, path: str) -> dict:
         return conf
     if "type" not in conf:
         raise CNIError(INVALID_CONFIG, f"network config {path} has neither \"plugins\" nor \"type\"")
-    return {"cniVersion": conf.get("cniVersion"), "name": conf.get("name"), "plugins": [conf],
-            "_single": True}
+    return {"cniVersion": conf.get("cniVersion"), "name": conf.get("name"), "plugins": [conf]}
 
 
 def find(name: str, conf_dirs: list[str]) -> tuple[dict, str]:

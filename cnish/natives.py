@@ -3,7 +3,7 @@
 - `test [!] -e|-d|-f PATH`: the coreutils test (exit 0 true, 1 false);
 - `grep -qxF VALUE FILE`: 0 when a line of FILE equals VALUE, 1 when none does, 2 when FILE
   cannot be read;
-- `cnish-store reserve|release-ip|release|check ...`: the host-local store operations
+- `cnish-store reserve|release-ip|release|check|prune ...`: the host-local store operations
   (store.py). The dry-run script defines a bash function of the same name
   (templates/script/cnish-store.sh) that does the same with flock and printf.
 - `cnish-delegate COMMAND PLUGIN`: run a delegated IPAM plugin with the invocation's

@@ -45,7 +45,7 @@ class Completed:
 
 
 class Runner:
-    """Executes commands and keeps a record of what ran (for the log)."""
+    """Executes commands (argv lists), in-process where a native stands in for the tool."""
 
     def __init__(self, path: str | None = None, use_natives: bool = True, before_exec=None,
                  spawner: str = "posix"):
@@ -55,7 +55,6 @@ class Runner:
         self.before_exec = before_exec    # called once, before the first process is started
         self.spawner = spawner
         self._native_ok = {}
-        self.history = []
 
     def _native_allowed(self, name: str) -> bool:
         """Natives stand in for the system's own tools only: an executable of that name placed
@@ -153,10 +152,7 @@ class Pending:
 
     def wait(self) -> Completed:
         done = self.done if self.child is None else self.child.collect()
-        completed = Completed(self.argv, done[0], done[1], done[2],
-                              time.monotonic() - self.started)
-        self.runner.history.append(completed)
-        return completed
+        return Completed(self.argv, done[0], done[1], done[2], time.monotonic() - self.started)
 
 
 _own_netns = []

@@ -65,9 +65,7 @@ def _quote(value) -> str:
         raise PlanError("a template printed None: a value the command needs is missing")
     if isinstance(value, bool):
         raise PlanError(f"a template printed the boolean {value}; test it with {{% if %}} instead")
-    if isinstance(value, Slot):
-        return shlex.quote(str(value))
-    return shlex.quote(str(value))
+    return shlex.quote(str(value))       # a Slot too: its markers are quoted with it
 
 
 def _text(value) -> str:

@@ -1,9 +1,14 @@
 """The plugin types cnish implements, imported only when used.
 
-Each plugin module provides the Python half of a plugin — validating its config keys,
-deriving the per-container values its recipe needs (`prepare`) and building its CNI result —
-while plans/<type>.toml holds the commands. IPAM modules additionally provide
-ipam_add / ipam_del / ipam_check for main plugins that embed them.
+Each plugin module provides the Python half of a plugin, while plans/<type>.toml holds the
+commands. What the engine (engine.py) uses:
+- every plugin: TYPE, KIND ("interface" or "ipam"), CNI_ARGS (the CNI_ARGS keys it reads),
+  parse(fields, op) -> its validated config;
+- interface plugins: prepare(op) -> the per-container values its recipe reads, and
+  result(op, att) -> its CNI result; optionally check_early(op) (what needs the plugin's and
+  the IPAM's config together), tools(op) (the programs ADD needs, for STATUS) and status(op);
+- IPAM plugins: ipam_add, ipam_del, ipam_check, ipam_gc, ipam_status, called by the main
+  plugin through the Operation; optionally ipam_abandon (delegate.py).
 """
 
 PLUGINS = {

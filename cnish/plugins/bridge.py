@@ -162,25 +162,10 @@ def tools(op) -> list:
     return needed
 
 
-def gc_values(op) -> dict:
-    """GC's values for the veth plugins (bridge, ptp): stale host veths, chains, reservations."""
-    from cnish import gc
-    valid = op.valid_attachments
-    cids = {cid for cid, _ in valid}
-    chains = []
-    for version in (4, 6):
-        saved = op.fact(f"nat-v{version}")
-        if saved is not None and saved.returncode == 0:
-            for chain in gc.stale_chains(saved.stdout, op.name, cids):
-                chains.append(dict(chain, version=version))
-    links = op.fact("veths")
-    veths = gc.stale_veths(links.stdout, op.name, valid) if links and links.returncode == 0 else []
-    return {"stale_veths": veths, "stale_chains": chains, "ipam": op.ipam_gc(valid)}
-
-
 def prepare(op) -> dict:
     if op.command == "GC":
-        return gc_values(op)
+        from cnish import gc
+        return gc.veth_plugin_values(op)
     att = _base(op)
     if op.command == "ADD":
         mac, _ = requested_mac(op.raw, op.runtime.args)

@@ -1,5 +1,8 @@
-"""Per-container values every interface plugin needs, in the shape plans/container-ip.toml
-and the masquerade steps read: addresses, routes, IP families, the masquerade chain."""
+"""What the interface plugins share: the per-container values in the shape
+plans/container-ip.toml and the masquerade steps read (addresses, routes, IP families, the
+masquerade chains), the veth attachment's names, building a result and passing a chain's
+prevResult on (own_result, chain_result), and taking a plugin's own part of a cached result
+for CHECK and DEL (own_part)."""
 
 from cnish import names
 from cnish.config import netns_problem

@@ -141,7 +141,7 @@ def ipam_check(op, ips):
 
 def ipam_status(op) -> None:
     """STATUS is forwarded; the delegate's error (code 50/51 included) is passed on."""
-    if not results_allow(op.version, "1.1.0"):
+    if not results.at_least(op.version, "1.1.0"):
         return
     d = _delegate(op)
     rc, out, err = d.run("STATUS")
@@ -154,6 +154,3 @@ def ipam_gc(op, valid: set) -> dict:
     _delegate(op)
     return {"plugin": op.ipam_conf.path}
 
-
-def results_allow(version: str, minimum: str) -> bool:
-    return results.at_least(version, minimum)

@@ -266,10 +266,7 @@ def ipam_add(op):
         for index, ranges in enumerate(conf.sets):
             want = next((ip for ip in requested if any(r.contains(ip) for r in ranges)), None)
             if want is not None:
-                requested.remove(want)
-                r = next(r for r in ranges if r.contains(want))
-                if want == r.gateway:
-                    raise CNIError(IPAM_FAILED, f"requested ip {want} is subnet's gateway")
+                requested.remove(want)          # (not a gateway: checked above)
                 if store.taken(str(want)):
                     raise CNIError(IPAM_FAILED, f"requested IP address {want} is not available "
                                    f"in range set {_describe(ranges)}")

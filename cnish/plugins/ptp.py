@@ -39,8 +39,8 @@ def _gateway(entry: dict) -> str:
 
 def prepare(op) -> dict:
     if op.command == "GC":
-        from cnish.plugins.bridge import gc_values
-        return gc_values(op)
+        from cnish import gc
+        return gc.veth_plugin_values(op)
     att = common.veth_att(op)
     ifname = att["ifname"]
     if op.command == "ADD":

@@ -98,7 +98,7 @@ def _check_master(op, master: str) -> str | None:
         # say so before anything changes rather than fail and roll back at "link up"
         raise CNIError(INVALID_CONFIG, f"master {master} is down",
                        f"a VLAN link cannot come up on it; bring it up first "
-                       f"(ip link set {master} up)")
+                       f"(ip link set dev {master} up)")
     return mac
 
 
