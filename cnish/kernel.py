@@ -5,7 +5,8 @@ A kernel without 8021q, ipvlan or dummy (built in or loadable) fails `ip link ad
 the recipe fact "link-kind" (templates/unshare/link-kind-probe.j2): the same `ip link add`, in
 a network namespace of its own that vanishes with the command. A positive answer is remembered
 for the current boot in /run/cnish/kernel (a kernel does not lose a link kind while it runs;
-a module loaded later turns a negative answer positive on the next call).
+a module loaded later turns a negative answer positive on the next call). A dry-run does not
+probe when the running kernel's module lists can answer: the probe may load a module.
 """
 
 import os
@@ -44,21 +45,57 @@ def _remember(kind: str) -> None:
         pass
 
 
+SYS_MODULE = "/sys/module"
+LIB_MODULES = "/lib/modules"
+
+
+def _known_without_loading(kind: str) -> bool | None:
+    """For a dry-run, which must change nothing (the probe's `ip link add` can make the kernel
+    load a module): True when the module is loaded, or built in or installed per the module
+    lists of the running kernel; False when those lists exist and do not name it; None when
+    they cannot tell (then the probe runs: without module lists, no module can be loaded)."""
+    module = MODULES.get(kind, kind)
+    if os.path.isdir(os.path.join(SYS_MODULE, module)):
+        return True
+    base = os.path.join(LIB_MODULES, os.uname().release)
+    seen_lists = False
+    for listing in ("modules.builtin", "modules.dep"):
+        try:
+            with open(os.path.join(base, listing)) as f:
+                lines = f.read().splitlines()
+        except OSError:
+            continue
+        seen_lists = True
+        for line in lines:
+            path = line.split(":", 1)[0]
+            if path.rsplit("/", 1)[-1].split(".ko", 1)[0] == module:
+                return True
+    return False if seen_lists else None
+
+
 def problem(op, kind: str) -> str | None:
     """Why links of `kind` cannot be created here, or None."""
     if _remembered(kind):
         return None
+    if op.dry_run:
+        known = _known_without_loading(kind)
+        if known is not None:
+            return None if known else _lacks(kind)
     probe = op.fact("link-kind")
     if probe is None:
         return None
     if "Unknown device type" in probe.stderr:
-        return (f"this kernel ({os.uname().release}) cannot create {kind} links: it has no "
-                f"{MODULES.get(kind, kind)} support (not built in, module not loadable)")
+        return _lacks(kind)
     if probe.returncode == 127:
         return None       # no unshare to ask with: let ip link add itself tell
     if not op.dry_run:
         _remember(kind)
     return None
+
+
+def _lacks(kind: str) -> str:
+    return (f"this kernel ({os.uname().release}) cannot create {kind} links: it has no "
+            f"{MODULES.get(kind, kind)} support (not built in, module not loadable)")
 
 
 def require(op, kind: str) -> None:
