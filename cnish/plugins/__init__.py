@@ -1,4 +1,5 @@
-"""The plugin types cnish implements, imported only when used.
+"""The plugin types cnish implements, imported only when used: a module per plugin, or an
+object in a module (module:NAME) where plugins share one (sublink.py).
 
 Each plugin module provides the Python half of a plugin, while plans/<type>.toml holds the
 commands. What the engine (engine.py) uses:
@@ -13,10 +14,10 @@ commands. What the engine (engine.py) uses:
 
 PLUGINS = {
     "bridge": "cnish.plugins.bridge",
-    "macvlan": "cnish.plugins.macvlan",
-    "ipvlan": "cnish.plugins.ipvlan",
-    "vlan": "cnish.plugins.vlan",
-    "dummy": "cnish.plugins.dummy",
+    "macvlan": "cnish.plugins.sublink:MACVLAN",      # the links on a master share a module
+    "ipvlan": "cnish.plugins.sublink:IPVLAN",
+    "vlan": "cnish.plugins.sublink:VLAN",
+    "dummy": "cnish.plugins.sublink:DUMMY",
     "ptp": "cnish.plugins.ptp",
     "host-device": "cnish.plugins.hostdevice",
     "loopback": "cnish.plugins.loopback",
@@ -36,9 +37,13 @@ def canonical(type_name: str) -> str:
 
 def get(type_name: str):
     """The plugin module for a type, or None when cnish does not implement it."""
-    module = PLUGINS.get(canonical(type_name))
+    where = PLUGINS.get(canonical(type_name))
+    if where is None:
+        return None
+    module, _, name = where.partition(":")
     # __import__ rather than importlib.import_module: importlib costs ~0.6 ms at each start
-    return __import__(module, fromlist=["TYPE"]) if module else None
+    loaded = __import__(module, fromlist=["TYPE"])
+    return getattr(loaded, name) if name else loaded
 
 
 def implemented() -> list[str]:

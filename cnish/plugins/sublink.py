@@ -166,3 +166,29 @@ def status(op) -> None:
     if reason:
         from cnish.errors import NOT_AVAILABLE
         raise CNIError(NOT_AVAILABLE, "cannot serve ADD: " + reason)
+
+
+class LinkPlugin:
+    """One of the four as the engine sees a plugin (plugins/__init__.py): its type and the
+    functions above, which read the kind from the validated config."""
+
+    KIND = "interface"
+
+    def __init__(self, kind: str, cni_args: frozenset):
+        self.TYPE = kind
+        self.CNI_ARGS = cni_args
+
+    def parse(self, fields, op) -> dict:
+        return parse(fields, op, self.TYPE)
+
+    prepare = staticmethod(prepare)
+    result = staticmethod(result)
+    tools = staticmethod(tools)
+    status = staticmethod(status)
+
+
+# CNI_ARGS MAC= sets the link's MAC for macvlan and dummy (the reference's keys).
+MACVLAN = LinkPlugin("macvlan", frozenset({"MAC"}))
+IPVLAN = LinkPlugin("ipvlan", frozenset())
+VLAN = LinkPlugin("vlan", frozenset())
+DUMMY = LinkPlugin("dummy", frozenset({"MAC"}))
