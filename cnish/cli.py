@@ -14,7 +14,7 @@ import sys
 
 import click
 
-from cnish import __version__, engine, libcni, plugins, results, scripts
+from cnish import __version__, engine, libcni, plugin_exec, plugins, results, scripts
 from cnish.config import parse_cni_args, parse_env
 from cnish.errors import INVALID_CONFIG, CNIError
 from cnish.log import Log, log_file
@@ -84,9 +84,8 @@ class Session:
         return plugins.get(self.plugins[index].get("type")) is not None
 
     def env(self, command: str) -> dict:
-        return {"CNI_COMMAND": command, "CNI_CONTAINERID": self.cid, "CNI_NETNS": self.netns,
-                "CNI_IFNAME": self.ifname, "CNI_ARGS": self.cni_args_text,
-                "CNI_PATH": ":".join(self.cni_path)}
+        return plugin_exec.environment(command, self.cid, self.netns, self.ifname,
+                                       self.cni_args_text, self.cni_path)
 
     def request(self, index, prev_result, version=None, extra=None) -> dict:
         raw = libcni.request(self.conflist, index, version or self.version, self.cap_args,
@@ -113,7 +112,7 @@ class Session:
                 return None
             outcome = engine.execute(op)
             return results.convert(outcome, op.version) if command == "ADD" else None
-        path = libcni.find_plugin(self.plugins[index].get("type"), self.cni_path)
+        path = plugin_exec.find_in_path(self.plugins[index].get("type"), self.cni_path)
         raw = self.request(index, prev_result, version, extra)
         out = libcni.exec_plugin(Runner(), path, self.env(command), raw)
         if command == "ADD":
@@ -380,7 +379,7 @@ def status(network, config, cache_dir):
             if s.ours(index):
                 s.run(index, "STATUS", None, version="1.1.0")
                 continue
-            libcni.find_plugin(s.plugins[index].get("type"), s.cni_path)   # it must be there
+            plugin_exec.find_in_path(s.plugins[index].get("type"), s.cni_path)   # it must be there
             if results.at_least(s.version, "1.1.0"):
                 s.run(index, "STATUS", None)
         click.echo(f"{s.network}: ready")

@@ -82,32 +82,17 @@ def request(conflist: dict, index: int, version: str, cap_args: dict,
     return plugin
 
 
-def find_plugin(type_name: str, cni_path: list) -> str:
-    """libcni's FindInPath: a regular executable named `type_name` in one of the dirs."""
-    if not isinstance(type_name, str) or "/" in type_name or type_name in ("", ".", ".."):
-        raise CNIError(INVALID_CONFIG, f"invalid plugin type {type_name!r}")
-    for directory in cni_path:
-        path = os.path.join(directory, type_name)
-        if os.path.isfile(path) and os.access(path, os.X_OK):
-            return path
-    raise CNIError(INVALID_CONFIG, f"failed to find plugin {type_name!r} in path "
-                   f"[{' '.join(cni_path)}]", "set CNI_PATH to the plugin directories")
-
-
 def exec_plugin(runner, path: str, env: dict, config: dict) -> dict | None:
     """Run an external plugin like libcni: the error it prints becomes a CNIError, its
     result (if any) is returned as parsed JSON."""
+    from cnish.plugin_exec import printed_error
     res = runner.run((path,), stdin=json.dumps(config), env=env)
     out = res.stdout.strip()
     if res.returncode != 0:
-        try:
-            obj = json.loads(out)
-            if isinstance(obj, dict) and "code" in obj:
-                raise CNIError(int(obj["code"]), f"plugin type=\"{os.path.basename(path)}\" "
-                               f"failed ({env['CNI_COMMAND']}): {obj.get('msg', '')}",
-                               str(obj.get("details", "")))
-        except ValueError:
-            pass
+        error = printed_error(out, f"plugin type=\"{os.path.basename(path)}\" failed "
+                                   f"({env['CNI_COMMAND']})")
+        if error is not None:
+            raise error
         raise CNIError(999, f"plugin {os.path.basename(path)} failed ({env['CNI_COMMAND']}, "
                        f"exit {res.returncode})", (res.stderr or out).strip())
     if not out:

@@ -12,9 +12,7 @@ so `--dry-run` of an ADD with one is refused with an explanation; DEL and CHECK 
 fine.
 """
 
-import os
-
-from cnish import jsonfast, natives, results
+from cnish import jsonfast, natives, plugin_exec, results
 from cnish.errors import INVALID_CONFIG, CNIError
 
 TYPE = "delegate"
@@ -23,18 +21,9 @@ CNI_ARGS = frozenset()          # the delegate validates CNI_ARGS itself (Ignore
 
 
 def find(type_name: str, cni_path) -> str:
-    """libcni's FindInPath: a regular executable file named `type_name` in a CNI_PATH dir."""
-    if "/" in type_name or type_name in ("", ".", ".."):
-        raise CNIError(INVALID_CONFIG, f"invalid IPAM plugin type {type_name!r}",
-                       "a plugin type is a file name, without '/'")
-    for directory in cni_path:
-        path = os.path.join(directory, type_name)
-        if os.path.isfile(path) and os.access(path, os.X_OK):
-            return path
-    raise CNIError(INVALID_CONFIG, f"failed to find IPAM plugin {type_name!r} in path "
-                   f"[{' '.join(cni_path)}]",
-                   "install it in one of the CNI_PATH directories, or use an IPAM type cnish "
-                   "implements (host-local, static)")
+    return plugin_exec.find_in_path(type_name, cni_path, "IPAM plugin",
+                                    "install it in one of the CNI_PATH directories, or use an "
+                                    "IPAM type cnish implements (host-local, static)")
 
 
 def parse(fields, op) -> dict:
@@ -52,9 +41,8 @@ class Delegate:
 
     def env(self, command: str) -> dict:
         rt = self.op.runtime
-        return {"CNI_COMMAND": command, "CNI_CONTAINERID": rt.container_id,
-                "CNI_NETNS": rt.netns, "CNI_IFNAME": rt.ifname, "CNI_ARGS": rt.args_text,
-                "CNI_PATH": ":".join(rt.path)}
+        return plugin_exec.environment(command, rt.container_id, rt.netns, rt.ifname,
+                                       rt.args_text, rt.path)
 
     def run(self, command: str):
         """(returncode, stdout, stderr) of the plugin for `command`."""
@@ -67,13 +55,9 @@ class Delegate:
 
     def error(self, command: str, rc: int, out: str, err: str) -> CNIError:
         """The delegate's own error (code, msg, details) when it printed one."""
-        try:
-            obj = jsonfast.loads(out)
-            if isinstance(obj, dict) and "code" in obj:
-                return CNIError(int(obj["code"]), f"IPAM plugin {self.op.ipam_conf.type}: "
-                                + str(obj.get("msg", "")), str(obj.get("details", "")))
-        except (ValueError, TypeError):
-            pass
+        printed = plugin_exec.printed_error(out, f"IPAM plugin {self.op.ipam_conf.type}")
+        if printed is not None:
+            return printed
         return CNIError(INVALID_CONFIG if rc == 127 else 999,
                         f"IPAM plugin {self.op.ipam_conf.type} failed ({command}, exit {rc})",
                         (err or out).strip())

@@ -1,0 +1,42 @@
+"""Finding and running another CNI plugin, as libcni does: FindInPath, the CNI_* environment,
+and reading the error a plugin prints. Shared by the operator CLI (libcni.py: the other
+plugins of a list) and the delegated IPAM plugin (plugins/delegate.py, on the CNI path: no
+heavy imports here).
+"""
+
+import os
+
+from cnish import jsonfast
+from cnish.errors import INVALID_CONFIG, CNIError
+
+
+def find_in_path(type_name, cni_path, what: str = "plugin", hint: str = "") -> str:
+    """libcni's FindInPath: a regular executable file named `type_name` in a CNI_PATH dir."""
+    if not isinstance(type_name, str) or "/" in type_name or type_name in ("", ".", ".."):
+        raise CNIError(INVALID_CONFIG, f"invalid {what} type {type_name!r}",
+                       "a plugin type is a file name, without '/'")
+    for directory in cni_path:
+        path = os.path.join(directory, type_name)
+        if os.path.isfile(path) and os.access(path, os.X_OK):
+            return path
+    raise CNIError(INVALID_CONFIG, f"failed to find {what} {type_name!r} in path "
+                   f"[{' '.join(cni_path)}]", hint or "set CNI_PATH to the plugin directories")
+
+
+def environment(command: str, container_id, netns, ifname, args_text, cni_path) -> dict:
+    """The CNI_* variables a plugin is executed with."""
+    return {"CNI_COMMAND": command, "CNI_CONTAINERID": container_id, "CNI_NETNS": netns,
+            "CNI_IFNAME": ifname, "CNI_ARGS": args_text, "CNI_PATH": ":".join(cni_path)}
+
+
+def printed_error(out: str, label: str) -> CNIError | None:
+    """The error object a failed plugin printed on stdout ({"code", "msg", "details"}), as a
+    CNIError whose message starts with `label`; None when it printed none."""
+    try:
+        obj = jsonfast.loads(out)
+        if isinstance(obj, dict) and "code" in obj:
+            return CNIError(int(obj["code"]), f"{label}: {obj.get('msg', '')}",
+                            str(obj.get("details", "")))
+    except (ValueError, TypeError):
+        pass
+    return None
