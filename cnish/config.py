@@ -223,7 +223,7 @@ def check_cni_args(args: dict, known: frozenset, text: str) -> None:
 
 
 NS_GET_NSTYPE = 0xB703       # ioctl on a namespace file: which kind of namespace it is
-CLONE_NEWNET = 0x40000000
+CLONE_NEWNET = 0x40000000    # (the kind of a network namespace; netns.py enters one with it)
 
 
 def netns_problem(path: str, allow_own: bool = False) -> str | None:

@@ -224,7 +224,7 @@ class Executor:
 
     def apply(self, steps) -> list:
         """ADD: run steps in order; on failure undo what was done and raise the error."""
-        jobs = [Job(s, s.run, _tolerated(s), s.skip_if) for s in steps if s.run is not None]
+        jobs = [Job(s, s.run, tolerated(s), s.skip_if) for s in steps if s.run is not None]
         outcomes = self.run_jobs(jobs, stop_on_failure=True)
         self._log_outcomes("apply", outcomes)
         failure = next((o for o in outcomes if o.status in ("failed", "unknown")), None)
@@ -245,7 +245,7 @@ class Executor:
 
     def teardown(self, steps) -> list:
         """DEL: run every step; "not found" is fine; raise once at the end if anything failed."""
-        jobs = [Job(s, s.run, _tolerated(s), s.skip_if) for s in steps if s.run is not None]
+        jobs = [Job(s, s.run, tolerated(s), s.skip_if) for s in steps if s.run is not None]
         outcomes = self.run_jobs(jobs, stop_on_failure=False)
         self._log_outcomes("teardown", outcomes)
         failures = [o for o in outcomes if o.status in ("failed", "unknown")]
@@ -303,7 +303,7 @@ class Executor:
             self.log.write(line)
 
 
-def _tolerated(step) -> tuple:
+def tolerated(step) -> tuple:
     """Which failures of a step's command count as done: "exists" (on_exists = "done") and
     "missing" (on_missing = "done")."""
     return tuple(kind for kind, flag in (("exists", step.on_exists), ("missing", step.on_missing))

@@ -14,7 +14,7 @@ setns changes the namespace of the calling thread only.
 
 import os
 
-CLONE_NEWNET = 0x40000000
+from cnish.config import CLONE_NEWNET
 _setns = []
 
 

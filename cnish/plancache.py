@@ -24,10 +24,7 @@ import os
 
 from cnish import __version__, jsonfast
 
-try:  # the C implementation directly (hashlib costs ~2 ms); sha512 because names.py loads it
-    from _sha512 import sha512 as digest   # anyway: one extension module fewer per call
-except ImportError:  # pragma: no cover - Python 3.12+ moved it
-    from hashlib import sha512 as digest
+from cnish.names import sha512 as digest  # (names.py loads it anyway: one module fewer)
 
 DEFAULT_DIR = "/run/cnish/plans"
 MAX_ENTRIES = 512          # distinct (config, shape) pairs kept; the oldest go first

@@ -24,10 +24,6 @@ INTRO = {
 MODE = {"ADD": "apply", "DEL": "teardown", "GC": "teardown", "CHECK": "check"}
 
 
-def _sh(argv) -> str:
-    return " ".join(shlex.quote(a) for a in argv)
-
-
 def _comment(text) -> str:
     return "".join(c if c.isprintable() else "?" for c in str(text))
 
@@ -40,13 +36,8 @@ def bash(plan) -> str:
     from cnish.templating import script_template
     mode = MODE[plan.command]
     modes, expects = {}, {}
-    for step in plan.steps:
-        tolerate = []
-        if step.on_exists == "done":
-            tolerate.append("exists-ok")
-        if step.on_missing == "done":
-            tolerate.append("missing-ok")
-        modes[step.number] = "+".join(tolerate) or "strict"
+    for step in plan.steps:       # the executor's tolerance rules, as the script's run modes
+        modes[step.number] = "+".join(k + "-ok" for k in executor.tolerated(step)) or "strict"
         if isinstance(step.expect, dict):
             expects[step.number] = ["contains", step.expect["contains"]]
         else:
@@ -60,7 +51,7 @@ def bash(plan) -> str:
                 functions.append(f.read().rstrip("\n"))
     result = json.dumps(plan.result, indent=2) if plan.result is not None else None
     title = f"cnish {plan.command} plan"
-    return script_template("script/bash.sh.j2", {"sh": _sh, "comment": _comment}).render(
+    return script_template("script/bash.sh.j2", {"sh": executor.show, "comment": _comment}).render(
         plan=plan, mode=mode, modes=modes, expects=expects, functions=functions,
         own_netns_fd=any("/dev/fd/3" in c.argv for c in commands),
         delegate="cnish-delegate" in used, invocation=plan.invocation,

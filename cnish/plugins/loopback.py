@@ -5,7 +5,7 @@ with the kernel's loopback addresses; DEL brings `lo` down (and succeeds without
 CHECK needs no prevResult.
 """
 
-from cnish.config import netns_problem
+from cnish.plugins import common
 
 TYPE = "loopback"
 KIND = "interface"
@@ -18,8 +18,8 @@ def parse(f, op) -> dict:
 
 def prepare(op) -> dict:
     netns = op.runtime.netns
-    if op.command == "DEL" and (not netns or netns_problem(netns) is not None):
-        netns = None
+    if op.command == "DEL":
+        netns = common.live_netns(netns)
     return {"cid": op.runtime.container_id, "netns": netns}
 
 
