@@ -81,8 +81,7 @@ def _store(args):
             return 0, "", ""
         if op == "check" and len(rest) == 3:
             ip, cid, ifname = rest
-            holder = store.holder(ip)
-            if holder is not None and holder.strip() in (f"{cid}\r\n{ifname}", cid):
+            if store.held_by(ip, cid, ifname):
                 return 0, "", ""
             return 1, "", f"cnish-store: {ip} is not reserved for {cid}/{ifname} in {directory}\n"
     except CNIError as exc:

@@ -228,6 +228,12 @@ class Store:
     def holder(self, ip: str) -> str | None:
         return self._read(ip)
 
+    def held_by(self, ip: str, cid: str, ifname: str) -> bool:
+        """Does (cid, ifname) hold `ip`? The reference's rule: the file reads
+        "<cid>\\r\\n<ifname>", or "<cid>" alone (stores older than plugins 0.8.0)."""
+        content = self.holder(ip)
+        return content is not None and content.strip() in (self._owner(cid, ifname), cid.strip())
+
     def taken(self, ip: str) -> bool:
         """True when anything is named `ip` in the store, whatever its type: the allocator
         moves on (as the reference does when its exclusive create fails)."""
@@ -305,8 +311,7 @@ class Store:
             return False
         with self:
             self._unlink(f"{INDEX_PREFIX}{owner_key(cid, ifname)}.{ip}")
-            content = self.holder(ip)
-            if content is None or content.strip() not in (self._owner(cid, ifname), cid.strip()):
+            if not self.held_by(ip, cid, ifname):
                 return False
             removed = self._unlink(ip)
             if set_index is not None and self.last_reserved(set_index) == ip:
