@@ -28,6 +28,7 @@ share one store: either can release what the other reserved. Beyond the referenc
 - scans tolerate files that disappear while they run (parallel DELs).
 """
 
+import errno
 import fcntl
 import os
 import stat
@@ -207,6 +208,10 @@ class Store:
             del out[ip]
         return out
 
+    def files(self) -> dict:
+        """The store's regular files: name -> inode number (for owned and sweep)."""
+        return self._scan()
+
     def owned(self, cid: str, ifname: str, files: dict | None = None) -> list[str]:
         """Addresses reserved for (cid, ifname); legacy files holding only the id count too.
 
@@ -284,13 +289,27 @@ class Store:
 
     @staticmethod
     def _write_tmp(tmp: str, content: str) -> None:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC,
+        """A new file `tmp` holding `content`. A file of that name is a dead writer's (the
+        name carries the pid, which the kernel reuses), possibly still a link to a live
+        reservation: it is unlinked, never written through."""
+        _remove(tmp)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
                      0o600)
         try:
-            os.write(fd, content.encode())
+            data = content.encode()
+            if os.write(fd, data) != len(data):
+                raise OSError(errno.ENOSPC, "short write", tmp)
             os.fchmod(fd, 0o600)
         finally:
             os.close(fd)
+
+    def sweep(self, files: dict) -> None:
+        """Remove the temporary files of writers that were killed (`files`: a listing taken
+        under the lock, which every writer holds from creating its temporary file until it
+        is gone, so any left over is garbage)."""
+        for name in files:
+            if name.startswith(TMP_PREFIX):
+                _remove(os.path.join(self.dir, name))     # (best effort: never fails an ADD)
 
     def _write_last(self, set_index: int, ip: str) -> None:
         final = os.path.join(self.dir, f"{LAST_RESERVED}{set_index}")
@@ -336,8 +355,10 @@ class Store:
             return released
 
     def prune(self) -> list[str]:
-        """Remove the index entries that do not count (GC); returns their names."""
+        """Remove the index entries that do not count and killed writers' temporary files
+        (GC); returns the index entries' names."""
         with self:
+            self.sweep(self._scan())
             stale = self.stale_index()
             for name in stale:
                 self._unlink(name)

@@ -261,7 +261,10 @@ def ipam_add(op):
     if not op.dry_run:
         store.acquire()          # held until the reserve steps have run (engine drops it)
     try:
-        owned = set(store.owned(cid, ifname)) if os.path.isdir(store.dir) else set()
+        files = store.files() if os.path.isdir(store.dir) else {}
+        if not op.dry_run:
+            store.sweep(files)   # a killed ADD's temporary file (we hold the lock)
+        owned = set(store.owned(cid, ifname, files))
         reservations, ips = [], []
         for index, ranges in enumerate(conf.sets):
             want = next((ip for ip in requested if any(r.contains(ip) for r in ranges)), None)

@@ -323,3 +323,26 @@ def test_gc_frees_a_hidden_reservation_in_one_run(tmp_path):
         s.release(owner["cid"], owner["ifname"])
     s.prune()
     assert sorted(os.listdir(d)) == ["last_reserved_ip.0", "lock"]
+
+
+def test_a_killed_writers_temporary_file_is_never_written_through_and_is_swept(tmp_path):
+    """A reserve killed after linking its temporary file leaves `.cnish-tmp-<pid>`, a hard
+    link to the live address file. A later writer with the same pid must not rewrite it (that
+    gave the first container's address to the second), and the next ADD or GC removes it.
+    Found by the concurrency audit."""
+    raw = conf(tmp_path, [[{"subnet": "10.99.0.0/24"}]])
+    allocate(tmp_path, raw, cid="first")
+    d = tmp_path / "net1"
+    left = d / f".cnish-tmp-{os.getpid()}"          # what the killed writer left behind
+    os.link(d / "10.99.0.2", left)
+    st = store.Store(str(tmp_path), "net1")
+    assert st.reserve("10.99.0.9", "second", "eth0", 0)
+    assert (d / "10.99.0.2").read_bytes() == b"first\r\neth0"
+    assert (d / "10.99.0.9").read_bytes() == b"second\r\neth0"
+    os.link(d / "10.99.0.2", left)
+    (d / ".cnish-tmp-last-4242").write_text("10.99.0.2")
+    allocate(tmp_path, raw, cid="third")
+    assert not [n for n in os.listdir(d) if n.startswith(".cnish-tmp-")]
+    os.link(d / "10.99.0.2", left)
+    st.prune()
+    assert not left.exists() and (d / "10.99.0.2").read_bytes() == b"first\r\neth0"
