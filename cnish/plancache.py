@@ -129,20 +129,49 @@ def _store(directory, key, value) -> None:
             return
         final = os.path.join(directory, key + ".json")
         tmp = f"{final}.{os.getpid()}.tmp"
+    except OSError:
+        return                    # a read-only /run only costs the next call a render
+    try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
         try:
-            os.write(fd, data)
+            written = 0
+            while written < len(data):        # a full file system writes short, then fails
+                written += os.write(fd, data[written:])
         finally:
             os.close(fd)
         os.rename(tmp, final)
-        _evict(directory)
     except OSError:
-        pass                      # a read-only or full /run only costs the next call a render
+        _remove(tmp)              # a full /run: the entry is not stored (never a partial one)
+    _evict(directory)
+
+
+def _remove(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+STALE_TMP_SECONDS = 60     # a writer's temporary file older than this belongs to a dead process
 
 
 def _evict(directory: str) -> None:
-    """Keep at most MAX_ENTRIES plans (only runs after a render, never on the fast path)."""
-    names = [n for n in os.listdir(directory) if n.endswith(".json")]
+    """Keep at most MAX_ENTRIES plans, and remove temporary files that killed writers left
+    (only runs after a render, never on the fast path)."""
+    try:
+        listing = os.listdir(directory)
+    except OSError:
+        return
+    import time
+    for name in listing:
+        if name.endswith(".tmp"):
+            path = os.path.join(directory, name)
+            try:
+                if os.lstat(path).st_mtime < time.time() - STALE_TMP_SECONDS:
+                    _remove(path)
+            except OSError:
+                pass
+    names = [n for n in listing if n.endswith(".json")]
     if len(names) <= MAX_ENTRIES:
         return
     def age(name):

@@ -161,3 +161,30 @@ def test_a_huge_plan_is_not_cached(cache):
     assert len(renders) == 2                          # rendered again: nothing was cached
     plan()
     assert len(os.listdir(directory)) == 1            # an ordinary plan still is
+
+
+def test_a_full_file_system_stores_nothing_partial_and_leaves_no_temporary_files(cache,
+                                                                                 monkeypatch):
+    """On a full /run the write comes back short, then fails: no truncated entry may be
+    renamed into place and no temporary file may stay (each call left one); the temporary
+    files of killed writers are removed when a plan is stored. Found by the concurrency audit."""
+    import errno
+    directory, renders = cache
+    directory.mkdir(mode=0o700)
+    old = directory / "dead.json.4242.tmp"
+    old.write_text("{")
+    os.utime(old, (0, 0))
+    real_write = os.write
+
+    def full(fd, data):
+        if len(data) > 100:
+            return real_write(fd, data[:100])
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(os, "write", full)
+    plan(cid="a")
+    monkeypatch.setattr(os, "write", real_write)
+    assert os.listdir(directory) == [] and len(renders) == 1
+    plan(cid="b")                       # space again: stored, and found by the next call
+    assert len(renders) == 2 and len(os.listdir(directory)) == 1
+    plan(cid="c")
+    assert len(renders) == 2
