@@ -48,7 +48,22 @@ exec "$python" -IS -c "$entry" "$0" "$@"
 
 # The install directories go after the standard library (as site-packages does): a package
 # there cannot shadow a standard module, and standard imports do not search them first.
-ENTRY = "import sys; sys.argv[:1] = []; sys.path += {paths}; from cnish.main import main; main()"
+ENTRY = """import sys
+sys.argv[:1] = []
+sys.path += {paths}
+try:
+    from cnish.main import main
+except ImportError as exc:      # cnish was moved or removed since this launcher was written
+    import json, os
+    why = "cnish cannot start: %s (run cnish install again after installing cnish)" % exc
+    if os.environ.get("CNI_COMMAND"):       # a runtime: answer with a CNI error object
+        try:
+            version = json.loads(sys.stdin.read(1 << 22)).get("cniVersion") or "1.0.0"
+        except Exception:   # any unreadable request: the error still needs a version
+            version = "1.0.0"
+        print(json.dumps({{"cniVersion": version, "code": 999, "msg": why}}))
+    sys.exit(why)
+main()"""
 
 
 def _package_dirs() -> list:

@@ -63,6 +63,25 @@ def test_libcni_requests_are_answered_without_python(tmp_path):
     assert run(str(path), b'{"cniVersion":"1.0.0"}\n').returncode != 0
 
 
+def test_a_launcher_that_cannot_find_cnish_answers_with_a_cni_error(tmp_path):
+    """A launcher names the directories cnish was installed in; when cnish has moved since
+    (reinstalled elsewhere, removed), a runtime gets a CNI error object that says what to do,
+    not a traceback and an empty stdout. Found by the concurrency audit."""
+    from cnish.install import _package_dirs
+    text = launcher_text()
+    for directory in _package_dirs():
+        text = text.replace(json.dumps(directory), json.dumps(str(tmp_path / "gone")))
+    path = tmp_path / "cnish"
+    path.write_text(text)
+    path.chmod(0o755)
+    proc = run(str(path), b'{"cniVersion":"0.4.0","name":"n","type":"bridge"}',
+               env={"CNI_COMMAND": "ADD"})
+    assert proc.returncode == 1, proc.stderr
+    answer = json.loads(proc.stdout)
+    assert answer["cniVersion"] == "0.4.0" and answer["code"] == 999
+    assert "No module named 'cnish'" in answer["msg"] and "cnish install" in answer["msg"]
+
+
 def test_closed_stdin_and_other_commands_go_to_python(launcher):
     proc = subprocess.run([launcher[0]], stdin=subprocess.DEVNULL, capture_output=True,
                           env={"PATH": os.environ["PATH"], "CNI_COMMAND": "VERSION"})
