@@ -273,7 +273,7 @@ def ipam_add(op):
                 if store.taken(str(want)):
                     raise CNIError(IPAM_FAILED, f"requested IP address {want} is not available "
                                    f"in range set {_describe(ranges)}")
-                chosen = (want, r)
+                chosen = (want, next(r for r in ranges if r.contains(want)))
             else:
                 mine = [o for o in owned if _in_set(o, ranges)]
                 if mine:

@@ -79,6 +79,12 @@ def test_requested_addresses(tmp_path):
     assert "failed to allocate all requested IPs" in info.value.msg
     raw2 = dict(raw, runtimeConfig={"ips": ["10.99.0.60/24"]})
     assert allocate(tmp_path, raw2, cid="c5")[0] == ["10.99.0.60/24"]
+    # one requested address per range set, each with its own range's prefix and gateway
+    raw4 = conf(tmp_path, [[{"subnet": "10.99.0.0/24"}], [{"subnet": "10.98.0.0/16"}]])
+    raw4["runtimeConfig"] = {"ips": ["10.99.0.80", "10.98.3.4"]}
+    got, result = allocate(tmp_path, raw4, cid="c7")
+    assert got == ["10.99.0.80/24", "10.98.3.4/16"]
+    assert [ip["gateway"] for ip in result["ips"]] == ["10.99.0.1", "10.98.0.1"]
     # the same address through several conventions counts once (the reference's map)
     raw3 = dict(raw, runtimeConfig={"ips": ["10.99.0.70/24"]}, args={"cni": {"ips": ["10.99.0.70"]}})
     assert allocate(tmp_path, raw3, cid="c6", args="IgnoreUnknown=1;IP=10.99.0.70")[0] \
