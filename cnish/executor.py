@@ -32,7 +32,6 @@ MISSING = ("Cannot find device", "No such device", "No such file or directory",
            "Cannot assign requested address")
 
 
-
 def classify(stderr: str) -> str:
     if any(s in stderr for s in EXISTS):
         return "exists"
