@@ -245,7 +245,7 @@ def test_vlan_on_a_master_that_is_down_is_refused_first(lab):
     before = host.state(c)
     rc, out, _ = host.cni("ADD", net, c)
     assert rc == 1 and out["code"] == 7 and "master mst0 is down" in out["msg"], out
-    assert "ip link set mst0 up" in out["details"]
+    assert "ip link set dev mst0 up" in out["details"]
     assert host.state(c) == before
 
 
