@@ -86,20 +86,9 @@ class Operation:
             self.conf = self.ipam_conf
         else:
             self.conf = Conf(self.plugin.parse(fields, self))
-            ipam = fields.object("ipam")
-            if ipam.get("type") is not None:
-                ipam_type = plugins.canonical(ipam["type"])
-                if not isinstance(ipam_type, str):
-                    raise CNIError(INVALID_CONFIG, "invalid network config: ipam.type must be "
-                                   "a string", f"ipam.type={ipam['type']!r}")
-                module = plugins.get(ipam_type)
-                if module is None:            # not ours: run it from CNI_PATH
-                    from cnish.plugins import delegate as module
-                elif module.KIND != "ipam":
-                    raise CNIError(INVALID_CONFIG, f"{ipam_type!r} is not an IPAM plugin",
-                                   "ipam.type names an IPAM plugin such as host-local or static")
-                self.ipam_module = module
-                self.ipam_conf = Conf(module.parse(fields.sub("ipam"), self))
+            self.ipam_module = self._ipam_module(fields.object("ipam"))
+            if self.ipam_module is not None:
+                self.ipam_conf = Conf(self.ipam_module.parse(fields.sub("ipam"), self))
         early = getattr(self.plugin, "check_early", None)
         if early is not None:
             early(self)          # what needs the plugin's and the IPAM's config together
@@ -107,6 +96,24 @@ class Operation:
         if self.ipam_module is not None:
             known |= self.ipam_module.CNI_ARGS
         check_cni_args(runtime.args, frozenset(known), runtime.args_text)
+
+    @staticmethod
+    def _ipam_module(ipam: dict):
+        """The module of a main plugin's `ipam.type`: one of cnish's IPAM plugins, the
+        delegate (any other type, run from CNI_PATH), or None without a type."""
+        if ipam.get("type") is None:
+            return None
+        ipam_type = plugins.canonical(ipam["type"])
+        if not isinstance(ipam_type, str):
+            raise CNIError(INVALID_CONFIG, "invalid network config: ipam.type must be a string",
+                           f"ipam.type={ipam['type']!r}")
+        module = plugins.get(ipam_type)
+        if module is None:            # not ours: run it from CNI_PATH
+            from cnish.plugins import delegate as module
+        elif module.KIND != "ipam":
+            raise CNIError(INVALID_CONFIG, f"{ipam_type!r} is not an IPAM plugin",
+                           "ipam.type names an IPAM plugin such as host-local or static")
+        return module
 
     # -- services for plugin modules -------------------------------------------------------------
 
