@@ -8,6 +8,7 @@ import json
 import os
 
 from cnish import results
+from cnish.plugin_exec import printed_error
 from cnish.errors import INVALID_CONFIG, CNIError
 
 DEFAULT_CONF_DIR = "/etc/cni/net.d"
@@ -85,7 +86,6 @@ def request(conflist: dict, index: int, version: str, cap_args: dict,
 def exec_plugin(runner, path: str, env: dict, config: dict) -> dict | None:
     """Run an external plugin like libcni: the error it prints becomes a CNIError, its
     result (if any) is returned as parsed JSON."""
-    from cnish.plugin_exec import printed_error
     res = runner.run((path,), stdin=json.dumps(config), env=env)
     out = res.stdout.strip()
     if res.returncode != 0:

@@ -180,10 +180,7 @@ def _evict(directory: str) -> None:
         except OSError:
             return 0
     for name in sorted(names, key=age)[:len(names) - MAX_ENTRIES]:
-        try:
-            os.unlink(os.path.join(directory, name))
-        except OSError:
-            pass
+        _remove(os.path.join(directory, name))
 
 
 def _cached(kind: str, op, extra, render):

@@ -144,15 +144,11 @@ class Store:
         finally:
             os.close(fd)
 
-    def _scan(self) -> dict:
+    def files(self) -> dict:
         """Regular files of the store: name -> inode number, both from one getdents pass
-        (no stat where the file system reports types). Anything else is not the store's."""
-        try:
-            with os.scandir(self.dir) as it:      # (is_file treats a vanished file as none)
-                return {e.name: e.inode() for e in it if e.is_file(follow_symlinks=False)}
-        except OSError:
-            pass                 # the directory is gone, or a file could not be looked at:
-        files = {}               # the same, entry by entry
+        (no stat where the file system reports types). Anything else is not the store's; a
+        file that cannot be looked at is skipped, a missing directory has none."""
+        files = {}
         try:
             with os.scandir(self.dir) as it:
                 for entry in it:
@@ -180,7 +176,7 @@ class Store:
 
     def entries(self):
         """(file name, content) of every reservation file; tolerant of files vanishing."""
-        for name in self._scan():
+        for name in self.files():
             if self._is_address(name):
                 content = self._read(name)
                 if content is not None:
@@ -208,10 +204,6 @@ class Store:
             del out[ip]
         return out
 
-    def files(self) -> dict:
-        """The store's regular files: name -> inode number (for owned and sweep)."""
-        return self._scan()
-
     def owned(self, cid: str, ifname: str, files: dict | None = None) -> list[str]:
         """Addresses reserved for (cid, ifname); legacy files holding only the id count too.
 
@@ -219,7 +211,7 @@ class Store:
         read; the rest are read: ours (to confirm them) and those without a linked entry (the
         reference's, legacy ones, or ones only a leftover entry names)."""
         mine = self._owner(cid, ifname)
-        files = self._scan() if files is None else files
+        files = self.files() if files is None else files
         indexed = self._indexed(files)
         key = owner_key(cid, ifname)
         # (the order of the tests: most names are index entries or others' addresses)
@@ -346,7 +338,7 @@ class Store:
         if not os.path.isdir(self.dir):
             return []
         with self:
-            files = self._scan()
+            files = self.files()
             released = [ip for ip in self.owned(cid, ifname, files) if self._unlink(ip)]
             prefix = INDEX_PREFIX + owner_key(cid, ifname) + "."
             for name in files:
@@ -358,16 +350,17 @@ class Store:
         """Remove the index entries that do not count and killed writers' temporary files
         (GC); returns the index entries' names."""
         with self:
-            self.sweep(self._scan())
-            stale = self.stale_index()
+            files = self.files()
+            self.sweep(files)                 # (temporary files are not index entries)
+            stale = self.stale_index(files)
             for name in stale:
                 self._unlink(name)
             return stale
 
-    def stale_index(self) -> list[str]:
+    def stale_index(self, files: dict | None = None) -> list[str]:
         """Index entries that are not a hard link to their address file: the address is gone,
         held by someone else since, or the entry is an old store's separate copy (GC)."""
-        files = self._scan()
+        files = self.files() if files is None else files
         indexed = self._indexed(files)
         return [name for name in files if name.startswith(INDEX_PREFIX)
                 and indexed.get(_index_ip(name)) != _index_key(name)]
