@@ -178,3 +178,25 @@ def test_the_scripts_store_function_never_writes_through_a_symlink(tmp_path):
     proc = run("reserve", str(d), "10.0.0.6", "c2", "eth0", "0", "j" * 16)
     assert proc.returncode == 1 and "symlink" in proc.stderr
     assert not (tmp_path / "elsewhere").exists() and not (d / "10.0.0.6").exists()
+
+
+def test_the_scripts_prune_sweeps_temporary_files_like_cnish(tmp_path):
+    """The dry-run script's `cnish-store prune` (a GC script's step) removes the temporary
+    files killed writers left, as cnish's own prune does, and keeps reservations."""
+    import subprocess
+    from cnish import store
+    from cnish.paths import templates_dir
+    function = os.path.join(templates_dir(), "script", "cnish-store.sh")
+    for prune in ("script", "cnish"):
+        d = tmp_path / prune
+        d.mkdir()
+        (d / "10.0.0.5").write_bytes(b"c1\r\neth0")
+        os.link(d / "10.0.0.5", d / ".cnish-tmp-4242")
+        (d / ".cnish-tmp-last-77").write_text("10.0.0.5")
+        if prune == "script":
+            subprocess.run(["bash", "-c", 'source "$0"; cnish-store prune "$1"', function, str(d)],
+                           check=True)
+        else:
+            store.Store(str(tmp_path), prune).prune()
+        assert sorted(os.listdir(d)) == ["10.0.0.5", "lock"], prune
+        assert (d / "10.0.0.5").read_bytes() == b"c1\r\neth0"

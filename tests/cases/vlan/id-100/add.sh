@@ -76,7 +76,8 @@ trap rollback EXIT
 #       last_reserved_ip.SET still names IP, restore PREV (or remove the file when PREV is empty)
 #   release DIR CID IFNAME KEY    remove every file holding this attachment (legacy files
 #                                 holding only CID when there is none)
-#   prune DIR                     remove index entries that are not a link to their address
+#   prune DIR                     remove index entries that are not a link to their address,
+#                                 and temporary files killed writers left
 #   check DIR IP CID IFNAME       true when DIR/IP holds this attachment
 # Write DIR/last_reserved_ip.SET as cnish does: a new file (never one already there, nor a
 # symlink's target) renamed over the old name.
@@ -152,6 +153,7 @@ cnish-store() {
       ;;
     prune)
       local f ip
+      rm -f -- "$dir"/.cnish-tmp-*               # killed writers' (we hold the lock)
       for f in "$dir"/.cnish-owner-*; do
         [[ ! -L $f && -f $f ]] || continue
         ip=${f##*/.cnish-owner-????????????????.}
