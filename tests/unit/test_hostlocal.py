@@ -85,6 +85,14 @@ def test_requested_addresses(tmp_path):
     got, result = allocate(tmp_path, raw4, cid="c7")
     assert got == ["10.99.0.80/24", "10.98.3.4/16"]
     assert [ip["gateway"] for ip in result["ips"]] == ["10.99.0.1", "10.98.0.1"]
+    # two requested addresses in one range set: one address per set, so the second is refused
+    # (as the reference does), and nothing is reserved
+    with pytest.raises(CNIError) as info:
+        allocate(tmp_path, dict(raw, runtimeConfig={"ips": ["10.99.0.90", "10.99.0.91"]}),
+                 cid="c8")
+    assert info.value.code == 102        # IPAM failed (cnish's code, README)
+    assert info.value.msg == "failed to allocate all requested IPs: 10.99.0.91"
+    assert not (tmp_path / "net1" / "10.99.0.90").exists()
     # the same address through several conventions counts once (the reference's map)
     raw3 = dict(raw, runtimeConfig={"ips": ["10.99.0.70/24"]}, args={"cni": {"ips": ["10.99.0.70"]}})
     assert allocate(tmp_path, raw3, cid="c6", args="IgnoreUnknown=1;IP=10.99.0.70")[0] \
@@ -98,6 +106,24 @@ def test_legacy_fields_and_range_limits(tmp_path):
     assert allocate(tmp_path, raw, cid="b")[0] == ["10.98.0.101/24"]
     with pytest.raises(CNIError):
         allocate(tmp_path, raw, cid="c")
+
+
+@pytest.mark.parametrize("version,v4_sets,v6_sets,refused", [
+    ("0.2.0", 2, 0, True), ("0.2.0", 0, 2, True), ("0.2.0", 1, 1, False), ("0.3.0", 2, 0, False)])
+def test_several_range_sets_of_one_family_need_cni_0_3(tmp_path, version, v4_sets, v6_sets,
+                                                        refused):
+    """A 0.1/0.2 result holds one address per family, so two range sets of one family
+    cannot be reported in it: refused (code 7, naming cniVersion) before anything is made."""
+    ranges = [[{"subnet": f"10.9{i}.0.0/24"}] for i in range(v4_sets)] + \
+             [[{"subnet": f"fd9{i}::/64"}] for i in range(v6_sets)]
+    raw = dict(conf(tmp_path, ranges), cniVersion=version)
+    if refused:
+        with pytest.raises(CNIError) as info:
+            operation(raw)
+        assert info.value.code == 7 and "cniVersion" in info.value.msg
+        assert "several range sets of one IP family" in info.value.msg
+    else:
+        operation(raw)
 
 
 def test_dns_from_resolv_conf(tmp_path):
@@ -352,3 +378,39 @@ def test_a_killed_writers_temporary_file_is_never_written_through_and_is_swept(t
     os.link(d / "10.99.0.2", left)
     st.prune()
     assert not left.exists() and (d / "10.99.0.2").read_bytes() == b"first\r\neth0"
+
+
+def test_undoing_a_reservation_removes_only_its_own(tmp_path):
+    """release_ip is the reserve step's undo (an ADD's rollback): it removes the address only
+    while this attachment holds it (the reference's owner rule, legacy id-only files
+    included), with its index entry, and gives last_reserved_ip back the value it had before
+    the ADD — unless a later ADD has moved it on since."""
+    raw = conf(tmp_path, [[{"subnet": "10.99.0.0/24"}]])
+    d = tmp_path / "net1"
+    s = store.Store(str(tmp_path), "net1")
+    try:
+        allocate(tmp_path, raw, cid="a")                        # .2
+        allocate(tmp_path, raw, cid="b")                        # .3, last_reserved .3
+        # another attachment's address stays, whatever the caller claims
+        assert not s.release_ip("10.99.0.2", "b", "eth0", 0, previous="10.99.0.2")
+        assert (d / "10.99.0.2").read_bytes() == b"a\r\neth0"
+        assert (d / "last_reserved_ip.0").read_bytes() == b"10.99.0.3"
+        # its own: gone with its index entry, and last_reserved_ip back at .2
+        assert s.release_ip("10.99.0.3", "b", "eth0", 0, previous="10.99.0.2")
+        assert not (d / "10.99.0.3").exists() and not entry(d, "b", "10.99.0.3").exists()
+        assert (d / "last_reserved_ip.0").read_bytes() == b"10.99.0.2"
+        # a later ADD moved last_reserved_ip on (.3 then .4): undoing .3 leaves it at .4
+        allocate(tmp_path, raw, cid="c")                        # .3
+        allocate(tmp_path, raw, cid="e")                        # .4
+        assert s.release_ip("10.99.0.3", "c", "eth0", 0, previous="10.99.0.2")
+        assert (d / "last_reserved_ip.0").read_bytes() == b"10.99.0.4"
+        # no previous value: the file goes
+        assert s.release_ip("10.99.0.4", "e", "eth0", 0, previous="")
+        assert not (d / "last_reserved_ip.0").exists()
+        # a store older than plugins 0.8.0 names the container only
+        (d / "10.99.0.9").write_text("old-ctr")
+        assert not s.release_ip("10.99.0.9", "other", "eth0")
+        assert s.release_ip("10.99.0.9", "old-ctr", "eth0")
+        assert not (d / "10.99.0.9").exists()
+    finally:
+        store.drop_locks()
