@@ -21,10 +21,24 @@ def code_of(fn, *args, **kw):
     return info.value
 
 
+@pytest.mark.parametrize("value", [None, ""], ids=["unset", "empty"])
 @pytest.mark.parametrize("missing", ["CNI_CONTAINERID", "CNI_IFNAME", "CNI_PATH"])
-def test_missing_variables_are_named(missing):
-    err = code_of(config.parse_env, env(**{missing: None}))
-    assert err.code == 4 and missing in err.msg
+def test_missing_variables_are_named(missing, value):
+    """An empty variable is a missing one, as in the reference's skel (Go's os.Getenv)."""
+    err = code_of(config.parse_env, env(**{missing: value}))
+    assert err.code == 4 and f"required env variables [{missing}] missing" in err.msg
+
+
+@pytest.mark.parametrize("mtu,ok", [(65535, True), (65536, False), (0, True), (-1, False)])
+def test_integer_bounds_are_inclusive(mtu, ok):
+    """Fields.integer(lo, hi) accepts both bounds and nothing beyond them (code 7 naming the
+    key): an MTU of 65535 is valid, 65536 is not."""
+    f = config.Fields({"mtu": mtu}, "")
+    if ok:
+        assert f.integer("mtu", 0, 0, 65535) == mtu
+    else:
+        err = code_of(f.integer, "mtu", 0, 0, 65535)
+        assert err.code == 7 and "mtu" in err.msg and "between 0 and 65535" in err.msg
 
 
 def test_add_needs_netns():
