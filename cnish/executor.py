@@ -24,8 +24,9 @@ Consecutive commands of one tool in one namespace are sent to the tool's batch m
 from cnish import batching, natives
 from cnish.errors import CHECK_FAILED, STEP_FAILED, CNIError
 
-# Stderr fragments that mean "already there" / "already gone" for the tools plans use.
-EXISTS = ("File exists", "Chain already exists", "already reserved")
+# Stderr fragments that mean "already there" / "already gone" for the tools plans use
+# (cnish-store's "is already reserved ...: File exists" included).
+EXISTS = ("File exists", "Chain already exists")
 MISSING = ("Cannot find device", "No such device", "No such file or directory",
            "does not exist", "Address not found", "No such process",
            "No chain/target/match by that name", "Bad rule (does a matching rule exist",

@@ -31,8 +31,11 @@ class FakeHost:
     """Runs nothing; records step-level commands; fails `fail` (an argv) with `error`."""
 
     def __init__(self, fp, fail=None, error="RTNETLINK answers: Operation not permitted",
-                 fail_undo=None):
+                 fail_undo=None, batch_line="actual"):
         self.ran = []
+        # what a failing `ip -batch` says about where it stopped: "Command failed -:N" with the
+        # real N ("actual"), another number (an int), or nothing (None: a parse error)
+        self.batch_line = batch_line
         self.probes = {}     # skip_if probe argv -> the run argv of the step it guards
         self.fail = tuple(fail) if fail else None
         self.fail_undo = tuple(fail_undo) if fail_undo else None
@@ -64,7 +67,8 @@ class FakeHost:
                 step = wrapper + ("ip",) + tuple(line.split())
                 self.ran.append(step)
                 if self._bad(step):
-                    rc, err = 1, f"{self.error}\nCommand failed -:{number}"
+                    line = number if self.batch_line == "actual" else self.batch_line
+                    rc, err = 1, self.error + (f"\nCommand failed -:{line}" if line else "")
                     break
         else:                                            # iptables-restore: atomic
             tool = argv[-3][:-len("-restore")]
@@ -234,6 +238,39 @@ def test_a_failing_undo_does_not_stop_the_rollback(host):
     assert undone == expected_undo(completed)
 
 
+@pytest.mark.parametrize("batch_line", [None, 99], ids=["no line named", "line out of range"])
+def test_a_batch_that_does_not_say_where_it_stopped_is_undone_whole(host, batch_line):
+    """When `ip -batch` fails without naming a line of this batch (a parse error; a number it
+    does not have), any of its lines may have run: every step of the batch counts as done
+    for the rollback, and the error says so."""
+    steps = add_steps()
+    ids = [s.id for s in steps]
+    veth, target = steps[ids.index("veth")], steps[ids.index("host-up")]
+    fake = host(fail=target.run.argv, batch_line=batch_line)
+    with pytest.raises(CNIError) as info:
+        execute_add(fake, steps)
+    assert "the batch stopped without naming a line" in info.value.details
+    assert "rollback could not undo" not in info.value.details
+    undos = {s.undo.argv for s in steps if s.undo}
+    assert veth.undo.argv in [a for a in fake.ran if a in undos]   # the veth of that batch
+
+
+def test_an_undo_finding_its_object_gone_is_no_rollback_error(host):
+    """Rollback tolerates "already gone" (the veth vanished with its namespace, say): the
+    ADD's error then says everything was undone, not that the undo failed."""
+    steps = add_steps()
+    ids = [s.id for s in steps]
+    target = steps[ids.index("masquerade[1].jump[0]")]
+    veth = steps[ids.index("veth")]
+    fake = host(fail=target.run.argv, fail_undo=veth.undo.argv,
+                error=f'Cannot find device "{veth.undo.argv[-1]}"')
+    with pytest.raises(CNIError) as info:
+        execute_add(fake, steps)
+    assert veth.undo.argv in fake.ran
+    assert "rollback could not undo" not in info.value.details
+    assert "everything this ADD had done was undone" in info.value.details
+
+
 def test_exists_is_tolerated_where_declared(host):
     steps = add_steps()
     bridge = next(s for s in steps if s.id == "bridge")
@@ -264,6 +301,24 @@ def test_del_keeps_going_and_reports(host):
     assert "could not remove everything" in info.value.msg and flush.description in info.value.msg
     release = next(s for s in plan.steps if s.id == "release")
     assert release.run.argv in fake.ran               # later steps still ran
+
+
+def test_del_replays_a_failed_restore_transaction_rule_by_rule(host):
+    """iptables-restore applies all or nothing: when one masquerade rule of DEL's transaction
+    fails, DEL replays the transaction's steps one by one, so every other rule and chain is
+    still removed, and names the one that failed."""
+    raw = dict(RAW, prevResult={"cniVersion": "1.0.0", "ips": [{"address": "10.5.0.2/24"}]})
+    plan, _ = engine.build_plan(operation(raw, "DEL"))
+    masq = [s for s in plan.steps if s.id.startswith("masquerade")]
+    v4 = [s for s in masq if s.run.argv[0] == "iptables"]
+    assert len(v4) > 2
+    target = v4[0]
+    fake = host(fail=target.run.argv, error="iptables: Resource temporarily unavailable.")
+    fake._restore_steps = [s.run.argv for s in plan.steps]
+    with pytest.raises(CNIError) as info:
+        Executor(ResettingRunner(fake)).teardown(plan.steps)
+    assert target.description in info.value.msg
+    assert all(s.run.argv in fake.ran for s in v4[1:])      # the rest, one by one
 
 
 def test_del_treats_missing_as_done(host):
@@ -327,6 +382,19 @@ def test_check_starts_every_check_before_waiting_and_reports_all_mismatches_in_o
     assert f"(step {second.number})" in msg and f"(step {last.number})" in msg
     assert msg.index(f"(step {second.number})") < msg.index(f"(step {last.number})")
     assert f"(step {steps[0].number})" not in msg
+
+
+def test_check_fails_a_step_that_expects_output_and_gets_none():
+    """`expect = "output"` (a route, an address): a check command that succeeds but prints
+    nothing (or only blanks) means the thing is not there."""
+    steps = check_plan()
+    wants_output = [s for s in steps if s.expect == "output"]
+    assert wants_output
+    expects = expected_outputs(steps)
+    expects[wants_output[0].check.argv] = " \n"
+    with pytest.raises(CNIError) as info:
+        Executor(RecordingRunner(expects)).check(steps)
+    assert f"(step {wants_output[0].number})" in info.value.msg
 
 
 def test_check_passes_when_every_check_holds():

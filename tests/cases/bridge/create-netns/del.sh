@@ -18,7 +18,7 @@ export LC_ALL=C
 
 # Failures that mean "already there" (steps marked on_exists = done) and "already gone"
 # (on_missing = done, and every undo): the same list cnish's executor uses.
-already_there() { case $1 in *'File exists'*|*'Chain already exists'*|*'already reserved'*) return 0 ;; esac; return 1; }
+already_there() { case $1 in *'File exists'*|*'Chain already exists'*) return 0 ;; esac; return 1; }
 already_gone() { case $1 in *'Cannot find device'*|*'No such device'*|*'No such file or directory'*|*'does not exist'*|*'Address not found'*|*'No such process'*|*'No chain/target/match by that name'*|*'Bad rule (does a matching rule exist'*|*'Cannot assign requested address'*) return 0 ;; esac; return 1; }
 
 # run STEP MODE -- COMMAND...: run one step; MODE says which failures are harmless.
