@@ -336,7 +336,7 @@ class Bench:
         self.args = args
         self.run_id = uuid.uuid4().hex[:6]
         self.prefix = f"cnb{self.run_id}"
-        self.tmp = None
+        self.tmp = self.plan_cache = None
         self.helpers = {}
         self.hostns = {}
         self.samples = {}          # key -> plugin -> list of values (None = failed)
@@ -352,6 +352,9 @@ class Bench:
     def setup(self):
         a = self.args
         self.tmp = Path(tempfile.mkdtemp(prefix="cnish-bench-"))
+        # cnish's plan cache: on a tmpfs like its default /run/cnish/plans, but the bench's own,
+        # removed at the end (the bench leaves nothing behind)
+        self.plan_cache = tempfile.mkdtemp(prefix="cnish-bench-plans-", dir="/run")
         self.binary = {"cnish": str(Path(a.cnish).absolute()),
                        "ref": str(Path(a.reference_dir) / "bridge")}
         for p, b in self.binary.items():
@@ -475,7 +478,7 @@ class Bench:
         e = {"PATH": STD_PATH, "CNI_COMMAND": command, "CNI_CONTAINERID": cid,
              "CNI_NETNS": f"{NETNS_DIR}/{netns}" if netns else "",
              "CNI_IFNAME": "eth0" if command != "VERSION" else "",
-             "CNI_PATH": self.cnipath[p], "CNI_ARGS": ""}
+             "CNI_PATH": self.cnipath[p], "CNI_ARGS": "", "CNISH_PLAN_CACHE": self.plan_cache}
         if count_log:
             e.update(PATH=self.toolwrap + ":" + STD_PATH, CNI_PATH=self.cniwrap[p],
                      CNISH_BENCH_EXECLOG=count_log)
@@ -676,7 +679,8 @@ class Bench:
             r = self._one("cnish", {
                 "argv": [self.binary["cnish"], "add", NETWORK, ns["cnish"], "--config",
                          str(self.conffile["cnish"]), "--dry-run"],
-                "env": {"PATH": STD_PATH, "CNI_PATH": self.cnipath["cnish"]}, "stdin": ""})
+                "env": {"PATH": STD_PATH, "CNI_PATH": self.cnipath["cnish"],
+                        "CNISH_PLAN_CACHE": self.plan_cache}, "stdin": ""})
             ok = self.check_ok(f"dry-run at {level}", "cnish", r)
             self.record(f"dryrun@{level}", "cnish", r["ms"] if ok else None)
             self._floor(level, rep)
@@ -766,8 +770,9 @@ class Bench:
                     pass
                 except OSError as exc:
                     print(f"bench: could not remove {NETNS_DIR}/{n}: {exc}", file=sys.stderr)
-        if self.tmp is not None:
-            shutil.rmtree(self.tmp, ignore_errors=True)
+        for path in (self.tmp, self.plan_cache):
+            if path is not None:
+                shutil.rmtree(path, ignore_errors=True)
 
     # -- report ----------------------------------------------------------------------------------
 
