@@ -16,16 +16,59 @@ sys.path.insert(0, os.path.dirname(__file__))
 from lab import RUN_ID, Lab, kernel_problem, link_kind_missing  # noqa: E402
 
 
+# What the run may add to the machine's /run/cnish without a way to send it elsewhere: the
+# per-boot record of link kinds the kernel has (cnish/kernel.py), written by any real ADD of
+# macvlan, ipvlan, vlan or dummy (`ip netns exec` shares /run). Removed at the end of the run
+# when it was not there before (a cache: cnish probes again next time).
+RUN_DIRS = ("/run/cnish/kernel", "/run/cnish")
+_run_dirs_before = {}
+
+
+def _interrupt(signum, _frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def pytest_configure(config):
     # Plans rendered by the tests go to a cache of this run, removed at the end.
     import atexit
     import shutil
+    import signal
     import tempfile
     if "CNISH_PLAN_CACHE" not in os.environ:
         directory = tempfile.mkdtemp(prefix=f"cnish-{RUN_ID}-plans-")
         os.chmod(directory, 0o700)
         os.environ["CNISH_PLAN_CACHE"] = directory
         atexit.register(shutil.rmtree, directory, True)
+    # hypothesis keeps state in .hypothesis/ of the current directory (the checkout)
+    if "HYPOTHESIS_STORAGE_DIRECTORY" not in os.environ:
+        directory = tempfile.mkdtemp(prefix=f"cnish-{RUN_ID}-hypothesis-")
+        os.environ["HYPOTHESIS_STORAGE_DIRECTORY"] = directory
+        atexit.register(shutil.rmtree, directory, True)
+    # a SIGTERM (a CI time-out) ends the run like Ctrl-C: the fixtures' finalizers still run
+    signal.signal(signal.SIGTERM, _interrupt)
+    for d in RUN_DIRS:
+        _run_dirs_before[d] = set(os.listdir(d)) if os.path.isdir(d) else None
+
+
+def pytest_unconfigure(config):
+    for d in RUN_DIRS:
+        before = _run_dirs_before.get(d, set())
+        try:
+            names = os.listdir(d)
+        except OSError:
+            continue
+        if d == "/run/cnish/kernel":
+            for name in names:
+                if before is None or name not in before:
+                    try:
+                        os.unlink(os.path.join(d, name))
+                    except OSError:
+                        pass
+        if before is None:
+            try:
+                os.rmdir(d)         # only when empty: something else may use it now
+            except OSError:
+                pass
 
 
 def pytest_addoption(parser):

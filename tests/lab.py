@@ -1,9 +1,13 @@
 """Helpers for tests that use real network namespaces, links and iptables rules."""
 
+import atexit
+import contextlib
 import json
 import os
 import shutil
+import signal
 import subprocess
+import threading
 import uuid
 from pathlib import Path
 
@@ -79,6 +83,54 @@ def cnish_command() -> list:
     return list(_launcher)
 
 
+@contextlib.contextmanager
+def interrupts_held():
+    """Clean-up that a second Ctrl-C (or a SIGTERM) must not cut short: the signal is
+    delivered when the block is done (outside the main thread, signals cannot be caught)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught = []
+    saved = {s: signal.signal(s, lambda signum, _frame: caught.append(signum))
+             for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, handler in saved.items():
+            signal.signal(s, handler)
+        if caught:
+            signal.raise_signal(caught[0])
+
+
+def _sweep_this_run():
+    """The last resort, at the interpreter's exit: Ctrl-C pressed again while pytest winds
+    down can abort its teardown of the fixtures (a run interrupted twice during fifty parallel
+    ADDs kept every namespace). Whatever still carries this run's unique names is deleted:
+    namespaces cnish-<run id>-*, and the links the machine-level tests make (cm<run id>*,
+    podman's bridges cnp<run id>*). A run that tore down normally finds nothing here."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        names = os.listdir("/var/run/netns")
+    except OSError:
+        names = []
+    left = [n for n in names if n.startswith(f"cnish-{RUN_ID}-")]
+    links = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True,
+                           stdin=subprocess.DEVNULL).stdout
+    for line in links.splitlines():
+        name = line.split(":")[1].split("@")[0].strip() if line.count(":") > 1 else ""
+        if name.startswith((f"cm{RUN_ID}", f"cnp{RUN_ID}")):
+            left.append(f"link {name}")
+    if left:
+        batch = "".join(f"link del {n[5:]}\n" if n.startswith("link ") else f"netns del {n}\n"
+                        for n in left)
+        subprocess.run(["ip", "-force", "-batch", "-"], input=batch, capture_output=True,
+                       text=True)
+
+
+atexit.register(_sweep_this_run)
+
+
 def unique(kind: str) -> str:
     _counter[0] += 1
     return f"cnish-{RUN_ID}-{kind}{_counter[0]}"
@@ -104,8 +156,8 @@ class Lab:
 
     def netns(self, kind: str = "c") -> str:
         name = unique(kind)
+        self.namespaces.append(name)     # first: an interrupt right after the add leaks nothing
         sh("ip", "netns", "add", name)
-        self.namespaces.append(name)
         sh("ip", "-n", name, "link", "set", "lo", "up")
         return name
 
@@ -113,8 +165,10 @@ class Lab:
         return Node(self, self.netns("h"))
 
     def close(self):
-        for name in reversed(self.namespaces):
-            subprocess.run(["ip", "netns", "del", name], capture_output=True)
+        # A second Ctrl-C while this runs would leave the rest behind: held off until done.
+        with interrupts_held():
+            for name in reversed(self.namespaces):
+                subprocess.run(["ip", "netns", "del", name], capture_output=True)
 
 
 class Node:

@@ -1,6 +1,7 @@
 """CNI conformance beyond a single plugin: IPAM delegation both ways, GC, STATUS, versions,
 and whole conflists in the operator CLI (with the reference plugins from /usr/lib/cni)."""
 
+import hashlib
 import json
 import os
 
@@ -202,10 +203,34 @@ def test_add_whose_result_cannot_be_expressed_changes_nothing(lab, version):
     assert rc == 1 and out["code"] == 1 and "no IP address" in out["msg"]
     assert host.state(c) == before
 
-def test_operator_runs_a_conflist_with_reference_plugins(lab, tmp_path):
+@pytest.fixture
+def tuning_state():
+    """The reference tuning plugin keeps a container's original settings in
+    /run/cni/tuning/<container id>_<ifname>.json until its DEL, which a failing test may not
+    reach: called with a namespace name (the CLI's container id is cnitool's, from the
+    namespace path), it has that file removed afterwards, and the directories too when they
+    were not there before."""
+    dirs = ("/run/cni/tuning", "/run/cni")
+    existed = {d: os.path.isdir(d) for d in dirs}
+    files = []
+
+    def register(netns):
+        cid = "cnitool-" + hashlib.sha512(f"/var/run/netns/{netns}".encode()).hexdigest()[:20]
+        files.append(f"{dirs[0]}/{cid}_eth0.json")
+    yield register
+    for path in files:
+        if os.path.exists(path):
+            os.unlink(path)
+    for d in dirs:
+        if not existed[d] and os.path.isdir(d) and not os.listdir(d):
+            os.rmdir(d)
+
+
+def test_operator_runs_a_conflist_with_reference_plugins(lab, tmp_path, tuning_state):
     """cnish's bridge chained with the reference portmap and tuning, in the operator CLI:
     ADD in order with prevResult, DEL in reverse with the cached result and capability args."""
     host, c = lab.host(), lab.netns()
+    tuning_state(c)
     bridge = bridge_conf(lab, name="chain")
     conflist = {"cniVersion": "1.0.0", "name": "chain", "plugins": [
         {k: v for k, v in bridge.items() if k not in ("cniVersion", "name")},

@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from lab import (RUN_ID, cnish_command, forwarding, link_kind_missing, restore_forwarding, sh,
-                 store_files, unique)
+from lab import (RUN_ID, cnish_command, forwarding, interrupts_held, link_kind_missing,
+                 restore_forwarding, sh, store_files, unique)
 
 pytestmark = pytest.mark.kernel
 
@@ -290,14 +290,15 @@ def machine():
 
     def link(suffix, *kind):
         name = f"cm{RUN_ID}{suffix}"                  # at most 12 characters, unique per run
+        made.append(name)             # first: an interrupt right after the add leaks nothing
         sh("ip", "link", "add", name, *kind)
-        made.append(name)
         return name
     try:
         yield link
     finally:
-        for name in made:
-            subprocess.run(["ip", "link", "del", name], capture_output=True)
+        with interrupts_held():
+            for name in made:
+                subprocess.run(["ip", "link", "del", name], capture_output=True)
         restore_forwarding(saved)
 
 

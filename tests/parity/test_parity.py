@@ -54,9 +54,8 @@ VERSIONS = ("0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0", "1.0.0")
 class Side:
     """One implementation in its own lab: a host namespace, a container, a data dir."""
 
-    def __init__(self, tmp, name, plugin):
-        self.lab = Lab(tmp / name)
-        os.makedirs(tmp / name, exist_ok=True)
+    def __init__(self, lab, plugin):
+        self.lab = lab
         self.host = self.lab.host()
         self.container = self.lab.netns()
         self.plugin = plugin
@@ -75,13 +74,15 @@ class Side:
 
 @pytest.fixture
 def sides(tmp_path):
-    ref = Side(tmp_path, "reference", [f"{REFERENCE}/bridge"])
-    ours = Side(tmp_path, "cnish", None)
+    labs = []
     try:
-        yield ref, ours
+        for name in ("reference", "cnish"):      # each lab is closed, whatever fails when
+            os.makedirs(tmp_path / name)
+            labs.append(Lab(tmp_path / name))
+        yield Side(labs[0], [f"{REFERENCE}/bridge"]), Side(labs[1], None)
     finally:
-        ref.lab.close()
-        ours.lab.close()
+        for lab in labs:
+            lab.close()
 
 
 def compare(ref, ours, conf_ref, conf_ours):

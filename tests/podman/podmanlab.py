@@ -117,9 +117,19 @@ class Podman:
         if len(exe) != 1:
             raise AssertionError("the cnish console script is not installed next to "
                                  f"{exe[0]}: python3 -m pip install '.[test]'")
-        # "type": "cnish-bridge" finds this link in the first plugin directory; the reference
-        # plugins (portmap, tuning) come from /usr/lib/cni.
-        os.symlink(exe[0], self.plugins / "cnish-bridge")
+        # "type": "cnish-bridge" finds it in the first plugin directory; the reference plugins
+        # (portmap, tuning) come from /usr/lib/cni. It is a script that runs cnish through a
+        # link named cnish-bridge with this run's plan cache: the DEL at a container's exit
+        # comes from `podman container cleanup`, which conmon starts without the test's
+        # environment, and would leave its plans in the machine's /run/cnish/plans.
+        link = self.root / "bin" / "cnish-bridge"
+        link.parent.mkdir()
+        os.symlink(exe[0], link)
+        wrapper = self.plugins / "cnish-bridge"
+        wrapper.write_text("#!/bin/sh\n"
+                           f"CNISH_PLAN_CACHE={shlex.quote(os.environ['CNISH_PLAN_CACHE'])} "
+                           f"exec {shlex.quote(str(link))} \"$@\"\n")
+        wrapper.chmod(0o755)
         r = self.root
         (r / "containers.conf").write_text(f"""\
 [containers]
@@ -258,11 +268,18 @@ class Networks:
 
     def link(self, name: str, *spec):
         """`ip link add NAME *spec`, deleted at the end of the test."""
+        self.links.append(name)       # first: an interrupt right after the add leaks nothing
         sh("ip", "link", "add", name, *spec)
-        self.links.append(name)
 
     def close(self) -> list:
         problems = []
+        # The masquerade and portmap chains of each (network, container) pair, by name: a DEL
+        # that failed after removing the jumps to them leaves no rule that leads to them.
+        ids = [self.pm("inspect", "-f", "{{.Id}}", name, check=False).stdout.strip()
+               for name in self.containers]
+        own_chains = {prefix + cni_hash(net.name, cid)[:length]
+                      for net in self.networks for cid in ids if len(cid) == 64
+                      for prefix, length in (("CNI-", 24), ("CNI-DN-", 21))}
         for name in self.containers:
             proc = self.pm("rm", "-f", "-t", "0", "--ignore", name, check=False)
             if proc.returncode != 0:
@@ -275,6 +292,7 @@ class Networks:
             sh("ip", "link", "del", name, check=False)
         for net in self.networks:
             remove_network_rules(net.name)
+        remove_chains([c for c in nat_chains() if c in own_chains])
         # portmap's shared chains, if this test created them and no other container's port
         # mapping (another run's, say) is in them now
         new = [c for c in nat_chains() if c not in self.chains_before

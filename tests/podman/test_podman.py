@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from lab import cnish_command, sh
+from lab import cnish_command, interrupts_held, sh
 from cnish import names
 from podmanlab import (IMAGE, NETWORKS_DIR, Networks, Podman, bridge_ports, cni_hash, fetch,
                        free_port, leftovers, link_exists, nat_chains, nat_lines,
@@ -37,7 +37,8 @@ def pm():
         pm.setup()
         yield pm
     finally:
-        problems = pm.close()
+        with interrupts_held():
+            problems = pm.close()
     assert problems == [], problems
 
 
@@ -48,7 +49,8 @@ def nets(pm):
     try:
         yield nets
     finally:
-        problems = nets.close()
+        with interrupts_held():
+            problems = nets.close()
     assert problems == [], problems
 
 
