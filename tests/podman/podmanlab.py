@@ -179,6 +179,23 @@ graphroot = "{r}/storage"
         return subprocess.Popen([self.podman, *map(str, args)], env=self.env, bufsize=0,
                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr)
 
+    def container_ids(self, names) -> set:
+        """The ids podman gave containers of these names (its event log keeps them after
+        the containers are removed)."""
+        ids = set()
+        try:
+            with open(self.root / "events.log") as f:
+                for line in f:
+                    try:
+                        event = json.loads(line)
+                    except ValueError:
+                        continue
+                    if event.get("Type") == "container" and event.get("Name") in names:
+                        ids.add(event.get("ID", ""))
+        except FileNotFoundError:
+            pass
+        return {i for i in ids if len(i) == 64}
+
     def pid(self, container: str) -> int:
         return int(self("inspect", "-f", "{{.State.Pid}}", container).stdout.strip())
 
@@ -274,11 +291,11 @@ class Networks:
     def close(self) -> list:
         problems = []
         # The masquerade and portmap chains of each (network, container) pair, by name: a DEL
-        # that failed after removing the jumps to them leaves no rule that leads to them.
-        ids = [self.pm("inspect", "-f", "{{.Id}}", name, check=False).stdout.strip()
-               for name in self.containers]
+        # that failed after removing the jumps to them leaves no rule that leads to them. The
+        # ids come from podman's event log (a `--rm` container is gone by now).
+        ids = self.pm.container_ids(self.containers)
         own_chains = {prefix + cni_hash(net.name, cid)[:length]
-                      for net in self.networks for cid in ids if len(cid) == 64
+                      for net in self.networks for cid in ids
                       for prefix, length in (("CNI-", 24), ("CNI-DN-", 21))}
         for name in self.containers:
             proc = self.pm("rm", "-f", "-t", "0", "--ignore", name, check=False)
