@@ -188,3 +188,69 @@ def test_a_full_file_system_stores_nothing_partial_and_leaves_no_temporary_files
     assert len(renders) == 2 and len(os.listdir(directory)) == 1
     plan(cid="c")
     assert len(renders) == 2
+
+
+def test_a_directory_of_another_user_is_ignored(cache):
+    """Plans are commands run as root: a cache directory another user owns (and so could fill
+    with plans of its own) is neither read nor written, even with mode 0700."""
+    directory, renders = cache
+    plan()
+    os.chown(directory, 65534, 65534)
+    plan(cid="b")
+    plan(cid="c")
+    assert len(renders) == 3 and len(os.listdir(directory)) == 1
+
+
+def test_a_symlinked_entry_is_not_followed(cache, tmp_path):
+    """An entry replaced by a symbolic link (to a plan written elsewhere) is not read."""
+    directory, renders = cache
+    plan()
+    (name,) = os.listdir(directory)
+    elsewhere = tmp_path / "elsewhere.json"
+    os.rename(directory / name, elsewhere)
+    os.symlink(elsewhere, directory / name)
+    plan(cid="b")
+    assert len(renders) == 2
+
+
+def test_an_entry_without_sources_is_not_fresh(cache):
+    """Freshness is proven by the files a plan was rendered from: an entry that names none
+    proves nothing and is rendered again."""
+    directory, renders = cache
+    plan()
+    (name,) = os.listdir(directory)
+    entry = json.loads((directory / name).read_text())
+    (directory / name).write_text(json.dumps(dict(entry, sources=[])))
+    plan(cid="b")
+    assert len(renders) == 2
+
+
+def test_a_concurrent_writers_temporary_file_is_left_alone(cache):
+    """Storing a plan sweeps the temporary files of killed writers (older than a minute), not
+    the one a concurrent writer is filling right now."""
+    directory, _ = cache
+    directory.mkdir(mode=0o700)
+    fresh = directory / "other.json.4243.tmp"
+    fresh.write_text("{")
+    plan()
+    assert fresh.exists()
+
+
+def test_the_code_digest_follows_the_rendering_code(monkeypatch, tmp_path):
+    """Cached plans are keyed by the size and mtime of the code that renders them, so an
+    upgrade of cnish invalidates them (checked on copies of those files)."""
+    import shutil
+    here = os.path.dirname(plancache.__file__)
+    names = ("templating.py", "recipes.py", "plancache.py", "templating_marks.py")
+    for name in names:
+        shutil.copy2(os.path.join(here, name), tmp_path / name)
+    monkeypatch.setattr(plancache, "__file__", str(tmp_path / "plancache.py"))
+    monkeypatch.setattr(plancache, "_code_digest", None)
+    before = plancache._code_digest_now()
+    for name in names:
+        monkeypatch.setattr(plancache, "_code_digest", None)
+        with open(tmp_path / name, "a") as f:
+            f.write("\n")
+        after = plancache._code_digest_now()
+        assert after != before, name
+        before = after
