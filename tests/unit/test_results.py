@@ -63,3 +63,26 @@ def test_round_trip_every_version(version):
 def test_parse_names_bad_fields(bad):
     with pytest.raises(ValueError):
         results.parse(bad, "1.0.0")
+
+
+@pytest.mark.parametrize("mac,ok", [
+    ("0a:58:0a:16:00:02", True),                             # Ethernet
+    (":".join(["0a"] * 8), True),                            # EUI-64 (IEEE 1394, ...)
+    (":".join(["80"] * 20), True),                           # InfiniBand
+    ("0a:58:0a:16:00", False), (":".join(["0a"] * 7), False), ("0a:58:0a:16:00:02:03:04:05", False),
+    ("0a:58:0a:16:00:0g", False), ("0a:58:0a:16:00:002", False)])
+def test_interface_mac_forms(mac, ok):
+    """A result's interfaces[].mac (a prevResult, a delegated plugin's answer) reaches
+    commands and the dry-run script: only 6, 8 or 20 colon-separated hex pairs pass."""
+    result = {"interfaces": [{"name": "eth0", "mac": mac}]}
+    if ok:
+        assert results.parse(result, "1.0.0")["interfaces"][0]["mac"] == mac
+    else:
+        with pytest.raises(ValueError, match=r"interfaces\[0\]\.mac"):
+            results.parse(result, "1.0.0")
+
+
+@pytest.mark.parametrize("sandbox", ["/var/run/netns/a\nb", "/proc/1/ns/net\x1b[2J", "a\tb"])
+def test_interface_sandbox_without_control_characters(sandbox):
+    with pytest.raises(ValueError, match=r"interfaces\[0\]\.sandbox"):
+        results.parse({"interfaces": [{"name": "eth0", "sandbox": sandbox}]}, "1.0.0")
