@@ -235,13 +235,20 @@ def handmade_prev(att: dict) -> dict:
 PRELUDE = r"""
 # Sourced through BASH_ENV before the script: every tool the plan calls becomes a recording
 # stub. Record: argc, then the argv NUL-terminated. Exit 1 if the argv (joined with \037) is a
-# line of $CNISH_STUB_FAIL, else 0.
+# line of $CNISH_STUB_FAIL (or, the first time only, follows \036 on one), with
+# $CNISH_STUB_MESSAGE on stderr, else 0.
 __cnish_stub() {
   { printf '%d\0' "$#"; printf '%s\0' "$@"; } >>"$CNISH_STUB_LOG"
-  local key line
+  local key line used
   printf -v key '%s\037' "$@"
   while IFS= read -r line || [[ -n $line ]]; do
-    if [[ $line == "$key" ]]; then printf 'stub: told to fail\n' >&2; return 1; fi
+    if [[ $line == $'\036'"$key" ]]; then
+      while IFS= read -r used; do [[ $used == "$key" ]] && continue 2; done \
+        <"$CNISH_STUB_FAIL.used"
+      printf '%s\n' "$key" >>"$CNISH_STUB_FAIL.used"
+      line=$key
+    fi
+    if [[ $line == "$key" ]]; then printf '%s\n' "$CNISH_STUB_MESSAGE" >&2; return 1; fi
   done <"$CNISH_STUB_FAIL"
   return 0
 }
@@ -281,7 +288,8 @@ class Sandbox:
     def example_dir(self) -> Path:
         return Path(tempfile.mkdtemp(prefix="ex", dir=self.root))
 
-    def run(self, script: str, workdir: Path, fail=()) -> dict:
+    def run(self, script: str, workdir: Path, fail=(), message="stub: told to fail",
+            fail_once=()) -> dict:
         # bash silently drops NUL bytes (or refuses the file when one is on its first line):
         # a script holding one cannot run what it shows
         assert "\x00" not in script, "the script contains a NUL byte"
@@ -293,10 +301,13 @@ class Sandbox:
                                         workdir / "delegate")
         log.write_bytes(b"")
         delegate_log.write_bytes(b"")
-        fail_file.write_bytes(b"".join(_key(argv) + b"\n" for argv in fail))
+        fail_file.write_bytes(b"".join(_key(argv) + b"\n" for argv in fail)
+                              + b"".join(b"\x1e" + _key(argv) + b"\n" for argv in fail_once))
+        Path(f"{fail_file}.used").write_bytes(b"")
         env = {"PATH": f"{self.stubs}:/usr/bin:/bin", "BASH_ENV": str(self.prelude),
                "CNISH_STUB_LOG": str(log), "CNISH_STUB_FAIL": str(fail_file),
-               "CNISH_DELEGATE_LOG": str(delegate_log), "HOME": str(workdir)}
+               "CNISH_DELEGATE_LOG": str(delegate_log), "HOME": str(workdir),
+               "CNISH_STUB_MESSAGE": message}
         proc = subprocess.run([IP, "netns", "exec", self.netns, "/bin/bash", str(path)],
                               capture_output=True, env=env, cwd=workdir, timeout=60)
         return {"rc": proc.returncode, "stdout": proc.stdout, "stderr": proc.stderr,
@@ -631,3 +642,60 @@ def test_delegated_ipam_gets_exactly_the_invocation(sandbox, att):
     assert json.loads(got[6]) == op.raw
     assert not os.path.lexists(CANARY)
 
+
+
+# -- the script's failure rules, one case each -----------------------------------------------------
+
+BRIDGE_ATT = {"raw": {"cniVersion": "1.0.0", "name": "scriptnet", "type": "bridge",
+                      "bridge": "sbr0", "isGateway": True, "ipMasq": True,
+                      "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.77.0.0/24"}]]}},
+              "plugin": "bridge", "cid": "ctr1", "ifname": "eth0", "args": "",
+              "data_rel": "store", "resolv": None, "netns": "/var/run/netns/scriptns"}
+
+
+def bridge_plan(sandbox, command, prev=None):
+    work = sandbox.example_dir()
+    plan, _ = plan_for(BRIDGE_ATT, command, work / "data", sandbox.cni_path,
+                       BRIDGE_ATT["netns"], prev)
+    return plan, work
+
+
+def test_add_script_accepts_an_existing_shared_object(sandbox):
+    """on_exists = "done" (the bridge, made by a parallel ADD meanwhile): the script goes on,
+    as cnish does, and undoes nothing."""
+    plan, work = bridge_plan(sandbox, "ADD")
+    bridge = next(s for s in plan.steps if s.id == "bridge")
+    # the probe says "no bridge" once (so the step runs), then "a bridge" (bridge-is-bridge)
+    ran = sandbox.run(scripts.bash(plan), work, fail=[bridge.run.argv],
+                      fail_once=[bridge.skip_if.argv], message="RTNETLINK answers: File exists")
+    assert bridge.run.argv in ran["calls"]
+    assert ran["rc"] == 0, ran["stderr"]
+    assert not [c for c in ran["calls"] if c in {s.undo.argv for s in plan.steps if s.undo}]
+
+
+def test_add_script_rollback_counts_an_object_already_gone_as_undone(sandbox):
+    """An undo that finds its object gone ("Cannot find device") is no rollback failure: the
+    script reports the step that failed, not the undo."""
+    plan, work = bridge_plan(sandbox, "ADD")
+    up = next(s for s in plan.steps if s.id == "container-up")
+    veth = next(s for s in plan.steps if s.id == "veth")
+    ran = sandbox.run(scripts.bash(plan), work, fail=[up.run.argv, veth.undo.argv],
+                      message='Cannot find device "eth0"')
+    assert ran["rc"] != 0 and veth.undo.argv in ran["calls"]
+    stderr = ran["stderr"].decode()
+    assert f"step {up.number} failed" in stderr
+    assert "undo failed" not in stderr and "could not undo" not in stderr, stderr
+
+
+def test_del_script_runs_every_step_and_fails_when_one_did(sandbox):
+    """DEL is best effort: after a failing step every other step still runs, and the script
+    ends with status 1 naming it."""
+    add, _ = bridge_plan(sandbox, "ADD")
+    plan, work = bridge_plan(sandbox, "DEL", prev=add.result)
+    skips = [s.skip_if.argv for s in plan.steps if s.skip_if]
+    target = next(s for s in plan.steps if s.id.startswith("masquerade"))
+    ran = sandbox.run(scripts.bash(plan), work, fail=skips + [target.run.argv])
+    expected, failed = simulate(plan, skips + [target.run.argv])
+    assert failed
+    assert_calls(ran, expected)
+    assert ran["rc"] == 1 and "could not remove everything" in ran["stderr"].decode()
