@@ -78,6 +78,26 @@ def test_del_keeps_the_addresses_while_the_interface_remains(warm):
     assert host.cni("DEL", dict(conf, prevResult=res2), other, cid="ctr2")[0] == 0
     count("faults survived")
 
+def test_del_keeps_the_addresses_when_only_the_container_end_could_go(warm):
+    """The container's end is what holds the addresses: when deleting it fails and the host end
+    is not found by cnish's name (a pair the reference made has a random host name), nothing
+    else removes the interface, so the addresses stay reserved too."""
+    host, c, conf, wrap = warm
+    rc, res, err = host.cni("ADD", conf, c)
+    assert rc == 0, err
+    host.run("ip", "link", "set", "dev", res["interfaces"][1]["name"], "name", "refveth0")
+    mine = tuple(ip["address"].split("/")[0] for ip in res["ips"])
+    env = fault_env(wrap, [["ip", "link", "del", "dev", "eth0"]])
+    rc, out, err = host.cni("DEL", dict(conf, prevResult=res), c, path_prefix=str(wrap),
+                           extra_env=env)
+    count("faults injected (DEL cannot delete the container's end)")
+    assert rc == 1 and "stay reserved" in out["msg"], (out, err)
+    assert len([k for k in host.state(c)["store"] if k.endswith(mine)]) == 4
+    assert host.cni("DEL", dict(conf, prevResult=res), c)[0] == 0     # the next DEL frees them
+    assert not [k for k in host.state(c)["store"] if k.endswith(mine)]
+    count("faults survived")
+
+
 @pytest.mark.parametrize("tool,mode", [("iptables-restore", "missing"), ("ip", "garbage"),
                                        ("sysctl", "missing"), ("nsenter", "missing")])
 def test_missing_or_broken_tools(warm, tool, mode):

@@ -52,6 +52,22 @@ def test_gateway_masquerade_and_default_route():
     assert jump.undo.argv[jump.undo.argv.index("POSTROUTING") - 1] == "-D"
 
 
+@pytest.mark.parametrize("ipam_route,added", [
+    ({"dst": "0.0.0.0/0"}, True),                        # a device route: the gateway's goes in
+    ({"dst": "0.0.0.0/0", "gw": "10.5.0.1"}, False),     # already the default via a gateway
+    ({"dst": "10.9.0.0/16"}, True)])
+def test_default_gateway_route_unless_ipam_has_one_with_a_gateway(ipam_route, added):
+    """isDefaultGateway adds the default route via the gateway unless IPAM's routes already
+    hold a default route with a gateway; a gateway-less default from IPAM does not count."""
+    conf = raw(isDefaultGateway=True, ipam={"type": "host-local", "dataDir": "/nonexistent/x",
+                                            "ranges": [[{"subnet": "10.5.0.0/24"}]],
+                                            "routes": [ipam_route]})
+    p, _ = plan(conf)
+    routes = p.result["routes"]
+    assert routes[0] == ipam_route
+    assert ({"dst": "0.0.0.0/0", "gw": "10.5.0.1"} in routes[1:]) == added
+
+
 def test_options_add_their_steps():
     assert "hairpin" in ids(plan(raw(hairpinMode=True))[0])
     assert "bridge-promisc" in ids(plan(raw(promiscMode=True))[0])
