@@ -414,3 +414,19 @@ def test_undoing_a_reservation_removes_only_its_own(tmp_path):
         assert not (d / "10.99.0.9").exists()
     finally:
         store.drop_locks()
+
+
+def test_gc_finds_stale_owners_by_container_and_interface(tmp_path):
+    """GC (spec 1.1.0) keeps exactly the valid attachments, (container id, interface) pairs:
+    another interface of a valid container is stale; a legacy id-only file counts as its
+    container's, valid through any of its interfaces."""
+    from cnish import gc
+    d = tmp_path / "net1"
+    d.mkdir()
+    (d / "10.0.0.2").write_bytes(b"c1\r\neth0")
+    (d / "10.0.0.3").write_bytes(b"c1\r\neth1")
+    (d / "10.0.0.4").write_text("c2")
+    (d / "10.0.0.5").write_text("c3")
+    stale = gc.stale_owners(store.Store(str(tmp_path), "net1"), {("c1", "eth0"), ("c2", "eth9")})
+    assert sorted((o["cid"], o["ifname"]) for o in stale) == [("c1", "eth1"), ("c3", "")]
+    assert all(o["key"] == store.owner_key(o["cid"], o["ifname"]) for o in stale)

@@ -152,3 +152,36 @@ def test_python_version_uses_the_streams_it_is_given():
     out, err = io.StringIO(), io.StringIO()
     rc = cni.main({"CNI_COMMAND": "VERSION"}, io.BytesIO(b'{"cniVersion":"0.4.0"}'), out, err)
     assert rc == 0 and json.loads(out.getvalue())["cniVersion"] == "0.4.0"
+
+
+def cni_call(env, conf):
+    import io
+    from cnish import cni
+    out, err = io.StringIO(), io.StringIO()
+    base = {"CNI_CONTAINERID": "ctr1", "CNI_IFNAME": "eth0", "CNI_PATH": "/usr/lib/cni",
+            "CNI_NETNS": ""}
+    rc = cni.main(dict(base, **env), io.BytesIO(json.dumps(conf).encode()), out, err)
+    return rc, json.loads(out.getvalue()), err.getvalue()
+
+
+@pytest.mark.parametrize("version", ["0.3.1", "0.4.0", "1.0.0"])
+def test_an_error_answers_in_the_requests_version(version):
+    """The spec: an error object carries the cniVersion the request used (libcni of that
+    version parses it), not cnish's newest."""
+    conf = {"cniVersion": version, "name": "n", "type": "bridge", "mtu": "big"}
+    rc, out, _ = cni_call({"CNI_COMMAND": "DEL"}, conf)
+    assert rc == 1 and out["code"] == 7 and out["cniVersion"] == version
+
+
+def test_a_bug_still_answers_in_the_protocol(monkeypatch):
+    """An exception cnish does not expect: exit status 1 and an error object (code 999, the
+    request's version) on stdout, the traceback on stderr (no log file here)."""
+    from cnish import engine
+
+    def broken(op):
+        raise RuntimeError("boom")
+    monkeypatch.setattr(engine, "execute", broken)
+    conf = {"cniVersion": "0.4.0", "name": "n", "type": "bridge", "bridge": "cnbr0"}
+    rc, out, err = cni_call({"CNI_COMMAND": "DEL"}, conf)
+    assert rc == 1 and out["code"] == 999 and out["cniVersion"] == "0.4.0"
+    assert "boom" in out["msg"] and "RuntimeError: boom" in err
