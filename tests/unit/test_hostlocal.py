@@ -430,3 +430,24 @@ def test_gc_finds_stale_owners_by_container_and_interface(tmp_path):
     stale = gc.stale_owners(store.Store(str(tmp_path), "net1"), {("c1", "eth0"), ("c2", "eth9")})
     assert sorted((o["cid"], o["ifname"]) for o in stale) == [("c1", "eth1"), ("c3", "")]
     assert all(o["key"] == store.owner_key(o["cid"], o["ifname"]) for o in stale)
+
+
+def test_gc_finds_stale_chains_of_its_own_network_only():
+    """GC of network A removes A's masquerade chains of containers no longer valid, and never
+    a chain of network B, whatever B's container ids (the rules' comments say whose it is)."""
+    from cnish import gc
+    save = "\n".join([
+        "*nat",
+        ":POSTROUTING ACCEPT [0:0]",
+        ":CNI-aaa - [0:0]", ":CNI-bbb - [0:0]", ":CNI-ccc - [0:0]",
+        '-A POSTROUTING -s 10.1.0.2/32 -m comment --comment "name: \\"A\\" id: \\"gone\\"" -j CNI-aaa',
+        '-A CNI-aaa -d 10.1.0.0/24 -m comment --comment "name: \\"A\\" id: \\"gone\\"" -j ACCEPT',
+        '-A POSTROUTING -s 10.1.0.3/32 -m comment --comment "name: \\"A\\" id: \\"live\\"" -j CNI-bbb',
+        '-A CNI-bbb -d 10.1.0.0/24 -m comment --comment "name: \\"A\\" id: \\"live\\"" -j ACCEPT',
+        '-A POSTROUTING -s 10.2.0.2/32 -m comment --comment "name: \\"B\\" id: \\"gone\\"" -j CNI-ccc',
+        '-A CNI-ccc -d 10.2.0.0/24 -m comment --comment "name: \\"B\\" id: \\"gone\\"" -j ACCEPT',
+        "COMMIT"])
+    stale = gc.stale_chains(save, "A", {"live"})
+    assert [(s["chain"], s["cid"]) for s in stale] == [("CNI-aaa", "gone")]
+    assert stale[0]["jumps"] == [["-s", "10.1.0.2/32", "-m", "comment",     # the rule's spec
+                                  "--comment", 'name: "A" id: "gone"', "-j", "CNI-aaa"]]
