@@ -200,3 +200,48 @@ def test_the_scripts_prune_sweeps_temporary_files_like_cnish(tmp_path):
             store.Store(str(tmp_path), prune).prune()
         assert sorted(os.listdir(d)) == ["10.0.0.5", "lock"], prune
         assert (d / "10.0.0.5").read_bytes() == b"c1\r\neth0"
+
+
+def test_the_scripts_release_ip_undoes_a_reservation_as_cnish_does(tmp_path):
+    """The rollback of a dry-run script's ADD (`cnish-store release-ip`, the reserve step's
+    undo) and cnish's own (Store.release_ip) leave the same store, case by case: another
+    attachment's address stays, last_reserved_ip goes back to its value before the ADD only
+    while it still names the address, a legacy id-only file counts as its container's."""
+    import subprocess
+    from cnish import store
+    from cnish.paths import templates_dir
+    function = os.path.join(templates_dir(), "script", "cnish-store.sh")
+    # (ip, cid, ifname, set, previous) released after the reservations below
+    releases = [("10.0.0.2", "b", "eth0", "0", "10.0.0.2"),     # a's address: stays
+                ("10.0.0.3", "b", "eth0", "0", "10.0.0.2"),     # b's, still the last one
+                ("10.0.0.4", "c", "eth0", "0", "10.0.0.1"),     # c's, but e's came after it
+                ("10.0.0.5", "e", "eth0", "0", "10.0.0.4"),     # e's, the last: back to .4
+                ("10.0.0.6", "f", "eth0", "1", ""),             # f's, last of set 1: file goes
+                ("10.0.0.9", "old", "eth0", "0", "")]           # a legacy id-only file
+    listings = {}
+    for impl in ("script", "cnish"):
+        d = tmp_path / impl
+        d.mkdir()
+        s = store.Store(str(tmp_path), impl)
+        try:
+            for ip, cid, ifname, set_index in [("10.0.0.2", "a", "eth0", 0),
+                                               ("10.0.0.3", "b", "eth0", 0),
+                                               ("10.0.0.4", "c", "eth0", 0),
+                                               ("10.0.0.5", "e", "eth0", 0),
+                                               ("10.0.0.6", "f", "eth0", 1)]:
+                assert s.reserve(ip, cid, ifname, set_index)
+            (d / "10.0.0.9").write_text("old")
+            for ip, cid, ifname, set_index, previous in releases:
+                if impl == "script":
+                    subprocess.run(["bash", "-c", 'source "$0"; cnish-store "$@"', function,
+                                    "release-ip", str(d), ip, cid, ifname, set_index, previous,
+                                    store.owner_key(cid, ifname)], check=True)
+                else:
+                    s.release_ip(ip, cid, ifname, int(set_index), previous)
+        finally:
+            store.drop_locks()
+        listings[impl] = {n: (d / n).read_bytes() for n in sorted(os.listdir(d)) if n != "lock"}
+    assert listings["script"] == listings["cnish"]
+    kept = listings["cnish"]
+    assert kept["10.0.0.2"] == b"a\r\neth0" and kept["last_reserved_ip.0"] == b"10.0.0.4"
+    assert "10.0.0.3" not in kept and "10.0.0.5" not in kept and "10.0.0.9" not in kept and "last_reserved_ip.1" not in kept
