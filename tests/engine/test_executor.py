@@ -321,6 +321,26 @@ def test_del_replays_a_failed_restore_transaction_rule_by_rule(host):
     assert all(s.run.argv in fake.ran for s in v4[1:])      # the rest, one by one
 
 
+def test_del_fails_when_a_batch_does_not_say_where_it_stopped(host):
+    """DEL: when a batch of two host-side deletions dies without naming its line, neither can
+    be counted as done, and DEL reports that it could not remove everything."""
+    import copy
+    from cnish.plan import Command
+    plan, _ = engine.build_plan(operation(dict(RAW), "DEL"))
+    first = next(s for s in plan.steps if s.id == "host-link")
+    second = copy.copy(first)
+    second.id, second.number, second.skip_if = "host-link-2", first.number + 1, None
+    second.run = Command(first.run.argv[:-1] + ("vethother",))
+    first.skip_if = None
+    steps = [first, second]
+    fake = host(fail=second.run.argv, batch_line=None)
+    fake._restore_steps = []
+    with pytest.raises(CNIError) as info:
+        Executor(ResettingRunner(fake)).teardown(steps)
+    assert "could not remove everything" in info.value.msg
+    assert f"step {first.number} " in info.value.msg and f"step {second.number} " in info.value.msg
+
+
 def test_del_treats_missing_as_done(host):
     plan, _ = engine.build_plan(operation(dict(RAW), "DEL"))
     fake = host(fail=plan.steps[0].run.argv, error='Cannot find device "eth0"')
