@@ -245,3 +245,26 @@ def test_the_scripts_release_ip_undoes_a_reservation_as_cnish_does(tmp_path):
     kept = listings["cnish"]
     assert kept["10.0.0.2"] == b"a\r\neth0" and kept["last_reserved_ip.0"] == b"10.0.0.4"
     assert "10.0.0.3" not in kept and "10.0.0.5" not in kept and "10.0.0.9" not in kept and "last_reserved_ip.1" not in kept
+
+
+def test_the_scripts_store_waits_for_the_stores_lock(tmp_path):
+    """The dry-run script's cnish-store takes the store's lock (the reference's flock on
+    DIR/lock) before it writes: while another holder has it, a reservation waits."""
+    import fcntl
+    import subprocess
+    from cnish.paths import templates_dir
+    function = os.path.join(templates_dir(), "script", "cnish-store.sh")
+    d = tmp_path / "net"
+    d.mkdir()
+    with open(d / "lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        proc = subprocess.Popen(["bash", "-c", 'source "$0"; cnish-store "$@"', function,
+                                 "reserve", str(d), "10.0.0.5", "c1", "eth0", "0", "k" * 16])
+        try:
+            with pytest.raises(subprocess.TimeoutExpired):
+                proc.wait(timeout=1)          # still waiting for the lock
+            assert not (d / "10.0.0.5").exists()
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+    assert proc.wait(timeout=30) == 0
+    assert (d / "10.0.0.5").read_bytes() == b"c1\r\neth0"
