@@ -115,17 +115,20 @@ def _sweep_this_run():
     except OSError:
         names = []
     left = [n for n in names if n.startswith(f"cnish-{RUN_ID}-")]
-    links = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True,
-                           stdin=subprocess.DEVNULL).stdout
-    for line in links.splitlines():
-        name = line.split(":")[1].split("@")[0].strip() if line.count(":") > 1 else ""
-        if name.startswith((f"cm{RUN_ID}", f"cnp{RUN_ID}")):
-            left.append(f"link {name}")
-    if left:
-        batch = "".join(f"link del {n[5:]}\n" if n.startswith("link ") else f"netns del {n}\n"
-                        for n in left)
-        subprocess.run(["ip", "-force", "-batch", "-"], input=batch, capture_output=True,
-                       text=True)
+    try:
+        links = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True,
+                               stdin=subprocess.DEVNULL).stdout
+        for line in links.splitlines():
+            name = line.split(":")[1].split("@")[0].strip() if line.count(":") > 1 else ""
+            if name.startswith((f"cm{RUN_ID}", f"cnp{RUN_ID}")):
+                left.append(f"link {name}")
+        if left:
+            batch = "".join(f"link del {n[5:]}\n" if n.startswith("link ")
+                            else f"netns del {n}\n" for n in left)
+            subprocess.run(["ip", "-force", "-batch", "-"], input=batch, capture_output=True,
+                           text=True)
+    except OSError:         # no `ip` here: then no test made anything to sweep
+        pass
 
 
 atexit.register(_sweep_this_run)
