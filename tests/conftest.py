@@ -18,10 +18,9 @@ from lab import RUN_ID, Lab, kernel_problem, link_kind_missing  # noqa: E402
 
 # What the run may add to the machine's /run/cnish without a way to send it elsewhere: the
 # per-boot record of link kinds the kernel has (cnish/kernel.py), written by any real ADD of
-# macvlan, ipvlan, vlan or dummy (`ip netns exec` shares /run). Removed at the end of the run
-# when it was not there before (a cache: cnish probes again next time).
-RUN_DIRS = ("/run/cnish/kernel", "/run/cnish")
-_run_dirs_before = {}
+# macvlan, ipvlan, vlan or dummy (`ip netns exec` shares /run). The entries the run added are
+# removed at its end, and the directories if the run made them (a cache: cnish probes again).
+_kernel_cache_before = {}
 
 
 def _interrupt(signum, _frame):
@@ -46,29 +45,22 @@ def pytest_configure(config):
         atexit.register(shutil.rmtree, directory, True)
     # a SIGTERM (a CI time-out) ends the run like Ctrl-C: the fixtures' finalizers still run
     signal.signal(signal.SIGTERM, _interrupt)
-    for d in RUN_DIRS:
-        _run_dirs_before[d] = set(os.listdir(d)) if os.path.isdir(d) else None
+    from cnish.kernel import CACHE
+    for d in (CACHE, os.path.dirname(CACHE)):
+        _kernel_cache_before[d] = set(os.listdir(d)) if os.path.isdir(d) else None
 
 
 def pytest_unconfigure(config):
-    for d in RUN_DIRS:
-        before = _run_dirs_before.get(d, set())
-        try:
-            names = os.listdir(d)
-        except OSError:
-            continue
-        if d == "/run/cnish/kernel":
-            for name in names:
-                if before is None or name not in before:
-                    try:
-                        os.unlink(os.path.join(d, name))
-                    except OSError:
-                        pass
-        if before is None:
-            try:
+    import contextlib
+    from cnish.kernel import CACHE
+    before = _kernel_cache_before.get(CACHE, set())
+    with contextlib.suppress(OSError):
+        for name in set(os.listdir(CACHE)) - (before or set()):
+            os.unlink(os.path.join(CACHE, name))
+    for d in (CACHE, os.path.dirname(CACHE)):
+        if _kernel_cache_before.get(d, set()) is None:
+            with contextlib.suppress(OSError):
                 os.rmdir(d)         # only when empty: something else may use it now
-            except OSError:
-                pass
 
 
 def pytest_addoption(parser):

@@ -1,7 +1,6 @@
 """CNI conformance beyond a single plugin: IPAM delegation both ways, GC, STATUS, versions,
 and whole conflists in the operator CLI (with the reference plugins from /usr/lib/cni)."""
 
-import hashlib
 import json
 import os
 
@@ -207,16 +206,15 @@ def test_add_whose_result_cannot_be_expressed_changes_nothing(lab, version):
 def tuning_state():
     """The reference tuning plugin keeps a container's original settings in
     /run/cni/tuning/<container id>_<ifname>.json until its DEL, which a failing test may not
-    reach: called with a namespace name (the CLI's container id is cnitool's, from the
-    namespace path), it has that file removed afterwards, and the directories too when they
-    were not there before."""
+    reach: called with a namespace name (the container id the CLI derives from it), it has
+    that file removed afterwards, and the directories too when they were not there before."""
+    from cnish.cli import NETNS_DIR, _default_cid
     dirs = ("/run/cni/tuning", "/run/cni")
     existed = {d: os.path.isdir(d) for d in dirs}
     files = []
 
     def register(netns):
-        cid = "cnitool-" + hashlib.sha512(f"/var/run/netns/{netns}".encode()).hexdigest()[:20]
-        files.append(f"{dirs[0]}/{cid}_eth0.json")
+        files.append(f"{dirs[0]}/{_default_cid(f'{NETNS_DIR}/{netns}')}_eth0.json")
     yield register
     for path in files:
         if os.path.exists(path):

@@ -643,7 +643,6 @@ def test_delegated_ipam_gets_exactly_the_invocation(sandbox, att):
     assert not os.path.lexists(CANARY)
 
 
-
 # -- the script's failure rules, one case each -----------------------------------------------------
 
 BRIDGE_ATT = {"raw": {"cniVersion": "1.0.0", "name": "scriptnet", "type": "bridge",

@@ -6,7 +6,7 @@ import stat
 import pytest
 
 from cnish import store
-from cnish.errors import CNIError
+from cnish.errors import IPAM_FAILED, CNIError
 from cnish.plugins import hostlocal
 from lab import operation
 
@@ -90,7 +90,7 @@ def test_requested_addresses(tmp_path):
     with pytest.raises(CNIError) as info:
         allocate(tmp_path, dict(raw, runtimeConfig={"ips": ["10.99.0.90", "10.99.0.91"]}),
                  cid="c8")
-    assert info.value.code == 102        # IPAM failed (cnish's code, README)
+    assert info.value.code == IPAM_FAILED
     assert info.value.msg == "failed to allocate all requested IPs: 10.99.0.91"
     assert not (tmp_path / "net1" / "10.99.0.90").exists()
     # the same address through several conventions counts once (the reference's map)
