@@ -227,7 +227,9 @@ class Renderer:
         try:
             expect = spec.expect
             if isinstance(expect, dict):
-                expect = {"contains": str(self.value(expect["contains"], ctx))}
+                text = self.value(expect["contains"], ctx)
+                # (none: this attachment has nothing particular to look for; any output will do)
+                expect = "output" if text is None else {"contains": str(text)}
             return {
                 "id": step_id,
                 "description": self.text(spec.describe, ctx),

@@ -484,6 +484,31 @@ def test_spec_1_1_route_fields_are_applied_and_checked(lab):
     sh("ip", "-n", c, "route", "del", "10.99.0.0/24", "table", "100")
     rc, out, _ = host.cni("CHECK", dict(conf, prevResult=res), c)
     assert rc == 1 and out["code"] == 101 and "table 100" in out["msg"], out
+    sh("ip", "-n", c, "route", "add", "10.99.0.0/24", "via", "10.77.0.1", "table", "100")
+    assert host.cni("CHECK", dict(conf, prevResult=res), c)[0] == 0
+    # CHECK also sees a route whose metric, scope, mtu or advmss is no longer the result's
+    # (the reference's CHECK compares destination and gateway only).
+    changes = [
+        (["default", "via", "10.77.0.1", "dev", "eth0", "metric", "100"],
+         ["default", "via", "10.77.0.1", "dev", "eth0", "metric", "200"], "metric 100"),
+        (["10.98.0.0/24", "dev", "eth0", "scope", "link", "mtu", "1300", "advmss", "1200"],
+         ["10.98.0.0/24", "dev", "eth0", "scope", "global", "mtu", "1300", "advmss", "1200"],
+         "scope 253"),
+        (["10.98.0.0/24", "dev", "eth0", "scope", "link", "mtu", "1300", "advmss", "1200"],
+         ["10.98.0.0/24", "dev", "eth0", "scope", "link", "mtu", "1400", "advmss", "1200"],
+         "mtu 1300"),
+        (["10.98.0.0/24", "dev", "eth0", "scope", "link", "mtu", "1300", "advmss", "1200"],
+         ["10.98.0.0/24", "dev", "eth0", "scope", "link", "mtu", "1300", "advmss", "1100"],
+         "advmss 1200"),
+    ]
+    for right, wrong, named in changes:
+        sh("ip", "-n", c, "route", "del", *right)
+        sh("ip", "-n", c, "route", "add", *wrong)
+        rc, out, _ = host.cni("CHECK", dict(conf, prevResult=res), c)
+        assert rc == 1 and out["code"] == 101 and named in out["msg"], (named, out)
+        sh("ip", "-n", c, "route", "del", *wrong)
+        sh("ip", "-n", c, "route", "add", *right)
+        assert host.cni("CHECK", dict(conf, prevResult=res), c)[0] == 0, named
     assert host.cni("DEL", dict(conf, prevResult=res), c)[0] == 0
     for bad in ({"table": "100"}, {"priority": -1}, {"scope": 256}, {"mtu": True}):
         field = next(iter(bad))
