@@ -201,6 +201,37 @@ def test_dry_run_script_does_what_execution_does(lab, tmp_path):
     host.run(*cli, "del", conf["name"], c, *common)
 
 
+def test_the_check_script_compares_route_fields_as_cnish_does(lab, tmp_path):
+    """`cnish check --dry-run` prints the same route checks as CHECK runs: the script passes
+    on what ADD made and names the step once a route's mtu or metric is no longer the result's."""
+    host, c = lab.host(), lab.netns()
+    routes = [{"dst": "0.0.0.0/0", "priority": 100},
+              {"dst": "10.98.0.0/24", "scope": 253, "mtu": 1300, "advmss": 1200}]
+    conf = bridge_conf(lab, cniVersion="1.1.0", ipMasq=False, ipam={"routes": routes})
+    conf_file = tmp_path / "net.conf"
+    conf_file.write_text(json.dumps(conf))
+    cli = cnish_command()
+    common = ["--config", str(conf_file), "--cid", "ctr1", "--cache-dir", lab.cache_dir]
+    host.run(*cli, "add", conf["name"], c, *common)
+    script = tmp_path / "check.sh"
+    script.write_text(host.run(*cli, "check", conf["name"], c, *common, "--dry-run").stdout)
+    assert host.run("bash", str(script), check=False).returncode == 0
+    changes = [
+        (["10.98.0.0/24", "dev", "eth0", "scope", "link", "mtu", "1300", "advmss", "1200"],
+         ["10.98.0.0/24", "dev", "eth0", "scope", "link", "mtu", "1400", "advmss", "1200"]),
+        (["default", "via", "10.77.0.1", "dev", "eth0", "metric", "100"],
+         ["default", "via", "10.77.0.1", "dev", "eth0", "metric", "200"]),
+    ]
+    for right, wrong in changes:
+        sh("ip", "-n", c, "route", "del", *right)
+        sh("ip", "-n", c, "route", "add", *wrong)
+        ran = host.run("bash", str(script), check=False)
+        assert ran.returncode != 0 and "cnish: check of step" in ran.stderr, (wrong, ran)
+        sh("ip", "-n", c, "route", "del", *wrong)
+        sh("ip", "-n", c, "route", "add", *right)
+    assert host.run("bash", str(script), check=False).returncode == 0
+    host.run(*cli, "del", conf["name"], c, *common)
+
 def add_plan(host, conf, c, tmp_path):
     conf_file = tmp_path / "plan.conf"
     conf_file.write_text(json.dumps(conf))
