@@ -201,13 +201,29 @@ def test_dry_run_script_does_what_execution_does(lab, tmp_path):
     host.run(*cli, "del", conf["name"], c, *common)
 
 
+# Spec 1.1.0 route fields, and each changed in turn on the live route: (as ADD made it, the
+# same route changed, how CHECK names what it expected)
+FIELD_ROUTES = [{"dst": "0.0.0.0/0", "priority": 100},
+                {"dst": "10.98.0.0/24", "scope": 253, "mtu": 1300, "advmss": 1200}]
+_DEFAULT = ["default", "via", "10.77.0.1", "dev", "eth0"]
+_ON_LINK = ["10.98.0.0/24", "dev", "eth0"]
+ROUTE_CHANGES = [
+    (_DEFAULT + ["metric", "100"], _DEFAULT + ["metric", "200"], "metric 100"),
+    (_ON_LINK + ["scope", "link", "mtu", "1300", "advmss", "1200"],
+     _ON_LINK + ["scope", "global", "mtu", "1300", "advmss", "1200"], "scope 253"),
+    (_ON_LINK + ["scope", "link", "mtu", "1300", "advmss", "1200"],
+     _ON_LINK + ["scope", "link", "mtu", "1400", "advmss", "1200"], "mtu 1300"),
+    (_ON_LINK + ["scope", "link", "mtu", "1300", "advmss", "1200"],
+     _ON_LINK + ["scope", "link", "mtu", "1300", "advmss", "1100"], "advmss 1200"),
+]
+
+
 def test_the_check_script_compares_route_fields_as_cnish_does(lab, tmp_path):
     """`cnish check --dry-run` prints the same route checks as CHECK runs: the script passes
-    on what ADD made and names the step once a route's mtu or metric is no longer the result's."""
+    on what ADD made and names a step once a route's metric, scope, mtu or advmss is no
+    longer the result's."""
     host, c = lab.host(), lab.netns()
-    routes = [{"dst": "0.0.0.0/0", "priority": 100},
-              {"dst": "10.98.0.0/24", "scope": 253, "mtu": 1300, "advmss": 1200}]
-    conf = bridge_conf(lab, cniVersion="1.1.0", ipMasq=False, ipam={"routes": routes})
+    conf = bridge_conf(lab, cniVersion="1.1.0", ipMasq=False, ipam={"routes": FIELD_ROUTES})
     conf_file = tmp_path / "net.conf"
     conf_file.write_text(json.dumps(conf))
     cli = cnish_command()
@@ -216,13 +232,7 @@ def test_the_check_script_compares_route_fields_as_cnish_does(lab, tmp_path):
     script = tmp_path / "check.sh"
     script.write_text(host.run(*cli, "check", conf["name"], c, *common, "--dry-run").stdout)
     assert host.run("bash", str(script), check=False).returncode == 0
-    changes = [
-        (["10.98.0.0/24", "dev", "eth0", "scope", "link", "mtu", "1300", "advmss", "1200"],
-         ["10.98.0.0/24", "dev", "eth0", "scope", "link", "mtu", "1400", "advmss", "1200"]),
-        (["default", "via", "10.77.0.1", "dev", "eth0", "metric", "100"],
-         ["default", "via", "10.77.0.1", "dev", "eth0", "metric", "200"]),
-    ]
-    for right, wrong in changes:
+    for right, wrong, _ in ROUTE_CHANGES:
         sh("ip", "-n", c, "route", "del", *right)
         sh("ip", "-n", c, "route", "add", *wrong)
         ran = host.run("bash", str(script), check=False)
@@ -231,6 +241,7 @@ def test_the_check_script_compares_route_fields_as_cnish_does(lab, tmp_path):
         sh("ip", "-n", c, "route", "add", *right)
     assert host.run("bash", str(script), check=False).returncode == 0
     host.run(*cli, "del", conf["name"], c, *common)
+
 
 def add_plan(host, conf, c, tmp_path):
     conf_file = tmp_path / "plan.conf"
@@ -498,9 +509,7 @@ def test_spec_1_1_route_fields_are_applied_and_checked(lab):
     the container's routing tables (they were dropped silently, found by the spec audit);
     CHECK looks in the route's table; a field of the wrong type is code 7 naming it."""
     host, c = lab.host(), lab.netns()
-    routes = [{"dst": "0.0.0.0/0", "priority": 100},
-              {"dst": "10.99.0.0/24", "table": 100},
-              {"dst": "10.98.0.0/24", "scope": 253, "mtu": 1300, "advmss": 1200}]
+    routes = FIELD_ROUTES[:1] + [{"dst": "10.99.0.0/24", "table": 100}] + FIELD_ROUTES[1:]
     conf = bridge_conf(lab, cniVersion="1.1.0", ipMasq=False, ipam={"routes": routes})
     rc, res, err = host.cni("ADD", conf, c)
     assert rc == 0, err
@@ -519,20 +528,7 @@ def test_spec_1_1_route_fields_are_applied_and_checked(lab):
     assert host.cni("CHECK", dict(conf, prevResult=res), c)[0] == 0
     # CHECK also sees a route whose metric, scope, mtu or advmss is no longer the result's
     # (the reference's CHECK compares destination and gateway only).
-    changes = [
-        (["default", "via", "10.77.0.1", "dev", "eth0", "metric", "100"],
-         ["default", "via", "10.77.0.1", "dev", "eth0", "metric", "200"], "metric 100"),
-        (["10.98.0.0/24", "dev", "eth0", "scope", "link", "mtu", "1300", "advmss", "1200"],
-         ["10.98.0.0/24", "dev", "eth0", "scope", "global", "mtu", "1300", "advmss", "1200"],
-         "scope 253"),
-        (["10.98.0.0/24", "dev", "eth0", "scope", "link", "mtu", "1300", "advmss", "1200"],
-         ["10.98.0.0/24", "dev", "eth0", "scope", "link", "mtu", "1400", "advmss", "1200"],
-         "mtu 1300"),
-        (["10.98.0.0/24", "dev", "eth0", "scope", "link", "mtu", "1300", "advmss", "1200"],
-         ["10.98.0.0/24", "dev", "eth0", "scope", "link", "mtu", "1300", "advmss", "1100"],
-         "advmss 1200"),
-    ]
-    for right, wrong, named in changes:
+    for right, wrong, named in ROUTE_CHANGES:
         sh("ip", "-n", c, "route", "del", *right)
         sh("ip", "-n", c, "route", "add", *wrong)
         rc, out, _ = host.cni("CHECK", dict(conf, prevResult=res), c)

@@ -78,6 +78,7 @@ def test_del_keeps_the_addresses_while_the_interface_remains(warm):
     assert host.cni("DEL", dict(conf, prevResult=res2), other, cid="ctr2")[0] == 0
     count("faults survived")
 
+
 def test_del_keeps_the_addresses_when_only_the_container_end_could_go(warm):
     """The container's end is what holds the addresses: when deleting it fails and the host end
     is not found by cnish's name (a pair the reference made has a random host name), nothing
