@@ -141,8 +141,8 @@ def own_part(op, prev: dict) -> dict:
 
 
 def ips_for_del(op, held: list) -> list:
-    """The attachment's addresses at DEL: prevResult's (ours in it), plus what the IPAM store
-    still holds."""
+    """The attachment's addresses at DEL: prevResult's (ours in it), plus those IPAM still
+    gives it (what host-local's store holds, static's configured addresses)."""
     from cnish.ipnet import IP
     prev_ips = own_part(op, op.prev_result)["ips"] if op.prev_result else []
     known = {Prefix.parse(i["address"]).ip for i in prev_ips}

@@ -91,7 +91,9 @@ def ipam_add(op):
 
 
 def ipam_del(op):
-    return {}, []
+    """Nothing to release; the configured addresses are what the attachment had, for a DEL
+    without prevResult (the masquerade jumps name them)."""
+    return {}, [a["address"].split("/")[0] for a in addresses(op)]
 
 
 def ipam_check(op, ips: list):

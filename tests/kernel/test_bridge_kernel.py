@@ -541,3 +541,16 @@ def test_spec_1_1_route_fields_are_applied_and_checked(lab):
         field = next(iter(bad))
         rc, out, _ = host.cni("ADD", bridge_conf(lab, ipam={"routes": [dict(bad, dst="10.9.0.0/24")]}), c)
         assert rc == 1 and out["code"] == 7 and f"ipam.routes[0].{field}" in out["msg"], out
+
+
+def test_a_static_del_without_prev_result_removes_the_masquerade_rules(lab):
+    """Static IPAM keeps no store: without prevResult, DEL takes the attachment's addresses
+    from the config and CNI_ARGS, as ADD did, so the masquerade jump and chain go too."""
+    host, c = lab.host(), lab.netns()
+    conf = dict(bridge_conf(lab), ipam={"type": "static"}, isGateway=False)
+    rc, res, err = host.cni("ADD", conf, c, args="IP=10.78.3.2/24")
+    assert rc == 0, (res, err)
+    assert any("-s 10.78.3.2/32" in r for r in nat_rules(host))
+    rc, out, err = host.cni("DEL", conf, c, args="IP=10.78.3.2/24")
+    assert rc == 0, err
+    assert nat_rules(host) == [] and nat_rules(host, "ip6tables") == []
