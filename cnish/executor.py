@@ -65,13 +65,14 @@ class Outcome:
 class Job:
     """One command to run for a step, with what its failures may mean."""
 
-    __slots__ = ("step", "cmd", "tolerate", "probe")
+    __slots__ = ("step", "cmd", "tolerate", "probe", "alone")
 
-    def __init__(self, step, cmd, tolerate=(), probe=None):
+    def __init__(self, step, cmd, tolerate=(), probe=None, alone=False):
         self.step = step
         self.cmd = cmd
         self.tolerate = tolerate
         self.probe = probe
+        self.alone = alone      # the step's run: its skip_if_unbatched applies (not to undos)
 
 
 class Executor:
@@ -154,7 +155,21 @@ class Executor:
                 group.append(jobs[i + len(group)])
         return group
 
+    def _alone_skip(self, job) -> Outcome | None:
+        """A step that runs on its own (not inside a batch that succeeded) first asks its
+        `skip_if_unbatched` probe; exit status 0 skips it. A batch that succeeds with the step
+        in it has shown the probe's answer to be no (plans/README.md), so it is asked only
+        here: after a batch failed, or when nothing could be batched with the step."""
+        probe = job.step.skip_if_unbatched if job.alone else None
+        if probe is not None and self._run(probe.argv).returncode == 0:
+            return Outcome(job.step, "skipped", argv=probe.argv)
+        return None
+
     def _single(self, job, started=None) -> Outcome:
+        if started is None:
+            skipped = self._alone_skip(job)
+            if skipped is not None:
+                return skipped
         res = (started or self.runner.start(job.cmd.argv)).wait()
         if res.returncode == 0:
             return Outcome(job.step, "done", 0, res.stderr, job.cmd.argv, res.seconds)
@@ -168,6 +183,9 @@ class Executor:
         family = batching.kind(group[0].cmd) if len(group) > 1 else None
         cmds = [j.cmd for j in group]
         if family is None:
+            skipped = self._alone_skip(group[0])
+            if skipped is not None:
+                return ("skipped", skipped, None)
             return (None, self.runner.start(group[0].cmd.argv), None)
         if family == "ip":
             argv, stdin = batching.ip_batch(cmds)
@@ -182,6 +200,8 @@ class Executor:
     def _finish_group(self, group, stop_on_failure, started) -> list:
         """Wait for a batch and trace its outcome back to its steps."""
         family, pending, owner = started
+        if family == "skipped":
+            return [pending]
         if family is None:
             return [self._single(group[0], pending)]
         res = pending.wait()
@@ -201,10 +221,11 @@ class Executor:
                                res.returncode, stderr, failed.cmd.argv, res.seconds))
             return out      # the caller continues after the failed line (or stops)
         if family in ("iptables", "ip6tables"):
-            # Nothing was applied. If the culprit's failure is one it tolerates, or we cannot
-            # tell which rule failed, replay one by one to get a per-step answer.
+            # Nothing was applied. If the culprit tolerates some failures (iptables-legacy's
+            # restore names the line but not the reason), or we cannot tell which rule
+            # failed, replay one by one to get a per-step answer.
             index = owner.get(batching.restore_failed_line(res.stderr))
-            if index is None or not stop_on_failure or classify(res.stderr) in group[index].tolerate:
+            if index is None or not stop_on_failure or group[index].tolerate:
                 return self._one_by_one(group, stop_on_failure)
             out = [Outcome(j.step, "not-run") for j in group[:index]]
             bad = group[index]
@@ -224,7 +245,7 @@ class Executor:
 
     def apply(self, steps) -> list:
         """ADD: run steps in order; on failure undo what was done and raise the error."""
-        jobs = [Job(s, s.run, tolerated(s), s.skip_if) for s in steps if s.run is not None]
+        jobs = [Job(s, s.run, tolerated(s), s.skip_if, alone=True) for s in steps if s.run is not None]
         outcomes = self.run_jobs(jobs, stop_on_failure=True)
         self._log_outcomes("apply", outcomes)
         failure = next((o for o in outcomes if o.status in ("failed", "unknown")), None)
@@ -245,7 +266,7 @@ class Executor:
 
     def teardown(self, steps) -> list:
         """DEL: run every step; "not found" is fine; raise once at the end if anything failed."""
-        jobs = [Job(s, s.run, tolerated(s), s.skip_if) for s in steps if s.run is not None]
+        jobs = [Job(s, s.run, tolerated(s), s.skip_if, alone=True) for s in steps if s.run is not None]
         outcomes = self.run_jobs(jobs, stop_on_failure=False)
         self._log_outcomes("teardown", outcomes)
         failures = [o for o in outcomes if o.status in ("failed", "unknown")]

@@ -8,6 +8,10 @@
   (templates/script/cnish-store.sh) that does the same with flock and printf.
 - `cnish-delegate COMMAND PLUGIN`: run a delegated IPAM plugin with the invocation's
   environment and config (plugins/delegate.py; templates/script/cnish-delegate.sh).
+- `cnish-chain-used 4|6 TABLE CHAIN`: exit 0 when a rule of TABLE jumps to CHAIN, 1 when none
+  does or there is no such chain. It asks `iptables -n -L CHAIN`, whose header counts the
+  chain's references (the one probe here that starts a process: iptables has no read-only
+  command whose exit status answers it); templates/script/cnish-chain-used.sh does the same.
 
 Anything else (or an unexpected argument shape) returns None and is executed for real.
 """
@@ -16,13 +20,15 @@ import os
 
 from cnish.errors import CNIError
 
-NAMES = frozenset({"test", "grep", "cnish-store", "cnish-delegate"})
+NAMES = frozenset({"test", "grep", "cnish-store", "cnish-delegate", "cnish-chain-used"})
 
 # Delegated IPAM plugins prepared by this process: plugin path -> run(command) (delegate.py).
 DELEGATES = {}
 
 
-def run(argv: tuple):
+def run(argv: tuple, execute=None):
+    """(exit status, stdout, stderr), or None. `execute(argv)` runs a real command (the
+    runner's run), for the natives that need one."""
     tool = argv[0]
     if tool == "test":
         return _test(argv[1:])
@@ -32,7 +38,18 @@ def run(argv: tuple):
         return _store(argv[1:])
     if tool == "cnish-delegate" and len(argv) == 3 and argv[2] in DELEGATES:
         return DELEGATES[argv[2]](argv[1])
+    if tool == "cnish-chain-used" and len(argv) == 4 and argv[1] in ("4", "6") and execute:
+        return _chain_used(execute, *argv[1:])
     return None
+
+
+def _chain_used(execute, version, table, chain):
+    listed = execute(("iptables" if version == "4" else "ip6tables", "-w", "-t", table,
+                      "-n", "-L", chain))
+    if listed.returncode != 0:          # no such chain (or iptables failed: the step will say)
+        return 1, "", ""
+    header = listed.stdout.split("\n", 1)[0]              # Chain NAME (N references)
+    return (1 if header.endswith("(0 references)") else 0), "", ""
 
 
 def _test(args):

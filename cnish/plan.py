@@ -34,8 +34,8 @@ class Command:
 
 class Step:
     __slots__ = ("number", "id", "description", "why", "netns", "run", "undo", "check", "expect",
-                 "skip_if", "on_exists", "on_missing", "shared", "undone_by", "hint", "concurrent",
-                 "guards_addresses", "ipam")
+                 "skip_if", "skip_if_unbatched", "on_exists", "on_missing", "shared", "undone_by",
+                 "hint", "concurrent", "guards_addresses", "ipam")
 
     def to_json(self) -> dict:
         out = {"n": self.number, "id": self.id, "description": self.description}
@@ -60,6 +60,8 @@ class Step:
                 out["expect"] = self.expect
         if self.skip_if:
             out["skipIf"] = self.skip_if.to_json()
+        if self.skip_if_unbatched:
+            out["skipIfUnbatched"] = self.skip_if_unbatched.to_json()
         if self.on_exists:
             out["onExists"] = self.on_exists
         if self.on_missing:
@@ -154,6 +156,7 @@ def bind(template_steps: list, att: dict, first: int = 1) -> list:
             expect = {"contains": fill(expect["contains"], att)}
         step.expect = expect
         step.skip_if = _command(raw["skip_if"], att)
+        step.skip_if_unbatched = _command(raw.get("skip_if_unbatched"), att)
         step.on_exists = raw["on_exists"]
         step.on_missing = raw["on_missing"]
         step.shared = raw["shared"]

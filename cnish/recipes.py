@@ -13,8 +13,9 @@ from cnish.paths import plans_dir, record
 
 SECTIONS = ("add", "del", "gc", "facts")
 STEP_KEYS = {"id", "describe", "when", "each", "as", "run", "undo", "check", "expect", "skip_if",
-             "on_exists", "on_missing", "shared", "undone_by", "hint", "netns", "undo_netns",
-             "check_netns", "include", "steps", "why", "concurrent", "guards_addresses"}
+             "skip_if_unbatched", "on_exists", "on_missing", "shared", "undone_by", "hint",
+             "netns", "undo_netns", "check_netns", "include", "steps", "why", "concurrent",
+             "guards_addresses"}
 
 
 class RecipeError(Exception):
@@ -25,8 +26,9 @@ class StepSpec:
     """One step as written in a recipe (before rendering)."""
 
     __slots__ = ("id", "describe", "when", "each", "as_", "run", "undo", "check", "expect",
-                 "skip_if", "on_exists", "on_missing", "shared", "undone_by", "hint", "netns",
-                 "undo_netns", "check_netns", "include", "steps", "why", "concurrent", "guards_addresses")
+                 "skip_if", "skip_if_unbatched", "on_exists", "on_missing", "shared", "undone_by",
+                 "hint", "netns", "undo_netns", "check_netns", "include", "steps", "why",
+                 "concurrent", "guards_addresses")
 
     def __init__(self, raw: dict, where: str):
         unknown = set(raw) - STEP_KEYS
@@ -44,6 +46,8 @@ class StepSpec:
         self.undo = _command(raw.get("undo"), f"{where}.undo")
         self.check = _command(raw.get("check"), f"{where}.check")
         self.skip_if = _command(raw.get("skip_if"), f"{where}.skip_if")
+        # asked only when the step runs on its own (the executor's _alone_skip)
+        self.skip_if_unbatched = _command(raw.get("skip_if_unbatched"), f"{where}.skip_if_unbatched")
         self.expect = raw.get("expect")
         self.on_exists = raw.get("on_exists")
         self.on_missing = raw.get("on_missing")

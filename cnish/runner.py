@@ -13,7 +13,8 @@ subprocess module instead; the executor's tests use it with pytest-subprocess.
 A few read-only probes (`test -e`, `grep -qxF`) and the IPAM store helper (`cnish-store`) are
 evaluated in-process by natives.py with the same semantics as the commands the dry-run script
 runs, because a process start costs more than the whole probe — unless an executable of that
-name comes earlier in PATH than the system directories, in which case it is executed.
+name comes earlier in PATH than the system directories, in which case it is executed. The
+probe `cnish-chain-used` is natives.py's too, and runs one `iptables` through this runner.
 """
 
 import os
@@ -88,7 +89,7 @@ class Runner:
         argv = tuple(argv)
         started = time.monotonic()
         if self.use_natives and argv[0] in natives.NAMES and self._native_allowed(argv[0]):
-            done = natives.run(argv)
+            done = natives.run(argv, self.run)
             if done is not None:
                 return Pending(self, argv, started, done)
         if (self.use_natives and argv[0] == "nsenter" and len(argv) > 2

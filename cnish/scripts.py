@@ -42,10 +42,11 @@ def bash(plan) -> str:
             expects[step.number] = ["contains", step.expect["contains"]]
         else:
             expects[step.number] = [step.expect or "status", ""]
-    commands = [c for s in plan.steps for c in (s.run, s.undo, s.check) if c is not None]
+    commands = [c for s in plan.steps for c in (s.run, s.undo, s.check, s.skip_if_unbatched)
+                if c is not None]
     used = {c.argv[0] for c in commands}
     functions = []
-    for helper in ("cnish-store", "cnish-delegate"):
+    for helper in ("cnish-store", "cnish-delegate", "cnish-chain-used"):
         if helper in used:
             with open(f"{templates_dir()}/script/{helper}.sh") as f:
                 functions.append(f.read().rstrip("\n"))

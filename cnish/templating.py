@@ -240,6 +240,8 @@ class Renderer:
                 "check": cmd(spec.check, "check", spec.check_netns),
                 "expect": expect,
                 "skip_if": cmd(spec.skip_if, "probe"),
+                # rendered like a check: a rule template tests its rule with -C
+                "skip_if_unbatched": cmd(spec.skip_if_unbatched, "check"),
                 "on_exists": spec.on_exists,
                 "on_missing": spec.on_missing,
                 "shared": spec.shared,

@@ -31,8 +31,12 @@ class FakeHost:
     """Runs nothing; records step-level commands; fails `fail` (an argv) with `error`."""
 
     def __init__(self, fp, fail=None, error="RTNETLINK answers: Operation not permitted",
-                 fail_undo=None, batch_line="actual"):
+                 fail_undo=None, batch_line="actual", restore_reason=True):
         self.ran = []
+        self.errors = {}     # more failing argv -> their error
+        self.answers = {}    # probe argv -> its exit status, whatever has run (not recorded)
+        # False: iptables-legacy's restore, which names the failed line but not the reason
+        self.restore_reason = restore_reason
         # what a failing `ip -batch` says about where it stopped: "Command failed -:N" with the
         # real N ("actual"), another number (an int), or nothing (None: a parse error)
         self.batch_line = batch_line
@@ -47,16 +51,21 @@ class FakeHost:
         fp.allow_unregistered(False)
 
     def _bad(self, argv):
-        return argv in (self.fail, self.fail_undo)
+        return argv in (self.fail, self.fail_undo) or argv in self.errors
+
+    def _error(self, argv):
+        return self.errors.get(argv, self.error)
 
     def _single(self, argv):
+        if argv in self.answers:
+            return self.answers[argv], ""
         if argv in self.probes and self.probes[argv] not in self.ran:
             # a skip_if probe answers "not there yet" until its step has run, so every step
             # runs; afterwards the same argv is a step of its own (bridge-is-bridge checks
             # with the bridge step's probe) and is recorded and failed like any step
             return 1, ""
         self.ran.append(argv)
-        return (1, self.error) if self._bad(argv) else (0, "")
+        return (1, self._error(argv)) if self._bad(argv) else (0, "")
 
     def _stdin(self, data):
         argv = self._pending
@@ -68,7 +77,7 @@ class FakeHost:
                 self.ran.append(step)
                 if self._bad(step):
                     line = number if self.batch_line == "actual" else self.batch_line
-                    rc, err = 1, self.error + (f"\nCommand failed -:{line}" if line else "")
+                    rc, err = 1, self._error(step) + (f"\nCommand failed -:{line}" if line else "")
                     break
         else:                                            # iptables-restore: atomic
             tool = argv[-3][:-len("-restore")]
@@ -87,7 +96,9 @@ class FakeHost:
                         steps[number] = cand
             for number, _t, _l in candidates:
                 if self._bad(steps[number]):
-                    rc, err = 1, f"{tool}-restore: line {number} failed: {self.error}"
+                    rc, err = 1, f"{tool}-restore: line {number} failed"
+                    if self.restore_reason:
+                        err += f": {self._error(steps[number])}"
                     self.ran.append(steps[number])      # attempted; nothing was applied
                     break
             if rc == 0:
@@ -110,7 +121,7 @@ class FakeHost:
                 self.ran.append(step)
                 if self._bad(step):
                     process.returncode = 255
-                    process.stderr.write(f"sysctl: {self.error}\n")
+                    process.stderr.write(f"sysctl: {self._error(step)}\n")
                     return
             process.returncode = 0
             return
@@ -148,7 +159,8 @@ class ResettingRunner(Runner):
 
 
 def guarded(steps) -> dict:
-    return {s.skip_if.argv: s.run.argv for s in steps if s.skip_if}
+    """Probe argv -> the run argv of the step it guards (skip_if and skip_if_unbatched)."""
+    return {p.argv: s.run.argv for s in steps for p in (s.skip_if, s.skip_if_unbatched) if p}
 
 
 def execute_add(fake, steps):
@@ -290,11 +302,96 @@ def test_exists_is_an_error_elsewhere(host):
     assert "File exists" in info.value.details and "already has an interface" in info.value.details
 
 
+def _masq(steps, name, tool="iptables"):
+    return [s for s in steps if s.id.startswith("masquerade")
+            and s.id.split(".")[-1].split("[")[0] == name and s.run.argv[0] == tool]
+
+
+@pytest.mark.parametrize("reason", [True, False], ids=["nft", "legacy"])
+def test_add_shares_the_chain_another_interface_made(host, reason):
+    """A second interface of the container on the same network: its chain is already there.
+    The transaction fails on the chain ("Chain already exists"; iptables-legacy's restore does
+    not say why), so its steps run one at a time: the chain counts as there, the rules already
+    in it are left alone (their -C probes answer yes), and only the interface's own jump is
+    added. A later failure then undoes the jump only: the chain and its rules are the other
+    interface's."""
+    steps = add_steps()
+    (chain,) = _masq(steps, "chain")
+    rules = _masq(steps, "accept") + _masq(steps, "masquerade")
+    (jump,) = _masq(steps, "jump")
+    fake = host(fail=chain.run.argv, error="iptables: Chain already exists.", restore_reason=reason)
+    fake.answers = {s.skip_if_unbatched.argv: 0 for s in rules}       # the rules are there
+    outcomes = {o.step.id: o for o in execute_add(fake, steps)}
+    assert outcomes[chain.id].status == "exists"
+    assert all(outcomes[s.id].status == "skipped" for s in rules)
+    assert outcomes[jump.id].status == "done" and jump.run.argv in fake.ran
+    assert not [s for s in rules if s.run.argv in fake.ran]
+
+
+@pytest.mark.parametrize("reason", [True, False], ids=["nft", "legacy"])
+def test_add_rollback_leaves_the_chain_another_interface_made(host, reason):
+    """The same, and a later step fails: the rollback undoes the jump only, since the chain
+    and its rules are the other interface's."""
+    steps = add_steps()
+    (chain,) = _masq(steps, "chain")
+    rules = _masq(steps, "accept") + _masq(steps, "masquerade")
+    (jump,) = _masq(steps, "jump")
+    failing = [s for s in steps if not s.concurrent and s.run.argv[0] == "ip"][-1]
+    fake = host(fail=failing.run.argv, restore_reason=reason)
+    fake.errors = {chain.run.argv: "iptables: Chain already exists."}
+    fake.answers = {s.skip_if_unbatched.argv: 0 for s in rules}
+    with pytest.raises(CNIError):
+        execute_add(fake, steps)
+    undos = {s.undo.argv for s in steps if s.undo}
+    undone = [a for a in fake.ran if a in undos]
+    assert jump.undo.argv in undone
+    assert chain.undo.argv not in undone and not [s for s in rules if s.undo.argv in undone]
+
+
+def test_del_leaves_a_chain_another_interface_still_uses(host):
+    """DEL of one of two interfaces on the network: the transaction fails on deleting the
+    chain (another jump still uses it), so nothing of it was applied, and its steps run one
+    at a time: the interface's jump is deleted, and the flush and the deletion are skipped
+    because the chain is still used. DEL succeeds."""
+    raw = dict(RAW, prevResult={"cniVersion": "1.0.0", "ips": [{"address": "10.5.0.2/24"}]})
+    plan, _ = engine.build_plan(operation(raw, "DEL"))
+    (jump,) = _masq(plan.steps, "jump")
+    (flush,) = _masq(plan.steps, "flush")
+    (chain,) = _masq(plan.steps, "chain")
+    assert flush.skip_if_unbatched.argv == chain.skip_if_unbatched.argv
+    assert flush.skip_if_unbatched.argv[0] == "cnish-chain-used"
+    fake = host(fail=chain.run.argv,
+                error="iptables v1.8.9 (nf_tables):  CHAIN_DEL failed (Device or resource busy)")
+    fake.answers = {chain.skip_if_unbatched.argv: 0}                 # still used
+    fake._restore_steps = [s.run.argv for s in plan.steps]
+    outcomes = {o.step.id: o for o in Executor(ResettingRunner(fake)).teardown(plan.steps)}
+    assert outcomes[jump.id].status == "done"
+    assert outcomes[flush.id].status == "skipped" and outcomes[chain.id].status == "skipped"
+    # the flush was part of the failed transaction (nothing of which was applied) and never
+    # ran on its own; the chain's deletion was attempted there only; the jump ran again alone
+    assert flush.run.argv not in fake.ran and fake.ran.count(chain.run.argv) == 1
+    assert jump.run.argv in fake.ran[fake.ran.index(chain.run.argv) + 1:]
+
+
+def test_a_batch_that_succeeds_asks_no_probe(host):
+    """skip_if_unbatched probes are asked only when a step runs on its own: a DEL whose
+    transaction succeeds runs none (no cnish-chain-used, no process more)."""
+    raw = dict(RAW, prevResult={"cniVersion": "1.0.0", "ips": [{"address": "10.5.0.2/24"}]})
+    plan, _ = engine.build_plan(operation(raw, "DEL"))
+    fake = host()
+    fake.probes = guarded(plan.steps)
+    fake._restore_steps = [s.run.argv for s in plan.steps]
+    Executor(ResettingRunner(fake)).teardown(plan.steps)
+    assert all(s.run.argv in fake.ran for s in _masq(plan.steps, "flush") + _masq(plan.steps, "chain"))
+    assert not [a for a in fake.ran if a[0] == "cnish-chain-used"]
+
+
 def test_del_keeps_going_and_reports(host):
     raw = dict(RAW, prevResult={"cniVersion": "1.0.0", "ips": [{"address": "10.5.0.2/24"}]})
     plan, _ = engine.build_plan(operation(raw, "DEL"))
     flush = next(s for s in plan.steps if s.id.endswith("flush"))
     fake = host(fail=flush.run.argv, error="iptables: Resource temporarily unavailable.")
+    fake.probes = guarded(plan.steps)       # the chain is not used by another interface
     fake._restore_steps = [s.run.argv for s in plan.steps]
     with pytest.raises(CNIError) as info:
         Executor(ResettingRunner(fake)).teardown(plan.steps)
@@ -314,6 +411,7 @@ def test_del_replays_a_failed_restore_transaction_rule_by_rule(host):
     assert len(v4) > 2
     target = v4[0]
     fake = host(fail=target.run.argv, error="iptables: Resource temporarily unavailable.")
+    fake.probes = guarded(plan.steps)
     fake._restore_steps = [s.run.argv for s in plan.steps]
     with pytest.raises(CNIError) as info:
         Executor(ResettingRunner(fake)).teardown(plan.steps)

@@ -543,6 +543,150 @@ def test_spec_1_1_route_fields_are_applied_and_checked(lab):
         assert rc == 1 and out["code"] == 7 and f"ipam.routes[0].{field}" in out["msg"], out
 
 
+def _masq_state(node, legacy=False):
+    """The nat rules of both families, for comparing two moments of one test."""
+    suffix = "-legacy" if legacy else ""
+    return nat_rules(node, "iptables" + suffix) + nat_rules(node, "ip6tables" + suffix)
+
+
+def _legacy_tools(tmp_path) -> str:
+    """A directory to put first in PATH so that cnish's iptables are the legacy backend's."""
+    tools = tmp_path / "legacy-tools"
+    tools.mkdir()
+    for family in ("iptables", "ip6tables"):
+        for suffix in ("", "-restore", "-save"):
+            (tools / f"{family}{suffix}").symlink_to(f"/usr/sbin/{family}-legacy{suffix}")
+    return str(tools)
+
+
+@pytest.mark.parametrize("backend", ["nft", "legacy"])
+def test_two_interfaces_of_one_container_on_one_masquerading_network(lab, tmp_path, backend):
+    """The spec lets a container join a network several times with different ifnames. With
+    ipMasq both interfaces share the masquerade chain (its name depends on the network and
+    the container only, as the reference's does), each with its own POSTROUTING jump: the
+    second ADD adds only its jump, a DEL of either leaves the other's masquerading whole (also
+    when repeated), and the last DEL removes the chain. With iptables-legacy too, whose
+    iptables-restore does not say why a line failed."""
+    host, c = lab.host(), lab.netns()
+    legacy = backend == "legacy"
+    if legacy and not os.path.exists("/usr/sbin/iptables-legacy"):
+        pytest.skip("this machine's iptables package has no legacy backend")
+    prefix = _legacy_tools(tmp_path) if legacy else None
+
+    def cni(*args, **kw):
+        return host.cni(*args, path_prefix=prefix, **kw)
+
+    def nat(tool="iptables"):
+        return nat_rules(host, tool + ("-legacy" if legacy else ""))
+
+    def state():
+        return _masq_state(host, legacy)
+
+    conf = bridge_conf(lab, ipam={"ranges": [[{"subnet": "10.77.0.0/24"}],
+                                             [{"subnet": "fd77::/64"}]]})
+    results = {}
+    for ifname in ("eth0", "eth1"):
+        rc, res, err = cni("ADD", conf, c, ifname=ifname)
+        assert rc == 0, (ifname, res, err)
+        results[ifname] = res
+    if legacy:          # (the legacy tables, not nft's: the PATH wrappers are what ran)
+        assert nat_rules(host) == [] and nat_rules(host, "ip6tables") == []
+    for tool, sources in (("iptables", ("10.77.0.2/32", "10.77.0.3/32")),
+                          ("ip6tables", ("fd77::2/128", "fd77::3/128"))):
+        rules = nat(tool)
+        chains = [r for r in rules if r.startswith(":CNI")]
+        assert len(chains) == 1, rules                    # one chain, shared
+        chain = chains[0].split()[0][1:]
+        inside = [r for r in rules if r.startswith(f"-A {chain} ")]
+        assert [r.split(" -j ")[-1] for r in inside] == ["ACCEPT", "MASQUERADE"], rules
+        jumps = [r for r in rules if r.startswith("-A POSTROUTING") and r.endswith(f"-j {chain}")]
+        assert sorted(r.split()[3] for r in jumps) == sorted(sources), rules
+    for ifname, res in results.items():
+        rc, out, err = cni("CHECK", dict(conf, prevResult=res), c, ifname=ifname)
+        assert rc == 0, (ifname, err)
+    both = state()
+
+    for attempt in range(2):            # DEL eth0, and again: eth1's masquerading stays whole
+        rc, out, err = cni("DEL", dict(conf, prevResult=results["eth0"]), c, ifname="eth0")
+        assert rc == 0, (attempt, err)
+        left = state()
+        assert left == [r for r in both if "10.77.0.2/32" not in r and "fd77::2/128" not in r]
+        rc, out, err = cni("CHECK", dict(conf, prevResult=results["eth1"]), c, ifname="eth1")
+        assert rc == 0, (attempt, err)
+
+    rc, res, err = cni("ADD", conf, c, ifname="eth0")     # back: its jump only, again
+    assert rc == 0, err
+    moved = {a["address"].split("/")[0]: b["address"].split("/")[0]     # (host-local moves on)
+             for a, b in zip(results["eth0"]["ips"], res["ips"])}
+    again = []
+    for rule in both:
+        for old, new in moved.items():
+            rule = rule.replace(f" {old}/", f" {new}/")
+        again.append(rule)
+    assert sorted(state()) == sorted(again)
+    for ifname in ("eth1", "eth0"):
+        rc, out, err = cni("DEL", dict(conf, prevResult=res if ifname == "eth0"
+                                            else results["eth1"]), c, ifname=ifname)
+        assert rc == 0, (ifname, err)
+    assert state() == [], state()
+
+
+def test_a_second_interface_in_another_subnet_is_not_masqueraded_to_it(lab):
+    """Static addresses in two subnets of one network: the second interface's ACCEPT rule goes
+    to the top of the shared chain, before the masquerade rule, so traffic to its own subnet
+    keeps its address too (appended after the masquerade rule it would never match)."""
+    host, c = lab.host(), lab.netns()
+    conf = dict(bridge_conf(lab), ipam={"type": "static"}, isGateway=False)  # (one gateway only)
+    addresses = {"eth0": "IP=10.78.1.2/24", "eth1": "IP=10.78.2.2/24"}
+    for ifname, args in addresses.items():
+        rc, res, err = host.cni("ADD", conf, c, ifname=ifname, args=args)
+        assert rc == 0, (ifname, res, err)
+    chain = next(r for r in nat_rules(host) if r.startswith(":CNI")).split()[0][1:]
+    inside = [r for r in nat_rules(host) if r.startswith(f"-A {chain} ")]
+    targets = [(r.split(" -d ")[1].split()[0] if " -d " in r else "", r.split(" -j ")[-1])
+               for r in inside]
+    assert targets == [("10.78.2.0/24", "ACCEPT"), ("10.78.1.0/24", "ACCEPT"),
+                       ("224.0.0.0/4", "MASQUERADE")], inside
+    for ifname, args in addresses.items():
+        rc, out, err = host.cni("DEL", conf, c, ifname=ifname, args=args)
+        assert rc == 0, (ifname, err)
+    assert _masq_state(host) == [], _masq_state(host)
+
+
+def test_the_dry_run_scripts_share_the_chain_as_cnish_does(lab, tmp_path):
+    """The same sharing done by the --dry-run scripts: eth1's ADD script, run while cnish's
+    eth0 is attached, leaves what cnish's own ADD of eth1 leaves; eth0's DEL script leaves
+    eth1's masquerading whole; eth1's DEL script removes the chain."""
+    host, c = lab.host(), lab.netns()
+    conf = bridge_conf(lab)
+    conf_file = tmp_path / "net.conf"
+    conf_file.write_text(json.dumps(conf))
+    cli = cnish_command()
+    common = ["--config", str(conf_file), "--cid", "ctr1", "--cache-dir", lab.cache_dir]
+
+    def script(verb, ifname):
+        path = tmp_path / f"{verb}-{ifname}.sh"
+        path.write_text(host.run(*cli, verb, conf["name"], c, *common, "-i", ifname,
+                                 "--dry-run").stdout)
+        ran = host.run("bash", str(path), check=False)
+        assert ran.returncode == 0, (verb, ifname, ran.stderr)
+
+    host.run(*cli, "add", conf["name"], c, *common)
+    host.run(*cli, "add", conf["name"], c, *common, "-i", "eth1")
+    by_cnish = _masq_state(host)
+    host.run(*cli, "del", conf["name"], c, *common, "-i", "eth1")
+    os.unlink(os.path.join(lab.data_dir, conf["name"], "last_reserved_ip.0"))   # same address
+    assert _masq_state(host) != by_cnish
+
+    script("add", "eth1")
+    assert sorted(_masq_state(host)) == sorted(by_cnish)
+    script("del", "eth0")
+    assert _masq_state(host) == [r for r in by_cnish if "10.77.0.2/32" not in r]
+    host.run(*cli, "check", conf["name"], c, *common, "-i", "eth1")    # (its cache: the script's)
+    script("del", "eth1")
+    assert _masq_state(host) == [], _masq_state(host)
+
+
 def test_a_static_del_without_prev_result_removes_the_masquerade_rules(lab):
     """Static IPAM keeps no store: without prevResult, DEL takes the attachment's addresses
     from the config and CNI_ARGS, as ADD did, so the masquerade jump and chain go too."""
@@ -553,4 +697,29 @@ def test_a_static_del_without_prev_result_removes_the_masquerade_rules(lab):
     assert any("-s 10.78.3.2/32" in r for r in nat_rules(host))
     rc, out, err = host.cni("DEL", conf, c, args="IP=10.78.3.2/24")
     assert rc == 0, err
-    assert nat_rules(host) == [] and nat_rules(host, "ip6tables") == []
+    assert _masq_state(host) == []
+
+
+def test_the_chain_used_probe_answers_as_the_script_function_does(lab):
+    """cnish-chain-used, cnish's native and the dry-run script's bash function, on real chains
+    of both families: no chain, no jump to it, one jump, two jumps."""
+    from cnish.runner import Runner
+    host = lab.host()
+    with open(os.path.join(ROOT, "templates", "script", "cnish-chain-used.sh")) as f:
+        function = f.read()
+
+    def answers(version):
+        native = Runner().run(["nsenter", f"--net=/var/run/netns/{host.name}",
+                               "cnish-chain-used", version, "nat", "CNI-probe"]).returncode
+        script = host.run("bash", "-c", function + f"\ncnish-chain-used {version} nat CNI-probe",
+                          check=False).returncode
+        return native, script
+
+    for version, tool in (("4", "iptables"), ("6", "ip6tables")):
+        assert answers(version) == (1, 1)                               # no such chain
+        host.run(tool, "-w", "-t", "nat", "-N", "CNI-probe")
+        assert answers(version) == (1, 1)                               # nothing uses it
+        host.run(tool, "-w", "-t", "nat", "-A", "POSTROUTING", "-j", "CNI-probe")
+        assert answers(version) == (0, 0)
+        host.run(tool, "-w", "-t", "nat", "-A", "OUTPUT", "-j", "CNI-probe")
+        assert answers(version) == (0, 0)

@@ -67,9 +67,9 @@ class Side:
             del conf["ipam"]["ranges"]          # the legacy form on its own
         return conf
 
-    def cni(self, command, conf, args="", container=None):
+    def cni(self, command, conf, args="", container=None, ifname="eth0"):
         return self.host.cni(command, conf, container or self.container, args=args,
-                             plugin=self.plugin, extra_env={"CNI_PATH": REFERENCE})
+                             ifname=ifname, plugin=self.plugin, extra_env={"CNI_PATH": REFERENCE})
 
 
 @pytest.fixture
@@ -159,6 +159,32 @@ def test_two_ipv4_gateways_on_one_bridge(sides):
     assert rc_o == 0, res_o
     assert snapshot.state(ours.host, ours.container, ours.conf(overrides, "1.0.0"))[
         "bridge_addresses"] == ["10.81.0.1/24 brd 10.81.0.255", "10.82.0.1/24 brd 10.82.0.255"]
+
+
+def test_two_interfaces_of_one_container_on_one_masquerading_network(sides):
+    """Deliberate: eth0 and eth1 of one container on one ipMasq network share the masquerade
+    chain (named per network and container by both). The reference's DEL of eth0 empties it,
+    so eth1 is no longer masqueraded, and then fails (CHAIN_DEL: eth1's jump still uses it);
+    cnish's removes eth0's jump only, and eth1's DEL removes the chain."""
+    ref, ours = sides
+    outcome = {}
+    for side in sides:
+        conf = side.conf(CASES["ipv4-gateway-masq"], "1.0.0")
+        for ifname in ("eth0", "eth1"):
+            rc, res, err = side.cni("ADD", conf, ifname=ifname)
+            assert rc == 0, (ifname, res, err)
+        rc, out, _ = side.cni("DEL", conf, ifname="eth0")
+        chain_rules = [r for r in rules(side.host.state(side.container))
+                       if r.startswith("-A CNI-")]
+        outcome[side] = rc, out, chain_rules
+        side.plugin = None                       # the last DEL: cnish's, for both
+        assert side.cni("DEL", conf, ifname="eth1")[0] == 0
+        assert side.cni("DEL", conf, ifname="eth0")[0] == 0
+        assert rules(side.host.state(side.container)) == []
+    rc, out, chain_rules = outcome[ref]
+    assert rc == 1 and "CHAIN_DEL failed" in out["msg"] and chain_rules == []
+    rc, out, chain_rules = outcome[ours]
+    assert rc == 0 and sorted(r.split(" -j ")[-1] for r in chain_rules) == ["ACCEPT", "MASQUERADE"]
 
 
 @pytest.mark.parametrize("added_by,deleted_by", [("reference", "cnish"), ("cnish", "reference")])

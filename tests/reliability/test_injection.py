@@ -16,7 +16,8 @@ scripts.bash(), and then:
 2. the script is *executed* in a sandbox — inside a private network namespace, with every tool
    the plan calls (ip, iptables, ip6tables, sysctl, nsenter, test, grep) replaced by a stub
    that records its argv (NUL-separated) — and the recorded argv equal the plan's
-   (`plan.steps[i].run/undo/check/skip_if.argv`), in the order the script's rules give
+   (`plan.steps[i].run/undo/check/skip_if/skip_if_unbatched.argv`, and the `iptables -L` a
+   `cnish-chain-used` probe makes), in the order the script's rules give
    (skip probes, rollback newest first after an injected failure, every DEL step, every
    CHECK); the `cnish-store` function really writes the store under a temporary dataDir and
    must leave exactly the reservations the plan's arguments name; the result heredoc prints
@@ -52,7 +53,7 @@ pytestmark = pytest.mark.kernel
 
 TOOLS = ("ip", "iptables", "ip6tables", "iptables-save", "iptables-restore",
          "ip6tables-restore", "sysctl", "nsenter", "test", "grep")
-FUNCTIONS = ("cnish-store", "cnish-delegate")      # defined by the script itself
+FUNCTIONS = ("cnish-store", "cnish-delegate", "cnish-chain-used")   # defined by the script
 CANARY_DIR = os.path.join(tempfile.gettempdir(), f"cnish-{RUN_ID}-canary")
 CANARY = os.path.join(CANARY_DIR, "pwned")
 IP = shutil.which("ip", path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin") or "ip"
@@ -387,15 +388,41 @@ def external(argv) -> bool:
     return argv[0] not in FUNCTIONS
 
 
+def chain_listing(argv) -> tuple:
+    """The `iptables -L` the script's cnish-chain-used function runs for a probe's argv."""
+    _, version, table, chain = argv
+    return ("iptables" if version == "4" else "ip6tables", "-w", "-t", table, "-n", "-L", chain)
+
+
+def probe_of(step):
+    """The probe the script asks before the step (it runs every step on its own)."""
+    return step.skip_if or step.skip_if_unbatched
+
+
+def not_there(plan) -> list:
+    """Stub argv to fail so that every probe of the plan answers "not there": the step runs.
+    (A stub prints nothing, which cnish-chain-used takes for a chain in use.)"""
+    out = []
+    for step in plan.steps:
+        probe = probe_of(step)
+        if probe is not None:
+            out.append(chain_listing(probe.argv) if probe.argv[0] == "cnish-chain-used"
+                       else probe.argv)
+    return out
+
+
 def simulate(plan, fail=()) -> tuple:
     """The stub calls the script must make, by its rules, and whether it fails. Stubs answer 1
-    for the argv in `fail`, 0 otherwise; the script's own functions succeed."""
+    for the argv in `fail`, 0 otherwise; the script's own functions succeed, but for
+    cnish-chain-used, whose `iptables -L` stub answers 0 with no output (in use) unless failed."""
     fail = {tuple(a) for a in fail}
     calls = []
 
     def call(argv):
         argv = tuple(argv)
-        if not external(argv):
+        if argv[0] == "cnish-chain-used":
+            argv = chain_listing(argv)
+        elif not external(argv):
             return 0
         calls.append(argv)
         return 1 if argv in fail else 0
@@ -403,7 +430,7 @@ def simulate(plan, fail=()) -> tuple:
     if plan.command == "ADD":
         done = []
         for step in plan.steps:
-            if step.skip_if and call(step.skip_if.argv) == 0:
+            if probe_of(step) and call(probe_of(step).argv) == 0:
                 continue
             if call(step.run.argv) != 0:
                 for s in reversed(done):
@@ -415,7 +442,7 @@ def simulate(plan, fail=()) -> tuple:
     if plan.command in ("DEL", "GC"):
         failed = False
         for step in plan.steps:
-            if step.skip_if and call(step.skip_if.argv) == 0:
+            if probe_of(step) and call(probe_of(step).argv) == 0:
                 continue
             failed |= call(step.run.argv) != 0
         return calls, failed
@@ -452,7 +479,7 @@ def test_add_script_runs_exactly_the_plan(sandbox, att):
     work = sandbox.example_dir()
     data = work / "data"
     plan, _op = plan_for(att, "ADD", data, sandbox.cni_path, att["netns"])
-    skips = [s.skip_if.argv for s in plan.steps if s.skip_if]
+    skips = not_there(plan)
     runs = [s.run.argv for s in plan.steps if external(s.run.argv)]
     fail = [runs[att["fail"] % len(runs)]] if runs and att["fail"] is not None else []
     # the intended values are whole argv elements of the plan
@@ -522,7 +549,7 @@ def test_del_script_runs_exactly_the_plan(sandbox, att):
         store.mkdir(parents=True)
         (store / "10.77.0.9").write_text(f"{att['cid']}\r\n{att['ifname']}")
         (store / "10.77.0.10").write_text(f"{att['cid']}x\r\n{att['ifname']}")
-    skips = [s.skip_if.argv for s in plan.steps if s.skip_if]
+    skips = not_there(plan)
     ran = sandbox.run(scripts.bash(plan), work, fail=skips)
     expected, failed = simulate(plan, skips)
     assert_calls(ran, expected)
@@ -629,7 +656,7 @@ def test_delegated_ipam_gets_exactly_the_invocation(sandbox, att):
         prev = {"cniVersion": att["raw"]["cniVersion"],
                 "ips": [{"address": "10.79.0.5/24", "gateway": "10.79.0.1"}]}
     plan, op = plan_for(att, command, work / "data", sandbox.cni_path, att["netns"], prev)
-    skips = [s.skip_if.argv for s in plan.steps if s.skip_if]
+    skips = not_there(plan)
     ran = sandbox.run(scripts.bash(plan), work, fail=skips)
     expected, _ = simulate(plan, skips)
     assert_calls(ran, expected)
@@ -691,7 +718,7 @@ def test_del_script_runs_every_step_and_fails_when_one_did(sandbox):
     ends with status 1 naming it."""
     add, _ = bridge_plan(sandbox, "ADD")
     plan, work = bridge_plan(sandbox, "DEL", prev=add.result)
-    skips = [s.skip_if.argv for s in plan.steps if s.skip_if]
+    skips = not_there(plan)
     target = next(s for s in plan.steps if s.id.startswith("masquerade"))
     ran = sandbox.run(scripts.bash(plan), work, fail=skips + [target.run.argv])
     expected, failed = simulate(plan, skips + [target.run.argv])

@@ -183,7 +183,7 @@ run 2 strict -- cnish-store reserve /nonexistent/cnish-golden/lesson 10.15.0.2 c
 # Step 3/21 [bridge] lesson step 2: create the bridge golden5 unless it exists
 #   why:  the bridge is shared by every container of the network, so neither rollback nor DEL removes it; a bridge created by a parallel ADD in the meantime is fine. The probe looks for the bridge's own sysfs directory, which the kernel adds after the link's: a bridge that a parallel ADD is still creating counts as missing, and `ip link add` then waits for that creation to finish and answers "File exists"
 #   undo: none, shared with other attachments
-if ! test -d /sys/class/net/golden5/bridge; then
+if ! test -d /sys/class/net/golden5/bridge 2>/dev/null; then
   run 3 exists-ok -- ip link add name golden5 address 9a:8c:75:a5:06:e1 type bridge
 fi
 
@@ -222,14 +222,14 @@ run 10 strict -- ip addr replace 10.15.0.1/24 dev golden5 brd +
 # Step 11/21 [forward-ipv4] enable IPv4 forwarding on the host
 #   why:  a gateway forwards; host-wide and shared, never turned off again
 #   undo: none, shared with other attachments
-if ! grep -qxF 1 /proc/sys/net/ipv4/ip_forward; then
+if ! grep -qxF 1 /proc/sys/net/ipv4/ip_forward 2>/dev/null; then
   run 11 strict -- sysctl -q -w net/ipv4/ip_forward=1
 fi
 
 # Step 12/21 [bridge-no-ra] make the bridge golden5 ignore IPv6 router advertisements
 #   why:  otherwise a container could announce itself as the host's IPv6 router; skipped when already set, tolerated on hosts without IPv6
 #   undo: none, shared with other attachments
-if ! grep -qxF 0 /proc/sys/net/ipv6/conf/golden5/accept_ra; then
+if ! grep -qxF 0 /proc/sys/net/ipv6/conf/golden5/accept_ra 2>/dev/null; then
   run 12 missing-ok -- sysctl -q -w net/ipv6/conf/golden5/accept_ra=0
 fi
 
@@ -257,25 +257,32 @@ run 16 strict -- nsenter --net=/var/run/netns/lesson1 ip link set dev eth0 up
 run 17 strict -- nsenter --net=/var/run/netns/lesson1 ip route prepend 0.0.0.0/0 via 10.15.0.1 dev eth0
 
 # Step 18/21 [masquerade[0].chain] lesson step 8: create the masquerade chain CNI-ec2983819f7f63df7b4b7315 (IPv4, nat table)
-#   why:  one chain per attachment, named like the reference plugin's (CNI- + sha512 of network and container id) so that either plugin can remove the other's
+#   why:  one chain per container and network, named like the reference plugin's (CNI- + sha512 of network and container id) so that either plugin can remove the other's; already there when another interface of this container is on this network
 #   undo: iptables -w -t nat -X CNI-ec2983819f7f63df7b4b7315
 undo_18() { undo iptables -w -t nat -X CNI-ec2983819f7f63df7b4b7315; }
-run 18 strict -- iptables -w -t nat -N CNI-ec2983819f7f63df7b4b7315
+run 18 exists-ok -- iptables -w -t nat -N CNI-ec2983819f7f63df7b4b7315
 
 # Step 19/21 [masquerade[0].accept[0]] do not masquerade traffic from the container to its own subnet 10.15.0.0/24
+#   why:  inserted at the top, so that it comes before the masquerade rule also when another interface made the chain
 #   undo: iptables -w -t nat -D CNI-ec2983819f7f63df7b4b7315 -d 10.15.0.0/24 -m comment --comment 'name: "lesson" id: "ctr1"' -j ACCEPT
 undo_19() { undo iptables -w -t nat -D CNI-ec2983819f7f63df7b4b7315 -d 10.15.0.0/24 -m comment --comment 'name: "lesson" id: "ctr1"' -j ACCEPT; }
-run 19 strict -- iptables -w -t nat -A CNI-ec2983819f7f63df7b4b7315 -d 10.15.0.0/24 -m comment --comment 'name: "lesson" id: "ctr1"' -j ACCEPT
+if ! iptables -w -t nat -C CNI-ec2983819f7f63df7b4b7315 -d 10.15.0.0/24 -m comment --comment 'name: "lesson" id: "ctr1"' -j ACCEPT 2>/dev/null; then
+  run 19 strict -- iptables -w -t nat -I CNI-ec2983819f7f63df7b4b7315 -d 10.15.0.0/24 -m comment --comment 'name: "lesson" id: "ctr1"' -j ACCEPT
+fi
 
 # Step 20/21 [masquerade[0].masquerade] masquerade everything else the container sends, except multicast
 #   undo: iptables -w -t nat -D CNI-ec2983819f7f63df7b4b7315 '!' -d 224.0.0.0/4 -m comment --comment 'name: "lesson" id: "ctr1"' -j MASQUERADE
 undo_20() { undo iptables -w -t nat -D CNI-ec2983819f7f63df7b4b7315 '!' -d 224.0.0.0/4 -m comment --comment 'name: "lesson" id: "ctr1"' -j MASQUERADE; }
-run 20 strict -- iptables -w -t nat -A CNI-ec2983819f7f63df7b4b7315 '!' -d 224.0.0.0/4 -m comment --comment 'name: "lesson" id: "ctr1"' -j MASQUERADE
+if ! iptables -w -t nat -C CNI-ec2983819f7f63df7b4b7315 '!' -d 224.0.0.0/4 -m comment --comment 'name: "lesson" id: "ctr1"' -j MASQUERADE 2>/dev/null; then
+  run 20 strict -- iptables -w -t nat -A CNI-ec2983819f7f63df7b4b7315 '!' -d 224.0.0.0/4 -m comment --comment 'name: "lesson" id: "ctr1"' -j MASQUERADE
+fi
 
 # Step 21/21 [masquerade[0].jump[0]] send traffic from 10.15.0.2/32 through CNI-ec2983819f7f63df7b4b7315
 #   undo: iptables -w -t nat -D POSTROUTING -s 10.15.0.2/32 -m comment --comment 'name: "lesson" id: "ctr1"' -j CNI-ec2983819f7f63df7b4b7315
 undo_21() { undo iptables -w -t nat -D POSTROUTING -s 10.15.0.2/32 -m comment --comment 'name: "lesson" id: "ctr1"' -j CNI-ec2983819f7f63df7b4b7315; }
-run 21 strict -- iptables -w -t nat -A POSTROUTING -s 10.15.0.2/32 -m comment --comment 'name: "lesson" id: "ctr1"' -j CNI-ec2983819f7f63df7b4b7315
+if ! iptables -w -t nat -C POSTROUTING -s 10.15.0.2/32 -m comment --comment 'name: "lesson" id: "ctr1"' -j CNI-ec2983819f7f63df7b4b7315 2>/dev/null; then
+  run 21 strict -- iptables -w -t nat -A POSTROUTING -s 10.15.0.2/32 -m comment --comment 'name: "lesson" id: "ctr1"' -j CNI-ec2983819f7f63df7b4b7315
+fi
 
 # ---------------------------------------------------------------------------------------------
 trap - EXIT

@@ -151,22 +151,38 @@ cnish-store() {
   return "$status"
 }
 
+# cnish-chain-used 4|6 TABLE CHAIN: true when a rule of TABLE jumps to CHAIN (the header of
+# `iptables -n -L CHAIN` counts its references), as cnish checks it (cnish/natives.py); false
+# when none does or there is no such chain.
+cnish-chain-used() {
+  local tool=iptables listed
+  if [[ $1 == 6 ]]; then tool=ip6tables; fi
+  listed=$("$tool" -w -t "$2" -n -L "$3" 2>/dev/null) || return 1
+  listed=${listed%%$'\n'*}
+  [[ $listed != *"(0 references)" ]]
+}
+
 # ---------------------------------------------------------------------------------------------
 
 # Step 1/6 [host-link] delete the host end veth99acba053a2 if it is still there
 #   why:  covers a namespace that is already gone from the filesystem but still alive
-if ! test '!' -e /sys/class/net/veth99acba053a2; then
+if ! test '!' -e /sys/class/net/veth99acba053a2 2>/dev/null; then
   run 1 missing-ok -- ip link del dev veth99acba053a2 || { FAILED+=(1); KEEP_ADDRESSES=1; }
 fi
 
 # Step 2/6 [masquerade[0].jump[0]] stop sending traffic from 10.15.0.2/32 through CNI-ec2983819f7f63df7b4b7315
 run 2 missing-ok -- iptables -w -t nat -D POSTROUTING -s 10.15.0.2/32 -m comment --comment 'name: "lesson" id: "ctr1"' -j CNI-ec2983819f7f63df7b4b7315 || FAILED+=(2)
 
-# Step 3/6 [masquerade[0].flush] empty the masquerade chain CNI-ec2983819f7f63df7b4b7315 (IPv4)
-run 3 missing-ok -- iptables -w -t nat -F CNI-ec2983819f7f63df7b4b7315 || FAILED+=(3)
+# Step 3/6 [masquerade[0].flush] empty the masquerade chain CNI-ec2983819f7f63df7b4b7315 (IPv4) unless another interface of this container still uses it
+#   why:  deleting the chain fails while a jump still uses it, and then the whole transaction is undone: the flush runs only together with the deletion, or after the probe found no jump
+if ! cnish-chain-used 4 nat CNI-ec2983819f7f63df7b4b7315 2>/dev/null; then
+  run 3 missing-ok -- iptables -w -t nat -F CNI-ec2983819f7f63df7b4b7315 || FAILED+=(3)
+fi
 
-# Step 4/6 [masquerade[0].chain] delete the masquerade chain CNI-ec2983819f7f63df7b4b7315 (IPv4)
-run 4 missing-ok -- iptables -w -t nat -X CNI-ec2983819f7f63df7b4b7315 || FAILED+=(4)
+# Step 4/6 [masquerade[0].chain] delete the masquerade chain CNI-ec2983819f7f63df7b4b7315 (IPv4) unless another interface of this container still uses it
+if ! cnish-chain-used 4 nat CNI-ec2983819f7f63df7b4b7315 2>/dev/null; then
+  run 4 missing-ok -- iptables -w -t nat -X CNI-ec2983819f7f63df7b4b7315 || FAILED+=(4)
+fi
 
 # Step 5/6 [release] release every address ctr1/eth0 holds in /nonexistent/cnish-golden/lesson
 # The interface may still hold the addresses if it could not be deleted: keep them reserved.

@@ -183,7 +183,7 @@ run 2 strict -- cnish-store reserve /nonexistent/cnish-golden/dualnet fd12::2 ct
 # Step 3/32 [bridge] lesson step 2: create the bridge golden2 unless it exists
 #   why:  the bridge is shared by every container of the network, so neither rollback nor DEL removes it; a bridge created by a parallel ADD in the meantime is fine. The probe looks for the bridge's own sysfs directory, which the kernel adds after the link's: a bridge that a parallel ADD is still creating counts as missing, and `ip link add` then waits for that creation to finish and answers "File exists"
 #   undo: none, shared with other attachments
-if ! test -d /sys/class/net/golden2/bridge; then
+if ! test -d /sys/class/net/golden2/bridge 2>/dev/null; then
   run 3 exists-ok -- ip link add name golden2 mtu 1400 address 86:20:7c:fc:f5:b3 type bridge
 fi
 
@@ -231,20 +231,20 @@ run 12 strict -- ip addr replace fd12::1/64 dev golden2 nodad
 # Step 13/32 [forward-ipv4] enable IPv4 forwarding on the host
 #   why:  a gateway forwards; host-wide and shared, never turned off again
 #   undo: none, shared with other attachments
-if ! grep -qxF 1 /proc/sys/net/ipv4/ip_forward; then
+if ! grep -qxF 1 /proc/sys/net/ipv4/ip_forward 2>/dev/null; then
   run 13 strict -- sysctl -q -w net/ipv4/ip_forward=1
 fi
 
 # Step 14/32 [forward-ipv6] enable IPv6 forwarding on the host
 #   undo: none, shared with other attachments
-if ! grep -qxF 1 /proc/sys/net/ipv6/conf/all/forwarding; then
+if ! grep -qxF 1 /proc/sys/net/ipv6/conf/all/forwarding 2>/dev/null; then
   run 14 strict -- sysctl -q -w net/ipv6/conf/all/forwarding=1
 fi
 
 # Step 15/32 [bridge-no-ra] make the bridge golden2 ignore IPv6 router advertisements
 #   why:  otherwise a container could announce itself as the host's IPv6 router; skipped when already set, tolerated on hosts without IPv6
 #   undo: none, shared with other attachments
-if ! grep -qxF 0 /proc/sys/net/ipv6/conf/golden2/accept_ra; then
+if ! grep -qxF 0 /proc/sys/net/ipv6/conf/golden2/accept_ra 2>/dev/null; then
   run 15 missing-ok -- sysctl -q -w net/ipv6/conf/golden2/accept_ra=0
 fi
 
@@ -289,46 +289,60 @@ run 23 strict -- nsenter --net=/var/run/netns/cnish-test ip route prepend 0.0.0.
 run 24 strict -- nsenter --net=/var/run/netns/cnish-test ip route prepend ::/0 via fd12::1 dev eth0
 
 # Step 25/32 [masquerade[0].chain] lesson step 8: create the masquerade chain CNI-dec9eef1d807df1b11671029 (IPv4, nat table)
-#   why:  one chain per attachment, named like the reference plugin's (CNI- + sha512 of network and container id) so that either plugin can remove the other's
+#   why:  one chain per container and network, named like the reference plugin's (CNI- + sha512 of network and container id) so that either plugin can remove the other's; already there when another interface of this container is on this network
 #   undo: iptables -w -t nat -X CNI-dec9eef1d807df1b11671029
 undo_25() { undo iptables -w -t nat -X CNI-dec9eef1d807df1b11671029; }
-run 25 strict -- iptables -w -t nat -N CNI-dec9eef1d807df1b11671029
+run 25 exists-ok -- iptables -w -t nat -N CNI-dec9eef1d807df1b11671029
 
 # Step 26/32 [masquerade[0].accept[0]] do not masquerade traffic from the container to its own subnet 10.12.0.0/24
+#   why:  inserted at the top, so that it comes before the masquerade rule also when another interface made the chain
 #   undo: iptables -w -t nat -D CNI-dec9eef1d807df1b11671029 -d 10.12.0.0/24 -m comment --comment 'name: "dualnet" id: "ctr1"' -j ACCEPT
 undo_26() { undo iptables -w -t nat -D CNI-dec9eef1d807df1b11671029 -d 10.12.0.0/24 -m comment --comment 'name: "dualnet" id: "ctr1"' -j ACCEPT; }
-run 26 strict -- iptables -w -t nat -A CNI-dec9eef1d807df1b11671029 -d 10.12.0.0/24 -m comment --comment 'name: "dualnet" id: "ctr1"' -j ACCEPT
+if ! iptables -w -t nat -C CNI-dec9eef1d807df1b11671029 -d 10.12.0.0/24 -m comment --comment 'name: "dualnet" id: "ctr1"' -j ACCEPT 2>/dev/null; then
+  run 26 strict -- iptables -w -t nat -I CNI-dec9eef1d807df1b11671029 -d 10.12.0.0/24 -m comment --comment 'name: "dualnet" id: "ctr1"' -j ACCEPT
+fi
 
 # Step 27/32 [masquerade[0].masquerade] masquerade everything else the container sends, except multicast
 #   undo: iptables -w -t nat -D CNI-dec9eef1d807df1b11671029 '!' -d 224.0.0.0/4 -m comment --comment 'name: "dualnet" id: "ctr1"' -j MASQUERADE
 undo_27() { undo iptables -w -t nat -D CNI-dec9eef1d807df1b11671029 '!' -d 224.0.0.0/4 -m comment --comment 'name: "dualnet" id: "ctr1"' -j MASQUERADE; }
-run 27 strict -- iptables -w -t nat -A CNI-dec9eef1d807df1b11671029 '!' -d 224.0.0.0/4 -m comment --comment 'name: "dualnet" id: "ctr1"' -j MASQUERADE
+if ! iptables -w -t nat -C CNI-dec9eef1d807df1b11671029 '!' -d 224.0.0.0/4 -m comment --comment 'name: "dualnet" id: "ctr1"' -j MASQUERADE 2>/dev/null; then
+  run 27 strict -- iptables -w -t nat -A CNI-dec9eef1d807df1b11671029 '!' -d 224.0.0.0/4 -m comment --comment 'name: "dualnet" id: "ctr1"' -j MASQUERADE
+fi
 
 # Step 28/32 [masquerade[0].jump[0]] send traffic from 10.12.0.10/32 through CNI-dec9eef1d807df1b11671029
 #   undo: iptables -w -t nat -D POSTROUTING -s 10.12.0.10/32 -m comment --comment 'name: "dualnet" id: "ctr1"' -j CNI-dec9eef1d807df1b11671029
 undo_28() { undo iptables -w -t nat -D POSTROUTING -s 10.12.0.10/32 -m comment --comment 'name: "dualnet" id: "ctr1"' -j CNI-dec9eef1d807df1b11671029; }
-run 28 strict -- iptables -w -t nat -A POSTROUTING -s 10.12.0.10/32 -m comment --comment 'name: "dualnet" id: "ctr1"' -j CNI-dec9eef1d807df1b11671029
+if ! iptables -w -t nat -C POSTROUTING -s 10.12.0.10/32 -m comment --comment 'name: "dualnet" id: "ctr1"' -j CNI-dec9eef1d807df1b11671029 2>/dev/null; then
+  run 28 strict -- iptables -w -t nat -A POSTROUTING -s 10.12.0.10/32 -m comment --comment 'name: "dualnet" id: "ctr1"' -j CNI-dec9eef1d807df1b11671029
+fi
 
 # Step 29/32 [masquerade[1].chain] lesson step 8: create the masquerade chain CNI-dec9eef1d807df1b11671029 (IPv6, nat table)
-#   why:  one chain per attachment, named like the reference plugin's (CNI- + sha512 of network and container id) so that either plugin can remove the other's
+#   why:  one chain per container and network, named like the reference plugin's (CNI- + sha512 of network and container id) so that either plugin can remove the other's; already there when another interface of this container is on this network
 #   undo: ip6tables -w -t nat -X CNI-dec9eef1d807df1b11671029
 undo_29() { undo ip6tables -w -t nat -X CNI-dec9eef1d807df1b11671029; }
-run 29 strict -- ip6tables -w -t nat -N CNI-dec9eef1d807df1b11671029
+run 29 exists-ok -- ip6tables -w -t nat -N CNI-dec9eef1d807df1b11671029
 
 # Step 30/32 [masquerade[1].accept[0]] do not masquerade traffic from the container to its own subnet fd12::/64
+#   why:  inserted at the top, so that it comes before the masquerade rule also when another interface made the chain
 #   undo: ip6tables -w -t nat -D CNI-dec9eef1d807df1b11671029 -d fd12::/64 -m comment --comment 'name: "dualnet" id: "ctr1"' -j ACCEPT
 undo_30() { undo ip6tables -w -t nat -D CNI-dec9eef1d807df1b11671029 -d fd12::/64 -m comment --comment 'name: "dualnet" id: "ctr1"' -j ACCEPT; }
-run 30 strict -- ip6tables -w -t nat -A CNI-dec9eef1d807df1b11671029 -d fd12::/64 -m comment --comment 'name: "dualnet" id: "ctr1"' -j ACCEPT
+if ! ip6tables -w -t nat -C CNI-dec9eef1d807df1b11671029 -d fd12::/64 -m comment --comment 'name: "dualnet" id: "ctr1"' -j ACCEPT 2>/dev/null; then
+  run 30 strict -- ip6tables -w -t nat -I CNI-dec9eef1d807df1b11671029 -d fd12::/64 -m comment --comment 'name: "dualnet" id: "ctr1"' -j ACCEPT
+fi
 
 # Step 31/32 [masquerade[1].masquerade] masquerade everything else the container sends, except multicast
 #   undo: ip6tables -w -t nat -D CNI-dec9eef1d807df1b11671029 '!' -d ff00::/8 -m comment --comment 'name: "dualnet" id: "ctr1"' -j MASQUERADE
 undo_31() { undo ip6tables -w -t nat -D CNI-dec9eef1d807df1b11671029 '!' -d ff00::/8 -m comment --comment 'name: "dualnet" id: "ctr1"' -j MASQUERADE; }
-run 31 strict -- ip6tables -w -t nat -A CNI-dec9eef1d807df1b11671029 '!' -d ff00::/8 -m comment --comment 'name: "dualnet" id: "ctr1"' -j MASQUERADE
+if ! ip6tables -w -t nat -C CNI-dec9eef1d807df1b11671029 '!' -d ff00::/8 -m comment --comment 'name: "dualnet" id: "ctr1"' -j MASQUERADE 2>/dev/null; then
+  run 31 strict -- ip6tables -w -t nat -A CNI-dec9eef1d807df1b11671029 '!' -d ff00::/8 -m comment --comment 'name: "dualnet" id: "ctr1"' -j MASQUERADE
+fi
 
 # Step 32/32 [masquerade[1].jump[0]] send traffic from fd12::2/128 through CNI-dec9eef1d807df1b11671029
 #   undo: ip6tables -w -t nat -D POSTROUTING -s fd12::2/128 -m comment --comment 'name: "dualnet" id: "ctr1"' -j CNI-dec9eef1d807df1b11671029
 undo_32() { undo ip6tables -w -t nat -D POSTROUTING -s fd12::2/128 -m comment --comment 'name: "dualnet" id: "ctr1"' -j CNI-dec9eef1d807df1b11671029; }
-run 32 strict -- ip6tables -w -t nat -A POSTROUTING -s fd12::2/128 -m comment --comment 'name: "dualnet" id: "ctr1"' -j CNI-dec9eef1d807df1b11671029
+if ! ip6tables -w -t nat -C POSTROUTING -s fd12::2/128 -m comment --comment 'name: "dualnet" id: "ctr1"' -j CNI-dec9eef1d807df1b11671029 2>/dev/null; then
+  run 32 strict -- ip6tables -w -t nat -A POSTROUTING -s fd12::2/128 -m comment --comment 'name: "dualnet" id: "ctr1"' -j CNI-dec9eef1d807df1b11671029
+fi
 
 # ---------------------------------------------------------------------------------------------
 trap - EXIT

@@ -222,6 +222,7 @@ check 23 output '' -- nsenter --net=/var/run/netns/cnish-test ip -4 -o route sho
 check 24 output '' -- nsenter --net=/var/run/netns/cnish-test ip -6 -o route show exact ::/0 via fd12::1 dev eth0
 
 # Check of ADD step 26 [masquerade[0].accept[0]] do not masquerade traffic from the container to its own subnet 10.12.0.0/24
+#   why:  inserted at the top, so that it comes before the masquerade rule also when another interface made the chain
 check 26 status '' -- iptables -w -t nat -C CNI-dec9eef1d807df1b11671029 -d 10.12.0.0/24 -m comment --comment 'name: "dualnet" id: "ctr1"' -j ACCEPT
 
 # Check of ADD step 27 [masquerade[0].masquerade] masquerade everything else the container sends, except multicast
@@ -231,6 +232,7 @@ check 27 status '' -- iptables -w -t nat -C CNI-dec9eef1d807df1b11671029 '!' -d 
 check 28 status '' -- iptables -w -t nat -C POSTROUTING -s 10.12.0.10/32 -m comment --comment 'name: "dualnet" id: "ctr1"' -j CNI-dec9eef1d807df1b11671029
 
 # Check of ADD step 30 [masquerade[1].accept[0]] do not masquerade traffic from the container to its own subnet fd12::/64
+#   why:  inserted at the top, so that it comes before the masquerade rule also when another interface made the chain
 check 30 status '' -- ip6tables -w -t nat -C CNI-dec9eef1d807df1b11671029 -d fd12::/64 -m comment --comment 'name: "dualnet" id: "ctr1"' -j ACCEPT
 
 # Check of ADD step 31 [masquerade[1].masquerade] masquerade everything else the container sends, except multicast

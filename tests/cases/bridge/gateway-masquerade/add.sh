@@ -177,7 +177,7 @@ run 1 strict -- cnish-store reserve /nonexistent/cnish-golden/gwnet 10.11.0.2 ct
 # Step 2/20 [bridge] lesson step 2: create the bridge golden1 unless it exists
 #   why:  the bridge is shared by every container of the network, so neither rollback nor DEL removes it; a bridge created by a parallel ADD in the meantime is fine. The probe looks for the bridge's own sysfs directory, which the kernel adds after the link's: a bridge that a parallel ADD is still creating counts as missing, and `ip link add` then waits for that creation to finish and answers "File exists"
 #   undo: none, shared with other attachments
-if ! test -d /sys/class/net/golden1/bridge; then
+if ! test -d /sys/class/net/golden1/bridge 2>/dev/null; then
   run 2 exists-ok -- ip link add name golden1 address 02:d1:44:c7:d2:be type bridge
 fi
 
@@ -216,14 +216,14 @@ run 9 strict -- ip addr replace 10.11.0.1/16 dev golden1 brd +
 # Step 10/20 [forward-ipv4] enable IPv4 forwarding on the host
 #   why:  a gateway forwards; host-wide and shared, never turned off again
 #   undo: none, shared with other attachments
-if ! grep -qxF 1 /proc/sys/net/ipv4/ip_forward; then
+if ! grep -qxF 1 /proc/sys/net/ipv4/ip_forward 2>/dev/null; then
   run 10 strict -- sysctl -q -w net/ipv4/ip_forward=1
 fi
 
 # Step 11/20 [bridge-no-ra] make the bridge golden1 ignore IPv6 router advertisements
 #   why:  otherwise a container could announce itself as the host's IPv6 router; skipped when already set, tolerated on hosts without IPv6
 #   undo: none, shared with other attachments
-if ! grep -qxF 0 /proc/sys/net/ipv6/conf/golden1/accept_ra; then
+if ! grep -qxF 0 /proc/sys/net/ipv6/conf/golden1/accept_ra 2>/dev/null; then
   run 11 missing-ok -- sysctl -q -w net/ipv6/conf/golden1/accept_ra=0
 fi
 
@@ -251,25 +251,32 @@ run 15 strict -- nsenter --net=/var/run/netns/cnish-test ip link set dev eth0 up
 run 16 strict -- nsenter --net=/var/run/netns/cnish-test ip route prepend 0.0.0.0/0 via 10.11.0.1 dev eth0
 
 # Step 17/20 [masquerade[0].chain] lesson step 8: create the masquerade chain CNI-51ecab9495c29c4cd56b6316 (IPv4, nat table)
-#   why:  one chain per attachment, named like the reference plugin's (CNI- + sha512 of network and container id) so that either plugin can remove the other's
+#   why:  one chain per container and network, named like the reference plugin's (CNI- + sha512 of network and container id) so that either plugin can remove the other's; already there when another interface of this container is on this network
 #   undo: iptables -w -t nat -X CNI-51ecab9495c29c4cd56b6316
 undo_17() { undo iptables -w -t nat -X CNI-51ecab9495c29c4cd56b6316; }
-run 17 strict -- iptables -w -t nat -N CNI-51ecab9495c29c4cd56b6316
+run 17 exists-ok -- iptables -w -t nat -N CNI-51ecab9495c29c4cd56b6316
 
 # Step 18/20 [masquerade[0].accept[0]] do not masquerade traffic from the container to its own subnet 10.11.0.0/16
+#   why:  inserted at the top, so that it comes before the masquerade rule also when another interface made the chain
 #   undo: iptables -w -t nat -D CNI-51ecab9495c29c4cd56b6316 -d 10.11.0.0/16 -m comment --comment 'name: "gwnet" id: "ctr1"' -j ACCEPT
 undo_18() { undo iptables -w -t nat -D CNI-51ecab9495c29c4cd56b6316 -d 10.11.0.0/16 -m comment --comment 'name: "gwnet" id: "ctr1"' -j ACCEPT; }
-run 18 strict -- iptables -w -t nat -A CNI-51ecab9495c29c4cd56b6316 -d 10.11.0.0/16 -m comment --comment 'name: "gwnet" id: "ctr1"' -j ACCEPT
+if ! iptables -w -t nat -C CNI-51ecab9495c29c4cd56b6316 -d 10.11.0.0/16 -m comment --comment 'name: "gwnet" id: "ctr1"' -j ACCEPT 2>/dev/null; then
+  run 18 strict -- iptables -w -t nat -I CNI-51ecab9495c29c4cd56b6316 -d 10.11.0.0/16 -m comment --comment 'name: "gwnet" id: "ctr1"' -j ACCEPT
+fi
 
 # Step 19/20 [masquerade[0].masquerade] masquerade everything else the container sends, except multicast
 #   undo: iptables -w -t nat -D CNI-51ecab9495c29c4cd56b6316 '!' -d 224.0.0.0/4 -m comment --comment 'name: "gwnet" id: "ctr1"' -j MASQUERADE
 undo_19() { undo iptables -w -t nat -D CNI-51ecab9495c29c4cd56b6316 '!' -d 224.0.0.0/4 -m comment --comment 'name: "gwnet" id: "ctr1"' -j MASQUERADE; }
-run 19 strict -- iptables -w -t nat -A CNI-51ecab9495c29c4cd56b6316 '!' -d 224.0.0.0/4 -m comment --comment 'name: "gwnet" id: "ctr1"' -j MASQUERADE
+if ! iptables -w -t nat -C CNI-51ecab9495c29c4cd56b6316 '!' -d 224.0.0.0/4 -m comment --comment 'name: "gwnet" id: "ctr1"' -j MASQUERADE 2>/dev/null; then
+  run 19 strict -- iptables -w -t nat -A CNI-51ecab9495c29c4cd56b6316 '!' -d 224.0.0.0/4 -m comment --comment 'name: "gwnet" id: "ctr1"' -j MASQUERADE
+fi
 
 # Step 20/20 [masquerade[0].jump[0]] send traffic from 10.11.0.2/32 through CNI-51ecab9495c29c4cd56b6316
 #   undo: iptables -w -t nat -D POSTROUTING -s 10.11.0.2/32 -m comment --comment 'name: "gwnet" id: "ctr1"' -j CNI-51ecab9495c29c4cd56b6316
 undo_20() { undo iptables -w -t nat -D POSTROUTING -s 10.11.0.2/32 -m comment --comment 'name: "gwnet" id: "ctr1"' -j CNI-51ecab9495c29c4cd56b6316; }
-run 20 strict -- iptables -w -t nat -A POSTROUTING -s 10.11.0.2/32 -m comment --comment 'name: "gwnet" id: "ctr1"' -j CNI-51ecab9495c29c4cd56b6316
+if ! iptables -w -t nat -C POSTROUTING -s 10.11.0.2/32 -m comment --comment 'name: "gwnet" id: "ctr1"' -j CNI-51ecab9495c29c4cd56b6316 2>/dev/null; then
+  run 20 strict -- iptables -w -t nat -A POSTROUTING -s 10.11.0.2/32 -m comment --comment 'name: "gwnet" id: "ctr1"' -j CNI-51ecab9495c29c4cd56b6316
+fi
 
 # ---------------------------------------------------------------------------------------------
 trap - EXIT

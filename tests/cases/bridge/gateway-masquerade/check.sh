@@ -201,6 +201,7 @@ check 15 contains 26:70:ad:f2:7b:1c -- nsenter --net=/var/run/netns/cnish-test i
 check 16 output '' -- nsenter --net=/var/run/netns/cnish-test ip -4 -o route show exact 0.0.0.0/0 via 10.11.0.1 dev eth0
 
 # Check of ADD step 18 [masquerade[0].accept[0]] do not masquerade traffic from the container to its own subnet 10.11.0.0/16
+#   why:  inserted at the top, so that it comes before the masquerade rule also when another interface made the chain
 check 18 status '' -- iptables -w -t nat -C CNI-51ecab9495c29c4cd56b6316 -d 10.11.0.0/16 -m comment --comment 'name: "gwnet" id: "ctr1"' -j ACCEPT
 
 # Check of ADD step 19 [masquerade[0].masquerade] masquerade everything else the container sends, except multicast

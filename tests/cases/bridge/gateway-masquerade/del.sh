@@ -151,22 +151,38 @@ cnish-store() {
   return "$status"
 }
 
+# cnish-chain-used 4|6 TABLE CHAIN: true when a rule of TABLE jumps to CHAIN (the header of
+# `iptables -n -L CHAIN` counts its references), as cnish checks it (cnish/natives.py); false
+# when none does or there is no such chain.
+cnish-chain-used() {
+  local tool=iptables listed
+  if [[ $1 == 6 ]]; then tool=ip6tables; fi
+  listed=$("$tool" -w -t "$2" -n -L "$3" 2>/dev/null) || return 1
+  listed=${listed%%$'\n'*}
+  [[ $listed != *"(0 references)" ]]
+}
+
 # ---------------------------------------------------------------------------------------------
 
 # Step 1/5 [host-link] delete the host end veth977ff90b17e if it is still there
 #   why:  covers a namespace that is already gone from the filesystem but still alive
-if ! test '!' -e /sys/class/net/veth977ff90b17e; then
+if ! test '!' -e /sys/class/net/veth977ff90b17e 2>/dev/null; then
   run 1 missing-ok -- ip link del dev veth977ff90b17e || { FAILED+=(1); KEEP_ADDRESSES=1; }
 fi
 
 # Step 2/5 [masquerade[0].jump[0]] stop sending traffic from 10.11.0.2/32 through CNI-51ecab9495c29c4cd56b6316
 run 2 missing-ok -- iptables -w -t nat -D POSTROUTING -s 10.11.0.2/32 -m comment --comment 'name: "gwnet" id: "ctr1"' -j CNI-51ecab9495c29c4cd56b6316 || FAILED+=(2)
 
-# Step 3/5 [masquerade[0].flush] empty the masquerade chain CNI-51ecab9495c29c4cd56b6316 (IPv4)
-run 3 missing-ok -- iptables -w -t nat -F CNI-51ecab9495c29c4cd56b6316 || FAILED+=(3)
+# Step 3/5 [masquerade[0].flush] empty the masquerade chain CNI-51ecab9495c29c4cd56b6316 (IPv4) unless another interface of this container still uses it
+#   why:  deleting the chain fails while a jump still uses it, and then the whole transaction is undone: the flush runs only together with the deletion, or after the probe found no jump
+if ! cnish-chain-used 4 nat CNI-51ecab9495c29c4cd56b6316 2>/dev/null; then
+  run 3 missing-ok -- iptables -w -t nat -F CNI-51ecab9495c29c4cd56b6316 || FAILED+=(3)
+fi
 
-# Step 4/5 [masquerade[0].chain] delete the masquerade chain CNI-51ecab9495c29c4cd56b6316 (IPv4)
-run 4 missing-ok -- iptables -w -t nat -X CNI-51ecab9495c29c4cd56b6316 || FAILED+=(4)
+# Step 4/5 [masquerade[0].chain] delete the masquerade chain CNI-51ecab9495c29c4cd56b6316 (IPv4) unless another interface of this container still uses it
+if ! cnish-chain-used 4 nat CNI-51ecab9495c29c4cd56b6316 2>/dev/null; then
+  run 4 missing-ok -- iptables -w -t nat -X CNI-51ecab9495c29c4cd56b6316 || FAILED+=(4)
+fi
 
 # Step 5/5 [release] release every address ctr1/eth0 holds in /nonexistent/cnish-golden/gwnet
 # The interface may still hold the addresses if it could not be deleted: keep them reserved.

@@ -68,7 +68,7 @@ trap rollback EXIT
 # Step 1/12 [bridge] lesson step 2: create the bridge golden3 unless it exists
 #   why:  the bridge is shared by every container of the network, so neither rollback nor DEL removes it; a bridge created by a parallel ADD in the meantime is fine. The probe looks for the bridge's own sysfs directory, which the kernel adds after the link's: a bridge that a parallel ADD is still creating counts as missing, and `ip link add` then waits for that creation to finish and answers "File exists"
 #   undo: none, shared with other attachments
-if ! test -d /sys/class/net/golden3/bridge; then
+if ! test -d /sys/class/net/golden3/bridge 2>/dev/null; then
   run 1 exists-ok -- ip link add name golden3 address 92:a3:1f:35:e9:e9 type bridge
 fi
 
@@ -106,7 +106,7 @@ run 8 strict -- ip link set dev veth9119b813cb0 up
 # Step 9/12 [bridge-no-ra] make the bridge golden3 ignore IPv6 router advertisements
 #   why:  otherwise a container could announce itself as the host's IPv6 router; skipped when already set, tolerated on hosts without IPv6
 #   undo: none, shared with other attachments
-if ! grep -qxF 0 /proc/sys/net/ipv6/conf/golden3/accept_ra; then
+if ! grep -qxF 0 /proc/sys/net/ipv6/conf/golden3/accept_ra 2>/dev/null; then
   run 9 missing-ok -- sysctl -q -w net/ipv6/conf/golden3/accept_ra=0
 fi
 

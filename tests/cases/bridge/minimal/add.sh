@@ -177,7 +177,7 @@ run 1 strict -- cnish-store reserve /nonexistent/cnish-golden/minimal 10.10.0.2 
 # Step 2/13 [bridge] lesson step 2: create the bridge golden0 unless it exists
 #   why:  the bridge is shared by every container of the network, so neither rollback nor DEL removes it; a bridge created by a parallel ADD in the meantime is fine. The probe looks for the bridge's own sysfs directory, which the kernel adds after the link's: a bridge that a parallel ADD is still creating counts as missing, and `ip link add` then waits for that creation to finish and answers "File exists"
 #   undo: none, shared with other attachments
-if ! test -d /sys/class/net/golden0/bridge; then
+if ! test -d /sys/class/net/golden0/bridge 2>/dev/null; then
   run 2 exists-ok -- ip link add name golden0 address 6e:b4:56:1f:20:cf type bridge
 fi
 
@@ -211,7 +211,7 @@ run 8 strict -- ip link set dev veth8919c6ba970 up
 # Step 9/13 [bridge-no-ra] make the bridge golden0 ignore IPv6 router advertisements
 #   why:  otherwise a container could announce itself as the host's IPv6 router; skipped when already set, tolerated on hosts without IPv6
 #   undo: none, shared with other attachments
-if ! grep -qxF 0 /proc/sys/net/ipv6/conf/golden0/accept_ra; then
+if ! grep -qxF 0 /proc/sys/net/ipv6/conf/golden0/accept_ra 2>/dev/null; then
   run 9 missing-ok -- sysctl -q -w net/ipv6/conf/golden0/accept_ra=0
 fi
 

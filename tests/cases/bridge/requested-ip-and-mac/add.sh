@@ -177,7 +177,7 @@ run 1 strict -- cnish-store reserve /nonexistent/cnish-golden/pinned 10.14.0.42 
 # Step 2/15 [bridge] lesson step 2: create the bridge golden4 unless it exists
 #   why:  the bridge is shared by every container of the network, so neither rollback nor DEL removes it; a bridge created by a parallel ADD in the meantime is fine. The probe looks for the bridge's own sysfs directory, which the kernel adds after the link's: a bridge that a parallel ADD is still creating counts as missing, and `ip link add` then waits for that creation to finish and answers "File exists"
 #   undo: none, shared with other attachments
-if ! test -d /sys/class/net/golden4/bridge; then
+if ! test -d /sys/class/net/golden4/bridge 2>/dev/null; then
   run 2 exists-ok -- ip link add name golden4 address 1a:e8:ca:c7:47:de type bridge
 fi
 
@@ -216,14 +216,14 @@ run 9 strict -- ip addr replace 10.14.0.1/24 dev golden4 brd +
 # Step 10/15 [forward-ipv4] enable IPv4 forwarding on the host
 #   why:  a gateway forwards; host-wide and shared, never turned off again
 #   undo: none, shared with other attachments
-if ! grep -qxF 1 /proc/sys/net/ipv4/ip_forward; then
+if ! grep -qxF 1 /proc/sys/net/ipv4/ip_forward 2>/dev/null; then
   run 10 strict -- sysctl -q -w net/ipv4/ip_forward=1
 fi
 
 # Step 11/15 [bridge-no-ra] make the bridge golden4 ignore IPv6 router advertisements
 #   why:  otherwise a container could announce itself as the host's IPv6 router; skipped when already set, tolerated on hosts without IPv6
 #   undo: none, shared with other attachments
-if ! grep -qxF 0 /proc/sys/net/ipv6/conf/golden4/accept_ra; then
+if ! grep -qxF 0 /proc/sys/net/ipv6/conf/golden4/accept_ra 2>/dev/null; then
   run 11 missing-ok -- sysctl -q -w net/ipv6/conf/golden4/accept_ra=0
 fi
 

@@ -183,13 +183,13 @@ run 2 strict -- cnish-store reserve /nonexistent/cnish-golden/ptpnet fd20::2 ctr
 # Step 3/32 [forward-ipv4] enable IPv4 forwarding on the host
 #   why:  the host routes the container's traffic; host-wide and shared, never turned off again
 #   undo: none, shared with other attachments
-if ! grep -qxF 1 /proc/sys/net/ipv4/ip_forward; then
+if ! grep -qxF 1 /proc/sys/net/ipv4/ip_forward 2>/dev/null; then
   run 3 strict -- sysctl -q -w net/ipv4/ip_forward=1
 fi
 
 # Step 4/32 [forward-ipv6] enable IPv6 forwarding on the host
 #   undo: none, shared with other attachments
-if ! grep -qxF 1 /proc/sys/net/ipv6/conf/all/forwarding; then
+if ! grep -qxF 1 /proc/sys/net/ipv6/conf/all/forwarding 2>/dev/null; then
   run 4 strict -- sysctl -q -w net/ipv6/conf/all/forwarding=1
 fi
 
@@ -286,46 +286,60 @@ run 23 strict -- nsenter --net=/var/run/netns/cnish-test ip route prepend fd20::
 run 24 strict -- nsenter --net=/var/run/netns/cnish-test ip route prepend 0.0.0.0/0 via 10.20.0.1 dev eth0
 
 # Step 25/32 [masquerade[0].chain] lesson step 8: create the masquerade chain CNI-341c64caf8d4656260708f60 (IPv4, nat table)
-#   why:  one chain per attachment, named like the reference plugin's (CNI- + sha512 of network and container id) so that either plugin can remove the other's
+#   why:  one chain per container and network, named like the reference plugin's (CNI- + sha512 of network and container id) so that either plugin can remove the other's; already there when another interface of this container is on this network
 #   undo: iptables -w -t nat -X CNI-341c64caf8d4656260708f60
 undo_25() { undo iptables -w -t nat -X CNI-341c64caf8d4656260708f60; }
-run 25 strict -- iptables -w -t nat -N CNI-341c64caf8d4656260708f60
+run 25 exists-ok -- iptables -w -t nat -N CNI-341c64caf8d4656260708f60
 
 # Step 26/32 [masquerade[0].accept[0]] do not masquerade traffic from the container to its own subnet 10.20.0.0/24
+#   why:  inserted at the top, so that it comes before the masquerade rule also when another interface made the chain
 #   undo: iptables -w -t nat -D CNI-341c64caf8d4656260708f60 -d 10.20.0.0/24 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j ACCEPT
 undo_26() { undo iptables -w -t nat -D CNI-341c64caf8d4656260708f60 -d 10.20.0.0/24 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j ACCEPT; }
-run 26 strict -- iptables -w -t nat -A CNI-341c64caf8d4656260708f60 -d 10.20.0.0/24 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j ACCEPT
+if ! iptables -w -t nat -C CNI-341c64caf8d4656260708f60 -d 10.20.0.0/24 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j ACCEPT 2>/dev/null; then
+  run 26 strict -- iptables -w -t nat -I CNI-341c64caf8d4656260708f60 -d 10.20.0.0/24 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j ACCEPT
+fi
 
 # Step 27/32 [masquerade[0].masquerade] masquerade everything else the container sends, except multicast
 #   undo: iptables -w -t nat -D CNI-341c64caf8d4656260708f60 '!' -d 224.0.0.0/4 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j MASQUERADE
 undo_27() { undo iptables -w -t nat -D CNI-341c64caf8d4656260708f60 '!' -d 224.0.0.0/4 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j MASQUERADE; }
-run 27 strict -- iptables -w -t nat -A CNI-341c64caf8d4656260708f60 '!' -d 224.0.0.0/4 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j MASQUERADE
+if ! iptables -w -t nat -C CNI-341c64caf8d4656260708f60 '!' -d 224.0.0.0/4 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j MASQUERADE 2>/dev/null; then
+  run 27 strict -- iptables -w -t nat -A CNI-341c64caf8d4656260708f60 '!' -d 224.0.0.0/4 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j MASQUERADE
+fi
 
 # Step 28/32 [masquerade[0].jump[0]] send traffic from 10.20.0.2/32 through CNI-341c64caf8d4656260708f60
 #   undo: iptables -w -t nat -D POSTROUTING -s 10.20.0.2/32 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j CNI-341c64caf8d4656260708f60
 undo_28() { undo iptables -w -t nat -D POSTROUTING -s 10.20.0.2/32 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j CNI-341c64caf8d4656260708f60; }
-run 28 strict -- iptables -w -t nat -A POSTROUTING -s 10.20.0.2/32 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j CNI-341c64caf8d4656260708f60
+if ! iptables -w -t nat -C POSTROUTING -s 10.20.0.2/32 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j CNI-341c64caf8d4656260708f60 2>/dev/null; then
+  run 28 strict -- iptables -w -t nat -A POSTROUTING -s 10.20.0.2/32 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j CNI-341c64caf8d4656260708f60
+fi
 
 # Step 29/32 [masquerade[1].chain] lesson step 8: create the masquerade chain CNI-341c64caf8d4656260708f60 (IPv6, nat table)
-#   why:  one chain per attachment, named like the reference plugin's (CNI- + sha512 of network and container id) so that either plugin can remove the other's
+#   why:  one chain per container and network, named like the reference plugin's (CNI- + sha512 of network and container id) so that either plugin can remove the other's; already there when another interface of this container is on this network
 #   undo: ip6tables -w -t nat -X CNI-341c64caf8d4656260708f60
 undo_29() { undo ip6tables -w -t nat -X CNI-341c64caf8d4656260708f60; }
-run 29 strict -- ip6tables -w -t nat -N CNI-341c64caf8d4656260708f60
+run 29 exists-ok -- ip6tables -w -t nat -N CNI-341c64caf8d4656260708f60
 
 # Step 30/32 [masquerade[1].accept[0]] do not masquerade traffic from the container to its own subnet fd20::/64
+#   why:  inserted at the top, so that it comes before the masquerade rule also when another interface made the chain
 #   undo: ip6tables -w -t nat -D CNI-341c64caf8d4656260708f60 -d fd20::/64 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j ACCEPT
 undo_30() { undo ip6tables -w -t nat -D CNI-341c64caf8d4656260708f60 -d fd20::/64 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j ACCEPT; }
-run 30 strict -- ip6tables -w -t nat -A CNI-341c64caf8d4656260708f60 -d fd20::/64 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j ACCEPT
+if ! ip6tables -w -t nat -C CNI-341c64caf8d4656260708f60 -d fd20::/64 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j ACCEPT 2>/dev/null; then
+  run 30 strict -- ip6tables -w -t nat -I CNI-341c64caf8d4656260708f60 -d fd20::/64 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j ACCEPT
+fi
 
 # Step 31/32 [masquerade[1].masquerade] masquerade everything else the container sends, except multicast
 #   undo: ip6tables -w -t nat -D CNI-341c64caf8d4656260708f60 '!' -d ff00::/8 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j MASQUERADE
 undo_31() { undo ip6tables -w -t nat -D CNI-341c64caf8d4656260708f60 '!' -d ff00::/8 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j MASQUERADE; }
-run 31 strict -- ip6tables -w -t nat -A CNI-341c64caf8d4656260708f60 '!' -d ff00::/8 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j MASQUERADE
+if ! ip6tables -w -t nat -C CNI-341c64caf8d4656260708f60 '!' -d ff00::/8 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j MASQUERADE 2>/dev/null; then
+  run 31 strict -- ip6tables -w -t nat -A CNI-341c64caf8d4656260708f60 '!' -d ff00::/8 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j MASQUERADE
+fi
 
 # Step 32/32 [masquerade[1].jump[0]] send traffic from fd20::2/128 through CNI-341c64caf8d4656260708f60
 #   undo: ip6tables -w -t nat -D POSTROUTING -s fd20::2/128 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j CNI-341c64caf8d4656260708f60
 undo_32() { undo ip6tables -w -t nat -D POSTROUTING -s fd20::2/128 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j CNI-341c64caf8d4656260708f60; }
-run 32 strict -- ip6tables -w -t nat -A POSTROUTING -s fd20::2/128 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j CNI-341c64caf8d4656260708f60
+if ! ip6tables -w -t nat -C POSTROUTING -s fd20::2/128 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j CNI-341c64caf8d4656260708f60 2>/dev/null; then
+  run 32 strict -- ip6tables -w -t nat -A POSTROUTING -s fd20::2/128 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j CNI-341c64caf8d4656260708f60
+fi
 
 # ---------------------------------------------------------------------------------------------
 trap - EXIT

@@ -233,6 +233,7 @@ check 23 output '' -- nsenter --net=/var/run/netns/cnish-test ip -6 -o route sho
 check 24 output '' -- nsenter --net=/var/run/netns/cnish-test ip -4 -o route show exact 0.0.0.0/0 via 10.20.0.1 dev eth0
 
 # Check of ADD step 26 [masquerade[0].accept[0]] do not masquerade traffic from the container to its own subnet 10.20.0.0/24
+#   why:  inserted at the top, so that it comes before the masquerade rule also when another interface made the chain
 check 26 status '' -- iptables -w -t nat -C CNI-341c64caf8d4656260708f60 -d 10.20.0.0/24 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j ACCEPT
 
 # Check of ADD step 27 [masquerade[0].masquerade] masquerade everything else the container sends, except multicast
@@ -242,6 +243,7 @@ check 27 status '' -- iptables -w -t nat -C CNI-341c64caf8d4656260708f60 '!' -d 
 check 28 status '' -- iptables -w -t nat -C POSTROUTING -s 10.20.0.2/32 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j CNI-341c64caf8d4656260708f60
 
 # Check of ADD step 30 [masquerade[1].accept[0]] do not masquerade traffic from the container to its own subnet fd20::/64
+#   why:  inserted at the top, so that it comes before the masquerade rule also when another interface made the chain
 check 30 status '' -- ip6tables -w -t nat -C CNI-341c64caf8d4656260708f60 -d fd20::/64 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j ACCEPT
 
 # Check of ADD step 31 [masquerade[1].masquerade] masquerade everything else the container sends, except multicast

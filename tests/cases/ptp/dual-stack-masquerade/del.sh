@@ -151,30 +151,51 @@ cnish-store() {
   return "$status"
 }
 
+# cnish-chain-used 4|6 TABLE CHAIN: true when a rule of TABLE jumps to CHAIN (the header of
+# `iptables -n -L CHAIN` counts its references), as cnish checks it (cnish/natives.py); false
+# when none does or there is no such chain.
+cnish-chain-used() {
+  local tool=iptables listed
+  if [[ $1 == 6 ]]; then tool=ip6tables; fi
+  listed=$("$tool" -w -t "$2" -n -L "$3" 2>/dev/null) || return 1
+  listed=${listed%%$'\n'*}
+  [[ $listed != *"(0 references)" ]]
+}
+
 # ---------------------------------------------------------------------------------------------
 
 # Step 1/8 [host-link] delete the host end veth106fd44ef41 if it is still there
-if ! test '!' -e /sys/class/net/veth106fd44ef41; then
+if ! test '!' -e /sys/class/net/veth106fd44ef41 2>/dev/null; then
   run 1 missing-ok -- ip link del dev veth106fd44ef41 || { FAILED+=(1); KEEP_ADDRESSES=1; }
 fi
 
 # Step 2/8 [masquerade[0].jump[0]] stop sending traffic from 10.20.0.2/32 through CNI-341c64caf8d4656260708f60
 run 2 missing-ok -- iptables -w -t nat -D POSTROUTING -s 10.20.0.2/32 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j CNI-341c64caf8d4656260708f60 || FAILED+=(2)
 
-# Step 3/8 [masquerade[0].flush] empty the masquerade chain CNI-341c64caf8d4656260708f60 (IPv4)
-run 3 missing-ok -- iptables -w -t nat -F CNI-341c64caf8d4656260708f60 || FAILED+=(3)
+# Step 3/8 [masquerade[0].flush] empty the masquerade chain CNI-341c64caf8d4656260708f60 (IPv4) unless another interface of this container still uses it
+#   why:  deleting the chain fails while a jump still uses it, and then the whole transaction is undone: the flush runs only together with the deletion, or after the probe found no jump
+if ! cnish-chain-used 4 nat CNI-341c64caf8d4656260708f60 2>/dev/null; then
+  run 3 missing-ok -- iptables -w -t nat -F CNI-341c64caf8d4656260708f60 || FAILED+=(3)
+fi
 
-# Step 4/8 [masquerade[0].chain] delete the masquerade chain CNI-341c64caf8d4656260708f60 (IPv4)
-run 4 missing-ok -- iptables -w -t nat -X CNI-341c64caf8d4656260708f60 || FAILED+=(4)
+# Step 4/8 [masquerade[0].chain] delete the masquerade chain CNI-341c64caf8d4656260708f60 (IPv4) unless another interface of this container still uses it
+if ! cnish-chain-used 4 nat CNI-341c64caf8d4656260708f60 2>/dev/null; then
+  run 4 missing-ok -- iptables -w -t nat -X CNI-341c64caf8d4656260708f60 || FAILED+=(4)
+fi
 
 # Step 5/8 [masquerade[1].jump[0]] stop sending traffic from fd20::2/128 through CNI-341c64caf8d4656260708f60
 run 5 missing-ok -- ip6tables -w -t nat -D POSTROUTING -s fd20::2/128 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j CNI-341c64caf8d4656260708f60 || FAILED+=(5)
 
-# Step 6/8 [masquerade[1].flush] empty the masquerade chain CNI-341c64caf8d4656260708f60 (IPv6)
-run 6 missing-ok -- ip6tables -w -t nat -F CNI-341c64caf8d4656260708f60 || FAILED+=(6)
+# Step 6/8 [masquerade[1].flush] empty the masquerade chain CNI-341c64caf8d4656260708f60 (IPv6) unless another interface of this container still uses it
+#   why:  deleting the chain fails while a jump still uses it, and then the whole transaction is undone: the flush runs only together with the deletion, or after the probe found no jump
+if ! cnish-chain-used 6 nat CNI-341c64caf8d4656260708f60 2>/dev/null; then
+  run 6 missing-ok -- ip6tables -w -t nat -F CNI-341c64caf8d4656260708f60 || FAILED+=(6)
+fi
 
-# Step 7/8 [masquerade[1].chain] delete the masquerade chain CNI-341c64caf8d4656260708f60 (IPv6)
-run 7 missing-ok -- ip6tables -w -t nat -X CNI-341c64caf8d4656260708f60 || FAILED+=(7)
+# Step 7/8 [masquerade[1].chain] delete the masquerade chain CNI-341c64caf8d4656260708f60 (IPv6) unless another interface of this container still uses it
+if ! cnish-chain-used 6 nat CNI-341c64caf8d4656260708f60 2>/dev/null; then
+  run 7 missing-ok -- ip6tables -w -t nat -X CNI-341c64caf8d4656260708f60 || FAILED+=(7)
+fi
 
 # Step 8/8 [release] release every address ctr1/eth0 holds in /nonexistent/cnish-golden/ptpnet
 # The interface may still hold the addresses if it could not be deleted: keep them reserved.
