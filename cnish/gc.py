@@ -60,6 +60,30 @@ def stale_chains(save_output: str, network: str, valid_cids: set) -> list:
             for chain, cid in sorted(owner.items()) if cid not in valid_cids]
 
 
+def stale_jumps(save_output: str, network: str, stale_sources: set) -> list:
+    """POSTROUTING jumps (reference naming) of `network` that send traffic from an address of
+    a stale interface to the chain its container's other, valid interfaces still use:
+    `stale_sources` holds (container id, address) pairs (host-local's stale reservations)."""
+    out = []
+    prefix = f'name: "{network}" id: "'
+    for line in save_output.splitlines():
+        if not line.startswith("-A POSTROUTING ") or "-s" not in line:
+            continue
+        try:
+            tokens = shlex.split(line)
+        except ValueError:
+            continue
+        comment = tokens[tokens.index("--comment") + 1] if "--comment" in tokens else ""
+        target = tokens[tokens.index("-j") + 1] if "-j" in tokens else ""
+        if not (comment.startswith(prefix) and comment.endswith('"') and target.startswith("CNI-")):
+            continue
+        source = tokens[tokens.index("-s") + 1].split("/")[0]
+        cid = comment[len(prefix):-1]
+        if (cid, source) in stale_sources:
+            out.append({"chain": target, "cid": cid, "source": source, "rule": tokens[2:]})
+    return out
+
+
 def stale_veths(link_json: str, network: str, valid: set) -> list:
     """Host veth ends labelled by cnish (names.veth_label) of stale attachments."""
     from cnish.names import label_attachment
@@ -81,14 +105,14 @@ def stale_owners(store, valid: set) -> list:
     """Owners (cid, ifname) of reservations in a host-local store that are not valid."""
     valid_cids = {cid for cid, _ in valid}
     owners = {}
-    for _name, content in store.entries():
+    for name, content in store.entries():
         cid, _, ifname = content.strip().partition("\r\n")
         stale = (cid, ifname) not in valid if ifname else cid not in valid_cids
         if stale:
-            owners[(cid, ifname)] = True
+            owners.setdefault((cid, ifname), []).append(name)
     from cnish.store import owner_key
-    return [{"cid": cid, "ifname": ifname, "key": owner_key(cid, ifname)}
-            for cid, ifname in owners]
+    return [{"cid": cid, "ifname": ifname, "key": owner_key(cid, ifname), "ips": ips}
+            for (cid, ifname), ips in owners.items()]
 
 
 def veth_plugin_values(op) -> dict:
@@ -96,12 +120,18 @@ def veth_plugin_values(op) -> dict:
     chains and reservations of this network (from the facts the recipes read)."""
     valid = op.valid_attachments
     cids = {cid for cid, _ in valid}
-    chains = []
+    ipam = op.ipam_gc(valid)
+    # addresses of stale interfaces whose containers still have a valid one (host-local)
+    sources = {(owner["cid"], ip) for owner in ipam.get("stale", ())
+               if owner["cid"] in cids for ip in owner.get("ips", ())}
+    chains, jumps = [], []
     for version in (4, 6):
         saved = op.fact(f"nat-v{version}")
         if saved is not None and saved.returncode == 0:
             for chain in stale_chains(saved.stdout, op.name, cids):
                 chains.append(dict(chain, version=version))
+            for jump in stale_jumps(saved.stdout, op.name, sources) if sources else ():
+                jumps.append(dict(jump, version=version))
     links = op.fact("veths")
     veths = stale_veths(links.stdout, op.name, valid) if links and links.returncode == 0 else []
-    return {"stale_veths": veths, "stale_chains": chains, "ipam": op.ipam_gc(valid)}
+    return {"stale_veths": veths, "stale_chains": chains, "stale_jumps": jumps, "ipam": ipam}

@@ -723,3 +723,27 @@ def test_the_chain_used_probe_answers_as_the_script_function_does(lab):
         assert answers(version) == (0, 0)
         host.run(tool, "-w", "-t", "nat", "-A", "OUTPUT", "-j", "CNI-probe")
         assert answers(version) == (0, 0)
+
+
+def test_gc_removes_the_jump_of_a_stale_interface_whose_container_is_valid(lab):
+    """GC told that only eth0 of a container is valid: eth1's veth, reservation and
+    masquerade jump go; the chain they shared stays for eth0, whose CHECK still passes."""
+    host, c = lab.host(), lab.netns()
+    conf = bridge_conf(lab, cniVersion="1.1.0")
+    results = {}
+    for ifname in ("eth0", "eth1"):
+        rc, results[ifname], err = host.cni("ADD", conf, c, ifname=ifname)
+        assert rc == 0, err
+    before = nat_rules(host)
+    valid = [{"containerID": "ctr1", "ifname": "eth0"}]
+    rc, out, err = host.cni("GC", dict(conf, **{"cni.dev/valid-attachments": valid}), None,
+                           cid="", ifname="")
+    assert rc == 0, (out, err)
+    assert nat_rules(host) == [r for r in before if "-s 10.77.0.3/32" not in r]
+    assert not any(k.endswith("/10.77.0.3") for k in store_files(lab.data_dir))
+    assert results["eth1"]["interfaces"][1]["name"] not in host.run("ip", "-o", "link").stdout
+    rc, out, err = host.cni("CHECK", dict(conf, prevResult=results["eth0"]), c)
+    assert rc == 0, err
+    rc, out, err = host.cni("DEL", dict(conf, prevResult=results["eth0"]), c)
+    assert rc == 0, err
+    assert _masq_state(host) == []

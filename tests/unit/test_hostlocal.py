@@ -430,6 +430,8 @@ def test_gc_finds_stale_owners_by_container_and_interface(tmp_path):
     stale = gc.stale_owners(store.Store(str(tmp_path), "net1"), {("c1", "eth0"), ("c2", "eth9")})
     assert sorted((o["cid"], o["ifname"]) for o in stale) == [("c1", "eth1"), ("c3", "")]
     assert all(o["key"] == store.owner_key(o["cid"], o["ifname"]) for o in stale)
+    assert {(o["cid"], tuple(o["ips"])) for o in stale} == {("c1", ("10.0.0.3",)),
+                                                             ("c3", ("10.0.0.5",))}
 
 
 def test_gc_finds_stale_chains_of_its_own_network_only():
@@ -451,3 +453,24 @@ def test_gc_finds_stale_chains_of_its_own_network_only():
     assert [(s["chain"], s["cid"]) for s in stale] == [("CNI-aaa", "gone")]
     assert stale[0]["jumps"] == [["-s", "10.1.0.2/32", "-m", "comment",     # the rule's spec
                                   "--comment", 'name: "A" id: "gone"', "-j", "CNI-aaa"]]
+
+
+def test_gc_finds_the_jumps_of_stale_interfaces_of_a_valid_container():
+    """Interfaces eth0 (valid) and eth1 (stale) of container "live" share its chain: GC
+    removes only the jump from eth1's address, and only with network A's comment and the
+    container id that holds the stale reservation."""
+    from cnish import gc
+    jump = '-A POSTROUTING -s {} -m comment --comment "name: \\"{}\\" id: \\"{}\\"" -j {}'
+    save = "\n".join([
+        "*nat",
+        jump.format("10.1.0.2/32", "A", "live", "CNI-bbb"),        # eth0: valid
+        jump.format("10.1.0.3/32", "A", "live", "CNI-bbb"),        # eth1: stale
+        jump.format("10.1.0.3/32", "B", "live", "CNI-ccc"),        # another network's
+        jump.format("10.1.0.3/32", "A", "other", "CNI-ddd"),       # another container's
+        '-A POSTROUTING -s 10.1.0.3/32 -j MASQUERADE',             # not a CNI chain
+        '-A POSTROUTING -s 10.1.0.3/32 -m comment --comment "unbalanced -j CNI-x',
+        "COMMIT"])
+    stale = gc.stale_jumps(save, "A", {("live", "10.1.0.3")})
+    assert [(s["chain"], s["cid"], s["source"]) for s in stale] == [("CNI-bbb", "live", "10.1.0.3")]
+    assert stale[0]["rule"] == ["-s", "10.1.0.3/32", "-m", "comment",
+                                "--comment", 'name: "A" id: "live"', "-j", "CNI-bbb"]
