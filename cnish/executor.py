@@ -18,7 +18,10 @@ The executor knows steps, commands and tools — nothing about bridges or addres
   reported together.
 
 Consecutive commands of one tool in one namespace are sent to the tool's batch mode
-(batching.py); a batch failure is traced back to its step, so rollback stays per step.
+(batching.py); a batch failure is traced back to its step, so rollback stays per step. A step
+that runs on its own (its iptables-restore transaction failed and is replayed one step at a
+time, or nothing could be batched with it) first asks its `skip_if_unbatched` probe, if it
+has one: how two interfaces of one container share a masquerade chain (plans/README.md).
 """
 
 from cnish import batching, natives
