@@ -362,12 +362,12 @@ def fault_env(wrap_dir, targets, mode: str = "fail", tools=()) -> dict:
             "CNISH_FAULT_MODE": mode}
 
 
-def plan_steps(node, conf, container, command="add", cid="ctr1", tmp=None):
+def plan_steps(node, conf, container, command="add", cid="ctr1", tmp=None, ifname="eth0"):
     """The JSON plan cnish would run (a dry-run through the operator CLI)."""
     path = Path(tmp or node.lab.tmp) / f"plan-{unique('p')}.conf"
     path.write_text(json.dumps(conf))
     out = node.run(*cnish_command(), command, conf["name"], container, "--config", str(path),
-                   "--cid", cid, "--dry-run", "--format", "json").stdout
+                   "--cid", cid, "-i", ifname, "--dry-run", "--format", "json").stdout
     return json.loads(out)["steps"]
 
 

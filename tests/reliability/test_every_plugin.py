@@ -160,3 +160,45 @@ def test_crash_after_each_step_then_del_cleans_up(lab, tmp_path, case):
         host.settle(c)
         count("crashes survived")
     assert crashed >= len(steps) - 6
+
+
+def test_each_step_of_a_second_interface_fails_once_and_the_first_is_untouched(lab, tmp_path):
+    """eth1 of a container whose eth0 is on the same ipMasq network: eth1's ADD shares eth0's
+    masquerade chain, so its rollback must leave that chain, its rules and eth0's jump alone.
+    Each step of eth1's ADD fails once; the host must be as before (eth0 attached). A step
+    that does not run in the shared case (the bridge exists; the chain's rules are there)
+    lets the ADD succeed, and its DEL must then give the same state back."""
+    host, c = lab.host(), lab.netns()
+    two = {"type": "host-local", "dataDir": lab.data_dir,
+           "ranges": [[{"subnet": "10.96.0.0/24", "rangeStart": "10.96.0.5",
+                        "rangeEnd": "10.96.0.6"}],
+                      [{"subnet": "fd96::/64", "rangeStart": "fd96::5", "rangeEnd": "fd96::6"}]]}
+    conf = {"cniVersion": "1.1.0", "name": unique("net"), "type": "bridge",
+            "bridge": "cni-every2", "isGateway": True, "ipMasq": True, "ipam": two}
+    rc, first, err = host.cni("ADD", conf, c)
+    assert rc == 0, (first, err)
+    warm_up_eth1 = host.cni("ADD", conf, c, ifname="eth1")
+    assert warm_up_eth1[0] == 0, warm_up_eth1
+    assert host.cni("DEL", conf, c, ifname="eth1")[0] == 0
+    host.settle(c)
+    wrap = tmp_path / "wrap"
+    wrap.mkdir()
+    steps = plan_steps(host, conf, c, ifname="eth1")
+    before = host.state(c)
+    failed = 0
+    for step in steps:
+        env = fault_env(wrap, [strip_netns(step["argv"])], "fail")
+        rc, out, err = host.cni("ADD", conf, c, ifname="eth1", path_prefix=str(wrap),
+                               extra_env=env)
+        count("faults injected (a second interface's step k fails)")
+        if rc == 0:
+            assert step.get("skipIf") or step.get("skipIfUnbatched"), (step["id"], out, err)
+            assert host.cni("DEL", dict(conf, prevResult=out), c, ifname="eth1")[0] == 0
+        else:
+            assert out["code"] == 100 and f"step {step['n']} ({step['id']})" in out["msg"], out
+            failed += 1
+        host.settle(c)
+        assert host.state(c) == before, step["id"]
+        count("faults survived")
+    assert failed >= len(steps) - 6
+    assert host.cni("CHECK", dict(conf, prevResult=first), c)[0] == 0
