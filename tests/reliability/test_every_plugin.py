@@ -162,12 +162,10 @@ def test_crash_after_each_step_then_del_cleans_up(lab, tmp_path, case):
     assert crashed >= len(steps) - 6
 
 
-def test_each_step_of_a_second_interface_fails_once_and_the_first_is_untouched(lab, tmp_path):
-    """eth1 of a container whose eth0 is on the same ipMasq network: eth1's ADD shares eth0's
-    masquerade chain, so its rollback must leave that chain, its rules and eth0's jump alone.
-    Each step of eth1's ADD fails once; the host must be as before (eth0 attached). A step
-    that does not run in the shared case (the bridge exists; the chain's rules are there)
-    lets the ADD succeed, and its DEL must then give the same state back."""
+def second_interface(lab, tmp_path):
+    """A container with eth0 on an ipMasq bridge network that has one address per family left
+    for eth1 (so every ADD of eth1 plans the same commands), eth1's ADD plan, and a wrapper
+    directory. eth1 was added and deleted once, so the range sets' cursors stay put."""
     host, c = lab.host(), lab.netns()
     two = {"type": "host-local", "dataDir": lab.data_dir,
            "ranges": [[{"subnet": "10.96.0.0/24", "rangeStart": "10.96.0.5",
@@ -177,28 +175,70 @@ def test_each_step_of_a_second_interface_fails_once_and_the_first_is_untouched(l
             "bridge": "cni-every2", "isGateway": True, "ipMasq": True, "ipam": two}
     rc, first, err = host.cni("ADD", conf, c)
     assert rc == 0, (first, err)
-    warm_up_eth1 = host.cni("ADD", conf, c, ifname="eth1")
-    assert warm_up_eth1[0] == 0, warm_up_eth1
+    rc, out, err = host.cni("ADD", conf, c, ifname="eth1")
+    assert rc == 0, (out, err)
     assert host.cni("DEL", conf, c, ifname="eth1")[0] == 0
     host.settle(c)
     wrap = tmp_path / "wrap"
     wrap.mkdir()
-    steps = plan_steps(host, conf, c, ifname="eth1")
+    return host, c, conf, first, plan_steps(host, conf, c, ifname="eth1"), wrap
+
+
+def test_each_step_of_a_second_interface_fails_once_and_the_first_is_untouched(lab, tmp_path):
+    """eth1 of a container whose eth0 is on the same ipMasq network: eth1's ADD shares eth0's
+    masquerade chain, so its rollback must leave that chain, its rules and eth0's jump alone.
+    Each step of eth1's ADD fails once; the host must be as before (eth0 attached). A step
+    that does not run in the shared case (the bridge exists; the chain's rules are there)
+    lets the ADD succeed, and its DEL must then give the same state back."""
+    host, c, conf, first, steps, wrap = second_interface(lab, tmp_path)
     before = host.state(c)
     failed = 0
     for step in steps:
         env = fault_env(wrap, [strip_netns(step["argv"])], "fail")
         rc, out, err = host.cni("ADD", conf, c, ifname="eth1", path_prefix=str(wrap),
                                extra_env=env)
-        count("faults injected (a second interface's step k fails)")
         if rc == 0:
             assert step.get("skipIf") or step.get("skipIfUnbatched"), (step["id"], out, err)
             assert host.cni("DEL", dict(conf, prevResult=out), c, ifname="eth1")[0] == 0
         else:
+            count("faults injected (a second interface's step k fails)")
             assert out["code"] == 100 and f"step {step['n']} ({step['id']})" in out["msg"], out
             failed += 1
         host.settle(c)
         assert host.state(c) == before, step["id"]
-        count("faults survived")
+        if rc != 0:
+            count("faults survived")
     assert failed >= len(steps) - 6
+    assert host.cni("CHECK", dict(conf, prevResult=first), c)[0] == 0
+
+
+def test_crash_after_each_step_of_a_second_interface_then_del_leaves_the_first(lab, tmp_path):
+    """The same second interface, cnish SIGKILLed right after each step of its ADD: the
+    runtime's DEL of eth1 (without prevResult) gives the state back with eth0 whole, the
+    chain they share included."""
+    host, c, conf, first, steps, wrap = second_interface(lab, tmp_path)
+    before = reservations_only(host.state(c))
+    crashed = 0
+    for step in steps:
+        env = fault_env(wrap, [strip_netns(step["argv"])], "crash")
+        rc, out, err = host.cni("ADD", conf, c, ifname="eth1", path_prefix=str(wrap),
+                               extra_env=env)
+        crash = rc != 0
+        if crash:
+            assert rc in (-9, 137) or out is None, (step["id"], rc, out, err)
+            count("crashes injected (a second interface, SIGKILL after step k)")
+            crashed += 1
+        else:           # the step did not run or did not succeed (its object is there: the
+            # bridge, the chain's rules; the chain, whose -N fails): nothing to crash after
+            assert step.get("skipIf") or step.get("skipIfUnbatched") or step.get("onExists"), \
+                (step["id"], out, err)
+        rc, out, err = host.cni("DEL", conf, c, ifname="eth1")
+        assert rc == 0, (step["id"], out, err)
+        host.settle(c)
+        assert reservations_only(host.state(c)) == before, step["id"]
+        if crash:
+            count("crashes survived")
+    # every step that has to run in the shared case (no probe, no "exists") did crash
+    assert crashed >= len([s for s in steps if not (s.get("skipIf") or s.get("skipIfUnbatched")
+                                                    or s.get("onExists"))])
     assert host.cni("CHECK", dict(conf, prevResult=first), c)[0] == 0
