@@ -76,6 +76,33 @@ def test_ptp_routes_each_container_through_the_host(lab):
     assert ping(c2, "10.85.0.1")               # the other container is untouched
 
 
+def test_ptp_two_interfaces_of_one_container_share_the_masquerade_chain(lab):
+    """ptp includes the same masquerade recipe as bridge: eth0 and eth1 of one container on
+    one ipMasq ptp network share the chain; eth0's DEL leaves eth1 masqueraded and working,
+    eth1's removes the chain."""
+    host, c = lab.host(), lab.netns()
+    net = conf(lab, "ptp", ipMasq=True, ipam=hostlocal(lab, "10.87.0.0/24", "fd87::/64"))
+    results = {}
+    for ifname in ("eth0", "eth1"):
+        rc, results[ifname], err = host.cni("ADD", net, c, ifname=ifname)
+        assert rc == 0, (ifname, results[ifname], err)
+    rules = nat(host)
+    # one chain (of the same name in each family's table), four jumps: two per family
+    assert len({l.split()[-1] for l in rules if l.startswith("-A POSTROUTING")}) == 1
+    assert len([l for l in rules if l.startswith("-A POSTROUTING")]) == 4
+    assert host.cni("DEL", dict(net, prevResult=results["eth0"]), c)[0] == 0
+    left = nat(host)
+    assert [l for l in left if l.startswith("-A POSTROUTING")] == [
+        l for l in rules if l.startswith("-A POSTROUTING") and "10.87.0.2/" not in l
+        and "fd87::2/" not in l]
+    assert sorted(l.split(" -j ")[-1] for l in left if l.startswith("-A CNI-")) == [
+        "ACCEPT", "ACCEPT", "MASQUERADE", "MASQUERADE"]
+    assert host.cni("CHECK", dict(net, prevResult=results["eth1"]), c, ifname="eth1")[0] == 0
+    assert ping(c, "10.87.0.1")
+    assert host.cni("DEL", dict(net, prevResult=results["eth1"]), c, ifname="eth1")[0] == 0
+    assert nat(host) == []
+
+
 # -------------------------------------------------------------------------------------- macvlan
 
 @pytest.fixture
