@@ -298,7 +298,9 @@ class Executor:
             if ok and step.expect == "output":
                 ok = res.stdout.strip() != ""
             elif ok and isinstance(step.expect, dict):
-                ok = step.expect["contains"] in res.stdout
+                wanted = step.expect["contains"]
+                ok = all(text in res.stdout for text in
+                         (wanted if isinstance(wanted, list) else [wanted]))
             if not ok:
                 problems.append((step, res))
         if self.log:

@@ -153,7 +153,9 @@ def bind(template_steps: list, att: dict, first: int = 1) -> list:
         step.check = _command(raw["check"], att)
         expect = raw.get("expect")
         if isinstance(expect, dict):
-            expect = {"contains": fill(expect["contains"], att)}
+            wanted = expect["contains"]
+            expect = {"contains": [fill(t, att) for t in wanted] if isinstance(wanted, list)
+                      else fill(wanted, att)}
         step.expect = expect
         step.skip_if = _command(raw["skip_if"], att)
         step.skip_if_unbatched = _command(raw.get("skip_if_unbatched"), att)

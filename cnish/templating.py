@@ -228,8 +228,12 @@ class Renderer:
             expect = spec.expect
             if isinstance(expect, dict):
                 text = self.value(expect["contains"], ctx)
+                if isinstance(text, (list, tuple)):     # every one of these texts
+                    texts = [str(t) for t in text if t is not None]
+                    text = texts if len(texts) > 1 else (texts[0] if texts else None)
                 # (none: this attachment has nothing particular to look for; any output will do)
-                expect = "output" if text is None else {"contains": str(text)}
+                expect = "output" if text is None else {
+                    "contains": text if isinstance(text, list) else str(text)}
             return {
                 "id": step_id,
                 "description": self.text(spec.describe, ctx),

@@ -74,8 +74,9 @@ def masq_backend(f) -> None:
 
 def container(att: dict, ips: list, wanted_routes: list, link_step: str,
               ndisc_notify: bool = False, noprefixroute: bool = False, mtu: int = 0) -> dict:
-    """Fill the fields plans/container-ip.toml reads. With `mtu`, refuse IPv6 addresses on a
-    link whose MTU is below IPv6's minimum (what IPAM hands out is only known now)."""
+    """Fill the fields plans/container-ip.toml reads. With `mtu` (the link's, which CHECK
+    compares), refuse IPv6 addresses on a link whose MTU is below IPv6's minimum (what IPAM
+    hands out is only known now)."""
     att["ips"] = addresses(ips, noprefixroute)
     if mtu and mtu < 1280 and any(ip["version"] == 6 for ip in att["ips"]):
         raise invalid_config("mtu", mtu, "must be at least 1280 for IPv6 addresses")
@@ -84,6 +85,7 @@ def container(att: dict, ips: list, wanted_routes: list, link_step: str,
     att["routes"] = routes(att["ips"], wanted_routes)
     att["link_step"] = link_step
     att["ndisc_notify"] = ndisc_notify
+    att["mtu"] = mtu            # the MTU the plugin gave the link (CHECK), 0: the kernel's
     return att
 
 

@@ -145,6 +145,7 @@ def prepare(op) -> dict:
     common.container(att, ips, routes,
                      link_step="link-in-container" if op.conf.linkInContainer else "link",
                      ndisc_notify=kind in ("macvlan", "ipvlan"))
+    att["mtu"] = op.conf.mtu        # (0: the master's; CHECK then does not compare it)
     att["ipam"] = ipam_att
     return att
 

@@ -475,15 +475,18 @@ class RecordingRunner:
         return self.start(argv, stdin, env).wait()
 
 
-def check_plan():
+def check_plan(**conf):
     raw = dict(RAW, prevResult={"cniVersion": "1.0.0", "interfaces": [{"name": "eth0"}],
-                                "ips": [{"address": "10.5.0.2/24", "gateway": "10.5.0.1"}]})
+                                "ips": [{"address": "10.5.0.2/24", "gateway": "10.5.0.1"}]},
+               **conf)
     plan, _ = engine.build_plan(operation(raw, "CHECK"))
     return [s for s in plan.steps if s.check is not None]
 
 
 def expected_outputs(steps) -> dict:
-    return {s.check.argv: s.expect["contains"] for s in steps if isinstance(s.expect, dict)}
+    """Check argv -> an output that holds every text its step expects."""
+    return {s.check.argv: " ".join(s.expect["contains"]) if isinstance(s.expect["contains"], list)
+            else s.expect["contains"] for s in steps if isinstance(s.expect, dict)}
 
 
 def test_check_starts_every_check_before_waiting_and_reports_all_mismatches_in_order():
@@ -513,6 +516,20 @@ def test_check_fails_a_step_that_expects_output_and_gets_none():
     with pytest.raises(CNIError) as info:
         Executor(RecordingRunner(expects)).check(steps)
     assert f"(step {wants_output[0].number})" in info.value.msg
+
+
+def test_check_wants_every_text_a_step_expects():
+    """With `mtu`, the container interface's check expects its MAC and its MTU: an output
+    with the MAC alone fails."""
+    steps = check_plan(mtu=1400)
+    (up,) = [s for s in steps if s.id == "container-up"]
+    assert isinstance(up.expect["contains"], list) and "mtu 1400 " in up.expect["contains"]
+    expects = expected_outputs(steps)
+    Executor(RecordingRunner(expects)).check(steps)
+    expects[up.check.argv] = up.expect["contains"][0]
+    with pytest.raises(CNIError) as info:
+        Executor(RecordingRunner(expects)).check(steps)
+    assert f"(step {up.number})" in info.value.msg
 
 
 def test_check_passes_when_every_check_holds():

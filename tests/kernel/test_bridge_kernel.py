@@ -747,3 +747,19 @@ def test_gc_removes_the_jump_of_a_stale_interface_whose_container_is_valid(lab):
     rc, out, err = host.cni("DEL", dict(conf, prevResult=results["eth0"]), c)
     assert rc == 0, err
     assert _masq_state(host) == []
+
+
+def test_check_sees_a_changed_container_mtu(lab):
+    """With `mtu` configured, CHECK compares the container interface's MTU too (the
+    reference's does not)."""
+    host, c = lab.host(), lab.netns()
+    conf = bridge_conf(lab, mtu=1400)
+    rc, res, err = host.cni("ADD", conf, c)
+    assert rc == 0, (res, err)
+    assert host.cni("CHECK", dict(conf, prevResult=res), c)[0] == 0
+    sh("ip", "-n", c, "link", "set", "eth0", "mtu", "1300")
+    rc, out, err = host.cni("CHECK", dict(conf, prevResult=res), c)
+    assert rc == 1 and out["code"] == 101 and "bring eth0 up" in out["msg"], out
+    sh("ip", "-n", c, "link", "set", "eth0", "mtu", "1400")
+    assert host.cni("CHECK", dict(conf, prevResult=res), c)[0] == 0
+    assert host.cni("DEL", dict(conf, prevResult=res), c)[0] == 0

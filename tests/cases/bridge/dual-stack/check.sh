@@ -46,17 +46,23 @@ undo() {
   fi
 }
 
-# check STEP EXPECT NEEDLE -- COMMAND...: EXPECT is status, output or contains.
+# check STEP EXPECT NEEDLE... -- COMMAND...: EXPECT is status, output or contains (every
+# NEEDLE).
 FAILED=()
 check() {
-  local step=$1 expect=$2 needle=$3 out status=0
-  shift 4
+  local step=$1 expect=$2 out status=0 needle found=1
+  local needles=()
+  shift 2
+  while [[ $1 != -- ]]; do needles+=("$1"); shift; done
+  shift
   out=$("$@" 2>&1) || status=$?
   if (( status == 0 )); then
     case $expect in
       status) return 0 ;;
       output) [[ -n $out ]] && return 0 ;;
-      contains) [[ $out == *"$needle"* ]] && return 0 ;;
+      contains)
+        for needle in "${needles[@]}"; do [[ $out == *"$needle"* ]] || found=0; done
+        (( found )) && return 0 ;;
     esac
   fi
   printf 'cnish: check of step %s failed: %s\n' "$step" "${out:-no output}" >&2
@@ -211,7 +217,7 @@ check 20 contains ' 10.12.0.10/24 ' -- nsenter --net=/var/run/netns/cnish-test i
 check 21 contains ' fd12::2/64 ' -- nsenter --net=/var/run/netns/cnish-test ip -o addr show dev eth0 to fd12::2
 
 # Check of ADD step 22 [container-up] lesson step 7: bring eth0 up inside the container
-check 22 contains 52:7f:62:49:1d:58 -- nsenter --net=/var/run/netns/cnish-test ip -o link show dev eth0 up
+check 22 contains 52:7f:62:49:1d:58 'mtu 1400 ' -- nsenter --net=/var/run/netns/cnish-test ip -o link show dev eth0 up
 
 # Check of ADD step 23 [route[0]] route 0.0.0.0/0 via 10.12.0.1 through eth0
 #   why:  prepend, like the reference: a container on several networks may already have a route to the same destination (a default route) through another interface

@@ -46,17 +46,23 @@ undo() {
   fi
 }
 
-# check STEP EXPECT NEEDLE -- COMMAND...: EXPECT is status, output or contains.
+# check STEP EXPECT NEEDLE... -- COMMAND...: EXPECT is status, output or contains (every
+# NEEDLE).
 FAILED=()
 check() {
-  local step=$1 expect=$2 needle=$3 out status=0
-  shift 4
+  local step=$1 expect=$2 out status=0 needle found=1
+  local needles=()
+  shift 2
+  while [[ $1 != -- ]]; do needles+=("$1"); shift; done
+  shift
   out=$("$@" 2>&1) || status=$?
   if (( status == 0 )); then
     case $expect in
       status) return 0 ;;
       output) [[ -n $out ]] && return 0 ;;
-      contains) [[ $out == *"$needle"* ]] && return 0 ;;
+      contains)
+        for needle in "${needles[@]}"; do [[ $out == *"$needle"* ]] || found=0; done
+        (( found )) && return 0 ;;
     esac
   fi
   printf 'cnish: check of step %s failed: %s\n' "$step" "${out:-no output}" >&2
