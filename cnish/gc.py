@@ -32,11 +32,9 @@ def valid_attachments(raw: dict) -> set:
     return set()
 
 
-def stale_chains(save_output: str, network: str, valid_cids: set) -> list:
-    """Masquerade chains (reference naming) of `network` whose container id is not valid,
-    with the exact POSTROUTING rules that jump to them, from `iptables-save -t nat`."""
-    owner = {}          # chain -> container id, from the comment on its rules
-    jumps = {}
+def _network_rules(save_output: str, network: str):
+    """(chain, tokens, container id, jump target) of every rule in `iptables-save -t nat`
+    output that carries `network`'s masquerade comment (the reference's wording)."""
     prefix = f'name: "{network}" id: "'
     for line in save_output.splitlines():
         if not line.startswith("-A "):
@@ -45,12 +43,19 @@ def stale_chains(save_output: str, network: str, valid_cids: set) -> list:
             tokens = shlex.split(line)
         except ValueError:
             continue
-        chain = tokens[1]
         comment = tokens[tokens.index("--comment") + 1] if "--comment" in tokens else ""
         if not comment.startswith(prefix) or not comment.endswith('"'):
             continue
-        cid = comment[len(prefix):-1]
         target = tokens[tokens.index("-j") + 1] if "-j" in tokens else ""
+        yield tokens[1], tokens, comment[len(prefix):-1], target
+
+
+def stale_chains(save_output: str, network: str, valid_cids: set) -> list:
+    """Masquerade chains (reference naming) of `network` whose container id is not valid,
+    with the exact POSTROUTING rules that jump to them, from `iptables-save -t nat`."""
+    owner = {}          # chain -> container id, from the comment on its rules
+    jumps = {}
+    for chain, tokens, cid, target in _network_rules(save_output, network):
         if chain.startswith("CNI-"):
             owner[chain] = cid
         if chain == "POSTROUTING" and target.startswith("CNI-"):
@@ -65,20 +70,10 @@ def stale_jumps(save_output: str, network: str, stale_sources: set) -> list:
     a stale interface to the chain its container's other, valid interfaces still use:
     `stale_sources` holds (container id, address) pairs (host-local's stale reservations)."""
     out = []
-    prefix = f'name: "{network}" id: "'
-    for line in save_output.splitlines():
-        if not line.startswith("-A POSTROUTING ") or "-s" not in line:
-            continue
-        try:
-            tokens = shlex.split(line)
-        except ValueError:
-            continue
-        comment = tokens[tokens.index("--comment") + 1] if "--comment" in tokens else ""
-        target = tokens[tokens.index("-j") + 1] if "-j" in tokens else ""
-        if not (comment.startswith(prefix) and comment.endswith('"') and target.startswith("CNI-")):
+    for chain, tokens, cid, target in _network_rules(save_output, network):
+        if chain != "POSTROUTING" or not target.startswith("CNI-") or "-s" not in tokens:
             continue
         source = tokens[tokens.index("-s") + 1].split("/")[0]
-        cid = comment[len(prefix):-1]
         if (cid, source) in stale_sources:
             out.append({"chain": target, "cid": cid, "source": source, "rule": tokens[2:]})
     return out
