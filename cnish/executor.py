@@ -298,9 +298,7 @@ class Executor:
             if ok and step.expect == "output":
                 ok = res.stdout.strip() != ""
             elif ok and isinstance(step.expect, dict):
-                wanted = step.expect["contains"]
-                ok = all(text in res.stdout for text in
-                         (wanted if isinstance(wanted, list) else [wanted]))
+                ok = all(text in res.stdout for text in step.expected_texts())
             if not ok:
                 problems.append((step, res))
         if self.log:

@@ -37,6 +37,12 @@ class Step:
                  "skip_if", "skip_if_unbatched", "on_exists", "on_missing", "shared", "undone_by",
                  "hint", "concurrent", "guards_addresses", "ipam")
 
+    def expected_texts(self) -> list:
+        """What the check's output must hold, every one of them (`expect = { contains }`:
+        one text, or a list of them)."""
+        wanted = self.expect["contains"]
+        return wanted if isinstance(wanted, list) else [wanted]
+
     def to_json(self) -> dict:
         out = {"n": self.number, "id": self.id, "description": self.description}
         if self.why:

@@ -39,8 +39,7 @@ def bash(plan) -> str:
     for step in plan.steps:       # the executor's tolerance rules, as the script's run modes
         modes[step.number] = "+".join(k + "-ok" for k in executor.tolerated(step)) or "strict"
         if isinstance(step.expect, dict):
-            wanted = step.expect["contains"]
-            expects[step.number] = ["contains", *(wanted if isinstance(wanted, list) else [wanted])]
+            expects[step.number] = ["contains", *step.expected_texts()]
         else:
             expects[step.number] = [step.expect or "status", ""]
     commands = [c for s in plan.steps for c in (s.run, s.undo, s.check, s.skip_if_unbatched)

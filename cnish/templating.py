@@ -227,13 +227,13 @@ class Renderer:
         try:
             expect = spec.expect
             if isinstance(expect, dict):
-                text = self.value(expect["contains"], ctx)
-                if isinstance(text, (list, tuple)):     # every one of these texts
-                    texts = [str(t) for t in text if t is not None]
-                    text = texts if len(texts) > 1 else (texts[0] if texts else None)
-                # (none: this attachment has nothing particular to look for; any output will do)
-                expect = "output" if text is None else {
-                    "contains": text if isinstance(text, list) else str(text)}
+                value = self.value(expect["contains"], ctx)
+                # one text or a list of them, every one wanted; none: this attachment has
+                # nothing particular to look for, any output will do
+                texts = [str(t) for t in (value if isinstance(value, (list, tuple)) else [value])
+                         if t is not None]
+                expect = {"contains": texts[0] if len(texts) == 1 else texts} if texts \
+                    else "output"
             return {
                 "id": step_id,
                 "description": self.text(spec.describe, ctx),
