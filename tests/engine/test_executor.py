@@ -34,7 +34,8 @@ class FakeHost:
                  fail_undo=None, batch_line="actual", restore_reason=True):
         self.ran = []
         self.errors = {}     # more failing argv -> their error
-        self.answers = {}    # probe argv -> its exit status, whatever has run (not recorded)
+        self.answers = {}    # probe argv -> its exit status, whatever has run
+        self.asked = []      # the probes asked (answers and probes), in order; not in `ran`
         # False: iptables-legacy's restore, which names the failed line but not the reason
         self.restore_reason = restore_reason
         # what a failing `ip -batch` says about where it stopped: "Command failed -:N" with the
@@ -58,8 +59,10 @@ class FakeHost:
 
     def _single(self, argv):
         if argv in self.answers:
+            self.asked.append(argv)
             return self.answers[argv], ""
         if argv in self.probes and self.probes[argv] not in self.ran:
+            self.asked.append(argv)
             # a skip_if probe answers "not there yet" until its step has run, so every step
             # runs; afterwards the same argv is a step of its own (bridge-is-bridge checks
             # with the bridge step's probe) and is recorded and failed like any step
@@ -367,6 +370,7 @@ def test_del_leaves_a_chain_another_interface_still_uses(host):
     outcomes = {o.step.id: o for o in Executor(ResettingRunner(fake)).teardown(plan.steps)}
     assert outcomes[jump.id].status == "done"
     assert outcomes[flush.id].status == "skipped" and outcomes[chain.id].status == "skipped"
+    assert fake.asked.count(chain.skip_if_unbatched.argv) == 2     # once for each of the two
     # the flush was part of the failed transaction (nothing of which was applied) and never
     # ran on its own; the chain's deletion was attempted there only; the jump ran again alone
     assert flush.run.argv not in fake.ran and fake.ran.count(chain.run.argv) == 1
@@ -383,7 +387,7 @@ def test_a_batch_that_succeeds_asks_no_probe(host):
     fake._restore_steps = [s.run.argv for s in plan.steps]
     Executor(ResettingRunner(fake)).teardown(plan.steps)
     assert all(s.run.argv in fake.ran for s in _masq(plan.steps, "flush") + _masq(plan.steps, "chain"))
-    assert not [a for a in fake.ran if a[0] == "cnish-chain-used"]
+    assert not [a for a in fake.asked + fake.ran if a[0] == "cnish-chain-used"]
 
 
 def test_del_keeps_going_and_reports(host):
