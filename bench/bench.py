@@ -97,7 +97,7 @@ GATEWAY = "10.200.0.1"
 # and without IPAM, as a POSIX sh script: cnish's three tool processes with the lines that
 # change the kernel (the veth pair attached and up; the container's address, link and route;
 # the masquerade chain and rules, restored alongside the container's batch), plus the
-# container's two sysctls through nsenter, which cnish writes in-process. So its base has ~2 ms
+# container's three sysctls through nsenter, which cnish writes in-process. So its base has ~2 ms
 # of process starts more than cnish needs, and its growth with the attached containers is the
 # kernel's.
 # The addresses come from 10.200.250.0/24, which host-local (allocating from 10.200.0.2 up)
@@ -114,7 +114,8 @@ fi
 printf 'link add %s type veth peer name eth0 netns %s\\nlink set %s master {BRIDGE} up\\n' \\
     "$veth" "$netns" "$veth" | ip -batch -
 nsenter --net="$netns" sh -c 'echo 1 > /proc/sys/net/ipv4/conf/eth0/arp_notify
-                               echo 0 > /proc/sys/net/ipv6/conf/eth0/accept_dad'
+                               echo 0 > /proc/sys/net/ipv6/conf/eth0/accept_dad
+                               echo 0 > /proc/sys/net/ipv6/conf/eth0/accept_ra'
 printf '*nat\\n:%s - [0:0]\\n-A %s -d {SUBNET} -j ACCEPT\\n-A %s ! -d 224.0.0.0/4 -j MASQUERADE\\n-A POSTROUTING -s %s/32 -j %s\\nCOMMIT\\n' \\
     "$chain" "$chain" "$chain" "$ip" "$chain" | iptables-restore -w --noflush &
 printf 'addr add %s/16 dev eth0\\nlink set eth0 up\\nroute add default via {GATEWAY} dev eth0\\n' \\

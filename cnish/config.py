@@ -75,7 +75,7 @@ class Fields:
     def has(self, key: str) -> bool:
         return self.obj.get(key) is not None
 
-    def flag(self, key: str, default: bool = False) -> bool:
+    def flag(self, key: str, default: bool | None = False) -> bool | None:
         value = self.obj.get(key)
         if value is None:
             return default

@@ -39,6 +39,10 @@ def parse(f, op) -> dict:
         "mtu": f.integer("mtu", 0, 0, 65535),
         "hairpinMode": f.flag("hairpinMode"),
         "promiscMode": f.flag("promiscMode"),
+        # cnish's own key: whether containers take IPv6 router advertisements (see
+        # plans/container-ip.toml, step no-router-advertisements); unset: not when IPAM gives
+        # the container its addresses, as the kernel has it on an L2-only bridge
+        "acceptRA": f.flag("acceptRA", None),
     }
     conf["isGateway"] = f.flag("isGateway") or conf["isDefaultGateway"]
     if conf["mtu"] and conf["mtu"] < 68:
@@ -189,7 +193,8 @@ def prepare(op) -> dict:
         ipam_att, held = op.ipam_del()
         ips = common.ips_for_del(op, held)
         routes = []
-    common.container(att, ips, routes, link_step="veth", mtu=op.conf.mtu)
+    accept_ra = op.conf.acceptRA if op.conf.acceptRA is not None else not ips
+    common.container(att, ips, routes, link_step="veth", mtu=op.conf.mtu, ignore_ra=not accept_ra)
     att["gateways"] = _gateways(att["ips"]) if op.conf.isGateway else []
     att["stale_addresses"] = (_stale_addresses(op, att["gateways"])
                               if op.command == "ADD" and op.conf.isGateway else [])

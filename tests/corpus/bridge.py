@@ -99,6 +99,7 @@ CASES = [
      "field": "forceAddress"},
     {"id": "hairpin-string", "set": {"hairpinMode": "on"}, "code": 7, "field": "hairpinMode"},
     {"id": "promisc-number", "set": {"promiscMode": 0}, "code": 7, "field": "promiscMode"},
+    {"id": "accept-ra-string", "set": {"acceptRA": "false"}, "code": 7, "field": "acceptRA"},
     {"id": "hairpin-and-promisc", "set": {"hairpinMode": True, "promiscMode": True}, "code": 7,
      "field": "hairpinMode"},
     {"id": "ipmasqbackend-unknown", "set": {"ipMasqBackend": "pf"}, "code": 7,

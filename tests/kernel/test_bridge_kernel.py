@@ -763,3 +763,52 @@ def test_check_sees_a_changed_container_mtu(lab):
     sh("ip", "-n", c, "link", "set", "eth0", "mtu", "1400")
     assert host.cni("CHECK", dict(conf, prevResult=res), c)[0] == 0
     assert host.cni("DEL", dict(conf, prevResult=res), c)[0] == 0
+
+
+# A rogue IPv6 router advertisement (RFC 4861 §4.2), sent to all nodes from the sending
+# namespace's interface: router lifetime 1800 s, and a prefix information option for
+# 2001:db8:bad::/64 with the on-link and autonomous flags (SLAAC). The kernel fills in the
+# ICMPv6 checksum of a raw ICMPv6 socket's packets.
+ROGUE_RA = r"""
+import socket, struct, sys
+ifname = sys.argv[1]
+ra = struct.pack("!BBHBBHII", 134, 0, 0, 64, 0, 1800, 0, 0)
+prefix = struct.pack("!BBBBIII16s", 3, 4, 64, 0xC0, 86400, 14400, 0,
+                     socket.inet_pton(socket.AF_INET6, "2001:db8:bad::"))
+s = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
+s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, 255)
+s.sendto(ra + prefix, ("ff02::1", 0, 0, socket.if_nametoindex(ifname)))
+"""
+
+
+def test_a_container_ignores_another_containers_router_advertisement(lab):
+    """Another container on the bridge cannot give a container an IPv6 default route and
+    address with a router advertisement: cnish sets accept_ra=0 on the container's interface
+    (the reference protects only the host's side). acceptRA: true keeps the kernel's default,
+    and that container does take the advertisement: the proof that it arrived."""
+    import time
+    host = lab.host()
+    victim, taker, rogue = lab.netns(), lab.netns(), lab.netns()
+    conf = bridge_conf(lab)
+    for ns, cid, c in ((victim, "victim", conf), (taker, "taker", dict(conf, acceptRA=True)),
+                       (rogue, "rogue", conf)):
+        rc, res, err = host.cni("ADD", c, ns, cid=cid)
+        assert rc == 0, (res, err)
+    accept_ra = {ns: sh("ip", "netns", "exec", ns, "cat", "/proc/sys/net/ipv6/conf/eth0/accept_ra")
+                 .stdout.strip() for ns in (victim, taker)}
+    assert accept_ra == {victim: "0", taker: "1"}
+
+    def ra_route(ns):
+        return "proto ra" in sh("ip", "-n", ns, "-6", "route", "show", "default").stdout
+
+    deadline = time.monotonic() + 10
+    while not ra_route(taker) and time.monotonic() < deadline:
+        sh("ip", "netns", "exec", rogue, sys.executable, "-c", ROGUE_RA, "eth0")
+        time.sleep(0.2)
+    assert ra_route(taker), "the rogue advertisement never arrived"
+    assert "2001:db8:bad:" in sh("ip", "-n", taker, "-6", "addr", "show", "dev", "eth0").stdout
+    assert not ra_route(victim)
+    assert "2001:db8:bad:" not in sh("ip", "-n", victim, "-6", "addr", "show", "dev", "eth0").stdout
+    for ns, cid, c in ((victim, "victim", conf), (taker, "taker", dict(conf, acceptRA=True)),
+                       (rogue, "rogue", conf)):
+        assert host.cni("DEL", c, ns, cid=cid)[0] == 0

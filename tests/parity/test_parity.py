@@ -34,6 +34,7 @@ CASES = {
     "mtu": dict(ipam=V4, mtu=1400),
     "hairpin": dict(ipam=DUAL, hairpinMode=True),
     "promisc": dict(ipam=V4, promiscMode=True),
+    "accept-ra": dict(ipam=DUAL, acceptRA=True),        # cnish's own key; the reference ignores it
     # (no gateway: the reference cannot put two IPv4 gateways on one bridge, see below; and its
     # DEL fails with two IPv4 addresses: it removes one jump rule, then cannot delete the chain)
     "range-sets": dict(isGateway=False, _ref_del_fails="CHAIN_DEL failed",
@@ -94,6 +95,11 @@ def compare(ref, ours, conf_ref, conf_ours):
     # whose own IPv6 stack never sees a frame (the bridge takes them all); one process less.
     assert all(v == "0" for v in a.pop("veth_sysctls")["accept_ra"])
     b.pop("veth_sysctls")
+    # Deliberate: cnish's container interface ignores router advertisements (accept_ra=0;
+    # the reference leaves the kernel's 1), unless the config says acceptRA: true.
+    accept_ra = "net/ipv6/conf/{ifname}/accept_ra"
+    assert a["container_sysctls"].pop(accept_ra) == "1"
+    assert b["container_sysctls"].pop(accept_ra) == ("1" if conf_ours.get("acceptRA") else "0")
     assert a == b
     assert snapshot.store(ref.lab.data_dir) == snapshot.store(ours.lab.data_dir)
     # Deliberate: cnish indexes its reservations by owner (README: the store).

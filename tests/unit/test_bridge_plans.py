@@ -30,12 +30,12 @@ def ids(p):
 def test_minimal_add_follows_the_lesson_order():
     p, att = plan(raw())
     assert ids(p) == ["reserve[0]", "bridge", "bridge-is-bridge", "bridge-up", "veth", "label",
-                      "attach", "host-up", "bridge-no-ra", "arp-notify", "no-dad", "address[0]",
-                      "container-up"]
+                      "attach", "host-up", "bridge-no-ra", "arp-notify", "no-dad",
+                      "no-router-advertisements", "address[0]", "container-up"]
     veth = p.steps[4]
     assert veth.run.argv[:5] == ("ip", "link", "add", "name", att["host_veth"])
     assert veth.undo.argv == ("ip", "link", "del", "dev", att["host_veth"])
-    assert p.steps[11].run.argv == ("nsenter", "--net=/var/run/netns/cnish-test", "ip", "addr",
+    assert p.steps[12].run.argv == ("nsenter", "--net=/var/run/netns/cnish-test", "ip", "addr",
                                    "add", "10.5.0.2/24", "dev", "eth0", "brd", "+")
 
 
@@ -70,6 +70,10 @@ def test_default_gateway_route_unless_ipam_has_one_with_a_gateway(ipam_route, ad
 
 def test_options_add_their_steps():
     assert "hairpin" in ids(plan(raw(hairpinMode=True))[0])
+    assert "no-router-advertisements" not in ids(plan(raw(acceptRA=True))[0])
+    # an L2-only bridge (no IPAM) leaves the kernel's default, unless told otherwise
+    assert "no-router-advertisements" not in ids(plan(raw(ipam={}))[0])
+    assert "no-router-advertisements" in ids(plan(raw(ipam={}, acceptRA=False))[0])
     assert "bridge-promisc" in ids(plan(raw(promiscMode=True))[0])
     p, _ = plan(raw(mtu=1400))
     assert "mtu" in p.steps[ids(p).index("veth")].run.argv
@@ -112,7 +116,7 @@ def test_requested_mac_is_used():
     ("bridge", "br 0", 7), ("bridge", "-br", 7), ("bridge", "a" * 16, 7), ("mtu", -1, 7),
     ("mtu", 70000, 7), ("mtu", 50, 7), ("mtu", "1500", 7), ("isGateway", "true", 7),
     ("vlan", 100, 2), ("macspoofchk", True, 2), ("ipMasqBackend", "nftables", 2),
-    ("ipMasqBackend", "pf", 7), ("hairpinMode", 1, 7),
+    ("ipMasqBackend", "pf", 7), ("hairpinMode", 1, 7), ("acceptRA", "yes", 7),
 ])
 def test_bad_fields_are_named(field, value, code):
     with pytest.raises(CNIError) as info:

@@ -196,25 +196,25 @@ check 9 output '' -- ip -o addr show dev golden1 to 10.11.0.1
 #   why:  a gateway forwards; host-wide and shared, never turned off again
 check 10 status '' -- grep -qxF 1 /proc/sys/net/ipv4/ip_forward
 
-# Check of ADD step 14 [address[0]] lesson step 6: assign 10.11.0.2/16 to eth0
-check 14 contains ' 10.11.0.2/16 ' -- nsenter --net=/var/run/netns/cnish-test ip -o addr show dev eth0 to 10.11.0.2
+# Check of ADD step 15 [address[0]] lesson step 6: assign 10.11.0.2/16 to eth0
+check 15 contains ' 10.11.0.2/16 ' -- nsenter --net=/var/run/netns/cnish-test ip -o addr show dev eth0 to 10.11.0.2
 
-# Check of ADD step 15 [container-up] lesson step 7: bring eth0 up inside the container
-check 15 contains 26:70:ad:f2:7b:1c -- nsenter --net=/var/run/netns/cnish-test ip -o link show dev eth0 up
+# Check of ADD step 16 [container-up] lesson step 7: bring eth0 up inside the container
+check 16 contains 26:70:ad:f2:7b:1c -- nsenter --net=/var/run/netns/cnish-test ip -o link show dev eth0 up
 
-# Check of ADD step 16 [route[0]] route 0.0.0.0/0 via 10.11.0.1 through eth0
+# Check of ADD step 17 [route[0]] route 0.0.0.0/0 via 10.11.0.1 through eth0
 #   why:  prepend, like the reference: a container on several networks may already have a route to the same destination (a default route) through another interface
-check 16 output '' -- nsenter --net=/var/run/netns/cnish-test ip -4 -o route show exact 0.0.0.0/0 via 10.11.0.1 dev eth0
+check 17 output '' -- nsenter --net=/var/run/netns/cnish-test ip -4 -o route show exact 0.0.0.0/0 via 10.11.0.1 dev eth0
 
-# Check of ADD step 18 [masquerade[0].accept[0]] do not masquerade traffic from the container to its own subnet 10.11.0.0/16
+# Check of ADD step 19 [masquerade[0].accept[0]] do not masquerade traffic from the container to its own subnet 10.11.0.0/16
 #   why:  inserted at the top, so that it comes before the masquerade rule also when another interface made the chain
-check 18 status '' -- iptables -w -t nat -C CNI-51ecab9495c29c4cd56b6316 -d 10.11.0.0/16 -m comment --comment 'name: "gwnet" id: "ctr1"' -j ACCEPT
+check 19 status '' -- iptables -w -t nat -C CNI-51ecab9495c29c4cd56b6316 -d 10.11.0.0/16 -m comment --comment 'name: "gwnet" id: "ctr1"' -j ACCEPT
 
-# Check of ADD step 19 [masquerade[0].masquerade] masquerade everything else the container sends, except multicast
-check 19 status '' -- iptables -w -t nat -C CNI-51ecab9495c29c4cd56b6316 '!' -d 224.0.0.0/4 -m comment --comment 'name: "gwnet" id: "ctr1"' -j MASQUERADE
+# Check of ADD step 20 [masquerade[0].masquerade] masquerade everything else the container sends, except multicast
+check 20 status '' -- iptables -w -t nat -C CNI-51ecab9495c29c4cd56b6316 '!' -d 224.0.0.0/4 -m comment --comment 'name: "gwnet" id: "ctr1"' -j MASQUERADE
 
-# Check of ADD step 20 [masquerade[0].jump[0]] send traffic from 10.11.0.2/32 through CNI-51ecab9495c29c4cd56b6316
-check 20 status '' -- iptables -w -t nat -C POSTROUTING -s 10.11.0.2/32 -m comment --comment 'name: "gwnet" id: "ctr1"' -j CNI-51ecab9495c29c4cd56b6316
+# Check of ADD step 21 [masquerade[0].jump[0]] send traffic from 10.11.0.2/32 through CNI-51ecab9495c29c4cd56b6316
+check 21 status '' -- iptables -w -t nat -C POSTROUTING -s 10.11.0.2/32 -m comment --comment 'name: "gwnet" id: "ctr1"' -j CNI-51ecab9495c29c4cd56b6316
 
 # ---------------------------------------------------------------------------------------------
 if (( ${#FAILED[@]} )); then

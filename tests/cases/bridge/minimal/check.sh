@@ -188,11 +188,11 @@ check 5 status '' -- test -e /sys/class/net/veth8919c6ba970
 # Check of ADD step 7 [attach] lesson step 5: attach veth8919c6ba970 to the bridge golden0
 check 7 status '' -- test -e /sys/class/net/golden0/brif/veth8919c6ba970
 
-# Check of ADD step 12 [address[0]] lesson step 6: assign 10.10.0.2/24 to eth0
-check 12 contains ' 10.10.0.2/24 ' -- nsenter --net=/var/run/netns/cnish-test ip -o addr show dev eth0 to 10.10.0.2
+# Check of ADD step 13 [address[0]] lesson step 6: assign 10.10.0.2/24 to eth0
+check 13 contains ' 10.10.0.2/24 ' -- nsenter --net=/var/run/netns/cnish-test ip -o addr show dev eth0 to 10.10.0.2
 
-# Check of ADD step 13 [container-up] lesson step 7: bring eth0 up inside the container
-check 13 contains f2:f8:2c:48:e1:3f -- nsenter --net=/var/run/netns/cnish-test ip -o link show dev eth0 up
+# Check of ADD step 14 [container-up] lesson step 7: bring eth0 up inside the container
+check 14 contains f2:f8:2c:48:e1:3f -- nsenter --net=/var/run/netns/cnish-test ip -o link show dev eth0 up
 
 # ---------------------------------------------------------------------------------------------
 if (( ${#FAILED[@]} )); then

@@ -196,11 +196,11 @@ check 9 output '' -- ip -o addr show dev golden4 to 10.14.0.1
 #   why:  a gateway forwards; host-wide and shared, never turned off again
 check 10 status '' -- grep -qxF 1 /proc/sys/net/ipv4/ip_forward
 
-# Check of ADD step 14 [address[0]] lesson step 6: assign 10.14.0.42/24 to net1
-check 14 contains ' 10.14.0.42/24 ' -- nsenter --net=/var/run/netns/cnish-test ip -o addr show dev net1 to 10.14.0.42
+# Check of ADD step 15 [address[0]] lesson step 6: assign 10.14.0.42/24 to net1
+check 15 contains ' 10.14.0.42/24 ' -- nsenter --net=/var/run/netns/cnish-test ip -o addr show dev net1 to 10.14.0.42
 
-# Check of ADD step 15 [container-up] lesson step 7: bring net1 up inside the container
-check 15 contains 0a:58:0a:0e:00:2a -- nsenter --net=/var/run/netns/cnish-test ip -o link show dev net1 up
+# Check of ADD step 16 [container-up] lesson step 7: bring net1 up inside the container
+check 16 contains 0a:58:0a:0e:00:2a -- nsenter --net=/var/run/netns/cnish-test ip -o link show dev net1 up
 
 # ---------------------------------------------------------------------------------------------
 if (( ${#FAILED[@]} )); then
