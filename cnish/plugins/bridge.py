@@ -19,7 +19,7 @@ CNI_ARGS = frozenset({"MAC"})
 # Reference options cnish does not implement (yet); refused with code 2 when set.
 UNSUPPORTED = {"vlan": (None, 0), "vlanTrunk": (None, []), "preserveDefaultVlan": (None, False),
                "macspoofchk": (None, False), "enabledad": (None, False),
-               "disableContainerInterface": (None, False), "portIsolation": (None, False)}
+               "disableContainerInterface": (None, False)}
 
 
 
@@ -39,6 +39,7 @@ def parse(f, op) -> dict:
         "mtu": f.integer("mtu", 0, 0, 65535),
         "hairpinMode": f.flag("hairpinMode"),
         "promiscMode": f.flag("promiscMode"),
+        "portIsolation": f.flag("portIsolation"),
         # cnish's own key: whether containers take IPv6 router advertisements (see
         # plans/container-ip.toml, step no-router-advertisements); unset: not when IPAM gives
         # the container its addresses, as the kernel has it on an L2-only bridge

@@ -121,7 +121,7 @@ CASES = [
     {"id": "unsupported-enabledad", "set": {"enabledad": True}, "code": 2, "field": "enabledad"},
     {"id": "unsupported-disablecontainerinterface", "set": {"disableContainerInterface": True},
      "code": 2, "field": "disableContainerInterface"},
-    {"id": "unsupported-portisolation", "set": {"portIsolation": True}, "code": 2,
+    {"id": "portisolation-string", "set": {"portIsolation": "on"}, "code": 7,
      "field": "portIsolation"},
     {"id": "unsupported-nftables", "set": {"ipMasqBackend": "nftables"}, "code": 2,
      "field": "ipMasqBackend"},

@@ -812,3 +812,28 @@ def test_a_container_ignores_another_containers_router_advertisement(lab):
     for ns, cid, c in ((victim, "victim", conf), (taker, "taker", dict(conf, acceptRA=True)),
                        (rogue, "rogue", conf)):
         assert host.cni("DEL", c, ns, cid=cid)[0] == 0
+
+
+def test_port_isolation_keeps_isolated_containers_apart(lab):
+    """portIsolation: two isolated containers cannot reach each other; each still reaches the
+    gateway and a container whose port is not isolated. CHECK sees the flag cleared."""
+    host = lab.host()
+    one, two, open_ = lab.netns(), lab.netns(), lab.netns()
+    isolated = bridge_conf(lab, portIsolation=True)
+    plain = dict(isolated, portIsolation=False)
+    results = {}
+    for ns, conf in ((one, isolated), (two, isolated), (open_, plain)):
+        rc, results[ns], err = host.cni("ADD", conf, ns, cid=ns)
+        assert rc == 0, (results[ns], err)
+    address = {ns: res["ips"][0]["address"].split("/")[0] for ns, res in results.items()}
+    assert ping(one, "10.77.0.1") and ping(two, "10.77.0.1")
+    assert ping(one, address[open_]) and ping(open_, address[two])
+    assert not ping(one, address[two])
+    veth = results[one]["interfaces"][1]["name"]
+    assert host.cni("CHECK", dict(isolated, prevResult=results[one]), one, cid=one)[0] == 0
+    host.run("ip", "link", "set", "dev", veth, "type", "bridge_slave", "isolated", "off")
+    rc, out, _ = host.cni("CHECK", dict(isolated, prevResult=results[one]), one, cid=one)
+    assert rc == 1 and "isolate the bridge port" in out["msg"], out
+    assert ping(one, address[two])                 # (the flag was what kept them apart)
+    for ns, conf in ((one, isolated), (two, isolated), (open_, plain)):
+        assert host.cni("DEL", dict(conf, prevResult=results[ns]), ns, cid=ns)[0] == 0

@@ -173,6 +173,7 @@ def attachment(draw, plugins=tuple(ADD_PLUGINS)):
         raw["forceAddress"] = draw(st.booleans())
         raw[draw(st.sampled_from(["hairpinMode", "promiscMode"]))] = draw(st.booleans())
         raw["acceptRA"] = draw(st.booleans())
+        raw["portIsolation"] = draw(st.booleans())
     if plugin in ("bridge", "ptp"):
         raw["ipMasq"] = draw(st.booleans())
     if plugin in ("bridge", "ptp", *LINK_PLUGINS):

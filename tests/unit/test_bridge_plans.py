@@ -75,6 +75,9 @@ def test_options_add_their_steps():
     assert "no-router-advertisements" not in ids(plan(raw(ipam={}))[0])
     assert "no-router-advertisements" in ids(plan(raw(ipam={}, acceptRA=False))[0])
     assert "bridge-promisc" in ids(plan(raw(promiscMode=True))[0])
+    isolated = plan(raw(portIsolation=True))[0]
+    assert ids(isolated).index("isolated") < ids(isolated).index("host-up")
+    assert "isolated" not in ids(plan(raw())[0])
     p, _ = plan(raw(mtu=1400))
     assert "mtu" in p.steps[ids(p).index("veth")].run.argv
 
