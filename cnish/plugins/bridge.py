@@ -18,8 +18,7 @@ CNI_ARGS = frozenset({"MAC"})
 
 # Reference options cnish does not implement (yet); refused with code 2 when set.
 UNSUPPORTED = {"vlan": (None, 0), "vlanTrunk": (None, []), "preserveDefaultVlan": (None, False),
-               "macspoofchk": (None, False), "enabledad": (None, False),
-               "disableContainerInterface": (None, False)}
+               "macspoofchk": (None, False), "enabledad": (None, False)}
 
 
 
@@ -40,6 +39,7 @@ def parse(f, op) -> dict:
         "hairpinMode": f.flag("hairpinMode"),
         "promiscMode": f.flag("promiscMode"),
         "portIsolation": f.flag("portIsolation"),
+        "disableContainerInterface": f.flag("disableContainerInterface"),
         # cnish's own key: whether containers take IPv6 router advertisements (see
         # plans/container-ip.toml, step no-router-advertisements); unset: not when IPAM gives
         # the container its addresses, as the kernel has it on an L2-only bridge
@@ -48,6 +48,11 @@ def parse(f, op) -> dict:
     conf["isGateway"] = f.flag("isGateway") or conf["isDefaultGateway"]
     if conf["mtu"] and conf["mtu"] < 68:
         raise invalid_config("mtu", conf["mtu"], "must be 0 (the kernel's default) or at least 68")
+    ipam = f.obj.get("ipam")
+    if conf["disableContainerInterface"] and isinstance(ipam, dict) and ipam.get("type"):
+        raise invalid_config("disableContainerInterface", True,
+                             "cannot be used with IPAM (ipam.type): the container's interface "
+                             "stays down, without addresses")
     if conf["hairpinMode"] and conf["promiscMode"]:
         raise invalid_config("hairpinMode", True,
                              "cannot set hairpin mode and promiscuous mode at the same time")
@@ -195,7 +200,8 @@ def prepare(op) -> dict:
         ips = common.ips_for_del(op, held)
         routes = []
     accept_ra = op.conf.acceptRA if op.conf.acceptRA is not None else not ips
-    common.container(att, ips, routes, link_step="veth", mtu=op.conf.mtu, ignore_ra=not accept_ra)
+    common.container(att, ips, routes, link_step="veth", mtu=op.conf.mtu, ignore_ra=not accept_ra,
+                     keep_down=op.conf.disableContainerInterface)
     att["gateways"] = _gateways(att["ips"]) if op.conf.isGateway else []
     att["stale_addresses"] = (_stale_addresses(op, att["gateways"])
                               if op.command == "ADD" and op.conf.isGateway else [])

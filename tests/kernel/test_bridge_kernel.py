@@ -837,3 +837,19 @@ def test_port_isolation_keeps_isolated_containers_apart(lab):
     assert ping(one, address[two])                 # (the flag was what kept them apart)
     for ns, conf in ((one, isolated), (two, isolated), (open_, plain)):
         assert host.cni("DEL", dict(conf, prevResult=results[ns]), ns, cid=ns)[0] == 0
+
+
+def test_disable_container_interface_leaves_the_link_down(lab):
+    """disableContainerInterface (L2-only, as the reference requires): the veth pair is made
+    and attached, the container's end stays down; CHECK passes, DEL removes it."""
+    host, c = lab.host(), lab.netns()
+    conf = bridge_conf(lab, ipam={}, isGateway=False, ipMasq=False, disableContainerInterface=True)
+    rc, res, err = host.cni("ADD", conf, c)
+    assert rc == 0, (res, err)
+    link = sh("ip", "-n", c, "-o", "link", "show", "eth0").stdout
+    assert "state DOWN" in link and "<BROADCAST,MULTICAST>" in link, link
+    veth = res["interfaces"][1]["name"]
+    assert "master cni-test0" in host.run("ip", "-o", "link", "show", veth).stdout
+    assert host.cni("CHECK", dict(conf, prevResult=res), c)[0] == 0
+    assert host.cni("DEL", dict(conf, prevResult=res), c)[0] == 0
+    assert sh("ip", "-n", c, "link", "show", "eth0", check=False).returncode != 0

@@ -78,6 +78,10 @@ def test_options_add_their_steps():
     isolated = plan(raw(portIsolation=True))[0]
     assert ids(isolated).index("isolated") < ids(isolated).index("host-up")
     assert "isolated" not in ids(plan(raw())[0])
+    # disableContainerInterface (L2-only): the container's link is made but left down
+    down = ids(plan(raw(ipam={}, disableContainerInterface=True))[0])
+    assert "veth" in down and "container-up" not in down
+    assert "container-up" in ids(plan(raw(ipam={}))[0])
     p, _ = plan(raw(mtu=1400))
     assert "mtu" in p.steps[ids(p).index("veth")].run.argv
 
