@@ -12,6 +12,12 @@
   does or there is no such chain. It asks `iptables -n -L CHAIN`, whose header counts the
   chain's references (the one probe here that starts a process: iptables has no read-only
   command whose exit status answers it); templates/script/cnish-chain-used.sh does the same.
+- `cnish-nft-delete-commented FAMILY TABLE CHAIN COMMENT`: delete the rules of an nftables
+  chain that carry COMMENT, in one transaction; nothing to do (no such rule, chain or table)
+  is success. nft deletes a rule only by its handle, which exists only once the rule does, so
+  this lists the chain with handles (`nft -a list chain ...`) and then runs one
+  `nft delete rule ... handle N ; ...`; templates/script/cnish-nft-delete-commented.sh does
+  the same.
 
 Anything else (or an unexpected argument shape) returns None and is executed for real.
 """
@@ -20,7 +26,8 @@ import os
 
 from cnish.errors import CNIError
 
-NAMES = frozenset({"test", "grep", "cnish-store", "cnish-delegate", "cnish-chain-used"})
+NAMES = frozenset({"test", "grep", "cnish-store", "cnish-delegate", "cnish-chain-used",
+                   "cnish-nft-delete-commented"})
 
 # Delegated IPAM plugins prepared by this process: plugin path -> run(command) (delegate.py).
 DELEGATES = {}
@@ -40,6 +47,8 @@ def run(argv: tuple, execute=None):
         return DELEGATES[argv[2]](argv[1])
     if tool == "cnish-chain-used" and len(argv) == 4 and argv[1] in ("4", "6") and execute:
         return _chain_used(execute, *argv[1:])
+    if tool == "cnish-nft-delete-commented" and len(argv) == 5 and execute:
+        return _nft_delete_commented(execute, *argv[1:])
     return None
 
 
@@ -50,6 +59,24 @@ def _chain_used(execute, version, table, chain):
         return 1, "", ""
     header = listed.stdout.split("\n", 1)[0]              # Chain NAME (N references)
     return (1 if header.endswith("(0 references)") else 0), "", ""
+
+
+def _nft_delete_commented(execute, family, table, chain, comment):
+    listed = execute(("nft", "-a", "list", "chain", family, table, chain))
+    if listed.returncode != 0:
+        if "No such file or directory" in listed.stderr:      # no chain or table: no rule
+            return 0, "", ""
+        return listed.returncode, listed.stdout, listed.stderr
+    marker = f'comment "{comment}" # handle '
+    handles = [line.rsplit(marker, 1)[1].strip() for line in listed.stdout.splitlines()
+               if marker in line]
+    if not handles:
+        return 0, "", ""
+    argv = ["nft"]
+    for handle in handles:
+        argv += ["delete", "rule", family, table, chain, "handle", handle, ";"]
+    deleted = execute(tuple(argv[:-1]))
+    return deleted.returncode, deleted.stdout, deleted.stderr
 
 
 def _test(args):

@@ -14,7 +14,8 @@ A few read-only probes (`test -e`, `grep -qxF`) and the IPAM store helper (`cnis
 evaluated in-process by natives.py with the same semantics as the commands the dry-run script
 runs, because a process start costs more than the whole probe — unless an executable of that
 name comes earlier in PATH than the system directories, in which case it is executed. The
-probe `cnish-chain-used` is natives.py's too, and runs one `iptables` through this runner.
+probe `cnish-chain-used` is natives.py's too, and runs one `iptables` through this runner; so is
+`cnish-nft-delete-commented`, which lists an nftables chain and deletes rules by their handles.
 """
 
 import os

@@ -18,11 +18,29 @@ CNI_ARGS = frozenset({"MAC"})
 
 # Reference options cnish does not implement (yet); refused with code 2 when set.
 UNSUPPORTED = {"vlan": (None, 0), "vlanTrunk": (None, []), "preserveDefaultVlan": (None, False),
-               "macspoofchk": (None, False), "enabledad": (None, False)}
+               "enabledad": (None, False)}
+
+# nft refuses a rule comment longer than this (the spoof check's names the attachment)
+NFT_COMMENT_MAX = 128
 
 
 
-check_early = common.check_early
+def check_early(op) -> None:
+    common.check_early(op)
+    if op.conf.get("macspoofchk") and op.runtime.container_id:
+        comment = _spoofchk(op)["comment"]
+        if len(comment) > NFT_COMMENT_MAX:
+            raise invalid_config("macspoofchk", True, "with this container id and interface name "
+                                 f"the spoof check's rule comment would exceed {NFT_COMMENT_MAX} "
+                                 "characters, more than nft takes")
+
+
+def _spoofchk(op) -> dict:
+    """The MAC spoof check's names, the reference's: both chains and every rule's comment
+    name the attachment by container id and interface name."""
+    ref = f"{op.runtime.container_id}-{op.runtime.ifname}"
+    return {"iface_chain": f"cni-br-iface-{ref}", "mac_chain": f"cni-br-iface-{ref}-mac",
+            "comment": f"macspoofchk-{ref}"}
 
 
 def parse(f, op) -> dict:
@@ -39,6 +57,7 @@ def parse(f, op) -> dict:
         "hairpinMode": f.flag("hairpinMode"),
         "promiscMode": f.flag("promiscMode"),
         "portIsolation": f.flag("portIsolation"),
+        "macspoofchk": f.flag("macspoofchk"),
         "disableContainerInterface": f.flag("disableContainerInterface"),
         # cnish's own key: whether containers take IPv6 router advertisements (see
         # plans/container-ip.toml, step no-router-advertisements); unset: not when IPAM gives
@@ -169,6 +188,8 @@ def tools(op) -> list:
     needed = ["ip", "nsenter", "sysctl"]
     if op.conf.ipMasq:
         needed += ["iptables", "iptables-restore"]
+    if op.conf.macspoofchk:
+        needed.append("nft")
     return needed
 
 
@@ -207,6 +228,8 @@ def prepare(op) -> dict:
                               if op.command == "ADD" and op.conf.isGateway else [])
     att["masq"] = common.masquerade(op, att["ips"]) if op.conf.ipMasq else []
     att["ipam"] = ipam_att
+    if op.conf.macspoofchk:
+        att["spoofchk"] = _spoofchk(op)
     return att
 
 

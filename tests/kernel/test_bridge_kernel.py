@@ -150,8 +150,9 @@ def test_bad_config_changes_nothing(lab):
 def test_dry_run_script_does_what_execution_does(lab, tmp_path):
     """The bash script from --dry-run and cnish's own execution leave identical state."""
     host, c = lab.host(), lab.netns()
-    conf = bridge_conf(lab, isDefaultGateway=True, hairpinMode=True, ipam={
-        "ranges": [[{"subnet": "10.79.0.0/24"}], [{"subnet": "fd79::/64"}]], "routes": []})
+    conf = bridge_conf(lab, isDefaultGateway=True, hairpinMode=True, portIsolation=True,
+                       macspoofchk=True, ipam={"ranges": [[{"subnet": "10.79.0.0/24"}],
+                                                          [{"subnet": "fd79::/64"}]], "routes": []})
     conf_file = tmp_path / "net.conf"
     conf_file.write_text(json.dumps(conf))
     cli = cnish_command()
@@ -198,7 +199,9 @@ def test_dry_run_script_does_what_execution_does(lab, tmp_path):
     check_script = host.run(*cli, "check", conf["name"], c, *common, "--dry-run").stdout
     (tmp_path / "check.sh").write_text(check_script)
     host.run("bash", str(tmp_path / "check.sh"))
+    assert "macspoofchk-ctr1-eth0" in host.run("nft", "list", "table", "bridge", "nat").stdout
     host.run(*cli, "del", conf["name"], c, *common)
+    assert host.state()["nftables"] == []
 
 
 # Spec 1.1.0 route fields, and each changed in turn on the live route: (as ADD made it, the
@@ -853,3 +856,37 @@ def test_disable_container_interface_leaves_the_link_down(lab):
     assert host.cni("CHECK", dict(conf, prevResult=res), c)[0] == 0
     assert host.cni("DEL", dict(conf, prevResult=res), c)[0] == 0
     assert sh("ip", "-n", c, "link", "show", "eth0", check=False).returncode != 0
+
+
+def test_macspoofchk_drops_frames_with_another_source_mac(lab):
+    """macspoofchk: the container's frames pass the bridge only with its own source MAC (the
+    reference's nftables rules, table bridge nat); CHECK sees a rule gone; DEL removes the
+    rules and chains and leaves the shared base chain empty; a failed ADD leaves none."""
+    host, c, other = lab.host(), lab.netns(), lab.netns()
+    conf = bridge_conf(lab, macspoofchk=True)
+    rc, res, err = host.cni("ADD", conf, c)
+    assert rc == 0, (res, err)
+    own_mac = res["interfaces"][2]["mac"]
+    table = host.run("nft", "list", "table", "bridge", "nat").stdout
+    assert f"ether saddr {own_mac} return comment \"macspoofchk-ctr1-eth0\"" in table, table
+    assert ping(c, "10.77.0.1")
+    sh("ip", "-n", c, "link", "set", "eth0", "address", "0a:00:00:00:00:99")
+    assert not ping(c, "10.77.0.1")                      # spoofed: dropped at the bridge
+    sh("ip", "-n", c, "link", "set", "eth0", "address", own_mac)
+    assert ping(c, "10.77.0.1")
+    assert host.cni("CHECK", dict(conf, prevResult=res), c)[0] == 0
+    handle = next(l.rsplit("# handle ", 1)[1] for l in host.run(
+        "nft", "-a", "list", "chain", "bridge", "nat", "cni-br-iface-ctr1-eth0-mac").stdout.splitlines()
+        if "drop comment" in l)
+    host.run("nft", "delete", "rule", "bridge", "nat", "cni-br-iface-ctr1-eth0-mac", "handle", handle)
+    rc, out, _ = host.cni("CHECK", dict(conf, prevResult=res), c)
+    assert rc == 1 and "whose source MAC is not" in out["msg"], out
+    for attempt in range(2):
+        assert host.cni("DEL", dict(conf, prevResult=res), c)[0] == 0, attempt
+    assert host.state()["nftables"] == []                # (the empty base chain does not count)
+
+    # A failed ADD (the container already has an eth0) takes its rules and chains back.
+    sh("ip", "-n", other, "link", "add", "eth0", "type", "veth", "peer", "name", "eth1")
+    rc, out, _ = host.cni("ADD", conf, other, cid="ctr2")
+    assert rc == 1, out
+    assert host.state()["nftables"] == []

@@ -69,7 +69,13 @@ def state(node, container: str, conf: dict, ifname: str = "eth0") -> dict:
     for tool in ("iptables-save", "ip6tables-save"):
         out = sh("ip", "netns", "exec", host, tool, "-t", "nat", check=False).stdout
         nat += sorted(l for l in out.splitlines() if l.startswith(("-A", ":CNI")))
+    # the MAC spoof check's nftables rules (macspoofchk), veth names and MACs normalized
+    listed = sh("ip", "netns", "exec", host, "nft", "list", "table", "bridge", "nat",
+                check=False).stdout
+    spoofchk = [MAC.sub("<mac>", re.sub(r"veth[0-9a-f]+", "<veth>", l.strip()))
+                for l in listed.splitlines() if l.strip()]
     return {
+        "spoofchk": spoofchk,
         "links": links,
         "bridge_addresses": addrs(host, bridge),
         "host_routes": routes(host, "-4") + routes(host, "-6"),

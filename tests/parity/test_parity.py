@@ -35,6 +35,7 @@ CASES = {
     "hairpin": dict(ipam=DUAL, hairpinMode=True),
     "promisc": dict(ipam=V4, promiscMode=True),
     "accept-ra": dict(ipam=DUAL, acceptRA=True),        # cnish's own key; the reference ignores it
+    "macspoofchk": dict(ipam=V4, macspoofchk=True),
     # (no gateway: the reference cannot put two IPv4 gateways on one bridge, see below; and its
     # DEL fails with two IPv4 addresses: it removes one jump rule, then cannot delete the chain)
     "range-sets": dict(isGateway=False, _ref_del_fails="CHAIN_DEL failed",
@@ -128,9 +129,11 @@ def test_same_result_and_state(sides, case):
                 assert rc_out[0] == 1 and bug in rc_out[1]["msg"], rc_out
             else:
                 assert rc_out[0] == 0, (side.plugin, rc_out)
-    assert snapshot.state(ours.host, ours.container, conf_ours)["nat"] == []
+    after = snapshot.state(ours.host, ours.container, conf_ours)
+    assert after["nat"] == [] and "macspoofchk" not in " ".join(after["spoofchk"])
     if not overrides.get("_ref_del_fails"):
-        assert snapshot.state(ref.host, ref.container, conf_ref)["nat"] == []
+        after = snapshot.state(ref.host, ref.container, conf_ref)
+        assert after["nat"] == [] and "macspoofchk" not in " ".join(after["spoofchk"])
         assert snapshot.store(ref.lab.data_dir) == snapshot.store(ours.lab.data_dir)
 
 
@@ -193,11 +196,13 @@ def test_two_interfaces_of_one_container_on_one_masquerading_network(sides):
     assert rc == 0 and sorted(r.split(" -j ")[-1] for r in chain_rules) == ["ACCEPT", "MASQUERADE"]
 
 
+@pytest.mark.parametrize("case", ["dual-stack", "macspoofchk"])
 @pytest.mark.parametrize("added_by,deleted_by", [("reference", "cnish"), ("cnish", "reference")])
-def test_one_plugins_attachment_removed_by_the_others_del(sides, added_by, deleted_by):
-    """Cross clean-up: same store, same chain names, so either DEL removes the other's ADD."""
+def test_one_plugins_attachment_removed_by_the_others_del(sides, added_by, deleted_by, case):
+    """Cross clean-up: same store, same chain names and rule comments, so either DEL removes
+    the other's ADD."""
     side = sides[0] if added_by == "reference" else sides[1]
-    conf = side.conf(CASES["dual-stack"], "1.0.0")
+    conf = side.conf(CASES[case], "1.0.0")
     before = side.host.state(side.container)
     rc, res, _ = side.cni("ADD", conf)
     assert rc == 0
@@ -208,4 +213,5 @@ def test_one_plugins_attachment_removed_by_the_others_del(sides, added_by, delet
     for key in ("store", "container"):
         assert reservations_only(after)[key] == reservations_only(before)[key], key
     assert rules(after) == rules(before) == []
+    assert after["nftables"] == before["nftables"] == []      # (an empty base chain counts as none)
     assert not any("veth" in l for l in after["links"])

@@ -45,7 +45,7 @@ CASES = {
                 "isDefaultGateway": True, "ipMasq": True, "hairpinMode": True,
                 "ipam": HOST_LOCAL}, None, None),
     "bridge-static": ({"type": "bridge", "bridge": "cni-every1", "isGateway": True,
-                       "ipam": STATIC}, None, None),
+                       "portIsolation": True, "macspoofchk": True, "ipam": STATIC}, None, None),
     "ptp": ({"type": "ptp", "ipMasq": True, "mtu": 1400, "ipam": HOST_LOCAL}, None, None),
     "macvlan": ({"type": "macvlan", "mode": "bridge", "ipam": HOST_LOCAL}, veth_master, None),
     "macvlan-static": ({"type": "macvlan", "ipam": STATIC}, veth_master, None),

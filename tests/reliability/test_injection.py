@@ -53,7 +53,8 @@ pytestmark = pytest.mark.kernel
 
 TOOLS = ("ip", "iptables", "ip6tables", "iptables-save", "iptables-restore",
          "ip6tables-restore", "sysctl", "nsenter", "test", "grep")
-FUNCTIONS = ("cnish-store", "cnish-delegate", "cnish-chain-used")   # defined by the script
+FUNCTIONS = ("cnish-store", "cnish-delegate", "cnish-chain-used",      # defined by the script
+             "cnish-nft-delete-commented")
 CANARY_DIR = os.path.join(tempfile.gettempdir(), f"cnish-{RUN_ID}-canary")
 CANARY = os.path.join(CANARY_DIR, "pwned")
 IP = shutil.which("ip", path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin") or "ip"
@@ -174,6 +175,7 @@ def attachment(draw, plugins=tuple(ADD_PLUGINS)):
         raw[draw(st.sampled_from(["hairpinMode", "promiscMode"]))] = draw(st.booleans())
         raw["acceptRA"] = draw(st.booleans())
         raw["portIsolation"] = draw(st.booleans())
+        raw["macspoofchk"] = draw(st.booleans())
     if plugin in ("bridge", "ptp"):
         raw["ipMasq"] = draw(st.booleans())
     if plugin in ("bridge", "ptp", *LINK_PLUGINS):

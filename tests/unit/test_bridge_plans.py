@@ -78,6 +78,14 @@ def test_options_add_their_steps():
     isolated = plan(raw(portIsolation=True))[0]
     assert ids(isolated).index("isolated") < ids(isolated).index("host-up")
     assert "isolated" not in ids(plan(raw())[0])
+    # macspoofchk: the chains and rules before the veth exists; DEL unhooks, then deletes
+    spoof = plan(raw(macspoofchk=True))[0]
+    assert ids(spoof)[ids(spoof).index("veth") - 2:ids(spoof).index("veth")] == [
+        "spoofchk-chains", "spoofchk-rules"]
+    assert spoof.steps[ids(spoof).index("spoofchk-rules")].undo.argv[0] == "cnish-nft-delete-commented"
+    assert [i for i in ids(plan(raw(macspoofchk=True), "DEL")[0]) if i.startswith("spoofchk")] == [
+        "spoofchk-unhook", "spoofchk-chain[0]", "spoofchk-chain[1]"]
+    assert not any(i.startswith("spoofchk") for i in ids(plan(raw())[0]))
     # disableContainerInterface (L2-only): the container's link is made but left down
     down = ids(plan(raw(ipam={}, disableContainerInterface=True))[0])
     assert "veth" in down and "container-up" not in down
@@ -122,8 +130,8 @@ def test_requested_mac_is_used():
 @pytest.mark.parametrize("field,value,code", [
     ("bridge", "br 0", 7), ("bridge", "-br", 7), ("bridge", "a" * 16, 7), ("mtu", -1, 7),
     ("mtu", 70000, 7), ("mtu", 50, 7), ("mtu", "1500", 7), ("isGateway", "true", 7),
-    ("vlan", 100, 2), ("macspoofchk", True, 2), ("ipMasqBackend", "nftables", 2),
-    ("ipMasqBackend", "pf", 7), ("hairpinMode", 1, 7), ("acceptRA", "yes", 7),
+    ("vlan", 100, 2), ("enabledad", True, 2), ("ipMasqBackend", "nftables", 2),
+    ("ipMasqBackend", "pf", 7), ("hairpinMode", 1, 7), ("acceptRA", "yes", 7), ("macspoofchk", 1, 7),
 ])
 def test_bad_fields_are_named(field, value, code):
     with pytest.raises(CNIError) as info:

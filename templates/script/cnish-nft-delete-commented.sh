@@ -1,0 +1,23 @@
+# cnish-nft-delete-commented FAMILY TABLE CHAIN COMMENT: delete the rules of an nftables chain
+# that carry COMMENT, in one transaction, as cnish does (cnish/natives.py): nft deletes a rule
+# only by its handle, so list the chain with handles first. No such rule, chain or table:
+# nothing to do.
+cnish-nft-delete-commented() {
+  local listed line handles=() argv=() handle
+  if ! listed=$(nft -a list chain "$1" "$2" "$3" 2>&1); then
+    [[ $listed == *"No such file or directory"* ]] && return 0
+    printf '%s\n' "$listed" >&2
+    return 1
+  fi
+  while IFS= read -r line; do
+    if [[ $line == *"comment \"$4\" # handle "* ]]; then
+      handles+=("${line##*"comment \"$4\" # handle "}")
+    fi
+  done <<<"$listed"
+  (( ${#handles[@]} )) || return 0
+  for handle in "${handles[@]}"; do
+    argv+=(delete rule "$1" "$2" "$3" handle "$handle" ';')
+  done
+  unset 'argv[${#argv[@]}-1]'
+  nft "${argv[@]}"
+}

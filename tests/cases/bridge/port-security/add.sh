@@ -1,0 +1,322 @@
+#!/usr/bin/env bash
+# cnish ADD plan (dry run: nothing was changed)
+#
+#   cnish          0.1.0
+#   command        ADD
+#   network        port-security (plugin bridge, cniVersion 1.0.0)
+#   container id   ctr1
+#   netns          /var/run/netns/cnish-test
+#   ifname         eth0
+#
+# Running this script does what cnish would do: the same commands in the same
+# order. If a step fails, the completed steps are undone newest first (shared
+# objects such as the bridge are kept) and the script exits with the failure.
+# Note: host-local: 10.12.0.2 is the next free address in /nonexistent/cnish-golden/port-security now; this script reserves it, and fails (rolling back) if another ADD took it in the meantime
+
+set -euo pipefail
+# Like cnish: tools come from PATH first, then the system directories; messages in English.
+PATH="${PATH:+$PATH:}/usr/sbin:/sbin:/usr/bin:/bin"
+export LC_ALL=C
+
+# Failures that mean "already there" (steps marked on_exists = done) and "already gone"
+# (on_missing = done, and every undo): the same list cnish's executor uses.
+already_there() { case $1 in *'File exists'*|*'Chain already exists'*) return 0 ;; esac; return 1; }
+already_gone() { case $1 in *'Cannot find device'*|*'No such device'*|*'No such file or directory'*|*'does not exist'*|*'Address not found'*|*'No such process'*|*'No chain/target/match by that name'*|*'Bad rule (does a matching rule exist'*|*'Cannot assign requested address'*) return 0 ;; esac; return 1; }
+
+# run STEP MODE -- COMMAND...: run one step; MODE says which failures are harmless.
+run() {
+  local step=$1 mode=$2 out status=0
+  shift 3
+  out=$("$@" 2>&1) || status=$?
+  if (( status == 0 )); then
+    if declare -F "undo_$step" >/dev/null; then DONE+=("$step"); fi
+    return 0
+  fi
+  if [[ $mode == *exists-ok* ]] && already_there "$out"; then return 0; fi
+  if [[ $mode == *missing-ok* ]] && already_gone "$out"; then return 0; fi
+  printf 'cnish: step %s failed with status %s: %s\n' "$step" "$status" "$out" >&2
+  return "$status"
+}
+
+# undo COMMAND...: an undo; an object that is already gone counts as undone.
+undo() {
+  local out status=0
+  out=$("$@" 2>&1) || status=$?
+  if (( status != 0 )) && ! already_gone "$out"; then
+    printf 'cnish: undo failed with status %s: %s\n' "$status" "$out" >&2
+    return 1
+  fi
+}
+
+# On failure, undo the completed steps newest first (shared objects are never undone).
+DONE=()
+rollback() {
+  local status=$? i
+  set +e
+  trap - EXIT
+  if (( status != 0 )); then
+    printf 'cnish: undoing %s completed step(s)\n' "${#DONE[@]}" >&2
+    for ((i = ${#DONE[@]} - 1; i >= 0; i--)); do
+      "undo_${DONE[i]}" || printf 'cnish: could not undo step %s\n' "${DONE[i]}" >&2
+    done
+  fi
+  exit "$status"
+}
+trap rollback EXIT
+
+# cnish-store OP DIR ARGS...: the host-local IPAM store, as cnish's own store (cnish/store.py)
+# handles it, with the reference plugin's format and lock. KEY is the attachment's index key:
+# each address file DIR/IP has an index entry DIR/.cnish-owner-KEY.IP, a hard link to it (an entry
+# that is not, a leftover, does not count).
+#   reserve DIR IP CID IFNAME SET KEY
+#       create DIR/IP holding "CID\r\nIFNAME" (fails if it exists), its index entry, and record
+#       IP in DIR/last_reserved_ip.SET
+#   release-ip DIR IP CID IFNAME SET PREV KEY
+#       remove DIR/IP and its index entry if they hold this attachment; if
+#       last_reserved_ip.SET still names IP, restore PREV (or remove the file when PREV is empty)
+#   release DIR CID IFNAME KEY    remove every file holding this attachment (legacy files
+#                                 holding only CID when there is none)
+#   prune DIR                     remove index entries that are not a link to their address,
+#                                 and temporary files killed writers left
+#   check DIR IP CID IFNAME       true when DIR/IP holds this attachment
+# Write DIR/last_reserved_ip.SET as cnish does: a new file (never one already there, nor a
+# symlink's target) renamed over the old name.
+_cnish_store_last() {
+  local tmp=$1/.cnish-tmp-last-$$
+  rm -f -- "$tmp"
+  (set -o noclobber; printf '%s' "$3" >"$tmp") && mv -f -T -- "$tmp" "$1/last_reserved_ip.$2"
+}
+
+cnish-store() {
+  local op=$1 dir=$2 fd status=0 old_umask
+  shift 2
+  if [[ -L $dir ]]; then
+    printf 'cnish-store: refusing to use %s: it is a symlink\n' "$dir" >&2
+    return 1
+  fi
+  if [[ $op == check ]]; then
+    [[ ! -L $dir/$1 && -f $dir/$1 ]] || return 1
+    local content
+    content=$(<"$dir/$1")
+    [[ $content == "$2"$'\r\n'"$3" || $content == "$2" ]]
+    return
+  fi
+  if [[ ! -d $dir ]]; then
+    [[ $op == reserve ]] || return 0          # nothing was ever reserved here
+    mkdir -p -- "$dir" && chmod 0755 -- "$dir"
+  fi
+  if [[ -L $dir/lock ]]; then                  # as cnish: never write through a symlink
+    printf 'cnish-store: refusing to use %s/lock: it is a symlink\n' "$dir" >&2
+    return 1
+  fi
+  old_umask=$(umask)
+  umask 077
+  exec {fd}>>"$dir/lock"
+  flock "$fd"
+  case $op in
+    reserve)
+      if (set -o noclobber; printf '%s\r\n%s' "$2" "$3" >"$dir/$1") 2>/dev/null; then
+        ln -f -- "$dir/$1" "$dir/.cnish-owner-$5.$1"
+        _cnish_store_last "$dir" "$4" "$1"
+      else
+        printf 'cnish-store: %s is already reserved in %s: File exists\n' "$1" "$dir" >&2
+        status=1
+      fi
+      ;;
+    release-ip)
+      rm -f -- "$dir/.cnish-owner-$6.$1"
+      if [[ ! -L $dir/$1 && -f $dir/$1 ]]; then
+        local content
+        content=$(<"$dir/$1")
+        if [[ $content == "$2"$'\r\n'"$3" || $content == "$2" ]]; then
+          rm -f -- "$dir/$1"
+          if [[ -f $dir/last_reserved_ip.$4 && $(<"$dir/last_reserved_ip.$4") == "$1" ]]; then
+            if [[ -n $5 ]]; then _cnish_store_last "$dir" "$4" "$5"
+            else rm -f -- "$dir/last_reserved_ip.$4"; fi
+          fi
+        fi
+      fi
+      ;;
+    release)
+      local f content found=0 match
+      for match in "$1"$'\r\n'"$2" "$1"; do       # exact owner first, then legacy id-only files
+        for f in "$dir"/*; do
+          # only files named like an address are reservations (not lock, last_reserved_ip.N)
+          [[ ${f##*/} != *[!0-9a-fA-F.:]* ]] || continue
+          [[ ! -L $f && -f $f ]] || continue
+          content=$(<"$f") || continue
+          if [[ $content == "$match" ]]; then rm -f -- "$f"; found=1; fi
+        done
+        (( found )) && break
+      done
+      rm -f -- "$dir/.cnish-owner-$3".*
+      ;;
+    prune)
+      local f ip
+      rm -f -- "$dir"/.cnish-tmp-*               # killed writers' (we hold the lock)
+      for f in "$dir"/.cnish-owner-*; do
+        [[ ! -L $f && -f $f ]] || continue
+        ip=${f##*/.cnish-owner-????????????????.}
+        if [[ -L $dir/$ip || ! $f -ef $dir/$ip ]]; then rm -f -- "$f"; fi
+      done
+      ;;
+  esac
+  exec {fd}>&-
+  umask "$old_umask"
+  return "$status"
+}
+
+# cnish-nft-delete-commented FAMILY TABLE CHAIN COMMENT: delete the rules of an nftables chain
+# that carry COMMENT, in one transaction, as cnish does (cnish/natives.py): nft deletes a rule
+# only by its handle, so list the chain with handles first. No such rule, chain or table:
+# nothing to do.
+cnish-nft-delete-commented() {
+  local listed line handles=() argv=() handle
+  if ! listed=$(nft -a list chain "$1" "$2" "$3" 2>&1); then
+    [[ $listed == *"No such file or directory"* ]] && return 0
+    printf '%s\n' "$listed" >&2
+    return 1
+  fi
+  while IFS= read -r line; do
+    if [[ $line == *"comment \"$4\" # handle "* ]]; then
+      handles+=("${line##*"comment \"$4\" # handle "}")
+    fi
+  done <<<"$listed"
+  (( ${#handles[@]} )) || return 0
+  for handle in "${handles[@]}"; do
+    argv+=(delete rule "$1" "$2" "$3" handle "$handle" ';')
+  done
+  unset 'argv[${#argv[@]}-1]'
+  nft "${argv[@]}"
+}
+
+# ---------------------------------------------------------------------------------------------
+
+# Step 1/19 [reserve[0]] reserve 10.12.0.2 for ctr1/eth0 in /nonexistent/cnish-golden/port-security
+#   why:  the file is created exclusively, so two ADDs can never hold the same address
+#   undo: cnish-store release-ip /nonexistent/cnish-golden/port-security 10.12.0.2 ctr1 eth0 0 '' 608c92e125bbee99
+undo_1() { undo cnish-store release-ip /nonexistent/cnish-golden/port-security 10.12.0.2 ctr1 eth0 0 '' 608c92e125bbee99; }
+run 1 strict -- cnish-store reserve /nonexistent/cnish-golden/port-security 10.12.0.2 ctr1 eth0 0 608c92e125bbee99
+
+# Step 2/19 [bridge] lesson step 2: create the bridge golden0 unless it exists
+#   why:  the bridge is shared by every container of the network, so neither rollback nor DEL removes it; a bridge created by a parallel ADD in the meantime is fine. The probe looks for the bridge's own sysfs directory, which the kernel adds after the link's: a bridge that a parallel ADD is still creating counts as missing, and `ip link add` then waits for that creation to finish and answers "File exists"
+#   undo: none, shared with other attachments
+if ! test -d /sys/class/net/golden0/bridge 2>/dev/null; then
+  run 2 exists-ok -- ip link add name golden0 address 6e:b4:56:1f:20:cf type bridge
+fi
+
+# Step 3/19 [bridge-is-bridge] verify that golden0 is a bridge
+#   why:  an existing link of that name that is not a bridge would otherwise receive the container's veth
+run 3 strict -- test -d /sys/class/net/golden0/bridge
+
+# Step 4/19 [bridge-up] bring the bridge golden0 up
+#   undo: none, shared with other attachments
+run 4 strict -- ip link set dev golden0 up
+
+# Step 5/19 [spoofchk-chains] create the nftables chains of veth3fa2e29b72b's MAC spoof check (table bridge nat)
+#   why:  macspoofchk: in place before the veth exists, so no frame with another source MAC ever passes; the table and its PREROUTING chain are shared and stay
+#   undo: nft delete chain bridge nat cni-br-iface-ctr1-eth0 ';' delete chain bridge nat cni-br-iface-ctr1-eth0-mac
+undo_5() { undo nft delete chain bridge nat cni-br-iface-ctr1-eth0 ';' delete chain bridge nat cni-br-iface-ctr1-eth0-mac; }
+run 5 strict -- nft add table bridge nat ';' add chain bridge nat PREROUTING '{' type filter hook prerouting priority -300 ';' policy accept ';' '}' ';' add chain bridge nat cni-br-iface-ctr1-eth0 ';' add chain bridge nat cni-br-iface-ctr1-eth0-mac
+
+# Step 6/19 [spoofchk-rules] drop frames from veth3fa2e29b72b whose source MAC is not e2:a0:86:80:c9:06
+#   why:  a container could otherwise send frames as another container (or the host) and take over its traffic on the bridge; the rules and chains are the reference's, so either plugin's DEL removes the other's
+#   undo: cnish-nft-delete-commented bridge nat PREROUTING macspoofchk-ctr1-eth0
+undo_6() { undo cnish-nft-delete-commented bridge nat PREROUTING macspoofchk-ctr1-eth0; }
+run 6 strict -- nft flush chain bridge nat cni-br-iface-ctr1-eth0 ';' flush chain bridge nat cni-br-iface-ctr1-eth0-mac ';' add rule bridge nat PREROUTING iifname '"veth3fa2e29b72b"' jump cni-br-iface-ctr1-eth0 comment '"macspoofchk-ctr1-eth0"' ';' add rule bridge nat cni-br-iface-ctr1-eth0 jump cni-br-iface-ctr1-eth0-mac comment '"macspoofchk-ctr1-eth0"' ';' add rule bridge nat cni-br-iface-ctr1-eth0-mac ether saddr e2:a0:86:80:c9:06 return comment '"macspoofchk-ctr1-eth0"' ';' add rule bridge nat cni-br-iface-ctr1-eth0-mac drop comment '"macspoofchk-ctr1-eth0"'
+
+# Step 7/19 [veth] lesson steps 3-4: create the veth pair veth3fa2e29b72b (host) / eth0 (inside /var/run/netns/cnish-test)
+#   why:  the container end is created directly inside the namespace, so it never appears on the host under the container's interface name
+#   undo: ip link del dev veth3fa2e29b72b
+undo_7() { undo ip link del dev veth3fa2e29b72b; }
+run 7 strict -- ip link add name veth3fa2e29b72b address 8a:2f:06:f0:b3:e2 type veth peer name eth0 address e2:a0:86:80:c9:06 netns /var/run/netns/cnish-test
+
+# Step 8/19 [label] label veth3fa2e29b72b with its attachment (cnish/port-security/ctr1/eth0)
+#   why:  GC recognises the host ends of attachments it must remove by this label; operators see whose veth it is
+#   undo: none of its own, undone with step "veth"
+run 8 strict -- ip link set dev veth3fa2e29b72b alias cnish/port-security/ctr1/eth0
+
+# Step 9/19 [attach] lesson step 5: attach veth3fa2e29b72b to the bridge golden0
+#   undo: none of its own, undone with step "veth"
+run 9 strict -- ip link set dev veth3fa2e29b72b master golden0
+
+# Step 10/19 [isolated] isolate the bridge port veth3fa2e29b72b from the other isolated ports
+#   undo: none of its own, undone with step "veth"
+run 10 strict -- ip link set dev veth3fa2e29b72b type bridge_slave isolated on
+
+# Step 11/19 [host-up] lesson step 7: bring veth3fa2e29b72b up
+#   undo: none of its own, undone with step "veth"
+run 11 strict -- ip link set dev veth3fa2e29b72b up
+
+# Step 12/19 [gateway[0]] give the bridge the gateway address 10.12.0.1/24
+#   why:  isGateway: the bridge is the containers' next hop; `replace` makes this idempotent for the second and later containers
+#   undo: none, shared with other attachments
+run 12 strict -- ip addr replace 10.12.0.1/24 dev golden0 brd +
+
+# Step 13/19 [forward-ipv4] enable IPv4 forwarding on the host
+#   why:  a gateway forwards; host-wide and shared, never turned off again
+#   undo: none, shared with other attachments
+if ! grep -qxF 1 /proc/sys/net/ipv4/ip_forward 2>/dev/null; then
+  run 13 strict -- sysctl -q -w net/ipv4/ip_forward=1
+fi
+
+# Step 14/19 [bridge-no-ra] make the bridge golden0 ignore IPv6 router advertisements
+#   why:  otherwise a container could announce itself as the host's IPv6 router; skipped when already set, tolerated on hosts without IPv6
+#   undo: none, shared with other attachments
+if ! grep -qxF 0 /proc/sys/net/ipv6/conf/golden0/accept_ra 2>/dev/null; then
+  run 14 missing-ok -- sysctl -q -w net/ipv6/conf/golden0/accept_ra=0
+fi
+
+# Step 15/19 [arp-notify] announce eth0's address with a gratuitous ARP when it comes up (arp_notify)
+#   why:  a reused address gets a new MAC; neighbours learn it at once instead of after their ARP entry expires
+#   undo: none of its own, undone with step "veth"
+run 15 strict -- nsenter --net=/var/run/netns/cnish-test sysctl -q -w net/ipv4/conf/eth0/arp_notify=1
+
+# Step 16/19 [no-dad] skip duplicate address detection on eth0
+#   why:  IPAM guarantees the address is unique; DAD would keep it unusable for a second or more (set for IPv4-only networks too, like the reference, for addresses added later; tolerated when the kernel has no IPv6)
+#   undo: none of its own, undone with step "veth"
+run 16 missing-ok -- nsenter --net=/var/run/netns/cnish-test sysctl -q -w net/ipv6/conf/eth0/accept_dad=0
+
+# Step 17/19 [no-router-advertisements] ignore IPv6 router advertisements on eth0 (accept_ra=0)
+#   why:  IPAM gives the container its addresses and routes: another container on the bridge could otherwise give it an IPv6 address and default route with one router advertisement (the reference guards only the host's side); nor does it send router solicitations, which the bridge floods to every port (set for IPv4-only networks too; acceptRA: true keeps the kernel's default; tolerated when the kernel has no IPv6)
+#   undo: none of its own, undone with step "veth"
+run 17 missing-ok -- nsenter --net=/var/run/netns/cnish-test sysctl -q -w net/ipv6/conf/eth0/accept_ra=0
+
+# Step 18/19 [address[0]] lesson step 6: assign 10.12.0.2/24 to eth0
+#   undo: none of its own, undone with step "veth"
+run 18 strict -- nsenter --net=/var/run/netns/cnish-test ip addr add 10.12.0.2/24 dev eth0 brd +
+
+# Step 19/19 [container-up] lesson step 7: bring eth0 up inside the container
+#   undo: none of its own, undone with step "veth"
+run 19 strict -- nsenter --net=/var/run/netns/cnish-test ip link set dev eth0 up
+
+# ---------------------------------------------------------------------------------------------
+trap - EXIT
+# The CNI result cnish would print:
+cat <<'CNISH_RESULT'
+{
+  "cniVersion": "1.0.0",
+  "interfaces": [
+    {
+      "name": "golden0",
+      "mac": "6e:b4:56:1f:20:cf"
+    },
+    {
+      "name": "veth3fa2e29b72b",
+      "mac": "8a:2f:06:f0:b3:e2"
+    },
+    {
+      "name": "eth0",
+      "mac": "e2:a0:86:80:c9:06",
+      "sandbox": "/var/run/netns/cnish-test"
+    }
+  ],
+  "ips": [
+    {
+      "address": "10.12.0.2/24",
+      "gateway": "10.12.0.1",
+      "interface": 2
+    }
+  ]
+}
+CNISH_RESULT

@@ -1,0 +1,240 @@
+#!/usr/bin/env bash
+# cnish CHECK plan (dry run: nothing was changed)
+#
+#   cnish          0.1.0
+#   command        CHECK
+#   network        port-security (plugin bridge, cniVersion 1.0.0)
+#   container id   ctr1
+#   netns          /var/run/netns/cnish-test
+#   ifname         eth0
+#
+# Running this script checks the attachment the way cnish would (reads only)
+# and exits 1 naming every step whose check failed.
+
+set -euo pipefail
+# Like cnish: tools come from PATH first, then the system directories; messages in English.
+PATH="${PATH:+$PATH:}/usr/sbin:/sbin:/usr/bin:/bin"
+export LC_ALL=C
+
+# Failures that mean "already there" (steps marked on_exists = done) and "already gone"
+# (on_missing = done, and every undo): the same list cnish's executor uses.
+already_there() { case $1 in *'File exists'*|*'Chain already exists'*) return 0 ;; esac; return 1; }
+already_gone() { case $1 in *'Cannot find device'*|*'No such device'*|*'No such file or directory'*|*'does not exist'*|*'Address not found'*|*'No such process'*|*'No chain/target/match by that name'*|*'Bad rule (does a matching rule exist'*|*'Cannot assign requested address'*) return 0 ;; esac; return 1; }
+
+# run STEP MODE -- COMMAND...: run one step; MODE says which failures are harmless.
+run() {
+  local step=$1 mode=$2 out status=0
+  shift 3
+  out=$("$@" 2>&1) || status=$?
+  if (( status == 0 )); then
+    if declare -F "undo_$step" >/dev/null; then DONE+=("$step"); fi
+    return 0
+  fi
+  if [[ $mode == *exists-ok* ]] && already_there "$out"; then return 0; fi
+  if [[ $mode == *missing-ok* ]] && already_gone "$out"; then return 0; fi
+  printf 'cnish: step %s failed with status %s: %s\n' "$step" "$status" "$out" >&2
+  return "$status"
+}
+
+# undo COMMAND...: an undo; an object that is already gone counts as undone.
+undo() {
+  local out status=0
+  out=$("$@" 2>&1) || status=$?
+  if (( status != 0 )) && ! already_gone "$out"; then
+    printf 'cnish: undo failed with status %s: %s\n' "$status" "$out" >&2
+    return 1
+  fi
+}
+
+# check STEP EXPECT NEEDLE... -- COMMAND...: EXPECT is status, output or contains (every
+# NEEDLE).
+FAILED=()
+check() {
+  local step=$1 expect=$2 out status=0 needle found=1
+  local needles=()
+  shift 2
+  while [[ $1 != -- ]]; do needles+=("$1"); shift; done
+  shift
+  out=$("$@" 2>&1) || status=$?
+  if (( status == 0 )); then
+    case $expect in
+      status) return 0 ;;
+      output) [[ -n $out ]] && return 0 ;;
+      contains)
+        for needle in "${needles[@]}"; do [[ $out == *"$needle"* ]] || found=0; done
+        (( found )) && return 0 ;;
+    esac
+  fi
+  printf 'cnish: check of step %s failed: %s\n' "$step" "${out:-no output}" >&2
+  FAILED+=("$step")
+}
+
+# cnish-store OP DIR ARGS...: the host-local IPAM store, as cnish's own store (cnish/store.py)
+# handles it, with the reference plugin's format and lock. KEY is the attachment's index key:
+# each address file DIR/IP has an index entry DIR/.cnish-owner-KEY.IP, a hard link to it (an entry
+# that is not, a leftover, does not count).
+#   reserve DIR IP CID IFNAME SET KEY
+#       create DIR/IP holding "CID\r\nIFNAME" (fails if it exists), its index entry, and record
+#       IP in DIR/last_reserved_ip.SET
+#   release-ip DIR IP CID IFNAME SET PREV KEY
+#       remove DIR/IP and its index entry if they hold this attachment; if
+#       last_reserved_ip.SET still names IP, restore PREV (or remove the file when PREV is empty)
+#   release DIR CID IFNAME KEY    remove every file holding this attachment (legacy files
+#                                 holding only CID when there is none)
+#   prune DIR                     remove index entries that are not a link to their address,
+#                                 and temporary files killed writers left
+#   check DIR IP CID IFNAME       true when DIR/IP holds this attachment
+# Write DIR/last_reserved_ip.SET as cnish does: a new file (never one already there, nor a
+# symlink's target) renamed over the old name.
+_cnish_store_last() {
+  local tmp=$1/.cnish-tmp-last-$$
+  rm -f -- "$tmp"
+  (set -o noclobber; printf '%s' "$3" >"$tmp") && mv -f -T -- "$tmp" "$1/last_reserved_ip.$2"
+}
+
+cnish-store() {
+  local op=$1 dir=$2 fd status=0 old_umask
+  shift 2
+  if [[ -L $dir ]]; then
+    printf 'cnish-store: refusing to use %s: it is a symlink\n' "$dir" >&2
+    return 1
+  fi
+  if [[ $op == check ]]; then
+    [[ ! -L $dir/$1 && -f $dir/$1 ]] || return 1
+    local content
+    content=$(<"$dir/$1")
+    [[ $content == "$2"$'\r\n'"$3" || $content == "$2" ]]
+    return
+  fi
+  if [[ ! -d $dir ]]; then
+    [[ $op == reserve ]] || return 0          # nothing was ever reserved here
+    mkdir -p -- "$dir" && chmod 0755 -- "$dir"
+  fi
+  if [[ -L $dir/lock ]]; then                  # as cnish: never write through a symlink
+    printf 'cnish-store: refusing to use %s/lock: it is a symlink\n' "$dir" >&2
+    return 1
+  fi
+  old_umask=$(umask)
+  umask 077
+  exec {fd}>>"$dir/lock"
+  flock "$fd"
+  case $op in
+    reserve)
+      if (set -o noclobber; printf '%s\r\n%s' "$2" "$3" >"$dir/$1") 2>/dev/null; then
+        ln -f -- "$dir/$1" "$dir/.cnish-owner-$5.$1"
+        _cnish_store_last "$dir" "$4" "$1"
+      else
+        printf 'cnish-store: %s is already reserved in %s: File exists\n' "$1" "$dir" >&2
+        status=1
+      fi
+      ;;
+    release-ip)
+      rm -f -- "$dir/.cnish-owner-$6.$1"
+      if [[ ! -L $dir/$1 && -f $dir/$1 ]]; then
+        local content
+        content=$(<"$dir/$1")
+        if [[ $content == "$2"$'\r\n'"$3" || $content == "$2" ]]; then
+          rm -f -- "$dir/$1"
+          if [[ -f $dir/last_reserved_ip.$4 && $(<"$dir/last_reserved_ip.$4") == "$1" ]]; then
+            if [[ -n $5 ]]; then _cnish_store_last "$dir" "$4" "$5"
+            else rm -f -- "$dir/last_reserved_ip.$4"; fi
+          fi
+        fi
+      fi
+      ;;
+    release)
+      local f content found=0 match
+      for match in "$1"$'\r\n'"$2" "$1"; do       # exact owner first, then legacy id-only files
+        for f in "$dir"/*; do
+          # only files named like an address are reservations (not lock, last_reserved_ip.N)
+          [[ ${f##*/} != *[!0-9a-fA-F.:]* ]] || continue
+          [[ ! -L $f && -f $f ]] || continue
+          content=$(<"$f") || continue
+          if [[ $content == "$match" ]]; then rm -f -- "$f"; found=1; fi
+        done
+        (( found )) && break
+      done
+      rm -f -- "$dir/.cnish-owner-$3".*
+      ;;
+    prune)
+      local f ip
+      rm -f -- "$dir"/.cnish-tmp-*               # killed writers' (we hold the lock)
+      for f in "$dir"/.cnish-owner-*; do
+        [[ ! -L $f && -f $f ]] || continue
+        ip=${f##*/.cnish-owner-????????????????.}
+        if [[ -L $dir/$ip || ! $f -ef $dir/$ip ]]; then rm -f -- "$f"; fi
+      done
+      ;;
+  esac
+  exec {fd}>&-
+  umask "$old_umask"
+  return "$status"
+}
+
+# cnish-nft-delete-commented FAMILY TABLE CHAIN COMMENT: delete the rules of an nftables chain
+# that carry COMMENT, in one transaction, as cnish does (cnish/natives.py): nft deletes a rule
+# only by its handle, so list the chain with handles first. No such rule, chain or table:
+# nothing to do.
+cnish-nft-delete-commented() {
+  local listed line handles=() argv=() handle
+  if ! listed=$(nft -a list chain "$1" "$2" "$3" 2>&1); then
+    [[ $listed == *"No such file or directory"* ]] && return 0
+    printf '%s\n' "$listed" >&2
+    return 1
+  fi
+  while IFS= read -r line; do
+    if [[ $line == *"comment \"$4\" # handle "* ]]; then
+      handles+=("${line##*"comment \"$4\" # handle "}")
+    fi
+  done <<<"$listed"
+  (( ${#handles[@]} )) || return 0
+  for handle in "${handles[@]}"; do
+    argv+=(delete rule "$1" "$2" "$3" handle "$handle" ';')
+  done
+  unset 'argv[${#argv[@]}-1]'
+  nft "${argv[@]}"
+}
+
+# ---------------------------------------------------------------------------------------------
+
+# Check of ADD step 1 [reserve[0]] reserve 10.12.0.2 for ctr1/eth0 in /nonexistent/cnish-golden/port-security
+#   why:  the file is created exclusively, so two ADDs can never hold the same address
+check 1 status '' -- cnish-store check /nonexistent/cnish-golden/port-security 10.12.0.2 ctr1 eth0
+
+# Check of ADD step 3 [bridge-is-bridge] verify that golden0 is a bridge
+#   why:  an existing link of that name that is not a bridge would otherwise receive the container's veth
+check 3 status '' -- test -d /sys/class/net/golden0/bridge
+
+# Check of ADD step 6 [spoofchk-rules] drop frames from veth3fa2e29b72b whose source MAC is not e2:a0:86:80:c9:06
+#   why:  a container could otherwise send frames as another container (or the host) and take over its traffic on the bridge; the rules and chains are the reference's, so either plugin's DEL removes the other's
+check 6 contains 'iifname "veth3fa2e29b72b" jump cni-br-iface-ctr1-eth0 comment "macspoofchk-ctr1-eth0"' 'ether saddr e2:a0:86:80:c9:06 return comment "macspoofchk-ctr1-eth0"' 'drop comment "macspoofchk-ctr1-eth0"' -- nft list table bridge nat
+
+# Check of ADD step 7 [veth] lesson steps 3-4: create the veth pair veth3fa2e29b72b (host) / eth0 (inside /var/run/netns/cnish-test)
+#   why:  the container end is created directly inside the namespace, so it never appears on the host under the container's interface name
+check 7 status '' -- test -e /sys/class/net/veth3fa2e29b72b
+
+# Check of ADD step 9 [attach] lesson step 5: attach veth3fa2e29b72b to the bridge golden0
+check 9 status '' -- test -e /sys/class/net/golden0/brif/veth3fa2e29b72b
+
+# Check of ADD step 10 [isolated] isolate the bridge port veth3fa2e29b72b from the other isolated ports
+check 10 status '' -- grep -qxF 1 /sys/class/net/veth3fa2e29b72b/brport/isolated
+
+# Check of ADD step 12 [gateway[0]] give the bridge the gateway address 10.12.0.1/24
+#   why:  isGateway: the bridge is the containers' next hop; `replace` makes this idempotent for the second and later containers
+check 12 output '' -- ip -o addr show dev golden0 to 10.12.0.1
+
+# Check of ADD step 13 [forward-ipv4] enable IPv4 forwarding on the host
+#   why:  a gateway forwards; host-wide and shared, never turned off again
+check 13 status '' -- grep -qxF 1 /proc/sys/net/ipv4/ip_forward
+
+# Check of ADD step 18 [address[0]] lesson step 6: assign 10.12.0.2/24 to eth0
+check 18 contains ' 10.12.0.2/24 ' -- nsenter --net=/var/run/netns/cnish-test ip -o addr show dev eth0 to 10.12.0.2
+
+# Check of ADD step 19 [container-up] lesson step 7: bring eth0 up inside the container
+check 19 contains e2:a0:86:80:c9:06 -- nsenter --net=/var/run/netns/cnish-test ip -o link show dev eth0 up
+
+# ---------------------------------------------------------------------------------------------
+if (( ${#FAILED[@]} )); then
+  printf 'cnish: check failed (steps %s)\n' "${FAILED[*]}" >&2
+  exit 1
+fi
