@@ -837,6 +837,7 @@ def test_port_isolation_keeps_isolated_containers_apart(lab):
     host.run("ip", "link", "set", "dev", veth, "type", "bridge_slave", "isolated", "off")
     rc, out, _ = host.cni("CHECK", dict(isolated, prevResult=results[one]), one, cid=one)
     assert rc == 1 and "isolate the bridge port" in out["msg"], out
+    sh("ip", "-n", one, "neigh", "flush", "dev", "eth0")   # (the failed ARP entry of before)
     assert ping(one, address[two])                 # (the flag was what kept them apart)
     for ns, conf in ((one, isolated), (two, isolated), (open_, plain)):
         assert host.cni("DEL", dict(conf, prevResult=results[ns]), ns, cid=ns)[0] == 0

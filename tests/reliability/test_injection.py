@@ -14,10 +14,11 @@ scripts.bash(), and then:
 
 1. the script parses with `bash -n`;
 2. the script is *executed* in a sandbox — inside a private network namespace, with every tool
-   the plan calls (ip, iptables, ip6tables, sysctl, nsenter, test, grep) replaced by a stub
+   the plan calls (ip, iptables, ip6tables, sysctl, nsenter, test, grep, nft) replaced by a stub
    that records its argv (NUL-separated) — and the recorded argv equal the plan's
    (`plan.steps[i].run/undo/check/skip_if/skip_if_unbatched.argv`, and the `iptables -L` a
-   `cnish-chain-used` probe makes), in the order the script's rules give
+   `cnish-chain-used` probe makes, and the `nft -a list chain` of the
+   `cnish-nft-delete-commented` function), in the order the script's rules give
    (skip probes, rollback newest first after an injected failure, every DEL step, every
    CHECK); the `cnish-store` function really writes the store under a temporary dataDir and
    must leave exactly the reservations the plan's arguments name; the result heredoc prints
@@ -52,7 +53,7 @@ from lab import RUN_ID, Lab, kernel_problem
 pytestmark = pytest.mark.kernel
 
 TOOLS = ("ip", "iptables", "ip6tables", "iptables-save", "iptables-restore",
-         "ip6tables-restore", "sysctl", "nsenter", "test", "grep")
+         "ip6tables-restore", "sysctl", "nsenter", "test", "grep", "nft")
 FUNCTIONS = ("cnish-store", "cnish-delegate", "cnish-chain-used",      # defined by the script
              "cnish-nft-delete-commented")
 CANARY_DIR = os.path.join(tempfile.gettempdir(), f"cnish-{RUN_ID}-canary")
@@ -398,6 +399,13 @@ def chain_listing(argv) -> tuple:
     return ("iptables" if version == "4" else "ip6tables", "-w", "-t", table, "-n", "-L", chain)
 
 
+def nft_listing(argv) -> tuple:
+    """The `nft -a list chain` the script's cnish-nft-delete-commented function runs first (its
+    stub prints no rule, so the function deletes nothing more)."""
+    _, family, table, chain, _comment = argv
+    return ("nft", "-a", "list", "chain", family, table, chain)
+
+
 def probe_of(step):
     """The probe the script asks before the step (it runs every step on its own)."""
     return step.skip_if or step.skip_if_unbatched
@@ -426,6 +434,8 @@ def simulate(plan, fail=()) -> tuple:
         argv = tuple(argv)
         if argv[0] == "cnish-chain-used":
             argv = chain_listing(argv)
+        elif argv[0] == "cnish-nft-delete-commented":
+            argv = nft_listing(argv)
         elif not external(argv):
             return 0
         calls.append(argv)
