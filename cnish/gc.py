@@ -3,7 +3,7 @@
 A GC request (spec 1.1.0) carries the attachments that are still valid in
 `cni.dev/valid-attachments` (the spec's name since 2024) or `cni.dev/attachments` (the first
 name, still sent by libcni). Everything of this network that belongs to another attachment is
-stale: IP reservations, masquerade chains, host veth ends.
+stale: IP reservations, masquerade chains, host veth ends, MAC spoof checks.
 """
 
 import shlex
@@ -93,6 +93,35 @@ def stale_veths(link_json: str, network: str, valid: set) -> list:
             cid, ifname = found[0], found[1]
             out.append({"name": link.get("ifname"),
                         "attachment": f"{cid}/{ifname}" if cid is not None else "(hashed label)"})
+    return out
+
+
+def stale_spoofchks(listing: str, network: str, valid: set) -> list:
+    """bridge's MAC spoof checks (macspoofchk) of stale attachments of `network`, from
+    `nft list table bridge nat`. A hook rule in PREROUTING names its attachment in its comment,
+    "macspoofchk-<container id>-<ifname>", and matches the host veth by name: the attachment is
+    this network's when that name is the one cnish derives from the network, container id and
+    interface name (a container id may hold "-", so each split is tried). The chains do not
+    name the network, and the reference's veths have random names: anything else is another
+    network's, or the reference's, and is left alone."""
+    from cnish.names import SPOOFCHK_COMMENT, host_veth, spoofchk
+    out, seen = [], set()
+    for line in listing.splitlines():
+        words = line.split()
+        if "iifname" not in words[:-1] or "comment" not in words[:-1]:
+            continue
+        veth = words[words.index("iifname") + 1].strip('"')
+        comment = words[words.index("comment") + 1].strip('"')
+        if not comment.startswith(SPOOFCHK_COMMENT) or comment in seen:
+            continue
+        ref = comment[len(SPOOFCHK_COMMENT):]
+        for at, char in enumerate(ref):
+            if char == "-" and host_veth(network, ref[:at], ref[at + 1:]) == veth:
+                cid, ifname = ref[:at], ref[at + 1:]
+                if (cid, ifname) not in valid:
+                    seen.add(comment)
+                    out.append(dict(spoofchk(cid, ifname), cid=cid, ifname=ifname))
+                break
     return out
 
 

@@ -28,19 +28,11 @@ NFT_COMMENT_MAX = 128
 def check_early(op) -> None:
     common.check_early(op)
     if op.conf.get("macspoofchk") and op.runtime.container_id:
-        comment = _spoofchk(op)["comment"]
+        comment = names.spoofchk(op.runtime.container_id, op.runtime.ifname)["comment"]
         if len(comment) > NFT_COMMENT_MAX:
             raise invalid_config("macspoofchk", True, "with this container id and interface name "
                                  f"the spoof check's rule comment would exceed {NFT_COMMENT_MAX} "
                                  "characters, more than nft takes")
-
-
-def _spoofchk(op) -> dict:
-    """The MAC spoof check's names, the reference's: both chains and every rule's comment
-    name the attachment by container id and interface name."""
-    ref = f"{op.runtime.container_id}-{op.runtime.ifname}"
-    return {"iface_chain": f"cni-br-iface-{ref}", "mac_chain": f"cni-br-iface-{ref}-mac",
-            "comment": f"macspoofchk-{ref}"}
 
 
 def parse(f, op) -> dict:
@@ -196,7 +188,11 @@ def tools(op) -> list:
 def prepare(op) -> dict:
     if op.command == "GC":
         from cnish import gc
-        return gc.veth_plugin_values(op)
+        att = gc.veth_plugin_values(op)
+        hooks = op.fact("spoofchk-table") if op.conf.macspoofchk else None
+        att["stale_spoofchks"] = (gc.stale_spoofchks(hooks.stdout, op.name, op.valid_attachments)
+                                  if hooks is not None and hooks.returncode == 0 else [])
+        return att
     att = _base(op)
     if op.command == "ADD":
         mac, _ = requested_mac(op.raw, op.runtime.args)
@@ -229,7 +225,7 @@ def prepare(op) -> dict:
     att["masq"] = common.masquerade(op, att["ips"]) if op.conf.ipMasq else []
     att["ipam"] = ipam_att
     if op.conf.macspoofchk:
-        att["spoofchk"] = _spoofchk(op)
+        att["spoofchk"] = names.spoofchk(op.runtime.container_id, op.runtime.ifname)
     return att
 
 

@@ -891,3 +891,28 @@ def test_macspoofchk_drops_frames_with_another_source_mac(lab):
     rc, out, _ = host.cni("ADD", conf, other, cid="ctr2")
     assert rc == 1, out
     assert host.state()["nftables"] == []
+
+
+def test_gc_removes_the_spoof_checks_of_stale_attachments_only(lab):
+    """macspoofchk + GC: the stale attachment's hook rule and chains go; the valid one's stay
+    (its CHECK passes), and so does the spoof check of another network on the same bridge
+    whose container id GC does not list."""
+    host, c1, c2, c3 = lab.host(), lab.netns(), lab.netns(), lab.netns()
+    conf = bridge_conf(lab, cniVersion="1.1.0", macspoofchk=True)
+    other = bridge_conf(lab, cniVersion="1.1.0", macspoofchk=True,
+                        ipam={"ranges": [[{"subnet": "10.78.0.0/24"}]]}, isGateway=False)
+    results = {}
+    for ns, cid, c in ((c1, "ctr1", conf), (c2, "ctr-2", conf), (c3, "ctr3", other)):
+        rc, results[cid], err = host.cni("ADD", c, ns, cid=cid)
+        assert rc == 0, (results[cid], err)
+    valid = [{"containerID": "ctr1", "ifname": "eth0"}]
+    rc, out, err = host.cni("GC", dict(conf, **{"cni.dev/valid-attachments": valid}), None,
+                           cid="", ifname="")
+    assert rc == 0, (out, err)
+    table = host.run("nft", "list", "table", "bridge", "nat").stdout
+    assert "macspoofchk-ctr-2-eth0" not in table and "cni-br-iface-ctr-2-eth0" not in table
+    assert "macspoofchk-ctr1-eth0" in table and "macspoofchk-ctr3-eth0" in table
+    assert host.cni("CHECK", dict(conf, prevResult=results["ctr1"]), c1, cid="ctr1")[0] == 0
+    for ns, cid, c in ((c1, "ctr1", conf), (c3, "ctr3", other)):
+        assert host.cni("DEL", dict(c, prevResult=results[cid]), ns, cid=cid)[0] == 0
+    assert host.state()["nftables"] == []

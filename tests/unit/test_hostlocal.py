@@ -474,3 +474,22 @@ def test_gc_finds_the_jumps_of_stale_interfaces_of_a_valid_container():
     assert [(s["chain"], s["cid"], s["source"]) for s in stale] == [("CNI-bbb", "live", "10.1.0.3")]
     assert stale[0]["rule"] == ["-s", "10.1.0.3/32", "-m", "comment",
                                 "--comment", 'name: "A" id: "live"', "-j", "CNI-bbb"]
+
+
+def test_gc_finds_stale_spoof_checks_of_its_own_network_only():
+    """macspoofchk: a hook rule is network A's when its veth is the one cnish derives for A
+    from the comment's container id and interface name (ids may hold "-"); B's, the
+    reference's (random veth) and valid attachments' are left."""
+    from cnish import gc, names
+    hook = '\t\tiifname "{}" jump cni-br-iface-{ref} comment "macspoofchk-{ref}" # handle 9'
+    listing = "\n".join([
+        "table bridge nat {", "\tchain PREROUTING {",
+        "\t\ttype filter hook prerouting priority dstnat; policy accept;",
+        hook.format(names.host_veth("A", "gone-1", "eth0"), ref="gone-1-eth0"),    # stale
+        hook.format(names.host_veth("A", "live", "eth0"), ref="live-eth0"),        # valid
+        hook.format(names.host_veth("B", "other", "eth1"), ref="other-eth1"),      # B's
+        hook.format("veth1a2b3c4d", ref="ref-eth0"),                               # reference's
+        "\t}", "}"])
+    stale = gc.stale_spoofchks(listing, "A", {("live", "eth0")})
+    assert stale == [dict(names.spoofchk("gone-1", "eth0"), cid="gone-1", ifname="eth0")]
+    assert stale[0]["iface_chain"] == "cni-br-iface-gone-1-eth0"
