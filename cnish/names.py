@@ -27,15 +27,15 @@ def masq_comment(network: str, container_id: str) -> str:
     return f'name: "{network}" id: "{container_id}"'
 
 
+SPOOFCHK_COMMENT = "macspoofchk-"
+
+
 def spoofchk(container_id: str, ifname: str) -> dict:
     """bridge's MAC spoof check (macspoofchk), named as the reference names it: both chains
     and every rule's comment name the attachment by container id and interface name."""
     ref = f"{container_id}-{ifname}"
     return {"iface_chain": f"cni-br-iface-{ref}", "mac_chain": f"cni-br-iface-{ref}-mac",
-            "comment": f"macspoofchk-{ref}"}
-
-
-SPOOFCHK_COMMENT = "macspoofchk-"
+            "comment": SPOOFCHK_COMMENT + ref}
 
 
 def host_veth(network: str, container_id: str, ifname: str) -> str:

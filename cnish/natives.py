@@ -70,6 +70,7 @@ def _nft_delete_commented(execute, family, table, chain, comment):
     marker = f'comment "{comment}" # handle '
     handles = [line.rsplit(marker, 1)[1].strip() for line in listed.stdout.splitlines()
                if marker in line]
+    handles = [h for h in handles if h.isdigit()]          # (they reach nft's argv)
     if not handles:
         return 0, "", ""
     argv = ["nft"]

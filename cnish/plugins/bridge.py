@@ -24,7 +24,6 @@ UNSUPPORTED = {"vlan": (None, 0), "vlanTrunk": (None, []), "preserveDefaultVlan"
 NFT_COMMENT_MAX = 128
 
 
-
 def check_early(op) -> None:
     common.check_early(op)
     if op.conf.get("macspoofchk") and op.runtime.container_id:

@@ -184,8 +184,10 @@ cnish-nft-delete-commented() {
   done <<<"$listed"
   (( ${#handles[@]} )) || return 0
   for handle in "${handles[@]}"; do
+    case $handle in ''|*[!0-9]*) continue ;; esac     # (they reach nft's argv)
     argv+=(delete rule "$1" "$2" "$3" handle "$handle" ';')
   done
+  (( ${#argv[@]} )) || return 0
   unset 'argv[${#argv[@]}-1]'
   nft "${argv[@]}"
 }
