@@ -18,6 +18,10 @@
   this lists the chain with handles (`nft -a list chain ...`) and then runs one
   `nft delete rule ... handle N ; ...`; templates/script/cnish-nft-delete-commented.sh does
   the same.
+- `cnish-dad-wait NETNS IFNAME SECONDS`: wait until no IPv6 address of IFNAME inside NETNS is
+  tentative (the kernel's duplicate address detection is done): 0 then, 1 as soon as one
+  failed (dadfailed) or after SECONDS. It reads /proc/net/if_inet6 inside the namespace;
+  templates/script/cnish-dad-wait.sh does the same through nsenter.
 
 Anything else (or an unexpected argument shape) returns None and is executed for real.
 """
@@ -27,7 +31,7 @@ import os
 from cnish.errors import CNIError
 
 NAMES = frozenset({"test", "grep", "cnish-store", "cnish-delegate", "cnish-chain-used",
-                   "cnish-nft-delete-commented"})
+                   "cnish-nft-delete-commented", "cnish-dad-wait"})
 
 # Delegated IPAM plugins prepared by this process: plugin path -> run(command) (delegate.py).
 DELEGATES = {}
@@ -49,6 +53,8 @@ def run(argv: tuple, execute=None):
         return _chain_used(execute, *argv[1:])
     if tool == "cnish-nft-delete-commented" and len(argv) == 5 and execute:
         return _nft_delete_commented(execute, *argv[1:])
+    if tool == "cnish-dad-wait" and len(argv) == 4 and argv[3].isdigit():
+        return _dad_wait(argv[1], argv[2], int(argv[3]))
     return None
 
 
@@ -78,6 +84,50 @@ def _nft_delete_commented(execute, family, table, chain, comment):
         argv += ["delete", "rule", family, table, chain, "handle", handle, ";"]
     deleted = execute(tuple(argv[:-1]))
     return deleted.returncode, deleted.stdout, deleted.stderr
+
+
+# /proc/net/if_inet6 flags (linux/if_addr.h)
+IFA_F_TENTATIVE, IFA_F_DADFAILED = 0x40, 0x08
+
+
+def _dad_wait(path, ifname, seconds):
+    import time
+    from cnish import netns
+    from cnish.runner import _own_netns_fd
+    home = _own_netns_fd()
+    if home is None:
+        return None                       # (the script's function runs instead)
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            netns.enter(path)
+        except OSError as exc:
+            return 1, "", f"cnish-dad-wait: {path}: {exc.strerror}\n"
+        try:
+            with open("/proc/net/if_inet6") as f:
+                listed = f.read()
+        except OSError:
+            listed = ""                   # no IPv6 in this kernel: nothing to wait for
+        finally:
+            netns.leave(home)
+        tentative, failed = False, []
+        for line in listed.splitlines():
+            fields = line.split()
+            if len(fields) != 6 or fields[5] != ifname:
+                continue
+            flags = int(fields[4], 16)
+            if flags & IFA_F_DADFAILED:
+                failed.append(":".join(fields[0][i:i + 4] for i in range(0, 32, 4)))
+            elif flags & IFA_F_TENTATIVE:
+                tentative = True
+        if failed:
+            return 1, "", (f"cnish-dad-wait: duplicate address detection failed on {ifname} "
+                           f"for {' '.join(failed)}\n")
+        if not tentative:
+            return 0, "", ""
+        if time.monotonic() >= deadline:
+            return 1, "", f"cnish-dad-wait: addresses of {ifname} still tentative after {seconds} s\n"
+        time.sleep(0.05)
 
 
 def _test(args):

@@ -46,7 +46,8 @@ def bash(plan) -> str:
                 if c is not None]
     used = {c.argv[0] for c in commands}
     functions = []
-    for helper in ("cnish-store", "cnish-delegate", "cnish-chain-used", "cnish-nft-delete-commented"):
+    for helper in ("cnish-store", "cnish-delegate", "cnish-chain-used", "cnish-nft-delete-commented",
+                   "cnish-dad-wait"):
         if helper in used:
             with open(f"{templates_dir()}/script/{helper}.sh") as f:
                 functions.append(f.read().rstrip("\n"))

@@ -17,8 +17,7 @@ KIND = "interface"
 CNI_ARGS = frozenset({"MAC"})
 
 # Reference options cnish does not implement (yet); refused with code 2 when set.
-UNSUPPORTED = {"vlan": (None, 0), "vlanTrunk": (None, []), "preserveDefaultVlan": (None, False),
-               "enabledad": (None, False)}
+UNSUPPORTED = {"vlan": (None, 0), "vlanTrunk": (None, []), "preserveDefaultVlan": (None, False)}
 
 # nft refuses a rule comment longer than this (the spoof check's names the attachment)
 NFT_COMMENT_MAX = 128
@@ -49,6 +48,7 @@ def parse(f, op) -> dict:
         "promiscMode": f.flag("promiscMode"),
         "portIsolation": f.flag("portIsolation"),
         "macspoofchk": f.flag("macspoofchk"),
+        "enabledad": f.flag("enabledad"),
         "disableContainerInterface": f.flag("disableContainerInterface"),
         # cnish's own key: whether containers take IPv6 router advertisements (see
         # plans/container-ip.toml, step no-router-advertisements); unset: not when IPAM gives
@@ -217,7 +217,7 @@ def prepare(op) -> dict:
         routes = []
     accept_ra = op.conf.acceptRA if op.conf.acceptRA is not None else not ips
     common.container(att, ips, routes, link_step="veth", mtu=op.conf.mtu, ignore_ra=not accept_ra,
-                     keep_down=op.conf.disableContainerInterface)
+                     keep_down=op.conf.disableContainerInterface, dad=op.conf.enabledad)
     att["gateways"] = _gateways(att["ips"]) if op.conf.isGateway else []
     att["stale_addresses"] = (_stale_addresses(op, att["gateways"])
                               if op.command == "ADD" and op.conf.isGateway else [])

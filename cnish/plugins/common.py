@@ -74,7 +74,7 @@ def masq_backend(f) -> None:
 
 def container(att: dict, ips: list, wanted_routes: list, link_step: str,
               ndisc_notify: bool = False, noprefixroute: bool = False, mtu: int = 0,
-              ignore_ra: bool = False, keep_down: bool = False) -> dict:
+              ignore_ra: bool = False, keep_down: bool = False, dad: bool = False) -> dict:
     """Fill the fields plans/container-ip.toml reads. With `mtu` (the link's, which CHECK
     compares), refuse IPv6 addresses on a link whose MTU is below IPv6's minimum (what IPAM
     hands out is only known now)."""
@@ -88,6 +88,7 @@ def container(att: dict, ips: list, wanted_routes: list, link_step: str,
     att["ndisc_notify"] = ndisc_notify
     att["ignore_ra"] = ignore_ra
     att["keep_down"] = keep_down        # the link stays down (bridge's disableContainerInterface)
+    att["dad"] = dad                    # IPv6 duplicate address detection (bridge's enabledad)
     att["mtu"] = mtu            # the MTU the plugin gave the link (CHECK), 0: the kernel's
     return att
 

@@ -117,7 +117,7 @@ CASES = [
     {"id": "unsupported-preservedefaultvlan", "set": {"preserveDefaultVlan": True}, "code": 2,
      "field": "preserveDefaultVlan"},
     {"id": "macspoofchk-string", "set": {"macspoofchk": "true"}, "code": 7, "field": "macspoofchk"},
-    {"id": "unsupported-enabledad", "set": {"enabledad": True}, "code": 2, "field": "enabledad"},
+    {"id": "enabledad-string", "set": {"enabledad": "true"}, "code": 7, "field": "enabledad"},
     {"id": "disablecontainerinterface-with-ipam", "set": {"disableContainerInterface": True},
      "code": 7, "field": "disableContainerInterface"},
     {"id": "disablecontainerinterface-number", "set": {"disableContainerInterface": 1, "ipam": {}},

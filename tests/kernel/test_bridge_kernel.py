@@ -916,3 +916,30 @@ def test_gc_removes_the_spoof_checks_of_stale_attachments_only(lab):
     for ns, cid, c in ((c1, "ctr1", conf), (c3, "ctr3", other)):
         assert host.cni("DEL", dict(c, prevResult=results[cid]), ns, cid=cid)[0] == 0
     assert host.state()["nftables"] == []
+
+
+def test_enabledad_waits_for_dad_and_fails_on_a_duplicate_address(lab):
+    """enabledad: the container's IPv6 addresses go through duplicate address detection
+    (enhanced, one probe, as the reference) and ADD returns once they are usable; an address
+    another container on the bridge holds makes ADD fail, naming it, and rolls back."""
+    host, c1, c2 = lab.host(), lab.netns(), lab.netns()
+    conf = bridge_conf(lab, enabledad=True, ipMasq=False,
+                       ipam={"ranges": [[{"subnet": "fd77::/64"}]], "routes": []})
+    rc, res, err = host.cni("ADD", conf, c1, cid="one")
+    assert rc == 0, (res, err)
+    addresses = sh("ip", "-n", c1, "-6", "addr", "show", "dev", "eth0").stdout
+    assert "fd77::2/64" in addresses and "tentative" not in addresses, addresses
+    dad = {k: sh("ip", "netns", "exec", c1, "cat", f"/proc/sys/net/ipv6/conf/eth0/{k}").stdout.strip()
+           for k in ("accept_dad", "enhanced_dad", "dad_transmits")}
+    assert dad == {"accept_dad": "1", "enhanced_dad": "1", "dad_transmits": "1"}
+    assert ping(c1, "fd77::1")
+
+    host.settle(c1)          # (the host end's own link-local address appears a moment later)
+    before = host.state(c2)
+    duplicate = dict(conf, ipam={"type": "static", "addresses": [{"address": "fd77::2/64"}]})
+    rc, out, err = host.cni("ADD", duplicate, c2, cid="two")
+    assert rc == 1 and "dad-settled" in out["msg"], out
+    assert "duplicate address detection failed on eth0 for fd77:0000:" in out["details"], out
+    host.settle(c1)
+    assert host.state(c2) == before
+    assert host.cni("DEL", dict(conf, prevResult=res), c1, cid="one")[0] == 0

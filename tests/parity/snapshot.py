@@ -10,7 +10,8 @@ MAC = re.compile(r"\b[0-9a-f]{2}(:[0-9a-f]{2}){5}\b")
 SYSCTLS_HOST = ("net/ipv4/ip_forward", "net/ipv6/conf/all/forwarding",
                 "net/ipv6/conf/{bridge}/accept_ra")
 SYSCTLS_CONTAINER = ("net/ipv4/conf/{ifname}/arp_notify", "net/ipv6/conf/{ifname}/accept_dad",
-                     "net/ipv6/conf/{ifname}/accept_ra",
+                     "net/ipv6/conf/{ifname}/accept_ra", "net/ipv6/conf/{ifname}/enhanced_dad",
+                     "net/ipv6/conf/{ifname}/dad_transmits",
                      "net/ipv6/conf/{ifname}/disable_ipv6", "net/ipv6/conf/lo/disable_ipv6")
 
 

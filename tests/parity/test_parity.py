@@ -36,6 +36,7 @@ CASES = {
     "promisc": dict(ipam=V4, promiscMode=True),
     "accept-ra": dict(ipam=DUAL, acceptRA=True),        # cnish's own key; the reference ignores it
     "macspoofchk": dict(ipam=V4, macspoofchk=True),
+    "enabledad": dict(ipam=V6, ipMasq=False, enabledad=True),
     # (no gateway: the reference cannot put two IPv4 gateways on one bridge, see below; and its
     # DEL fails with two IPv4 addresses: it removes one jump rule, then cannot delete the chain)
     "range-sets": dict(isGateway=False, _ref_del_fails="CHAIN_DEL failed",

@@ -86,6 +86,14 @@ def test_options_add_their_steps():
     assert [i for i in ids(plan(raw(macspoofchk=True), "DEL")[0]) if i.startswith("spoofchk")] == [
         "spoofchk-unhook", "spoofchk-chain[0]", "spoofchk-chain[1]"]
     assert not any(i.startswith("spoofchk") for i in ids(plan(raw())[0]))
+    # enabledad: DAD's sysctls instead of accept_dad=0, addresses without nodad, and a wait
+    v6 = {"type": "host-local", "dataDir": "/nonexistent/x", "ranges": [[{"subnet": "fd05::/64"}]]}
+    dad = plan(raw(enabledad=True, ipam=v6))[0]
+    got = ids(dad)
+    assert "no-dad" not in got and {"dad[0]", "dad[1]"} <= set(got)
+    assert got.index("container-up") < got.index("dad-settled")
+    assert "nodad" not in dad.steps[got.index("address[0]")].run.argv
+    assert "dad-settled" not in ids(plan(raw(enabledad=True))[0])      # (IPv4 only)
     # disableContainerInterface (L2-only): the container's link is made but left down
     down = ids(plan(raw(ipam={}, disableContainerInterface=True))[0])
     assert "veth" in down and "container-up" not in down
@@ -130,7 +138,7 @@ def test_requested_mac_is_used():
 @pytest.mark.parametrize("field,value,code", [
     ("bridge", "br 0", 7), ("bridge", "-br", 7), ("bridge", "a" * 16, 7), ("mtu", -1, 7),
     ("mtu", 70000, 7), ("mtu", 50, 7), ("mtu", "1500", 7), ("isGateway", "true", 7),
-    ("vlan", 100, 2), ("enabledad", True, 2), ("ipMasqBackend", "nftables", 2),
+    ("vlan", 100, 2), ("enabledad", "yes", 7), ("ipMasqBackend", "nftables", 2),
     ("ipMasqBackend", "pf", 7), ("hairpinMode", 1, 7), ("acceptRA", "yes", 7), ("macspoofchk", 1, 7),
 ])
 def test_bad_fields_are_named(field, value, code):
