@@ -30,8 +30,11 @@ import os
 
 from cnish.errors import CNIError
 
-NAMES = frozenset({"test", "grep", "cnish-store", "cnish-delegate", "cnish-chain-used",
-                   "cnish-nft-delete-commented", "cnish-dad-wait"})
+# cnish's own commands: the dry-run script defines each as a bash function of the same name
+# (templates/script/<name>.sh), in this order; `test` and `grep` are the real tools there.
+SCRIPT_FUNCTIONS = ("cnish-store", "cnish-delegate", "cnish-chain-used",
+                    "cnish-nft-delete-commented", "cnish-dad-wait")
+NAMES = frozenset({"test", "grep", *SCRIPT_FUNCTIONS})
 
 # Delegated IPAM plugins prepared by this process: plugin path -> run(command) (delegate.py).
 DELEGATES = {}

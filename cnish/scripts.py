@@ -10,6 +10,7 @@ import os
 import shlex
 
 from cnish import __version__, executor
+from cnish.natives import SCRIPT_FUNCTIONS
 from cnish.paths import templates_dir
 
 INTRO = {
@@ -46,8 +47,7 @@ def bash(plan) -> str:
                 if c is not None]
     used = {c.argv[0] for c in commands}
     functions = []
-    for helper in ("cnish-store", "cnish-delegate", "cnish-chain-used", "cnish-nft-delete-commented",
-                   "cnish-dad-wait"):
+    for helper in SCRIPT_FUNCTIONS:
         if helper in used:
             with open(f"{templates_dir()}/script/{helper}.sh") as f:
                 functions.append(f.read().rstrip("\n"))
