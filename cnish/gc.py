@@ -3,7 +3,8 @@
 A GC request (spec 1.1.0) carries the attachments that are still valid in
 `cni.dev/valid-attachments` (the spec's name since 2024) or `cni.dev/attachments` (the first
 name, still sent by libcni). Everything of this network that belongs to another attachment is
-stale: IP reservations, masquerade chains, host veth ends, MAC spoof checks.
+stale: IP reservations, masquerade chains or rules (both backends, whatever the config's
+ipMasqBackend: the config may have changed since), host veth ends, MAC spoof checks.
 """
 
 import shlex
@@ -125,6 +126,23 @@ def stale_spoofchks(listing: str, network: str, valid: set) -> list:
     return out
 
 
+def stale_masq_nft(listing: str, network: str, valid: set) -> list:
+    """Comments of the nftables masquerade rules (ipMasqBackend "nftables") of stale
+    attachments of `network`, from `nft list chain inet cni_plugins_masquerade masq_checks`:
+    a rule's comment starts with the hash of its network, and is the one the valid
+    attachments' rules would carry or it is stale (as the reference's GC decides)."""
+    from cnish.names import masq_nft_comment, masq_nft_network
+    mine = masq_nft_network(network)
+    keep = {masq_nft_comment(network, cid, ifname) for cid, ifname in valid}
+    out = []
+    for line in listing.splitlines():
+        _, marker, rest = line.partition(' comment "')
+        comment = rest.partition('"')[0]
+        if marker and comment.startswith(mine) and comment not in keep and comment not in out:
+            out.append(comment)
+    return out
+
+
 def stale_owners(store, valid: set) -> list:
     """Owners (cid, ifname) of reservations in a host-local store that are not valid."""
     valid_cids = {cid for cid, _ in valid}
@@ -156,6 +174,10 @@ def veth_plugin_values(op) -> dict:
                 chains.append(dict(chain, version=version))
             for jump in stale_jumps(saved.stdout, op.name, sources) if sources else ():
                 jumps.append(dict(jump, version=version))
+    listed = op.fact("masq-nft") if op.runner.which("nft") else None
+    masq_nft = (stale_masq_nft(listed.stdout, op.name, valid)
+                if listed is not None and listed.returncode == 0 else [])
     links = op.fact("veths")
     veths = stale_veths(links.stdout, op.name, valid) if links and links.returncode == 0 else []
-    return {"stale_veths": veths, "stale_chains": chains, "stale_jumps": jumps, "ipam": ipam}
+    return {"stale_veths": veths, "stale_chains": chains, "stale_jumps": jumps,
+            "stale_masq_nft": masq_nft, "ipam": ipam}

@@ -27,6 +27,27 @@ def masq_comment(network: str, container_id: str) -> str:
     return f'name: "{network}" id: "{container_id}"'
 
 
+# nftables masquerade (ipMasqBackend "nftables"): the reference's table and chain, and the
+# comment on each attachment's rules, which starts with hashes of the network and of the
+# attachment (DEL and GC find the rules by it) and is cut to nft's 128 characters as the
+# reference cuts it, so that either plugin finds the other's rules.
+MASQ_NFT_TABLE = "cni_plugins_masquerade"
+MASQ_NFT_CHAIN = "masq_checks"
+NFT_COMMENT_MAX = 128
+
+
+def masq_nft_network(network: str) -> str:
+    """The start of the comment of every nftables masquerade rule of `network`."""
+    return short_hash(network) + "-"
+
+
+def masq_nft_comment(network: str, container_id: str, ifname: str) -> str:
+    """The comment on one attachment's nftables masquerade rules (the reference's wording)."""
+    comment = (f"{masq_nft_network(network)}{short_hash(ifname + ':' + container_id)}, "
+               f"net: {network}, if: {ifname}, id: {container_id}")
+    return comment[:NFT_COMMENT_MAX]
+
+
 SPOOFCHK_COMMENT = "macspoofchk-"
 
 

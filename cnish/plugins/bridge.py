@@ -20,7 +20,7 @@ CNI_ARGS = frozenset({"MAC"})
 UNSUPPORTED = {"vlan": (None, 0), "vlanTrunk": (None, []), "preserveDefaultVlan": (None, False)}
 
 # nft refuses a rule comment longer than this (the spoof check's names the attachment)
-NFT_COMMENT_MAX = 128
+NFT_COMMENT_MAX = names.NFT_COMMENT_MAX
 
 
 def check_early(op) -> None:
@@ -37,8 +37,8 @@ def parse(f, op) -> dict:
     for key, defaults in UNSUPPORTED.items():
         if key in f.obj and f.obj[key] not in defaults:
             raise unsupported_field(key, f.obj[key])
-    common.masq_backend(f)
     conf = {
+        "ipMasqBackend": common.masq_backend(f, op),
         "bridge": f.ifname("bridge", "cni0"),
         "isDefaultGateway": f.flag("isDefaultGateway"),
         "forceAddress": f.flag("forceAddress"),
@@ -177,8 +177,7 @@ def _stale_addresses(op, gateways: list) -> list:
 def tools(op) -> list:
     """What ADD needs on the host (STATUS checks that it is there)."""
     needed = ["ip", "nsenter", "sysctl"]
-    if op.conf.ipMasq:
-        needed += ["iptables", "iptables-restore"]
+    needed += common.masq_tools(op)
     if op.conf.macspoofchk:
         needed.append("nft")
     return needed
@@ -222,6 +221,7 @@ def prepare(op) -> dict:
     att["stale_addresses"] = (_stale_addresses(op, att["gateways"])
                               if op.command == "ADD" and op.conf.isGateway else [])
     att["masq"] = common.masquerade(op, att["ips"]) if op.conf.ipMasq else []
+    att["masq_nft"] = common.masquerade_nft(op, att["ips"]) if op.conf.ipMasq else {}
     att["ipam"] = ipam_att
     if op.conf.macspoofchk:
         att["spoofchk"] = names.spoofchk(op.runtime.container_id, op.runtime.ifname)

@@ -62,14 +62,31 @@ def veth_att(op) -> dict:
             "alias": names.veth_label(net, cid, ifname)}
 
 
-def masq_backend(f) -> None:
-    """`ipMasqBackend` (bridge, ptp): only the iptables backend is implemented."""
-    backend = f.text("ipMasqBackend", "iptables")
-    if backend == "nftables":
-        from cnish.errors import unsupported_field
-        raise unsupported_field("ipMasqBackend", backend)
-    if backend != "iptables":
+MASQ_BACKENDS = ("iptables", "nftables")
+
+
+def masq_backend(f, op) -> str:
+    """`ipMasqBackend` (bridge, ptp): "iptables" (chains in the nat table, plans/masquerade.toml)
+    or "nftables" (rules in the reference's table inet cni_plugins_masquerade). Unset, as the
+    reference: iptables, unless the host has no iptables but has nft. Resolved here, so the
+    validated config (and the cached plan's key) holds the backend the plan uses."""
+    backend = f.text("ipMasqBackend")
+    if backend is not None and backend not in MASQ_BACKENDS:
         raise invalid_config("ipMasqBackend", backend, "must be \"iptables\" or \"nftables\"")
+    if backend is None and f.obj.get("ipMasq") is True:
+        backend = "iptables"
+        if op.runner.which("iptables") is None and op.runner.which("nft") is not None:
+            backend = "nftables"
+            op.notes.append("ipMasqBackend is not set and this host has nft but no iptables: "
+                            "masquerading uses nftables")
+    return backend or "iptables"
+
+
+def masq_tools(op) -> list:
+    """What the masquerade steps run (STATUS checks that it is there)."""
+    if not op.conf.ipMasq:
+        return []
+    return ["nft"] if op.conf.ipMasqBackend == "nftables" else ["iptables", "iptables-restore"]
 
 
 def container(att: dict, ips: list, wanted_routes: list, link_step: str,
@@ -94,7 +111,10 @@ def container(att: dict, ips: list, wanted_routes: list, link_step: str,
 
 
 def masquerade(op, ips: list) -> list:
-    """The masquerade chain per IP family, named and commented like the reference's."""
+    """The masquerade chain per IP family, named and commented like the reference's (the
+    iptables backend; none with the nftables backend)."""
+    if op.conf.ipMasqBackend != "iptables":
+        return []
     chain = names.masq_chain(op.name, op.runtime.container_id)
     comment = _masq_comment(op)
     families = []
@@ -105,6 +125,18 @@ def masquerade(op, ips: list) -> list:
                              "subnets": list(dict.fromkeys(ip["subnet"] for ip in mine)),
                              "sources": list(dict.fromkeys(ip["source"] for ip in mine))})
     return families
+
+
+def masquerade_nft(op, ips: list) -> dict:
+    """The nftables backend's rules: one per address, masquerading what it sends outside its
+    subnet, all carrying the attachment's comment (the reference's layout)."""
+    if op.conf.ipMasqBackend != "nftables":
+        return {"comment": "", "rules": []}
+    rules = [{"version": ip["version"], "source": ip["address"], "subnet": ip["subnet"]}
+             for ip in ips]
+    return {"comment": names.masq_nft_comment(op.name, op.runtime.container_id,
+                                              op.runtime.ifname),
+            "rules": list({tuple(r.values()): r for r in rules}.values())}
 
 
 def own_part(op, prev: dict) -> dict:
@@ -249,7 +281,8 @@ def check_early(op) -> None:
     mtu = op.conf.get("mtu")
     if mtu and mtu < 1280 and ipam_has_ipv6(op):
         raise invalid_config("mtu", mtu, "must be at least 1280 for IPv6 addresses")
-    if op.conf.get("ipMasq") and op.runtime.container_id:
+    if op.conf.get("ipMasq") and op.conf.get("ipMasqBackend") == "iptables" \
+            and op.runtime.container_id:
         _masq_comment(op)
 
 

@@ -20,11 +20,11 @@ check_early = common.check_early
 
 
 def parse(f, op) -> dict:
-    common.masq_backend(f)
     ipam = f.obj.get("ipam")
     if not (isinstance(ipam, dict) and ipam.get("type")):
         raise invalid_config("ipam", ipam, "ptp needs an IPAM configuration with a type")
-    conf = {"ipMasq": f.flag("ipMasq"), "mtu": f.integer("mtu", 0, 0, 65535)}
+    conf = {"ipMasq": f.flag("ipMasq"), "ipMasqBackend": common.masq_backend(f, op),
+            "mtu": f.integer("mtu", 0, 0, 65535)}
     if conf["mtu"] and conf["mtu"] < 68:
         raise invalid_config("mtu", conf["mtu"], "must be 0 (the kernel's default) or at least 68")
     return conf
@@ -79,6 +79,7 @@ def prepare(op) -> dict:
         ip["gateway_host"] = f"{ip['gateway']}/{128 if ip['version'] == 6 else 32}" \
             if ip["gateway"] else None
     att["masq"] = common.masquerade(op, att["ips"]) if op.conf.ipMasq else []
+    att["masq_nft"] = common.masquerade_nft(op, att["ips"]) if op.conf.ipMasq else {}
     att["ipam"] = ipam_att
     return att
 
@@ -90,4 +91,4 @@ def result(op, att) -> dict:
 
 
 def tools(op) -> list:
-    return ["ip", "nsenter", "sysctl"] + (["iptables", "iptables-restore"] if op.conf.ipMasq else [])
+    return ["ip", "nsenter", "sysctl"] + common.masq_tools(op)

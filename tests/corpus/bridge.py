@@ -124,7 +124,7 @@ CASES = [
      "code": 7, "field": "disableContainerInterface"},
     {"id": "portisolation-string", "set": {"portIsolation": "on"}, "code": 7,
      "field": "portIsolation"},
-    {"id": "unsupported-nftables", "set": {"ipMasqBackend": "nftables"}, "code": 2,
+    {"id": "ipmasqbackend-case", "set": {"ipMasqBackend": "NFTables"}, "code": 7,
      "field": "ipMasqBackend"},
     {"id": "del-unsupported-vlan", "command": "DEL", "set": {"vlan": 7}, "code": 2,
      "field": "vlan"},

@@ -24,7 +24,7 @@ CASES = [
     {"id": "ipam-without-type", "set": {"ipam.type": "@drop"}, "code": 7, "field": "ipam"},
     {"id": "ipam-type-not-found", "set": {"ipam.type": "nope-ipam"}, "code": 7,
      "field": "IPAM plugin 'nope-ipam'"},
-    {"id": "ipmasqbackend-nftables", "set": {"ipMasqBackend": "nftables"}, "code": 2,
+    {"id": "ipmasqbackend-number", "set": {"ipMasqBackend": 4}, "code": 7,
      "field": "ipMasqBackend"},
     {"id": "ipmasqbackend-unknown", "set": {"ipMasqBackend": "ipfw"}, "code": 7,
      "field": "ipMasqBackend"},

@@ -147,11 +147,13 @@ def test_bad_config_changes_nothing(lab):
     assert host.state(c) == before
 
 
-def test_dry_run_script_does_what_execution_does(lab, tmp_path):
-    """The bash script from --dry-run and cnish's own execution leave identical state."""
+@pytest.mark.parametrize("backend", ["iptables", "nftables"])
+def test_dry_run_script_does_what_execution_does(lab, tmp_path, backend):
+    """The bash script from --dry-run and cnish's own execution leave identical state (with
+    either masquerade backend)."""
     host, c = lab.host(), lab.netns()
     conf = bridge_conf(lab, isDefaultGateway=True, hairpinMode=True, portIsolation=True,
-                       macspoofchk=True, ipam={"ranges": [[{"subnet": "10.79.0.0/24"}],
+                       macspoofchk=True, ipMasqBackend=backend, ipam={"ranges": [[{"subnet": "10.79.0.0/24"}],
                                                           [{"subnet": "fd79::/64"}]], "routes": []})
     conf_file = tmp_path / "net.conf"
     conf_file.write_text(json.dumps(conf))
@@ -200,8 +202,12 @@ def test_dry_run_script_does_what_execution_does(lab, tmp_path):
     (tmp_path / "check.sh").write_text(check_script)
     host.run("bash", str(tmp_path / "check.sh"))
     assert "macspoofchk-ctr1-eth0" in host.run("nft", "list", "table", "bridge", "nat").stdout
+    assert (len(_masq_nft(host)) == 2) == (backend == "nftables")
+    assert (len(_masq_state(host)) > 0) == (backend == "iptables")
     host.run(*cli, "del", conf["name"], c, *common)
-    assert host.state()["nftables"] == []
+    assert _masq_nft(host) == [] and _masq_state(host) == []
+    # (the nftables backend's shared table and base chain stay, as the bridge does)
+    assert [i for i in host.state()["nftables"] if "cni_plugins_masquerade" not in i] == []
 
 
 # Spec 1.1.0 route fields, and each changed in turn on the live route: (as ADD made it, the
@@ -893,22 +899,29 @@ def test_macspoofchk_drops_frames_with_another_source_mac(lab):
     assert host.state()["nftables"] == []
 
 
-def test_gc_removes_the_spoof_checks_of_stale_attachments_only(lab):
-    """macspoofchk + GC: the stale attachment's hook rule and chains go; the valid one's stay
-    (its CHECK passes), and so does the spoof check of another network on the same bridge
-    whose container id GC does not list."""
-    host, c1, c2, c3 = lab.host(), lab.netns(), lab.netns(), lab.netns()
-    conf = bridge_conf(lab, cniVersion="1.1.0", macspoofchk=True)
-    other = bridge_conf(lab, cniVersion="1.1.0", macspoofchk=True,
-                        ipam={"ranges": [[{"subnet": "10.78.0.0/24"}]]}, isGateway=False)
+def _three_attachments_then_gc(lab, conf, other, stale_cid):
+    """ctr1 and `stale_cid` on `conf`'s network, ctr3 on `other`'s; then GC of `conf`'s network
+    with only ctr1 valid: (host, their namespaces, their ADD results by container id)."""
+    host, namespaces = lab.host(), (lab.netns(), lab.netns(), lab.netns())
     results = {}
-    for ns, cid, c in ((c1, "ctr1", conf), (c2, "ctr-2", conf), (c3, "ctr3", other)):
+    for ns, cid, c in zip(namespaces, ("ctr1", stale_cid, "ctr3"), (conf, conf, other)):
         rc, results[cid], err = host.cni("ADD", c, ns, cid=cid)
         assert rc == 0, (results[cid], err)
     valid = [{"containerID": "ctr1", "ifname": "eth0"}]
     rc, out, err = host.cni("GC", dict(conf, **{"cni.dev/valid-attachments": valid}), None,
                            cid="", ifname="")
     assert rc == 0, (out, err)
+    return host, namespaces, results
+
+
+def test_gc_removes_the_spoof_checks_of_stale_attachments_only(lab):
+    """macspoofchk + GC: the stale attachment's hook rule and chains go; the valid one's stay
+    (its CHECK passes), and so does the spoof check of another network on the same bridge
+    whose container id GC does not list."""
+    conf = bridge_conf(lab, cniVersion="1.1.0", macspoofchk=True)
+    other = bridge_conf(lab, cniVersion="1.1.0", macspoofchk=True,
+                        ipam={"ranges": [[{"subnet": "10.78.0.0/24"}]]}, isGateway=False)
+    host, (c1, _, c3), results = _three_attachments_then_gc(lab, conf, other, "ctr-2")
     table = host.run("nft", "list", "table", "bridge", "nat").stdout
     assert "macspoofchk-ctr-2-eth0" not in table and "cni-br-iface-ctr-2-eth0" not in table
     assert "macspoofchk-ctr1-eth0" in table and "macspoofchk-ctr3-eth0" in table
@@ -943,3 +956,99 @@ def test_enabledad_waits_for_dad_and_fails_on_a_duplicate_address(lab):
     host.settle(c1)
     assert host.state(c2) == before
     assert host.cni("DEL", dict(conf, prevResult=res), c1, cid="one")[0] == 0
+
+
+def _reference_nft_masq_comment(network, cid, ifname):
+    """The reference's comment (pkg/ip/ipmasq_nftables_linux.go), computed here on its own so
+    that a change of cnish's naming fails this test."""
+    import hashlib
+
+    def short(text):
+        return hashlib.sha512(text.encode()).hexdigest()[:16]
+    return f"{short(network)}-{short(ifname + ':' + cid)}, net: {network}, if: {ifname}, id: {cid}"[:128]
+
+
+def _outside(lab, host):
+    """A namespace routed from the host ("the world beyond the node") at 10.200.0.2 and
+    fd20::2, with no route back to the containers' subnets: it answers a container only when
+    the host masqueraded the container's address."""
+    out = lab.netns("o")
+    host.run("ip", "link", "add", "up0", "type", "veth", "peer", "name", "eth0", "netns", out)
+    host.run("ip", "addr", "add", "10.200.0.1/24", "dev", "up0")
+    host.run("ip", "addr", "add", "fd20::1/64", "dev", "up0", "nodad")
+    host.run("ip", "link", "set", "up0", "up")
+    sh("ip", "-n", out, "addr", "add", "10.200.0.2/24", "dev", "eth0")
+    sh("ip", "-n", out, "addr", "add", "fd20::2/64", "dev", "eth0", "nodad")
+    sh("ip", "-n", out, "link", "set", "eth0", "up")
+    return out
+
+
+def _masq_nft(node):
+    proc = node.run("nft", "list", "chain", "inet", "cni_plugins_masquerade", "masq_checks",
+                    check=False)
+    return [l.strip() for l in proc.stdout.splitlines() if " masquerade " in l]
+
+
+def test_nftables_masquerade_backend(lab):
+    """ipMasqBackend "nftables": the reference's rules (table inet cni_plugins_masquerade, one
+    rule per address with the reference's comment), no iptables rule; the container reaches a
+    namespace that has no route back to it only through the masquerade; CHECK sees a rule
+    gone; DEL (repeated) removes the rules and the traffic stops; a failed ADD leaves none."""
+    host, c, other = lab.host(), lab.netns(), lab.netns()
+    outside = _outside(lab, host)
+    conf = bridge_conf(lab, ipMasqBackend="nftables",
+                       ipam={"ranges": [[{"subnet": "10.77.0.0/24"}], [{"subnet": "fd77::/64"}]],
+                             "routes": [{"dst": "0.0.0.0/0"}, {"dst": "::/0"}]})
+    rc, res, err = host.cni("ADD", conf, c)
+    assert rc == 0, (res, err)
+    host.settle(c, outside)
+    comment = _reference_nft_masq_comment(conf["name"], "ctr1", "eth0")
+    assert sorted(_masq_nft(host)) == [                     # (concurrent steps: any order)
+        f'ip saddr 10.77.0.2 ip daddr != 10.77.0.0/24 masquerade comment "{comment}"',
+        f'ip6 saddr fd77::2 ip6 daddr != fd77::/64 masquerade comment "{comment}"']
+    base = host.run("nft", "list", "chain", "inet", "cni_plugins_masquerade", "postrouting").stdout
+    assert "type nat hook postrouting priority srcnat" in base and "goto masq_checks" in base
+    assert _masq_state(host) == []                          # iptables: nothing
+    assert ping(c, "10.200.0.2") and ping(c, "fd20::2")     # masqueraded, or no answer
+    assert host.cni("CHECK", dict(conf, prevResult=res), c)[0] == 0
+
+    handle = next(l.rsplit("# handle ", 1)[1] for l in host.run(
+        "nft", "-a", "list", "chain", "inet", "cni_plugins_masquerade", "masq_checks"
+        ).stdout.splitlines() if "ip6 saddr" in l)
+    host.run("nft", "delete", "rule", "inet", "cni_plugins_masquerade", "masq_checks",
+             "handle", handle)
+    rc, out, _ = host.cni("CHECK", dict(conf, prevResult=res), c)
+    assert rc == 1 and "fd77::2" in out["msg"], out
+
+    for attempt in range(2):
+        rc, out, err = host.cni("DEL", dict(conf, prevResult=res), c)
+        assert rc == 0 and out is None, (attempt, out, err)
+    assert _masq_nft(host) == []
+    # the table and its base chain stay (shared, as the bridge): a new container's address
+    # is not masqueraded by them
+    rc, res2, err = host.cni("ADD", dict(conf, ipMasq=False), c, cid="ctr3")
+    assert rc == 0, err
+    assert not ping(c, "10.200.0.2")
+    assert host.cni("DEL", dict(conf, ipMasq=False, prevResult=res2), c, cid="ctr3")[0] == 0
+
+    # A failed ADD (the container already has an eth0) takes its rules back.
+    sh("ip", "-n", other, "link", "add", "eth0", "type", "veth", "peer", "name", "eth1")
+    rc, out, _ = host.cni("ADD", conf, other, cid="ctr2")
+    assert rc == 1, out
+    assert _masq_nft(host) == []
+
+
+def test_gc_removes_the_nftables_masquerade_rules_of_stale_attachments_only(lab):
+    """GC with the nftables backend: the stale attachment's rules go; the valid attachment's
+    and another network's stay (their comments start with another network's hash)."""
+    conf = bridge_conf(lab, cniVersion="1.1.0", ipMasqBackend="nftables")
+    other = bridge_conf(lab, cniVersion="1.1.0", ipMasqBackend="nftables", bridge="cni-test1",
+                        ipam={"ranges": [[{"subnet": "10.78.0.0/24"}]]})
+    host, (c1, _, c3), results = _three_attachments_then_gc(lab, conf, other, "ctr2")
+    rules = "\n".join(_masq_nft(host))
+    assert "id: ctr2" not in rules and "10.77.0.3" not in rules, rules
+    assert "id: ctr1" in rules and "id: ctr3" in rules, rules
+    assert host.cni("CHECK", dict(conf, prevResult=results["ctr1"]), c1, cid="ctr1")[0] == 0
+    for ns, cid, c in ((c1, "ctr1", conf), (c3, "ctr3", other)):
+        assert host.cni("DEL", dict(c, prevResult=results[cid]), ns, cid=cid)[0] == 0
+    assert _masq_nft(host) == []

@@ -47,6 +47,8 @@ CASES = {
     "bridge-static": ({"type": "bridge", "bridge": "cni-every1", "isGateway": True,
                        "portIsolation": True, "macspoofchk": True, "ipam": STATIC}, None, None),
     "ptp": ({"type": "ptp", "ipMasq": True, "mtu": 1400, "ipam": HOST_LOCAL}, None, None),
+    "ptp-nftables": ({"type": "ptp", "ipMasq": True, "ipMasqBackend": "nftables",
+                      "ipam": HOST_LOCAL}, None, None),
     "macvlan": ({"type": "macvlan", "mode": "bridge", "ipam": HOST_LOCAL}, veth_master, None),
     "macvlan-static": ({"type": "macvlan", "ipam": STATIC}, veth_master, None),
     "host-device": ({"type": "host-device", "ipam": HOST_LOCAL}, lent_device, None),

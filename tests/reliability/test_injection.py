@@ -180,6 +180,9 @@ def attachment(draw, plugins=tuple(ADD_PLUGINS)):
         raw["enabledad"] = draw(st.booleans())
     if plugin in ("bridge", "ptp"):
         raw["ipMasq"] = draw(st.booleans())
+        backend = draw(st.sampled_from([None, "iptables", "nftables"]))
+        if backend:
+            raw["ipMasqBackend"] = backend
     if plugin in ("bridge", "ptp", *LINK_PLUGINS):
         raw["mtu"] = draw(st.sampled_from([0, 1280, 1500, 9000]))
     if plugin in ("macvlan", "ipvlan", "vlan"):

@@ -138,7 +138,7 @@ def test_requested_mac_is_used():
 @pytest.mark.parametrize("field,value,code", [
     ("bridge", "br 0", 7), ("bridge", "-br", 7), ("bridge", "a" * 16, 7), ("mtu", -1, 7),
     ("mtu", 70000, 7), ("mtu", 50, 7), ("mtu", "1500", 7), ("isGateway", "true", 7),
-    ("vlan", 100, 2), ("enabledad", "yes", 7), ("ipMasqBackend", "nftables", 2),
+    ("vlan", 100, 2), ("enabledad", "yes", 7), ("ipMasqBackend", True, 7),
     ("ipMasqBackend", "pf", 7), ("hairpinMode", 1, 7), ("acceptRA", "yes", 7), ("macspoofchk", 1, 7),
 ])
 def test_bad_fields_are_named(field, value, code):
@@ -188,3 +188,64 @@ def test_status_names_missing_tools(monkeypatch, tmp_path):
         engine.status(op)
     assert info.value.code == 50
     assert "nsenter" in info.value.msg and "iptables-restore" in info.value.msg
+
+
+class _Without(__import__("cnish.runner", fromlist=["Runner"]).Runner):
+    """A runner on a host that lacks some tools."""
+
+    def __init__(self, *missing):
+        super().__init__()
+        self.missing = missing
+
+    def which(self, name):
+        return None if name in self.missing else f"/usr/sbin/{name}"
+
+
+@pytest.mark.parametrize("given,missing,backend", [
+    (None, (), "iptables"),                          # the reference's default ...
+    (None, ("iptables",), "nftables"),               # ... unless only nft is there
+    (None, ("iptables", "nft"), "iptables"),         # (STATUS then names what is missing)
+    ("iptables", ("iptables",), "iptables"),         # an explicit choice is kept
+    ("nftables", (), "nftables"),
+])
+def test_masquerade_backend(given, missing, backend):
+    extra = {"ipMasqBackend": given} if given else {}
+    op = operation(raw(ipMasq=True, **extra), runner=_Without(*missing))
+    assert op.conf.ipMasqBackend == backend
+    p, att = engine.build_plan(op)
+    masq = [s for s in p.steps if s.id.startswith("masquerade")]
+    if backend == "nftables":
+        assert [s.id for s in masq] == ["masquerade-nft[0]"]
+        assert masq[0].run.argv[0] == "nft" and masq[0].run.argv[-3:] == (
+            "masquerade", "comment", f'"{att["masq_nft"]["comment"]}"')
+        assert "10.5.0.2" in masq[0].run.argv and "10.5.0.0/24" in masq[0].run.argv
+        assert masq[0].undo.argv[:4] == ("cnish-nft-delete-commented", "inet",
+                                         "cni_plugins_masquerade", "masq_checks")
+    else:
+        assert masq and all(s.run.argv[0] == "iptables" for s in masq)
+    assert any("nft but no iptables" in n for n in op.notes) == (given is None and backend == "nftables")
+
+
+def test_nftables_masquerade_comment_is_the_reference_one_and_fits_nft():
+    import hashlib
+    from cnish import names
+
+    def h(text):
+        return hashlib.sha512(text.encode()).hexdigest()[:16]
+    assert names.masq_nft_comment("net1", "ctr1", "eth0") == \
+        f"{h('net1')}-{h('eth0:ctr1')}, net: net1, if: eth0, id: ctr1"
+    long = names.masq_nft_comment("n" * 200, "c" * 200, "eth0")
+    assert len(long) == 128 and long.startswith(f"{h('n' * 200)}-{h('eth0:' + 'c' * 200)}, ")
+    # the iptables backend's limit (255) does not apply: nothing is refused
+    p, _ = plan(raw(ipMasq=True, ipMasqBackend="nftables", name="n" * 200), cid="c" * 200)
+    assert any(s.id == "masquerade-nft[0]" for s in p.steps)
+    with pytest.raises(CNIError):
+        plan(raw(ipMasq=True, ipMasqBackend="iptables", name="n" * 200), cid="c" * 200)
+
+
+def test_nftables_masquerade_del_needs_no_addresses():
+    """DEL finds the rules by the attachment's comment: without prevResult or reservations."""
+    p, att = plan(raw(ipMasq=True, ipMasqBackend="nftables", ipam={}), "DEL")
+    step = next(s for s in p.steps if s.id == "masquerade-nft")
+    assert step.run.argv == ("cnish-nft-delete-commented", "inet", "cni_plugins_masquerade",
+                             "masq_checks", att["masq_nft"]["comment"])

@@ -493,3 +493,22 @@ def test_gc_finds_stale_spoof_checks_of_its_own_network_only():
     stale = gc.stale_spoofchks(listing, "A", {("live", "eth0")})
     assert stale == [dict(names.spoofchk("gone-1", "eth0"), cid="gone-1", ifname="eth0")]
     assert stale[0]["iface_chain"] == "cni-br-iface-gone-1-eth0"
+
+
+def test_gc_finds_the_nftables_masquerade_rules_of_stale_attachments():
+    """ipMasqBackend nftables: a rule is network A's when its comment starts with A's hash;
+    it is stale unless it is the comment a valid attachment's rules carry."""
+    from cnish import gc, names
+    rule = '\t\tip saddr 10.0.0.{} ip daddr != 10.0.0.0/24 masquerade comment "{}" # handle {}'
+    gone, live = names.masq_nft_comment("A", "gone", "eth0"), names.masq_nft_comment("A", "live", "eth0")
+    listing = "\n".join([
+        "table inet cni_plugins_masquerade {", "\tchain masq_checks {",
+        '\t\tcomment "Masquerade traffic from certain IPs to any (non-multicast) IP outside their subnet"',
+        rule.format(2, gone, 5), rule.format(3, gone, 6),                       # stale, twice
+        rule.format(4, live, 7),                                                # valid
+        rule.format(5, names.masq_nft_comment("B", "gone", "eth0"), 8),         # B's
+        rule.format(6, names.masq_nft_comment("A", "live", "eth1"), 9),         # stale ifname
+        "\t}", "}"])
+    assert gc.stale_masq_nft(listing, "A", {("live", "eth0")}) == [
+        gone, names.masq_nft_comment("A", "live", "eth1")]
+    assert gc.stale_masq_nft("", "A", set()) == []

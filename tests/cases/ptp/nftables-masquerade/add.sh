@@ -1,0 +1,361 @@
+#!/usr/bin/env bash
+# cnish ADD plan (dry run: nothing was changed)
+#
+#   cnish          0.1.0
+#   command        ADD
+#   network        ptpnft (plugin ptp, cniVersion 1.0.0)
+#   container id   ctr1
+#   netns          /var/run/netns/cnish-test
+#   ifname         eth0
+#
+# Running this script does what cnish would do: the same commands in the same
+# order. If a step fails, the completed steps are undone newest first (shared
+# objects such as the bridge are kept) and the script exits with the failure.
+# Note: host-local: 10.21.0.2, fd21::2 is the next free address in /nonexistent/cnish-golden/ptpnft now; this script reserves it, and fails (rolling back) if another ADD took it in the meantime
+
+set -euo pipefail
+# Like cnish: tools come from PATH first, then the system directories; messages in English.
+PATH="${PATH:+$PATH:}/usr/sbin:/sbin:/usr/bin:/bin"
+export LC_ALL=C
+
+# Failures that mean "already there" (steps marked on_exists = done) and "already gone"
+# (on_missing = done, and every undo): the same list cnish's executor uses.
+already_there() { case $1 in *'File exists'*|*'Chain already exists'*) return 0 ;; esac; return 1; }
+already_gone() { case $1 in *'Cannot find device'*|*'No such device'*|*'No such file or directory'*|*'does not exist'*|*'Address not found'*|*'No such process'*|*'No chain/target/match by that name'*|*'Bad rule (does a matching rule exist'*|*'Cannot assign requested address'*) return 0 ;; esac; return 1; }
+
+# run STEP MODE -- COMMAND...: run one step; MODE says which failures are harmless.
+run() {
+  local step=$1 mode=$2 out status=0
+  shift 3
+  out=$("$@" 2>&1) || status=$?
+  if (( status == 0 )); then
+    if declare -F "undo_$step" >/dev/null; then DONE+=("$step"); fi
+    return 0
+  fi
+  if [[ $mode == *exists-ok* ]] && already_there "$out"; then return 0; fi
+  if [[ $mode == *missing-ok* ]] && already_gone "$out"; then return 0; fi
+  printf 'cnish: step %s failed with status %s: %s\n' "$step" "$status" "$out" >&2
+  return "$status"
+}
+
+# undo COMMAND...: an undo; an object that is already gone counts as undone.
+undo() {
+  local out status=0
+  out=$("$@" 2>&1) || status=$?
+  if (( status != 0 )) && ! already_gone "$out"; then
+    printf 'cnish: undo failed with status %s: %s\n' "$status" "$out" >&2
+    return 1
+  fi
+}
+
+# On failure, undo the completed steps newest first (shared objects are never undone).
+DONE=()
+rollback() {
+  local status=$? i
+  set +e
+  trap - EXIT
+  if (( status != 0 )); then
+    printf 'cnish: undoing %s completed step(s)\n' "${#DONE[@]}" >&2
+    for ((i = ${#DONE[@]} - 1; i >= 0; i--)); do
+      "undo_${DONE[i]}" || printf 'cnish: could not undo step %s\n' "${DONE[i]}" >&2
+    done
+  fi
+  exit "$status"
+}
+trap rollback EXIT
+
+# cnish-store OP DIR ARGS...: the host-local IPAM store, as cnish's own store (cnish/store.py)
+# handles it, with the reference plugin's format and lock. KEY is the attachment's index key:
+# each address file DIR/IP has an index entry DIR/.cnish-owner-KEY.IP, a hard link to it (an entry
+# that is not, a leftover, does not count).
+#   reserve DIR IP CID IFNAME SET KEY
+#       create DIR/IP holding "CID\r\nIFNAME" (fails if it exists), its index entry, and record
+#       IP in DIR/last_reserved_ip.SET
+#   release-ip DIR IP CID IFNAME SET PREV KEY
+#       remove DIR/IP and its index entry if they hold this attachment; if
+#       last_reserved_ip.SET still names IP, restore PREV (or remove the file when PREV is empty)
+#   release DIR CID IFNAME KEY    remove every file holding this attachment (legacy files
+#                                 holding only CID when there is none)
+#   prune DIR                     remove index entries that are not a link to their address,
+#                                 and temporary files killed writers left
+#   check DIR IP CID IFNAME       true when DIR/IP holds this attachment
+# Write DIR/last_reserved_ip.SET as cnish does: a new file (never one already there, nor a
+# symlink's target) renamed over the old name.
+_cnish_store_last() {
+  local tmp=$1/.cnish-tmp-last-$$
+  rm -f -- "$tmp"
+  (set -o noclobber; printf '%s' "$3" >"$tmp") && mv -f -T -- "$tmp" "$1/last_reserved_ip.$2"
+}
+
+cnish-store() {
+  local op=$1 dir=$2 fd status=0 old_umask
+  shift 2
+  if [[ -L $dir ]]; then
+    printf 'cnish-store: refusing to use %s: it is a symlink\n' "$dir" >&2
+    return 1
+  fi
+  if [[ $op == check ]]; then
+    [[ ! -L $dir/$1 && -f $dir/$1 ]] || return 1
+    local content
+    content=$(<"$dir/$1")
+    [[ $content == "$2"$'\r\n'"$3" || $content == "$2" ]]
+    return
+  fi
+  if [[ ! -d $dir ]]; then
+    [[ $op == reserve ]] || return 0          # nothing was ever reserved here
+    mkdir -p -- "$dir" && chmod 0755 -- "$dir"
+  fi
+  if [[ -L $dir/lock ]]; then                  # as cnish: never write through a symlink
+    printf 'cnish-store: refusing to use %s/lock: it is a symlink\n' "$dir" >&2
+    return 1
+  fi
+  old_umask=$(umask)
+  umask 077
+  exec {fd}>>"$dir/lock"
+  flock "$fd"
+  case $op in
+    reserve)
+      if (set -o noclobber; printf '%s\r\n%s' "$2" "$3" >"$dir/$1") 2>/dev/null; then
+        ln -f -- "$dir/$1" "$dir/.cnish-owner-$5.$1"
+        _cnish_store_last "$dir" "$4" "$1"
+      else
+        printf 'cnish-store: %s is already reserved in %s: File exists\n' "$1" "$dir" >&2
+        status=1
+      fi
+      ;;
+    release-ip)
+      rm -f -- "$dir/.cnish-owner-$6.$1"
+      if [[ ! -L $dir/$1 && -f $dir/$1 ]]; then
+        local content
+        content=$(<"$dir/$1")
+        if [[ $content == "$2"$'\r\n'"$3" || $content == "$2" ]]; then
+          rm -f -- "$dir/$1"
+          if [[ -f $dir/last_reserved_ip.$4 && $(<"$dir/last_reserved_ip.$4") == "$1" ]]; then
+            if [[ -n $5 ]]; then _cnish_store_last "$dir" "$4" "$5"
+            else rm -f -- "$dir/last_reserved_ip.$4"; fi
+          fi
+        fi
+      fi
+      ;;
+    release)
+      local f content found=0 match
+      for match in "$1"$'\r\n'"$2" "$1"; do       # exact owner first, then legacy id-only files
+        for f in "$dir"/*; do
+          # only files named like an address are reservations (not lock, last_reserved_ip.N)
+          [[ ${f##*/} != *[!0-9a-fA-F.:]* ]] || continue
+          [[ ! -L $f && -f $f ]] || continue
+          content=$(<"$f") || continue
+          if [[ $content == "$match" ]]; then rm -f -- "$f"; found=1; fi
+        done
+        (( found )) && break
+      done
+      rm -f -- "$dir/.cnish-owner-$3".*
+      ;;
+    prune)
+      local f ip
+      rm -f -- "$dir"/.cnish-tmp-*               # killed writers' (we hold the lock)
+      for f in "$dir"/.cnish-owner-*; do
+        [[ ! -L $f && -f $f ]] || continue
+        ip=${f##*/.cnish-owner-????????????????.}
+        if [[ -L $dir/$ip || ! $f -ef $dir/$ip ]]; then rm -f -- "$f"; fi
+      done
+      ;;
+  esac
+  exec {fd}>&-
+  umask "$old_umask"
+  return "$status"
+}
+
+# cnish-nft-delete-commented FAMILY TABLE CHAIN COMMENT: delete the rules of an nftables chain
+# that carry COMMENT, in one transaction, as cnish does (cnish/natives.py): nft deletes a rule
+# only by its handle, so list the chain with handles first. No such rule, chain or table:
+# nothing to do.
+cnish-nft-delete-commented() {
+  local listed line handles=() argv=() handle
+  if ! listed=$(nft -a list chain "$1" "$2" "$3" 2>&1); then
+    [[ $listed == *"No such file or directory"* ]] && return 0
+    printf '%s\n' "$listed" >&2
+    return 1
+  fi
+  while IFS= read -r line; do
+    if [[ $line == *"comment \"$4\" # handle "* ]]; then
+      handles+=("${line##*"comment \"$4\" # handle "}")
+    fi
+  done <<<"$listed"
+  (( ${#handles[@]} )) || return 0
+  for handle in "${handles[@]}"; do
+    case $handle in ''|*[!0-9]*) continue ;; esac     # (they reach nft's argv)
+    argv+=(delete rule "$1" "$2" "$3" handle "$handle" ';')
+  done
+  (( ${#argv[@]} )) || return 0
+  unset 'argv[${#argv[@]}-1]'
+  nft "${argv[@]}"
+}
+
+# ---------------------------------------------------------------------------------------------
+
+# Step 1/26 [reserve[0]] reserve 10.21.0.2 for ctr1/eth0 in /nonexistent/cnish-golden/ptpnft
+#   why:  the file is created exclusively, so two ADDs can never hold the same address
+#   undo: cnish-store release-ip /nonexistent/cnish-golden/ptpnft 10.21.0.2 ctr1 eth0 0 '' 608c92e125bbee99
+undo_1() { undo cnish-store release-ip /nonexistent/cnish-golden/ptpnft 10.21.0.2 ctr1 eth0 0 '' 608c92e125bbee99; }
+run 1 strict -- cnish-store reserve /nonexistent/cnish-golden/ptpnft 10.21.0.2 ctr1 eth0 0 608c92e125bbee99
+
+# Step 2/26 [reserve[1]] reserve fd21::2 for ctr1/eth0 in /nonexistent/cnish-golden/ptpnft
+#   why:  the file is created exclusively, so two ADDs can never hold the same address
+#   undo: cnish-store release-ip /nonexistent/cnish-golden/ptpnft fd21::2 ctr1 eth0 1 '' 608c92e125bbee99
+undo_2() { undo cnish-store release-ip /nonexistent/cnish-golden/ptpnft fd21::2 ctr1 eth0 1 '' 608c92e125bbee99; }
+run 2 strict -- cnish-store reserve /nonexistent/cnish-golden/ptpnft fd21::2 ctr1 eth0 1 608c92e125bbee99
+
+# Step 3/26 [forward-ipv4] enable IPv4 forwarding on the host
+#   why:  the host routes the container's traffic; host-wide and shared, never turned off again
+#   undo: none, shared with other attachments
+if ! grep -qxF 1 /proc/sys/net/ipv4/ip_forward 2>/dev/null; then
+  run 3 strict -- sysctl -q -w net/ipv4/ip_forward=1
+fi
+
+# Step 4/26 [forward-ipv6] enable IPv6 forwarding on the host
+#   undo: none, shared with other attachments
+if ! grep -qxF 1 /proc/sys/net/ipv6/conf/all/forwarding 2>/dev/null; then
+  run 4 strict -- sysctl -q -w net/ipv6/conf/all/forwarding=1
+fi
+
+# Step 5/26 [veth] create the veth pair veth3057d86864f (host) / eth0 (inside /var/run/netns/cnish-test)
+#   undo: ip link del dev veth3057d86864f
+undo_5() { undo ip link del dev veth3057d86864f; }
+run 5 strict -- ip link add name veth3057d86864f address 82:2d:36:96:1a:e6 type veth peer name eth0 address 72:29:da:dc:33:80 netns /var/run/netns/cnish-test
+
+# Step 6/26 [label] label veth3057d86864f with its attachment (cnish/ptpnft/ctr1/eth0)
+#   why:  GC recognises the host ends of attachments it must remove by this label
+#   undo: none of its own, undone with step "veth"
+run 6 strict -- ip link set dev veth3057d86864f alias cnish/ptpnft/ctr1/eth0
+
+# Step 7/26 [host-no-ra] make veth3057d86864f ignore IPv6 router advertisements
+#   why:  the host end of a ptp pair is a routed interface of the host: a container could otherwise announce itself as the host's IPv6 router (routes, a SLAAC address); set before the link comes up, tolerated on hosts without IPv6
+#   undo: none of its own, undone with step "veth"
+run 7 missing-ok -- sysctl -q -w net/ipv6/conf/veth3057d86864f/accept_ra=0
+
+# Step 8/26 [host-up] bring veth3057d86864f up
+#   undo: none of its own, undone with step "veth"
+run 8 strict -- ip link set dev veth3057d86864f up
+
+# Step 9/26 [host-gateway[0]] give veth3057d86864f the gateway address 10.21.0.1/32
+#   why:  the container's next hop is the host end of its own veth
+#   undo: none of its own, undone with step "veth"
+run 9 strict -- ip addr replace 10.21.0.1/32 dev veth3057d86864f
+
+# Step 10/26 [host-gateway[1]] give veth3057d86864f the gateway address fd21::1/128
+#   why:  the container's next hop is the host end of its own veth
+#   undo: none of its own, undone with step "veth"
+run 10 strict -- ip addr replace fd21::1/128 dev veth3057d86864f nodad
+
+# Step 11/26 [host-route[0]] route 10.21.0.2/32 to the container through veth3057d86864f
+#   undo: none of its own, undone with step "veth"
+run 11 strict -- ip route add 10.21.0.2/32 dev veth3057d86864f scope host
+
+# Step 12/26 [host-route[1]] route fd21::2/128 to the container through veth3057d86864f
+#   undo: none of its own, undone with step "veth"
+run 12 strict -- ip route add fd21::2/128 dev veth3057d86864f scope host
+
+# Step 13/26 [arp-notify] announce eth0's address with a gratuitous ARP when it comes up (arp_notify)
+#   why:  a reused address gets a new MAC; neighbours learn it at once instead of after their ARP entry expires
+#   undo: none of its own, undone with step "veth"
+run 13 strict -- nsenter --net=/var/run/netns/cnish-test sysctl -q -w net/ipv4/conf/eth0/arp_notify=1
+
+# Step 14/26 [ipv6-on[0]] enable IPv6 on lo in the container
+#   undo: none of its own, undone with step "veth"
+run 14 strict -- nsenter --net=/var/run/netns/cnish-test sysctl -q -w net/ipv6/conf/lo/disable_ipv6=0
+
+# Step 15/26 [ipv6-on[1]] enable IPv6 on eth0 in the container
+#   undo: none of its own, undone with step "veth"
+run 15 strict -- nsenter --net=/var/run/netns/cnish-test sysctl -q -w net/ipv6/conf/eth0/disable_ipv6=0
+
+# Step 16/26 [no-dad] skip duplicate address detection on eth0
+#   why:  IPAM guarantees the address is unique; DAD would keep it unusable for a second or more (set for IPv4-only networks too, like the reference, for addresses added later; tolerated when the kernel has no IPv6)
+#   undo: none of its own, undone with step "veth"
+run 16 missing-ok -- nsenter --net=/var/run/netns/cnish-test sysctl -q -w net/ipv6/conf/eth0/accept_dad=0
+
+# Step 17/26 [address[0]] lesson step 6: assign 10.21.0.2/24 to eth0
+#   undo: none of its own, undone with step "veth"
+run 17 strict -- nsenter --net=/var/run/netns/cnish-test ip addr add 10.21.0.2/24 dev eth0 brd + noprefixroute
+
+# Step 18/26 [address[1]] lesson step 6: assign fd21::2/64 to eth0
+#   undo: none of its own, undone with step "veth"
+run 18 strict -- nsenter --net=/var/run/netns/cnish-test ip addr add fd21::2/64 dev eth0 noprefixroute nodad
+
+# Step 19/26 [container-up] lesson step 7: bring eth0 up inside the container
+#   undo: none of its own, undone with step "veth"
+run 19 strict -- nsenter --net=/var/run/netns/cnish-test ip link set dev eth0 up
+
+# Step 20/26 [route[0]] route 10.21.0.1/32 (scope link) through eth0
+#   why:  prepend, like the reference: a container on several networks may already have a route to the same destination (a default route) through another interface
+#   undo: none of its own, undone with step "veth"
+run 20 strict -- nsenter --net=/var/run/netns/cnish-test ip route prepend 10.21.0.1/32 dev eth0 src 10.21.0.2 scope link
+
+# Step 21/26 [route[1]] route 10.21.0.0/24 via 10.21.0.1 through eth0
+#   why:  prepend, like the reference: a container on several networks may already have a route to the same destination (a default route) through another interface
+#   undo: none of its own, undone with step "veth"
+run 21 strict -- nsenter --net=/var/run/netns/cnish-test ip route prepend 10.21.0.0/24 via 10.21.0.1 dev eth0 src 10.21.0.2
+
+# Step 22/26 [route[2]] route fd21::1/128 (scope link) through eth0
+#   why:  prepend, like the reference: a container on several networks may already have a route to the same destination (a default route) through another interface
+#   undo: none of its own, undone with step "veth"
+run 22 strict -- nsenter --net=/var/run/netns/cnish-test ip route prepend fd21::1/128 dev eth0 src fd21::2 scope link
+
+# Step 23/26 [route[3]] route fd21::/64 via fd21::1 through eth0
+#   why:  prepend, like the reference: a container on several networks may already have a route to the same destination (a default route) through another interface
+#   undo: none of its own, undone with step "veth"
+run 23 strict -- nsenter --net=/var/run/netns/cnish-test ip route prepend fd21::/64 via fd21::1 dev eth0 src fd21::2
+
+# Step 24/26 [route[4]] route 0.0.0.0/0 via 10.21.0.1 through eth0
+#   why:  prepend, like the reference: a container on several networks may already have a route to the same destination (a default route) through another interface
+#   undo: none of its own, undone with step "veth"
+run 24 strict -- nsenter --net=/var/run/netns/cnish-test ip route prepend 0.0.0.0/0 via 10.21.0.1 dev eth0
+
+# Step 25/26 [masquerade-nft[0]] lesson step 8 (nftables): masquerade what 10.21.0.2 sends outside 10.21.0.0/24 (table inet cni_plugins_masquerade)
+#   why:  one transaction: the shared table and chains if missing, the base chain's three rules rewritten (the same for every ADD), and this address's rule, whose comment DEL and GC find it by
+#   undo: cnish-nft-delete-commented inet cni_plugins_masquerade masq_checks '3ba5bcc1b2e1d5c8-7883a6f9ce71eedb, net: ptpnft, if: eth0, id: ctr1'
+undo_25() { undo cnish-nft-delete-commented inet cni_plugins_masquerade masq_checks '3ba5bcc1b2e1d5c8-7883a6f9ce71eedb, net: ptpnft, if: eth0, id: ctr1'; }
+run 25 strict -- nft add table inet cni_plugins_masquerade '{' comment '"Masquerading for plugins from github.com/containernetworking/plugins"' ';' '}' ';' add chain inet cni_plugins_masquerade masq_checks '{' comment '"Masquerade traffic from certain IPs to any (non-multicast) IP outside their subnet"' ';' '}' ';' add chain inet cni_plugins_masquerade postrouting '{' type nat hook postrouting priority srcnat ';' '}' ';' flush chain inet cni_plugins_masquerade postrouting ';' add rule inet cni_plugins_masquerade postrouting ip daddr 224.0.0.0/4 return ';' add rule inet cni_plugins_masquerade postrouting ip6 daddr ff00::/8 return ';' add rule inet cni_plugins_masquerade postrouting goto masq_checks ';' add rule inet cni_plugins_masquerade masq_checks ip saddr 10.21.0.2 ip daddr '!=' 10.21.0.0/24 masquerade comment '"3ba5bcc1b2e1d5c8-7883a6f9ce71eedb, net: ptpnft, if: eth0, id: ctr1"'
+
+# Step 26/26 [masquerade-nft[1]] lesson step 8 (nftables): masquerade what fd21::2 sends outside fd21::/64 (table inet cni_plugins_masquerade)
+#   why:  one transaction: the shared table and chains if missing, the base chain's three rules rewritten (the same for every ADD), and this address's rule, whose comment DEL and GC find it by
+#   undo: cnish-nft-delete-commented inet cni_plugins_masquerade masq_checks '3ba5bcc1b2e1d5c8-7883a6f9ce71eedb, net: ptpnft, if: eth0, id: ctr1'
+undo_26() { undo cnish-nft-delete-commented inet cni_plugins_masquerade masq_checks '3ba5bcc1b2e1d5c8-7883a6f9ce71eedb, net: ptpnft, if: eth0, id: ctr1'; }
+run 26 strict -- nft add table inet cni_plugins_masquerade '{' comment '"Masquerading for plugins from github.com/containernetworking/plugins"' ';' '}' ';' add chain inet cni_plugins_masquerade masq_checks '{' comment '"Masquerade traffic from certain IPs to any (non-multicast) IP outside their subnet"' ';' '}' ';' add chain inet cni_plugins_masquerade postrouting '{' type nat hook postrouting priority srcnat ';' '}' ';' flush chain inet cni_plugins_masquerade postrouting ';' add rule inet cni_plugins_masquerade postrouting ip daddr 224.0.0.0/4 return ';' add rule inet cni_plugins_masquerade postrouting ip6 daddr ff00::/8 return ';' add rule inet cni_plugins_masquerade postrouting goto masq_checks ';' add rule inet cni_plugins_masquerade masq_checks ip6 saddr fd21::2 ip6 daddr '!=' fd21::/64 masquerade comment '"3ba5bcc1b2e1d5c8-7883a6f9ce71eedb, net: ptpnft, if: eth0, id: ctr1"'
+
+# ---------------------------------------------------------------------------------------------
+trap - EXIT
+# The CNI result cnish would print:
+cat <<'CNISH_RESULT'
+{
+  "cniVersion": "1.0.0",
+  "interfaces": [
+    {
+      "name": "veth3057d86864f",
+      "mac": "82:2d:36:96:1a:e6"
+    },
+    {
+      "name": "eth0",
+      "mac": "72:29:da:dc:33:80",
+      "sandbox": "/var/run/netns/cnish-test"
+    }
+  ],
+  "ips": [
+    {
+      "address": "10.21.0.2/24",
+      "gateway": "10.21.0.1",
+      "interface": 1
+    },
+    {
+      "address": "fd21::2/64",
+      "gateway": "fd21::1",
+      "interface": 1
+    }
+  ],
+  "routes": [
+    {
+      "dst": "0.0.0.0/0"
+    }
+  ]
+}
+CNISH_RESULT

@@ -1,0 +1,279 @@
+#!/usr/bin/env bash
+# cnish CHECK plan (dry run: nothing was changed)
+#
+#   cnish          0.1.0
+#   command        CHECK
+#   network        ptpnft (plugin ptp, cniVersion 1.0.0)
+#   container id   ctr1
+#   netns          /var/run/netns/cnish-test
+#   ifname         eth0
+#
+# Running this script checks the attachment the way cnish would (reads only)
+# and exits 1 naming every step whose check failed.
+
+set -euo pipefail
+# Like cnish: tools come from PATH first, then the system directories; messages in English.
+PATH="${PATH:+$PATH:}/usr/sbin:/sbin:/usr/bin:/bin"
+export LC_ALL=C
+
+# Failures that mean "already there" (steps marked on_exists = done) and "already gone"
+# (on_missing = done, and every undo): the same list cnish's executor uses.
+already_there() { case $1 in *'File exists'*|*'Chain already exists'*) return 0 ;; esac; return 1; }
+already_gone() { case $1 in *'Cannot find device'*|*'No such device'*|*'No such file or directory'*|*'does not exist'*|*'Address not found'*|*'No such process'*|*'No chain/target/match by that name'*|*'Bad rule (does a matching rule exist'*|*'Cannot assign requested address'*) return 0 ;; esac; return 1; }
+
+# run STEP MODE -- COMMAND...: run one step; MODE says which failures are harmless.
+run() {
+  local step=$1 mode=$2 out status=0
+  shift 3
+  out=$("$@" 2>&1) || status=$?
+  if (( status == 0 )); then
+    if declare -F "undo_$step" >/dev/null; then DONE+=("$step"); fi
+    return 0
+  fi
+  if [[ $mode == *exists-ok* ]] && already_there "$out"; then return 0; fi
+  if [[ $mode == *missing-ok* ]] && already_gone "$out"; then return 0; fi
+  printf 'cnish: step %s failed with status %s: %s\n' "$step" "$status" "$out" >&2
+  return "$status"
+}
+
+# undo COMMAND...: an undo; an object that is already gone counts as undone.
+undo() {
+  local out status=0
+  out=$("$@" 2>&1) || status=$?
+  if (( status != 0 )) && ! already_gone "$out"; then
+    printf 'cnish: undo failed with status %s: %s\n' "$status" "$out" >&2
+    return 1
+  fi
+}
+
+# check STEP EXPECT NEEDLE... -- COMMAND...: EXPECT is status, output or contains (every
+# NEEDLE).
+FAILED=()
+check() {
+  local step=$1 expect=$2 out status=0 needle found=1
+  local needles=()
+  shift 2
+  while [[ $1 != -- ]]; do needles+=("$1"); shift; done
+  shift
+  out=$("$@" 2>&1) || status=$?
+  if (( status == 0 )); then
+    case $expect in
+      status) return 0 ;;
+      output) [[ -n $out ]] && return 0 ;;
+      contains)
+        for needle in "${needles[@]}"; do [[ $out == *"$needle"* ]] || found=0; done
+        (( found )) && return 0 ;;
+    esac
+  fi
+  printf 'cnish: check of step %s failed: %s\n' "$step" "${out:-no output}" >&2
+  FAILED+=("$step")
+}
+
+# cnish-store OP DIR ARGS...: the host-local IPAM store, as cnish's own store (cnish/store.py)
+# handles it, with the reference plugin's format and lock. KEY is the attachment's index key:
+# each address file DIR/IP has an index entry DIR/.cnish-owner-KEY.IP, a hard link to it (an entry
+# that is not, a leftover, does not count).
+#   reserve DIR IP CID IFNAME SET KEY
+#       create DIR/IP holding "CID\r\nIFNAME" (fails if it exists), its index entry, and record
+#       IP in DIR/last_reserved_ip.SET
+#   release-ip DIR IP CID IFNAME SET PREV KEY
+#       remove DIR/IP and its index entry if they hold this attachment; if
+#       last_reserved_ip.SET still names IP, restore PREV (or remove the file when PREV is empty)
+#   release DIR CID IFNAME KEY    remove every file holding this attachment (legacy files
+#                                 holding only CID when there is none)
+#   prune DIR                     remove index entries that are not a link to their address,
+#                                 and temporary files killed writers left
+#   check DIR IP CID IFNAME       true when DIR/IP holds this attachment
+# Write DIR/last_reserved_ip.SET as cnish does: a new file (never one already there, nor a
+# symlink's target) renamed over the old name.
+_cnish_store_last() {
+  local tmp=$1/.cnish-tmp-last-$$
+  rm -f -- "$tmp"
+  (set -o noclobber; printf '%s' "$3" >"$tmp") && mv -f -T -- "$tmp" "$1/last_reserved_ip.$2"
+}
+
+cnish-store() {
+  local op=$1 dir=$2 fd status=0 old_umask
+  shift 2
+  if [[ -L $dir ]]; then
+    printf 'cnish-store: refusing to use %s: it is a symlink\n' "$dir" >&2
+    return 1
+  fi
+  if [[ $op == check ]]; then
+    [[ ! -L $dir/$1 && -f $dir/$1 ]] || return 1
+    local content
+    content=$(<"$dir/$1")
+    [[ $content == "$2"$'\r\n'"$3" || $content == "$2" ]]
+    return
+  fi
+  if [[ ! -d $dir ]]; then
+    [[ $op == reserve ]] || return 0          # nothing was ever reserved here
+    mkdir -p -- "$dir" && chmod 0755 -- "$dir"
+  fi
+  if [[ -L $dir/lock ]]; then                  # as cnish: never write through a symlink
+    printf 'cnish-store: refusing to use %s/lock: it is a symlink\n' "$dir" >&2
+    return 1
+  fi
+  old_umask=$(umask)
+  umask 077
+  exec {fd}>>"$dir/lock"
+  flock "$fd"
+  case $op in
+    reserve)
+      if (set -o noclobber; printf '%s\r\n%s' "$2" "$3" >"$dir/$1") 2>/dev/null; then
+        ln -f -- "$dir/$1" "$dir/.cnish-owner-$5.$1"
+        _cnish_store_last "$dir" "$4" "$1"
+      else
+        printf 'cnish-store: %s is already reserved in %s: File exists\n' "$1" "$dir" >&2
+        status=1
+      fi
+      ;;
+    release-ip)
+      rm -f -- "$dir/.cnish-owner-$6.$1"
+      if [[ ! -L $dir/$1 && -f $dir/$1 ]]; then
+        local content
+        content=$(<"$dir/$1")
+        if [[ $content == "$2"$'\r\n'"$3" || $content == "$2" ]]; then
+          rm -f -- "$dir/$1"
+          if [[ -f $dir/last_reserved_ip.$4 && $(<"$dir/last_reserved_ip.$4") == "$1" ]]; then
+            if [[ -n $5 ]]; then _cnish_store_last "$dir" "$4" "$5"
+            else rm -f -- "$dir/last_reserved_ip.$4"; fi
+          fi
+        fi
+      fi
+      ;;
+    release)
+      local f content found=0 match
+      for match in "$1"$'\r\n'"$2" "$1"; do       # exact owner first, then legacy id-only files
+        for f in "$dir"/*; do
+          # only files named like an address are reservations (not lock, last_reserved_ip.N)
+          [[ ${f##*/} != *[!0-9a-fA-F.:]* ]] || continue
+          [[ ! -L $f && -f $f ]] || continue
+          content=$(<"$f") || continue
+          if [[ $content == "$match" ]]; then rm -f -- "$f"; found=1; fi
+        done
+        (( found )) && break
+      done
+      rm -f -- "$dir/.cnish-owner-$3".*
+      ;;
+    prune)
+      local f ip
+      rm -f -- "$dir"/.cnish-tmp-*               # killed writers' (we hold the lock)
+      for f in "$dir"/.cnish-owner-*; do
+        [[ ! -L $f && -f $f ]] || continue
+        ip=${f##*/.cnish-owner-????????????????.}
+        if [[ -L $dir/$ip || ! $f -ef $dir/$ip ]]; then rm -f -- "$f"; fi
+      done
+      ;;
+  esac
+  exec {fd}>&-
+  umask "$old_umask"
+  return "$status"
+}
+
+# cnish-nft-delete-commented FAMILY TABLE CHAIN COMMENT: delete the rules of an nftables chain
+# that carry COMMENT, in one transaction, as cnish does (cnish/natives.py): nft deletes a rule
+# only by its handle, so list the chain with handles first. No such rule, chain or table:
+# nothing to do.
+cnish-nft-delete-commented() {
+  local listed line handles=() argv=() handle
+  if ! listed=$(nft -a list chain "$1" "$2" "$3" 2>&1); then
+    [[ $listed == *"No such file or directory"* ]] && return 0
+    printf '%s\n' "$listed" >&2
+    return 1
+  fi
+  while IFS= read -r line; do
+    if [[ $line == *"comment \"$4\" # handle "* ]]; then
+      handles+=("${line##*"comment \"$4\" # handle "}")
+    fi
+  done <<<"$listed"
+  (( ${#handles[@]} )) || return 0
+  for handle in "${handles[@]}"; do
+    case $handle in ''|*[!0-9]*) continue ;; esac     # (they reach nft's argv)
+    argv+=(delete rule "$1" "$2" "$3" handle "$handle" ';')
+  done
+  (( ${#argv[@]} )) || return 0
+  unset 'argv[${#argv[@]}-1]'
+  nft "${argv[@]}"
+}
+
+# ---------------------------------------------------------------------------------------------
+
+# Check of ADD step 1 [reserve[0]] reserve 10.21.0.2 for ctr1/eth0 in /nonexistent/cnish-golden/ptpnft
+#   why:  the file is created exclusively, so two ADDs can never hold the same address
+check 1 status '' -- cnish-store check /nonexistent/cnish-golden/ptpnft 10.21.0.2 ctr1 eth0
+
+# Check of ADD step 2 [reserve[1]] reserve fd21::2 for ctr1/eth0 in /nonexistent/cnish-golden/ptpnft
+#   why:  the file is created exclusively, so two ADDs can never hold the same address
+check 2 status '' -- cnish-store check /nonexistent/cnish-golden/ptpnft fd21::2 ctr1 eth0
+
+# Check of ADD step 3 [forward-ipv4] enable IPv4 forwarding on the host
+#   why:  the host routes the container's traffic; host-wide and shared, never turned off again
+check 3 status '' -- grep -qxF 1 /proc/sys/net/ipv4/ip_forward
+
+# Check of ADD step 4 [forward-ipv6] enable IPv6 forwarding on the host
+check 4 status '' -- grep -qxF 1 /proc/sys/net/ipv6/conf/all/forwarding
+
+# Check of ADD step 5 [veth] create the veth pair veth3057d86864f (host) / eth0 (inside /var/run/netns/cnish-test)
+check 5 status '' -- test -e /sys/class/net/veth3057d86864f
+
+# Check of ADD step 7 [host-no-ra] make veth3057d86864f ignore IPv6 router advertisements
+#   why:  the host end of a ptp pair is a routed interface of the host: a container could otherwise announce itself as the host's IPv6 router (routes, a SLAAC address); set before the link comes up, tolerated on hosts without IPv6
+check 7 status '' -- grep -qxF 0 /proc/sys/net/ipv6/conf/veth3057d86864f/accept_ra
+
+# Check of ADD step 9 [host-gateway[0]] give veth3057d86864f the gateway address 10.21.0.1/32
+#   why:  the container's next hop is the host end of its own veth
+check 9 output '' -- ip -o addr show dev veth3057d86864f to 10.21.0.1
+
+# Check of ADD step 10 [host-gateway[1]] give veth3057d86864f the gateway address fd21::1/128
+#   why:  the container's next hop is the host end of its own veth
+check 10 output '' -- ip -o addr show dev veth3057d86864f to fd21::1
+
+# Check of ADD step 11 [host-route[0]] route 10.21.0.2/32 to the container through veth3057d86864f
+check 11 output '' -- ip -4 -o route show exact 10.21.0.2/32 dev veth3057d86864f
+
+# Check of ADD step 12 [host-route[1]] route fd21::2/128 to the container through veth3057d86864f
+check 12 output '' -- ip -6 -o route show exact fd21::2/128 dev veth3057d86864f
+
+# Check of ADD step 17 [address[0]] lesson step 6: assign 10.21.0.2/24 to eth0
+check 17 contains ' 10.21.0.2/24 ' -- nsenter --net=/var/run/netns/cnish-test ip -o addr show dev eth0 to 10.21.0.2
+
+# Check of ADD step 18 [address[1]] lesson step 6: assign fd21::2/64 to eth0
+check 18 contains ' fd21::2/64 ' -- nsenter --net=/var/run/netns/cnish-test ip -o addr show dev eth0 to fd21::2
+
+# Check of ADD step 19 [container-up] lesson step 7: bring eth0 up inside the container
+check 19 contains 72:29:da:dc:33:80 -- nsenter --net=/var/run/netns/cnish-test ip -o link show dev eth0 up
+
+# Check of ADD step 20 [route[0]] route 10.21.0.1/32 (scope link) through eth0
+#   why:  prepend, like the reference: a container on several networks may already have a route to the same destination (a default route) through another interface
+check 20 output '' -- nsenter --net=/var/run/netns/cnish-test ip -4 -o route show exact 10.21.0.1/32 dev eth0 scope link
+
+# Check of ADD step 21 [route[1]] route 10.21.0.0/24 via 10.21.0.1 through eth0
+#   why:  prepend, like the reference: a container on several networks may already have a route to the same destination (a default route) through another interface
+check 21 output '' -- nsenter --net=/var/run/netns/cnish-test ip -4 -o route show exact 10.21.0.0/24 via 10.21.0.1 dev eth0
+
+# Check of ADD step 22 [route[2]] route fd21::1/128 (scope link) through eth0
+#   why:  prepend, like the reference: a container on several networks may already have a route to the same destination (a default route) through another interface
+check 22 output '' -- nsenter --net=/var/run/netns/cnish-test ip -6 -o route show exact fd21::1/128 dev eth0
+
+# Check of ADD step 23 [route[3]] route fd21::/64 via fd21::1 through eth0
+#   why:  prepend, like the reference: a container on several networks may already have a route to the same destination (a default route) through another interface
+check 23 output '' -- nsenter --net=/var/run/netns/cnish-test ip -6 -o route show exact fd21::/64 via fd21::1 dev eth0
+
+# Check of ADD step 24 [route[4]] route 0.0.0.0/0 via 10.21.0.1 through eth0
+#   why:  prepend, like the reference: a container on several networks may already have a route to the same destination (a default route) through another interface
+check 24 output '' -- nsenter --net=/var/run/netns/cnish-test ip -4 -o route show exact 0.0.0.0/0 via 10.21.0.1 dev eth0
+
+# Check of ADD step 25 [masquerade-nft[0]] lesson step 8 (nftables): masquerade what 10.21.0.2 sends outside 10.21.0.0/24 (table inet cni_plugins_masquerade)
+#   why:  one transaction: the shared table and chains if missing, the base chain's three rules rewritten (the same for every ADD), and this address's rule, whose comment DEL and GC find it by
+check 25 contains 'ip saddr 10.21.0.2 ip daddr != 10.21.0.0/24 masquerade comment "3ba5bcc1b2e1d5c8-7883a6f9ce71eedb, net: ptpnft, if: eth0, id: ctr1"' -- nft list chain inet cni_plugins_masquerade masq_checks
+
+# Check of ADD step 26 [masquerade-nft[1]] lesson step 8 (nftables): masquerade what fd21::2 sends outside fd21::/64 (table inet cni_plugins_masquerade)
+#   why:  one transaction: the shared table and chains if missing, the base chain's three rules rewritten (the same for every ADD), and this address's rule, whose comment DEL and GC find it by
+check 26 contains 'ip6 saddr fd21::2 ip6 daddr != fd21::/64 masquerade comment "3ba5bcc1b2e1d5c8-7883a6f9ce71eedb, net: ptpnft, if: eth0, id: ctr1"' -- nft list chain inet cni_plugins_masquerade masq_checks
+
+# ---------------------------------------------------------------------------------------------
+if (( ${#FAILED[@]} )); then
+  printf 'cnish: check failed (steps %s)\n' "${FAILED[*]}" >&2
+  exit 1
+fi
