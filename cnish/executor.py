@@ -295,24 +295,28 @@ class Executor:
         for step, pending in started:
             res = pending.wait()
             ok = res.returncode == 0
+            missing = []         # the expected texts its output lacks
             if ok and step.expect == "output":
                 ok = res.stdout.strip() != ""
             elif ok and isinstance(step.expect, dict):
-                ok = all(text in res.stdout for text in step.expected_texts())
+                missing = [text for text in step.expected_texts() if text not in res.stdout]
+                ok = not missing
             if not ok:
-                problems.append((step, res))
+                problems.append((step, res, missing))
         if self.log:
-            for step, res in problems:
+            for step, res, _ in problems:
                 self.log.write(f"check failed: step {step.number} {step.id}: {show(res.argv)}")
         if problems:
             raise CNIError(
                 CHECK_FAILED,
                 "check failed: " + "; ".join(f"{s.description} (step {s.number})"
-                                            for s, _ in problems),
+                                            for s, _, _ in problems),
                 " | ".join(f"step {s.number} {s.id}: `{show(r.argv)}` "
-                           + (f"exited {r.returncode}" if r.returncode else "printed nothing expected")
+                           + (f"exited {r.returncode}" if r.returncode
+                              else f"printed no {missing[0]!r}" if missing
+                              else "printed nothing expected")
                            + (f": {r.stderr.strip()}" if r.stderr.strip() else "")
-                           for s, r in problems))
+                           for s, r, missing in problems))
         return []
 
     def _log_outcomes(self, phase, outcomes):
