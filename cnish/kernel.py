@@ -1,4 +1,5 @@
-"""Does this kernel support a link kind (vlan, ipvlan, macvlan, dummy, ...)?
+"""Does this kernel support a link kind (vlan, ipvlan, macvlan, dummy, ...), or bridges that
+filter VLANs (bridge_vlans_problem)?
 
 A kernel without 8021q, ipvlan or dummy (built in or loadable) fails `ip link add` with
 "Unknown device type", and cnish must find that out before it changes anything. The probe is
@@ -107,3 +108,27 @@ def require(op, kind: str) -> None:
         raise CNIError(KERNEL_LACKS, reason,
                        f"load the {MODULES.get(kind, kind)} module, or run on a kernel that has "
                        "it; nothing was changed on this host")
+
+
+BRIDGE_VLANS = "bridge-vlans"
+
+
+def bridge_vlans_problem(op) -> str | None:
+    """Why this kernel's bridges cannot filter VLANs (the bridge's vlan and vlanTrunk), or
+    None. A kernel built without CONFIG_BRIDGE_VLAN_FILTERING answers "Operation not
+    supported" to the recipe fact "vlan-filtering" (templates/unshare/bridge-vlans-probe.j2,
+    in a namespace of its own). A positive answer is remembered for the boot; a dry-run does
+    not probe while the bridge module is not loaded (the probe would load it)."""
+    if _remembered(BRIDGE_VLANS):
+        return None
+    if op.dry_run and not os.path.isdir(os.path.join(SYS_MODULE, "bridge")):
+        return None
+    probe = op.fact("vlan-filtering")
+    if probe is None or probe.returncode == 127:
+        return None       # no unshare to ask with: let ip link add itself tell
+    if "Operation not supported" in probe.stderr:
+        return (f"this kernel ({os.uname().release}) cannot filter VLANs on a bridge (it was "
+                "built without CONFIG_BRIDGE_VLAN_FILTERING), which vlan and vlanTrunk need")
+    if not op.dry_run and probe.returncode == 0:
+        _remember(BRIDGE_VLANS)
+    return None

@@ -68,6 +68,14 @@ def host_veth(network: str, container_id: str, ifname: str) -> str:
     return "veth" + _hex(f"{network}\0{container_id}\0{ifname}")[:11]
 
 
+def vlan_gateway_peer(gateway_dev: str) -> str:
+    """The bridge port whose peer carries the gateway addresses of an access VLAN (the bridge's
+    `vlan` with isGateway; the gateway link is <bridge>.<vlan>, the reference's name). The
+    reference names this port randomly; cnish derives it, so a second ADD that finds the
+    gateway link half made can finish it by name."""
+    return "veth" + _hex(f"vlan-gateway\0{gateway_dev}")[:11]
+
+
 def mac_address(*parts: str) -> str:
     """A locally administered unicast MAC derived from `parts` (e.g. host id, net, cid, ifname)."""
     digest = bytearray(sha512("\0".join(parts).encode()).digest()[:6])

@@ -77,8 +77,9 @@ def pytest_collection_modifyitems(config, items):
         marker = item.get_closest_marker("linktype")
         if marker and not problem and link_kind_missing(marker.kwargs["kind"]):
             item.add_marker(pytest.mark.skip(
-                reason=f"this kernel ({os.uname().release}) has no {marker.kwargs['kind']} "
-                       "links; they run in the kernel lab (../shared/kernel-lab)"))
+                reason=f"this kernel ({os.uname().release}) has no {marker.kwargs['kind']}"
+                       f"{'' if ' ' in marker.kwargs['kind'] else ' links'}; "
+                       "they run in the kernel lab (../shared/kernel-lab)"))
 
 
 @pytest.fixture

@@ -53,17 +53,21 @@ def kernel_problem() -> str | None:
 
 
 _kinds = {}
+BRIDGE_VLANS = "bridge VLAN filtering"      # (a `linktype` marker's kind, like "vlan")
 
 
 def link_kind_missing(kind: str) -> bool:
     """Does this kernel lack a link kind? Asked like cnish does: `ip link add` in a network
     namespace of its own that vanishes with the command (nothing on the host changes)."""
     if kind not in _kinds:
-        extra = ["id", "1"] if kind == "vlan" else []
-        proc = subprocess.run(["unshare", "--net", "ip", "link", "add", "link", "lo", "name",
-                               "probe", "type", kind, *extra], capture_output=True, text=True,
-                              stdin=subprocess.DEVNULL)
-        _kinds[kind] = "Unknown device type" in proc.stderr
+        if kind == BRIDGE_VLANS:        # not a link kind: a bridge that filters VLANs
+            argv = ["name", "probe", "type", "bridge", "vlan_filtering", "1"]
+        else:
+            argv = ["link", "lo", "name", "probe", "type", kind] + (["id", "1"] if kind == "vlan" else [])
+        proc = subprocess.run(["unshare", "--net", "ip", "link", "add", *argv],
+                              capture_output=True, text=True, stdin=subprocess.DEVNULL)
+        _kinds[kind] = ("Unknown device type" in proc.stderr
+                        or "Operation not supported" in proc.stderr)
     return _kinds[kind]
 
 

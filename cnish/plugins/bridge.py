@@ -7,18 +7,16 @@ the bridge's gateway addresses, and the masquerade chain.
 """
 
 from cnish import names
-from cnish.config import requested_mac
+from cnish.config import Fields, requested_mac
 from cnish.plugins import common
-from cnish.errors import INVALID_CONFIG, CNIError, invalid_config, unsupported_field
+from cnish.errors import INVALID_CONFIG, CNIError, invalid_config
 from cnish.ipnet import IP, Prefix
 
 TYPE = "bridge"
 KIND = "interface"
 CNI_ARGS = frozenset({"MAC"})
 
-# Reference options cnish does not implement (yet); refused with code 2 when set.
-UNSUPPORTED = {"vlan": (None, 0), "vlanTrunk": (None, []), "preserveDefaultVlan": (None, False)}
-
+VLAN_MAX = 4094
 # nft refuses a rule comment longer than this (the spoof check's names the attachment)
 NFT_COMMENT_MAX = names.NFT_COMMENT_MAX
 
@@ -34,9 +32,6 @@ def check_early(op) -> None:
 
 
 def parse(f, op) -> dict:
-    for key, defaults in UNSUPPORTED.items():
-        if key in f.obj and f.obj[key] not in defaults:
-            raise unsupported_field(key, f.obj[key])
     conf = {
         "ipMasqBackend": common.masq_backend(f, op),
         "bridge": f.ifname("bridge", "cni0"),
@@ -54,8 +49,27 @@ def parse(f, op) -> dict:
         # plans/container-ip.toml, step no-router-advertisements); unset: not when IPAM gives
         # the container its addresses, as the kernel has it on an L2-only bridge
         "acceptRA": f.flag("acceptRA", None),
+        # VLANs of the host end's bridge port (the bridge filters VLANs when one is set):
+        # `vlan`, the access VLAN (PVID, untagged); `vlanTrunk`, the tagged ones, as ranges
+        # of consecutive ids; `preserveDefaultVlan`, keep the VLANs the kernel gives a new
+        # port (the bridge's default PVID, 1) instead of removing them first
+        "vlan": f.integer("vlan", 0, 0, VLAN_MAX),
+        "preserveDefaultVlan": f.flag("preserveDefaultVlan"),
     }
     conf["isGateway"] = f.flag("isGateway") or conf["isDefaultGateway"]
+    conf["vlanTrunk"] = _vlan_trunk(f, untagged=conf["vlan"] or 1)
+    conf["vlanFiltering"] = bool(conf["vlan"] or conf["vlanTrunk"])
+    # With an access VLAN the gateway addresses go on a link of their own in that VLAN, named
+    # <bridge>.<vlan> as the reference names it: its peer is a port of the bridge in the VLAN
+    conf["gatewayDev"] = conf["bridge"]
+    conf["gatewayPeer"] = ""
+    if conf["isGateway"] and conf["vlan"]:
+        conf["gatewayDev"] = f"{conf['bridge']}.{conf['vlan']}"
+        if len(conf["gatewayDev"]) > 15:
+            raise invalid_config("vlan", conf["vlan"], "with isGateway the gateway's link "
+                                 f"{conf['gatewayDev']} would exceed the kernel's 15 bytes; "
+                                 "use a shorter bridge name")
+        conf["gatewayPeer"] = names.vlan_gateway_peer(conf["gatewayDev"])
     if conf["mtu"] and conf["mtu"] < 68:
         raise invalid_config("mtu", conf["mtu"], "must be 0 (the kernel's default) or at least 68")
     ipam = f.obj.get("ipam")
@@ -67,6 +81,45 @@ def parse(f, op) -> dict:
         raise invalid_config("hairpinMode", True,
                              "cannot set hairpin mode and promiscuous mode at the same time")
     return conf
+
+
+def _vlan_trunk(f, untagged: int) -> list:
+    """`vlanTrunk`: [{"id": N} or {"minID": A, "maxID": B}, ...], ids 1-4094, as the reference
+    reads it; as sorted ranges of consecutive ids [{"min", "max", "expect"}], where `expect`
+    lists what `bridge -j vlan show` prints for each tagged id of the range (CHECK): all but
+    the port's `untagged` VLAN, which the plan adds after the trunk (bridge.toml)."""
+    value = f.obj.get("vlanTrunk")
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise invalid_config("vlanTrunk", value, "must be a list of {\"id\"} or {\"minID\", \"maxID\"}")
+    ids = set()
+    for i, item in enumerate(value):
+        if not isinstance(item, dict):
+            raise invalid_config(f"vlanTrunk[{i}]", item, "must be an object")
+        entry = Fields(item, f"vlanTrunk[{i}]")
+        low, high = entry.has("minID"), entry.has("maxID")
+        if low != high:
+            raise invalid_config(f"vlanTrunk[{i}]", item, "minID and maxID must be given together")
+        if low:
+            first, last = entry.integer("minID", 0, 1, VLAN_MAX), entry.integer("maxID", 0, 1, VLAN_MAX)
+            if last < first:
+                raise invalid_config(f"vlanTrunk[{i}].maxID", last, f"must not be below minID {first}")
+            ids.update(range(first, last + 1))
+        if entry.has("id"):
+            ids.add(entry.integer("id", 0, 1, VLAN_MAX))
+        if not (low or entry.has("id")):
+            raise invalid_config(f"vlanTrunk[{i}]", item, "needs \"id\", or \"minID\" and \"maxID\"")
+    ranges = []
+    for vid in sorted(ids):
+        if ranges and ranges[-1]["max"] == vid - 1:
+            ranges[-1]["max"] = vid
+        else:
+            ranges.append({"min": vid, "max": vid})
+    for r in ranges:
+        r["expect"] = [f'{{"vlan":{vid}}}' for vid in range(r["min"], r["max"] + 1)
+                       if vid != untagged]
+    return ranges
 
 
 # -- per-container values ------------------------------------------------------------------------
@@ -142,7 +195,7 @@ def _stale_addresses(op, gateways: list) -> list:
     if not gateways:
         return []
     from cnish import hostinfo
-    bridge = op.conf.bridge
+    bridge = op.conf.gatewayDev          # (the bridge, or with vlan its VLAN's gateway link)
     versions = {g["version"] for g in gateways}    # an address conflicts only within its family
     quick = [hostinfo.primary_ipv4(bridge)] if 4 in versions else []
     if 6 in versions:       # /proc/net/if_inet6 lists every link's: skipped when it cannot matter
@@ -167,7 +220,8 @@ def _stale_addresses(op, gateways: list) -> list:
         s["has_broadcast"] = bool(s["broadcast"])       # (a plan may test shape, not values)
     if stale and not op.conf.forceAddress:
         raise CNIError(INVALID_CONFIG,
-                       f"bridge {bridge} already has an IP address different from "
+                       f"{'bridge ' if bridge == op.conf.bridge else ''}{bridge} already has an "
+                       "IP address different from "
                        + ", ".join(g["cidr"] for g in gateways),
                        f"it has {', '.join(s['cidr'] for s in stale)}; set \"forceAddress\": true "
                        "to replace it, or use another bridge name")
@@ -180,7 +234,44 @@ def tools(op) -> list:
     needed += common.masq_tools(op)
     if op.conf.macspoofchk:
         needed.append("nft")
+    if op.conf.vlanFiltering:
+        needed.append("bridge")
     return needed
+
+
+def _require_bridge_vlans(op) -> None:
+    """vlan and vlanTrunk on a kernel whose bridges cannot filter VLANs: code 103 before
+    anything changes (a dry-run notes it and still prints the plan)."""
+    from cnish import kernel
+    reason = kernel.bridge_vlans_problem(op)
+    if reason and op.dry_run:
+        op.notes.append(reason + "; on this host the script would fail at the bridge's VLAN steps")
+    elif reason:
+        raise CNIError(kernel.KERNEL_LACKS, reason, "run on a kernel with bridge VLAN filtering, "
+                       "or leave vlan and vlanTrunk out; nothing was changed on this host")
+
+
+def status(op) -> None:
+    """STATUS: ADD cannot be served with vlan or vlanTrunk on a kernel without bridge VLAN
+    filtering."""
+    if op.conf.vlanFiltering:
+        from cnish import kernel
+        reason = kernel.bridge_vlans_problem(op)
+        if reason:
+            from cnish.errors import NOT_AVAILABLE
+            raise CNIError(NOT_AVAILABLE, "cannot serve ADD: " + reason)
+
+
+def _vlan_gateway_ready(op) -> bool:
+    """Is the VLAN's gateway link (isGateway with vlan) there and up, with its bridge port
+    attached? Up comes last in bridge.toml, so a link a crashed ADD left half made is not
+    taken as made; a link whose port cnish did not name (the reference's) counts as made."""
+    flags = op.read_sys(f"/sys/class/net/{op.conf.gatewayDev}/flags")
+    if flags is None or not int(flags, 16) & 1:         # IFF_UP
+        return False
+    peer = op.conf.gatewayPeer
+    return (op.read_sys(f"/sys/class/net/{peer}/ifindex") is None
+            or op.read_sys(f"/sys/class/net/{peer}/brport/port_no") is not None)
 
 
 def prepare(op) -> dict:
@@ -193,6 +284,8 @@ def prepare(op) -> dict:
         return att
     att = _base(op)
     if op.command == "ADD":
+        if op.conf.vlanFiltering:
+            _require_bridge_vlans(op)      # before a delegated IPAM plugin allocates
         mac, _ = requested_mac(op.raw, op.runtime.args)
         if mac:
             att["container_mac"] = mac
@@ -218,6 +311,9 @@ def prepare(op) -> dict:
     common.container(att, ips, routes, link_step="veth", mtu=op.conf.mtu, ignore_ra=not accept_ra,
                      keep_down=op.conf.disableContainerInterface, dad=op.conf.enabledad)
     att["gateways"] = _gateways(att["ips"]) if op.conf.isGateway else []
+    att["vlan_gateway_mac"] = names.mac_address(op.machine_id, "vlan-gateway", op.conf.gatewayDev)
+    att["vlan_gateway_ready"] = not (op.command == "ADD" and att["gateways"]
+                                     and op.conf.gatewayPeer) or _vlan_gateway_ready(op)
     att["stale_addresses"] = (_stale_addresses(op, att["gateways"])
                               if op.command == "ADD" and op.conf.isGateway else [])
     att["masq"] = common.masquerade(op, att["ips"]) if op.conf.ipMasq else []
@@ -235,4 +331,8 @@ def result(op, att) -> dict:
         {"name": att["host_veth"], "mac": att["host_mac"]},
         {"name": att["ifname"], "mac": att["container_mac"], "sandbox": att["netns"]},
     ]
+    if op.conf.gatewayPeer and att["gateways"]:        # the VLAN's gateway link, as the reference
+        dev = op.conf.gatewayDev
+        interfaces.append({"name": dev, "mac": op.read_sys(f"/sys/class/net/{dev}/address")
+                           or att["vlan_gateway_mac"]})
     return common.chain_result(op.prev_result, common.own_result(op, interfaces, 2))

@@ -110,11 +110,19 @@ CASES = [
      "env": {"CNI_CONTAINERID": "c" * 40}, "code": 7, "field": "name"},
 
     # -- reference options cnish does not implement (code 2, naming the key) -------------------
-    {"id": "unsupported-vlan", "set": {"vlan": 100}, "code": 2, "field": "vlan"},
-    {"id": "unsupported-vlan-negative", "set": {"vlan": -1}, "code": 2, "field": "vlan"},
-    {"id": "unsupported-vlantrunk", "set": {"vlanTrunk": [{"minID": 10, "maxID": 20}]},
-     "code": 2, "field": "vlanTrunk"},
-    {"id": "unsupported-preservedefaultvlan", "set": {"preserveDefaultVlan": True}, "code": 2,
+    {"id": "vlan-too-big", "set": {"vlan": 4095}, "code": 7, "field": "vlan"},
+    {"id": "vlan-negative", "set": {"vlan": -1}, "code": 7, "field": "vlan"},
+    {"id": "vlan-string", "set": {"vlan": "100"}, "code": 7, "field": "vlan"},
+    {"id": "vlantrunk-min-above-max", "set": {"vlanTrunk": [{"minID": 20, "maxID": 10}]},
+     "code": 7, "field": "vlanTrunk[0].maxID"},
+    {"id": "vlantrunk-min-only", "set": {"vlanTrunk": [{"id": 3}, {"minID": 20}]},
+     "code": 7, "field": "vlanTrunk[1]"},
+    {"id": "vlantrunk-id-zero", "set": {"vlanTrunk": [{"id": 0}]}, "code": 7,
+     "field": "vlanTrunk[0].id"},
+    {"id": "vlantrunk-object", "set": {"vlanTrunk": {"id": 3}}, "code": 7, "field": "vlanTrunk"},
+    {"id": "vlan-gateway-name-too-long", "set": {"bridge": "cnishcorpus0", "vlan": 4000},
+     "code": 7, "field": "vlan"},
+    {"id": "preservedefaultvlan-string", "set": {"preserveDefaultVlan": "yes"}, "code": 7,
      "field": "preserveDefaultVlan"},
     {"id": "macspoofchk-string", "set": {"macspoofchk": "true"}, "code": 7, "field": "macspoofchk"},
     {"id": "enabledad-string", "set": {"enabledad": "true"}, "code": 7, "field": "enabledad"},
@@ -126,7 +134,7 @@ CASES = [
      "field": "portIsolation"},
     {"id": "ipmasqbackend-case", "set": {"ipMasqBackend": "NFTables"}, "code": 7,
      "field": "ipMasqBackend"},
-    {"id": "del-unsupported-vlan", "command": "DEL", "set": {"vlan": 7}, "code": 2,
+    {"id": "del-bad-vlan", "command": "DEL", "set": {"vlan": 7.5}, "code": 7,
      "field": "vlan"},
 
     # -- MAC addresses (runtimeConfig.mac > args.cni.mac > CNI_ARGS MAC) -------------------------

@@ -12,8 +12,8 @@ import sys
 import pytest
 
 from cnish import engine
-from lab import (ROOT, bridge_conf, cnish_command, forwarding, operation, restore_forwarding, sh,
-                 store_files, unique, without_lock)
+from lab import (BRIDGE_VLANS, ROOT, bridge_conf, cnish_command, forwarding, link_kind_missing,
+                 operation, restore_forwarding, sh, store_files, unique, without_lock)
 
 pytestmark = pytest.mark.kernel
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -1052,3 +1052,102 @@ def test_gc_removes_the_nftables_masquerade_rules_of_stale_attachments_only(lab)
     for ns, cid, c in ((c1, "ctr1", conf), (c3, "ctr3", other)):
         assert host.cni("DEL", dict(c, prevResult=results[cid]), ns, cid=cid)[0] == 0
     assert _masq_nft(host) == []
+
+
+# ---------------------------------------------- VLANs (vlan, vlanTrunk, preserveDefaultVlan)
+
+def test_a_kernel_without_bridge_vlan_filtering_is_refused_cleanly(lab):
+    if not link_kind_missing(BRIDGE_VLANS):
+        pytest.skip("this kernel has bridge VLAN filtering (the tests below cover it)")
+    host, c = lab.host(), lab.netns()
+    conf = bridge_conf(lab, cniVersion="1.1.0", vlan=100)
+    before = host.state(c)
+    rc, out, _ = host.cni("ADD", conf, c)
+    assert rc == 1 and out["code"] == 103 and "cannot filter VLANs" in out["msg"], out
+    assert "nothing was changed" in out["details"]
+    assert host.state(c) == before                 # no bridge, no reservation, not the lock
+    rc, out, _ = host.cni("STATUS", conf, None, cid="", ifname="")
+    assert rc == 1 and out["code"] == 50 and "VLAN" in out["msg"], out
+
+
+def port_vlans(node, dev) -> dict:
+    """{vid: flags} of a bridge port."""
+    listed = json.loads(node.run("bridge", "-j", "vlan", "show", "dev", dev).stdout or "[]")
+    return {v["vlan"]: sorted(v.get("flags", [])) for entry in listed for v in entry["vlans"]}
+
+
+ACCESS = ["Egress Untagged", "PVID"]
+
+
+def vlan_conf(lab, name, vlan, start, **kw):
+    """An L2 network (no gateway) on the bridge cni-test0 in VLAN `vlan`, addresses of
+    10.81.0.0/24 from `start` on (two networks on one subnet, told apart by their VLANs)."""
+    return bridge_conf(lab, name=name, isGateway=False, ipMasq=False, vlan=vlan, **kw,
+                       ipam={"ranges": [[{"subnet": "10.81.0.0/24", "rangeStart": start}]],
+                             "routes": []})
+
+
+@pytest.mark.linktype(kind=BRIDGE_VLANS)
+def test_vlans_keep_containers_apart_and_trunks_carry_them(lab):
+    """Access ports: two containers of VLAN 100 talk, a container of VLAN 200 on the same
+    bridge and subnet cannot reach them; each port is in its VLAN only (the bridge's default
+    VLAN removed), unless preserveDefaultVlan. A trunk port carries 100 and 200 tagged and 1
+    untagged: a VLAN link inside that container reaches VLAN 100. CHECK sees a VLAN gone."""
+    host, a1, a2, b, t = lab.host(), lab.netns(), lab.netns(), lab.netns(), lab.netns()
+    net100 = vlan_conf(lab, "net100", 100, "10.81.0.10")
+    net200 = vlan_conf(lab, "net200", 200, "10.81.0.20")
+    trunk = bridge_conf(lab, name="trunk", isGateway=False, ipMasq=False, ipam={},
+                        vlanTrunk=[{"minID": 100, "maxID": 101}, {"id": 200}])
+    results = {}
+    for ns, cid, conf in ((a1, "a1", net100), (a2, "a2", dict(net100, preserveDefaultVlan=True)),
+                          (b, "b", net200), (t, "t", trunk)):
+        rc, results[cid], err = host.cni("ADD", conf, ns, cid=cid)
+        assert rc == 0, (cid, results[cid], err)
+    assert host.run("cat", "/sys/class/net/cni-test0/bridge/vlan_filtering").stdout.strip() == "1"
+    veth = {cid: res["interfaces"][1]["name"] for cid, res in results.items()}
+    assert port_vlans(host, veth["a1"]) == {100: ACCESS}
+    assert port_vlans(host, veth["a2"]) == {1: ["Egress Untagged"], 100: ACCESS}
+    assert port_vlans(host, veth["b"]) == {200: ACCESS}
+    assert port_vlans(host, veth["t"]) == {1: ACCESS, 100: [], 101: [], 200: []}
+    assert ping(a1, "10.81.0.11")                       # a2: the same VLAN
+    assert not ping(a1, "10.81.0.20")                   # b: VLAN 200
+    sh("ip", "-n", t, "link", "add", "link", "eth0", "name", "v100", "type", "vlan", "id", "100")
+    sh("ip", "-n", t, "addr", "add", "10.81.0.50/24", "dev", "v100")
+    sh("ip", "-n", t, "link", "set", "v100", "up")
+    assert ping(t, "10.81.0.10")                        # tagged 100 on the trunk reaches a1
+    for ns, cid, conf in ((a1, "a1", net100), (t, "t", trunk)):
+        assert host.cni("CHECK", dict(conf, prevResult=results[cid]), ns, cid=cid)[0] == 0
+    host.run("bridge", "vlan", "del", "dev", veth["t"], "vid", "101")
+    rc, out, _ = host.cni("CHECK", dict(trunk, prevResult=results["t"]), t, cid="t")
+    assert rc == 1 and '{"vlan":101}' in out["msg"] + out.get("details", ""), out
+    host.run("bridge", "vlan", "add", "dev", veth["a1"], "vid", "100")   # tagged now
+    rc, out, _ = host.cni("CHECK", dict(net100, prevResult=results["a1"]), a1, cid="a1")
+    assert rc == 1 and "PVID" in out["msg"] + out.get("details", ""), out
+    for ns, cid, conf in ((a1, "a1", net100), (a2, "a2", net100), (b, "b", net200),
+                          (t, "t", trunk)):
+        assert host.cni("DEL", dict(conf, prevResult=results[cid]), ns, cid=cid)[0] == 0
+    assert "master cni-test0" not in host.run("ip", "-o", "link").stdout
+
+
+@pytest.mark.linktype(kind=BRIDGE_VLANS)
+def test_a_vlan_gateway_sits_on_its_own_link_in_the_vlan(lab):
+    """isGateway with vlan: the gateway address goes on cni-test0.300, whose peer is an access
+    port of VLAN 300 (the reference's layout); the containers reach it, the second ADD finds
+    it made, and it stays after the last DEL (shared, as the bridge)."""
+    host, c1, c2 = lab.host(), lab.netns(), lab.netns()
+    conf = bridge_conf(lab, vlan=300, ipMasq=False)
+    results = {}
+    for ns, cid in ((c1, "ctr1"), (c2, "ctr2")):
+        rc, results[cid], err = host.cni("ADD", conf, ns, cid=cid)
+        assert rc == 0, (cid, results[cid], err)
+        assert ping(ns, "10.77.0.1"), cid
+    gw = results["ctr1"]["interfaces"][3]
+    assert gw["name"] == "cni-test0.300" and results["ctr2"]["interfaces"][3] == gw
+    assert "10.77.0.1/24" in host.run("ip", "-o", "addr", "show", "dev", "cni-test0.300").stdout
+    assert "10.77.0.1" not in host.run("ip", "-o", "addr", "show", "dev", "cni-test0").stdout
+    peer = host.run("ip", "-o", "link", "show", "cni-test0.300").stdout.split("@")[1].split(":")[0]
+    assert port_vlans(host, peer) == {300: ACCESS}
+    assert host.cni("CHECK", dict(conf, prevResult=results["ctr1"]), c1, cid="ctr1")[0] == 0
+    for ns, cid in ((c1, "ctr1"), (c2, "ctr2")):
+        assert host.cni("DEL", dict(conf, prevResult=results[cid]), ns, cid=cid)[0] == 0
+    assert "cni-test0.300" in host.run("ip", "-o", "link").stdout

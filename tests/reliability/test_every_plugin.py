@@ -10,7 +10,7 @@ cache. vlan, ipvlan and dummy need link kinds this machine's kernel lacks: they 
 import pytest
 
 from figures import count
-from lab import fault_env, plan_steps, reservations_only, sh, strip_netns, unique
+from lab import BRIDGE_VLANS, fault_env, plan_steps, reservations_only, sh, strip_netns, unique
 
 pytestmark = pytest.mark.kernel
 
@@ -46,6 +46,9 @@ CASES = {
                 "ipam": HOST_LOCAL}, None, None),
     "bridge-static": ({"type": "bridge", "bridge": "cni-every1", "isGateway": True,
                        "portIsolation": True, "macspoofchk": True, "ipam": STATIC}, None, None),
+    "bridge-vlan": ({"type": "bridge", "bridge": "cni-every3", "isGateway": True, "vlan": 100,
+                     "vlanTrunk": [{"minID": 200, "maxID": 201}], "ipam": STATIC}, None,
+                    BRIDGE_VLANS),
     "ptp": ({"type": "ptp", "ipMasq": True, "mtu": 1400, "ipam": HOST_LOCAL}, None, None),
     "ptp-nftables": ({"type": "ptp", "ipMasq": True, "ipMasqBackend": "nftables",
                       "ipam": HOST_LOCAL}, None, None),
@@ -58,6 +61,23 @@ CASES = {
     "ipvlan-l3": ({"type": "ipvlan", "mode": "l3", "ipam": STATIC}, veth_master, "ipvlan"),
     "dummy": ({"type": "dummy", "ipam": HOST_LOCAL}, None, "dummy"),
 }
+
+
+# Cases whose other steps are another case's, tested on this machine: in the kernel lab (an
+# emulated guest, where a step's fault and the state snapshots around it cost ~20 s) only the
+# steps whose id holds the text fail or crash.
+ONLY_STEPS = {"bridge-vlan": "vlan"}     # the rest: bridge-static's steps
+
+
+def least_skipped(case) -> int:
+    """How many steps at most may not run (their shared object exists after the warm-up:
+    the bridge, its gateway address, forwarding; of the VLAN steps only the filtering)."""
+    return 1 if case in ONLY_STEPS else 6
+
+
+def case_steps(case, steps):
+    only = ONLY_STEPS.get(case)
+    return [s for s in steps if only in s["id"]] if only else steps
 
 
 def params():
@@ -109,7 +129,7 @@ def test_each_step_fails_once_and_the_host_is_as_before(lab, tmp_path, case):
     warm_up(host, c, conf)
     wrap = tmp_path / "wrap"
     wrap.mkdir()
-    steps = plan_steps(host, conf, c)
+    steps = case_steps(case, plan_steps(host, conf, c))
     before = host.state(c)
     failed = skipped = 0
     for step in steps:
@@ -125,7 +145,7 @@ def test_each_step_fails_once_and_the_host_is_as_before(lab, tmp_path, case):
         assert host.state(c) == before, step["id"]
         count("faults survived")
         failed += 1
-    assert failed + skipped == len(steps) and failed >= len(steps) - 6
+    assert failed + skipped == len(steps) and failed >= len(steps) - least_skipped(case)
     # and the network still works afterwards
     rc, res, err = host.cni("ADD", conf, c)
     assert rc == 0, (res, err)
@@ -141,7 +161,7 @@ def test_crash_after_each_step_then_del_cleans_up(lab, tmp_path, case):
     warm_up(host, c, conf)
     wrap = tmp_path / "wrap"
     wrap.mkdir()
-    steps = plan_steps(host, conf, c)
+    steps = case_steps(case, plan_steps(host, conf, c))
     before = reservations_only(host.state(c))
     crashed = 0
     for step in steps:
@@ -161,7 +181,7 @@ def test_crash_after_each_step_then_del_cleans_up(lab, tmp_path, case):
         assert host.cni("DEL", dict(conf, prevResult=res), c)[0] == 0
         host.settle(c)
         count("crashes survived")
-    assert crashed >= len(steps) - 6
+    assert crashed >= len(steps) - least_skipped(case)
 
 
 def second_interface(lab, tmp_path):

@@ -138,7 +138,8 @@ def test_requested_mac_is_used():
 @pytest.mark.parametrize("field,value,code", [
     ("bridge", "br 0", 7), ("bridge", "-br", 7), ("bridge", "a" * 16, 7), ("mtu", -1, 7),
     ("mtu", 70000, 7), ("mtu", 50, 7), ("mtu", "1500", 7), ("isGateway", "true", 7),
-    ("vlan", 100, 2), ("enabledad", "yes", 7), ("ipMasqBackend", True, 7),
+    ("vlan", 4095, 7), ("vlanTrunk", {"id": 5}, 7), ("preserveDefaultVlan", 0, 7),
+    ("enabledad", "yes", 7), ("ipMasqBackend", True, 7),
     ("ipMasqBackend", "pf", 7), ("hairpinMode", 1, 7), ("acceptRA", "yes", 7), ("macspoofchk", 1, 7),
 ])
 def test_bad_fields_are_named(field, value, code):
@@ -249,3 +250,85 @@ def test_nftables_masquerade_del_needs_no_addresses():
     step = next(s for s in p.steps if s.id == "masquerade-nft")
     assert step.run.argv == ("cnish-nft-delete-commented", "inet", "cni_plugins_masquerade",
                              "masq_checks", att["masq_nft"]["comment"])
+
+
+@pytest.mark.parametrize("trunk,field", [
+    ([{"id": 0}], "vlanTrunk[0].id"), ([{"id": 4095}], "vlanTrunk[0].id"),
+    ([{"minID": 5}], "vlanTrunk[0]"), ([{"maxID": 5}], "vlanTrunk[0]"),
+    ([{"id": 3}, {"minID": 9, "maxID": 8}], "vlanTrunk[1].maxID"),
+    ([{"minID": 0, "maxID": 8}], "vlanTrunk[0].minID"), ([{}], "vlanTrunk[0]"),
+    ([7], "vlanTrunk[0]"), ([{"id": "7"}], "vlanTrunk[0].id"),
+])
+def test_bad_vlan_trunks_are_named(trunk, field):
+    with pytest.raises(CNIError) as info:
+        operation(raw(vlanTrunk=trunk))
+    assert info.value.code == 7 and field in info.value.msg, info.value.msg
+
+
+def test_vlan_gateway_name_must_fit():
+    """isGateway with vlan puts the gateway on <bridge>.<vlan>: refused when too long."""
+    with pytest.raises(CNIError) as info:
+        operation(raw(bridge="b" * 12, vlan=1000, isGateway=True))
+    assert info.value.code == 7 and "vlan" in info.value.msg and "b" * 12 + ".1000" in info.value.msg
+    assert operation(raw(bridge="b" * 12, vlan=1000)).conf.gatewayDev == "b" * 12   # no gateway
+
+
+def vlan_steps(p):
+    return {s.id: s.run.argv for s in p.steps if "vlan" in s.id}
+
+
+def test_access_vlan_plan():
+    p, att = plan(raw(vlan=100))
+    veth = att["host_veth"]
+    assert p.steps[1].run.argv[-3:] == ("bridge", "vlan_filtering", "1")      # created filtering
+    assert vlan_steps(p) == {
+        "bridge-vlan-filtering": ("ip", "link", "set", "dev", "br9", "type", "bridge",
+                                  "vlan_filtering", "1"),
+        "vlan-clear": ("bridge", "vlan", "del", "dev", veth, "vid", "1-4094"),
+        "vlan-access": ("bridge", "vlan", "add", "dev", veth, "vid", "100", "pvid", "untagged")}
+    order = ids(p)
+    assert order.index("attach") < order.index("vlan-clear") < order.index("vlan-access") \
+        < order.index("host-up")                   # in its VLAN before a frame can pass
+    assert "bridge" in __import__("cnish.plugins.bridge", fromlist=["tools"]).tools(
+        operation(raw(vlan=100)))
+
+
+def test_trunk_plan_ranges_and_native_vlan():
+    p, att = plan(raw(vlanTrunk=[{"id": 12}, {"minID": 10, "maxID": 11}, {"id": 20},
+                                 {"minID": 1, "maxID": 2}], preserveDefaultVlan=True))
+    veth = att["host_veth"]
+    steps = vlan_steps(p)
+    assert "vlan-clear" not in steps                                 # preserveDefaultVlan
+    assert [a[-1] for k, a in steps.items() if k.startswith("vlan-trunk")] == \
+        ["1-2", "10-12", "20"]
+    assert steps["vlan-access"] == ("bridge", "vlan", "add", "dev", veth, "vid", "1", "pvid",
+                                    "untagged")           # a trunk without vlan: 1 untagged
+    trunk0 = next(s for s in p.steps if s.id == "vlan-trunk[0]")
+    assert trunk0.expect == {"contains": '{"vlan":2}'}     # 1 is the untagged one
+
+
+def test_no_vlan_no_vlan_steps():
+    p, _ = plan(raw())
+    assert vlan_steps(p) == {} and "vlan_filtering" not in p.steps[1].run.argv
+
+
+def test_vlan_gateway_link_is_made_once():
+    """isGateway with vlan: the gateway address goes on br9.100, made (with its bridge port,
+    an access port of the VLAN) only while it is not there and up."""
+    from cnish import names
+    conf = raw(vlan=100, isGateway=True)
+    p, att = plan(conf)
+    peer = names.vlan_gateway_peer("br9.100")
+    steps = {s.id: s.run.argv for s in p.steps}
+    assert steps["vlan-gateway.link"][:4] == ("ip", "link", "add", "name") and \
+        steps["vlan-gateway.link"][4] == "br9.100" and steps["vlan-gateway.link"][-1] == peer
+    assert steps["vlan-gateway.vlan"] == ("bridge", "vlan", "add", "dev", peer, "vid", "100",
+                                          "pvid", "untagged")
+    assert steps["gateway[0]"][-3:] == ("br9.100", "brd", "+")
+    assert p.result["interfaces"][-1]["name"] == "br9.100"
+    ready = {"/sys/class/net/br9.100/flags": "0x1003"}
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(engine.Operation, "read_sys", staticmethod(ready.get))
+        p2, _ = plan(conf)
+    assert not any(s.id.startswith("vlan-gateway") for s in p2.steps)
+    assert any(s.id == "gateway[0]" for s in p2.steps)

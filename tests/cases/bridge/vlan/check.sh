@@ -1,0 +1,225 @@
+#!/usr/bin/env bash
+# cnish CHECK plan (dry run: nothing was changed)
+#
+#   cnish          0.1.0
+#   command        CHECK
+#   network        vlannet (plugin bridge, cniVersion 1.0.0)
+#   container id   ctr1
+#   netns          /var/run/netns/cnish-test
+#   ifname         eth0
+#
+# Running this script checks the attachment the way cnish would (reads only)
+# and exits 1 naming every step whose check failed.
+
+set -euo pipefail
+# Like cnish: tools come from PATH first, then the system directories; messages in English.
+PATH="${PATH:+$PATH:}/usr/sbin:/sbin:/usr/bin:/bin"
+export LC_ALL=C
+
+# Failures that mean "already there" (steps marked on_exists = done) and "already gone"
+# (on_missing = done, and every undo): the same list cnish's executor uses.
+already_there() { case $1 in *'File exists'*|*'Chain already exists'*) return 0 ;; esac; return 1; }
+already_gone() { case $1 in *'Cannot find device'*|*'No such device'*|*'No such file or directory'*|*'does not exist'*|*'Address not found'*|*'No such process'*|*'No chain/target/match by that name'*|*'Bad rule (does a matching rule exist'*|*'Cannot assign requested address'*) return 0 ;; esac; return 1; }
+
+# run STEP MODE -- COMMAND...: run one step; MODE says which failures are harmless.
+run() {
+  local step=$1 mode=$2 out status=0
+  shift 3
+  out=$("$@" 2>&1) || status=$?
+  if (( status == 0 )); then
+    if declare -F "undo_$step" >/dev/null; then DONE+=("$step"); fi
+    return 0
+  fi
+  if [[ $mode == *exists-ok* ]] && already_there "$out"; then return 0; fi
+  if [[ $mode == *missing-ok* ]] && already_gone "$out"; then return 0; fi
+  printf 'cnish: step %s failed with status %s: %s\n' "$step" "$status" "$out" >&2
+  return "$status"
+}
+
+# undo COMMAND...: an undo; an object that is already gone counts as undone.
+undo() {
+  local out status=0
+  out=$("$@" 2>&1) || status=$?
+  if (( status != 0 )) && ! already_gone "$out"; then
+    printf 'cnish: undo failed with status %s: %s\n' "$status" "$out" >&2
+    return 1
+  fi
+}
+
+# check STEP EXPECT NEEDLE... -- COMMAND...: EXPECT is status, output or contains (every
+# NEEDLE).
+FAILED=()
+check() {
+  local step=$1 expect=$2 out status=0 needle found=1
+  local needles=()
+  shift 2
+  while [[ $1 != -- ]]; do needles+=("$1"); shift; done
+  shift
+  out=$("$@" 2>&1) || status=$?
+  if (( status == 0 )); then
+    case $expect in
+      status) return 0 ;;
+      output) [[ -n $out ]] && return 0 ;;
+      contains)
+        for needle in "${needles[@]}"; do [[ $out == *"$needle"* ]] || found=0; done
+        (( found )) && return 0 ;;
+    esac
+  fi
+  printf 'cnish: check of step %s failed: %s\n' "$step" "${out:-no output}" >&2
+  FAILED+=("$step")
+}
+
+# cnish-store OP DIR ARGS...: the host-local IPAM store, as cnish's own store (cnish/store.py)
+# handles it, with the reference plugin's format and lock. KEY is the attachment's index key:
+# each address file DIR/IP has an index entry DIR/.cnish-owner-KEY.IP, a hard link to it (an entry
+# that is not, a leftover, does not count).
+#   reserve DIR IP CID IFNAME SET KEY
+#       create DIR/IP holding "CID\r\nIFNAME" (fails if it exists), its index entry, and record
+#       IP in DIR/last_reserved_ip.SET
+#   release-ip DIR IP CID IFNAME SET PREV KEY
+#       remove DIR/IP and its index entry if they hold this attachment; if
+#       last_reserved_ip.SET still names IP, restore PREV (or remove the file when PREV is empty)
+#   release DIR CID IFNAME KEY    remove every file holding this attachment (legacy files
+#                                 holding only CID when there is none)
+#   prune DIR                     remove index entries that are not a link to their address,
+#                                 and temporary files killed writers left
+#   check DIR IP CID IFNAME       true when DIR/IP holds this attachment
+# Write DIR/last_reserved_ip.SET as cnish does: a new file (never one already there, nor a
+# symlink's target) renamed over the old name.
+_cnish_store_last() {
+  local tmp=$1/.cnish-tmp-last-$$
+  rm -f -- "$tmp"
+  (set -o noclobber; printf '%s' "$3" >"$tmp") && mv -f -T -- "$tmp" "$1/last_reserved_ip.$2"
+}
+
+cnish-store() {
+  local op=$1 dir=$2 fd status=0 old_umask
+  shift 2
+  if [[ -L $dir ]]; then
+    printf 'cnish-store: refusing to use %s: it is a symlink\n' "$dir" >&2
+    return 1
+  fi
+  if [[ $op == check ]]; then
+    [[ ! -L $dir/$1 && -f $dir/$1 ]] || return 1
+    local content
+    content=$(<"$dir/$1")
+    [[ $content == "$2"$'\r\n'"$3" || $content == "$2" ]]
+    return
+  fi
+  if [[ ! -d $dir ]]; then
+    [[ $op == reserve ]] || return 0          # nothing was ever reserved here
+    mkdir -p -- "$dir" && chmod 0755 -- "$dir"
+  fi
+  if [[ -L $dir/lock ]]; then                  # as cnish: never write through a symlink
+    printf 'cnish-store: refusing to use %s/lock: it is a symlink\n' "$dir" >&2
+    return 1
+  fi
+  old_umask=$(umask)
+  umask 077
+  exec {fd}>>"$dir/lock"
+  flock "$fd"
+  case $op in
+    reserve)
+      if (set -o noclobber; printf '%s\r\n%s' "$2" "$3" >"$dir/$1") 2>/dev/null; then
+        ln -f -- "$dir/$1" "$dir/.cnish-owner-$5.$1"
+        _cnish_store_last "$dir" "$4" "$1"
+      else
+        printf 'cnish-store: %s is already reserved in %s: File exists\n' "$1" "$dir" >&2
+        status=1
+      fi
+      ;;
+    release-ip)
+      rm -f -- "$dir/.cnish-owner-$6.$1"
+      if [[ ! -L $dir/$1 && -f $dir/$1 ]]; then
+        local content
+        content=$(<"$dir/$1")
+        if [[ $content == "$2"$'\r\n'"$3" || $content == "$2" ]]; then
+          rm -f -- "$dir/$1"
+          if [[ -f $dir/last_reserved_ip.$4 && $(<"$dir/last_reserved_ip.$4") == "$1" ]]; then
+            if [[ -n $5 ]]; then _cnish_store_last "$dir" "$4" "$5"
+            else rm -f -- "$dir/last_reserved_ip.$4"; fi
+          fi
+        fi
+      fi
+      ;;
+    release)
+      local f content found=0 match
+      for match in "$1"$'\r\n'"$2" "$1"; do       # exact owner first, then legacy id-only files
+        for f in "$dir"/*; do
+          # only files named like an address are reservations (not lock, last_reserved_ip.N)
+          [[ ${f##*/} != *[!0-9a-fA-F.:]* ]] || continue
+          [[ ! -L $f && -f $f ]] || continue
+          content=$(<"$f") || continue
+          if [[ $content == "$match" ]]; then rm -f -- "$f"; found=1; fi
+        done
+        (( found )) && break
+      done
+      rm -f -- "$dir/.cnish-owner-$3".*
+      ;;
+    prune)
+      local f ip
+      rm -f -- "$dir"/.cnish-tmp-*               # killed writers' (we hold the lock)
+      for f in "$dir"/.cnish-owner-*; do
+        [[ ! -L $f && -f $f ]] || continue
+        ip=${f##*/.cnish-owner-????????????????.}
+        if [[ -L $dir/$ip || ! $f -ef $dir/$ip ]]; then rm -f -- "$f"; fi
+      done
+      ;;
+  esac
+  exec {fd}>&-
+  umask "$old_umask"
+  return "$status"
+}
+
+# ---------------------------------------------------------------------------------------------
+
+# Check of ADD step 1 [reserve[0]] reserve 10.15.0.2 for ctr1/eth0 in /nonexistent/cnish-golden/vlannet
+#   why:  the file is created exclusively, so two ADDs can never hold the same address
+check 1 status '' -- cnish-store check /nonexistent/cnish-golden/vlannet 10.15.0.2 ctr1 eth0
+
+# Check of ADD step 3 [bridge-is-bridge] verify that golden5 is a bridge
+#   why:  an existing link of that name that is not a bridge would otherwise receive the container's veth
+check 3 status '' -- test -d /sys/class/net/golden5/bridge
+
+# Check of ADD step 4 [bridge-vlan-filtering] make the bridge golden5 forward by VLAN
+#   why:  vlan, vlanTrunk: a bridge that does not filter VLANs ignores its ports' VLANs, so every container would see every other's frames. A bridge made before without filtering gets it too (the reference leaves it as it is): its ports keep the default VLAN the kernel gave them, so their untagged traffic goes on as before
+check 4 status '' -- grep -qxF 1 /sys/class/net/golden5/bridge/vlan_filtering
+
+# Check of ADD step 6 [veth] lesson steps 3-4: create the veth pair veth32ddcdbc817 (host) / eth0 (inside /var/run/netns/cnish-test)
+#   why:  the container end is created directly inside the namespace, so it never appears on the host under the container's interface name
+check 6 status '' -- test -e /sys/class/net/veth32ddcdbc817
+
+# Check of ADD step 8 [attach] lesson step 5: attach veth32ddcdbc817 to the bridge golden5
+check 8 status '' -- test -e /sys/class/net/golden5/brif/veth32ddcdbc817
+
+# Check of ADD step 10 [vlan-trunk[0]] let the bridge port veth32ddcdbc817 carry VLAN 200-202, tagged (vlanTrunk)
+#   why:  added before the untagged VLAN, so that a trunk that names the untagged VLAN too does not turn it back into a tagged one
+check 10 contains '{"vlan":200}' '{"vlan":201}' '{"vlan":202}' -- bridge -j vlan show dev veth32ddcdbc817
+
+# Check of ADD step 11 [vlan-trunk[1]] let the bridge port veth32ddcdbc817 carry VLAN 300, tagged (vlanTrunk)
+#   why:  added before the untagged VLAN, so that a trunk that names the untagged VLAN too does not turn it back into a tagged one
+check 11 contains '{"vlan":300}' -- bridge -j vlan show dev veth32ddcdbc817
+
+# Check of ADD step 12 [vlan-access] make VLAN 100 the untagged VLAN of the bridge port veth32ddcdbc817
+#   why:  the container's untagged frames enter this VLAN, and this VLAN's frames reach it untagged
+check 12 contains '{"vlan":100,"flags":["PVID","Egress Untagged"]}' -- bridge -j vlan show dev veth32ddcdbc817
+
+# Check of ADD step 14 [gateway[0]] give golden5.100 the gateway address 10.15.0.1/24
+#   why:  isGateway: the VLAN's gateway link is the containers' next hop; `replace` makes this idempotent for the second and later containers
+check 14 output '' -- ip -o addr show dev golden5.100 to 10.15.0.1
+
+# Check of ADD step 15 [forward-ipv4] enable IPv4 forwarding on the host
+#   why:  a gateway forwards; host-wide and shared, never turned off again
+check 15 status '' -- grep -qxF 1 /proc/sys/net/ipv4/ip_forward
+
+# Check of ADD step 20 [address[0]] lesson step 6: assign 10.15.0.2/24 to eth0
+check 20 contains ' 10.15.0.2/24 ' -- nsenter --net=/var/run/netns/cnish-test ip -o addr show dev eth0 to 10.15.0.2
+
+# Check of ADD step 21 [container-up] lesson step 7: bring eth0 up inside the container
+check 21 contains ba:8e:23:08:a3:fe -- nsenter --net=/var/run/netns/cnish-test ip -o link show dev eth0 up
+
+# ---------------------------------------------------------------------------------------------
+if (( ${#FAILED[@]} )); then
+  printf 'cnish: check failed (steps %s)\n' "${FAILED[*]}" >&2
+  exit 1
+fi

@@ -1,0 +1,172 @@
+#!/usr/bin/env bash
+# cnish DEL plan (dry run: nothing was changed)
+#
+#   cnish          0.1.0
+#   command        DEL
+#   network        vlannet (plugin bridge, cniVersion 1.0.0)
+#   container id   ctr1
+#   netns          /var/run/netns/cnish-test
+#   ifname         eth0
+#
+# Running this script removes what cnish would remove: every step runs,
+# anything already gone counts as removed, shared objects (the bridge) are kept.
+
+set -euo pipefail
+# Like cnish: tools come from PATH first, then the system directories; messages in English.
+PATH="${PATH:+$PATH:}/usr/sbin:/sbin:/usr/bin:/bin"
+export LC_ALL=C
+
+# Failures that mean "already there" (steps marked on_exists = done) and "already gone"
+# (on_missing = done, and every undo): the same list cnish's executor uses.
+already_there() { case $1 in *'File exists'*|*'Chain already exists'*) return 0 ;; esac; return 1; }
+already_gone() { case $1 in *'Cannot find device'*|*'No such device'*|*'No such file or directory'*|*'does not exist'*|*'Address not found'*|*'No such process'*|*'No chain/target/match by that name'*|*'Bad rule (does a matching rule exist'*|*'Cannot assign requested address'*) return 0 ;; esac; return 1; }
+
+# run STEP MODE -- COMMAND...: run one step; MODE says which failures are harmless.
+run() {
+  local step=$1 mode=$2 out status=0
+  shift 3
+  out=$("$@" 2>&1) || status=$?
+  if (( status == 0 )); then
+    if declare -F "undo_$step" >/dev/null; then DONE+=("$step"); fi
+    return 0
+  fi
+  if [[ $mode == *exists-ok* ]] && already_there "$out"; then return 0; fi
+  if [[ $mode == *missing-ok* ]] && already_gone "$out"; then return 0; fi
+  printf 'cnish: step %s failed with status %s: %s\n' "$step" "$status" "$out" >&2
+  return "$status"
+}
+
+# undo COMMAND...: an undo; an object that is already gone counts as undone.
+undo() {
+  local out status=0
+  out=$("$@" 2>&1) || status=$?
+  if (( status != 0 )) && ! already_gone "$out"; then
+    printf 'cnish: undo failed with status %s: %s\n' "$status" "$out" >&2
+    return 1
+  fi
+}
+
+# DEL is best effort: every step runs; failures are reported at the end.
+FAILED=()
+
+# cnish-store OP DIR ARGS...: the host-local IPAM store, as cnish's own store (cnish/store.py)
+# handles it, with the reference plugin's format and lock. KEY is the attachment's index key:
+# each address file DIR/IP has an index entry DIR/.cnish-owner-KEY.IP, a hard link to it (an entry
+# that is not, a leftover, does not count).
+#   reserve DIR IP CID IFNAME SET KEY
+#       create DIR/IP holding "CID\r\nIFNAME" (fails if it exists), its index entry, and record
+#       IP in DIR/last_reserved_ip.SET
+#   release-ip DIR IP CID IFNAME SET PREV KEY
+#       remove DIR/IP and its index entry if they hold this attachment; if
+#       last_reserved_ip.SET still names IP, restore PREV (or remove the file when PREV is empty)
+#   release DIR CID IFNAME KEY    remove every file holding this attachment (legacy files
+#                                 holding only CID when there is none)
+#   prune DIR                     remove index entries that are not a link to their address,
+#                                 and temporary files killed writers left
+#   check DIR IP CID IFNAME       true when DIR/IP holds this attachment
+# Write DIR/last_reserved_ip.SET as cnish does: a new file (never one already there, nor a
+# symlink's target) renamed over the old name.
+_cnish_store_last() {
+  local tmp=$1/.cnish-tmp-last-$$
+  rm -f -- "$tmp"
+  (set -o noclobber; printf '%s' "$3" >"$tmp") && mv -f -T -- "$tmp" "$1/last_reserved_ip.$2"
+}
+
+cnish-store() {
+  local op=$1 dir=$2 fd status=0 old_umask
+  shift 2
+  if [[ -L $dir ]]; then
+    printf 'cnish-store: refusing to use %s: it is a symlink\n' "$dir" >&2
+    return 1
+  fi
+  if [[ $op == check ]]; then
+    [[ ! -L $dir/$1 && -f $dir/$1 ]] || return 1
+    local content
+    content=$(<"$dir/$1")
+    [[ $content == "$2"$'\r\n'"$3" || $content == "$2" ]]
+    return
+  fi
+  if [[ ! -d $dir ]]; then
+    [[ $op == reserve ]] || return 0          # nothing was ever reserved here
+    mkdir -p -- "$dir" && chmod 0755 -- "$dir"
+  fi
+  if [[ -L $dir/lock ]]; then                  # as cnish: never write through a symlink
+    printf 'cnish-store: refusing to use %s/lock: it is a symlink\n' "$dir" >&2
+    return 1
+  fi
+  old_umask=$(umask)
+  umask 077
+  exec {fd}>>"$dir/lock"
+  flock "$fd"
+  case $op in
+    reserve)
+      if (set -o noclobber; printf '%s\r\n%s' "$2" "$3" >"$dir/$1") 2>/dev/null; then
+        ln -f -- "$dir/$1" "$dir/.cnish-owner-$5.$1"
+        _cnish_store_last "$dir" "$4" "$1"
+      else
+        printf 'cnish-store: %s is already reserved in %s: File exists\n' "$1" "$dir" >&2
+        status=1
+      fi
+      ;;
+    release-ip)
+      rm -f -- "$dir/.cnish-owner-$6.$1"
+      if [[ ! -L $dir/$1 && -f $dir/$1 ]]; then
+        local content
+        content=$(<"$dir/$1")
+        if [[ $content == "$2"$'\r\n'"$3" || $content == "$2" ]]; then
+          rm -f -- "$dir/$1"
+          if [[ -f $dir/last_reserved_ip.$4 && $(<"$dir/last_reserved_ip.$4") == "$1" ]]; then
+            if [[ -n $5 ]]; then _cnish_store_last "$dir" "$4" "$5"
+            else rm -f -- "$dir/last_reserved_ip.$4"; fi
+          fi
+        fi
+      fi
+      ;;
+    release)
+      local f content found=0 match
+      for match in "$1"$'\r\n'"$2" "$1"; do       # exact owner first, then legacy id-only files
+        for f in "$dir"/*; do
+          # only files named like an address are reservations (not lock, last_reserved_ip.N)
+          [[ ${f##*/} != *[!0-9a-fA-F.:]* ]] || continue
+          [[ ! -L $f && -f $f ]] || continue
+          content=$(<"$f") || continue
+          if [[ $content == "$match" ]]; then rm -f -- "$f"; found=1; fi
+        done
+        (( found )) && break
+      done
+      rm -f -- "$dir/.cnish-owner-$3".*
+      ;;
+    prune)
+      local f ip
+      rm -f -- "$dir"/.cnish-tmp-*               # killed writers' (we hold the lock)
+      for f in "$dir"/.cnish-owner-*; do
+        [[ ! -L $f && -f $f ]] || continue
+        ip=${f##*/.cnish-owner-????????????????.}
+        if [[ -L $dir/$ip || ! $f -ef $dir/$ip ]]; then rm -f -- "$f"; fi
+      done
+      ;;
+  esac
+  exec {fd}>&-
+  umask "$old_umask"
+  return "$status"
+}
+
+# ---------------------------------------------------------------------------------------------
+
+# Step 1/2 [host-link] delete the host end veth32ddcdbc817 if it is still there
+#   why:  covers a namespace that is already gone from the filesystem but still alive
+if ! test '!' -e /sys/class/net/veth32ddcdbc817 2>/dev/null; then
+  run 1 missing-ok -- ip link del dev veth32ddcdbc817 || { FAILED+=(1); KEEP_ADDRESSES=1; }
+fi
+
+# Step 2/2 [release] release every address ctr1/eth0 holds in /nonexistent/cnish-golden/vlannet
+# The interface may still hold the addresses if it could not be deleted: keep them reserved.
+if [[ -z ${KEEP_ADDRESSES-} ]]; then
+  run 2 missing-ok -- cnish-store release /nonexistent/cnish-golden/vlannet ctr1 eth0 608c92e125bbee99 || FAILED+=(2)
+fi
+
+# ---------------------------------------------------------------------------------------------
+if (( ${#FAILED[@]} )); then
+  printf 'cnish: could not remove everything (steps %s)\n' "${FAILED[*]}" >&2
+  exit 1
+fi
