@@ -40,9 +40,10 @@ def parse(f, op, kind: str) -> dict:
         conf["mode"] = f.choice("mode", DEFAULT_MODE[kind], MODES[kind])
     if kind == "macvlan":
         conf["mac"] = f.mac("mac")
-        if f.has("bcqueuelen"):
-            from cnish.errors import unsupported_field
-            raise unsupported_field("bcqueuelen", f.obj["bcqueuelen"])
+        # the length of the queue the master's broadcast and multicast frames wait in for the
+        # macvlans (the kernel keeps the largest any macvlan of the master asks for); 0: the
+        # kernel's default (1000)
+        conf["bcqueuelen"] = f.integer("bcqueuelen", 0, 0, 2 ** 32 - 1)
     if kind == "vlan":
         if conf["master"] is None:
             raise invalid_config("master", None, "is required: the link the VLAN sits on")

@@ -138,6 +138,24 @@ def test_macvlan_containers_talk_over_their_master(lab, master):
     assert not [k for k in store_files(lab.data_dir) if k.endswith("10.86.0.2")]
 
 
+def test_macvlan_bcqueuelen(lab, master):
+    """bcqueuelen: the macvlan asks for that broadcast queue length, and CHECK sees another."""
+    host, c1, c2 = lab.host(), lab.netns(), lab.netns()
+    m = master(host)
+    net = conf(lab, "macvlan", master=m, bcqueuelen=2000, ipam=hostlocal(lab, "10.86.0.0/24"))
+    rc, res, err = host.cni("ADD", net, c1)
+    assert rc == 0, (res, err)
+    assert " bcqueuelen 2000 " in sh("ip", "-n", c1, "-d", "-o", "link", "show", "eth0").stdout
+    assert host.cni("CHECK", dict(net, prevResult=res), c1)[0] == 0
+    rc, out, _ = host.cni("CHECK", dict(net, bcqueuelen=3000, prevResult=res), c1)
+    assert rc == 1 and "bcqueuelen 3000" in out["details"], out
+    rc, res2, err = host.cni("ADD", dict(net, bcqueuelen=None), c2, cid="ctr2")   # the default
+    assert rc == 0, (res2, err)
+    assert " bcqueuelen 1000 " in sh("ip", "-n", c2, "-d", "-o", "link", "show", "eth0").stdout
+    for ns, cid, r in ((c1, "ctr1", res), (c2, "ctr2", res2)):
+        assert host.cni("DEL", dict(net, prevResult=r), ns, cid=cid)[0] == 0
+
+
 def test_macvlan_refuses_bad_masters_before_changing_anything(lab, master):
     host, c = lab.host(), lab.netns()
     m = master(host)
