@@ -196,6 +196,7 @@ def attachment(draw, plugins=tuple(ADD_PLUGINS)):
         raw["master"] = draw(ifname)
     if plugin == "macvlan":
         raw["mode"] = draw(st.sampled_from(["bridge", "private", "vepa", "passthru"]))
+        raw["bcqueuelen"] = draw(st.sampled_from([0, 1, 2 ** 32 - 1]))
         if draw(st.booleans()):
             raw["mac"] = draw(mac)
     if plugin == "ipvlan":
