@@ -27,12 +27,10 @@ def masq_comment(network: str, container_id: str) -> str:
     return f'name: "{network}" id: "{container_id}"'
 
 
-# nftables masquerade (ipMasqBackend "nftables"): the reference's table and chain, and the
-# comment on each attachment's rules, which starts with hashes of the network and of the
-# attachment (DEL and GC find the rules by it) and is cut to nft's 128 characters as the
-# reference cuts it, so that either plugin finds the other's rules.
-MASQ_NFT_TABLE = "cni_plugins_masquerade"
-MASQ_NFT_CHAIN = "masq_checks"
+# nftables masquerade (ipMasqBackend "nftables", plans/masquerade.toml): the comment on each
+# attachment's rules starts with hashes of the network and of the attachment (DEL and GC find
+# the rules by it) and is cut to nft's 128 characters as the reference cuts it, so that either
+# plugin finds the other's rules.
 NFT_COMMENT_MAX = 128
 
 
