@@ -73,6 +73,37 @@ def test_fifty_parallel_adds_then_fifty_parallel_dels(lab):
     assert "cni-test0" in host.run("ip", "-o", "link").stdout          # only the bridge stays
 
 
+def test_thirty_parallel_adds_and_dels_with_the_nftables_masquerade(lab):
+    """ipMasqBackend nftables: every ADD rewrites the shared base chain in its transaction, so
+    parallel ADDs race on it. 30 dual-stack ADDs at once: one rule per address, the base chain
+    with its three rules once; 30 DELs at once leave no rule."""
+    host = lab.host()
+    conf = bridge_conf(lab, ipMasqBackend="nftables",
+                       ipam={"ranges": [[{"subnet": "10.92.0.0/24"}], [{"subnet": "fd92::/64"}]]})
+    namespaces = [lab.netns() for _ in range(30)]
+
+    def listed(chain):
+        return [l.strip() for l in host.run("nft", "list", "chain", "inet", "cni_plugins_masquerade",
+                                            chain, check=False).stdout.splitlines()
+                if l.strip().startswith(("ip ", "ip6 ", "goto "))]
+
+    procs = [start(host, "ADD", conf, ns, f"nft{i}") for i, ns in enumerate(namespaces)]
+    results = run_all(procs, [conf] * 30)
+    count("parallel operations", 30)
+    assert [rc for rc, _, _ in results] == [0] * 30, [r for r in results if r[0]][:3]
+    rules = listed("masq_checks")
+    sources = sorted(a["address"].split("/")[0] for _, res, _ in results for a in res["ips"])
+    assert sorted(r.split()[2] for r in rules) == sources and len(sources) == 60, rules
+    assert listed("postrouting") == ["ip daddr 224.0.0.0/4 return", "ip6 daddr ff00::/8 return",
+                                     "goto masq_checks"]
+    procs = [start(host, "DEL", dict(conf, prevResult=res), ns, f"nft{i}")
+             for i, (ns, (_, res, _)) in enumerate(zip(namespaces, results))]
+    deleted = run_all(procs, [dict(conf, prevResult=res) for _, res, _ in results])
+    count("parallel operations", 30)
+    assert [rc for rc, _, _ in deleted] == [0] * 30, [r for r in deleted if r[0]][:3]
+    assert listed("masq_checks") == []
+
+
 def test_random_storm_of_add_and_del_ends_consistent(lab):
     """100 containers; each is added and maybe deleted (and maybe deleted twice), all of them
     interleaved at random by 16 workers."""
