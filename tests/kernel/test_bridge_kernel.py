@@ -1019,6 +1019,12 @@ def test_nftables_masquerade_backend(lab):
              "handle", handle)
     rc, out, _ = host.cni("CHECK", dict(conf, prevResult=res), c)
     assert rc == 1 and "fd77::2" in out["msg"], out
+    host.run("nft", "add", "rule", "inet", "cni_plugins_masquerade", "masq_checks", "ip6", "saddr",
+             "fd77::2", "ip6", "daddr", "!=", "fd77::/64", "masquerade", "comment", f'"{comment}"')
+    assert host.cni("CHECK", dict(conf, prevResult=res), c)[0] == 0
+    host.run("nft", "flush", "chain", "inet", "cni_plugins_masquerade", "postrouting")
+    rc, out, _ = host.cni("CHECK", dict(conf, prevResult=res), c)    # nothing reaches the rules
+    assert rc == 1 and "goto masq_checks" in out["details"], out
 
     for attempt in range(2):
         rc, out, err = host.cni("DEL", dict(conf, prevResult=res), c)

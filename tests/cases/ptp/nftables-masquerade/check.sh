@@ -266,11 +266,11 @@ check 24 output '' -- nsenter --net=/var/run/netns/cnish-test ip -4 -o route sho
 
 # Check of ADD step 25 [masquerade-nft[0]] lesson step 8 (nftables): masquerade what 10.21.0.2 sends outside 10.21.0.0/24 (table inet cni_plugins_masquerade)
 #   why:  one transaction: the shared table and chains if missing, the base chain's three rules rewritten (the same for every ADD), and this address's rule, whose comment DEL and GC find it by
-check 25 contains 'ip saddr 10.21.0.2 ip daddr != 10.21.0.0/24 masquerade comment "3ba5bcc1b2e1d5c8-7883a6f9ce71eedb, net: ptpnft, if: eth0, id: ctr1"' -- nft list chain inet cni_plugins_masquerade masq_checks
+check 25 contains 'ip saddr 10.21.0.2 ip daddr != 10.21.0.0/24 masquerade comment "3ba5bcc1b2e1d5c8-7883a6f9ce71eedb, net: ptpnft, if: eth0, id: ctr1"' 'type nat hook postrouting priority srcnat;' 'goto masq_checks' -- nft list table inet cni_plugins_masquerade
 
 # Check of ADD step 26 [masquerade-nft[1]] lesson step 8 (nftables): masquerade what fd21::2 sends outside fd21::/64 (table inet cni_plugins_masquerade)
 #   why:  one transaction: the shared table and chains if missing, the base chain's three rules rewritten (the same for every ADD), and this address's rule, whose comment DEL and GC find it by
-check 26 contains 'ip6 saddr fd21::2 ip6 daddr != fd21::/64 masquerade comment "3ba5bcc1b2e1d5c8-7883a6f9ce71eedb, net: ptpnft, if: eth0, id: ctr1"' -- nft list chain inet cni_plugins_masquerade masq_checks
+check 26 contains 'ip6 saddr fd21::2 ip6 daddr != fd21::/64 masquerade comment "3ba5bcc1b2e1d5c8-7883a6f9ce71eedb, net: ptpnft, if: eth0, id: ctr1"' 'type nat hook postrouting priority srcnat;' 'goto masq_checks' -- nft list table inet cni_plugins_masquerade
 
 # ---------------------------------------------------------------------------------------------
 if (( ${#FAILED[@]} )); then
