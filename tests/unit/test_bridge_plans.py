@@ -303,6 +303,8 @@ def test_trunk_plan_ranges_and_native_vlan():
         ["1-2", "10-12", "20"]
     assert steps["vlan-access"] == ("bridge", "vlan", "add", "dev", veth, "vid", "1", "pvid",
                                     "untagged")           # a trunk without vlan: 1 untagged
+    order = ids(p)          # the untagged VLAN last: a trunk naming it too leaves it untagged
+    assert max(order.index(k) for k in steps if k.startswith("vlan-trunk")) < order.index("vlan-access")
     trunk0 = next(s for s in p.steps if s.id == "vlan-trunk[0]")
     assert trunk0.expect == {"contains": '{"vlan":2}'}     # 1 is the untagged one
 
