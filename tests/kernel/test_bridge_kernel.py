@@ -1157,3 +1157,36 @@ def test_a_vlan_gateway_sits_on_its_own_link_in_the_vlan(lab):
     for ns, cid in ((c1, "ctr1"), (c2, "ctr2")):
         assert host.cni("DEL", dict(conf, prevResult=results[cid]), ns, cid=cid)[0] == 0
     assert "cni-test0.300" in host.run("ip", "-o", "link").stdout
+
+
+@pytest.mark.linktype(kind=BRIDGE_VLANS)
+def test_vlan_containers_of_the_reference_and_of_cnish_share_a_vlan_and_its_gateway(lab):
+    """A node moving from the reference to cnish: the reference's container of VLAN 300 made
+    the gateway link cni-test0.300 (its port named randomly); cnish's container joins the
+    VLAN, takes that link as made, and reaches the gateway and the reference's container.
+    Each plugin's DEL removes the other's container."""
+    if not os.path.exists("/usr/lib/cni/bridge"):
+        pytest.skip("the reference plugins are not installed (containernetworking-plugins)")
+    host, ref_ns, ours_ns = lab.host(), lab.netns(), lab.netns()
+    conf = bridge_conf(lab, vlan=300, ipMasq=False)
+    reference = ["/usr/lib/cni/bridge"]
+    rc, ref, err = host.cni("ADD", conf, ref_ns, cid="ref", plugin=reference)
+    assert rc == 0, (ref, err)
+    links = host.run("ip", "-o", "link").stdout
+    assert "cni-test0.300@" in links and names_vlan_peer("cni-test0.300") not in links
+    rc, ours, err = host.cni("ADD", conf, ours_ns, cid="ours")
+    assert rc == 0, (ours, err)
+    gw_mac = host.run("cat", "/sys/class/net/cni-test0.300/address").stdout.strip()
+    assert ours["interfaces"][3] == {"name": "cni-test0.300", "mac": gw_mac}
+    assert names_vlan_peer("cni-test0.300") not in host.run("ip", "-o", "link").stdout
+    assert ping(ours_ns, "10.77.0.1") and ping(ours_ns, ref["ips"][0]["address"].split("/")[0])
+    assert host.cni("DEL", dict(conf, prevResult=ours), ours_ns, cid="ours", plugin=reference)[0] == 0
+    assert host.cni("DEL", dict(conf, prevResult=ref), ref_ns, cid="ref")[0] == 0
+    ports = host.run("ls", "/sys/class/net/cni-test0/brif").stdout.split()
+    assert len(ports) == 1 and f"cni-test0.300@{ports[0]}" in host.run("ip", "-o", "link").stdout
+    assert not [k for k in store_files(lab.data_dir) if k.split("/")[-1].startswith("10.77.0.")]
+
+
+def names_vlan_peer(gateway_dev):
+    from cnish import names
+    return names.vlan_gateway_peer(gateway_dev)
