@@ -329,6 +329,21 @@ def bridge_conf(lab: Lab, name: str | None = None, **overrides) -> dict:
     return conf
 
 
+def outside_namespace(lab: Lab, host: "Node") -> str:
+    """A namespace routed from the host ("the world beyond the node") at 10.200.0.2 and
+    fd20::2, with no route back to the containers' subnets: it answers a container only when
+    the host masqueraded the container's address."""
+    out = lab.netns("o")
+    host.run("ip", "link", "add", "up0", "type", "veth", "peer", "name", "eth0", "netns", out)
+    host.run("ip", "addr", "add", "10.200.0.1/24", "dev", "up0")
+    host.run("ip", "addr", "add", "fd20::1/64", "dev", "up0", "nodad")
+    host.run("ip", "link", "set", "up0", "up")
+    sh("ip", "-n", out, "addr", "add", "10.200.0.2/24", "dev", "eth0")
+    sh("ip", "-n", out, "addr", "add", "fd20::2/64", "dev", "eth0", "nodad")
+    sh("ip", "-n", out, "link", "set", "eth0", "up")
+    return out
+
+
 def operation(raw: dict, command: str = "ADD", cid: str = "ctr1", ifname: str = "eth0",
               netns: str = "/var/run/netns/cnish-test", args: str = "", dry_run: bool = True,
               opts: dict | None = None, runner=None):

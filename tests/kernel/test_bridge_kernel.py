@@ -13,7 +13,8 @@ import pytest
 
 from cnish import engine
 from lab import (BRIDGE_VLANS, ROOT, bridge_conf, cnish_command, forwarding, link_kind_missing,
-                 operation, restore_forwarding, sh, store_files, unique, without_lock)
+                 operation, outside_namespace, restore_forwarding, sh, store_files, unique,
+                 without_lock)
 
 pytestmark = pytest.mark.kernel
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -968,21 +969,6 @@ def _reference_nft_masq_comment(network, cid, ifname):
     return f"{short(network)}-{short(ifname + ':' + cid)}, net: {network}, if: {ifname}, id: {cid}"[:128]
 
 
-def _outside(lab, host):
-    """A namespace routed from the host ("the world beyond the node") at 10.200.0.2 and
-    fd20::2, with no route back to the containers' subnets: it answers a container only when
-    the host masqueraded the container's address."""
-    out = lab.netns("o")
-    host.run("ip", "link", "add", "up0", "type", "veth", "peer", "name", "eth0", "netns", out)
-    host.run("ip", "addr", "add", "10.200.0.1/24", "dev", "up0")
-    host.run("ip", "addr", "add", "fd20::1/64", "dev", "up0", "nodad")
-    host.run("ip", "link", "set", "up0", "up")
-    sh("ip", "-n", out, "addr", "add", "10.200.0.2/24", "dev", "eth0")
-    sh("ip", "-n", out, "addr", "add", "fd20::2/64", "dev", "eth0", "nodad")
-    sh("ip", "-n", out, "link", "set", "eth0", "up")
-    return out
-
-
 def _masq_nft(node):
     proc = node.run("nft", "list", "chain", "inet", "cni_plugins_masquerade", "masq_checks",
                     check=False)
@@ -995,7 +981,7 @@ def test_nftables_masquerade_backend(lab):
     namespace that has no route back to it only through the masquerade; CHECK sees a rule
     gone; DEL (repeated) removes the rules and the traffic stops; a failed ADD leaves none."""
     host, c, other = lab.host(), lab.netns(), lab.netns()
-    outside = _outside(lab, host)
+    outside = outside_namespace(lab, host)
     conf = bridge_conf(lab, ipMasqBackend="nftables",
                        ipam={"ranges": [[{"subnet": "10.77.0.0/24"}], [{"subnet": "fd77::/64"}]],
                              "routes": [{"dst": "0.0.0.0/0"}, {"dst": "::/0"}]})

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from lab import (RUN_ID, cnish_command, forwarding, interrupts_held, link_kind_missing,
-                 restore_forwarding, sh, store_files, unique)
+                 outside_namespace, restore_forwarding, sh, store_files, unique)
 
 pytestmark = pytest.mark.kernel
 
@@ -74,6 +74,24 @@ def test_ptp_routes_each_container_through_the_host(lab):
     assert r1["interfaces"][0]["name"] not in host.run("ip", "-o", "link").stdout
     assert not [l for l in nat(host) if '"ctr1"' in l]
     assert ping(c2, "10.85.0.1")               # the other container is untouched
+
+
+def test_ptp_masquerades_with_the_nftables_backend(lab):
+    """ptp with ipMasqBackend nftables: the container reaches a namespace that has no route
+    back to it only through the masquerade (both families); DEL stops it."""
+    host, c = lab.host(), lab.netns()
+    outside = outside_namespace(lab, host)
+    net = conf(lab, "ptp", ipMasq=True, ipMasqBackend="nftables",
+               ipam=hostlocal(lab, "10.85.0.0/24", "fd85::/64", routes=["0.0.0.0/0", "::/0"]))
+    rc, res, err = host.cni("ADD", net, c)
+    assert rc == 0, (res, err)
+    host.settle(c, outside)
+    assert nat(host) == []                                   # no iptables rule
+    assert ping(c, "10.200.0.2") and ping(c, "fd20::2")
+    assert host.cni("CHECK", dict(net, prevResult=res), c)[0] == 0
+    assert host.cni("DEL", dict(net, prevResult=res), c)[0] == 0
+    rules = host.run("nft", "list", "chain", "inet", "cni_plugins_masquerade", "masq_checks").stdout
+    assert " masquerade " not in rules, rules
 
 
 def test_ptp_two_interfaces_of_one_container_share_the_masquerade_chain(lab):
