@@ -32,18 +32,28 @@ def primary_ipv4(dev: str) -> str | None:
     return f"{inet_ntop(AF_INET, address)}/{bin(int.from_bytes(mask, 'big')).count('1')}"
 
 
-def ipv6_addresses(dev: str) -> list:
-    """The link's global IPv6 addresses as "addr/len" (link-local ones left out)."""
+def ipv6_entries(dev: str) -> list:
+    """(address as 32 hex digits, prefix length, scope, flags) of each of the link's IPv6
+    addresses, from /proc/net/if_inet6 of the network namespace the caller is in; [] without
+    IPv6."""
     try:
         with open("/proc/net/if_inet6") as f:
             lines = f.read().splitlines()
     except OSError:
         return []
-    from _socket import AF_INET6
     out = []
     for line in lines:
         fields = line.split()
-        if len(fields) == 6 and fields[5] == dev and fields[3] != "20":   # 0x20: link scope
-            packed = bytes.fromhex(fields[0])
-            out.append(f"{inet_ntop(AF_INET6, packed)}/{int(fields[2], 16)}")
+        if len(fields) == 6 and fields[5] == dev:
+            out.append((fields[0], int(fields[2], 16), int(fields[3], 16), int(fields[4], 16)))
     return out
+
+
+SCOPE_LINK = 0x20
+
+
+def ipv6_addresses(dev: str) -> list:
+    """The link's global IPv6 addresses as "addr/len" (link-local ones left out)."""
+    from _socket import AF_INET6
+    return [f"{inet_ntop(AF_INET6, bytes.fromhex(address))}/{length}"
+            for address, length, scope, _flags in ipv6_entries(dev) if scope != SCOPE_LINK]

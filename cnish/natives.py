@@ -95,7 +95,7 @@ IFA_F_TENTATIVE, IFA_F_DADFAILED = 0x40, 0x08
 
 def _dad_wait(path, ifname, seconds):
     import time
-    from cnish import netns
+    from cnish import hostinfo, netns
     from cnish.runner import _own_netns_fd
     home = _own_netns_fd()
     if home is None:
@@ -107,26 +107,15 @@ def _dad_wait(path, ifname, seconds):
         except OSError as exc:
             return 1, "", f"cnish-dad-wait: {path}: {exc.strerror}\n"
         try:
-            with open("/proc/net/if_inet6") as f:
-                listed = f.read()
-        except OSError:
-            listed = ""                   # no IPv6 in this kernel: nothing to wait for
+            entries = hostinfo.ipv6_entries(ifname)      # (no IPv6 in this kernel: none)
         finally:
             netns.leave(home)
-        tentative, failed = False, []
-        for line in listed.splitlines():
-            fields = line.split()
-            if len(fields) != 6 or fields[5] != ifname:
-                continue
-            flags = int(fields[4], 16)
-            if flags & IFA_F_DADFAILED:
-                failed.append(":".join(fields[0][i:i + 4] for i in range(0, 32, 4)))
-            elif flags & IFA_F_TENTATIVE:
-                tentative = True
+        failed = [":".join(address[i:i + 4] for i in range(0, 32, 4))
+                  for address, _, _, flags in entries if flags & IFA_F_DADFAILED]
         if failed:
             return 1, "", (f"cnish-dad-wait: duplicate address detection failed on {ifname} "
                            f"for {' '.join(failed)}\n")
-        if not tentative:
+        if not any(flags & IFA_F_TENTATIVE for *_, flags in entries):
             return 0, "", ""
         if time.monotonic() >= deadline:
             return 1, "", f"cnish-dad-wait: addresses of {ifname} still tentative after {seconds} s\n"
