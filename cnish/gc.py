@@ -109,10 +109,10 @@ def stale_spoofchks(listing: str, network: str, valid: set) -> list:
     out, seen = [], set()
     for line in listing.splitlines():
         words = line.split()
-        if "iifname" not in words[:-1] or "comment" not in words[:-1]:
+        comment = _nft_comment(line)
+        if "iifname" not in words[:-1] or comment is None:
             continue
         veth = words[words.index("iifname") + 1].strip('"')
-        comment = words[words.index("comment") + 1].strip('"')
         if not comment.startswith(SPOOFCHK_COMMENT) or comment in seen:
             continue
         ref = comment[len(SPOOFCHK_COMMENT):]
@@ -136,11 +136,16 @@ def stale_masq_nft(listing: str, network: str, valid: set) -> list:
     keep = {masq_nft_comment(network, cid, ifname) for cid, ifname in valid}
     out = []
     for line in listing.splitlines():
-        _, marker, rest = line.partition(' comment "')
-        comment = rest.partition('"')[0]
-        if marker and comment.startswith(mine) and comment not in keep and comment not in out:
+        comment = _nft_comment(line)
+        if comment and comment.startswith(mine) and comment not in keep and comment not in out:
             out.append(comment)
     return out
+
+
+def _nft_comment(line: str) -> str | None:
+    """The comment of a rule in `nft list` output (`... comment "TEXT"`), or None."""
+    _, marker, rest = line.partition(' comment "')
+    return rest.partition('"')[0] if marker else None
 
 
 def stale_owners(store, valid: set) -> list:
