@@ -82,16 +82,23 @@ def problem(op, kind: str) -> str | None:
         known = _known_without_loading(kind)
         if known is not None:
             return None if known else _lacks(kind)
-    probe = op.fact("link-kind")
-    if probe is None:
-        return None
-    if "Unknown device type" in probe.stderr:
-        return _lacks(kind)
-    if probe.returncode == 127:
-        return None       # no unshare to ask with: let ip link add itself tell
-    if not op.dry_run:
-        _remember(kind)
-    return None
+    # Any answer but "Unknown device type" means the kernel has the kind (on lo, most kinds
+    # refuse with another error)
+    return _lacks(kind) if _probe_lacks(op, kind, "link-kind", "Unknown device type") else None
+
+
+def _probe_lacks(op, key: str, fact_id: str, lacking: str, proven=lambda probe: True) -> bool:
+    """Ask the probe fact: True when its error says `lacking`. An answer that `proven`
+    accepts is remembered for the boot (not by a dry-run); no probe, or no unshare to ask
+    with (127), is no answer: the step itself will tell."""
+    probe = op.fact(fact_id)
+    if probe is None or probe.returncode == 127:
+        return False
+    if lacking in probe.stderr:
+        return True
+    if not op.dry_run and proven(probe):
+        _remember(key)
+    return False
 
 
 def _lacks(kind: str) -> str:
@@ -100,14 +107,17 @@ def _lacks(kind: str) -> str:
 
 
 def require(op, kind: str) -> None:
-    reason = problem(op, kind)
-    if reason and op.dry_run:      # the plan is still worth reading; running it here is not
-        op.notes.append(reason + "; on this host the script would fail at its link step")
-        return
-    if reason:
-        raise CNIError(KERNEL_LACKS, reason,
-                       f"load the {MODULES.get(kind, kind)} module, or run on a kernel that has "
-                       "it; nothing was changed on this host")
+    refuse(op, problem(op, kind), "its link step",
+           f"load the {MODULES.get(kind, kind)} module, or run on a kernel that has it")
+
+
+def refuse(op, reason: str | None, failing_step: str, remedy: str) -> None:
+    """Code 103 for what this kernel lacks, before anything changes; a dry-run notes it
+    instead (the plan is still worth reading; running it here is not)."""
+    if reason and op.dry_run:
+        op.notes.append(f"{reason}; on this host the script would fail at {failing_step}")
+    elif reason:
+        raise CNIError(KERNEL_LACKS, reason, f"{remedy}; nothing was changed on this host")
 
 
 BRIDGE_VLANS = "bridge-vlans"
@@ -123,12 +133,8 @@ def bridge_vlans_problem(op) -> str | None:
         return None
     if op.dry_run and not os.path.isdir(os.path.join(SYS_MODULE, "bridge")):
         return None
-    probe = op.fact("vlan-filtering")
-    if probe is None or probe.returncode == 127:
-        return None       # no unshare to ask with: let ip link add itself tell
-    if "Operation not supported" in probe.stderr:
+    if _probe_lacks(op, BRIDGE_VLANS, "vlan-filtering", "Operation not supported",
+                    proven=lambda probe: probe.returncode == 0):
         return (f"this kernel ({os.uname().release}) cannot filter VLANs on a bridge (it was "
                 "built without CONFIG_BRIDGE_VLAN_FILTERING), which vlan and vlanTrunk need")
-    if not op.dry_run and probe.returncode == 0:
-        _remember(BRIDGE_VLANS)
     return None

@@ -11,24 +11,23 @@ from cnish.config import Fields, requested_mac
 from cnish.plugins import common
 from cnish.errors import INVALID_CONFIG, CNIError, invalid_config
 from cnish.ipnet import IP, Prefix
+from cnish.validate import IFNAME_MAX
 
 TYPE = "bridge"
 KIND = "interface"
 CNI_ARGS = frozenset({"MAC"})
 
 VLAN_MAX = 4094
-# nft refuses a rule comment longer than this (the spoof check's names the attachment)
-NFT_COMMENT_MAX = names.NFT_COMMENT_MAX
 
 
 def check_early(op) -> None:
     common.check_early(op)
     if op.conf.get("macspoofchk") and op.runtime.container_id:
         comment = names.spoofchk(op.runtime.container_id, op.runtime.ifname)["comment"]
-        if len(comment) > NFT_COMMENT_MAX:
+        if len(comment) > names.NFT_COMMENT_MAX:
             raise invalid_config("macspoofchk", True, "with this container id and interface name "
-                                 f"the spoof check's rule comment would exceed {NFT_COMMENT_MAX} "
-                                 "characters, more than nft takes")
+                                 "the spoof check's rule comment would exceed "
+                                 f"{names.NFT_COMMENT_MAX} characters, more than nft takes")
 
 
 def parse(f, op) -> dict:
@@ -65,10 +64,10 @@ def parse(f, op) -> dict:
     conf["gatewayPeer"] = ""
     if conf["isGateway"] and conf["vlan"]:
         conf["gatewayDev"] = f"{conf['bridge']}.{conf['vlan']}"
-        if len(conf["gatewayDev"]) > 15:
+        if len(conf["gatewayDev"]) > IFNAME_MAX:
             raise invalid_config("vlan", conf["vlan"], "with isGateway the gateway's link "
-                                 f"{conf['gatewayDev']} would exceed the kernel's 15 bytes; "
-                                 "use a shorter bridge name")
+                                 f"{conf['gatewayDev']} would exceed the kernel's {IFNAME_MAX} "
+                                 "bytes; use a shorter bridge name")
         conf["gatewayPeer"] = names.vlan_gateway_peer(conf["gatewayDev"])
     if conf["mtu"] and conf["mtu"] < 68:
         raise invalid_config("mtu", conf["mtu"], "must be 0 (the kernel's default) or at least 68")
@@ -88,15 +87,8 @@ def _vlan_trunk(f, untagged: int) -> list:
     reads it; as sorted ranges of consecutive ids [{"min", "max", "expect"}], where `expect`
     lists what `bridge -j vlan show` prints for each tagged id of the range (CHECK): all but
     the port's `untagged` VLAN, which the plan adds after the trunk (bridge.toml)."""
-    value = f.obj.get("vlanTrunk")
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        raise invalid_config("vlanTrunk", value, "must be a list of {\"id\"} or {\"minID\", \"maxID\"}")
     ids = set()
-    for i, item in enumerate(value):
-        if not isinstance(item, dict):
-            raise invalid_config(f"vlanTrunk[{i}]", item, "must be an object")
+    for i, item in enumerate(f.items("vlanTrunk", dict, "an object")):
         entry = Fields(item, f"vlanTrunk[{i}]")
         low, high = entry.has("minID"), entry.has("maxID")
         if low != high:
@@ -243,12 +235,8 @@ def _require_bridge_vlans(op) -> None:
     """vlan and vlanTrunk on a kernel whose bridges cannot filter VLANs: code 103 before
     anything changes (a dry-run notes it and still prints the plan)."""
     from cnish import kernel
-    reason = kernel.bridge_vlans_problem(op)
-    if reason and op.dry_run:
-        op.notes.append(reason + "; on this host the script would fail at the bridge's VLAN steps")
-    elif reason:
-        raise CNIError(kernel.KERNEL_LACKS, reason, "run on a kernel with bridge VLAN filtering, "
-                       "or leave vlan and vlanTrunk out; nothing was changed on this host")
+    kernel.refuse(op, kernel.bridge_vlans_problem(op), "the bridge's VLAN steps",
+                  "run on a kernel with bridge VLAN filtering, or leave vlan and vlanTrunk out")
 
 
 def status(op) -> None:
@@ -311,7 +299,9 @@ def prepare(op) -> dict:
     common.container(att, ips, routes, link_step="veth", mtu=op.conf.mtu, ignore_ra=not accept_ra,
                      keep_down=op.conf.disableContainerInterface, dad=op.conf.enabledad)
     att["gateways"] = _gateways(att["ips"]) if op.conf.isGateway else []
-    att["vlan_gateway_mac"] = names.mac_address(op.machine_id, "vlan-gateway", op.conf.gatewayDev)
+    if op.conf.gatewayPeer:
+        att["vlan_gateway_mac"] = names.mac_address(op.machine_id, "vlan-gateway",
+                                                    op.conf.gatewayDev)
     att["vlan_gateway_ready"] = not (op.command == "ADD" and att["gateways"]
                                      and op.conf.gatewayPeer) or _vlan_gateway_ready(op)
     att["stale_addresses"] = (_stale_addresses(op, att["gateways"])
