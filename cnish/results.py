@@ -16,6 +16,12 @@ SUPPORTED_VERSIONS = ("0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1
 CURRENT_VERSION = "1.1.0"
 
 
+# An interface's fields in results of 0.3.0-0.4.0 and of 1.0.0-1.1.0 (libcni's types040 and
+# types100: other plugins' entries of a prevResult keep what their version has).
+INTERFACE_FIELDS_040 = ("name", "mac", "sandbox")
+INTERFACE_FIELDS_100 = ("name", "mac", "mtu", "sandbox", "socketPath", "pciID")
+
+
 def version_in_use(request) -> str:
     """The request's cniVersion when cnish supports it, else CURRENT_VERSION: what a VERSION
     answer and an error object carry."""
@@ -54,7 +60,8 @@ def convert(result: dict, version: str) -> dict:
     if key >= (0, 3, 0):
         out = {"cniVersion": version}
         if result.get("interfaces"):
-            out["interfaces"] = [{k: v for k, v in itf.items() if k in ("name", "mac", "sandbox")}
+            fields = INTERFACE_FIELDS_100 if key >= (1, 0, 0) else INTERFACE_FIELDS_040
+            out["interfaces"] = [{k: v for k, v in itf.items() if k in fields}
                                  for itf in result["interfaces"]]
         if result.get("ips"):
             ips = [{"version": _family(ip["address"]), **ip} for ip in result["ips"]]
@@ -101,8 +108,14 @@ def _check_list(obj, field: str) -> list:
     return value
 
 
+def _without_empty(obj: dict, field: str) -> dict:
+    """`obj` without `field` when that is an empty string: Go reads "" into a nil net.IP, so
+    a Go plugin's `"gw": ""` or `"gateway": ""` means no gateway, and it writes none back."""
+    return {k: v for k, v in obj.items() if k != field} if obj.get(field) == "" else obj
+
+
 def _check_str(obj: dict, field: str, where: str, required: bool = False, kind: str = ""):
-    """A string field of a result; `kind` also checks its form: "cidr", "ip", "ifname", "mac"
+    """A string field of a result; `kind` also checks its form: "cidr" or "ip"
     (values that end up in commands and paths when cnish checks or deletes an attachment)."""
     value = obj.get(field)
     if value is None:
@@ -127,23 +140,7 @@ def _ip_problem(value):
     return problem(IP.parse, value)
 
 
-def _ifname_problem(value):
-    from cnish.validate import ifname_problem
-    problem = ifname_problem(value)
-    return "an interface name " + problem if problem else None
-
-
-def _hwaddr_problem(value):
-    """Ethernet (6 bytes) or InfiniBand (20 bytes) addresses: colon-separated hex pairs."""
-    parts = value.split(":")
-    if len(parts) not in (6, 8, 20) or any(len(p) != 2 or not all(c in "0123456789abcdefABCDEF"
-                                                                   for c in p) for p in parts):
-        return "must be a hardware address such as 0a:58:0a:16:00:02"
-    return None
-
-
-_FORMS = {"cidr": _cidr_problem, "ip": _ip_problem, "ifname": _ifname_problem,
-          "mac": _hwaddr_problem}
+_FORMS = {"cidr": _cidr_problem, "ip": _ip_problem}
 
 
 # Spec 1.1.0's optional route fields and their ranges (they reach `ip route` as numbers).
@@ -198,22 +195,29 @@ def parse(obj, version: str) -> dict:
                 _check_str(route, "gw", f"{family}.routes[{i}]", kind="ip")
                 out["routes"].append({k: route[k] for k in ("dst", "gw") if route.get(k)})
     else:
+        # Interfaces are passed on as they are: in a chain, other plugins' entries need not
+        # look like cnish's (a vhost-user `socketPath`, a name that is no kernel name, an empty
+        # MAC), and refusing them would fail every DEL of the attachment for good. Only their
+        # fields' types are checked here; the values cnish takes from its own entries are
+        # checked where it takes them (plugins/common.py: own_part, container_mac).
         for i, itf in enumerate(_check_list(obj, "interfaces")):
-            _check_str(itf, "name", f"interfaces[{i}]", required=True, kind="ifname")
-            _check_str(itf, "mac", f"interfaces[{i}]", kind="mac")
-            sandbox = _check_str(itf, "sandbox", f"interfaces[{i}]")
-            if sandbox is not None and not sandbox.isprintable():
-                raise ValueError(f"interfaces[{i}].sandbox must not contain control characters")
+            for field in ("name", "mac", "sandbox", "socketPath", "pciID"):
+                _check_str(itf, field, f"interfaces[{i}]")
+            mtu = itf.get("mtu")
+            if mtu is not None and (not isinstance(mtu, int) or isinstance(mtu, bool)):
+                raise ValueError(f"interfaces[{i}].mtu must be an integer")
             out["interfaces"].append(dict(itf))
         ips = obj.get("ips") if obj.get("ips") is not None else obj.get("ip")
         for i, ip in enumerate(_check_list({"ips": ips}, "ips")):
             _check_str(ip, "address", f"ips[{i}]", required=True, kind="cidr")
-            _check_str(ip, "gateway", f"ips[{i}]", kind="ip")
+            _check_str(_without_empty(ip, "gateway"), "gateway", f"ips[{i}]", kind="ip")
             index = ip.get("interface")
             if index is not None and (not isinstance(index, int) or isinstance(index, bool)):
                 raise ValueError(f"ips[{i}].interface must be an integer")
-            out["ips"].append({k: v for k, v in ip.items() if k != "version"})
+            out["ips"].append({k: v for k, v in _without_empty(ip, "gateway").items()
+                               if k != "version"})
         for i, route in enumerate(_check_list(obj, "routes")):
+            route = _without_empty(route, "gw")
             _check_str(route, "dst", f"routes[{i}]", required=True, kind="cidr")
             _check_str(route, "gw", f"routes[{i}]", kind="ip")
             _check_route_extras(route, f"routes[{i}]")

@@ -55,6 +55,15 @@ def mac_problem(mac) -> str | None:
     return None
 
 
+def hwaddr_problem(mac) -> str | None:
+    """A link-layer address as results record it: Ethernet (6 bytes), EUI-64 (8) or InfiniBand
+    (20), colon-separated hex pairs."""
+    parts = mac.split(":") if isinstance(mac, str) else []
+    if len(parts) not in (6, 8, 20) or any(len(p) != 2 or not set(p) <= _HEX for p in parts):
+        return "must be a hardware address such as 0a:58:0a:16:00:02"
+    return None
+
+
 def path_problem(path) -> str | None:
     """An absolute path without '..' components, control characters or NUL bytes."""
     if not isinstance(path, str) or path == "":

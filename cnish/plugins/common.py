@@ -8,6 +8,7 @@ from cnish import names
 from cnish.config import netns_problem
 from cnish.errors import INVALID_CONFIG, IPAM_FAILED, CNIError, invalid_config
 from cnish.ipnet import Prefix
+from cnish.validate import hwaddr_problem, ifname_problem
 
 COMMENT_MAX = 255        # iptables' comment match keeps at most 255 characters
 
@@ -174,8 +175,19 @@ def own_part(op, prev: dict) -> dict:
             return True
     routes = [r for r in prev.get("routes") or [] if isinstance(r, dict) and through_us(r)]
     before = interfaces[index - 1] if index else {}
-    return {"ips": ips, "routes": routes,
-            "host_side": before.get("name") if not before.get("sandbox") else None}
+    host_side = before.get("name") if not before.get("sandbox") else None
+    if host_side is not None and op.command == "CHECK":
+        # (results.parse passes every interface on unchecked; CHECK looks this one up by name)
+        _check_prev_field(f"interfaces[{index - 1}].name", host_side, ifname_problem,
+                          "an interface name ")
+    return {"ips": ips, "routes": routes, "host_side": host_side}
+
+
+def _check_prev_field(where: str, value, problem_of, what: str = "") -> None:
+    """A value of prevResult that cnish is about to use in a command (code 7 naming it)."""
+    problem = problem_of(value) if isinstance(value, str) else "must be a string"
+    if problem:
+        raise invalid_config(f"prevResult.{where}", value, what + problem)
 
 
 def ips_for_del(op, held: list) -> list:
@@ -215,8 +227,9 @@ def prev_for_check(op) -> dict:
 def container_mac(prev: dict, ifname: str, sandboxed: bool) -> str | None:
     """The MAC that prevResult records for the container's interface (with `sandboxed`, only
     an interface listed with a sandbox counts: a host interface may share the name)."""
-    for itf in prev.get("interfaces", []):
+    for k, itf in enumerate(prev.get("interfaces", [])):
         if itf.get("name") == ifname and itf.get("mac") and (itf.get("sandbox") or not sandboxed):
+            _check_prev_field(f"interfaces[{k}].mac", itf["mac"], hwaddr_problem)
             return itf["mac"].lower()
     return None
 

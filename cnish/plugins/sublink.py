@@ -12,6 +12,7 @@ from cnish import kernel, names
 from cnish.config import requested_mac
 from cnish.errors import INVALID_CONFIG, CNIError, invalid_config
 from cnish.plugins import common
+from cnish.validate import ifname_problem
 
 MODES = {"macvlan": ("bridge", "private", "vepa", "passthru"), "ipvlan": ("l2", "l3", "l3s")}
 DEFAULT_MODE = {"macvlan": "bridge", "ipvlan": "l2"}
@@ -61,11 +62,15 @@ def parse(f, op, kind: str) -> dict:
 def _master(op) -> str:
     master = op.conf.master
     if master is None and op.conf.kind == "ipvlan" and op.prev_result:
-        names_ = [i["name"] for i in op.prev_result.get("interfaces", [])]
-        if len(names_) != 1:
+        names_ = [i.get("name") for i in op.prev_result.get("interfaces", [])]
+        if len(names_) != 1 or not names_[0]:
             raise CNIError(INVALID_CONFIG, "chained master failure: prevResult lacks a single "
                            "named interface", "give \"master\" or chain after exactly one interface")
         master = names_[0]
+        problem = ifname_problem(master)          # (prevResult's names are not checked on entry)
+        if problem:
+            raise invalid_config("prevResult.interfaces[0].name", master,
+                                 "an interface name " + problem)
     if master is None:
         master = default_route_device() if not op.conf.linkInContainer else None
         if master is None:

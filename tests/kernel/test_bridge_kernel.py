@@ -900,6 +900,39 @@ def test_macspoofchk_drops_frames_with_another_source_mac(lab):
     assert host.state()["nftables"] == []
 
 
+def test_other_plugins_entries_in_prev_result_do_not_fail_del_or_check(lab):
+    """A chain's later plugins add their own entries to the cached result (a vhost-user socket,
+    a name that is no kernel name, an empty MAC, Go's empty gateway); cnish passes them on
+    and takes only its own part, so CHECK passes and DEL removes everything, where refusing
+    them would fail the attachment's every DEL for good."""
+    host, c = lab.host(), lab.netns()
+    conf = bridge_conf(lab, cniVersion="1.1.0")
+    rc, res, err = host.cni("ADD", conf, c)
+    assert rc == 0, (res, err)
+    before = host.state()
+    prev = dict(res, interfaces=res["interfaces"] + [
+        {"name": "vhost-user-net-0", "socketPath": "/var/run/vhu0.sock"},
+        {"name": "tap@0", "mac": ""}, {"name": "x" * 40, "pciID": "0000:00:1f.6", "mtu": 9000}])
+    rc, out, err = host.cni("CHECK", dict(conf, prevResult=prev), c)
+    assert rc == 0, (out, err)
+    assert host.state() == before
+    # (a route without a gateway counts as this plugin's for CHECK: Go's "" one only for DEL)
+    chained = dict(conf, prevResult=dict(prev, routes=[{"dst": "10.99.0.0/16", "gw": ""}]))
+    rc, out, err = host.cni("DEL", chained, c)
+    assert rc == 0, (out, err)
+    assert not any(l for l in host.state()["iptables"] if "CNI-" in l)
+    assert not any("veth" in l for l in host.state()["links"])
+    assert host.cni("DEL", chained, c)[0] == 0
+
+    # What cnish takes from its own entries is still checked: a bad MAC of its interface.
+    rc, res, err = host.cni("ADD", conf, c)
+    assert rc == 0, (res, err)
+    mine = [dict(i, mac="zz") if i.get("sandbox") else i for i in res["interfaces"]]
+    rc, out, _ = host.cni("CHECK", dict(conf, prevResult=dict(res, interfaces=mine)), c)
+    assert rc == 1 and out["code"] == 7 and "prevResult.interfaces[2].mac" in out["msg"], out
+    assert host.cni("DEL", dict(conf, prevResult=res), c)[0] == 0
+
+
 def _three_attachments_then_gc(lab, conf, other, stale_cid):
     """ctr1 and `stale_cid` on `conf`'s network, ctr3 on `other`'s; then GC of `conf`'s network
     with only ctr1 valid: (host, their namespaces, their ADD results by container id)."""
