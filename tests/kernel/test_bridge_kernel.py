@@ -900,6 +900,25 @@ def test_macspoofchk_drops_frames_with_another_source_mac(lab):
     assert host.state()["nftables"] == []
 
 
+def test_an_add_repeated_for_an_attachment_leaves_the_attachment_as_it_was(lab):
+    """macspoofchk with static IPAM (nothing refuses the repeat before the plan runs): an ADD
+    repeated for an existing attachment, into the same or a new namespace, fails before any
+    change, so its rollback cannot take the first attachment's spoof check rules with it."""
+    host, c, other = lab.host(), lab.netns(), lab.netns()
+    conf = bridge_conf(lab, macspoofchk=True, ipMasq=False, ipam={
+        "type": "static", "addresses": [{"address": "10.77.0.5/24", "gateway": "10.77.0.1"}]})
+    rc, res, err = host.cni("ADD", conf, c)
+    assert rc == 0, (res, err)
+    before = host.state(c)
+    for netns in (c, other):
+        rc, out, _ = host.cni("ADD", conf, netns)
+        assert rc == 1 and "attached to this network already" in out["details"], out
+        assert host.state(c) == before
+    assert host.cni("CHECK", dict(conf, prevResult=res), c)[0] == 0
+    assert host.cni("DEL", dict(conf, prevResult=res), c)[0] == 0
+    assert host.state()["nftables"] == []
+
+
 def test_other_plugins_entries_in_prev_result_do_not_fail_del_or_check(lab):
     """A chain's later plugins add their own entries to the cached result (a vhost-user socket,
     a name that is no kernel name, an empty MAC, Go's empty gateway); cnish passes them on
