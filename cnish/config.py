@@ -309,6 +309,9 @@ def parse_env(env, command: str | None = None, netns_exists: bool = True) -> Run
 # -- stdin and the common keys -------------------------------------------------------------------
 
 def read_stdin(stream) -> bytes:
+    if stream is None:
+        raise CNIError(IO_FAILURE, "cannot read the network config from stdin",
+                       "stdin is closed")
     try:
         data = stream.read(STDIN_LIMIT + 1)
     except OSError as exc:
@@ -344,7 +347,9 @@ def check_name(conf: dict) -> str:
 
 def check_version(conf: dict, command: str) -> str:
     """The request's cniVersion, which must be one cnish serves exactly (code 1 otherwise)."""
-    version = conf.get("cniVersion", "0.1.0")
+    version = conf.get("cniVersion")
+    if version is None or version == "":        # (libcni reads a missing, null or empty one alike)
+        version = "0.1.0"
     if not isinstance(version, str):
         raise invalid_config("cniVersion", version, "must be a string such as \"1.0.0\"")
     if version not in results.SUPPORTED_VERSIONS:

@@ -72,7 +72,9 @@ def main() -> None:
             _exit_now(version(getattr(sys.stdin, "buffer", None), sys.stdout))
         import os
         from cnish.cni import main as cni_main
-        _exit_now(cni_main(os.environ, sys.stdin.buffer, sys.stdout, sys.stderr, plugin_type))
+        # (stdin is None when the process was started with it closed: code 5, see read_stdin)
+        _exit_now(cni_main(os.environ, getattr(sys.stdin, "buffer", None), sys.stdout,
+                           sys.stderr, plugin_type))
     from cnish.cli import cli
     cli(prog_name="cnish")
 

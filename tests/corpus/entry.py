@@ -161,7 +161,7 @@ CASES = [
     {"id": "version-unknown-minor", "set": {"cniVersion": "0.5.0"}, "code": 1, "field": "0.5.0"},
     {"id": "version-short", "set": {"cniVersion": "1.0"}, "code": 1, "field": "1.0"},
     {"id": "version-v-prefix", "set": {"cniVersion": "v1.0.0"}, "code": 1, "field": "v1.0.0"},
-    {"id": "version-empty", "set": {"cniVersion": ""}, "code": 1, "field": "CNI version"},
+    # (an empty or null cniVersion is not here: libcni reads either as 0.1.0, and so does cnish)
     {"id": "version-number", "set": {"cniVersion": 1.0}, "code": 7, "field": "cniVersion"},
     {"id": "version-list", "set": {"cniVersion": ["1.0.0"]}, "code": 7, "field": "cniVersion"},
     {"id": "check-version-0.3.1", "command": "CHECK", "prev": True,

@@ -122,6 +122,9 @@ def test_network_names(name, code):
 def test_versions():
     assert config.check_version({"cniVersion": "1.0.0"}, "ADD") == "1.0.0"
     assert config.check_version({}, "ADD") == "0.1.0"
+    # libcni reads a null or empty cniVersion as a missing one
+    assert config.check_version({"cniVersion": None}, "DEL") == "0.1.0"
+    assert config.check_version({"cniVersion": ""}, "DEL") == "0.1.0"
     err = code_of(config.check_version, {"cniVersion": "9.9.9"}, "ADD")
     assert err.code == 1 and "9.9.9" in err.details
     err = code_of(config.check_version, {"cniVersion": "0.3.1"}, "CHECK")

@@ -94,6 +94,19 @@ def test_closed_stdin_and_other_commands_go_to_python(launcher):
     assert proc.returncode == 0 and b"CNI cnish plugin version" in proc.stderr
 
 
+@pytest.mark.parametrize("command", ["DEL", "STATUS", "GC"])
+def test_a_closed_stdin_is_an_io_error(launcher, command):
+    """Started with stdin closed (no config can be read), every command but VERSION answers
+    with code 5 in the protocol, not with a traceback."""
+    env = {"PATH": os.environ["PATH"], "CNI_COMMAND": command, "CNI_CONTAINERID": "c1",
+           "CNI_NETNS": "", "CNI_IFNAME": "eth0", "CNI_PATH": "/usr/lib/cni"}
+    proc = subprocess.run(["sh", "-c", 'exec "$0" <&-', launcher[1]], capture_output=True,
+                          env=env)
+    assert proc.returncode == 1, proc.stderr
+    answer = json.loads(proc.stdout)
+    assert answer["code"] == 5 and "stdin is closed" in answer["details"], answer
+
+
 def test_plugin_type_follows_the_name_it_is_execed_by(launcher):
     """Through the link `bridge` the plugin is bridge whatever the config's type says (the
     runtime chose the binary by type); through `cnish` the config's type decides."""
