@@ -7,8 +7,8 @@ between containers. The commands are in plans/ptp.toml.
 """
 
 from cnish.config import requested_mac
-from cnish.errors import invalid_config
-from cnish.ipnet import Prefix
+from cnish.errors import INVALID_CONFIG, CNIError, invalid_config
+from cnish.ipnet import IP, Prefix
 from cnish.plugins import common
 
 TYPE = "ptp"
@@ -16,7 +16,14 @@ KIND = "interface"
 CNI_ARGS = frozenset({"MAC"})
 
 
-check_early = common.check_early
+def check_early(op) -> None:
+    """Before IPAM takes the store's lock: with host-local, whose ranges know their gateways,
+    an IPAM route via another address of a subnet is refused now (any IPAM: after its ADD)."""
+    common.check_early(op)
+    sets = (op.ipam_conf or {}).get("sets") if op.command == "ADD" else None
+    if sets and op.ipam_conf.get("routes"):
+        _check_route_gateways([{"address": str(r.subnet), "gateway": str(r.gateway)}
+                               for ranges in sets for r in ranges], op.ipam_conf["routes"])
 
 
 def parse(f, op) -> dict:
@@ -31,10 +38,40 @@ def parse(f, op) -> dict:
 
 
 def _gateway(entry: dict) -> str:
-    """The gateway of an address: IPAM's, else the first address of the subnet."""
-    if entry.get("gateway"):
-        return entry["gateway"]
-    return str(Prefix.parse(entry["address"]).network + 1)
+    """The gateway of an address: IPAM's, else the first address of the subnet. The host end
+    of the veth takes it, so it must be another address of the subnet than the container's
+    (the reference fails without an IPAM gateway; static IPAM often gives none)."""
+    prefix = Prefix.parse(entry["address"])
+    gateway = entry.get("gateway") or str(prefix.network + 1)
+    try:
+        mine = IP.parse(gateway) == prefix.ip
+    except ValueError:            # (results.parse checked IPAM's answer; this is a guard)
+        mine = True
+    if mine or not prefix.subnet.contains(IP.parse(gateway)):
+        raise CNIError(INVALID_CONFIG, f"ptp has no gateway for {entry['address']}",
+                       (f"IPAM's gateway {gateway} is the container's own address"
+                        if entry.get("gateway") else
+                        f"IPAM gave none, and the one ptp would take, {gateway} (the first "
+                        "address of the subnet), " + ("is the container's own" if mine
+                                                      else "lies outside the prefix"))
+                       + "; give the address another \"gateway\" of its subnet in the IPAM config")
+    return gateway
+
+
+def _check_route_gateways(ips: list, routes: list) -> None:
+    """An IPAM route via another address of the container's subnet cannot work on ptp: the
+    container reaches its subnet only through its gateway (the kernel would refuse the route
+    with "Nexthop has invalid gateway"; the reference installs it before it deletes the
+    subnet's route, and then the next hop is unreachable). Refused first, naming both."""
+    gateways = {IP.parse(e["gateway"]) for e in ips}
+    subnets = [Prefix.parse(e["address"]).subnet for e in ips]
+    for route in routes:
+        gw = IP.parse(route["gw"]) if route.get("gw") else None
+        if gw is not None and gw not in gateways and any(s.contains(gw) for s in subnets):
+            raise CNIError(INVALID_CONFIG, f"ptp cannot route {route['dst']} via {gw}",
+                           f"the container reaches its subnet only through its gateway "
+                           f"({', '.join(sorted(str(g) for g in gateways))}), so {gw} is not on "
+                           "its link; route via the gateway, or leave out \"gw\"")
 
 
 def prepare(op) -> dict:
@@ -52,6 +89,7 @@ def prepare(op) -> dict:
         ips = [dict(e, gateway=_gateway(e)) for e in ipam_result["ips"]]
         op.ipam_result = dict(ipam_result, ips=ips)
         routes = ipam_result.get("routes", [])
+        _check_route_gateways(ips, routes)
     elif op.command == "CHECK":
         prev = common.prev_for_check(op)
         att["container_mac"] = (common.container_mac(prev, ifname, sandboxed=True)

@@ -20,6 +20,9 @@ PLUGIN = {
 }
 
 CASES = [
+    {"id": "route-via-another-address-of-the-subnet",
+     "set": {"ipam.routes": [{"dst": "192.168.0.0/16", "gw": "10.99.0.9"}]}, "code": 7,
+     "field": "via 10.99.0.9"},
     {"id": "ipam-missing", "set": {"ipam": "@drop"}, "code": 7, "field": "ipam"},
     {"id": "ipam-without-type", "set": {"ipam.type": "@drop"}, "code": 7, "field": "ipam"},
     {"id": "ipam-type-not-found", "set": {"ipam.type": "nope-ipam"}, "code": 7,

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from lab import (RUN_ID, cnish_command, forwarding, interrupts_held, link_kind_missing,
-                 outside_namespace, restore_forwarding, sh, store_files, unique)
+                 outside_namespace, restore_forwarding, sh, store_files, unique, without_lock)
 
 pytestmark = pytest.mark.kernel
 
@@ -92,6 +92,41 @@ def test_ptp_masquerades_with_the_nftables_backend(lab):
     assert host.cni("DEL", dict(net, prevResult=res), c)[0] == 0
     rules = host.run("nft", "list", "chain", "inet", "cni_plugins_masquerade", "masq_checks").stdout
     assert " masquerade " not in rules, rules
+
+
+@pytest.mark.parametrize("address,gateway", [("10.85.0.1/24", None), ("10.85.0.4/32", None),
+                                             ("fd85::1/64", None), ("10.85.0.5/31", None),
+                                             ("10.85.0.5/24", "10.85.0.5")])
+def test_ptp_refuses_a_gateway_that_is_the_containers_own_address(lab, address, gateway):
+    """The host end of ptp's veth takes the gateway. Without one from IPAM (static IPAM often
+    gives none) ptp takes the subnet's first address, unless that is the container's own or
+    lies outside its prefix: then, as with an IPAM gateway that is the container's own, ADD
+    is refused before anything changes (the host would otherwise hold the container's address,
+    or one of another container)."""
+    host, c = lab.host(), lab.netns()
+    entry = {"address": address, **({"gateway": gateway} if gateway else {})}
+    net = conf(lab, "ptp", ipam={"type": "static", "addresses": [entry]})
+    before = host.state(c)
+    rc, out, _ = host.cni("ADD", net, c)
+    assert rc == 1 and out["code"] == 7 and "ptp has no gateway" in out["msg"], out
+    assert "\"gateway\"" in out["details"], out
+    assert host.state(c) == before
+
+
+@pytest.mark.parametrize("subnet,route", [("10.85.0.0/24", {"dst": "192.168.0.0/16", "gw": "10.85.0.9"}),
+                                          ("fd85::/64", {"dst": "fd01::/64", "gw": "fd85::99"})])
+def test_ptp_refuses_a_route_via_another_address_of_the_subnet(lab, subnet, route):
+    """ptp's container reaches its subnet only through the gateway, so an IPAM route via
+    another address of the subnet cannot work: refused with both addresses named, before the
+    store or the host changes (the kernel's "Nexthop has invalid gateway" otherwise, after a
+    rollback)."""
+    host, c = lab.host(), lab.netns()
+    ipam = dict(hostlocal(lab, subnet), routes=[route])
+    before = host.state(c)
+    rc, out, _ = host.cni("ADD", conf(lab, "ptp", ipam=ipam), c)
+    assert rc == 1 and out["code"] == 7, out
+    assert f"via {route['gw']}" in out["msg"] and "its gateway" in out["details"], out
+    assert without_lock(host.state(c)) == before
 
 
 def test_ptp_two_interfaces_of_one_container_share_the_masquerade_chain(lab):
