@@ -393,6 +393,8 @@ def parse_routes(fields: Fields) -> list:
         if dst is None:
             raise invalid_config(rf.path("dst"), None, "is required")
         gw = rf.ip("gw")
+        if gw is not None and (":" in gw) != (":" in dst):
+            raise invalid_config(rf.path("gw"), gw, f"is not of the IP family of dst {dst}")
         parsed = {"dst": dst, "gw": gw} if gw is not None else {"dst": dst}
         for field, (lo, hi) in results.ROUTE_EXTRAS.items():
             if route.get(field) is not None:

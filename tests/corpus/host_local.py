@@ -136,6 +136,10 @@ CASES = [
      "code": 7, "field": "ipam.routes[0].gw"},
     {"id": "route-gw-number", "set": {"ipam.routes": [{"dst": "0.0.0.0/0", "gw": 1}]},
      "code": 7, "field": "ipam.routes[0].gw"},
+    {"id": "route-gw-other-family", "set": {"ipam.routes": [{"dst": "10.9.0.0/16", "gw": "fd00::1"}]},
+     "code": 7, "field": "ipam.routes[0].gw"},
+    {"id": "route-gw-other-family-v6", "set": {"ipam.routes": [{"dst": "::/0", "gw": "10.99.0.1"}]},
+     "code": 7, "field": "ipam.routes[0].gw"},
 
     # -- dataDir and resolvConf: paths ---------------------------------------------------------
     {"id": "datadir-relative", "set": {"ipam.dataDir": "networks"}, "code": 7,
