@@ -23,6 +23,21 @@ from cnish.runner import Runner
 SECTION = {"ADD": "add", "CHECK": "add", "DEL": "del", "GC": "gc"}
 
 
+# Fields of every config that DEL and GC never read (see Operation._tolerated).
+DEL_TOLERATES = ("dns",)
+
+
+def _without(raw: dict, path: str) -> dict:
+    """A copy of the config without the field at `path` ("mtu", "ipam.routes")."""
+    head, _, rest = path.partition(".")
+    out = dict(raw)
+    if rest and isinstance(out.get(head), dict):
+        out[head] = _without(out[head], rest)
+    else:
+        out.pop(head, None)
+    return out
+
+
 def machine_id() -> str:
     """Host identity mixed into derived MACs, so two hosts never derive the same bridge MAC."""
     for path in ("/etc/machine-id", "/var/lib/dbus/machine-id"):
@@ -67,6 +82,23 @@ class Operation:
         self.notes = []           # remarks for the dry-run's reader (the plan header)
         self._facts = {}
 
+        self.ignored = []         # (field, error): what DEL and GC took no notice of
+        while True:
+            try:
+                self._read_config(self.raw, runtime)
+                break
+            except CNIError as exc:
+                field = self._tolerated(exc)
+                if field is None:
+                    raise
+                self.raw = _without(self.raw, field)
+                self.ignored.append((field, exc))
+        for field, exc in self.ignored:
+            self.notes.append(f"{self.command} ignores {field}, which it does not use: {exc.msg}")
+            if log is not None:
+                log.write(f"ignored (not used by {self.command}): {exc}")
+
+    def _read_config(self, raw: dict, runtime) -> None:
         fields = Fields(raw)
         from cnish.config import requested_mac, runtime_objects
         self.runtime_config, self.args_cni = runtime_objects(raw)   # objects, or code 7
@@ -96,6 +128,28 @@ class Operation:
         if self.ipam_module is not None:
             known |= self.ipam_module.CNI_ARGS
         check_cni_args(runtime.args, frozenset(known), runtime.args_text)
+
+    def _tolerated(self, exc: CNIError) -> str | None:
+        """DEL and GC only remove: a bad value of a field they never read cannot change what
+        they do, and refusing it would fail the attachment's every DEL, for good (a runtime
+        retries DEL until it succeeds, also after an ADD refused for that very field). Such a
+        field is taken out of the config and the operation goes on (the plugins' and the IPAM
+        plugins' DEL_TOLERATES name them; anything else stays an error). Returns the field's
+        top-level path ("mtu", "ipam.routes"), or None."""
+        if self.command not in ("DEL", "GC") or exc.field is None:
+            return None
+        tolerated = DEL_TOLERATES + getattr(self.plugin, "DEL_TOLERATES", ())
+        ipam = self.raw.get("ipam")
+        module = plugins.get(plugins.canonical(ipam.get("type"))) \
+            if isinstance(ipam, dict) and isinstance(ipam.get("type"), str) else None
+        if self.plugin.KIND == "ipam":
+            module = self.plugin
+        if module is not None and module.KIND == "ipam":
+            tolerated += tuple("ipam." + k for k in getattr(module, "DEL_TOLERATES", ()))
+        for path in tolerated:
+            if exc.field == path or exc.field.startswith((path + ".", path + "[")):
+                return path if path not in (f for f, _ in self.ignored) else None
+        return None
 
     @staticmethod
     def _ipam_module(ipam: dict):

@@ -33,6 +33,7 @@ class CNIError(Exception):
         self.code = code
         self.msg = msg
         self.details = details
+        self.field = None          # the config field at fault, when invalid_config named one
 
     def to_json(self, cni_version: str) -> dict:
         out = {"cniVersion": cni_version, "code": self.code, "msg": self.msg}
@@ -45,8 +46,11 @@ class CNIError(Exception):
 
 
 def invalid_config(field: str, value, why: str) -> CNIError:
-    """Code 7 for a config field with a wrong type or value; names the key and the value."""
-    return CNIError(INVALID_CONFIG, f"invalid network config: {field}={_show(value)}: {why}")
+    """Code 7 for a config field with a wrong type or value; names the key and the value (also
+    as `field`, the path engine.py's DEL looks at: see DEL_TOLERATES there)."""
+    error = CNIError(INVALID_CONFIG, f"invalid network config: {field}={_show(value)}: {why}")
+    error.field = field
+    return error
 
 
 def unsupported_field(field: str, value) -> CNIError:

@@ -16,6 +16,10 @@ from cnish.validate import IFNAME_MAX
 TYPE = "bridge"
 KIND = "interface"
 CNI_ARGS = frozenset({"MAC"})
+# Keys DEL and GC never read, whose bad values they take no notice of (engine.py)
+DEL_TOLERATES = ("mtu", "isGateway", "isDefaultGateway", "forceAddress", "hairpinMode",
+                 "promiscMode", "portIsolation", "enabledad", "disableContainerInterface",
+                 "acceptRA", "vlan", "vlanTrunk", "preserveDefaultVlan")
 
 VLAN_MAX = 4094
 

@@ -22,6 +22,7 @@ from cnish.store import Store, owner_key
 TYPE = "host-local"
 KIND = "ipam"
 CNI_ARGS = frozenset({"IP"})
+DEL_TOLERATES = ("routes", "resolvConf")      # keys DEL and GC never read (engine.py)
 DEFAULT_DATA_DIR = "/var/lib/cni/networks"
 RESOLV_MAX = 64 * 1024          # a resolv.conf is a few hundred bytes
 
@@ -133,7 +134,8 @@ def parse(fields: Fields, op) -> dict:
         raise invalid_config(fields.path("ranges"), "...",
                              f"range set {a} overlaps with range set {b}")
     families = [s[0].subnet.version for s in sets]
-    if max(families.count(4), families.count(6)) > 1 and op.version in ("0.1.0", "0.2.0"):
+    if max(families.count(4), families.count(6)) > 1 and op.version in ("0.1.0", "0.2.0") \
+            and op.command == "ADD":                 # (a limit of the result only ADD prints)
         raise invalid_config("cniVersion", op.version,
                              "several range sets of one IP family need cniVersion 0.3.0 or later")
 

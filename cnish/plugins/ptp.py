@@ -14,6 +14,7 @@ from cnish.plugins import common
 TYPE = "ptp"
 KIND = "interface"
 CNI_ARGS = frozenset({"MAC"})
+DEL_TOLERATES = ("mtu",)          # keys DEL and GC never read (engine.py)
 
 
 def check_early(op) -> None:

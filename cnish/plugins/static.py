@@ -15,6 +15,7 @@ from cnish.ipnet import IP, Prefix
 TYPE = "static"
 KIND = "ipam"
 CNI_ARGS = frozenset({"IP", "GATEWAY"})
+DEL_TOLERATES = ("routes", "dns")              # keys DEL and GC never read (engine.py)
 
 
 def _prefix(value, where: str) -> Prefix:
@@ -75,7 +76,8 @@ def addresses(op) -> list:
     if not out:
         raise invalid_config("ipam.addresses", [], "static IPAM needs at least one address")
     families = [Prefix.parse(a["address"]).version for a in out]
-    if max(families.count(4), families.count(6)) > 1 and op.version in ("0.1.0", "0.2.0"):
+    if max(families.count(4), families.count(6)) > 1 and op.version in ("0.1.0", "0.2.0") \
+            and op.command == "ADD":                 # (a limit of the result only ADD prints)
         raise invalid_config("cniVersion", op.version,
                              "several addresses of one IP family need cniVersion 0.3.0 or later")
     return out

@@ -180,6 +180,8 @@ class LinkPlugin:
     functions above, which read the kind from the validated config."""
 
     KIND = "interface"
+    # keys DEL and GC never read, whose bad values they take no notice of (engine.py)
+    DEL_TOLERATES = ("mtu", "mode", "mac", "bcqueuelen")
 
     def __init__(self, kind: str, cni_args: frozenset):
         self.TYPE = kind

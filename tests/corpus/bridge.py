@@ -134,8 +134,11 @@ CASES = [
      "field": "portIsolation"},
     {"id": "ipmasqbackend-case", "set": {"ipMasqBackend": "NFTables"}, "code": 7,
      "field": "ipMasqBackend"},
-    {"id": "del-bad-vlan", "command": "DEL", "set": {"vlan": 7.5}, "code": 7,
-     "field": "vlan"},
+    # (DEL takes no notice of the keys it never reads, such as vlan: tests/unit/test_config.py)
+    {"id": "del-bad-ipmasq", "command": "DEL", "set": {"ipMasq": "yes"}, "code": 7,
+     "field": "ipMasq"},
+    {"id": "del-bad-macspoofchk", "command": "DEL", "set": {"macspoofchk": 1}, "code": 7,
+     "field": "macspoofchk"},
 
     # -- MAC addresses (runtimeConfig.mac > args.cni.mac > CNI_ARGS MAC) -------------------------
     {"id": "mac-rc-garbage", "set": {"runtimeConfig": {"mac": "zz:zz:zz:zz:zz:zz"}}, "code": 7,

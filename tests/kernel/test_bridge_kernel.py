@@ -919,6 +919,34 @@ def test_an_add_repeated_for_an_attachment_leaves_the_attachment_as_it_was(lab):
     assert host.state()["nftables"] == []
 
 
+def test_del_goes_on_without_bad_fields_it_does_not_read(lab):
+    """A runtime retries DEL until it succeeds. After an ADD refused for a bad mtu, its DEL
+    succeeds and changes nothing; after a good ADD whose config was then broken in fields DEL
+    never reads, DEL still removes everything; a bad field DEL reads is still refused."""
+    host, c = lab.host(), lab.netns()
+    conf = bridge_conf(lab)
+    before = host.state(c)
+    rc, out, _ = host.cni("ADD", dict(conf, mtu=70000), c)
+    assert rc == 1 and out["code"] == 7 and "mtu" in out["msg"], out
+    rc, out, err = host.cni("DEL", dict(conf, mtu=70000), c)
+    assert rc == 0, (out, err)
+    assert without_lock(host.state(c)) == before
+
+    rc, res, err = host.cni("ADD", conf, c)
+    assert rc == 0, (res, err)
+    broken = dict(conf, mtu="big", hairpinMode=True, promiscMode=True, vlan=9999,
+                  ipam=dict(conf["ipam"], routes=[{"gw": "10.77.0.1"}]))
+    rc, out, _ = host.cni("DEL", dict(broken, ipMasq="yes"), c)
+    assert rc == 1 and out["code"] == 7 and "ipMasq" in out["msg"], out
+    rc, out, err = host.cni("DEL", dict(broken, prevResult=res), c)
+    assert rc == 0, (out, err)
+    after = without_lock(host.state(c))
+    assert after["container"] == before["container"]
+    assert not [k for k in after["store"] if "last_reserved_ip" not in k]      # (the cursor stays)
+    assert not any("CNI-" in l for l in after["iptables"])
+    assert not any("veth" in l for l in after["links"])
+
+
 def test_other_plugins_entries_in_prev_result_do_not_fail_del_or_check(lab):
     """A chain's later plugins add their own entries to the cached result (a vhost-user socket,
     a name that is no kernel name, an empty MAC, Go's empty gateway); cnish passes them on

@@ -146,3 +146,51 @@ def test_requested_mac_precedence():
     assert config.requested_mac(conf, {"MAC": "0a:00:00:00:00:03"})[0] == "0a:00:00:00:00:01"
     assert config.requested_mac({}, {"MAC": "0A:00:00:00:00:03"})[0] == "0a:00:00:00:00:03"
     assert code_of(config.requested_mac, {}, {"MAC": "01:00:00:00:00:00"}).code == 7
+
+
+# -- DEL and GC take no notice of bad values of fields they never read (engine._tolerated) -------
+
+_IPAM = {"type": "host-local", "ranges": [[{"subnet": "10.5.0.0/24"}]],
+         "dataDir": "/nonexistent/cnish-unit"}
+_NOT_READ_BY_DEL = [
+    ("bridge", {"mtu": 70000}, "mtu"),
+    ("bridge", {"hairpinMode": True, "promiscMode": True}, "hairpinMode"),
+    ("bridge", {"vlan": 5000, "vlanTrunk": "x"}, "vlan"),
+    ("bridge", {"ipam": dict(_IPAM, routes=[{"gw": "10.5.0.1"}])}, "ipam.routes"),
+    ("bridge", {"dns": {"nameservers": "10.0.0.1"}}, "dns"),
+    ("ptp", {"mtu": 60}, "mtu"),
+    ("ptp", {"mtu": 1000, "ipam": dict(_IPAM, ranges=[[{"subnet": "fd00:5::/64"}]])}, "mtu"),
+    ("macvlan", {"master": "eth9", "mode": "l2", "mac": "zz:11"}, "mode"),
+    ("bridge", {"cniVersion": "0.2.0", "ipam": {"type": "static", "addresses": [
+        {"address": "10.5.0.2/24"}, {"address": "10.6.0.2/24"}], "routes": "x"}}, "ipam.routes"),
+]
+
+
+@pytest.mark.parametrize("plugin,bad,field", _NOT_READ_BY_DEL)
+def test_del_and_gc_ignore_bad_fields_they_never_read(plugin, bad, field):
+    """A runtime retries DEL until it succeeds, also after an ADD that the same bad field
+    made fail: DEL and GC go on without the field (the dry-run header says so), ADD and
+    CHECK still refuse it with code 7 naming it."""
+    from lab import operation
+    conf = dict({"cniVersion": "1.1.0", "name": "n1", "type": plugin, "ipam": _IPAM}, **bad)
+    modern = conf["cniVersion"] == "1.1.0"          # (CHECK needs 0.4.0, GC 1.1.0)
+    for command in ("ADD", "CHECK") if modern else ("ADD",):
+        with pytest.raises(CNIError) as info:
+            operation(dict(conf, prevResult={"cniVersion": "1.1.0"}), command)
+        assert info.value.code == 7 and field.split(".")[-1] in info.value.msg, info.value.msg
+    for command in ("DEL", "GC") if modern else ("DEL",):
+        op = operation(conf, command, ifname="" if command == "GC" else "eth0",
+                       cid="" if command == "GC" else "ctr1")
+        assert [f for f, _ in op.ignored][:1] == [field]
+        assert any(note.startswith(f"{command} ignores {field}") for note in op.notes), op.notes
+
+
+@pytest.mark.parametrize("bad,field", [({"ipMasq": "yes"}, "ipMasq"), ({"bridge": "-x"}, "bridge"),
+                                       ({"ipam": dict(_IPAM, dataDir="rel")}, "ipam.dataDir"),
+                                       ({"macspoofchk": 1}, "macspoofchk")])
+def test_del_still_refuses_bad_fields_it_reads(bad, field):
+    from lab import operation
+    conf = dict({"cniVersion": "1.1.0", "name": "n1", "type": "bridge", "ipam": _IPAM}, **bad)
+    with pytest.raises(CNIError) as info:
+        operation(conf, "DEL")
+    assert info.value.code == 7 and field in info.value.msg

@@ -181,7 +181,7 @@ def cni_call(env, conf):
 def test_an_error_answers_in_the_requests_version(version):
     """The spec: an error object carries the cniVersion the request used (libcni of that
     version parses it), not cnish's newest."""
-    conf = {"cniVersion": version, "name": "n", "type": "bridge", "mtu": "big"}
+    conf = {"cniVersion": version, "name": "n", "type": "bridge", "ipMasq": "yes"}
     rc, out, _ = cni_call({"CNI_COMMAND": "DEL"}, conf)
     assert rc == 1 and out["code"] == 7 and out["cniVersion"] == version
 
