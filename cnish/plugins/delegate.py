@@ -13,7 +13,7 @@ fine.
 """
 
 from cnish import jsonfast, natives, plugin_exec, results
-from cnish.errors import INVALID_CONFIG, CNIError
+from cnish.errors import INVALID_CONFIG, NOT_AVAILABLE, CNIError
 
 TYPE = "delegate"
 KIND = "ipam"
@@ -27,7 +27,13 @@ def find(type_name: str, cni_path) -> str:
 
 
 def parse(fields, op) -> dict:
-    return {"type": fields.obj.get("type"), "path": find(fields.obj["type"], op.runtime.path)}
+    try:
+        path = find(fields.obj["type"], op.runtime.path)
+    except CNIError as exc:
+        if op.command == "STATUS" and exc.msg.startswith("failed to find"):
+            exc.code = NOT_AVAILABLE     # (not installed yet: ADD cannot be served now)
+        raise
+    return {"type": fields.obj.get("type"), "path": path}
 
 
 class Delegate:

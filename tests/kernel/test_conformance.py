@@ -454,6 +454,13 @@ def test_status_and_gc_are_forwarded_to_a_delegated_ipam(lab, tmp_path):
     rc, out, _ = host.cni("GC", dict(conf, **{"cni.dev/valid-attachments": []}), None,
                           cid="", ifname="", extra_env=env)
     assert rc == 1 and "fake-ipam: store busy" in out["details"] and "error 11" in out["details"]
+    # not installed (yet): STATUS says the plugin cannot serve ADD now (50), ADD that the
+    # config names a plugin that is not there (7)
+    (bindir / "fake-ipam").unlink()
+    rc, out, _ = host.cni("STATUS", conf, None, cid="", ifname="", extra_env=env)
+    assert rc == 1 and out["code"] == 50 and "failed to find IPAM plugin" in out["msg"], out
+    rc, out, _ = host.cni("ADD", conf, c, extra_env=env)
+    assert rc == 1 and out["code"] == 7 and "failed to find IPAM plugin" in out["msg"], out
 
 
 # -- the host-local store shared with the reference: leftover index entries, foreign files ----
