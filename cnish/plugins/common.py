@@ -6,7 +6,7 @@ for CHECK and DEL (own_part)."""
 
 from cnish import names
 from cnish.config import netns_problem
-from cnish.errors import INVALID_CONFIG, IPAM_FAILED, CNIError, invalid_config
+from cnish.errors import CHECK_FAILED, INVALID_CONFIG, IPAM_FAILED, CNIError, invalid_config
 from cnish.ipnet import Prefix
 from cnish.validate import hwaddr_problem, ifname_problem
 
@@ -154,6 +154,9 @@ def own_part(op, prev: dict) -> dict:
     named = [k for k, itf in enumerate(interfaces) if itf.get("name") == ifname]
     sandboxed = [k for k in named if interfaces[k].get("sandbox")]
     exact = [k for k in sandboxed if interfaces[k].get("sandbox") == netns]
+    if op.command == "CHECK":
+        exact = exact or [k for k in sandboxed if _same_file(interfaces[k]["sandbox"], netns)]
+        _check_listed(ifname, netns, named, sandboxed and not exact and interfaces[sandboxed[-1]])
     index = (exact or sandboxed or named or [None])[-1]
     ips = [ip for ip in prev.get("ips") or []
            if index is None or ip.get("interface", index) == index]
@@ -181,6 +184,28 @@ def own_part(op, prev: dict) -> dict:
         _check_prev_field(f"interfaces[{index - 1}].name", host_side, ifname_problem,
                           "an interface name ")
     return {"ips": ips, "routes": routes, "host_side": host_side}
+
+
+def _check_listed(ifname: str, netns, named: list, elsewhere) -> None:
+    """CHECK compares the attachment with the result of its ADD, which lists the container's
+    interface in the container's namespace (the reference's checks, too)."""
+    if not named:
+        raise invalid_config("prevResult.interfaces", "...", f"lists no interface named {ifname} "
+                             "(CNI_IFNAME): CHECK needs the result of this attachment's ADD")
+    if elsewhere:
+        raise CNIError(CHECK_FAILED, f"prevResult puts {ifname} into {elsewhere['sandbox']}, "
+                       f"not into CNI_NETNS {netns}",
+                       "CHECK needs the result of this attachment's ADD")
+
+
+def _same_file(a: str, b) -> bool:
+    """Two paths of one namespace (/var/run/netns/x and /run/netns/x, /proc/PID/ns/net)?"""
+    import os
+    try:
+        one, other = os.stat(a), os.stat(b)
+    except (OSError, TypeError, ValueError):
+        return False
+    return (one.st_dev, one.st_ino) == (other.st_dev, other.st_ino)
 
 
 def _check_prev_field(where: str, value, problem_of, what: str = "") -> None:

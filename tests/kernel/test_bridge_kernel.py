@@ -947,6 +947,31 @@ def test_del_goes_on_without_bad_fields_it_does_not_read(lab):
     assert not any("veth" in l for l in after["links"])
 
 
+def test_check_needs_the_container_interface_in_its_namespace_in_prev_result(lab):
+    """CHECK compares the attachment with the result of its ADD: a prevResult without the
+    container's interface is refused (7), one that puts it into another namespace fails (101);
+    another path of the same namespace is the same namespace."""
+    host, c, other = lab.host(), lab.netns(), lab.netns()
+    conf = bridge_conf(lab)
+    rc, res, err = host.cni("ADD", conf, c)
+    assert rc == 0, (res, err)
+    without = dict(res, interfaces=[i for i in res["interfaces"] if i["name"] != "eth0"])
+    rc, out, _ = host.cni("CHECK", dict(conf, prevResult=without), c)
+    assert rc == 1 and out["code"] == 7 and "no interface named eth0" in out["msg"], out
+    moved = dict(res, interfaces=[dict(i, sandbox=f"/var/run/netns/{other}") if "sandbox" in i
+                                  else i for i in res["interfaces"]])
+    rc, out, _ = host.cni("CHECK", dict(conf, prevResult=moved), c)
+    assert rc == 1 and out["code"] == 101 and f"into /var/run/netns/{other}" in out["msg"], out
+    assert host.cni("CHECK", dict(conf, prevResult=res), c)[0] == 0
+    same = os.path.realpath(f"/var/run/netns/{c}")            # /run/netns/... on Debian
+    assert same != f"/var/run/netns/{c}", "this test needs /var/run to be a link to /run"
+    alias = dict(res, interfaces=[dict(i, sandbox=same) if "sandbox" in i else i
+                                  for i in res["interfaces"]])
+    rc, out, err = host.cni("CHECK", dict(conf, prevResult=alias), c)
+    assert rc == 0, (out, err)
+    assert host.cni("DEL", dict(conf, prevResult=res), c)[0] == 0
+
+
 def test_other_plugins_entries_in_prev_result_do_not_fail_del_or_check(lab):
     """A chain's later plugins add their own entries to the cached result (a vhost-user socket,
     a name that is no kernel name, an empty MAC, Go's empty gateway); cnish passes them on

@@ -21,15 +21,15 @@ CONFIGS = {
 
 def build(name, command):
     raw = dict({"cniVersion": "1.0.0", "name": "net1", "type": "bridge"}, **CONFIGS[name])
-    prev = None
+    prev, netns = None, "/var/run/netns/with 'quote"
     if command != "ADD":
-        add, _ = engine.build_plan(operation(dict(raw)))
+        add, _ = engine.build_plan(operation(dict(raw), netns=netns))
         prev = add.result if add.result else None
     if prev is not None:
         raw["prevResult"] = prev
     if command == "CHECK" and prev is None:
         pytest.skip("CHECK needs a prevResult with addresses")
-    p, _ = engine.build_plan(operation(raw, command, netns="/var/run/netns/with 'quote"))
+    p, _ = engine.build_plan(operation(raw, command, netns=netns))
     return p
 
 
