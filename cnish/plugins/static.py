@@ -9,7 +9,7 @@ configured addresses and gateways.
 """
 
 from cnish.config import Fields, parse_dns, parse_routes
-from cnish.errors import CHECK_FAILED, CNIError, invalid_config
+from cnish.errors import CHECK_FAILED, INVALID_CONFIG, CNIError, invalid_config
 from cnish.ipnet import IP, Prefix
 
 TYPE = "static"
@@ -127,7 +127,10 @@ def prepare(op) -> dict:
     if op.command == "ADD":
         op.ipam_result = _result(op)
     elif op.command == "CHECK":
-        ipam_check(op, (op.prev_result or {}).get("ips", []))
+        if op.prev_result is None:       # (static keeps no state: the result is all there is)
+            raise CNIError(INVALID_CONFIG, "prevResult is required for CHECK",
+                           "the runtime must pass the result of ADD as prevResult")
+        ipam_check(op, op.prev_result.get("ips", []))
     return att
 
 

@@ -22,6 +22,9 @@ PLUGIN = {
 }
 
 CASES = [
+    # static keeps no state: CHECK has only the result of ADD to go by
+    {"id": "check-without-prevresult", "command": "CHECK", "code": 7, "field": "prevResult"},
+
     # -- addresses -----------------------------------------------------------------------------
     {"id": "addresses-missing", "set": {"ipam.addresses": "@drop"}, "code": 7,
      "field": "ipam.addresses"},
