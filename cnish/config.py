@@ -212,8 +212,13 @@ def parse_cni_args(text: str) -> dict:
 
 
 def check_cni_args(args: dict, known: frozenset, text: str) -> None:
-    """Refuse unknown keys unless IgnoreUnknown=1|true, as the reference's LoadArgs does."""
-    if args.get("IgnoreUnknown", "").lower() in ("1", "true"):
+    """Refuse unknown keys unless IgnoreUnknown=1|true, as the reference's LoadArgs does (and
+    as it does, refuse an IgnoreUnknown that is no boolean)."""
+    ignore = args.get("IgnoreUnknown", "0").lower()
+    if ignore not in ("1", "true", "0", "false"):
+        raise CNIError(INVALID_ENV, "invalid CNI_ARGS: IgnoreUnknown must be 1, true, 0 or false",
+                       f"CNI_ARGS={text}")
+    if ignore in ("1", "true"):
         return
     unknown = sorted(k for k in args if k not in known and k != "IgnoreUnknown")
     if unknown:
