@@ -87,6 +87,8 @@ def find_device(op) -> str:
 
 
 def prepare(op) -> dict:
+    if op.command == "GC":
+        return {"ipam": op.ipam_gc()}            # (the valid attachments, checked by Operation)
     cid, ifname = op.runtime.container_id, op.runtime.ifname
     att = {"cid": cid, "ifname": ifname, "netns": op.runtime.netns, "device": "",
            "alias": "", "old_alias": "", "host_netns": HOST_NETNS, "container_mac": ""}

@@ -111,6 +111,8 @@ def _check_master(op, master: str) -> str | None:
 def prepare(op) -> dict:
     kind = op.conf.kind
     net, cid, ifname = op.name, op.runtime.container_id, op.runtime.ifname
+    if op.command == "GC":
+        return {"ipam": op.ipam_gc()}            # (the valid attachments, checked by Operation)
     att = {"cid": cid, "ifname": ifname, "netns": op.runtime.netns, "master": None, "mac": None,
            "container_mac": names.mac_address(op.machine_id, "container", net, cid, ifname)}
     if op.command == "ADD":

@@ -191,6 +191,37 @@ def test_macvlan_containers_talk_over_their_master(lab, master):
     assert not [k for k in store_files(lab.data_dir) if k.endswith("10.86.0.2")]
 
 
+@pytest.mark.parametrize("kind", ["macvlan", "host-device"])
+def test_gc_releases_the_stale_reservations_of_a_link_plugin(lab, master, kind):
+    """The link of macvlan (ipvlan, vlan, dummy) and host-device lives in the container; what
+    a stale attachment leaves on the host is its host-local reservation, which GC releases,
+    keeping the valid attachment's (their GC forwarded nothing before: a leak reported as a
+    success)."""
+    host, c1, c2 = lab.host(), lab.netns(), lab.netns()
+    ipam = hostlocal(lab, "10.86.0.0/24")
+    if kind == "macvlan":
+        net = conf(lab, kind, cniVersion="1.1.0", master=master(host), ipam=ipam)
+        devices = {}
+    else:
+        for name in ("hd1", "hd2"):
+            host.run("ip", "link", "add", name, "type", "veth", "peer", "name", name + "p")
+        net = conf(lab, kind, cniVersion="1.1.0", ipam=ipam)
+        devices = {"ctr1": {"device": "hd1"}, "ctr2": {"device": "hd2"}}
+    for ns, cid in ((c1, "ctr1"), (c2, "ctr2")):
+        rc, res, err = host.cni("ADD", dict(net, **devices.get(cid, {})), ns, cid=cid)
+        assert rc == 0, (res, err)
+    held = {k.rsplit("/", 1)[1] for k in store_files(lab.data_dir) if "/10.86." in k}
+    assert held == {"10.86.0.2", "10.86.0.3"}, held
+    valid = [{"containerID": "ctr1", "ifname": "eth0"}]
+    rc, out, err = host.cni("GC", dict(net, **{"cni.dev/valid-attachments": valid}), None,
+                           cid="", ifname="")
+    assert rc == 0, (out, err)
+    held = {k.rsplit("/", 1)[1] for k in store_files(lab.data_dir) if "/10.86." in k}
+    assert held == {"10.86.0.2"}, held
+    for ns, cid in ((c1, "ctr1"), (c2, "ctr2")):
+        assert host.cni("DEL", dict(net, **devices.get(cid, {})), ns, cid=cid)[0] == 0
+
+
 def test_macvlan_bcqueuelen(lab, master):
     """bcqueuelen: the macvlan asks for that broadcast queue length, and CHECK sees another."""
     host, c1, c2 = lab.host(), lab.netns(), lab.netns()
