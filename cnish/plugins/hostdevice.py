@@ -16,7 +16,7 @@ open on file descriptor 3 for them.
 
 import os
 
-from cnish.errors import INVALID_CONFIG, CNIError, invalid_config, unsupported_field
+from cnish.errors import INVALID_CONFIG, TRY_AGAIN, CNIError, invalid_config, unsupported_field
 from cnish.plugins import common
 from cnish.validate import ifname_problem
 
@@ -117,6 +117,15 @@ def prepare(op) -> dict:
         att["netns"] = common.live_netns(att["netns"])
         if att["netns"] is not None:    # (gone: the kernel has given a real device back already)
             att["device"] = _original_name(op) or ""
+        if att["device"] and op.read_sys(f"/sys/class/net/{att['device']}/ifindex"):
+            # The kernel moves the device back under its container name and renames it after:
+            # with its name taken, the rename would fail after the move and leave it in the
+            # host as CNI_IFNAME, where no DEL finds it again. Nothing is done (its addresses
+            # stay reserved); the runtime retries DEL.
+            raise CNIError(TRY_AGAIN, f"cannot give {ifname} back as {att['device']}: another "
+                           f"link of the host is named {att['device']} now",
+                           "rename or delete that link, then DEL again; the device stays in "
+                           "the container until then")
         ipam_att, held = op.ipam_del()
         ips, routes = common.ips_for_del(op, held), []
     att["returning"] = bool(att["device"]) and op.command == "DEL"

@@ -277,6 +277,28 @@ def test_host_device_is_lent_and_given_back(lab):
 
 
 
+def test_host_device_del_waits_until_its_name_is_free_in_the_host(lab):
+    """The kernel moves a device back under its container name and renames it afterwards: if
+    another link took the device's name meanwhile, DEL fails before the move (the device stays
+    in the container, where the next DEL finds it) instead of leaving it in the host under the
+    container's name, where no DEL would find it again."""
+    host, c = lab.host(), lab.netns()
+    host.run("ip", "link", "add", "hd0", "type", "veth", "peer", "name", "hd0peer")
+    mac = host.run("cat", "/sys/class/net/hd0/address").stdout.strip()
+    net = conf(lab, "host-device", device="hd0",
+               ipam={"type": "static", "addresses": [{"address": "10.87.0.5/24"}]})
+    rc, res, err = host.cni("ADD", net, c, ifname="net1")
+    assert rc == 0, (res, err)
+    host.run("ip", "link", "add", "hd0", "type", "veth", "peer", "name", "hd0q")   # takes the name
+    rc, out, _ = host.cni("DEL", dict(net, prevResult=res), c, ifname="net1")
+    assert rc == 1 and out["code"] == 11 and "another link of the host is named hd0" in out["msg"]
+    assert mac in sh("ip", "-n", c, "-o", "link", "show", "net1").stdout    # still lent
+    assert "net1" not in host.run("ip", "-o", "link").stdout
+    host.run("ip", "link", "del", "hd0")
+    assert host.cni("DEL", dict(net, prevResult=res), c, ifname="net1")[0] == 0
+    assert host.run("cat", "/sys/class/net/hd0/address").stdout.strip() == mac
+
+
 def test_host_device_kernelpath_must_be_in_sysfs(lab, tmp_path):
     """kernelpath names a sysfs device directory; a config could point it at any directory
     whose net/ subdirectory names a link, and cnish moved that link (found by an audit; the
