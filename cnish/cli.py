@@ -34,7 +34,8 @@ def _netns_path(netns: str) -> tuple[str, str | None]:
     path = os.path.abspath(netns)
     for run_dir in (NETNS_DIR, "/run/netns"):
         if os.path.dirname(path) == run_dir:
-            return path, os.path.basename(path)
+            # (one spelling for both: the default container id is a hash of the path)
+            return f"{NETNS_DIR}/{os.path.basename(path)}", os.path.basename(path)
     return path, None
 
 
@@ -52,6 +53,10 @@ class Session:
         if config:
             conf = libcni._read_json(config)
             self.conflist, self.source = libcni.as_list(conf, config), config
+            if network is not None and self.conflist.get("name") != network:
+                raise CNIError(INVALID_CONFIG, f"--config {config} is the network "
+                               f"{self.conflist.get('name')!r}, not {network!r}",
+                               "give the network's own name with --config")
         else:
             dirs = [d for d in os.environ.get("NETCONFPATH", libcni.DEFAULT_CONF_DIR).split(":") if d]
             self.conflist, self.source = libcni.find(network, dirs)
@@ -118,7 +123,11 @@ class Session:
         if command == "ADD":
             if out is None:
                 raise CNIError(999, f"plugin {path} printed no result for ADD")
-            return results.convert(results.parse(out, self.version), self.version)
+            try:
+                return results.convert(results.parse(out, self.version), self.version)
+            except (ValueError, TypeError) as exc:
+                raise CNIError(999, f"plugin {path} printed a result that cannot be read",
+                               str(exc)) from None
         return None
 
     def reuse_cached_args(self) -> None:
@@ -156,8 +165,11 @@ class Session:
         op = self.operation(ours[0], command, prev_result, opts)
         plan = engine.dry_run(op)
         path = libcni.cache_path(self.cache_dir, self.network, self.cid, self.ifname)
-        if command == "DEL":
+        if command == "DEL" and len(self.plugins) == 1:
             plan.cache = {"path": path}
+        elif command == "DEL":
+            plan.notes.append("this script keeps the CLI's result cache: the other plugins' DEL "
+                              "needs it (their arguments and the result); `cnish del` removes it")
         elif command == "ADD" and len(self.plugins) == 1 and plan.result is not None:
             plan.cache = {"path": path, "entry": libcni.cache_entry(
                 self.conf_bytes, self.network, self.cid, self.ifname, self.netns, self.cni_args,
@@ -168,7 +180,7 @@ class Session:
                               "attachment and `cnish gc` will take it for a stale one")
         for i, plugin in enumerate(self.plugins):
             if i != ours[0]:
-                when = "before" if i < ours[0] else "after"
+                when = "before" if (i < ours[0]) != (command == "DEL") else "after"   # DEL: reversed
                 plan.notes.append(f"the runtime also runs plugin {i + 1} ({plugin.get('type')}) "
                                   f"{when} this one; it is not cnish's, so its actions are not "
                                   "shown here")
@@ -256,6 +268,8 @@ def add(network, netns, pid, ifname, cid, config, dry_run, fmt, cni_args, cap_ar
                 first = {"create_netns": create_netns and index == 0, "netns_name": s.netns_name}
                 prev = s.run(index, "ADD", prev, first)
                 done.append(index)
+            libcni.write_cache(s.cache_dir, s.conf_bytes, s.network, s.cid, s.ifname, s.netns,
+                               s.cni_args, s.cap_args, prev)
         except CNIError as exc:
             left = []
             for index in reversed(done):       # leave nothing of a half-made attachment,
@@ -269,8 +283,6 @@ def add(network, netns, pid, ifname, cid, config, dry_run, fmt, cni_args, cap_ar
             if left:
                 exc.details = "; ".join(([exc.details] if exc.details else []) + left)
             raise
-        libcni.write_cache(s.cache_dir, s.conf_bytes, s.network, s.cid, s.ifname, s.netns,
-                           s.cni_args, s.cap_args, prev)
         click.echo(json.dumps(prev, indent=2))
     except CNIError as exc:
         _fail(exc)
@@ -325,6 +337,10 @@ def delete(network, netns, pid, ifname, cid, config, dry_run, fmt, cni_args, cap
                 s.run(index, "DEL", prev, opts)
             except CNIError as exc:
                 errors.append(exc)
+        if len(errors) > 1:
+            raise CNIError(errors[0].code, "DEL could not remove everything: "
+                           + "; ".join(e.msg for e in errors),
+                           " | ".join(e.details for e in errors if e.details))
         if errors:
             raise errors[0]
         libcni.remove_cache(s.cache_dir, s.network, s.cid, s.ifname)
@@ -348,9 +364,11 @@ def gc(network, config, cache_dir, dry_run, fmt):
         version = "1.1.0"
         if dry_run:
             ours = [i for i in range(len(s.plugins)) if s.ours(i)]
-            for index in ours:
-                op = s.operation(index, "GC", None, version=version, extra=extra)
-                _print_plan(engine.dry_run(op), fmt)
+            if len(ours) != 1:
+                raise CNIError(INVALID_CONFIG, "--dry-run prints the plan of one cnish plugin",
+                               f"{s.network} has {len(ours)} cnish plugins")
+            op = s.operation(ours[0], "GC", None, version=version, extra=extra)
+            _print_plan(engine.dry_run(op), fmt)
             return
         errors = []
         for index in range(len(s.plugins)):

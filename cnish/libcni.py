@@ -9,7 +9,7 @@ import os
 
 from cnish import results
 from cnish.plugin_exec import printed_error
-from cnish.errors import INVALID_CONFIG, CNIError
+from cnish.errors import INVALID_CONFIG, IO_FAILURE, CNIError
 
 DEFAULT_CONF_DIR = "/etc/cni/net.d"
 DEFAULT_CACHE_DIR = "/var/lib/cni"
@@ -143,17 +143,23 @@ def cache_entry(conflist_bytes: bytes, network, cid, ifname, netns, cni_args, ca
 
 def write_cache(cache_dir, conflist_bytes: bytes, network, cid, ifname, netns, cni_args,
                 cap_args, result: dict) -> None:
+    """Write the attachment's cache entry; CNIError (code 7 or 5) when it cannot be written."""
     directory = os.path.join(cache_dir, "results")
-    os.makedirs(directory, mode=0o700, exist_ok=True)
-    if os.path.islink(directory):
-        raise CNIError(INVALID_CONFIG, f"refusing to write the result cache: {directory} is a symlink")
-    entry = cache_entry(conflist_bytes, network, cid, ifname, netns, cni_args, cap_args, result)
     path = cache_path(cache_dir, network, cid, ifname)
     tmp = f"{path}.tmp-{os.getpid()}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-    with os.fdopen(fd, "w") as f:
-        json.dump(entry, f)
-    os.rename(tmp, path)
+    try:
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+        if os.path.islink(directory):
+            raise CNIError(INVALID_CONFIG,
+                           f"refusing to write the result cache: {directory} is a symlink")
+        entry = cache_entry(conflist_bytes, network, cid, ifname, netns, cni_args, cap_args,
+                            result)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump(entry, f)
+        os.rename(tmp, path)
+    except OSError as exc:
+        raise CNIError(IO_FAILURE, f"cannot write the result cache {path}", str(exc)) from None
 
 
 def read_cache_entry(cache_dir, network, cid, ifname) -> dict | None:
@@ -177,7 +183,10 @@ def read_cache(cache_dir, network, cid, ifname) -> dict | None:
 
 
 def remove_cache(cache_dir, network, cid, ifname) -> None:
+    path = cache_path(cache_dir, network, cid, ifname)
     try:
-        os.unlink(cache_path(cache_dir, network, cid, ifname))
+        os.unlink(path)
     except FileNotFoundError:
         pass
+    except OSError as exc:
+        raise CNIError(IO_FAILURE, f"cannot remove the result cache {path}", str(exc)) from None

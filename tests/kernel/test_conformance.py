@@ -412,6 +412,77 @@ def test_cli_chain_rollback_reports_what_it_could_not_undo(lab, tmp_path):
     assert "eth0" not in sh("ip", "-n", c, "-o", "link", "show").stdout   # the bridge's undone
 
 
+GARBLED = """#!/bin/sh
+echo '{"cniVersion":"1.0.0","ips":"notalist"}'
+"""
+
+
+def test_cli_chain_failures_leave_nothing_and_say_everything(lab, tmp_path):
+    """Found by an audit of the CLI: a chained plugin whose ADD result cannot be read, and a
+    result cache that cannot be written, failed with a traceback and left the attachment in
+    place; now both are errors that undo the ADD. A chain's dry-run DEL script keeps the cache
+    the other plugins' DEL needs; two failing DELs are both reported; --config refuses another
+    network's name; gc --dry-run refuses a list with two cnish plugins; /run/netns/NAME is the
+    namespace NAME (its default container id was another)."""
+    host, c = lab.host(), lab.netns()
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    for name, text in (("garbled", GARBLED), ("sticky", STICKY)):
+        (bindir / name).write_text(text)
+        (bindir / name).chmod(0o755)
+    bridge = {k: v for k, v in bridge_conf(lab, name="chain").items()
+              if k not in ("cniVersion", "name")}
+    env = dict(os.environ, CNI_PATH=f"{bindir}:{REFERENCE}")
+    run = ["ip", "netns", "exec", host.name, *cnish_command()]
+
+    def cli(plugins, *args, name="chain"):
+        path = tmp_path / f"{name}.conflist"
+        path.write_text(json.dumps({"cniVersion": "1.0.0", "name": name, "plugins": plugins}))
+        return sh(*run, *args, "--config", str(path), env=env, check=False)
+
+    def clean():
+        assert "eth0" not in sh("ip", "-n", c, "-o", "link", "show").stdout
+        assert not [k for k in store_files(lab.data_dir) if "/10.77." in k]
+        assert 'id: \\"' not in host.run("iptables-save", "-t", "nat").stdout
+
+    proc = cli([bridge, {"type": "garbled"}], "add", "chain", c, "--cache-dir", lab.cache_dir)
+    assert proc.returncode == 1 and "cannot be read" in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr
+    clean()
+    not_a_dir = tmp_path / "file"
+    not_a_dir.write_text("")
+    proc = cli([bridge], "add", "chain", c, "--cache-dir", str(not_a_dir))
+    assert proc.returncode == 1 and "error 5" in proc.stderr and "result cache" in proc.stderr
+    assert "Traceback" not in proc.stderr, proc.stderr
+    clean()
+
+    # a chain's dry-run DEL keeps the cache entry; `cnish del` removes it
+    tuning = {"type": "tuning", "sysctl": {"net.ipv4.conf.eth0.arp_filter": "1"}}
+    assert cli([bridge, tuning], "add", "chain", c, "--cache-dir", lab.cache_dir).returncode == 0
+    script = cli([bridge, tuning], "del", "chain", c, "--cache-dir", lab.cache_dir, "--dry-run")
+    assert script.returncode == 0 and "keeps the CLI's result cache" in script.stdout
+    assert "runs plugin 2 (tuning) before this one" in script.stdout, script.stdout
+    assert sh("bash", "-c", script.stdout, check=False).returncode == 0
+    assert os.listdir(os.path.join(lab.cache_dir, "results"))
+    # (the namespace by its other path: the same attachment, the same default container id)
+    proc = cli([bridge, tuning], "del", "chain", f"/run/netns/{c}", "--cache-dir", lab.cache_dir)
+    assert proc.returncode == 0, proc.stderr
+    assert not os.listdir(os.path.join(lab.cache_dir, "results"))
+    clean()
+
+    # two DELs that fail are both named
+    sticky = [bridge, {"type": "sticky"}, {"type": "sticky"}]
+    assert cli(sticky, "add", "chain", c, "--cache-dir", lab.cache_dir).returncode == 0
+    proc = cli(sticky, "del", "chain", c, "--cache-dir", lab.cache_dir)
+    assert proc.returncode == 1 and proc.stderr.count("sticky: try again later") == 2, proc.stderr
+    clean()
+
+    proc = cli([bridge], "add", "another", c, name="chain")
+    assert proc.returncode == 1 and "is the network 'chain', not 'another'" in proc.stderr
+    proc = cli([bridge, {"type": "loopback"}], "gc", "chain", "--dry-run")
+    assert proc.returncode == 1 and "has 2 cnish plugins" in proc.stderr, proc.stderr
+
+
 FAKE_IPAM = """#!/bin/sh
 # A delegated IPAM plugin that records what it is asked and answers like a 1.1.0 plugin.
 cat > "$(dirname "$0")/stdin.$CNI_COMMAND"
