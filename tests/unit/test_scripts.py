@@ -45,6 +45,23 @@ def test_script_is_valid_bash(name, command, tmp_path):
         assert proc.returncode == 0, proc.stdout
 
 
+@pytest.mark.parametrize("command", ["ADD", "DEL"])
+def test_script_with_the_cli_result_cache_passes_shellcheck(tmp_path, command):
+    """The CLI's single-plugin scripts end by writing (ADD) or removing (DEL) the result
+    cache entry; that part is checked too (its mkdir -p -m failed SC2174)."""
+    plan = build("minimal", command)
+    path = "/var/lib/cni/results/net1-cnitool-0123456789abcdef0123-eth0"
+    plan.cache = {"path": path, **({"entry": {"kind": "cniCacheV1"}} if command == "ADD" else {})}
+    script = tmp_path / "plan.sh"
+    script.write_text(scripts.bash(plan))
+    assert path in script.read_text()
+    subprocess.run(["bash", "-n", str(script)], check=True)
+    if shutil.which("shellcheck"):
+        proc = subprocess.run(["shellcheck", "-s", "bash", str(script)], capture_output=True,
+                              text=True)
+        assert proc.returncode == 0, proc.stdout
+
+
 def test_json_plan_is_versioned_argv():
     plan = json.loads(scripts.as_json(build("full", "ADD")))
     assert plan["format"] == "cnish-plan/1" and plan["command"] == "ADD"
