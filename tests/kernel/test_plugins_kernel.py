@@ -345,6 +345,21 @@ def test_loopback_up_and_down(lab):
     assert host.cni("DEL", net, "")[0] == 0
 
 
+def test_loopback_reports_the_addresses_lo_gets(lab):
+    """The result lists ::1 only where lo gets it: not in a namespace whose lo has IPv6
+    disabled (the reference reads lo's addresses; cnish's result was fixed)."""
+    host, c, c6 = lab.host(), lab.netns(), lab.netns()
+    sh("ip", "netns", "exec", c, "sysctl", "-qw", "net.ipv6.conf.lo.disable_ipv6=1")
+    net = conf(lab, "loopback", cniVersion="1.0.0")
+    for ns, want in ((c, ["127.0.0.1/8"]), (c6, ["127.0.0.1/8", "::1/128"])):
+        rc, res, err = host.cni("ADD", net, ns)
+        assert rc == 0, (res, err)
+        assert [ip["address"] for ip in res["ips"]] == want
+        has = sh("ip", "-n", ns, "-o", "addr", "show", "dev", "lo").stdout
+        assert all(address in has for address in want) and ("::1/128" in has) == (len(want) == 2)
+        assert host.cni("DEL", net, ns)[0] == 0
+
+
 # ------------------------------------------------------- vlan, ipvlan, dummy: without the kernel
 
 @pytest.mark.parametrize("kind", ["vlan", "ipvlan", "dummy"])
