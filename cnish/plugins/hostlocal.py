@@ -346,8 +346,19 @@ def ipam_check(op, ips: list):
         for index, ranges in enumerate(conf.sets):
             if any(r.contains(ip) for r in ranges):
                 reservations.append({"ip": str(ip), "set": index, "previous": ""})
+    if not reservations:
+        _require_some_reservation(op, store)   # (none of prevResult's addresses is in a range)
     return {"store": store.dir, "key": owner_key(op.runtime.container_id, op.runtime.ifname),
             "reservations": reservations}
+
+
+def _require_some_reservation(op, store) -> None:
+    """CHECK with no address to look up: the attachment must hold some reservation, as the
+    reference's CHECK requires (the ranges may have changed since ADD)."""
+    cid, ifname = op.runtime.container_id, op.runtime.ifname
+    if not (os.path.isdir(store.dir) and store.owned(cid, ifname)):
+        raise CNIError(CHECK_FAILED, f"host-local: Failed to find address added by container "
+                       f"{cid}", f"no reservation for {cid}/{ifname} in {store.dir}")
 
 
 def ipam_status(op) -> None:
@@ -385,17 +396,7 @@ def prepare(op) -> dict:
         att["ipam"], _ = ipam_del(op)
     else:
         ips = (op.prev_result or {}).get("ips", [])
-        if not ips:        # like the reference: any reservation of this attachment will do
-            store = Store(op.conf.dataDir, op.name)
-            owned = store.owned(op.runtime.container_id, op.runtime.ifname) \
-                if os.path.isdir(store.dir) else []
-            if not owned:
-                raise CNIError(CHECK_FAILED, "host-local: Failed to find address added by "
-                               f"container {op.runtime.container_id}",
-                               f"no reservation for {op.runtime.container_id}/"
-                               f"{op.runtime.ifname} in {store.dir}")
-            ips = [{"address": f"{ip}/{IP.parse(ip).bits}"} for ip in owned]
-        att["ipam"] = ipam_check(op, ips)
+        att["ipam"] = ipam_check(op, ips)    # (no address: any reservation of it will do)
     return att
 
 

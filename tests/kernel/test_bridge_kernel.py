@@ -972,6 +972,24 @@ def test_check_needs_the_container_interface_in_its_namespace_in_prev_result(lab
     assert host.cni("DEL", dict(conf, prevResult=res), c)[0] == 0
 
 
+def test_check_needs_a_reservation_when_the_ranges_changed(lab):
+    """When none of prevResult's addresses lies in the (since changed) ranges, host-local's
+    CHECK still requires the attachment to hold some reservation, as the reference's does
+    (it passed with nothing reserved)."""
+    host, c = lab.host(), lab.netns()
+    conf = bridge_conf(lab)
+    rc, res, err = host.cni("ADD", conf, c)
+    assert rc == 0, (res, err)
+    moved = dict(conf, ipam=dict(conf["ipam"], ranges=[[{"subnet": "10.79.0.0/24"}]]))
+    assert host.cni("CHECK", dict(moved, prevResult=res), c)[0] == 0       # still reserved
+    address = res["ips"][0]["address"].split("/")[0]
+    (held,) = [k for k in store_files(lab.data_dir) if k.endswith("/" + address)]
+    os.unlink(os.path.join(lab.data_dir, held))
+    rc, out, _ = host.cni("CHECK", dict(moved, prevResult=res), c)
+    assert rc == 1 and out["code"] == 101 and "Failed to find address" in out["msg"], out
+    assert host.cni("DEL", dict(conf, prevResult=res), c)[0] == 0
+
+
 def test_other_plugins_entries_in_prev_result_do_not_fail_del_or_check(lab):
     """A chain's later plugins add their own entries to the cached result (a vhost-user socket,
     a name that is no kernel name, an empty MAC, Go's empty gateway); cnish passes them on
