@@ -4,7 +4,8 @@ object in a module (module:NAME) where plugins share one (sublink.py).
 Each plugin module provides the Python half of a plugin, while plans/<type>.toml holds the
 commands. What the engine (engine.py) uses:
 - every plugin: TYPE, KIND ("interface" or "ipam"), CNI_ARGS (the CNI_ARGS keys it reads),
-  parse(fields, op) -> its validated config;
+  parse(fields, op) -> its validated config; optionally DEL_TOLERATES, the config keys its
+  DEL and GC never read (a bad value of one is taken out of their config: engine.py);
 - interface plugins: prepare(op) -> the per-container values its recipe reads, and
   result(op, att) -> its CNI result; optionally check_early(op) (what needs the plugin's and
   the IPAM's config together), tools(op) (the programs ADD needs, for STATUS) and status(op);
