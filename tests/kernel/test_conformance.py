@@ -389,15 +389,21 @@ exit 1
 """
 
 
+def fake_plugins(tmp_path, **scripts):
+    """A CNI_PATH directory of executable plugin scripts: name=text."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    for name, text in scripts.items():
+        (bindir / name).write_text(text)
+        (bindir / name).chmod(0o755)
+    return bindir
+
+
 def test_cli_chain_rollback_reports_what_it_could_not_undo(lab, tmp_path):
     """A chain ADD that fails is undone plugin by plugin; a DEL that fails there is named in
     the error (it was swallowed, leaving the operator unaware of what is still set up)."""
     host, c = lab.host(), lab.netns()
-    bindir = tmp_path / "bin"
-    bindir.mkdir()
-    for name, text in (("sticky", STICKY), ("broken", BROKEN)):
-        (bindir / name).write_text(text)
-        (bindir / name).chmod(0o755)
+    bindir = fake_plugins(tmp_path, sticky=STICKY, broken=BROKEN)
     bridge = bridge_conf(lab, name="roll")
     conflist = {"cniVersion": "1.0.0", "name": "roll", "plugins": [
         {k: v for k, v in bridge.items() if k not in ("cniVersion", "name")},
@@ -425,11 +431,7 @@ def test_cli_chain_failures_leave_nothing_and_say_everything(lab, tmp_path):
     network's name; gc --dry-run refuses a list with two cnish plugins; /run/netns/NAME is the
     namespace NAME (its default container id was another)."""
     host, c = lab.host(), lab.netns()
-    bindir = tmp_path / "bin"
-    bindir.mkdir()
-    for name, text in (("garbled", GARBLED), ("sticky", STICKY)):
-        (bindir / name).write_text(text)
-        (bindir / name).chmod(0o755)
+    bindir = fake_plugins(tmp_path, garbled=GARBLED, sticky=STICKY)
     bridge = {k: v for k, v in bridge_conf(lab, name="chain").items()
               if k not in ("cniVersion", "name")}
     env = dict(os.environ, CNI_PATH=f"{bindir}:{REFERENCE}")
