@@ -22,9 +22,13 @@ def masq_chain(network: str, container_id: str) -> str:
     return "CNI-" + _hex(network + container_id)[:24]
 
 
+COMMENT_MAX = 255        # iptables' comment match keeps at most 255 characters
+
+
 def masq_comment(network: str, container_id: str) -> str:
-    """The comment the reference puts on every masquerade rule."""
-    return f'name: "{network}" id: "{container_id}"'
+    """The comment the reference puts on every masquerade rule, cut where iptables cuts it (so
+    a long network name or container id gives the rules the reference's would have)."""
+    return f'name: "{network}" id: "{container_id}"'[:COMMENT_MAX]
 
 
 # nftables masquerade (ipMasqBackend "nftables", plans/masquerade.toml): the comment on each

@@ -26,7 +26,8 @@ VLAN_MAX = 4094
 
 def check_early(op) -> None:
     common.check_early(op)
-    if op.conf.get("macspoofchk") and op.runtime.container_id:
+    # (ADD only: with such a comment no rule can exist, and DEL must not fail for good)
+    if op.conf.get("macspoofchk") and op.runtime.container_id and op.command == "ADD":
         comment = names.spoofchk(op.runtime.container_id, op.runtime.ifname)["comment"]
         if len(comment) > names.NFT_COMMENT_MAX:
             raise invalid_config("macspoofchk", True, "with this container id and interface name "

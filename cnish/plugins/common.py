@@ -10,7 +10,6 @@ from cnish.errors import CHECK_FAILED, INVALID_CONFIG, IPAM_FAILED, CNIError, in
 from cnish.ipnet import Prefix
 from cnish.validate import hwaddr_problem, ifname_problem
 
-COMMENT_MAX = 255        # iptables' comment match keeps at most 255 characters
 
 
 def addresses(ips: list, noprefixroute: bool = False) -> list:
@@ -117,7 +116,7 @@ def masquerade(op, ips: list) -> list:
     if op.conf.ipMasqBackend != "iptables":
         return []
     chain = names.masq_chain(op.name, op.runtime.container_id)
-    comment = _masq_comment(op)
+    comment = names.masq_comment(op.name, op.runtime.container_id)
     families = []
     for version in (4, 6):
         mine = [ip for ip in ips if ip["version"] == version]
@@ -315,20 +314,7 @@ def ipam_has_ipv6(op) -> bool:
 
 def check_early(op) -> None:
     """Refusals that need no host state, made before IPAM takes the store's lock (whose file
-    the first use creates): an MTU too small for IPv6, a masquerade comment too long."""
+    the first use creates): an MTU too small for IPv6."""
     mtu = op.conf.get("mtu")
     if mtu and mtu < 1280 and ipam_has_ipv6(op):
         raise invalid_config("mtu", mtu, "must be at least 1280 for IPv6 addresses")
-    if op.conf.get("ipMasq") and op.conf.get("ipMasqBackend") == "iptables" \
-            and op.runtime.container_id:
-        _masq_comment(op)
-
-
-def _masq_comment(op) -> str:
-    """The masquerade rules' comment (the reference's), refused when iptables would cut it."""
-    comment = names.masq_comment(op.name, op.runtime.container_id)
-    if len(comment) > COMMENT_MAX:
-        raise invalid_config("name", op.name, "with this container id the masquerade rule's "
-                             f"comment would exceed {COMMENT_MAX} characters; use a shorter "
-                             "network name")
-    return comment

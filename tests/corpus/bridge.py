@@ -106,8 +106,6 @@ CASES = [
      "field": "ipMasqBackend"},
     {"id": "ipmasqbackend-number", "set": {"ipMasqBackend": 4}, "code": 7,
      "field": "ipMasqBackend"},
-    {"id": "masq-comment-too-long", "set": {"name": "n" * 240},
-     "env": {"CNI_CONTAINERID": "c" * 40}, "code": 7, "field": "name"},
 
     # -- reference options cnish does not implement (code 2, naming the key) -------------------
     {"id": "vlan-too-big", "set": {"vlan": 4095}, "code": 7, "field": "vlan"},

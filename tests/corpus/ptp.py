@@ -40,7 +40,5 @@ CASES = [
      "field": "runtimeConfig.mac"},
     {"id": "mac-cni-args-multicast", "args": "MAC=01:00:5e:00:00:01", "code": 7,
      "field": "CNI_ARGS MAC"},
-    {"id": "masq-comment-too-long", "set": {"name": "p" * 240},
-     "env": {"CNI_CONTAINERID": "c" * 40}, "code": 7, "field": "name"},
     {"id": "check-without-prevresult", "command": "CHECK", "code": 7, "field": "prevResult"},
 ]

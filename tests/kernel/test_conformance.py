@@ -126,6 +126,33 @@ def test_gc_removes_only_stale_attachments(lab):
 
 
 
+@pytest.mark.parametrize("name,cid", [("n" * 240, "c" * 40), ("net1", "d" * 250)])
+def test_a_masquerade_comment_longer_than_iptables_keeps_is_cut_as_iptables_cuts_it(lab, name,
+                                                                                   cid):
+    """The reference's masquerade comment, `name: "<net>" id: "<cid>"`, outgrows iptables' 255
+    characters with a long network name or container id (both valid). iptables cuts it, and
+    the reference's ADD and DEL work; cnish refused both ADD and DEL (code 7, for ever) and
+    now writes the comment cut where iptables cuts it: ADD, CHECK and DEL work."""
+    host, c = lab.host(), lab.netns()
+    conf = bridge_conf(lab, name=name)
+    rc, res, err = host.cni("ADD", conf, c, cid=cid)
+    assert rc == 0, (res, err)
+    nat = host.run("iptables-save", "-t", "nat").stdout
+    assert nat.count("MASQUERADE") == 1, nat
+    assert host.cni("CHECK", dict(conf, prevResult=res), c, cid=cid)[0] == 0
+    for _ in range(2):
+        rc, out, err = host.cni("DEL", dict(conf, prevResult=res), c, cid=cid)
+        assert rc == 0, (out, err)
+    nat = host.run("iptables-save", "-t", "nat").stdout
+    assert "CNI-" not in nat and "MASQUERADE" not in nat, nat
+    # macspoofchk: nft takes no comment over 128 characters; ADD is refused, DEL is not
+    spoof = bridge_conf(lab, name="spoof", macspoofchk=True)
+    rc, out, _ = host.cni("ADD", spoof, c, cid="e" * 130)
+    assert rc == 1 and out["code"] == 7 and "macspoofchk" in out["msg"], out
+    rc, out, err = host.cni("DEL", spoof, c, cid="e" * 130)
+    assert rc == 0, (out, err)
+
+
 def test_gc_reads_the_labels_of_long_names_right(lab):
     """A veth's label (its alias) holds at most 255 bytes. With a long network name and container
     ids, cnish labels the veth with hashes instead of a cut label, from which GC used to read a
