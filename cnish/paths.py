@@ -27,17 +27,29 @@ def plans_dir() -> str:
 
 
 # Which recipe and template files a render reads (plancache.py validates a cached plan against
-# exactly these). None when nobody is recording.
+# exactly these), each with its stamp (size, mtime) taken when it was first recorded: callers
+# record a file before they read it, so a file changed during the render is seen to differ
+# from its stamp afterwards. None when nobody is recording.
 _reads = None
 
 
+def stamp(path: str) -> list:
+    """[path, size, mtime_ns]; OSError when the file is gone."""
+    st = os.stat(path)
+    return [path, st.st_size, st.st_mtime_ns]
+
+
 def record(path: str) -> None:
-    if _reads is not None:
-        _reads.add(path)
+    if _reads is not None and path not in _reads:
+        try:
+            _reads[path] = stamp(path)
+        except OSError:
+            _reads[path] = None            # (gone: the render fails, or is not cached)
 
 
-def recording(active: bool) -> set | None:
-    """Start (True) or stop (False) recording; stopping returns the paths read meanwhile."""
+def recording(active: bool) -> dict | None:
+    """Start (True) or stop (False) recording; stopping returns {path: stamp} of the files read
+    meanwhile."""
     global _reads
-    reads, _reads = _reads, (set() if active else None)
+    reads, _reads = _reads, ({} if active else None)
     return reads

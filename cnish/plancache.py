@@ -21,6 +21,7 @@ dry-run reads the cache but never writes it.
 """
 
 import os
+import stat
 
 from cnish import __version__, jsonfast
 
@@ -61,9 +62,7 @@ def _code_digest_now() -> str:
     return _code_digest
 
 
-def _stamp(path: str) -> list:
-    st = os.stat(path)
-    return [path, st.st_size, st.st_mtime_ns]
+from cnish.paths import stamp as _stamp
 
 
 def _fresh(sources) -> bool:
@@ -108,12 +107,16 @@ def _trusted(directory: str) -> bool:
 
 def _load(directory, key):
     try:
-        fd = os.open(os.path.join(directory, key + ".json"), os.O_RDONLY | os.O_NOFOLLOW)
+        # (O_NONBLOCK: a FIFO planted there must not hang ADD, which holds the store's lock)
+        fd = os.open(os.path.join(directory, key + ".json"),
+                     os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError:
         return None
     try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None                  # a directory, a FIFO...: rendered (and replaced)
         return jsonfast.loads(os.read(fd, MAX_ENTRY_BYTES + 1))
-    except ValueError:
+    except (OSError, ValueError):
         return None
     finally:
         os.close(fd)
@@ -201,6 +204,8 @@ def _cached(kind: str, op, extra, render):
             sources = [_stamp(path) for path in sorted(read)]
         except OSError:
             return value            # a file vanished meanwhile: do not cache this render
+        if sources != [read[path] for path in sorted(read)]:
+            return value            # a file changed while it was rendered: nor this one
         _store(directory, key, {"sources": sources, "value": value})
     return value
 

@@ -9,7 +9,7 @@ recipe with an unknown key, so a typo cannot silently drop a safeguard.
 
 import os
 
-from cnish.paths import plans_dir, record
+from cnish.paths import plans_dir, record, stamp
 
 SECTIONS = ("add", "del", "gc", "facts")
 STEP_KEYS = {"id", "describe", "when", "each", "as", "run", "undo", "check", "expect", "skip_if",
@@ -119,11 +119,15 @@ _cache = {}
 
 
 def load(name: str) -> Recipe:
-    """plans/<name>.toml, parsed once per process."""
-    record(os.path.join(plans_dir(), f"{name}.toml"))
-    if name not in _cache:
+    """plans/<name>.toml, parsed once per process, and again when the file has changed."""
+    path = os.path.join(plans_dir(), f"{name}.toml")
+    record(path)
+    try:
+        current = stamp(path)         # (taken before the read, as paths.record's)
+    except OSError:
+        current = None
+    if name not in _cache or _cache[name][0] != current:
         import tomllib   # only when a plan has to be rendered (not on a plan-cache hit)
-        path = os.path.join(plans_dir(), f"{name}.toml")
         with open(path, "rb") as f:
             data = f.read()
         try:
@@ -133,8 +137,8 @@ def load(name: str) -> Recipe:
         recipe = Recipe(raw, path)
         if recipe.type != name:
             raise RecipeError(f"{path}: [recipe] type must be {name!r}")
-        _cache[name] = recipe
-    return _cache[name]
+        _cache[name] = (current, recipe)
+    return _cache[name][1]
 
 
 def available() -> list[str]:

@@ -15,6 +15,7 @@ Two rules make the rendered commands safe and cacheable:
    compared, which turns such a template bug into an error instead of a wrong cached plan).
 """
 
+import os
 import shlex
 
 import jinja2
@@ -83,6 +84,8 @@ class _RecordingLoader(jinja2.FileSystemLoader):
     its own cache (it then asks the loader's `uptodate` function)."""
 
     def get_source(self, environment, template):
+        # recorded (stamped) before it is read: see paths.record
+        record(os.path.join(self.searchpath[0], *template.split("/")))
         source, filename, uptodate = super().get_source(environment, template)
         record(filename)
 

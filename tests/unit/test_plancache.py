@@ -132,6 +132,50 @@ def test_an_edited_recipe_or_template_renders_again(cache, own_sources, edit):
     assert len(renders) == 2                              # and the new render is stored
 
 
+def test_a_file_edited_while_it_is_rendered_is_not_cached(cache, own_sources, monkeypatch):
+    """A template replaced after the render read it, before the plan was stored: the plan
+    holds the old text, so it must not be stored as matching the new file (it was: its
+    stamps were taken when it was stored, found by an audit). A recipe edited between two
+    renders of one process is read again (the process used to keep the first one)."""
+    from cnish import paths, recipes
+    directory, renders = cache
+    target = os.path.join(own_sources["templates"], "ip", "link-set-up.j2")
+    real = paths.recording
+
+    def edit_when_done(active):
+        if not active:                       # the render is over: the upgrade lands now
+            with open(target, "a") as f:
+                f.write("{# upgraded #}")
+        return real(active)
+    monkeypatch.setattr(paths, "recording", edit_when_done)
+    plan()
+    assert not directory.exists() or not os.listdir(directory)
+    monkeypatch.setattr(paths, "recording", real)
+    plan(cid="b")
+    assert len(renders) == 2 and len(os.listdir(directory)) == 1
+    # a long-lived process: the recipe edited between two renders
+    recipe = os.path.join(own_sources["plans"], "bridge.toml")
+    first = recipes.load("bridge")
+    with open(recipe, "a") as f:
+        f.write("\n")
+    assert recipes.load("bridge") is not first
+
+
+def test_an_entry_that_is_no_regular_file_is_rendered_around(cache):
+    """A FIFO or a directory where an entry belongs: the plan is rendered (a FIFO used to
+    hang ADD, which holds the store's lock while it plans; a directory failed every ADD)."""
+    directory, renders = cache
+    plan()
+    (name,) = os.listdir(directory)
+    os.unlink(directory / name)
+    os.mkfifo(directory / name)
+    plan(cid="b")
+    os.unlink(directory / name)
+    os.mkdir(directory / name)
+    plan(cid="c")
+    assert len(renders) == 3
+
+
 def test_a_changed_rendering_code_renders_again(cache, monkeypatch):
     _, renders = cache
     plan()
