@@ -208,12 +208,16 @@ def _stale_addresses(op, gateways: list) -> list:
         links = jsonfast.loads(found.stdout or "[]")
     except ValueError:
         return []
-    listed = {f"{i.get('local')}/{i.get('prefixlen')}": i.get("broadcast")
-              for link in links for i in link.get("addr_info", [])
-              if i.get("family") in ("inet", "inet6") and i.get("scope") != "link"}
-    stale = _conflicts(gateways, listed)
+    infos = {f"{i.get('local')}/{i.get('prefixlen')}": i
+             for link in links for i in link.get("addr_info", [])
+             if i.get("family") in ("inet", "inet6") and i.get("scope") != "link"}
+    # Secondary IPv4 addresses go first: deleting a primary makes the kernel delete the
+    # secondaries of its subnet with it, which the later steps would then not find and the
+    # rollback would not give back (found by an audit). In this order each step removes
+    # exactly its address, and the undo puts back the primary before its secondaries.
+    stale = sorted(_conflicts(gateways, infos), key=lambda s: not infos[s["cidr"]].get("secondary"))
     for s in stale:      # forceAddress's undo gives an IPv4 address back with its broadcast
-        s["broadcast"] = _ipv4_or_empty(listed[s["cidr"]])
+        s["broadcast"] = _ipv4_or_empty(infos[s["cidr"]].get("broadcast"))
         s["has_broadcast"] = bool(s["broadcast"])       # (a plan may test shape, not values)
     if stale and not op.conf.forceAddress:
         raise CNIError(INVALID_CONFIG,

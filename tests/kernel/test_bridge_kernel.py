@@ -416,6 +416,29 @@ def test_a_failed_force_address_add_gives_the_old_address_back_as_it_was(lab):
     assert without_lock(host.state(c)) == before
 
 
+def test_force_address_removes_secondary_addresses_too_and_gives_them_back(lab):
+    """A primary address deleted takes the secondaries of its subnet with it: forceAddress
+    removes the secondaries first, so each step removes its own address (ADD used to fail on
+    the one already gone, and its rollback lost it); a failed ADD gives all of them back."""
+    host, c, taken = lab.host(), lab.netns(), lab.netns()
+    conf = dict(bridge_conf(lab), forceAddress=True)
+    host.run("ip", "link", "add", "cni-test0", "type", "bridge")
+    for address in ("10.66.0.1/16", "10.66.0.2/16", "10.66.0.3/16"):
+        host.run("ip", "addr", "add", address, "brd", "+", "dev", "cni-test0")
+    host.run("ip", "link", "set", "dev", "cni-test0", "up")
+    sh("ip", "-n", taken, "link", "add", "eth0", "type", "veth", "peer", "name", "taken1")
+    host.settle()
+    before = host.state(taken)
+    rc, out, _ = host.cni("ADD", conf, taken)
+    assert rc == 1 and "File exists" in out["details"], out
+    assert without_lock(host.state(taken)) == before
+    rc, res, err = host.cni("ADD", conf, c)
+    assert rc == 0, (res, err)
+    addresses = host.run("ip", "-o", "-4", "addr", "show", "dev", "cni-test0").stdout
+    assert "10.66.0." not in addresses and "10.77.0.1/24" in addresses, addresses
+    assert host.cni("DEL", dict(conf, prevResult=res), c)[0] == 0
+
+
 def test_a_full_bridge_is_refused_with_the_reason_and_nothing_left_behind(lab):
     """A Linux bridge takes at most 1023 ports; the next attachment fails in the kernel with
     "Exchange full", which cnish explains, and the failed ADD is undone completely."""
