@@ -8,10 +8,11 @@
   (templates/script/cnish-store.sh) that does the same with flock and printf.
 - `cnish-delegate COMMAND PLUGIN`: run a delegated IPAM plugin with the invocation's
   environment and config (plugins/delegate.py; templates/script/cnish-delegate.sh).
-- `cnish-chain-used 4|6 TABLE CHAIN`: exit 0 when a rule of TABLE jumps to CHAIN, 1 when none
-  does or there is no such chain. It asks `iptables -n -L CHAIN`, whose header counts the
-  chain's references (the one probe here that starts a process: iptables has no read-only
-  command whose exit status answers it); templates/script/cnish-chain-used.sh does the same.
+- `cnish-chain-used 4|6 TABLE CHAIN [rules]`: exit 0 when a rule of TABLE jumps to CHAIN (with
+  `rules`: or when CHAIN still holds rules), 1 otherwise or when there is no such chain. It
+  asks `iptables -n -L CHAIN`, whose header counts the chain's references (the one probe here
+  that starts a process: iptables has no read-only command whose exit status answers it);
+  templates/script/cnish-chain-used.sh does the same.
 - `cnish-nft-delete-commented FAMILY TABLE CHAIN COMMENT`: delete the rules of an nftables
   chain that carry COMMENT, in one transaction; nothing to do (no such rule, chain or table)
   is success. nft deletes a rule only by its handle, which exists only once the rule does, so
@@ -52,8 +53,9 @@ def run(argv: tuple, execute=None):
         return _store(argv[1:])
     if tool == "cnish-delegate" and len(argv) == 3 and argv[2] in DELEGATES:
         return DELEGATES[argv[2]](argv[1])
-    if tool == "cnish-chain-used" and len(argv) == 4 and argv[1] in ("4", "6") and execute:
-        return _chain_used(execute, *argv[1:])
+    if tool == "cnish-chain-used" and argv[1:2] in (("4",), ("6",)) and execute \
+            and (len(argv) == 4 or (len(argv) == 5 and argv[4] == "rules")):
+        return _chain_used(execute, *argv[1:4], rules=len(argv) == 5)
     if tool == "cnish-nft-delete-commented" and len(argv) == 5 and execute:
         return _nft_delete_commented(execute, *argv[1:])
     if tool == "cnish-dad-wait" and len(argv) == 4 and argv[3].isdigit():
@@ -61,13 +63,15 @@ def run(argv: tuple, execute=None):
     return None
 
 
-def _chain_used(execute, version, table, chain):
+def _chain_used(execute, version, table, chain, rules=False):
     listed = execute(("iptables" if version == "4" else "ip6tables", "-w", "-t", table,
                       "-n", "-L", chain))
     if listed.returncode != 0:          # no such chain (or iptables failed: the step will say)
         return 1, "", ""
-    header = listed.stdout.split("\n", 1)[0]              # Chain NAME (N references)
-    return (1 if header.endswith("(0 references)") else 0), "", ""
+    lines = listed.stdout.splitlines()  # Chain NAME (N references), the columns, the rules
+    if not lines or not lines[0].endswith("(0 references)"):
+        return 0, "", ""
+    return (0 if rules and len(lines) > 2 else 1), "", ""
 
 
 def _nft_delete_commented(execute, family, table, chain, comment):

@@ -592,6 +592,48 @@ def _legacy_tools(tmp_path) -> str:
     return str(tools)
 
 
+# An `iptables` that, after the first chain listing cnish's probe asks for, deletes one given
+# POSTROUTING rule: the jump of the other interface, as a DEL of it running in parallel would.
+PARALLEL_DEL = """#!/usr/bin/python3
+import json, os, subprocess, sys
+real, mark, rule = "/usr/sbin/iptables", sys.argv[0] + ".done", json.loads({rule!r})
+status = subprocess.call([real] + sys.argv[1:])
+if "-L" in sys.argv and not os.path.exists(mark):
+    open(mark, "w").close()
+    subprocess.call([real, "-w", "-t", "nat", "-D", "POSTROUTING"] + rule)
+sys.exit(status)
+"""
+
+
+def test_two_interfaces_deleted_at_once_both_succeed(lab, tmp_path):
+    """Two interfaces of one container on one ipMasq network, deleted in parallel: eth0's
+    DEL finds eth1's jump still there when it decides not to flush the chain, and eth1's DEL
+    removes that jump before eth0's decides about the chain. eth0's DEL used to delete the
+    chain then, which fails while it holds rules (code 100, found by an audit); it now leaves
+    the chain to eth1's DEL, which empties and deletes it. Both succeed, nothing is left."""
+    import shlex
+    host, c = lab.host(), lab.netns()
+    conf = bridge_conf(lab)
+    results = {}
+    for ifname in ("eth0", "eth1"):
+        rc, results[ifname], err = host.cni("ADD", conf, c, ifname=ifname)
+        assert rc == 0, (results[ifname], err)
+    source = results["eth1"]["ips"][0]["address"].split("/")[0] + "/32"
+    (jump,) = [l for l in host.run("iptables-save", "-t", "nat").stdout.splitlines()
+               if l.startswith("-A POSTROUTING") and f"-s {source}" in l]
+    tools = tmp_path / "parallel"
+    tools.mkdir()
+    (tools / "iptables").write_text(PARALLEL_DEL.format(rule=json.dumps(shlex.split(jump)[2:])))
+    (tools / "iptables").chmod(0o755)
+    rc, out, err = host.cni("DEL", dict(conf, prevResult=results["eth0"]), c, ifname="eth0",
+                            path_prefix=str(tools))
+    assert rc == 0, (out, err)
+    assert f"-s {source}" not in host.run("iptables-save", "-t", "nat").stdout   # (it ran)
+    rc, out, err = host.cni("DEL", dict(conf, prevResult=results["eth1"]), c, ifname="eth1")
+    assert rc == 0, (out, err)
+    assert "CNI-" not in host.run("iptables-save", "-t", "nat").stdout
+
+
 @pytest.mark.parametrize("backend", ["nft", "legacy"])
 def test_two_interfaces_of_one_container_on_one_masquerading_network(lab, tmp_path, backend):
     """The spec lets a container join a network several times with different ifnames. With
@@ -735,25 +777,29 @@ def test_a_static_del_without_prev_result_removes_the_masquerade_rules(lab):
 
 def test_the_chain_used_probe_answers_as_the_script_function_does(lab):
     """cnish-chain-used, cnish's native and the dry-run script's bash function, on real chains
-    of both families: no chain, no jump to it, one jump, two jumps."""
+    of both families: no chain, no jump to it, one jump, two jumps; with `rules`, also an
+    unused chain that holds rules."""
     from cnish.runner import Runner
     host = lab.host()
     with open(os.path.join(ROOT, "templates", "script", "cnish-chain-used.sh")) as f:
         function = f.read()
 
-    def answers(version):
+    def answers(version, *rules):
+        probe = ["cnish-chain-used", version, "nat", "CNI-probe", *rules]
         native = Runner().run(["nsenter", f"--net=/var/run/netns/{host.name}",
-                               "cnish-chain-used", version, "nat", "CNI-probe"]).returncode
-        script = host.run("bash", "-c", function + f"\ncnish-chain-used {version} nat CNI-probe",
+                               *probe]).returncode
+        script = host.run("bash", "-c", function + "\n" + " ".join(probe),
                           check=False).returncode
         return native, script
 
     for version, tool in (("4", "iptables"), ("6", "ip6tables")):
-        assert answers(version) == (1, 1)                               # no such chain
+        assert answers(version) == answers(version, "rules") == (1, 1)  # no such chain
         host.run(tool, "-w", "-t", "nat", "-N", "CNI-probe")
-        assert answers(version) == (1, 1)                               # nothing uses it
+        assert answers(version) == answers(version, "rules") == (1, 1)  # nothing uses it
+        host.run(tool, "-w", "-t", "nat", "-A", "CNI-probe", "-j", "RETURN")
+        assert answers(version) == (1, 1) and answers(version, "rules") == (0, 0)
         host.run(tool, "-w", "-t", "nat", "-A", "POSTROUTING", "-j", "CNI-probe")
-        assert answers(version) == (0, 0)
+        assert answers(version) == answers(version, "rules") == (0, 0)
         host.run(tool, "-w", "-t", "nat", "-A", "OUTPUT", "-j", "CNI-probe")
         assert answers(version) == (0, 0)
 

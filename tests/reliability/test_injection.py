@@ -409,7 +409,7 @@ def external(argv) -> bool:
 
 def chain_listing(argv) -> tuple:
     """The `iptables -L` the script's cnish-chain-used function runs for a probe's argv."""
-    _, version, table, chain = argv
+    _, version, table, chain, *_rules = argv
     return ("iptables" if version == "4" else "ip6tables", "-w", "-t", table, "-n", "-L", chain)
 
 

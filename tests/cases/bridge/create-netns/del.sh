@@ -151,15 +151,18 @@ cnish-store() {
   return "$status"
 }
 
-# cnish-chain-used 4|6 TABLE CHAIN: true when a rule of TABLE jumps to CHAIN (the header of
-# `iptables -n -L CHAIN` counts its references), as cnish checks it (cnish/natives.py); false
-# when none does or there is no such chain.
+# cnish-chain-used 4|6 TABLE CHAIN [rules]: true when a rule of TABLE jumps to CHAIN (the header
+# of `iptables -n -L CHAIN` counts its references) or, with `rules`, when CHAIN still holds rules
+# (lines after the header and the column titles), as cnish checks it (cnish/natives.py); false
+# otherwise or when there is no such chain.
 cnish-chain-used() {
   local tool=iptables listed
+  local -a lines
   if [[ $1 == 6 ]]; then tool=ip6tables; fi
   listed=$("$tool" -w -t "$2" -n -L "$3" 2>/dev/null) || return 1
-  listed=${listed%%$'\n'*}
-  [[ $listed != *"(0 references)" ]]
+  mapfile -t lines <<<"$listed"
+  [[ ${lines[0]-} != *"(0 references)" ]] && return 0
+  [[ ${4-} == rules ]] && (( ${#lines[@]} > 2 ))
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -180,7 +183,8 @@ if ! cnish-chain-used 4 nat CNI-ec2983819f7f63df7b4b7315 2>/dev/null; then
 fi
 
 # Step 4/6 [masquerade[0].chain] delete the masquerade chain CNI-ec2983819f7f63df7b4b7315 (IPv4) unless another interface of this container still uses it
-if ! cnish-chain-used 4 nat CNI-ec2983819f7f63df7b4b7315 2>/dev/null; then
+#   why:  unless the chain still holds rules, too: the flush above was skipped for another interface's jump, which that interface's DEL has removed since; that DEL, running now, empties and deletes the chain (deleting a chain with rules fails)
+if ! cnish-chain-used 4 nat CNI-ec2983819f7f63df7b4b7315 rules 2>/dev/null; then
   run 4 missing-ok -- iptables -w -t nat -X CNI-ec2983819f7f63df7b4b7315 || FAILED+=(4)
 fi
 
