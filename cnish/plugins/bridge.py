@@ -130,7 +130,10 @@ def _base(op) -> dict:
 
 def _with_gateways(op, ipam_ips: list, routes: list):
     """The reference's gateway rules: a missing gateway is network+1 when isGateway, and
-    isDefaultGateway adds a default route per family unless IPAM gave one with a gateway."""
+    isDefaultGateway adds a default route per family unless IPAM gave one with a gateway. An
+    IPAM default route without one is that route (it goes via the gateway anyway): it gets
+    the gateway, where the reference fails ("file exists") and a second entry would list the
+    kernel's one route twice."""
     ips = []
     for entry in ipam_ips:
         entry = dict(entry)
@@ -143,7 +146,12 @@ def _with_gateways(op, ipam_ips: list, routes: list):
         for version, default in ((4, "0.0.0.0/0"), (6, "::/0")):
             gw = next((e["gateway"] for e in ips
                        if Prefix.parse(e["address"]).version == version and e.get("gateway")), None)
-            if gw and not any(r["dst"] == default and r.get("gw") for r in routes):
+            defaults = [r for r in routes if r["dst"] == default]
+            if not gw or any(r.get("gw") for r in defaults):
+                continue
+            if defaults:
+                defaults[0]["gw"] = gw
+            else:
                 routes.append({"dst": default, "gw": gw})
     return ips, routes
 

@@ -379,6 +379,23 @@ def test_cli_quick_start(lab, tmp_path, root_bridge):
     assert not os.listdir(os.path.join(lab.cache_dir, "results"))
 
 
+def test_default_gateway_with_an_ipam_default_route_lists_the_one_route(lab):
+    """isDefaultGateway with an IPAM default route without gateway: the container has one
+    default route, via the gateway, the result lists it once, and CHECK passes (the
+    reference fails this ADD with "file exists")."""
+    host, c = lab.host(), lab.netns()
+    conf = bridge_conf(lab, isDefaultGateway=True)
+    conf["ipam"] = dict(conf["ipam"], routes=[{"dst": "0.0.0.0/0"}])
+    rc, res, err = host.cni("ADD", conf, c)
+    assert rc == 0, (res, err)
+    assert [r for r in res["routes"] if r["dst"] == "0.0.0.0/0"] == \
+        [{"dst": "0.0.0.0/0", "gw": "10.77.0.1"}]
+    assert sh("ip", "-n", c, "route", "show", "default").stdout.splitlines() == \
+        ["default via 10.77.0.1 dev eth0 "]
+    assert host.cni("CHECK", dict(conf, prevResult=res), c)[0] == 0
+    assert host.cni("DEL", dict(conf, prevResult=res), c)[0] == 0
+
+
 def test_gateway_conflict_and_force_address(lab):
     host, c = lab.host(), lab.netns()
     conf = bridge_conf(lab)
