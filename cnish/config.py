@@ -244,7 +244,7 @@ def netns_problem(path: str, allow_own: bool = False) -> str | None:
     if problem:
         return "a path " + problem
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)   # (a FIFO must not hang)
     except OSError as exc:
         return f"cannot be opened: {exc.strerror}"
     try:
@@ -335,7 +335,28 @@ def decode_config(data: bytes) -> dict:
                        str(exc)) from None
     if not isinstance(conf, dict):
         raise CNIError(DECODE_FAILURE, "the network config on stdin must be a JSON object")
+    if _depth(conf) > MAX_DEPTH:
+        raise CNIError(DECODE_FAILURE, "the network config on stdin is nested too deeply",
+                       f"more than {MAX_DEPTH} levels of objects and lists")
     return conf
+
+
+MAX_DEPTH = 64       # a config needs ten or so; Python's encoder gives up near a thousand
+
+
+def _depth(value) -> int:
+    """How deeply objects and lists nest in a decoded document (iteratively: no recursion)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict):
+            item = item.values()
+        elif not isinstance(item, list):
+            continue
+        deepest = max(deepest, level)
+        if level <= MAX_DEPTH:
+            stack.extend((child, level + 1) for child in item)
+    return deepest
 
 
 def check_name(conf: dict) -> str:

@@ -41,7 +41,7 @@ def enter(path: str) -> None:
     """Move this thread into the network namespace at `path`. OSError when `path` cannot be
     opened or is not a network namespace; the caller then runs the real nsenter, whose error
     message is the one plans expect."""
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
     try:
         setns(fd)
     finally:

@@ -34,9 +34,13 @@ def printed_error(out: str, label: str) -> CNIError | None:
     CNIError whose message starts with `label`; None when it printed none."""
     try:
         obj = jsonfast.loads(out)
-        if isinstance(obj, dict) and "code" in obj:
-            return CNIError(int(obj["code"]), f"{label}: {obj.get('msg', '')}",
-                            str(obj.get("details", "")))
     except (ValueError, TypeError):
-        pass
-    return None
+        return None
+    if not isinstance(obj, dict) or "code" not in obj:
+        return None
+    code = obj["code"]
+    if isinstance(code, float) and code.is_integer() and abs(code) < 2 ** 31:
+        code = int(code)
+    if not isinstance(code, int) or isinstance(code, bool) or not 0 < code < 2 ** 31:
+        code = 999            # (an error object without a usable code is still an error)
+    return CNIError(code, f"{label}: {obj.get('msg', '')}", str(obj.get("details", "")))

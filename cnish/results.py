@@ -146,6 +146,11 @@ _FORMS = {"cidr": _cidr_problem, "ip": _ip_problem}
 # Spec 1.1.0's optional route fields and their ranges (they reach `ip route` as numbers).
 ROUTE_EXTRAS = {"mtu": (0, 65535), "advmss": (0, 65535), "priority": (0, 4294967295),
                 "table": (0, 4294967295), "scope": (0, 255)}
+# What a result's routes and addresses may carry; anything else is dropped when a result is
+# read, as libcni's types drop it (so no unknown key, such as a route's `src`, which cnish's
+# own routes use, ever reaches a command).
+ROUTE_FIELDS = ("dst", "gw", *ROUTE_EXTRAS)
+IP_FIELDS = ("address", "gateway", "interface")
 
 
 def route_extra_problem(value, field: str) -> str | None:
@@ -215,13 +220,13 @@ def parse(obj, version: str) -> dict:
             if index is not None and (not isinstance(index, int) or isinstance(index, bool)):
                 raise ValueError(f"ips[{i}].interface must be an integer")
             out["ips"].append({k: v for k, v in _without_empty(ip, "gateway").items()
-                               if k != "version"})
+                               if k in IP_FIELDS})
         for i, route in enumerate(_check_list(obj, "routes")):
             route = _without_empty(route, "gw")
             _check_str(route, "dst", f"routes[{i}]", required=True, kind="cidr")
             _check_str(route, "gw", f"routes[{i}]", kind="ip")
             _check_route_extras(route, f"routes[{i}]")
-            out["routes"].append(dict(route))
+            out["routes"].append({k: v for k, v in route.items() if k in ROUTE_FIELDS})
     dns = obj.get("dns") or {}
     if not isinstance(dns, dict):
         raise ValueError("dns must be an object")

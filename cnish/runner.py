@@ -116,6 +116,10 @@ class Runner:
         except FileNotFoundError:
             return Pending(self, argv, started,
                            (127, "", f"{argv[0]}: command not found (PATH={self.path})"))
+        except (OSError, ValueError) as exc:
+            # (a NUL byte in an argument, E2BIG, EAGAIN...: a step that failed, which the
+            # executor rolls back, never an exception that would skip the rollback)
+            return Pending(self, argv, started, (126, "", f"{argv[0]}: cannot start: {exc}"))
         return Pending(self, argv, started, child=child)
 
     def _start_in_netns(self, argv, started, stdin, env) -> "Pending | None":

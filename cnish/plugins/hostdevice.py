@@ -162,12 +162,15 @@ def _original_name(op) -> str | None:
         info = (jsonfast.loads(found.stdout or "[{}]") or [{}])[0]
     except ValueError:
         return None
-    name = info.get("ifalias") or op.conf.get("device")
+    # The config's name first: the alias is the container's to change (a container with
+    # CAP_NET_ADMIN could otherwise choose the name the device gets on the host); it is the
+    # only record when the config finds the device by hwaddr, kernelpath or PCI address.
+    name = op.conf.get("device") or info.get("ifalias")
     if name and ifname_problem(name) is None:
         return name
     raise CNIError(INVALID_CONFIG, f"cannot tell what {op.runtime.ifname} was called on the host",
-                   "its alias (where ADD recorded the original name) is empty and the config "
-                   "names no \"device\"")
+                   "the config names no \"device\", and its alias (where ADD recorded the "
+                   f"original name) is {'not a valid name' if name else 'empty'}")
 
 
 def result(op, att) -> dict:

@@ -544,3 +544,12 @@ def test_check_passes_when_every_check_holds():
     steps = check_plan()
     runner = RecordingRunner(expected_outputs(steps))
     assert Executor(runner).check(steps) == []
+
+
+def test_a_command_that_cannot_start_is_a_failed_step_not_an_exception():
+    """posix_spawn refuses an argument with a NUL byte (ValueError), or fails with E2BIG or
+    EAGAIN: the runner answers with a failed command, which the executor rolls back like any
+    other, where the exception used to skip the rollback (found by an audit)."""
+    from cnish.runner import Runner
+    result = Runner().run(("echo", "a\0b"))
+    assert result.returncode == 126 and "cannot start" in result.stderr

@@ -277,6 +277,24 @@ def test_host_device_is_lent_and_given_back(lab):
 
 
 
+def test_host_device_comes_back_under_the_configs_name_whatever_its_alias_says(lab):
+    """ADD records the device's name in its alias, which the container can change: DEL gives
+    the device back under the config's `device` (a container used to choose the name a host
+    link got, or block its DEL for good; found by an audit)."""
+    host, c = lab.host(), lab.netns()
+    host.run("ip", "link", "add", "hd0", "type", "veth", "peer", "name", "hd0peer")
+    net = conf(lab, "host-device", device="hd0",
+               ipam={"type": "static", "addresses": [{"address": "10.87.0.5/24"}]})
+    for alias in ("wg0", "x y"):
+        rc, res, err = host.cni("ADD", net, c, ifname="net1")
+        assert rc == 0, (res, err)
+        sh("ip", "-n", c, "link", "set", "net1", "alias", alias)
+        rc, out, err = host.cni("DEL", dict(net, prevResult=res), c, ifname="net1")
+        assert rc == 0, (out, err)
+        assert "hd0" in host.run("ip", "-o", "link", "show", "hd0").stdout
+        assert "wg0" not in host.run("ip", "-o", "link").stdout
+
+
 def test_host_device_del_waits_until_its_name_is_free_in_the_host(lab):
     """The kernel moves a device back under its container name and renames it afterwards: if
     another link took the device's name meanwhile, DEL fails before the move (the device stays

@@ -1,6 +1,8 @@
 """Validation at the boundary: the environment, stdin, the common keys, CNI_ARGS."""
 
 import io
+import json
+import os
 
 import pytest
 
@@ -194,3 +196,22 @@ def test_del_still_refuses_bad_fields_it_reads(bad, field):
     with pytest.raises(CNIError) as info:
         operation(conf, "DEL")
     assert info.value.code == 7 and field in info.value.msg
+
+
+def test_a_config_nested_too_deeply_is_a_decode_error():
+    """Python's encoder gives up near a thousand levels, its decoder a little later: a config
+    nested in between used to end as code 999 (found by an audit); 64 levels is the limit."""
+    deep = {"a": 1}
+    for _ in range(70):
+        deep = {"x": [deep]}
+    err = code_of(config.decode_config, json.dumps(deep).encode())
+    assert err.code == 6 and "nested too deeply" in err.msg
+    assert config.decode_config(b'{"a": [{"b": [1, {"c": {}}]}]}')["a"][0]["b"][0] == 1
+
+
+def test_a_fifo_is_no_namespace_and_does_not_hang(tmp_path):
+    """CNI_NETNS naming a FIFO: refused at once (opening it without O_NONBLOCK waited for a
+    writer for ever; found by an audit)."""
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    assert config.netns_problem(str(fifo)) == "is not a namespace"

@@ -102,3 +102,23 @@ def test_hardware_address_forms(mac, ok):
     assert (hwaddr_problem(mac) is None) == ok
 
 
+
+
+def test_unknown_route_and_address_keys_are_dropped():
+    """As libcni's types drop them: a route's `src` from a delegated IPAM plugin (cnish's own
+    routes use the key) reached `ip route ... src`, a NUL byte in it an exception that skipped
+    ADD's rollback (found by an audit)."""
+    parsed = results.parse({"ips": [{"address": "10.1.0.5/24", "version": "4", "extra": 1}],
+                            "routes": [{"dst": "0.0.0.0/0", "src": "10.1.0.5\u0000x",
+                                        "mtu": 1400, "via": "x"}]}, "1.0.0")
+    assert parsed["ips"] == [{"address": "10.1.0.5/24"}]
+    assert parsed["routes"] == [{"dst": "0.0.0.0/0", "mtu": 1400}]
+
+
+@pytest.mark.parametrize("code,expected", [(11, 11), (11.0, 11), (1e400, 999), (True, 999),
+                                           (-5, 999), ("7", 999), (0, 999)])
+def test_a_plugins_error_code_is_an_integer_or_999(code, expected):
+    from cnish.plugin_exec import printed_error
+    import json as _json
+    out = _json.dumps({"code": code, "msg": "m"}) if code != 1e400 else '{"code":1e400,"msg":"m"}'
+    assert printed_error(out, "p").code == expected
