@@ -35,7 +35,10 @@ def valid_attachments(raw: dict) -> set:
 
 def _network_rules(save_output: str, network: str):
     """(chain, tokens, container id, jump target) of every rule in `iptables-save -t nat`
-    output that carries `network`'s masquerade comment (the reference's wording)."""
+    output that carries `network`'s masquerade comment (the reference's wording). A comment
+    cut at iptables' 255 characters (a long network name or container id) gives the start of
+    the container id, ending in "…" (it can match no whole id: ids have no such character)."""
+    from cnish.names import COMMENT_MAX
     prefix = f'name: "{network}" id: "'
     for line in save_output.splitlines():
         if not line.startswith("-A "):
@@ -45,10 +48,26 @@ def _network_rules(save_output: str, network: str):
         except ValueError:
             continue
         comment = tokens[tokens.index("--comment") + 1] if "--comment" in tokens else ""
-        if not comment.startswith(prefix) or not comment.endswith('"'):
+        if not comment.startswith(prefix):
+            continue
+        if comment.endswith('"'):
+            cid = comment[len(prefix):-1]
+        elif len(comment) == COMMENT_MAX:
+            cid = comment[len(prefix):] + "…"
+        else:
             continue
         target = tokens[tokens.index("-j") + 1] if "-j" in tokens else ""
-        yield tokens[1], tokens, comment[len(prefix):-1], target
+        yield tokens[1], tokens, cid, target
+
+
+def _owned_by_valid(chain: str, cid: str, network: str, valid_cids: set) -> bool:
+    """Is the chain a valid attachment's? A cut container id (ending in "…") is told apart by
+    the chain's name, which hashes the whole id (names.masq_chain)."""
+    from cnish.names import masq_chain
+    if not cid.endswith("…"):
+        return cid in valid_cids
+    return any(masq_chain(network, valid) == chain for valid in valid_cids
+               if valid.startswith(cid[:-1]))
 
 
 def stale_chains(save_output: str, network: str, valid_cids: set) -> list:
@@ -63,7 +82,8 @@ def stale_chains(save_output: str, network: str, valid_cids: set) -> list:
             owner.setdefault(target, cid)
             jumps.setdefault(target, []).append(tokens[2:])
     return [{"chain": chain, "cid": cid, "jumps": jumps.get(chain, [])}
-            for chain, cid in sorted(owner.items()) if cid not in valid_cids]
+            for chain, cid in sorted(owner.items())
+            if not _owned_by_valid(chain, cid, network, valid_cids)]
 
 
 def stale_jumps(save_output: str, network: str, stale_sources: set) -> list:

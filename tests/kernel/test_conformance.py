@@ -153,6 +153,30 @@ def test_a_masquerade_comment_longer_than_iptables_keeps_is_cut_as_iptables_cuts
     assert rc == 0, (out, err)
 
 
+def test_gc_removes_a_stale_chain_whose_comment_iptables_cut(lab):
+    """With container ids so long that the masquerade comment is cut at 255 characters (its
+    closing quote gone), GC tells a stale attachment's chain from a valid one's by the chain's
+    name (a hash of the whole id); it used to skip both, leaking the stale chain, through
+    which the next container given the address would then be masqueraded."""
+    host, keep_ns, stale_ns = lab.host(), lab.netns(), lab.netns()
+    conf = bridge_conf(lab, name="n" * 60, cniVersion="1.1.0")
+    keep_id, stale_id = "L" + "a" * 220, "L" + "b" * 220
+    results = {}
+    for ns, cid in ((keep_ns, keep_id), (stale_ns, stale_id)):
+        rc, results[cid], err = host.cni("ADD", conf, ns, cid=cid)
+        assert rc == 0, (results[cid], err)
+    from cnish.names import masq_chain
+    keep_chain, stale_chain = masq_chain(conf["name"], keep_id), masq_chain(conf["name"], stale_id)
+    gc_conf = dict(conf, **{"cni.dev/valid-attachments": [{"containerID": keep_id,
+                                                            "ifname": "eth0"}]})
+    rc, out, err = host.cni("GC", gc_conf, None, cid="", ifname="")
+    assert rc == 0, (out, err)
+    nat = host.run("iptables-save", "-t", "nat").stdout
+    assert stale_chain not in nat and keep_chain in nat, nat
+    assert host.cni("CHECK", dict(conf, prevResult=results[keep_id]), keep_ns, cid=keep_id)[0] == 0
+    assert host.cni("DEL", dict(conf, prevResult=results[keep_id]), keep_ns, cid=keep_id)[0] == 0
+
+
 def test_gc_reads_the_labels_of_long_names_right(lab):
     """A veth's label (its alias) holds at most 255 bytes. With a long network name and container
     ids, cnish labels the veth with hashes instead of a cut label, from which GC used to read a
