@@ -86,7 +86,13 @@ def masq_tools(op) -> list:
     """What the masquerade steps run (STATUS checks that it is there)."""
     if not op.conf.ipMasq:
         return []
-    return ["nft"] if op.conf.ipMasqBackend == "nftables" else ["iptables", "iptables-restore"]
+    if op.conf.ipMasqBackend == "nftables":
+        return ["nft"]
+    tools = ["iptables", "iptables-restore"]
+    if ipam_has_ipv6(op) or op.ipam_conf is None or op.ipam_conf.get("type") not in \
+            ("host-local", "static"):       # (a delegated plugin may hand out IPv6 too)
+        tools += ["ip6tables", "ip6tables-restore"]
+    return tools
 
 
 def container(att: dict, ips: list, wanted_routes: list, link_step: str,

@@ -76,6 +76,23 @@ def test_ptp_routes_each_container_through_the_host(lab):
     assert ping(c2, "10.85.0.1")               # the other container is untouched
 
 
+@pytest.mark.parametrize("kind", ["ptp", "bridge"])
+def test_check_sees_the_host_end_of_the_veth_down(lab, kind):
+    """The host end of the veth set down cuts the container off: CHECK says so (it passed,
+    for IPv4; found by an audit). It reads the veth's carrier, in-process."""
+    host, c = lab.host(), lab.netns()
+    net = conf(lab, kind, ipam=hostlocal(lab, "10.85.0.0/24"),
+               **({"bridge": "cni-test0", "isGateway": True} if kind == "bridge" else {}))
+    rc, res, err = host.cni("ADD", net, c)
+    assert rc == 0, (res, err)
+    assert host.cni("CHECK", dict(net, prevResult=res), c)[0] == 0
+    veth = next(i["name"] for i in res["interfaces"] if i["name"].startswith("veth"))
+    host.run("ip", "link", "set", veth, "down")
+    rc, out, _ = host.cni("CHECK", dict(net, prevResult=res), c)
+    assert rc == 1 and out["code"] == 101 and f"bring {veth} up" in out["msg"], out
+    assert host.cni("DEL", dict(net, prevResult=res), c)[0] == 0
+
+
 def test_ptp_masquerades_with_the_nftables_backend(lab):
     """ptp with ipMasqBackend nftables: the container reaches a namespace that has no route
     back to it only through the masquerade (both families); DEL stops it."""

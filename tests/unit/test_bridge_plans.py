@@ -335,3 +335,16 @@ def test_vlan_gateway_link_is_made_once():
         p2, _ = plan(conf)
     assert not any(s.id.startswith("vlan-gateway") for s in p2.steps)
     assert any(s.id == "gateway[0]" for s in p2.steps)
+
+
+def test_status_looks_for_ip6tables_when_ipv6_is_masqueraded():
+    """STATUS checks the tools ADD will run: ip6tables too when IPAM can hand out IPv6 (it
+    said "ready" without it, and ADD then failed; found by an audit)."""
+    from cnish.plugins import bridge
+    v4 = bridge.tools(operation(raw(ipMasq=True, cniVersion="1.1.0"), "STATUS", cid="",
+                                ifname=""))
+    assert "iptables" in v4 and "ip6tables" not in v4
+    dual = raw(ipMasq=True, cniVersion="1.1.0", ipam={"type": "host-local", "dataDir": "/nonexistent/x",
+                                  "ranges": [[{"subnet": "10.5.0.0/24"}], [{"subnet": "fd05::/64"}]]})
+    assert {"ip6tables", "ip6tables-restore"} <= set(
+        bridge.tools(operation(dual, "STATUS", cid="", ifname="")))

@@ -195,6 +195,9 @@ check 8 status '' -- test -e /sys/class/net/golden2/brif/vethdee133599eb
 # Check of ADD step 9 [hairpin] enable hairpin mode on the bridge port vethdee133599eb
 check 9 status '' -- grep -qxF 1 /sys/class/net/vethdee133599eb/brport/hairpin_mode
 
+# Check of ADD step 10 [host-up] lesson step 7: bring vethdee133599eb up
+check 10 status '' -- grep -qxF 1 /sys/class/net/vethdee133599eb/carrier
+
 # Check of ADD step 11 [gateway[0]] give the bridge the gateway address 10.12.0.1/24
 #   why:  isGateway: the bridge is the containers' next hop; `replace` makes this idempotent for the second and later containers
 check 11 output '' -- ip -o addr show dev golden2 to 10.12.0.1

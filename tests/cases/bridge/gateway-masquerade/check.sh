@@ -188,6 +188,9 @@ check 5 status '' -- test -e /sys/class/net/veth977ff90b17e
 # Check of ADD step 7 [attach] lesson step 5: attach veth977ff90b17e to the bridge golden1
 check 7 status '' -- test -e /sys/class/net/golden1/brif/veth977ff90b17e
 
+# Check of ADD step 8 [host-up] lesson step 7: bring veth977ff90b17e up
+check 8 status '' -- grep -qxF 1 /sys/class/net/veth977ff90b17e/carrier
+
 # Check of ADD step 9 [gateway[0]] give the bridge the gateway address 10.11.0.1/16
 #   why:  isGateway: the bridge is the containers' next hop; `replace` makes this idempotent for the second and later containers
 check 9 output '' -- ip -o addr show dev golden1 to 10.11.0.1

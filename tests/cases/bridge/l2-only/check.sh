@@ -85,6 +85,9 @@ check 5 status '' -- test -e /sys/class/net/veth9119b813cb0
 # Check of ADD step 7 [attach] lesson step 5: attach veth9119b813cb0 to the bridge golden3
 check 7 status '' -- test -e /sys/class/net/golden3/brif/veth9119b813cb0
 
+# Check of ADD step 8 [host-up] lesson step 7: bring veth9119b813cb0 up
+check 8 status '' -- grep -qxF 1 /sys/class/net/veth9119b813cb0/carrier
+
 # Check of ADD step 12 [container-up] lesson step 7: bring eth0 up inside the container
 check 12 contains ea:a9:7f:b3:22:4a -- nsenter --net=/var/run/netns/cnish-test ip -o link show dev eth0 up
 

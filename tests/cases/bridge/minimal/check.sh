@@ -188,6 +188,9 @@ check 5 status '' -- test -e /sys/class/net/veth8919c6ba970
 # Check of ADD step 7 [attach] lesson step 5: attach veth8919c6ba970 to the bridge golden0
 check 7 status '' -- test -e /sys/class/net/golden0/brif/veth8919c6ba970
 
+# Check of ADD step 8 [host-up] lesson step 7: bring veth8919c6ba970 up
+check 8 status '' -- grep -qxF 1 /sys/class/net/veth8919c6ba970/carrier
+
 # Check of ADD step 13 [address[0]] lesson step 6: assign 10.10.0.2/24 to eth0
 check 13 contains ' 10.10.0.2/24 ' -- nsenter --net=/var/run/netns/cnish-test ip -o addr show dev eth0 to 10.10.0.2
 

@@ -221,6 +221,9 @@ check 10 status '' -- test -e /sys/class/net/golden0/brif/veth3fa2e29b72b
 # Check of ADD step 11 [isolated] isolate the bridge port veth3fa2e29b72b from the other isolated ports
 check 11 status '' -- grep -qxF 1 /sys/class/net/veth3fa2e29b72b/brport/isolated
 
+# Check of ADD step 12 [host-up] lesson step 7: bring veth3fa2e29b72b up
+check 12 status '' -- grep -qxF 1 /sys/class/net/veth3fa2e29b72b/carrier
+
 # Check of ADD step 13 [gateway[0]] give the bridge the gateway address 10.12.0.1/24
 #   why:  isGateway: the bridge is the containers' next hop; `replace` makes this idempotent for the second and later containers
 check 13 output '' -- ip -o addr show dev golden0 to 10.12.0.1

@@ -188,6 +188,9 @@ check 5 status '' -- test -e /sys/class/net/veth07208b5a092
 # Check of ADD step 7 [attach] lesson step 5: attach veth07208b5a092 to the bridge golden4
 check 7 status '' -- test -e /sys/class/net/golden4/brif/veth07208b5a092
 
+# Check of ADD step 8 [host-up] lesson step 7: bring veth07208b5a092 up
+check 8 status '' -- grep -qxF 1 /sys/class/net/veth07208b5a092/carrier
+
 # Check of ADD step 9 [gateway[0]] give the bridge the gateway address 10.14.0.1/24
 #   why:  isGateway: the bridge is the containers' next hop; `replace` makes this idempotent for the second and later containers
 check 9 output '' -- ip -o addr show dev golden4 to 10.14.0.1

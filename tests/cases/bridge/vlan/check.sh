@@ -204,6 +204,9 @@ check 11 contains '{"vlan":300}' -- bridge -j vlan show dev veth32ddcdbc817
 #   why:  the container's untagged frames enter this VLAN, and this VLAN's frames reach it untagged
 check 12 contains '{"vlan":100,"flags":["PVID","Egress Untagged"]}' -- bridge -j vlan show dev veth32ddcdbc817
 
+# Check of ADD step 13 [host-up] lesson step 7: bring veth32ddcdbc817 up
+check 13 status '' -- grep -qxF 1 /sys/class/net/veth32ddcdbc817/carrier
+
 # Check of ADD step 14 [gateway[0]] give golden5.100 the gateway address 10.15.0.1/24
 #   why:  isGateway: the VLAN's gateway link is the containers' next hop; `replace` makes this idempotent for the second and later containers
 check 14 output '' -- ip -o addr show dev golden5.100 to 10.15.0.1

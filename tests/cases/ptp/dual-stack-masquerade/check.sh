@@ -195,6 +195,9 @@ check 5 status '' -- test -e /sys/class/net/veth106fd44ef41
 #   why:  the host end of a ptp pair is a routed interface of the host: a container could otherwise announce itself as the host's IPv6 router (routes, a SLAAC address); set before the link comes up, tolerated on hosts without IPv6
 check 7 status '' -- grep -qxF 0 /proc/sys/net/ipv6/conf/veth106fd44ef41/accept_ra
 
+# Check of ADD step 8 [host-up] bring veth106fd44ef41 up
+check 8 status '' -- grep -qxF 1 /sys/class/net/veth106fd44ef41/carrier
+
 # Check of ADD step 9 [host-gateway[0]] give veth106fd44ef41 the gateway address 10.20.0.1/32
 #   why:  the container's next hop is the host end of its own veth
 check 9 output '' -- ip -o addr show dev veth106fd44ef41 to 10.20.0.1

@@ -221,6 +221,9 @@ check 5 status '' -- test -e /sys/class/net/veth3057d86864f
 #   why:  the host end of a ptp pair is a routed interface of the host: a container could otherwise announce itself as the host's IPv6 router (routes, a SLAAC address); set before the link comes up, tolerated on hosts without IPv6
 check 7 status '' -- grep -qxF 0 /proc/sys/net/ipv6/conf/veth3057d86864f/accept_ra
 
+# Check of ADD step 8 [host-up] bring veth3057d86864f up
+check 8 status '' -- grep -qxF 1 /sys/class/net/veth3057d86864f/carrier
+
 # Check of ADD step 9 [host-gateway[0]] give veth3057d86864f the gateway address 10.21.0.1/32
 #   why:  the container's next hop is the host end of its own veth
 check 9 output '' -- ip -o addr show dev veth3057d86864f to 10.21.0.1
