@@ -93,6 +93,32 @@ def test_check_sees_the_host_end_of_the_veth_down(lab, kind):
     assert host.cni("DEL", dict(net, prevResult=res), c)[0] == 0
 
 
+def test_check_finds_an_ipv6_route_that_became_one_of_a_multipath_routes_next_hops(lab):
+    """Two networks giving one container an IPv6 default route: the kernel merges the second
+    (prepended) into one multipath route with the first, where `ip route show ... via ... dev`
+    finds neither, and CHECK of both attachments failed (found by an audit). It now lists
+    the destination's routes and looks for its next hop in them, and still sees one removed."""
+    host, c = lab.host(), lab.netns()
+    nets = [conf(lab, "ptp", name=f"six{i}", ipam=hostlocal(lab, f"fd{i}6::/64", routes=["::/0"]))
+            for i in (1, 2)]
+    results = []
+    for net, ifname in zip(nets, ("eth0", "eth1")):
+        rc, res, err = host.cni("ADD", net, c, ifname=ifname)
+        assert rc == 0, (res, err)
+        results.append(res)
+    host.settle(c)
+    assert "nexthop" in sh("ip", "-n", c, "-6", "route", "show", "default").stdout
+    for net, res, ifname in zip(nets, results, ("eth0", "eth1")):
+        rc, out, err = host.cni("CHECK", dict(net, prevResult=res), c, ifname=ifname)
+        assert rc == 0, (out, err)
+    sh("ip", "-n", c, "-6", "route", "del", "default", "via", "fd26::1", "dev", "eth1")
+    rc, out, _ = host.cni("CHECK", dict(nets[1], prevResult=results[1]), c, ifname="eth1")
+    assert rc == 1 and "::/0" in out["msg"], out
+    assert host.cni("CHECK", dict(nets[0], prevResult=results[0]), c)[0] == 0
+    for net, res, ifname in zip(nets, results, ("eth0", "eth1")):
+        assert host.cni("DEL", dict(net, prevResult=res), c, ifname=ifname)[0] == 0
+
+
 def test_ptp_masquerades_with_the_nftables_backend(lab):
     """ptp with ipMasqBackend nftables: the container reaches a namespace that has no route
     back to it only through the masquerade (both families); DEL stops it."""
