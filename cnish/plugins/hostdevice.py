@@ -173,6 +173,16 @@ def _original_name(op) -> str | None:
                    f"original name) is {'not a valid name' if name else 'empty'}")
 
 
+def status(op) -> None:
+    """Code 50 when the device is not in the host's namespace: missing, or lent to a
+    container (a host-device network serves one container at a time)."""
+    from cnish.errors import NOT_AVAILABLE
+    try:
+        find_device(op)
+    except CNIError as exc:
+        raise CNIError(NOT_AVAILABLE, "cannot serve ADD: " + exc.msg, exc.details) from None
+
+
 def result(op, att) -> dict:
     interfaces = [{"name": att["ifname"], "mac": att["container_mac"], "sandbox": att["netns"]}]
     return common.chain_result(op.prev_result, common.own_result(op, interfaces, 0))

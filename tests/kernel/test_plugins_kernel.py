@@ -265,6 +265,28 @@ def test_gc_releases_the_stale_reservations_of_a_link_plugin(lab, master, kind):
         assert host.cni("DEL", dict(net, **devices.get(cid, {})), ns, cid=cid)[0] == 0
 
 
+def test_status_needs_the_master_or_the_device_in_the_host(lab, master):
+    """STATUS is 50 when ADD could not be served: macvlan's master missing, host-device's
+    device missing or lent to a container (it was 0, and ADD then failed; found by an
+    audit)."""
+    host, c = lab.host(), lab.netns()
+    ipam = {"type": "static", "addresses": [{"address": "10.86.0.5/24"}]}
+    macvlan = conf(lab, "macvlan", cniVersion="1.1.0", master="mst9", ipam=ipam)
+    rc, out, _ = host.cni("STATUS", macvlan, None, cid="", ifname="")
+    assert rc == 1 and out["code"] == 50 and "master mst9 not found" in out["msg"], out
+    master(host, "mst9")
+    assert host.cni("STATUS", macvlan, None, cid="", ifname="")[0] == 0
+    device = conf(lab, "host-device", cniVersion="1.1.0", device="hd7", ipam=ipam)
+    rc, out, _ = host.cni("STATUS", device, None, cid="", ifname="")
+    assert rc == 1 and out["code"] == 50 and "hd7 not found" in out["msg"], out
+    host.run("ip", "link", "add", "hd7", "type", "veth", "peer", "name", "hd7p")
+    assert host.cni("STATUS", device, None, cid="", ifname="")[0] == 0
+    rc, res, err = host.cni("ADD", device, c, ifname="net1")
+    assert rc == 0, (res, err)
+    assert host.cni("STATUS", device, None, cid="", ifname="")[1]["code"] == 50   # lent
+    assert host.cni("DEL", dict(device, prevResult=res), c, ifname="net1")[0] == 0
+
+
 def test_macvlan_bcqueuelen(lab, master):
     """bcqueuelen: the macvlan asks for that broadcast queue length, and CHECK sees another."""
     host, c1, c2 = lab.host(), lab.netns(), lab.netns()
