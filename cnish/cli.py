@@ -19,7 +19,7 @@ from cnish.config import parse_cni_args, parse_env
 from cnish.errors import INVALID_CONFIG, CNIError
 from cnish.log import Log, log_file
 from cnish.runner import Runner
-from cnish.validate import identifier_problem
+from cnish.validate import identifier_problem, ifname_problem
 
 NETNS_DIR = "/var/run/netns"
 
@@ -70,6 +70,13 @@ class Session:
                            f"{netns!r} is a path outside {NETNS_DIR}")
         self.ifname = ifname
         self.cid = cid or (_default_cid(self.netns) if self.netns else "")
+        # (checked here, not only by cnish's own plugins: the result cache's path is made of
+        # them, also for a list of other plugins only)
+        for what, value, problem_of in (("--cid", cid, identifier_problem),
+                                        ("--ifname", ifname, ifname_problem)):
+            problem = problem_of(value) if value is not None else None
+            if problem:
+                raise CNIError(INVALID_CONFIG, f"{what} {value!r}: {problem}")
         self.cni_args_text = cni_args or ""
         self.cni_args = parse_cni_args(self.cni_args_text)
         try:

@@ -530,6 +530,11 @@ def test_cli_chain_failures_leave_nothing_and_say_everything(lab, tmp_path):
     assert proc.returncode == 1 and proc.stderr.count("sticky: try again later") == 2, proc.stderr
     clean()
 
+    # --cid and --ifname are checked before anything uses them (the cache path is made of
+    # them, also for a list without cnish plugins)
+    for bad in (["--cid", "../../x"], ["--ifname", "a/b"]):
+        proc = cli([{"type": "sticky"}], "del", "chain", c, "--cache-dir", lab.cache_dir, *bad)
+        assert proc.returncode == 1 and "error 7" in proc.stderr and bad[0] in proc.stderr
     proc = cli([bridge], "add", "another", c, name="chain")
     assert proc.returncode == 1 and "is the network 'chain', not 'another'" in proc.stderr
     proc = cli([bridge, {"type": "loopback"}], "gc", "chain", "--dry-run")
