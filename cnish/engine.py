@@ -288,7 +288,7 @@ def execute(op: Operation):
 
 def status(op: Operation) -> None:
     """STATUS: can this plugin serve ADD now? Code 50 with the reason when it cannot."""
-    from cnish.errors import NOT_AVAILABLE
+    from cnish.errors import LIMITED_CONNECTIVITY, NOT_AVAILABLE
     tools = getattr(op.plugin, "tools", None)
     missing = [t for t in (tools(op) if tools else []) if op.runner.which(t) is None]
     if missing:
@@ -297,7 +297,12 @@ def status(op: Operation) -> None:
                        f"searched PATH={op.runner.path}")
     plugin_status = getattr(op.plugin, "status", None)
     if plugin_status is not None:
-        plugin_status(op)
+        try:
+            plugin_status(op)       # raises what ADD would refuse with (code 7, 103, ...)
+        except CNIError as exc:
+            if exc.code in (NOT_AVAILABLE, LIMITED_CONNECTIVITY):
+                raise
+            raise CNIError(NOT_AVAILABLE, "cannot serve ADD: " + exc.msg, exc.details) from None
     if op.ipam_module is not None:
         op.ipam_module.ipam_status(op)
 

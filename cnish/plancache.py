@@ -24,6 +24,7 @@ import os
 import stat
 
 from cnish import __version__, jsonfast
+from cnish.paths import stamp as _stamp
 
 from cnish.names import sha512 as digest  # (names.py loads it anyway: one module fewer)
 
@@ -60,9 +61,6 @@ def _code_digest_now() -> str:
             parts.append(f"{name}:{st.st_size}:{st.st_mtime_ns}")
         _code_digest = digest("\n".join(parts).encode()).hexdigest()
     return _code_digest
-
-
-from cnish.paths import stamp as _stamp
 
 
 def _fresh(sources) -> bool:

@@ -263,8 +263,8 @@ def status(op) -> None:
         from cnish import kernel
         reason = kernel.bridge_vlans_problem(op)
         if reason:
-            from cnish.errors import NOT_AVAILABLE
-            raise CNIError(NOT_AVAILABLE, "cannot serve ADD: " + reason)
+            from cnish.errors import KERNEL_LACKS
+            raise CNIError(KERNEL_LACKS, reason)       # (engine.status makes it code 50)
 
 
 def _vlan_gateway_ready(op) -> bool:

@@ -4,6 +4,8 @@ masquerade chains), the veth attachment's names, building a result and passing a
 prevResult on (own_result, chain_result), and taking a plugin's own part of a cached result
 for CHECK and DEL (own_part)."""
 
+import os
+
 from cnish import names
 from cnish.config import netns_problem
 from cnish.errors import CHECK_FAILED, INVALID_CONFIG, IPAM_FAILED, CNIError, invalid_config
@@ -205,7 +207,6 @@ def _check_listed(ifname: str, netns, named: list, elsewhere) -> None:
 
 def _same_file(a: str, b) -> bool:
     """Two paths of one namespace (/var/run/netns/x and /run/netns/x, /proc/PID/ns/net)?"""
-    import os
     try:
         one, other = os.stat(a), os.stat(b)
     except (OSError, TypeError, ValueError):

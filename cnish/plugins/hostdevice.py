@@ -174,13 +174,9 @@ def _original_name(op) -> str | None:
 
 
 def status(op) -> None:
-    """Code 50 when the device is not in the host's namespace: missing, or lent to a
-    container (a host-device network serves one container at a time)."""
-    from cnish.errors import NOT_AVAILABLE
-    try:
-        find_device(op)
-    except CNIError as exc:
-        raise CNIError(NOT_AVAILABLE, "cannot serve ADD: " + exc.msg, exc.details) from None
+    """The device must be in the host's namespace (engine.status makes a refusal code 50):
+    not missing, nor lent to a container (a host-device network serves one at a time)."""
+    find_device(op)
 
 
 def result(op, att) -> dict:

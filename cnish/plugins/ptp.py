@@ -43,11 +43,8 @@ def _gateway(entry: dict) -> str:
     of the veth takes it, so it must be another address of the subnet than the container's
     (the reference fails without an IPAM gateway; static IPAM often gives none)."""
     prefix = Prefix.parse(entry["address"])
-    gateway = entry.get("gateway") or str(prefix.network + 1)
-    try:
-        mine = IP.parse(gateway) == prefix.ip
-    except ValueError:            # (results.parse checked IPAM's answer; this is a guard)
-        mine = True
+    gateway = entry.get("gateway") or str(prefix.network + 1)   # (IPAM's: checked on entry)
+    mine = IP.parse(gateway) == prefix.ip
     if mine or not prefix.subnet.contains(IP.parse(gateway)):
         raise CNIError(INVALID_CONFIG, f"ptp has no gateway for {entry['address']}",
                        (f"IPAM's gateway {gateway} is the container's own address"

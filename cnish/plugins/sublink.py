@@ -171,20 +171,18 @@ def tools(op) -> list:
 
 
 def status(op) -> None:
-    """Code 50 when ADD cannot be served: the kernel lacks the link kind, or the master is
-    not there (the reference's STATUS does not look; its source says "TODO")."""
-    from cnish.errors import NOT_AVAILABLE
+    """What ADD would refuse (engine.status makes it code 50): the kernel lacks the link kind,
+    or the master is not there (the reference's STATUS does not look; its source says
+    "TODO")."""
+    from cnish.errors import KERNEL_LACKS
     reason = kernel.problem(op, op.conf.kind)
     if reason:
-        raise CNIError(NOT_AVAILABLE, "cannot serve ADD: " + reason)
+        raise CNIError(KERNEL_LACKS, reason)
     if op.conf.kind == "dummy" or op.conf.linkInContainer:
         return                     # (no master, or one in a container STATUS does not name)
-    try:
-        master = _master(op)
-    except CNIError as exc:
-        raise CNIError(NOT_AVAILABLE, "cannot serve ADD: " + exc.msg, exc.details) from None
+    master = _master(op)
     if op.read_sys(f"/sys/class/net/{master}/ifindex") is None:
-        raise CNIError(NOT_AVAILABLE, f"cannot serve ADD: master {master} not found",
+        raise CNIError(INVALID_CONFIG, f"master {master} not found",
                        f"no link named {master} in the host's namespace")
 
 
