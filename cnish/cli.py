@@ -15,8 +15,8 @@ import sys
 import click
 
 from cnish import __version__, engine, libcni, plugin_exec, plugins, results, scripts
-from cnish.config import parse_cni_args, parse_env
-from cnish.errors import INVALID_CONFIG, CNIError
+from cnish.config import check_name, parse_cni_args, parse_env
+from cnish.errors import INVALID_CONFIG, NOT_AVAILABLE, CNIError
 from cnish.log import Log, log_file
 from cnish.runner import Runner
 from cnish.validate import identifier_problem, ifname_problem
@@ -62,7 +62,8 @@ class Session:
             self.conflist, self.source = libcni.find(network, dirs)
         with open(self.source, "rb") as f:
             self.conf_bytes = f.read()
-        self.network = self.conflist.get("name")
+        # (the network's name, too, is part of the result cache's path: checked as libcni does)
+        self.network = check_name(self.conflist)
         self.version = libcni.select_version(self.conflist)
         self.netns, self.netns_name = _netns_path(netns) if netns else ("", None)
         if create_netns and self.netns_name is None:
@@ -137,10 +138,24 @@ class Session:
                                str(exc)) from None
         return None
 
+    def cache_entry(self) -> dict | None:
+        """The attachment's cache entry, read once. As libcni does, one that cannot be read is
+        ignored (DEL then runs without prevResult and cleans up from the config), never a dead
+        end, and the operator is told why."""
+        if not hasattr(self, "_cache_entry"):
+            try:
+                self._cache_entry = libcni.read_cache_entry(self.cache_dir, self.network,
+                                                            self.cid, self.ifname)
+            except ValueError as exc:
+                click.echo(f"cnish: ignoring the cached result of {self.network}/{self.cid}/"
+                           f"{self.ifname}, which cannot be read: {exc}", err=True)
+                self._cache_entry = None
+        return self._cache_entry
+
     def reuse_cached_args(self) -> None:
         """DEL and CHECK get the CNI_ARGS and capability arguments of the ADD, as libcni does
         (portmap, for one, removes nothing without its portMappings)."""
-        entry = libcni.read_cache_entry(self.cache_dir, self.network, self.cid, self.ifname)
+        entry = self.cache_entry()
         if not entry:
             return
         if not self.cap_args and isinstance(entry.get("capabilityArgs"), dict):
@@ -151,14 +166,13 @@ class Session:
             self.cni_args_text = ";".join(f"{k}={v}" for k, v in pairs)
 
     def cached(self):
-        result = libcni.read_cache(self.cache_dir, self.network, self.cid, self.ifname)
+        entry = self.cache_entry()
+        result = entry.get("result") if entry else None
         if result is None:
             return None
         try:
             return results.convert(results.parse(result, self.version), self.version)
         except (ValueError, TypeError) as exc:
-            # As libcni does: a cached result that cannot be read is ignored (DEL then runs
-            # without prevResult and cleans up from the config), never a dead end.
             click.echo(f"cnish: ignoring the cached result of {self.network}/{self.cid}/"
                        f"{self.ifname}, which cannot be read: {exc}", err=True)
             return None
@@ -404,7 +418,11 @@ def status(network, config, cache_dir):
             if s.ours(index):
                 s.run(index, "STATUS", None, version="1.1.0")
                 continue
-            plugin_exec.find_in_path(s.plugins[index].get("type"), s.cni_path)   # it must be there
+            try:                  # it must be there: without it, ADD cannot be served
+                plugin_exec.find_in_path(s.plugins[index].get("type"), s.cni_path)
+            except plugin_exec.NotFound as exc:
+                raise CNIError(NOT_AVAILABLE, "cannot serve ADD: " + exc.msg,
+                               exc.details) from None
             if results.at_least(s.version, "1.1.0"):
                 s.run(index, "STATUS", None)
         click.echo(f"{s.network}: ready")

@@ -163,22 +163,31 @@ def write_cache(cache_dir, conflist_bytes: bytes, network, cid, ifname, netns, c
 
 
 def read_cache_entry(cache_dir, network, cid, ifname) -> dict | None:
-    """The whole cache entry (result, cniArgs, capabilityArgs...), or None if unreadable."""
+    """The whole cache entry (result, cniArgs, capabilityArgs...), or None if there is none.
+    An entry that cannot be read (not JSON, not an object, a symlink) raises ValueError: the
+    caller ignores it, as libcni does, and says so."""
     path = cache_path(cache_dir, network, cid, ifname)
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
         with os.fdopen(fd) as f:
             entry = json.load(f)
-    except (OSError, ValueError):
+    except FileNotFoundError:
         return None
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{path}: {exc}") from None
     if isinstance(entry, dict) and entry.get("kind") == "cniCacheV1":
         return entry
-    return {"result": entry} if isinstance(entry, dict) else None  # old caches: the bare result
+    if isinstance(entry, dict):
+        return {"result": entry}               # old caches: the bare result
+    raise ValueError(f"{path}: not a JSON object")
 
 
 def read_cache(cache_dir, network, cid, ifname) -> dict | None:
     """The cached result of an attachment, or None (an unreadable cache is ignored)."""
-    entry = read_cache_entry(cache_dir, network, cid, ifname)
+    try:
+        entry = read_cache_entry(cache_dir, network, cid, ifname)
+    except ValueError:
+        return None
     return entry.get("result") if entry else None
 
 

@@ -10,6 +10,11 @@ from cnish import jsonfast
 from cnish.errors import INVALID_CONFIG, CNIError
 
 
+class NotFound(CNIError):
+    """No executable of that name in CNI_PATH: code 7 for ADD, DEL and CHECK (as libcni), where
+    STATUS says 50 (the network cannot serve ADD until it is installed)."""
+
+
 def find_in_path(type_name, cni_path, what: str = "plugin", hint: str = "") -> str:
     """libcni's FindInPath: a regular executable file named `type_name` in a CNI_PATH dir."""
     if not isinstance(type_name, str) or "/" in type_name or type_name in ("", ".", ".."):
@@ -19,7 +24,7 @@ def find_in_path(type_name, cni_path, what: str = "plugin", hint: str = "") -> s
         path = os.path.join(directory, type_name)
         if os.path.isfile(path) and os.access(path, os.X_OK):
             return path
-    raise CNIError(INVALID_CONFIG, f"failed to find {what} {type_name!r} in path "
+    raise NotFound(INVALID_CONFIG, f"failed to find {what} {type_name!r} in path "
                    f"[{' '.join(cni_path)}]", hint or "set CNI_PATH to the plugin directories")
 
 

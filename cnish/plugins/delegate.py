@@ -29,8 +29,8 @@ def find(type_name: str, cni_path) -> str:
 def parse(fields, op) -> dict:
     try:
         path = find(fields.obj["type"], op.runtime.path)
-    except CNIError as exc:
-        if op.command == "STATUS" and exc.msg.startswith("failed to find"):
+    except plugin_exec.NotFound as exc:
+        if op.command == "STATUS":
             exc.code = NOT_AVAILABLE     # (not installed yet: ADD cannot be served now)
         raise
     return {"type": fields.obj.get("type"), "path": path}

@@ -391,14 +391,18 @@ def test_cli_status_and_cap_args_refusals(lab, tmp_path):
     env = dict(os.environ, CNI_PATH=REFERENCE)
     proc = sh(*run, "status", "stat", *common, env=env, check=False)
     assert proc.returncode == 1 and "no-such-plugin" in proc.stderr and "ready" not in proc.stdout
+    assert "error 50" in proc.stderr, proc.stderr   # (7 until the README audit: 50 is STATUS's)
     for bad in ("[1, 2]", "null", "5"):
         proc = sh(*run, "add", "stat", c, *common, "--cap-args", bad, env=env, check=False)
         assert proc.returncode == 1 and "error 7" in proc.stderr and "must be a JSON object" in \
             proc.stderr and "Traceback" not in proc.stderr, proc.stderr
 
-def test_cli_del_cleans_up_when_the_cached_result_is_unreadable(lab, tmp_path):
+@pytest.mark.parametrize("damage", ["bad-ips", "truncated"])
+def test_cli_del_cleans_up_when_the_cached_result_is_unreadable(lab, tmp_path, damage):
     """libcni ignores a cached result it cannot parse; cnish's CLI did not (a traceback, and
-    nothing could be deleted until the file was removed by hand). Found by the spec audit."""
+    nothing could be deleted until the file was removed by hand). Found by the spec audit.
+    A file that is no JSON at all was ignored silently, and CHECK then said there was no
+    cached result (found by the README audit): both now say why they are ignored."""
     host, c = lab.host(), lab.netns()
     bridge = bridge_conf(lab, name="corrupt")
     path = tmp_path / "corrupt.conf"
@@ -412,9 +416,10 @@ def test_cli_del_cleans_up_when_the_cached_result_is_unreadable(lab, tmp_path):
         cached = json.load(f)
     cached["result"]["ips"] = "garbage"
     with open(entry, "w") as f:
-        json.dump(cached, f)
+        f.write(json.dumps(cached) if damage == "bad-ips" else '{"kind":"cniCacheV1","result":{')
     check = sh(*run, "check", "corrupt", c, *common, check=False)
     assert check.returncode == 1 and "Traceback" not in check.stderr, check.stderr
+    assert "ignoring the cached result" in check.stderr, check.stderr
     delete = sh(*run, "del", "corrupt", c, *common, check=False)
     assert delete.returncode == 0 and "ignoring the cached result" in delete.stderr, delete.stderr
     assert "eth0" not in sh("ip", "-n", c, "-o", "link", "show").stdout
@@ -472,6 +477,10 @@ def test_cli_chain_rollback_reports_what_it_could_not_undo(lab, tmp_path):
 GARBLED = """#!/bin/sh
 echo '{"cniVersion":"1.0.0","ips":"notalist"}'
 """
+NOOP = """#!/bin/sh
+[ "$CNI_COMMAND" = ADD ] && echo '{"cniVersion":"1.0.0","interfaces":[],"ips":[]}'
+exit 0
+"""
 
 
 def test_cli_chain_failures_leave_nothing_and_say_everything(lab, tmp_path):
@@ -482,14 +491,14 @@ def test_cli_chain_failures_leave_nothing_and_say_everything(lab, tmp_path):
     network's name; gc --dry-run refuses a list with two cnish plugins; /run/netns/NAME is the
     namespace NAME (its default container id was another)."""
     host, c = lab.host(), lab.netns()
-    bindir = fake_plugins(tmp_path, garbled=GARBLED, sticky=STICKY)
+    bindir = fake_plugins(tmp_path, garbled=GARBLED, sticky=STICKY, noop=NOOP)
     bridge = {k: v for k, v in bridge_conf(lab, name="chain").items()
               if k not in ("cniVersion", "name")}
     env = dict(os.environ, CNI_PATH=f"{bindir}:{REFERENCE}")
     run = ["ip", "netns", "exec", host.name, *cnish_command()]
 
     def cli(plugins, *args, name="chain"):
-        path = tmp_path / f"{name}.conflist"
+        path = tmp_path / f"{name.replace('/', '_')}.conflist"
         path.write_text(json.dumps({"cniVersion": "1.0.0", "name": name, "plugins": plugins}))
         return sh(*run, *args, "--config", str(path), env=env, check=False)
 
@@ -535,6 +544,14 @@ def test_cli_chain_failures_leave_nothing_and_say_everything(lab, tmp_path):
     for bad in (["--cid", "../../x"], ["--ifname", "a/b"]):
         proc = cli([{"type": "sticky"}], "del", "chain", c, "--cache-dir", lab.cache_dir, *bad)
         assert proc.returncode == 1 and "error 7" in proc.stderr and bad[0] in proc.stderr
+    # and so is the network's name, which is part of that path too (found by the README audit:
+    # "../x" wrote the cache entry outside the results directory)
+    for command in ("add", "del"):
+        proc = cli([{"type": "noop"}], command, "../trav", c, "--cache-dir", lab.cache_dir,
+                   name="../trav")
+        assert proc.returncode == 1 and "error 7" in proc.stderr, proc.stderr
+        assert "invalid characters found in network name" in proc.stderr, proc.stderr
+    assert sorted(os.listdir(lab.cache_dir)) == ["results"], os.listdir(lab.cache_dir)
     proc = cli([bridge], "add", "another", c, name="chain")
     assert proc.returncode == 1 and "is the network 'chain', not 'another'" in proc.stderr
     proc = cli([bridge, {"type": "loopback"}], "gc", "chain", "--dry-run")
