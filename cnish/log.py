@@ -53,9 +53,21 @@ class Log:
 
     def _open(self):
         if self._fd is None and self.path:
+            flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
             try:
-                self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT
-                                   | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+                try:
+                    self._fd = os.open(self.path, flags, 0o600)
+                except FileNotFoundError:
+                    # cnish's own log directory is made on first use (a config's `logFile` in
+                    # it would otherwise log nothing, and say so only on the stderr runtimes
+                    # discard); no other directory is created: CNISH_LOG_FILE's must exist
+                    if os.path.dirname(self.path) != CONFIG_LOG_DIR:
+                        raise
+                    try:
+                        os.mkdir(CONFIG_LOG_DIR, 0o700)
+                    except FileExistsError:
+                        pass                    # (a parallel invocation made it first)
+                    self._fd = os.open(self.path, flags, 0o600)
             except OSError as exc:
                 self.path = None
                 self.error(f"cannot open log file: {exc}")
