@@ -110,6 +110,8 @@ def prepare(op) -> dict:
     elif op.command == "CHECK":
         prev = common.prev_for_check(op)
         att["container_mac"] = common.container_mac(prev, ifname, sandboxed=False) or ""
+        # (only for the messages: the device is in the container now, under CNI_IFNAME)
+        att["device"] = op.conf.get("device") or "the device"
         mine = common.own_part(op, prev)
         ips, routes = mine["ips"], mine["routes"]
         ipam_att = op.ipam_check(ips)

@@ -334,6 +334,10 @@ def test_host_device_is_lent_and_given_back(lab):
     assert "hd0" not in host.run("ip", "-o", "link").stdout.replace("hd0peer", "")
     assert ping(c, "10.87.0.1")
     assert host.cni("CHECK", dict(net, prevResult=res), c, ifname="net1")[0] == 0
+    # a CHECK that finds another MAC names the device (its messages said "move  into ...")
+    other = dict(res, interfaces=[dict(res["interfaces"][0], mac="0a:58:00:00:00:99")])
+    rc, out, _ = host.cni("CHECK", dict(net, prevResult=other), c, ifname="net1")
+    assert rc == 1 and out["code"] == 101 and "move hd0 into" in out["msg"], out
     assert host.cni("DEL", dict(net, prevResult=res), c, ifname="net1")[0] == 0
     assert host.run("cat", "/sys/class/net/hd0/address").stdout.strip() == mac
     assert host.run("cat", "/sys/class/net/hd0/ifalias").stdout.strip() == ""

@@ -75,7 +75,7 @@ exec 3</proc/self/ns/net
 
 # ---------------------------------------------------------------------------------------------
 
-# Check of ADD step 2 [move] move  into /var/run/netns/cnish-test as net1
+# Check of ADD step 2 [move] move hd9 into /var/run/netns/cnish-test as net1
 #   why:  one command; the kernel moves the device under its current name and renames it after, so a clash of names is ruled out first (ADD: no net1 in the container; DEL: the original name free in the host), or the device would stay moved under the wrong name
 check 2 contains 02:00:00:00:d9:09 -- nsenter --net=/var/run/netns/cnish-test ip -o link show dev net1
 
