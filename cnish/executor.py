@@ -309,8 +309,11 @@ class Executor:
         if problems:
             raise CNIError(
                 CHECK_FAILED,
-                "check failed: " + "; ".join(f"{s.description} (step {s.number})"
-                                            for s, _, _ in problems),
+                # (what the output lacked in the message too: "bring eth0 up" is also where
+                # the container's MAC and MTU are compared)
+                "check failed: " + "; ".join(f"{s.description} (step {s.number}"
+                                            + (f": no {missing[0]!r} found" if missing else "")
+                                            + ")" for s, _, missing in problems),
                 " | ".join(f"step {s.number} {s.id}: `{show(r.argv)}` "
                            + (f"exited {r.returncode}" if r.returncode
                               else f"printed no {missing[0]!r}" if missing

@@ -537,7 +537,7 @@ def test_check_wants_every_text_a_step_expects():
     expects[up.check.argv] = up.expect["contains"][0]
     with pytest.raises(CNIError) as info:
         Executor(RecordingRunner(expects)).check(steps)
-    assert f"(step {up.number})" in info.value.msg
+    assert f"(step {up.number}: no 'mtu 1400 ' found)" in info.value.msg
 
 
 def test_check_passes_when_every_check_holds():

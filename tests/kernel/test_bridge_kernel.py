@@ -856,6 +856,7 @@ def test_check_sees_a_changed_container_mtu(lab):
     sh("ip", "-n", c, "link", "set", "eth0", "mtu", "1300")
     rc, out, err = host.cni("CHECK", dict(conf, prevResult=res), c)
     assert rc == 1 and out["code"] == 101 and "bring eth0 up" in out["msg"], out
+    assert "no 'mtu 1400 ' found" in out["msg"], out     # (what differs, in the message too)
     sh("ip", "-n", c, "link", "set", "eth0", "mtu", "1400")
     assert host.cni("CHECK", dict(conf, prevResult=res), c)[0] == 0
     assert host.cni("DEL", dict(conf, prevResult=res), c)[0] == 0
