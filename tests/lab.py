@@ -111,7 +111,7 @@ def _sweep_this_run():
     down can abort its teardown of the fixtures (a run interrupted twice during fifty parallel
     ADDs kept every namespace). Whatever still carries this run's unique names is deleted:
     namespaces cnish-<run id>-*, and the links the machine-level tests make (cm<run id>*,
-    podman's bridges cnp<run id>*). A run that tore down normally finds nothing here."""
+    the quick start's bridge cnbr<run id>, podman's bridges cnp<run id>*). A run that tore down normally finds nothing here."""
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
@@ -124,7 +124,7 @@ def _sweep_this_run():
                                stdin=subprocess.DEVNULL).stdout
         for line in links.splitlines():
             name = line.split(":")[1].split("@")[0].strip() if line.count(":") > 1 else ""
-            if name.startswith((f"cm{RUN_ID}", f"cnp{RUN_ID}")):
+            if name.startswith((f"cm{RUN_ID}", f"cnp{RUN_ID}", f"cnbr{RUN_ID}")):
                 left.append(f"link {name}")
         if left:
             batch = "".join(f"link del {n[5:]}\n" if n.startswith("link ")

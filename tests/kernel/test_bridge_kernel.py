@@ -12,9 +12,9 @@ import sys
 import pytest
 
 from cnish import engine
-from lab import (BRIDGE_VLANS, ROOT, bridge_conf, cnish_command, forwarding, link_kind_missing,
-                 operation, outside_namespace, restore_forwarding, sh, store_files, unique,
-                 without_lock)
+from lab import (BRIDGE_VLANS, ROOT, RUN_ID, bridge_conf, cnish_command, forwarding,
+                 interrupts_held, link_kind_missing, operation, outside_namespace,
+                 restore_forwarding, sh, store_files, unique, without_lock)
 
 pytestmark = pytest.mark.kernel
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -344,13 +344,14 @@ def test_a_config_cannot_name_any_log_file(lab, tmp_path, where):
 def root_bridge(lab):
     """A test bridge in the machine's own namespace (the quick start runs where an operator
     would), removed afterwards with the forwarding sysctls restored to their old values."""
-    name = f"cnbr{unique('b')[6:12]}"        # 10 characters, unique per run
+    name = f"cnbr{RUN_ID}"                   # 10 characters, unique per run (lab's sweep)
     saved = forwarding()
     try:
         yield name
     finally:
-        subprocess.run(["ip", "link", "del", name], capture_output=True)
-        restore_forwarding(saved)
+        with interrupts_held():
+            subprocess.run(["ip", "link", "del", name], capture_output=True)
+            restore_forwarding(saved)
 
 
 def test_cli_quick_start(lab, tmp_path, root_bridge):

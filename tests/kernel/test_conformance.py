@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from lab import bridge_conf, cnish_command, sh, store_files
+from lab import bridge_conf, cnish_command, interrupts_held, sh, store_files
 
 pytestmark = pytest.mark.kernel
 REFERENCE = "/usr/lib/cni"
@@ -266,13 +266,16 @@ def tuning_state():
 
     def register(netns):
         files.append(f"{dirs[0]}/{_default_cid(f'{NETNS_DIR}/{netns}')}_eth0.json")
-    yield register
-    for path in files:
-        if os.path.exists(path):
-            os.unlink(path)
-    for d in dirs:
-        if not existed[d] and os.path.isdir(d) and not os.listdir(d):
-            os.rmdir(d)
+    try:
+        yield register
+    finally:
+        with interrupts_held():
+            for path in files:
+                if os.path.exists(path):
+                    os.unlink(path)
+            for d in dirs:
+                if not existed[d] and os.path.isdir(d) and not os.listdir(d):
+                    os.rmdir(d)
 
 
 def test_operator_runs_a_conflist_with_reference_plugins(lab, tmp_path, tuning_state):

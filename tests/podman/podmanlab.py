@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from lab import RUN_ID, cnish_command, forwarding, restore_forwarding
+from lab import RUN_ID, cnish_command, forwarding, interrupts_held, restore_forwarding
 
 IMAGE = "localhost/cnish-test:latest"
 NETWORKS_DIR = "/var/lib/cni/networks"        # host-local's default dataDir; podman cannot move it
@@ -36,6 +36,7 @@ PACKAGES = "podman runc conmon containernetworking-plugins busybox-static"
 CREATED_DIRS = (NETWORKS_DIR, RESULTS_DIR, "/var/lib/cni", TUNING_DIR, "/run/cni", "/run/runc")
 # containers/image's blob-info cache is always under /var/lib/containers for root.
 BLOB_CACHE_DIR = "/var/lib/containers"
+BLOB_CACHE = f"{BLOB_CACHE_DIR}/cache/blob-info-cache-v1.boltdb"
 
 _counter = [0]
 
@@ -82,9 +83,10 @@ def cni_hash(network: str, container_id: str) -> str:
     return hashlib.sha512((network + container_id).encode()).hexdigest()
 
 
-def sh(*argv, check=True, env=None, timeout=60, input=None) -> subprocess.CompletedProcess:
+def sh(*argv, check=True, env=None, timeout=60, input=None,
+       own_session=False) -> subprocess.CompletedProcess:
     proc = subprocess.run([str(a) for a in argv], capture_output=True, text=True, env=env,
-                          timeout=timeout, input=input)
+                          timeout=timeout, input=input, start_new_session=own_session)
     if check and proc.returncode != 0:
         raise AssertionError(f"{argv} failed ({proc.returncode}):\n{proc.stdout}{proc.stderr}")
     return proc
@@ -173,11 +175,21 @@ graphroot = "{r}/storage"
         self("import", "--change", 'CMD ["/bin/sh"]', tar, IMAGE)
 
     def __call__(self, *args, check=True, timeout=60) -> subprocess.CompletedProcess:
-        return sh(self.podman, *args, check=check, env=self.env, timeout=timeout)
+        # podman runs in a session of its own, so a terminal's Ctrl-C reaches pytest and not a
+        # podman half-way through making a container; and a Ctrl-C during `run` waits for it
+        # (at most the timeout): killed half-way, it left a namespace (netns-<uuid>) and a
+        # conmon that `podman rm` does not know of
+        if args and args[0] == "run":
+            with interrupts_held():
+                return sh(self.podman, *args, check=check, env=self.env, timeout=timeout,
+                          own_session=True)
+        return sh(self.podman, *args, check=check, env=self.env, timeout=timeout,
+                  own_session=True)
 
     def popen(self, *args, stderr) -> subprocess.Popen:
         return subprocess.Popen([self.podman, *map(str, args)], env=self.env, bufsize=0,
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr)
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr,
+                                start_new_session=True)
 
     def container_ids(self, names) -> set:
         """The ids podman gave containers of these names (its event log keeps them after
@@ -214,7 +226,13 @@ graphroot = "{r}/storage"
             if not self.existed[d] and os.path.isdir(d) and not os.listdir(d):
                 os.rmdir(d)
         if not self.existed[BLOB_CACHE_DIR]:
-            shutil.rmtree(BLOB_CACHE_DIR, ignore_errors=True)
+            # only the blob-info cache podman made, and the directories when empty again: a
+            # podman of someone else's may have started using /var/lib/containers since
+            for path in (BLOB_CACHE, os.path.dirname(BLOB_CACHE), BLOB_CACHE_DIR):
+                try:
+                    os.unlink(path) if path == BLOB_CACHE else os.rmdir(path)
+                except OSError:
+                    pass
         return problems
 
 
@@ -316,6 +334,9 @@ class Networks:
                and c.startswith("CNI-HOSTPORT-")]
         if not any(l.startswith("-A CNI-HOSTPORT-DNAT ") for l in nat_lines()):
             remove_chains(new)
+        for cid in ids:             # (tuning's DEL removes it; a test cut short may not reach it)
+            for path in glob.glob(os.path.join(TUNING_DIR, f"{cid}_*.json")):
+                os.unlink(path)
         for net in self.networks:
             shutil.rmtree(net.store, ignore_errors=True)
             for path in glob.glob(os.path.join(RESULTS_DIR, glob.escape(net.name) + "-*")):
