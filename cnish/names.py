@@ -70,6 +70,13 @@ def host_veth(network: str, container_id: str, ifname: str) -> str:
     return "veth" + _hex(f"{network}\0{container_id}\0{ifname}")[:11]
 
 
+def sublink_temp(network: str, container_id: str, ifname: str) -> str:
+    """The name a macvlan, ipvlan or vlan link has in the host for the moment between its
+    creation and its move into the container (plans/macvlan.toml says why): "cnsl" + 11 hex,
+    15 bytes. Derived, not random, so that a DEL finds one an interrupted ADD left."""
+    return "cnsl" + _hex(f"{network}\0{container_id}\0{ifname}")[:11]
+
+
 def vlan_gateway_peer(gateway_dev: str) -> str:
     """The bridge port whose peer carries the gateway addresses of an access VLAN (the bridge's
     `vlan` with isGateway; the gateway link is <bridge>.<vlan>, the reference's name). The

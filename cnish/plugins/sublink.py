@@ -114,7 +114,8 @@ def prepare(op) -> dict:
     if op.command == "GC":
         return {"ipam": op.ipam_gc()}            # (the valid attachments, checked by Operation)
     att = {"cid": cid, "ifname": ifname, "netns": op.runtime.netns, "master": None, "mac": None,
-           "container_mac": names.mac_address(op.machine_id, "container", net, cid, ifname)}
+           "container_mac": names.mac_address(op.machine_id, "container", net, cid, ifname),
+           "tmp": names.sublink_temp(net, cid, ifname)}     # (its name in the host, at first)
     if op.command == "ADD":
         kernel.require(op, kind)
         if kind != "dummy":
@@ -151,7 +152,8 @@ def prepare(op) -> dict:
         ipam_att, held = op.ipam_del()
         ips, routes = common.ips_for_del(op, held), []
     common.container(att, ips, routes,
-                     link_step="link-in-container" if op.conf.linkInContainer else "link",
+                     link_step=("link-in-container" if op.conf.linkInContainer
+                                else "link" if kind == "dummy" else "move"),
                      ndisc_notify=kind in ("macvlan", "ipvlan"))
     att["mtu"] = op.conf.mtu        # (0: the master's; CHECK then does not compare it)
     att["ipam"] = ipam_att

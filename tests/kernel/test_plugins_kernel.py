@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from cnish import names
 from lab import (RUN_ID, cnish_command, forwarding, interrupts_held, link_kind_missing,
                  outside_namespace, restore_forwarding, sh, store_files, unique, without_lock)
 
@@ -517,6 +518,66 @@ def test_ipvlan_l2_containers_talk(lab, master):
     assert host.cni("DEL", dict(net, prevResult=r1), c1)[0] == 0
 
 
+@pytest.mark.parametrize("kind", [     # (all three in the lab's kernel too: the one that fails)
+    pytest.param("macvlan", marks=pytest.mark.linktype(kind="macvlan")),
+    pytest.param("vlan", marks=pytest.mark.linktype(kind="vlan")),
+    pytest.param("ipvlan", marks=pytest.mark.linktype(kind="ipvlan")),
+])
+def test_a_host_link_named_like_the_container_interface_is_no_obstacle(lab, master, kind):
+    """Found by a differential audit in the kernel lab: on Debian 12's kernel (6.1; up to 6.13)
+    `ip link add ... name eth0 netns NS` is refused (File exists) when the namespace that asks
+    has an eth0, as most hosts do, so every ADD with CNI_IFNAME=eth0 failed there. (This
+    machine's newer kernel looks the name up in NS; the lab's reproduces it.) cnish now makes
+    the link under a temporary name and moves it in under its own, as the reference does; an
+    ADD rolled back and the DEL leave no temporary link in the host."""
+    host, c = lab.host(), lab.netns()
+    m = master(host)
+    host.run("ip", "link", "add", "eth0", "type", "veth", "peer", "name", "eth0p")   # the host's
+    extra = {"vlanId": 100} if kind == "vlan" else {}
+    net = conf(lab, kind, master=m, ipam=hostlocal(lab, "10.91.0.0/24"), **extra)
+    rc, res, err = host.cni("ADD", net, c)
+    assert rc == 0, (res, err)
+    assert kind in sh("ip", "-n", c, "-d", "-o", "link", "show", "eth0").stdout
+    assert "10.91.0.2/24" in sh("ip", "-n", c, "-o", "addr", "show", "eth0").stdout
+    assert host.cni("CHECK", dict(net, prevResult=res), c)[0] == 0
+    assert not [l for l in links(host) if l.startswith("cnsl")], links(host)
+    # an ADD that fails at the move (the container has a net1 already) leaves nothing
+    sh("ip", "-n", c, "link", "add", "net1", "type", "veth", "peer", "name", "net1p")
+    other = dict(net, vlanId=101) if kind == "vlan" else net     # (one VLAN id per master)
+    rc, out, _ = host.cni("ADD", other, c, cid="ctr2", ifname="net1")
+    assert rc == 1 and out["code"] == 100 and "already has an interface named net1" in \
+        out["details"], out
+    assert "veth" in sh("ip", "-n", c, "-d", "-o", "link", "show", "net1").stdout
+    assert not [l for l in links(host) if l.startswith("cnsl")], links(host)
+    # a link an interrupted ADD left in the host under its temporary name: DEL removes it
+    tmp = names.sublink_temp(net["name"], "ctr3", "net2")
+    host.run("ip", "link", "add", "link", m, "name", tmp, "type", kind,
+             *(["id", "102"] if kind == "vlan" else []))
+    assert host.cni("DEL", net, c, cid="ctr3", ifname="net2")[0] == 0
+    assert tmp not in links(host)
+    assert host.cni("DEL", dict(net, prevResult=res), c)[0] == 0
+    assert "eth0" in links(host)                                    # the host's stays
+
+
+def links(node) -> list:
+    return [l.split(":")[1].split("@")[0].strip()
+            for l in node.run("ip", "-o", "link", "show").stdout.splitlines()]
+
+
+@pytest.mark.linktype(kind="ipvlan")
+def test_ipvlan_check_tells_l3_from_l3s(lab, master):
+    """CHECK compared the mode as a prefix, and l3 is one of l3s (found by the lab audit)."""
+    host, c = lab.host(), lab.netns()
+    net = conf(lab, "ipvlan", master=master(host), mode="l3", ipam=hostlocal(lab, "10.90.0.0/24"))
+    rc, res, err = host.cni("ADD", net, c)
+    assert rc == 0, (res, err)
+    assert host.cni("CHECK", dict(net, prevResult=res), c)[0] == 0
+    sh("ip", "-n", c, "link", "set", "eth0", "type", "ipvlan", "mode", "l3s")
+    rc, out, _ = host.cni("CHECK", dict(net, prevResult=res), c)
+    assert rc == 1 and out["code"] == 101 and "mode l3 " in out["msg"], out
+    assert host.cni("DEL", dict(net, prevResult=res), c)[0] == 0
+
+
 @pytest.mark.linktype(kind="dummy")
 def test_dummy_link_with_addresses(lab):
     host, c = lab.host(), lab.netns()
@@ -549,10 +610,10 @@ def machine():
     try:
         yield link
     finally:
-        with interrupts_held():
+        with interrupts_held():       # (a held Ctrl-C is raised when the block ends)
             for name in made:
                 subprocess.run(["ip", "link", "del", name], capture_output=True)
-        restore_forwarding(saved)
+            restore_forwarding(saved)
 
 
 def machine_links():

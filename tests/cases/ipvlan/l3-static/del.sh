@@ -51,6 +51,11 @@ FAILED=()
 
 # ---------------------------------------------------------------------------------------------
 
+# Step 1/1 [leftover] delete cnsld00644ac0f1, should an interrupted ADD have left it in the host
+if ! test '!' -e /sys/class/net/cnsld00644ac0f1 2>/dev/null; then
+  run 1 missing-ok -- ip link del dev cnsld00644ac0f1 || FAILED+=(1)
+fi
+
 # ---------------------------------------------------------------------------------------------
 if (( ${#FAILED[@]} )); then
   printf 'cnish: could not remove everything (steps %s)\n' "${FAILED[*]}" >&2

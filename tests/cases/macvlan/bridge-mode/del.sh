@@ -153,8 +153,13 @@ cnish-store() {
 
 # ---------------------------------------------------------------------------------------------
 
-# Step 1/1 [release] release every address ctr1/eth0 holds in /nonexistent/cnish-golden/mvnet
-run 1 missing-ok -- cnish-store release /nonexistent/cnish-golden/mvnet ctr1 eth0 608c92e125bbee99 || FAILED+=(1)
+# Step 1/2 [leftover] delete cnsl9c19b489866, should an interrupted ADD have left it in the host
+if ! test '!' -e /sys/class/net/cnsl9c19b489866 2>/dev/null; then
+  run 1 missing-ok -- ip link del dev cnsl9c19b489866 || FAILED+=(1)
+fi
+
+# Step 2/2 [release] release every address ctr1/eth0 holds in /nonexistent/cnish-golden/mvnet
+run 2 missing-ok -- cnish-store release /nonexistent/cnish-golden/mvnet ctr1 eth0 608c92e125bbee99 || FAILED+=(2)
 
 # ---------------------------------------------------------------------------------------------
 if (( ${#FAILED[@]} )); then

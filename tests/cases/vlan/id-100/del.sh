@@ -153,8 +153,13 @@ cnish-store() {
 
 # ---------------------------------------------------------------------------------------------
 
-# Step 1/1 [release] release every address ctr1/eth0 holds in /nonexistent/cnish-golden/vlnet
-run 1 missing-ok -- cnish-store release /nonexistent/cnish-golden/vlnet ctr1 eth0 608c92e125bbee99 || FAILED+=(1)
+# Step 1/2 [leftover] delete cnsl321034cb6a1, should an interrupted ADD have left it in the host
+if ! test '!' -e /sys/class/net/cnsl321034cb6a1 2>/dev/null; then
+  run 1 missing-ok -- ip link del dev cnsl321034cb6a1 || FAILED+=(1)
+fi
+
+# Step 2/2 [release] release every address ctr1/eth0 holds in /nonexistent/cnish-golden/vlnet
+run 2 missing-ok -- cnish-store release /nonexistent/cnish-golden/vlnet ctr1 eth0 608c92e125bbee99 || FAILED+=(2)
 
 # ---------------------------------------------------------------------------------------------
 if (( ${#FAILED[@]} )); then
