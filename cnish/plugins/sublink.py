@@ -2,14 +2,14 @@
 link of the host (or of the container, with linkInContainer) — dummy has no master.
 
 Config keys and semantics are the reference plugins' (cni-reference.md §3.3-§3.5, §3.8); this
-module holds what the four share. The link is created directly inside the container's namespace
-under its final name (`ip link add link MASTER name IFNAME ... netns NS`), so there is no
-temporary name to clean up after a crash. Where the reference fails DEL because the master or
+module holds what the four share. macvlan's, ipvlan's and vlan's link is made in the host under
+a temporary name and moved into the container under its own (plans/macvlan.toml says why);
+dummy's is made inside the container. Where the reference fails DEL because the master or
 the device is gone, or when DEL is repeated, cnish succeeds: DEL never looks at the master.
 """
 
 from cnish import kernel, names
-from cnish.config import requested_mac
+from cnish.config import Fields, requested_mac
 from cnish.errors import INVALID_CONFIG, CNIError, invalid_config
 from cnish.plugins import common
 from cnish.validate import ifname_problem
@@ -33,6 +33,11 @@ def default_route_device() -> str | None:
 
 
 def parse(f, op, kind: str) -> dict:
+    # "" is Go's zero value: the reference reads an empty master or mode as not set (the
+    # default-route interface, the default mode), and templated configs render them so
+    blank = {key for key in ("master", "mode") if f.obj.get(key) == ""}
+    if blank:
+        f = Fields({k: v for k, v in f.obj.items() if k not in blank}, f.where)
     conf = {"kind": kind, "mtu": f.integer("mtu", 0, 0, 65535),
             "linkInContainer": f.flag("linkInContainer")}
     if kind != "dummy":
@@ -56,6 +61,12 @@ def parse(f, op, kind: str) -> dict:
     ipam = f.obj.get("ipam")
     if kind in ("vlan", "dummy") and not (isinstance(ipam, dict) and ipam.get("type")):
         raise invalid_config("ipam", ipam, f"{kind} needs an IPAM configuration with a type")
+    if kind == "ipvlan" and op.command == "ADD" and not op.prev_result \
+            and not (isinstance(ipam, dict) and ipam.get("type")):
+        # (as the reference: an ipvlan link hands packets to its links by their addresses, so
+        # one without any receives nothing; chained, it takes prevResult's)
+        raise invalid_config("ipam", ipam, "ipvlan needs an IPAM configuration with a type, "
+                             "or a prevResult with the addresses (chained)")
     return conf
 
 
@@ -204,6 +215,7 @@ class LinkPlugin:
         return parse(fields, op, self.TYPE)
 
     prepare = staticmethod(prepare)
+    check_early = staticmethod(common.check_early)     # (an MTU too small for IPv6)
     result = staticmethod(result)
     tools = staticmethod(tools)
     status = staticmethod(status)

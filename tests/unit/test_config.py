@@ -215,3 +215,32 @@ def test_a_fifo_is_no_namespace_and_does_not_hang(tmp_path):
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)
     assert config.netns_problem(str(fifo)) == "is not a namespace"
+
+
+def test_sublink_configs_read_as_the_reference_reads_them():
+    """Found by a differential audit against the reference in the kernel lab: an empty
+    `master` or `mode` (Go's zero value, which templated configs render) is "not set"; an
+    ipvlan without IPAM and without prevResult is refused (it could receive nothing); an `mtu`
+    too small for IPv6 is code 7 before anything changes for macvlan, ipvlan and vlan too
+    (it was a failed step, rolled back)."""
+    from lab import operation
+    base = {"cniVersion": "1.0.0", "name": "n1", "ipam": _IPAM}
+    op = operation(dict(base, type="macvlan", master="", mode=""), "DEL")
+    assert op.conf.mode == "bridge" and op.conf.master is None
+    op = operation(dict(base, type="ipvlan", master="", mode=""), "DEL")
+    assert op.conf.mode == "l2" and op.conf.master is None
+    for ipam in (None, {}):
+        conf = {"cniVersion": "1.0.0", "name": "n1", "type": "ipvlan", "master": "eth9"}
+        if ipam is not None:
+            conf["ipam"] = ipam
+        with pytest.raises(CNIError) as info:
+            operation(conf, "ADD")
+        assert info.value.code == 7 and "ipam" in info.value.msg, info.value.msg
+        operation(conf, "DEL")                                # (DEL never refuses it)
+        operation(dict(conf, prevResult={"cniVersion": "1.0.0", "interfaces": [{"name": "m"}],
+                                         "ips": [{"address": "10.5.0.9/24"}]}), "ADD")
+    v6 = dict(_IPAM, ranges=[[{"subnet": "fd00:5::/64"}]])
+    for kind, extra in (("macvlan", {}), ("ipvlan", {}), ("vlan", {"vlanId": 5})):
+        with pytest.raises(CNIError) as info:
+            operation(dict(base, type=kind, master="eth9", mtu=1200, ipam=v6, **extra), "ADD")
+        assert info.value.code == 7 and "1280" in info.value.msg, info.value.msg
