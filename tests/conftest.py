@@ -27,12 +27,21 @@ def _interrupt(signum, _frame):
     raise KeyboardInterrupt(f"signal {signum}")
 
 
+@pytest.hookimpl(tryfirst=True)       # (before the tmp_path plugin reads --basetemp)
 def pytest_configure(config):
     # Plans rendered by the tests go to a cache of this run, removed at the end.
     import atexit
     import shutil
     import signal
     import tempfile
+    # The tests' tmp_path directories (stores, result caches, conflists, logs) go to a base of
+    # this run, removed at its end, also after failures. (pytest's own numbered bases under
+    # /tmp/pytest-of-root keep failed tests' directories; and with retention "none", a second
+    # session's clean-up deleted a running session's base, failing all its later tests.)
+    if config.option.basetemp is None:
+        directory = tempfile.mkdtemp(prefix=f"cnish-{RUN_ID}-tmp-")
+        config.option.basetemp = directory
+        atexit.register(shutil.rmtree, directory, True)
     if "CNISH_PLAN_CACHE" not in os.environ:
         directory = tempfile.mkdtemp(prefix=f"cnish-{RUN_ID}-plans-")
         os.chmod(directory, 0o700)
