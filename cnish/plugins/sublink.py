@@ -10,7 +10,7 @@ the device is gone, or when DEL is repeated, cnish succeeds: DEL never looks at 
 
 from cnish import kernel, names
 from cnish.config import Fields, requested_mac
-from cnish.errors import INVALID_CONFIG, CNIError, invalid_config
+from cnish.errors import CHECK_FAILED, INVALID_CONFIG, CNIError, invalid_config
 from cnish.plugins import common
 from cnish.validate import ifname_problem
 
@@ -126,7 +126,8 @@ def prepare(op) -> dict:
         return {"ipam": op.ipam_gc()}            # (the valid attachments, checked by Operation)
     att = {"cid": cid, "ifname": ifname, "netns": op.runtime.netns, "master": None, "mac": None,
            "container_mac": names.mac_address(op.machine_id, "container", net, cid, ifname),
-           "tmp": names.sublink_temp(net, cid, ifname)}     # (its name in the host, at first)
+           "tmp": names.sublink_temp(net, cid, ifname),     # (its name in the host, at first)
+           "master_ifindex": None}
     if op.command == "ADD":
         kernel.require(op, kind)
         if kind != "dummy":
@@ -155,6 +156,14 @@ def prepare(op) -> dict:
                                 or att["container_mac"])
         att["master"] = op.conf.get("master") or ""
         att["mac"] = att["container_mac"]
+        if att["master"] and not op.conf.linkInContainer and kind != "dummy":
+            # the link must still hang off the configured master (the reference's CHECK fails
+            # when the master is gone or renamed; the link's line names its ifindex)
+            index = op.read_sys(f"/sys/class/net/{att['master']}/ifindex")
+            if index is None:
+                raise CNIError(CHECK_FAILED, f"master {att['master']} not found",
+                               f"no link named {att['master']} in the host's namespace")
+            att["master_ifindex"] = index.strip()
         mine = common.own_part(op, prev)
         ips, routes = mine["ips"], mine["routes"]
         ipam_att = op.ipam_check(ips)

@@ -41,6 +41,7 @@ def render(case: Path) -> dict:
 # a master; hd9, a device for host-device).
 HOST_FILES = {"/sys/class/net/eth9/address": "02:00:00:00:e9:09",
               "/sys/class/net/eth9/mtu": "1500",
+              "/sys/class/net/eth9/ifindex": "9",
               "/sys/class/net/hd9/address": "02:00:00:00:d9:09"}
 
 

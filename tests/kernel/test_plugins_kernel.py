@@ -564,6 +564,30 @@ def links(node) -> list:
             for l in node.run("ip", "-o", "link", "show").stdout.splitlines()]
 
 
+@pytest.mark.parametrize("kind", [
+    pytest.param("macvlan", marks=pytest.mark.linktype(kind="macvlan")),
+    pytest.param("vlan", marks=pytest.mark.linktype(kind="vlan")),
+    pytest.param("ipvlan", marks=pytest.mark.linktype(kind="ipvlan")),
+])
+def test_check_looks_at_the_master(lab, master, kind):
+    """CHECK passed when the configured master was another link than the container's link
+    hangs off, or was renamed (the reference fails it; found by the lab audit)."""
+    host, c = lab.host(), lab.netns()
+    m, other = master(host, "mst0"), master(host, "mst1")
+    extra = {"vlanId": 100} if kind == "vlan" else {}
+    net = conf(lab, kind, master=m, ipam=hostlocal(lab, "10.91.0.0/24"), **extra)
+    rc, res, err = host.cni("ADD", net, c)
+    assert rc == 0, (res, err)
+    assert host.cni("CHECK", dict(net, prevResult=res), c)[0] == 0
+    rc, out, _ = host.cni("CHECK", dict(net, master=other, prevResult=res), c)
+    assert rc == 1 and out["code"] == 101 and "@if" in out["msg"], out
+    host.run("ip", "link", "set", m, "down")         # (kernels before 6.2 rename no link up)
+    host.run("ip", "link", "set", m, "name", "mst9")
+    rc, out, _ = host.cni("CHECK", dict(net, prevResult=res), c)
+    assert rc == 1 and out["code"] == 101 and "master mst0 not found" in out["msg"], out
+    assert host.cni("DEL", dict(net, prevResult=res), c)[0] == 0
+
+
 @pytest.mark.linktype(kind="ipvlan")
 def test_ipvlan_check_tells_l3_from_l3s(lab, master):
     """CHECK compared the mode as a prefix, and l3 is one of l3s (found by the lab audit)."""

@@ -72,7 +72,7 @@ check() {
 # ---------------------------------------------------------------------------------------------
 
 # Check of ADD step 2 [move] move cnsld00644ac0f1 into /var/run/netns/cnish-test as eth0
-check 2 contains 'ipvlan  mode l3 ' -- nsenter --net=/var/run/netns/cnish-test ip -d -o link show dev eth0
+check 2 contains 'ipvlan  mode l3 ' @if9: -- nsenter --net=/var/run/netns/cnish-test ip -d -o link show dev eth0
 
 # Check of ADD step 5 [address[0]] lesson step 6: assign 10.22.0.5/24 to eth0
 check 5 contains ' 10.22.0.5/24 ' -- nsenter --net=/var/run/netns/cnish-test ip -o addr show dev eth0 to 10.22.0.5

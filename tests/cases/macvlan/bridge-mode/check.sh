@@ -178,7 +178,7 @@ cnish-store() {
 check 1 status '' -- cnish-store check /nonexistent/cnish-golden/mvnet 10.21.0.2 ctr1 eth0
 
 # Check of ADD step 3 [move] move cnsl9c19b489866 into /var/run/netns/cnish-test as eth0
-check 3 contains 'macvlan mode bridge' -- nsenter --net=/var/run/netns/cnish-test ip -d -o link show dev eth0
+check 3 contains 'macvlan mode bridge' @if9: -- nsenter --net=/var/run/netns/cnish-test ip -d -o link show dev eth0
 
 # Check of ADD step 6 [address[0]] lesson step 6: assign 10.21.0.2/24 to eth0
 check 6 contains ' 10.21.0.2/24 ' -- nsenter --net=/var/run/netns/cnish-test ip -o addr show dev eth0 to 10.21.0.2

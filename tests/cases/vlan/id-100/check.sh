@@ -178,7 +178,7 @@ cnish-store() {
 check 1 status '' -- cnish-store check /nonexistent/cnish-golden/vlnet 10.23.0.2 ctr1 eth0
 
 # Check of ADD step 3 [move] move cnsl321034cb6a1 into /var/run/netns/cnish-test as eth0
-check 3 contains 'vlan protocol 802.1Q id 100 ' -- nsenter --net=/var/run/netns/cnish-test ip -d -o link show dev eth0
+check 3 contains 'vlan protocol 802.1Q id 100 ' @if9: -- nsenter --net=/var/run/netns/cnish-test ip -d -o link show dev eth0
 
 # Check of ADD step 6 [address[0]] lesson step 6: assign 10.23.0.2/24 to eth0
 check 6 contains ' 10.23.0.2/24 ' -- nsenter --net=/var/run/netns/cnish-test ip -o addr show dev eth0 to 10.23.0.2
