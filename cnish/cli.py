@@ -147,10 +147,13 @@ class Session:
                 self._cache_entry = libcni.read_cache_entry(self.cache_dir, self.network,
                                                             self.cid, self.ifname)
             except ValueError as exc:
-                click.echo(f"cnish: ignoring the cached result of {self.network}/{self.cid}/"
-                           f"{self.ifname}, which cannot be read: {exc}", err=True)
+                self._ignore_cache(exc)
                 self._cache_entry = None
         return self._cache_entry
+
+    def _ignore_cache(self, why) -> None:
+        click.echo(f"cnish: ignoring the cached result of {self.network}/{self.cid}/"
+                   f"{self.ifname}, which cannot be read: {why}", err=True)
 
     def reuse_cached_args(self) -> None:
         """DEL and CHECK get the CNI_ARGS and capability arguments of the ADD, as libcni does
@@ -173,8 +176,7 @@ class Session:
         try:
             return results.convert(results.parse(result, self.version), self.version)
         except (ValueError, TypeError) as exc:
-            click.echo(f"cnish: ignoring the cached result of {self.network}/{self.cid}/"
-                       f"{self.ifname}, which cannot be read: {exc}", err=True)
+            self._ignore_cache(exc)
             return None
 
     def dry_run_plan(self, command: str, prev_result, opts):

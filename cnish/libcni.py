@@ -182,15 +182,6 @@ def read_cache_entry(cache_dir, network, cid, ifname) -> dict | None:
     raise ValueError(f"{path}: not a JSON object")
 
 
-def read_cache(cache_dir, network, cid, ifname) -> dict | None:
-    """The cached result of an attachment, or None (an unreadable cache is ignored)."""
-    try:
-        entry = read_cache_entry(cache_dir, network, cid, ifname)
-    except ValueError:
-        return None
-    return entry.get("result") if entry else None
-
-
 def remove_cache(cache_dir, network, cid, ifname) -> None:
     path = cache_path(cache_dir, network, cid, ifname)
     try:

@@ -59,10 +59,10 @@ def parse(f, op, kind: str) -> dict:
     if conf["mtu"] and conf["mtu"] < 68:
         raise invalid_config("mtu", conf["mtu"], "must be 0 (the master's) or at least 68")
     ipam = f.obj.get("ipam")
-    if kind in ("vlan", "dummy") and not (isinstance(ipam, dict) and ipam.get("type")):
+    has_ipam = isinstance(ipam, dict) and bool(ipam.get("type"))
+    if kind in ("vlan", "dummy") and not has_ipam:
         raise invalid_config("ipam", ipam, f"{kind} needs an IPAM configuration with a type")
-    if kind == "ipvlan" and op.command == "ADD" and not op.prev_result \
-            and not (isinstance(ipam, dict) and ipam.get("type")):
+    if kind == "ipvlan" and op.command == "ADD" and not op.prev_result and not has_ipam:
         # (as the reference: an ipvlan link hands packets to its links by their addresses, so
         # one without any receives nothing; chained, it takes prevResult's)
         raise invalid_config("ipam", ipam, "ipvlan needs an IPAM configuration with a type, "
@@ -90,6 +90,11 @@ def _master(op) -> str:
     return master
 
 
+def _no_master(master: str, code: int = INVALID_CONFIG) -> CNIError:
+    return CNIError(code, f"master {master} not found",
+                    f"no link named {master} in the host's namespace")
+
+
 def _check_master(op, master: str) -> str | None:
     """The master must exist (and carry the MTU) before anything changes; returns its MAC."""
     if op.conf.linkInContainer:
@@ -104,8 +109,7 @@ def _check_master(op, master: str) -> str | None:
     else:
         mac = op.read_sys(f"/sys/class/net/{master}/address")
         if mac is None:
-            raise CNIError(INVALID_CONFIG, f"master {master} not found",
-                           f"no link named {master} in the host's namespace")
+            raise _no_master(master)
         mtu = int(op.read_sys(f"/sys/class/net/{master}/mtu") or 0)
         up = int(op.read_sys(f"/sys/class/net/{master}/flags") or "0x1", 16) & 1   # IFF_UP
     if op.conf.mtu and mtu and op.conf.mtu > mtu:
@@ -156,14 +160,13 @@ def prepare(op) -> dict:
                                 or att["container_mac"])
         att["master"] = op.conf.get("master") or ""
         att["mac"] = att["container_mac"]
-        if att["master"] and not op.conf.linkInContainer and kind != "dummy":
+        if att["master"] and not op.conf.linkInContainer:     # (dummy has no master)
             # the link must still hang off the configured master (the reference's CHECK fails
             # when the master is gone or renamed; the link's line names its ifindex)
             index = op.read_sys(f"/sys/class/net/{att['master']}/ifindex")
             if index is None:
-                raise CNIError(CHECK_FAILED, f"master {att['master']} not found",
-                               f"no link named {att['master']} in the host's namespace")
-            att["master_ifindex"] = index.strip()
+                raise _no_master(att["master"], CHECK_FAILED)
+            att["master_ifindex"] = index
         mine = common.own_part(op, prev)
         ips, routes = mine["ips"], mine["routes"]
         ipam_att = op.ipam_check(ips)
@@ -204,8 +207,7 @@ def status(op) -> None:
         return                     # (no master, or one in a container STATUS does not name)
     master = _master(op)
     if op.read_sys(f"/sys/class/net/{master}/ifindex") is None:
-        raise CNIError(INVALID_CONFIG, f"master {master} not found",
-                       f"no link named {master} in the host's namespace")
+        raise _no_master(master)
 
 
 class LinkPlugin:

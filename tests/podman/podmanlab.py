@@ -8,6 +8,7 @@ and per session by `Podman.close`. Only what this run created is removed: names 
 run id, and shared chains and directories go only if they did not exist before.
 """
 
+import contextlib
 import glob
 import hashlib
 import json
@@ -228,11 +229,11 @@ graphroot = "{r}/storage"
         if not self.existed[BLOB_CACHE_DIR]:
             # only the blob-info cache podman made, and the directories when empty again: a
             # podman of someone else's may have started using /var/lib/containers since
-            for path in (BLOB_CACHE, os.path.dirname(BLOB_CACHE), BLOB_CACHE_DIR):
-                try:
-                    os.unlink(path) if path == BLOB_CACHE else os.rmdir(path)
-                except OSError:
-                    pass
+            with contextlib.suppress(OSError):
+                os.unlink(BLOB_CACHE)
+            for directory in (os.path.dirname(BLOB_CACHE), BLOB_CACHE_DIR):
+                with contextlib.suppress(OSError):
+                    os.rmdir(directory)
         return problems
 
 

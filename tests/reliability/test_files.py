@@ -136,7 +136,8 @@ def test_a_planted_cache_symlink_is_neither_followed_nor_written_through(tmp_pat
     victim.write_text("precious")
     (tmp_path / "results").mkdir(mode=0o700)
     os.symlink(victim, tmp_path / "results" / "net-c1-eth0")
-    assert libcni.read_cache(str(tmp_path), "net", "c1", "eth0") is None
+    with pytest.raises(ValueError):           # (ignored with a warning by the CLI)
+        libcni.read_cache_entry(str(tmp_path), "net", "c1", "eth0")
     libcni.write_cache(str(tmp_path), b"{}", "net", "c1", "eth0", "", {}, {}, {"x": 1})
     assert victim.read_text() == "precious"
     assert not os.path.islink(tmp_path / "results" / "net-c1-eth0")
