@@ -2,7 +2,8 @@
 
 - `test [!] -e|-d|-f PATH`: the coreutils test (exit 0 true, 1 false);
 - `grep -qxF VALUE FILE`: 0 when a line of FILE equals VALUE, 1 when none does, 2 when FILE
-  cannot be read;
+  cannot be read; the sysctls of netlink.py (ip_forward, a device's accept_ra, ...) are asked
+  through netlink rather than read from /proc/sys/net (same kernel value, constant cost);
 - `cnish-store reserve|release-ip|release|check|prune ...`: the host-local store operations
   (store.py). The dry-run script defines a bash function of the same name
   (templates/script/cnish-store.sh) that does the same with flock and printf.
@@ -138,6 +139,12 @@ def _test(args):
 
 
 def _grep(value, path):
+    if path.startswith("/proc/sys/net/"):
+        # (the value through netlink: a /proc/sys/net lookup slows with the node's namespaces)
+        from cnish import netlink
+        current = netlink.read(path[len("/proc/sys/"):])
+        if current is not None:
+            return (0 if current == value else 1), "", ""
     try:
         with open(path, encoding="utf-8", errors="replace") as f:
             lines = f.read().splitlines()

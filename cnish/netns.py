@@ -71,7 +71,10 @@ def sysctl_write(args) -> tuple | None:
             return None
         settings.append((key, value))
     status, errors = 0, []
+    from cnish import netlink
     for key, value in settings:
+        if netlink.write(key, value):
+            continue        # (arp_notify: no /proc/sys/net lookup, see netlink.py)
         path = "/proc/sys/" + key
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)

@@ -2,10 +2,12 @@
 the namespace, `sysctl -q -w` writes the namespace's /proc/sys, the runner returns to its own
 namespace, and every outcome (output, exit status, error text) is the real nsenter's."""
 
+import contextlib
 import os
 
 import pytest
 
+from cnish import natives, netlink, netns
 from cnish import runner as runner_module
 from cnish.runner import Runner
 from lab import sh
@@ -114,3 +116,105 @@ def test_only_a_command_that_names_dev_fd_3_gets_the_own_namespace_there():
     assert batch.stdout.strip() == home, batch.stdout
     other = Runner().run(["sh", "-c", "readlink /proc/$$/fd/3 || echo none"])
     assert other.stdout.strip() == "none", other.stdout
+
+
+# -- sysctls through netlink (netlink.py) ----------------------------------------------------------
+
+@contextlib.contextmanager
+def inside(c):
+    """This thread in namespace `c` (what the runner does for `nsenter --net=`)."""
+    home = runner_module._own_netns_fd()
+    netns.enter(f"/var/run/netns/{c}")
+    try:
+        yield
+    finally:
+        netns.leave(home)
+
+
+def proc_sys(key):
+    with open("/proc/sys/" + key) as f:
+        return f.read().strip()
+
+
+@pytest.fixture
+def probe_ns(lab):
+    """A namespace with a veth pair probe0/probe1 whose settings differ from the defaults."""
+    c = lab.netns()
+    sh("ip", "-n", c, "link", "add", "probe0", "type", "veth", "peer", "name", "probe1")
+    sh("ip", "netns", "exec", c, "sysctl", "-q", "-w", "net.ipv4.conf.probe0.arp_notify=1",
+       "net.ipv6.conf.probe0.accept_ra=2", "net.ipv6.conf.probe0.accept_dad=0",
+       "net.ipv6.conf.probe0.dad_transmits=3", "net.ipv6.conf.probe0.ndisc_notify=1",
+       "net.ipv6.conf.probe1.disable_ipv6=1", "net.ipv6.conf.all.forwarding=1",
+       "net.ipv4.conf.probe1.forwarding=1")
+    return c
+
+
+def test_every_netlink_sysctl_reads_what_proc_sys_shows(probe_ns):
+    keys = ["net/ipv4/ip_forward", "net/ipv4/conf/all/forwarding", "net/ipv6/conf/all/forwarding"]
+    for dev in ("probe0", "probe1", "lo"):
+        keys += [f"net/ipv4/conf/{dev}/{name}" for name in netlink.IPV4_KEYS]
+        keys += [f"net/ipv6/conf/{dev}/{name}" for name in netlink.IPV6_KEYS]
+    with inside(probe_ns):
+        answers = {key: (netlink.read(key), proc_sys(key)) for key in keys}
+    assert all(nl == proc for nl, proc in answers.values()), answers
+    # (the settings above made the answers differ between devices and from the defaults)
+    assert answers["net/ipv6/conf/probe0/accept_ra"][0] == "2"
+    assert answers["net/ipv6/conf/lo/accept_dad"][0] == "-1"
+    assert answers["net/ipv6/conf/all/forwarding"][0] == "1"
+
+
+def test_arp_notify_is_written_through_netlink_and_proc_sys_shows_it(probe_ns):
+    with inside(probe_ns):
+        assert netlink.write("net/ipv4/conf/probe1/arp_notify", "1")
+        assert proc_sys("net/ipv4/conf/probe1/arp_notify") == "1"
+        assert netlink.write("net/ipv4/conf/probe1/arp_notify", "0")
+        assert proc_sys("net/ipv4/conf/probe1/arp_notify") == "0"
+    assert proc_sys("net/ipv4/conf/lo/arp_notify") == "0"       # (the host's is untouched)
+
+
+@pytest.mark.parametrize("key", ["net/ipv4/conf/nosuchif/arp_notify", "net/core/somaxconn",
+                                 "net/ipv4/conf/default/arp_notify", "net/ipv6/conf/lo/mtu",
+                                 "net/ipv4/conf/lo/../lo/arp_notify"])
+def test_keys_netlink_does_not_answer_are_left_to_proc_sys(probe_ns, key):
+    with inside(probe_ns):
+        assert netlink.read(key) is None
+
+
+@pytest.mark.parametrize("key, value", [
+    ("net/ipv6/conf/probe0/accept_ra", "0"),          # IPv6: no netlink write
+    ("net/ipv4/conf/probe0/forwarding", "1"),         # its /proc handler does more
+    ("net/ipv4/conf/probe0/arp_notify", "notanumber"),
+    ("net/ipv4/conf/probe0/arp_notify", "4294967296"),
+    ("net/ipv4/conf/nosuchif/arp_notify", "1"),
+    ("net/ipv4/conf/all/arp_notify", "1"),
+])
+def test_writes_netlink_does_not_take_are_left_to_proc_sys(probe_ns, key, value):
+    with inside(probe_ns):
+        assert netlink.write(key, value) is False
+
+
+def test_plans_sysctls_never_look_up_proc_sys_net(probe_ns, monkeypatch):
+    """The point of netlink.py: the host's forwarding and accept_ra checks (grep natives) and
+    the container's arp_notify (sysctl in the namespace) open nothing under /proc/sys/net."""
+    with inside(probe_ns):
+        forwarding = proc_sys("net/ipv4/ip_forward")       # (a new namespace has the host's)
+    opened = []
+    real_open = os.open
+
+    def recording_open(path, *args, **kwargs):
+        opened.append(str(path))
+        return real_open(path, *args, **kwargs)
+    monkeypatch.setattr(os, "open", recording_open)
+    monkeypatch.setattr("builtins.open", lambda path, *a, **k: opened.append(str(path)) or
+                        (_ for _ in ()).throw(AssertionError(f"opened {path}")))
+    with inside(probe_ns):
+        assert natives.run(("grep", "-qxF", forwarding, "/proc/sys/net/ipv4/ip_forward"))[0] == 0
+        assert natives.run(("grep", "-qxF", "1", "/proc/sys/net/ipv6/conf/all/forwarding"))[0] == 0
+        assert natives.run(("grep", "-qxF", "0", "/proc/sys/net/ipv6/conf/probe0/accept_ra"))[0] == 1
+    res = Runner().run(["nsenter", f"--net=/var/run/netns/{probe_ns}", "sysctl", "-q", "-w",
+                        "net/ipv4/conf/probe1/arp_notify=1"])
+    assert outcome(res) == (0, "", "")
+    assert not [p for p in opened if p.startswith("/proc/sys")], opened
+    monkeypatch.undo()
+    assert sh("ip", "netns", "exec", probe_ns, "sysctl", "-n",
+              "net.ipv4.conf.probe1.arp_notify").stdout == "1\n"

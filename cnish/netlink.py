@@ -1,0 +1,174 @@
+"""A few sysctl values read and written through rtnetlink instead of /proc/sys.
+
+Why: every network namespace that has looked up /proc/sys/net/ipv4 or .../ipv6 leaves a
+dentry of that name under the one /proc/sys/net dentry of the machine's procfs, all in one
+hash chain, and a lookup walks the chain comparing (proc_sys_compare). With a thousand
+containers on a node, each lookup from the host (whose entries are the oldest, at the end)
+and each first lookup in a new container costs about a millisecond (README, "Where the time
+goes"); an ADD made four. The same kernel values are a netlink request away, at a constant
+≈ 0.1 ms:
+
+- read `net/ipv4/ip_forward` and `net/ipv{4,6}/conf/all/forwarding`: RTM_GETNETCONF for
+  "all" (ip_forward *is* ipv4's all/forwarding);
+- read `net/ipv{4,6}/conf/DEV/KEY`: RTM_GETLINK for DEV, whose reply carries the device's
+  whole IPv4 and IPv6 configuration (IFLA_AF_SPEC: IFLA_INET_CONF, IFLA_INET6_CONF);
+- write `net/ipv4/conf/DEV/KEY` for the keys in WRITABLE: RTM_NEWLINK with IFLA_INET_CONF,
+  which sets the value and marks it set, as the /proc write does for those keys (others have
+  side effects only the /proc handler performs). IPv6 keys cannot be written by netlink.
+
+Plans and the dry-run script still say `grep -qxF 1 /proc/sys/...` and `sysctl -w`; natives.py
+and netns.py ask here first and fall back to /proc/sys for anything this module does not
+answer (None / False): another key, a value that is not an integer, a missing device, a kernel
+without IPv6. The fallback then produces exactly the tools' outcome and messages.
+
+A socket is opened per request: it belongs to the network namespace of the thread that opens
+it, and the runner enters containers' namespaces (netns.py). Standard library only: _socket
+(already loaded on the CNI path), no struct.
+"""
+
+from _socket import AF_INET, AF_INET6, AF_NETLINK, SOCK_CLOEXEC, SOCK_RAW, socket
+
+NLMSG_ERROR = 2
+NLM_F_REQUEST, NLM_F_ACK = 0x1, 0x4
+RTM_NEWLINK, RTM_GETLINK, RTM_GETNETCONF = 16, 18, 82
+IFLA_IFNAME, IFLA_AF_SPEC = 3, 26
+IFLA_INET_CONF, IFLA_INET6_CONF = 1, 2
+NETCONFA_IFINDEX, NETCONFA_FORWARDING = 1, 2
+NETCONFA_IFINDEX_ALL = -1
+NLA_F_NESTED = 0x8000
+
+# Positions in the kernel's configuration arrays (uapi linux/ip.h IPV4_DEVCONF_*, 1-based;
+# linux/ipv6.h DEVCONF_*, 0-based), for the keys cnish's plans read or write.
+IPV4_KEYS = {"forwarding": 1, "arp_notify": 22}
+IPV6_KEYS = {"forwarding": 0, "accept_ra": 3, "dad_transmits": 6, "disable_ipv6": 26,
+             "accept_dad": 27, "ndisc_notify": 29}
+WRITABLE = frozenset({"arp_notify"})     # its /proc handler only stores the value
+
+_FAMILIES = {"ipv4": AF_INET, "ipv6": AF_INET6}
+
+
+def _u16(n: int) -> bytes:
+    return n.to_bytes(2, "little")
+
+
+def _i32(n: int) -> bytes:
+    return n.to_bytes(4, "little", signed=True)
+
+
+def _attr(kind: int, payload: bytes) -> bytes:
+    length = 4 + len(payload)
+    return _u16(length) + _u16(kind) + payload + b"\0" * (-length % 4)
+
+
+def _attrs(data: bytes):
+    """(type, payload) of the netlink attributes in `data`."""
+    i = 0
+    while i + 4 <= len(data):
+        length = int.from_bytes(data[i:i + 2], "little")
+        if length < 4:
+            return
+        yield int.from_bytes(data[i + 2:i + 4], "little") & 0x3fff, data[i + 4:i + length]
+        i += (length + 3) & ~3
+
+
+def _ifinfo(ifname: str) -> bytes:
+    """An ifinfomsg for `ifname` (index 0: the kernel looks the name up)."""
+    return bytes(16) + _attr(IFLA_IFNAME, ifname.encode() + b"\0")
+
+
+def _request(kind: int, body: bytes, flags: int = 0) -> bytes | None:
+    """One request, its reply's payload (b"" for an acknowledgement); None on any error."""
+    header_len = 16
+    message = (_i32(header_len + len(body)) + _u16(kind) + _u16(NLM_F_REQUEST | flags)
+               + _i32(1) + _i32(0) + body)
+    try:
+        sock = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, 0)
+    except OSError:
+        return None
+    try:
+        sock.send(message)
+        reply = sock.recv(65536)
+    except OSError:
+        return None
+    finally:
+        sock.close()
+    if len(reply) < header_len:
+        return None
+    length = int.from_bytes(reply[:4], "little")
+    if int.from_bytes(reply[4:6], "little") == NLMSG_ERROR:
+        error = int.from_bytes(reply[16:20], "little", signed=True)
+        return b"" if error == 0 else None
+    return reply[header_len:length]
+
+
+def _forwarding(family: int) -> int | None:
+    body = bytes([family, 0, 0, 0]) + _attr(NETCONFA_IFINDEX, _i32(NETCONFA_IFINDEX_ALL))
+    reply = _request(RTM_GETNETCONF, body)
+    for kind, value in _attrs(reply[4:] if reply else b""):
+        if kind == NETCONFA_FORWARDING and len(value) == 4:
+            return int.from_bytes(value, "little", signed=True)
+    return None
+
+
+def _device_conf(ifname: str, family: int) -> bytes | None:
+    """The device's configuration array for `family` (IFLA_INET_CONF / IFLA_INET6_CONF)."""
+    reply = _request(RTM_GETLINK, _ifinfo(ifname))
+    wanted = IFLA_INET_CONF if family == AF_INET else IFLA_INET6_CONF
+    for kind, spec in _attrs(reply[16:] if reply else b""):
+        if kind == IFLA_AF_SPEC:
+            for fam, conf in _attrs(spec):
+                if fam == family:
+                    for sub, array in _attrs(conf):
+                        if sub == wanted:
+                            return array
+    return None
+
+
+def _parse(key: str):
+    """(family, device, name) for net/ipv{4,6}/conf/DEV/NAME; None otherwise."""
+    parts = key.split("/")
+    if len(parts) == 5 and parts[0] == "net" and parts[1] in _FAMILIES and parts[2] == "conf" \
+            and parts[3] not in ("", ".", "..", "default"):
+        return _FAMILIES[parts[1]], parts[3], parts[4]
+    return None
+
+
+def read(key: str) -> str | None:
+    """The value of sysctl `key` (slash form, as under /proc/sys) as /proc prints it, or None
+    when this module does not answer for that key (the caller reads /proc/sys)."""
+    if key == "net/ipv4/ip_forward":
+        key = "net/ipv4/conf/all/forwarding"
+    parsed = _parse(key)
+    if parsed is None:
+        return None
+    family, device, name = parsed
+    if device == "all":
+        value = _forwarding(family) if name == "forwarding" else None
+        return None if value is None else str(value)
+    keys = IPV4_KEYS if family == AF_INET else IPV6_KEYS
+    if name not in keys:
+        return None
+    # IFLA_INET_CONF holds IPV4_DEVCONF_x at x - 1; IFLA_INET6_CONF holds DEVCONF_x at x
+    position = keys[name] - 1 if family == AF_INET else keys[name]
+    array = _device_conf(device, family)
+    if array is None or len(array) < 4 * (position + 1):
+        return None
+    return str(int.from_bytes(array[4 * position:4 * position + 4], "little", signed=True))
+
+
+def write(key: str, value: str) -> bool:
+    """Set sysctl `key` to `value` when this module can (see WRITABLE); False otherwise (the
+    caller writes /proc/sys, which then also reports any error)."""
+    parsed = _parse(key)
+    if parsed is None or parsed[0] != AF_INET or parsed[1] == "all" or parsed[2] not in WRITABLE:
+        return False
+    text = value.strip()
+    if not text.lstrip("-").isdigit() or not text.isascii():
+        return False
+    number = int(text)
+    if not -2**31 <= number < 2**31:
+        return False
+    conf = _attr(IPV4_KEYS[parsed[2]], _i32(number))
+    spec = _attr(IFLA_AF_SPEC | NLA_F_NESTED,
+                 _attr(AF_INET | NLA_F_NESTED, _attr(IFLA_INET_CONF | NLA_F_NESTED, conf)))
+    return _request(RTM_NEWLINK, _ifinfo(parsed[1]) + spec, NLM_F_ACK) == b""
