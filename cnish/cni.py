@@ -18,6 +18,19 @@ def _write(stream, obj) -> None:
     stream.flush()
 
 
+def _request_for_version(stdin) -> dict:
+    """The request on stdin, read only so that an error found in the environment first (a
+    missing CNI_NETNS, say) carries the request's cniVersion, as every later error does; {}
+    when it cannot be read or decoded, and without reading a terminal (an operator's typing
+    would be waited for)."""
+    try:
+        if stdin is None or stdin.isatty():
+            return {}
+        return decode_config(read_stdin(stdin))
+    except (CNIError, OSError, ValueError):
+        return {}
+
+
 def main(env, stdin, stdout, stderr, plugin_type: str | None = None) -> int:
     """Serve one CNI invocation. `plugin_type` is set when the executable's name chose it."""
     command = env.get("CNI_COMMAND")
@@ -32,7 +45,11 @@ def main(env, stdin, stdout, stderr, plugin_type: str | None = None) -> int:
     raw = {}
     log = None
     try:
-        runtime = parse_env(env)
+        try:
+            runtime = parse_env(env)
+        except CNIError:
+            raw = _request_for_version(stdin)     # the error object answers in its cniVersion
+            raise
         raw = decode_config(read_stdin(stdin))
         from cnish.log import Log, log_file
         log = Log(log_file(env, raw),

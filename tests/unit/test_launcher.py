@@ -186,6 +186,32 @@ def test_an_error_answers_in_the_requests_version(version):
     assert rc == 1 and out["code"] == 7 and out["cniVersion"] == version
 
 
+@pytest.mark.parametrize("version", ["0.4.0", "1.0.0"])
+def test_an_error_in_the_environment_answers_in_the_requests_version(version):
+    """A missing CNI_NETNS is found before the config is read; the config is read anyway for
+    its cniVersion (the reference answers with its newest here)."""
+    conf = {"cniVersion": version, "name": "n", "type": "bridge"}
+    rc, out, _ = cni_call({"CNI_COMMAND": "ADD", "CNI_NETNS": None}, conf)
+    assert rc == 1 and out["code"] == 4 and "CNI_NETNS" in out["msg"]
+    assert out["cniVersion"] == version
+
+
+def test_an_environment_error_does_not_wait_for_a_terminal(monkeypatch):
+    """An operator who forgot a variable at a terminal gets the error at once."""
+    import io
+    from cnish import cni
+
+    class Terminal(io.BytesIO):
+        def isatty(self):
+            return True
+
+        def read(self, *args):
+            raise AssertionError("read from a terminal")
+    out, err = io.StringIO(), io.StringIO()
+    rc = cni.main({"CNI_COMMAND": "ADD"}, Terminal(), out, err)
+    assert rc == 1 and json.loads(out.getvalue())["code"] == 4
+
+
 def test_a_bug_still_answers_in_the_protocol(monkeypatch):
     """An exception cnish does not expect: exit status 1 and an error object (code 999, the
     request's version) on stdout, the traceback on stderr (no log file here)."""
