@@ -111,17 +111,21 @@ def _forwarding(family: int) -> int | None:
 
 
 def _device_conf(ifname: str, family: int) -> bytes | None:
-    """The device's configuration array for `family` (IFLA_INET_CONF / IFLA_INET6_CONF)."""
+    """The device's configuration array for `family` (IFLA_INET_CONF / IFLA_INET6_CONF).
+    None for a device found under an alternative name: /proc/sys has no entry for those."""
     reply = _request(RTM_GETLINK, _ifinfo(ifname))
     wanted = IFLA_INET_CONF if family == AF_INET else IFLA_INET6_CONF
-    for kind, spec in _attrs(reply[16:] if reply else b""):
-        if kind == IFLA_AF_SPEC:
-            for fam, conf in _attrs(spec):
+    found, name = None, None
+    for kind, value in _attrs(reply[16:] if reply else b""):
+        if kind == IFLA_IFNAME:
+            name = value.rstrip(b"\0")
+        elif kind == IFLA_AF_SPEC:
+            for fam, conf in _attrs(value):
                 if fam == family:
                     for sub, array in _attrs(conf):
                         if sub == wanted:
-                            return array
-    return None
+                            found = array
+    return found if name == ifname.encode() else None
 
 
 def _parse(key: str):
@@ -158,7 +162,9 @@ def read(key: str) -> str | None:
 
 def write(key: str, value: str) -> bool:
     """Set sysctl `key` to `value` when this module can (see WRITABLE); False otherwise (the
-    caller writes /proc/sys, which then also reports any error)."""
+    caller writes /proc/sys, which then also reports any error). (The kernel finds DEV by
+    alternative names too, which /proc/sys does not know; plans write the settings of the
+    interface they have just created under that name, which no other link can then carry.)"""
     parsed = _parse(key)
     if parsed is None or parsed[0] != AF_INET or parsed[1] == "all" or parsed[2] not in WRITABLE:
         return False

@@ -180,6 +180,15 @@ def test_keys_netlink_does_not_answer_are_left_to_proc_sys(probe_ns, key):
         assert netlink.read(key) is None
 
 
+def test_an_alternative_name_is_not_answered_for(probe_ns):
+    """The kernel finds a link by its alternative names too; /proc/sys does not."""
+    sh("ip", "-n", probe_ns, "link", "property", "add", "dev", "probe0", "altname", "probealt")
+    with inside(probe_ns):
+        assert netlink.read("net/ipv6/conf/probe0/accept_ra") == "2"
+        assert netlink.read("net/ipv6/conf/probealt/accept_ra") is None
+        assert not os.path.exists("/proc/sys/net/ipv6/conf/probealt")
+
+
 @pytest.mark.parametrize("key, value", [
     ("net/ipv6/conf/probe0/accept_ra", "0"),          # IPv6: no netlink write
     ("net/ipv4/conf/probe0/forwarding", "1"),         # its /proc handler does more
