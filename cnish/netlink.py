@@ -26,7 +26,10 @@ it, and the runner enters containers' namespaces (netns.py). Standard library on
 (already loaded on the CNI path), no struct.
 """
 
+import sys
 from _socket import AF_INET, AF_INET6, AF_NETLINK, SOCK_CLOEXEC, SOCK_RAW, socket
+
+ORDER = sys.byteorder           # netlink headers and values are in the host's byte order
 
 NLMSG_ERROR = 2
 NLM_F_REQUEST, NLM_F_ACK = 0x1, 0x4
@@ -48,11 +51,11 @@ _FAMILIES = {"ipv4": AF_INET, "ipv6": AF_INET6}
 
 
 def _u16(n: int) -> bytes:
-    return n.to_bytes(2, "little")
+    return n.to_bytes(2, ORDER)
 
 
 def _i32(n: int) -> bytes:
-    return n.to_bytes(4, "little", signed=True)
+    return n.to_bytes(4, ORDER, signed=True)
 
 
 def _attr(kind: int, payload: bytes) -> bytes:
@@ -64,10 +67,10 @@ def _attrs(data: bytes):
     """(type, payload) of the netlink attributes in `data`."""
     i = 0
     while i + 4 <= len(data):
-        length = int.from_bytes(data[i:i + 2], "little")
+        length = int.from_bytes(data[i:i + 2], ORDER)
         if length < 4:
             return
-        yield int.from_bytes(data[i + 2:i + 4], "little") & 0x3fff, data[i + 4:i + length]
+        yield int.from_bytes(data[i + 2:i + 4], ORDER) & 0x3fff, data[i + 4:i + length]
         i += (length + 3) & ~3
 
 
@@ -94,9 +97,9 @@ def _request(kind: int, body: bytes, flags: int = 0) -> bytes | None:
         sock.close()
     if len(reply) < header_len:
         return None
-    length = int.from_bytes(reply[:4], "little")
-    if int.from_bytes(reply[4:6], "little") == NLMSG_ERROR:
-        error = int.from_bytes(reply[16:20], "little", signed=True)
+    length = int.from_bytes(reply[:4], ORDER)
+    if int.from_bytes(reply[4:6], ORDER) == NLMSG_ERROR:
+        error = int.from_bytes(reply[16:20], ORDER, signed=True)
         return b"" if error == 0 else None
     return reply[header_len:length]
 
@@ -106,7 +109,7 @@ def _forwarding(family: int) -> int | None:
     reply = _request(RTM_GETNETCONF, body)
     for kind, value in _attrs(reply[4:] if reply else b""):
         if kind == NETCONFA_FORWARDING and len(value) == 4:
-            return int.from_bytes(value, "little", signed=True)
+            return int.from_bytes(value, ORDER, signed=True)
     return None
 
 
@@ -157,7 +160,7 @@ def read(key: str) -> str | None:
     array = _device_conf(device, family)
     if array is None or len(array) < 4 * (position + 1):
         return None
-    return str(int.from_bytes(array[4 * position:4 * position + 4], "little", signed=True))
+    return str(int.from_bytes(array[4 * position:4 * position + 4], ORDER, signed=True))
 
 
 def write(key: str, value: str) -> bool:
