@@ -48,7 +48,8 @@ def run(argv: tuple, execute=None):
     tool = argv[0]
     if tool == "test":
         return _test(argv[1:])
-    if tool == "grep" and len(argv) == 4 and argv[1] == "-qxF":
+    if tool == "grep" and len(argv) == 4 and argv[1] == "-qxF" and argv[2][:1] != "-" \
+            and "\n" not in argv[2]:     # (grep reads those as options / several patterns)
         return _grep(argv[2], argv[3])
     if tool == "cnish-store":
         return _store(argv[1:])

@@ -1,25 +1,28 @@
-"""A few sysctl values read and written through rtnetlink instead of /proc/sys.
+"""A few sysctl values read through rtnetlink instead of /proc/sys.
 
 Why: every network namespace that has looked up /proc/sys/net/ipv4 or .../ipv6 leaves a
 dentry of that name under the one /proc/sys/net dentry of the machine's procfs, all in one
 hash chain, and a lookup walks the chain comparing (proc_sys_compare). With a thousand
 containers on a node, each lookup from the host (whose entries are the oldest, at the end)
 and each first lookup in a new container costs about a millisecond (README, "Where the time
-goes"); an ADD made four. The same kernel values are a netlink request away, at a constant
-≈ 0.1 ms:
+goes"); a bridge ADD made four. The same kernel values are a netlink request away, at a
+constant ≈ 0.1 ms:
 
 - read `net/ipv4/ip_forward` and `net/ipv{4,6}/conf/all/forwarding`: RTM_GETNETCONF for
   "all" (ip_forward *is* ipv4's all/forwarding);
 - read `net/ipv{4,6}/conf/DEV/KEY`: RTM_GETLINK for DEV, whose reply carries the device's
-  whole IPv4 and IPv6 configuration (IFLA_AF_SPEC: IFLA_INET_CONF, IFLA_INET6_CONF);
-- write `net/ipv4/conf/DEV/KEY` for the keys in WRITABLE: RTM_NEWLINK with IFLA_INET_CONF,
-  which sets the value and marks it set, as the /proc write does for those keys (others have
-  side effects only the /proc handler performs). IPv6 keys cannot be written by netlink.
+  whole IPv4 and IPv6 configuration (IFLA_AF_SPEC: IFLA_INET_CONF, IFLA_INET6_CONF).
 
-Plans and the dry-run script still say `grep -qxF 1 /proc/sys/...` and `sysctl -w`; natives.py
-and netns.py ask here first and fall back to /proc/sys for anything this module does not
-answer (None / False): another key, a value that is not an integer, a missing device, a kernel
-without IPv6. The fallback then produces exactly the tools' outcome and messages.
+Nothing is written this way. IPv6 settings have no netlink setter, and an IPv4 one
+(RTM_NEWLINK with IFLA_INET_CONF) is not quite a /proc write: on a link that is up it is a
+link change (a link event, neighbour entries flushed, MLD reports sent again), and the kernel
+parses /proc values in base 0 ("010" is 8). So the container's own settings (arp_notify,
+accept_dad, accept_ra) keep their /proc/sys lookup, ≈ 1 ms per family at 1000 containers.
+
+Plans and the dry-run script still say `grep -qxF 1 /proc/sys/...`; natives.py asks here
+first and reads /proc/sys for anything this module does not answer (None): another key, a
+missing device, a link found only under an alternative name, a kernel without IPv6. The
+fallback then produces exactly grep's outcome.
 
 A socket is opened per request: it belongs to the network namespace of the thread that opens
 it, and the runner enters containers' namespaces (netns.py). Standard library only: _socket
@@ -32,20 +35,18 @@ from _socket import AF_INET, AF_INET6, AF_NETLINK, SOCK_CLOEXEC, SOCK_RAW, socke
 ORDER = sys.byteorder           # netlink headers and values are in the host's byte order
 
 NLMSG_ERROR = 2
-NLM_F_REQUEST, NLM_F_ACK = 0x1, 0x4
-RTM_NEWLINK, RTM_GETLINK, RTM_GETNETCONF = 16, 18, 82
+NLM_F_REQUEST = 0x1
+RTM_GETLINK, RTM_GETNETCONF = 18, 82
 IFLA_IFNAME, IFLA_AF_SPEC = 3, 26
 IFLA_INET_CONF, IFLA_INET6_CONF = 1, 2
 NETCONFA_IFINDEX, NETCONFA_FORWARDING = 1, 2
 NETCONFA_IFINDEX_ALL = -1
-NLA_F_NESTED = 0x8000
 
 # Positions in the kernel's configuration arrays (uapi linux/ip.h IPV4_DEVCONF_*, 1-based;
-# linux/ipv6.h DEVCONF_*, 0-based), for the keys cnish's plans read or write.
+# linux/ipv6.h DEVCONF_*, 0-based), for the keys cnish's plans read.
 IPV4_KEYS = {"forwarding": 1, "arp_notify": 22}
 IPV6_KEYS = {"forwarding": 0, "accept_ra": 3, "dad_transmits": 6, "disable_ipv6": 26,
              "accept_dad": 27, "ndisc_notify": 29}
-WRITABLE = frozenset({"arp_notify"})     # its /proc handler only stores the value
 
 _FAMILIES = {"ipv4": AF_INET, "ipv6": AF_INET6}
 
@@ -74,15 +75,20 @@ def _attrs(data: bytes):
         i += (length + 3) & ~3
 
 
+def _name(ifname: str) -> bytes:
+    """A link name's bytes as the file system gives them (a name need not be UTF-8)."""
+    return ifname.encode("utf-8", "surrogateescape")
+
+
 def _ifinfo(ifname: str) -> bytes:
     """An ifinfomsg for `ifname` (index 0: the kernel looks the name up)."""
-    return bytes(16) + _attr(IFLA_IFNAME, ifname.encode() + b"\0")
+    return bytes(16) + _attr(IFLA_IFNAME, _name(ifname) + b"\0")
 
 
-def _request(kind: int, body: bytes, flags: int = 0) -> bytes | None:
-    """One request, its reply's payload (b"" for an acknowledgement); None on any error."""
+def _request(kind: int, body: bytes) -> bytes | None:
+    """One request, its reply's payload; None on any error."""
     header_len = 16
-    message = (_i32(header_len + len(body)) + _u16(kind) + _u16(NLM_F_REQUEST | flags)
+    message = (_i32(header_len + len(body)) + _u16(kind) + _u16(NLM_F_REQUEST)
                + _i32(1) + _i32(0) + body)
     try:
         sock = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, 0)
@@ -99,8 +105,7 @@ def _request(kind: int, body: bytes, flags: int = 0) -> bytes | None:
         return None
     length = int.from_bytes(reply[:4], ORDER)
     if int.from_bytes(reply[4:6], ORDER) == NLMSG_ERROR:
-        error = int.from_bytes(reply[16:20], ORDER, signed=True)
-        return b"" if error == 0 else None
+        return None
     return reply[header_len:length]
 
 
@@ -128,7 +133,7 @@ def _device_conf(ifname: str, family: int) -> bytes | None:
                     for sub, array in _attrs(conf):
                         if sub == wanted:
                             found = array
-    return found if name == ifname.encode() else None
+    return found if name == _name(ifname) else None
 
 
 def _parse(key: str):
@@ -162,22 +167,3 @@ def read(key: str) -> str | None:
         return None
     return str(int.from_bytes(array[4 * position:4 * position + 4], ORDER, signed=True))
 
-
-def write(key: str, value: str) -> bool:
-    """Set sysctl `key` to `value` when this module can (see WRITABLE); False otherwise (the
-    caller writes /proc/sys, which then also reports any error). (The kernel finds DEV by
-    alternative names too, which /proc/sys does not know; plans write the settings of the
-    interface they have just created under that name, which no other link can then carry.)"""
-    parsed = _parse(key)
-    if parsed is None or parsed[0] != AF_INET or parsed[1] == "all" or parsed[2] not in WRITABLE:
-        return False
-    text = value.strip()
-    if not text.lstrip("-").isdigit() or not text.isascii():
-        return False
-    number = int(text)
-    if not -2**31 <= number < 2**31:
-        return False
-    conf = _attr(IPV4_KEYS[parsed[2]], _i32(number))
-    spec = _attr(IFLA_AF_SPEC | NLA_F_NESTED,
-                 _attr(AF_INET | NLA_F_NESTED, _attr(IFLA_INET_CONF | NLA_F_NESTED, conf)))
-    return _request(RTM_NEWLINK, _ifinfo(parsed[1]) + spec, NLM_F_ACK) == b""

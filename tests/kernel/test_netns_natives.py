@@ -163,15 +163,6 @@ def test_every_netlink_sysctl_reads_what_proc_sys_shows(probe_ns):
     assert answers["net/ipv6/conf/all/forwarding"][0] == "1"
 
 
-def test_arp_notify_is_written_through_netlink_and_proc_sys_shows_it(probe_ns):
-    with inside(probe_ns):
-        assert netlink.write("net/ipv4/conf/probe1/arp_notify", "1")
-        assert proc_sys("net/ipv4/conf/probe1/arp_notify") == "1"
-        assert netlink.write("net/ipv4/conf/probe1/arp_notify", "0")
-        assert proc_sys("net/ipv4/conf/probe1/arp_notify") == "0"
-    assert proc_sys("net/ipv4/conf/lo/arp_notify") == "0"       # (the host's is untouched)
-
-
 @pytest.mark.parametrize("key", ["net/ipv4/conf/nosuchif/arp_notify", "net/core/somaxconn",
                                  "net/ipv4/conf/default/arp_notify", "net/ipv6/conf/lo/mtu",
                                  "net/ipv4/conf/lo/../lo/arp_notify"])
@@ -189,41 +180,48 @@ def test_an_alternative_name_is_not_answered_for(probe_ns):
         assert not os.path.exists("/proc/sys/net/ipv6/conf/probealt")
 
 
-@pytest.mark.parametrize("key, value", [
-    ("net/ipv6/conf/probe0/accept_ra", "0"),          # IPv6: no netlink write
-    ("net/ipv4/conf/probe0/forwarding", "1"),         # its /proc handler does more
-    ("net/ipv4/conf/probe0/arp_notify", "notanumber"),
-    ("net/ipv4/conf/probe0/arp_notify", "4294967296"),
-    ("net/ipv4/conf/nosuchif/arp_notify", "1"),
-    ("net/ipv4/conf/all/arp_notify", "1"),
-])
-def test_writes_netlink_does_not_take_are_left_to_proc_sys(probe_ns, key, value):
-    with inside(probe_ns):
-        assert netlink.write(key, value) is False
-
-
-def test_plans_sysctls_never_look_up_proc_sys_net(probe_ns, monkeypatch):
-    """The point of netlink.py: the host's forwarding and accept_ra checks (grep natives) and
-    the container's arp_notify (sysctl in the namespace) open nothing under /proc/sys/net."""
+def test_the_plans_sysctl_probes_never_look_up_proc_sys_net(probe_ns, monkeypatch):
+    """The point of netlink.py: the host's forwarding and accept_ra checks (grep natives) open
+    nothing under /proc/sys/net."""
     with inside(probe_ns):
         forwarding = proc_sys("net/ipv4/ip_forward")       # (a new namespace has the host's)
     opened = []
-    real_open = os.open
 
-    def recording_open(path, *args, **kwargs):
+    def refuse(path, *args, **kwargs):
         opened.append(str(path))
-        return real_open(path, *args, **kwargs)
-    monkeypatch.setattr(os, "open", recording_open)
-    monkeypatch.setattr("builtins.open", lambda path, *a, **k: opened.append(str(path)) or
-                        (_ for _ in ()).throw(AssertionError(f"opened {path}")))
+        raise AssertionError(f"opened {path}")
+    monkeypatch.setattr("builtins.open", refuse)
     with inside(probe_ns):
         assert natives.run(("grep", "-qxF", forwarding, "/proc/sys/net/ipv4/ip_forward"))[0] == 0
         assert natives.run(("grep", "-qxF", "1", "/proc/sys/net/ipv6/conf/all/forwarding"))[0] == 0
         assert natives.run(("grep", "-qxF", "0", "/proc/sys/net/ipv6/conf/probe0/accept_ra"))[0] == 1
-    res = Runner().run(["nsenter", f"--net=/var/run/netns/{probe_ns}", "sysctl", "-q", "-w",
-                        "net/ipv4/conf/probe1/arp_notify=1"])
-    assert outcome(res) == (0, "", "")
-    assert not [p for p in opened if p.startswith("/proc/sys")], opened
-    monkeypatch.undo()
-    assert sh("ip", "netns", "exec", probe_ns, "sysctl", "-n",
-              "net.ipv4.conf.probe1.arp_notify").stdout == "1\n"
+    assert opened == []
+
+
+def test_a_link_name_that_is_not_utf8_is_answered_for(probe_ns):
+    """Link names are bytes; /proc shows them as they are, and so does the native grep."""
+    sh("ip", "-n", probe_ns, "link", "add", b"br\xff".decode("utf-8", "surrogateescape"),
+       "type", "bridge")
+    key = "net/ipv4/conf/br\udcff/forwarding"
+    with inside(probe_ns):
+        assert netlink.read(key) == proc_sys(key)
+        assert natives.run(("grep", "-qxF", proc_sys(key), "/proc/sys/" + key))[0] == 0
+
+
+@pytest.mark.parametrize("value", ["-1", "1\n0"], ids=["option", "two-patterns"])
+def test_grep_values_grep_would_read_otherwise_run_the_real_grep(probe_ns, value, spawned):
+    argv = ["nsenter", f"--net=/var/run/netns/{probe_ns}",
+            "grep", "-qxF", value, "/proc/sys/net/ipv6/conf/lo/accept_dad"]
+    native = Runner().run(argv)
+    assert "grep" in spawned
+    assert outcome(native) == outcome(Runner(use_natives=False).run(argv))
+
+
+def test_a_sysctl_key_with_repeated_separators_runs_the_real_sysctl(lab, spawned):
+    """procps warns about `//` (and still sets the key): the real tool gives that warning."""
+    c = lab.netns()
+    argv = ["nsenter", f"--net=/var/run/netns/{c}", "sysctl", "-q", "-w",
+            "net/ipv4/conf/lo//arp_notify=0"]
+    native = Runner().run(argv)
+    assert spawned == ["sysctl"]
+    assert outcome(native) == outcome(Runner(use_natives=False).run(argv))
