@@ -43,7 +43,8 @@ NETCONFA_IFINDEX, NETCONFA_FORWARDING = 1, 2
 NETCONFA_IFINDEX_ALL = -1
 
 # Positions in the kernel's configuration arrays (uapi linux/ip.h IPV4_DEVCONF_*, 1-based;
-# linux/ipv6.h DEVCONF_*, 0-based), for the keys cnish's plans read.
+# linux/ipv6.h DEVCONF_*, 0-based): the keys plans probe (forwarding, accept_ra) and the
+# container settings plans set, so that a probe of any of those is answered here too.
 IPV4_KEYS = {"forwarding": 1, "arp_notify": 22}
 IPV6_KEYS = {"forwarding": 0, "accept_ra": 3, "dad_transmits": 6, "disable_ipv6": 26,
              "accept_dad": 27, "ndisc_notify": 29}
