@@ -209,13 +209,16 @@ class Operation:
         except OSError:
             return None
 
-    def fact(self, fact_id: str):
-        """Run a read-only command declared in the recipe's [[facts]]; None when skipped."""
+    def fact(self, fact_id: str, **values):
+        """Run a read-only command declared in the recipe's [[facts]]; None when skipped.
+        `values`: strings the fact's command reads as att.<name> besides the container's id,
+        ifname and netns (a name derived from them, such as a masquerade chain); a fact is
+        run once per operation."""
         if fact_id not in self._facts:
             from cnish import plancache
             from cnish.plan import fill
             identity = {"cid": self.runtime.container_id, "ifname": self.runtime.ifname,
-                        "netns": self.runtime.netns}
+                        "netns": self.runtime.netns, **values}
             spec = plancache.fact(self, fact_id, identity)
             result = None
             probe = spec.get("skip_if")

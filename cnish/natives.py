@@ -18,8 +18,11 @@
   chain that carry COMMENT, in one transaction; nothing to do (no such rule, chain or table)
   is success. nft deletes a rule only by its handle, which exists only once the rule does, so
   this lists the chain with handles (`nft -a list chain ...`) and then runs one
-  `nft delete rule ... handle N ; ...`; templates/script/cnish-nft-delete-commented.sh does
-  the same.
+  `nft delete rule ... handle N ; ...`. No `nft` on the host: nothing to do either (DEL runs
+  this for both masquerade backends, plans/masquerade.toml). Whether the table exists is
+  asked in-process first (netlink.py, NFT_MSG_GETTABLE: the question nft's listing asks the
+  kernel, with the same answer), so a host without that table starts no nft at all;
+  templates/script/cnish-nft-delete-commented.sh does the same with nft alone.
 - `cnish-dad-wait NETNS IFNAME SECONDS`: wait until no IPv6 address of IFNAME inside NETNS is
   tentative (the kernel's duplicate address detection is done): 0 then, 1 as soon as one
   failed (dadfailed) or after SECONDS. It reads /proc/net/if_inet6 inside the namespace;
@@ -77,7 +80,12 @@ def _chain_used(execute, version, table, chain, rules=False):
 
 
 def _nft_delete_commented(execute, family, table, chain, comment):
+    from cnish import netlink
+    if netlink.nft_table_exists(family, table) is False:
+        return 0, "", ""                # (nft's listing would say: no such file or directory)
     listed = execute(("nft", "-a", "list", "chain", family, table, chain))
+    if listed.returncode == 127:        # no nft on this host: no nftables rules of its making
+        return 0, "", ""
     if listed.returncode != 0:
         if "No such file or directory" in listed.stderr:      # no chain or table: no rule
             return 0, "", ""

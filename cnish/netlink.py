@@ -34,6 +34,7 @@ from _socket import AF_INET, AF_INET6, AF_NETLINK, SOCK_CLOEXEC, SOCK_RAW, socke
 
 ORDER = sys.byteorder           # netlink headers and values are in the host's byte order
 
+NETLINK_ROUTE, NETLINK_NETFILTER = 0, 12
 NLMSG_ERROR = 2
 NLM_F_REQUEST = 0x1
 RTM_GETLINK, RTM_GETNETCONF = 18, 82
@@ -86,13 +87,13 @@ def _ifinfo(ifname: str) -> bytes:
     return bytes(16) + _attr(IFLA_IFNAME, _name(ifname) + b"\0")
 
 
-def _request(kind: int, body: bytes) -> bytes | None:
-    """One request, its reply's payload; None on any error."""
+def _exchange(kind: int, body: bytes, protocol: int = NETLINK_ROUTE):
+    """One request: (type, payload) of the reply's first message; None on any error."""
     header_len = 16
     message = (_i32(header_len + len(body)) + _u16(kind) + _u16(NLM_F_REQUEST)
                + _i32(1) + _i32(0) + body)
     try:
-        sock = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, 0)
+        sock = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, protocol)
     except OSError:
         return None
     try:
@@ -105,9 +106,15 @@ def _request(kind: int, body: bytes) -> bytes | None:
     if len(reply) < header_len:
         return None
     length = int.from_bytes(reply[:4], ORDER)
-    if int.from_bytes(reply[4:6], ORDER) == NLMSG_ERROR:
+    return int.from_bytes(reply[4:6], ORDER), reply[header_len:length]
+
+
+def _request(kind: int, body: bytes) -> bytes | None:
+    """One rtnetlink request, its reply's payload; None on any error."""
+    reply = _exchange(kind, body)
+    if reply is None or reply[0] == NLMSG_ERROR:
         return None
-    return reply[header_len:length]
+    return reply[1]
 
 
 def _forwarding(family: int) -> int | None:
@@ -168,3 +175,32 @@ def read(key: str) -> str | None:
         return None
     return str(int.from_bytes(array[4 * position:4 * position + 4], ORDER, signed=True))
 
+
+# -- nftables: does a table exist? -------------------------------------------------------------
+
+NFT_GETTABLE = (10 << 8) | 1        # NFNL_SUBSYS_NFTABLES, NFT_MSG_GETTABLE
+NFT_NEWTABLE = (10 << 8) | 0        # the reply that describes the table
+NFTA_TABLE_NAME = 1
+NFT_FAMILIES = {"inet": 1, "ip": 2, "arp": 3, "netdev": 5, "bridge": 7, "ip6": 10}
+ENOENT = 2
+
+
+def nft_table_exists(family: str, table: str) -> bool | None:
+    """Whether nftables has `table` in `family` in this thread's network namespace
+    (NFT_MSG_GETTABLE, what `nft list table` asks first); None when unknown: another family,
+    no nf_tables in the kernel (the caller's nft would load it: so ask only where
+    /sys/module/nf_tables exists), or any other error (the caller runs nft)."""
+    if family not in NFT_FAMILIES:
+        return None
+    body = bytes([NFT_FAMILIES[family], 0, 0, 0]) + _attr(NFTA_TABLE_NAME,
+                                                          table.encode() + b"\0")
+    reply = _exchange(NFT_GETTABLE, body, NETLINK_NETFILTER)
+    if reply is None:
+        return None
+    kind, payload = reply
+    if kind == NFT_NEWTABLE:
+        return True
+    if kind == NLMSG_ERROR and len(payload) >= 4 \
+            and int.from_bytes(payload[:4], ORDER, signed=True) == -ENOENT:
+        return False
+    return None

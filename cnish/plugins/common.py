@@ -120,14 +120,21 @@ def container(att: dict, ips: list, wanted_routes: list, link_step: str,
 
 def masquerade(op, ips: list) -> list:
     """The masquerade chain per IP family, named and commented like the reference's (the
-    iptables backend; none with the nftables backend)."""
-    if op.conf.ipMasqBackend != "iptables":
+    iptables backend). With the nftables backend none, but for DEL the families whose chain
+    is there (an ADD made before the config switched backends: plans/masquerade.toml)."""
+    iptables = op.conf.ipMasqBackend == "iptables"
+    if not iptables and op.command != "DEL":
         return []
     chain = names.masq_chain(op.name, op.runtime.container_id)
     comment = names.masq_comment(op.name, op.runtime.container_id)
     families = []
     for version in (4, 6):
         mine = [ip for ip in ips if ip["version"] == version]
+        if mine and not iptables:
+            tool = "iptables" if version == 4 else "ip6tables"
+            found = op.fact(f"masq-chain-v{version}", chain=chain) \
+                if op.runner.which(tool) else None
+            mine = mine if found is not None and found.returncode == 0 else []
         if mine:
             families.append({"version": version, "chain": chain, "comment": comment,
                              "subnets": list(dict.fromkeys(ip["subnet"] for ip in mine)),
@@ -137,8 +144,9 @@ def masquerade(op, ips: list) -> list:
 
 def masquerade_nft(op, ips: list) -> dict:
     """The nftables backend's rules: one per address, masquerading what it sends outside its
-    subnet, all carrying the attachment's comment (the reference's layout)."""
-    if op.conf.ipMasqBackend != "nftables":
+    subnet, all carrying the attachment's comment (the reference's layout). DEL gets the
+    comment with either backend (it removes both backends' rules: plans/masquerade.toml)."""
+    if op.conf.ipMasqBackend != "nftables" and op.command != "DEL":
         return {"comment": "", "rules": []}
     rules = [{"version": ip["version"], "source": ip["address"], "subnet": ip["subnet"]}
              for ip in ips]

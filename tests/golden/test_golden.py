@@ -53,7 +53,7 @@ def fixed_machine(monkeypatch):
     monkeypatch.setattr(kernel, "problem", lambda op, kind: None)
     monkeypatch.setattr(engine.Operation, "read_sys", staticmethod(HOST_FILES.get))
     monkeypatch.setattr(hostdevice, "find_device", lambda op: op.conf.device)
-    monkeypatch.setattr(engine.Operation, "fact", lambda op, fact_id: FACTS.get(fact_id))
+    monkeypatch.setattr(engine.Operation, "fact", lambda op, fact_id, **values: FACTS.get(fact_id))
 
 
 class _Read:

@@ -1243,6 +1243,32 @@ def test_nftables_masquerade_backend(lab):
     assert _masq_nft(host) == []
 
 
+@pytest.mark.parametrize("made,configured", [("iptables", "nftables"), ("nftables", "iptables")])
+def test_del_removes_the_masquerade_of_either_backend(lab, made, configured):
+    """The config switched ipMasqBackend between a container's ADD and its DEL: DEL removes
+    what the other backend made too (as the reference's TeardownIPMasqForNetworks does), for
+    both families; with nothing of the other backend's there, it works as before."""
+    host, c, c2 = lab.host(), lab.netns(), lab.netns()
+    ipam = {"ranges": [[{"subnet": "10.77.0.0/24"}], [{"subnet": "fd77::/64"}]]}
+    before = _masq_state(host), _masq_nft(host)
+    conf = bridge_conf(lab, ipMasqBackend=made, ipam=ipam)
+    rc, res, err = host.cni("ADD", conf, c)
+    assert rc == 0, err
+    made_rules = _masq_state(host) if made == "iptables" else _masq_nft(host)
+    assert len(made_rules) >= 2, made_rules             # (IPv4 and IPv6)
+    assert any("fd77::2" in r for r in made_rules), made_rules
+    conf = dict(conf, ipMasqBackend=configured)         # (the same network)
+    for attempt in range(2):
+        rc, out, err = host.cni("DEL", dict(conf, prevResult=res), c)
+        assert rc == 0 and out is None, (attempt, out, err)
+    assert (_masq_state(host), _masq_nft(host)) == before
+    # the configured backend's own attachment, next to nothing of the other's
+    rc, res, err = host.cni("ADD", conf, c2, cid="ctr2")
+    assert rc == 0, err
+    assert host.cni("DEL", dict(conf, prevResult=res), c2, cid="ctr2")[0] == 0
+    assert (_masq_state(host), _masq_nft(host)) == before
+
+
 def test_gc_removes_the_nftables_masquerade_rules_of_stale_attachments_only(lab):
     """GC with the nftables backend: the stale attachment's rules go; the valid attachment's
     and another network's stay (their comments start with another network's hash)."""

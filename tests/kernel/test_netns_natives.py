@@ -225,3 +225,43 @@ def test_a_sysctl_key_with_repeated_separators_runs_the_real_sysctl(lab, spawned
     native = Runner().run(argv)
     assert spawned == ["sysctl"]
     assert outcome(native) == outcome(Runner(use_natives=False).run(argv))
+
+
+# -- nftables tables through netlink (netlink.nft_table_exists, cnish-nft-delete-commented) ----
+
+def nft_tables(c) -> set:
+    listed = sh("ip", "netns", "exec", c, "nft", "list", "tables").stdout
+    return {tuple(line.split()[1:3]) for line in listed.splitlines() if line.startswith("table")}
+
+
+def test_nft_table_exists_answers_what_nft_lists(lab):
+    c = lab.netns()
+    sh("ip", "netns", "exec", c, "nft", "add", "table", "inet", "cni_plugins_masquerade")
+    sh("ip", "netns", "exec", c, "nft", "add", "table", "ip6", "t6")
+    with inside(c):
+        answers = {(family, table): netlink.nft_table_exists(family, table)
+                   for family in ("inet", "ip", "ip6", "bridge")
+                   for table in ("cni_plugins_masquerade", "t6", "nat")}
+        assert netlink.nft_table_exists("nosuchfamily", "t6") is None
+    assert {key for key, exists in answers.items() if exists} == nft_tables(c), answers
+    assert all(exists is False for key, exists in answers.items() if key not in nft_tables(c))
+
+
+def test_deleting_commented_rules_of_a_missing_table_starts_no_nft(lab, spawned):
+    """DEL with ipMasqBackend iptables also removes nftables masquerade rules: on a host without
+    that table it costs no process, and the outcome is the script function's (nft's)."""
+    c = lab.netns()
+    argv = ["nsenter", f"--net=/var/run/netns/{c}", "cnish-nft-delete-commented", "inet",
+            "cni_plugins_masquerade", "masq_checks", "some comment"]
+    assert outcome(Runner().run(argv)) == (0, "", "")
+    assert spawned == []
+    sh("ip", "netns", "exec", c, "nft", "add", "table", "inet", "cni_plugins_masquerade")
+    sh("ip", "netns", "exec", c, "nft", "add", "chain", "inet", "cni_plugins_masquerade",
+       "masq_checks")
+    sh("ip", "netns", "exec", c, "nft", "add", "rule", "inet", "cni_plugins_masquerade",
+       "masq_checks", "ip", "saddr", "10.1.2.3", "masquerade", "comment", '"some comment"')
+    assert outcome(Runner().run(argv)) == (0, "", "")
+    assert spawned == ["nft", "nft"]                # the listing, then the deletion
+    listed = sh("ip", "netns", "exec", c, "nft", "list", "chain", "inet",
+                "cni_plugins_masquerade", "masq_checks").stdout
+    assert "10.1.2.3" not in listed

@@ -165,48 +165,79 @@ cnish-chain-used() {
   [[ ${4-} == rules ]] && (( ${#lines[@]} > 2 ))
 }
 
+# cnish-nft-delete-commented FAMILY TABLE CHAIN COMMENT: delete the rules of an nftables chain
+# that carry COMMENT, in one transaction, as cnish does (cnish/natives.py): nft deletes a rule
+# only by its handle, so list the chain with handles first. No such rule, chain or table, or
+# no nft on this host: nothing to do.
+cnish-nft-delete-commented() {
+  local listed line handles=() argv=() handle
+  command -v nft >/dev/null || return 0
+  if ! listed=$(nft -a list chain "$1" "$2" "$3" 2>&1); then
+    [[ $listed == *"No such file or directory"* ]] && return 0
+    printf '%s\n' "$listed" >&2
+    return 1
+  fi
+  while IFS= read -r line; do
+    if [[ $line == *"comment \"$4\" # handle "* ]]; then
+      handles+=("${line##*"comment \"$4\" # handle "}")
+    fi
+  done <<<"$listed"
+  (( ${#handles[@]} )) || return 0
+  for handle in "${handles[@]}"; do
+    case $handle in ''|*[!0-9]*) continue ;; esac     # (they reach nft's argv)
+    argv+=(delete rule "$1" "$2" "$3" handle "$handle" ';')
+  done
+  (( ${#argv[@]} )) || return 0
+  unset 'argv[${#argv[@]}-1]'
+  nft "${argv[@]}"
+}
+
 # ---------------------------------------------------------------------------------------------
 
-# Step 1/8 [host-link] delete the host end vethdee133599eb if it is still there
+# Step 1/9 [host-link] delete the host end vethdee133599eb if it is still there
 #   why:  covers a namespace that is already gone from the filesystem but still alive
 if ! test '!' -e /sys/class/net/vethdee133599eb 2>/dev/null; then
   run 1 missing-ok -- ip link del dev vethdee133599eb || { FAILED+=(1); KEEP_ADDRESSES=1; }
 fi
 
-# Step 2/8 [masquerade[0].jump[0]] stop sending traffic from 10.12.0.10/32 through CNI-dec9eef1d807df1b11671029
+# Step 2/9 [masquerade[0].jump[0]] stop sending traffic from 10.12.0.10/32 through CNI-dec9eef1d807df1b11671029
 run 2 missing-ok -- iptables -w -t nat -D POSTROUTING -s 10.12.0.10/32 -m comment --comment 'name: "dualnet" id: "ctr1"' -j CNI-dec9eef1d807df1b11671029 || FAILED+=(2)
 
-# Step 3/8 [masquerade[0].flush] empty the masquerade chain CNI-dec9eef1d807df1b11671029 (IPv4) unless another interface of this container still uses it
+# Step 3/9 [masquerade[0].flush] empty the masquerade chain CNI-dec9eef1d807df1b11671029 (IPv4) unless another interface of this container still uses it
 #   why:  deleting the chain fails while a jump still uses it, and then the whole transaction is undone: the flush runs only together with the deletion, or after the probe found no jump
 if ! cnish-chain-used 4 nat CNI-dec9eef1d807df1b11671029 2>/dev/null; then
   run 3 missing-ok -- iptables -w -t nat -F CNI-dec9eef1d807df1b11671029 || FAILED+=(3)
 fi
 
-# Step 4/8 [masquerade[0].chain] delete the masquerade chain CNI-dec9eef1d807df1b11671029 (IPv4) unless another interface of this container still uses it
+# Step 4/9 [masquerade[0].chain] delete the masquerade chain CNI-dec9eef1d807df1b11671029 (IPv4) unless another interface of this container still uses it
 #   why:  unless the chain still holds rules, too: the flush above was skipped for another interface's jump, which that interface's DEL has removed since; that DEL, running now, empties and deletes the chain (deleting a chain with rules fails)
 if ! cnish-chain-used 4 nat CNI-dec9eef1d807df1b11671029 rules 2>/dev/null; then
   run 4 missing-ok -- iptables -w -t nat -X CNI-dec9eef1d807df1b11671029 || FAILED+=(4)
 fi
 
-# Step 5/8 [masquerade[1].jump[0]] stop sending traffic from fd12::2/128 through CNI-dec9eef1d807df1b11671029
+# Step 5/9 [masquerade[1].jump[0]] stop sending traffic from fd12::2/128 through CNI-dec9eef1d807df1b11671029
 run 5 missing-ok -- ip6tables -w -t nat -D POSTROUTING -s fd12::2/128 -m comment --comment 'name: "dualnet" id: "ctr1"' -j CNI-dec9eef1d807df1b11671029 || FAILED+=(5)
 
-# Step 6/8 [masquerade[1].flush] empty the masquerade chain CNI-dec9eef1d807df1b11671029 (IPv6) unless another interface of this container still uses it
+# Step 6/9 [masquerade[1].flush] empty the masquerade chain CNI-dec9eef1d807df1b11671029 (IPv6) unless another interface of this container still uses it
 #   why:  deleting the chain fails while a jump still uses it, and then the whole transaction is undone: the flush runs only together with the deletion, or after the probe found no jump
 if ! cnish-chain-used 6 nat CNI-dec9eef1d807df1b11671029 2>/dev/null; then
   run 6 missing-ok -- ip6tables -w -t nat -F CNI-dec9eef1d807df1b11671029 || FAILED+=(6)
 fi
 
-# Step 7/8 [masquerade[1].chain] delete the masquerade chain CNI-dec9eef1d807df1b11671029 (IPv6) unless another interface of this container still uses it
+# Step 7/9 [masquerade[1].chain] delete the masquerade chain CNI-dec9eef1d807df1b11671029 (IPv6) unless another interface of this container still uses it
 #   why:  unless the chain still holds rules, too: the flush above was skipped for another interface's jump, which that interface's DEL has removed since; that DEL, running now, empties and deletes the chain (deleting a chain with rules fails)
 if ! cnish-chain-used 6 nat CNI-dec9eef1d807df1b11671029 rules 2>/dev/null; then
   run 7 missing-ok -- ip6tables -w -t nat -X CNI-dec9eef1d807df1b11671029 || FAILED+=(7)
 fi
 
-# Step 8/8 [release] release every address ctr1/eth0 holds in /nonexistent/cnish-golden/dualnet
+# Step 8/9 [masquerade-nft] delete the nftables masquerade rules of this attachment (table inet cni_plugins_masquerade)
+#   why:  also with ipMasqBackend iptables: an ADD made with the nftables backend, before the config changed, may have left rules there
+run 8 missing-ok -- cnish-nft-delete-commented inet cni_plugins_masquerade masq_checks '6ca8992bd878625d-7883a6f9ce71eedb, net: dualnet, if: eth0, id: ctr1' || FAILED+=(8)
+
+# Step 9/9 [release] release every address ctr1/eth0 holds in /nonexistent/cnish-golden/dualnet
 # The interface may still hold the addresses if it could not be deleted: keep them reserved.
 if [[ -z ${KEEP_ADDRESSES-} ]]; then
-  run 8 missing-ok -- cnish-store release /nonexistent/cnish-golden/dualnet ctr1 eth0 608c92e125bbee99 || FAILED+=(8)
+  run 9 missing-ok -- cnish-store release /nonexistent/cnish-golden/dualnet ctr1 eth0 608c92e125bbee99 || FAILED+=(9)
 fi
 
 # ---------------------------------------------------------------------------------------------

@@ -153,10 +153,11 @@ cnish-store() {
 
 # cnish-nft-delete-commented FAMILY TABLE CHAIN COMMENT: delete the rules of an nftables chain
 # that carry COMMENT, in one transaction, as cnish does (cnish/natives.py): nft deletes a rule
-# only by its handle, so list the chain with handles first. No such rule, chain or table:
-# nothing to do.
+# only by its handle, so list the chain with handles first. No such rule, chain or table, or
+# no nft on this host: nothing to do.
 cnish-nft-delete-commented() {
   local listed line handles=() argv=() handle
+  command -v nft >/dev/null || return 0
   if ! listed=$(nft -a list chain "$1" "$2" "$3" 2>&1); then
     [[ $listed == *"No such file or directory"* ]] && return 0
     printf '%s\n' "$listed" >&2

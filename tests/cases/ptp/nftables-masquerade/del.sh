@@ -153,10 +153,11 @@ cnish-store() {
 
 # cnish-nft-delete-commented FAMILY TABLE CHAIN COMMENT: delete the rules of an nftables chain
 # that carry COMMENT, in one transaction, as cnish does (cnish/natives.py): nft deletes a rule
-# only by its handle, so list the chain with handles first. No such rule, chain or table:
-# nothing to do.
+# only by its handle, so list the chain with handles first. No such rule, chain or table, or
+# no nft on this host: nothing to do.
 cnish-nft-delete-commented() {
   local listed line handles=() argv=() handle
+  command -v nft >/dev/null || return 0
   if ! listed=$(nft -a list chain "$1" "$2" "$3" 2>&1); then
     [[ $listed == *"No such file or directory"* ]] && return 0
     printf '%s\n' "$listed" >&2
@@ -185,6 +186,7 @@ if ! test '!' -e /sys/class/net/veth3057d86864f 2>/dev/null; then
 fi
 
 # Step 2/3 [masquerade-nft] delete the nftables masquerade rules of this attachment (table inet cni_plugins_masquerade)
+#   why:  ADD made them
 run 2 missing-ok -- cnish-nft-delete-commented inet cni_plugins_masquerade masq_checks '3ba5bcc1b2e1d5c8-7883a6f9ce71eedb, net: ptpnft, if: eth0, id: ctr1' || FAILED+=(2)
 
 # Step 3/3 [release] release every address ctr1/eth0 holds in /nonexistent/cnish-golden/ptpnft
