@@ -18,7 +18,10 @@
   chain that carry COMMENT, in one transaction; nothing to do (no such rule, chain or table)
   is success. nft deletes a rule only by its handle, which exists only once the rule does, so
   this lists the chain with handles (`nft -a list chain ...`) and then runs one
-  `nft delete rule ... handle N ; ...`. No `nft` on the host: nothing to do either (DEL runs
+  `nft delete rule ... handle N ; ...`. With a fifth argument NEWEST-WITH, only the newest
+  rule (highest handle) carrying COMMENT whose listing contains that text: the undo of one
+  added rule, which leaves an identical older one alone (an ADD repeated for an attachment
+  that exists adds its rule a second time, then fails and is undone). No `nft` on the host: nothing to do either (DEL runs
   this for both masquerade backends, plans/masquerade.toml). Whether the table exists is
   asked in-process first (netlink.py, NFT_MSG_GETTABLE: the question nft's listing asks the
   kernel, with the same answer), so a host without that table starts no nft at all;
@@ -61,7 +64,7 @@ def run(argv: tuple, execute=None):
     if tool == "cnish-chain-used" and argv[1:2] in (("4",), ("6",)) and execute \
             and (len(argv) == 4 or (len(argv) == 5 and argv[4] == "rules")):
         return _chain_used(execute, *argv[1:4], rules=len(argv) == 5)
-    if tool == "cnish-nft-delete-commented" and len(argv) == 5 and execute:
+    if tool == "cnish-nft-delete-commented" and len(argv) in (5, 6) and execute:
         return _nft_delete_commented(execute, *argv[1:])
     if tool == "cnish-dad-wait" and len(argv) == 4 and argv[3].isdigit():
         return _dad_wait(argv[1], argv[2], int(argv[3]))
@@ -79,7 +82,7 @@ def _chain_used(execute, version, table, chain, rules=False):
     return (0 if rules and len(lines) > 2 else 1), "", ""
 
 
-def _nft_delete_commented(execute, family, table, chain, comment):
+def _nft_delete_commented(execute, family, table, chain, comment, newest_with=None):
     from cnish import netlink
     if netlink.nft_table_exists(family, table) is False:
         return 0, "", ""                # (nft's listing would say: no such file or directory)
@@ -91,9 +94,12 @@ def _nft_delete_commented(execute, family, table, chain, comment):
             return 0, "", ""
         return listed.returncode, listed.stdout, listed.stderr
     marker = f'comment "{comment}" # handle '
-    handles = [line.rsplit(marker, 1)[1].strip() for line in listed.stdout.splitlines()
-               if marker in line]
-    handles = [h for h in handles if h.isdigit()]          # (they reach nft's argv)
+    rules = [(line, line.rsplit(marker, 1)[1].strip()) for line in listed.stdout.splitlines()
+             if marker in line]
+    rules = [(line, h) for line, h in rules if h.isascii() and h.isdigit()]   # (nft's argv)
+    handles = [h for line, h in rules]
+    if newest_with is not None:         # only the newest rule (highest handle) that has it
+        handles = sorted((h for line, h in rules if newest_with in line), key=int)[-1:]
     if not handles:
         return 0, "", ""
     argv = ["nft"]

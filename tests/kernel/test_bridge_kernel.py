@@ -990,23 +990,29 @@ def test_macspoofchk_drops_frames_with_another_source_mac(lab):
     assert host.state()["nftables"] == []
 
 
-def test_an_add_repeated_for_an_attachment_leaves_the_attachment_as_it_was(lab):
-    """macspoofchk with static IPAM (nothing refuses the repeat before the plan runs): an ADD
-    repeated for an existing attachment, into the same or a new namespace, fails before any
-    change, so its rollback cannot take the first attachment's spoof check rules with it."""
+@pytest.mark.parametrize("settings", [
+    {"macspoofchk": True, "ipMasq": False},
+    {"ipMasq": True, "ipMasqBackend": "nftables"},
+    {"ipMasq": True, "ipMasqBackend": "iptables"}], ids=["macspoofchk", "nft-masq", "iptables-masq"])
+def test_an_add_repeated_for_an_attachment_leaves_the_attachment_as_it_was(lab, settings):
+    """Static IPAM (nothing refuses the repeat before the plan runs): an ADD repeated for an
+    existing attachment, into the same or a new namespace, fails before any change, so its
+    rollback cannot take the first attachment's spoof check or masquerade rules with it (the
+    masquerade starts alongside the first command)."""
     host, c, other = lab.host(), lab.netns(), lab.netns()
-    conf = bridge_conf(lab, macspoofchk=True, ipMasq=False, ipam={
+    conf = bridge_conf(lab, **settings, ipam={
         "type": "static", "addresses": [{"address": "10.77.0.5/24", "gateway": "10.77.0.1"}]})
     rc, res, err = host.cni("ADD", conf, c)
     assert rc == 0, (res, err)
-    before = host.state(c)
+    before = host.state(c), _masq_state(host), _masq_nft(host)
     for netns in (c, other):
         rc, out, _ = host.cni("ADD", conf, netns)
         assert rc == 1 and "attached to this network already" in out["details"], out
-        assert host.state(c) == before
+        assert (host.state(c), _masq_state(host), _masq_nft(host)) == before
     assert host.cni("CHECK", dict(conf, prevResult=res), c)[0] == 0
     assert host.cni("DEL", dict(conf, prevResult=res), c)[0] == 0
-    assert host.state()["nftables"] == []
+    assert host.state()["nftables"] == [] or not settings.get("macspoofchk")
+    assert _masq_state(host) == [] and _masq_nft(host) == []
 
 
 def test_del_goes_on_without_bad_fields_it_does_not_read(lab):

@@ -265,3 +265,37 @@ def test_deleting_commented_rules_of_a_missing_table_starts_no_nft(lab, spawned)
     listed = sh("ip", "netns", "exec", c, "nft", "list", "chain", "inet",
                 "cni_plugins_masquerade", "masq_checks").stdout
     assert "10.1.2.3" not in listed
+
+
+FUNCTIONS = os.path.join(os.path.dirname(__file__), "..", "..", "templates", "script")
+
+
+@pytest.mark.parametrize("how", ["native", "script"])
+def test_deleting_the_newest_commented_rule_of_an_address_keeps_the_older_ones(lab, how):
+    """The undo of the rule one nftables masquerade step added: of the rules carrying the
+    comment, only the newest whose listing has `ip saddr 10.1.2.3 ` (an identical older rule,
+    from the attachment an ADD repeated by mistake, and another address's rule stay); the
+    dry-run script's function does the same as cnish's native."""
+    c = lab.netns()
+    nft = ("ip", "netns", "exec", c, "nft")
+    sh(*nft, "add", "table", "inet", "t")
+    sh(*nft, "add", "chain", "inet", "t", "masq")
+    for source in ("10.1.2.3", "10.1.2.30", "10.1.2.3"):
+        sh(*nft, "add", "rule", "inet", "t", "masq", "ip", "saddr", source, "masquerade",
+           "comment", '"c 1"')
+
+    def handles():
+        listed = sh(*nft, "-a", "list", "chain", "inet", "t", "masq").stdout
+        return [(l.split()[2], int(l.rsplit("# handle ", 1)[1])) for l in listed.splitlines()
+                if "# handle" in l and "saddr" in l]
+    first = handles()
+    args = ["inet", "t", "masq", "c 1", "ip saddr 10.1.2.3 "]
+    if how == "native":
+        res = Runner().run(["nsenter", f"--net=/var/run/netns/{c}",
+                            "cnish-nft-delete-commented", *args])
+        assert outcome(res) == (0, "", "")
+    else:
+        script = os.path.join(FUNCTIONS, "cnish-nft-delete-commented.sh")
+        sh("ip", "netns", "exec", c, "bash", "-c",
+           f'source "{script}" && cnish-nft-delete-commented "$@"', "-", *args)
+    assert handles() == first[:2]               # the newest 10.1.2.3 rule only

@@ -138,6 +138,24 @@ def test_ptp_masquerades_with_the_nftables_backend(lab):
     assert " masquerade " not in rules, rules
 
 
+def test_ptp_add_repeated_for_an_attachment_keeps_its_nftables_masquerade(lab):
+    """Static IPAM (no reservation refuses the repeat): the repeated ADD is refused before any
+    command, so the existing attachment keeps its masquerade rule and passes CHECK."""
+    host, c = lab.host(), lab.netns()
+    net = conf(lab, "ptp", ipMasq=True, ipMasqBackend="nftables",
+               ipam={"type": "static", "addresses": [{"address": "10.85.0.5/24"}]})
+    rc, res, err = host.cni("ADD", net, c)
+    assert rc == 0, (res, err)
+    listing = ("nft", "list", "chain", "inet", "cni_plugins_masquerade", "masq_checks")
+    before = host.state(c), host.run(*listing).stdout
+    rc, out, _ = host.cni("ADD", net, c)
+    assert rc == 1 and "attached to this network already" in out["details"], out
+    assert (host.state(c), host.run(*listing).stdout) == before
+    assert host.cni("CHECK", dict(net, prevResult=res), c)[0] == 0
+    assert host.cni("DEL", dict(net, prevResult=res), c)[0] == 0
+    assert " masquerade " not in host.run(*listing).stdout
+
+
 @pytest.mark.parametrize("address,gateway", [("10.85.0.1/24", None), ("10.85.0.4/32", None),
                                              ("fd85::1/64", None), ("10.85.0.5/31", None),
                                              ("10.85.0.5/24", "10.85.0.5")])

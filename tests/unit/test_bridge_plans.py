@@ -29,13 +29,14 @@ def ids(p):
 
 def test_minimal_add_follows_the_lesson_order():
     p, att = plan(raw())
-    assert ids(p) == ["reserve[0]", "bridge", "bridge-is-bridge", "bridge-up", "veth", "label",
-                      "attach", "host-up", "bridge-no-ra", "arp-notify", "no-dad",
+    assert ids(p) == ["reserve[0]", "new-attachment", "bridge", "bridge-is-bridge", "bridge-up",
+                      "veth", "label", "attach", "host-up", "bridge-no-ra", "arp-notify", "no-dad",
                       "no-router-advertisements", "address[0]", "container-up"]
-    veth = p.steps[4]
+    assert p.steps[1].run.argv == ("test", "!", "-e", "/sys/class/net/" + att["host_veth"])
+    veth = p.steps[5]
     assert veth.run.argv[:5] == ("ip", "link", "add", "name", att["host_veth"])
     assert veth.undo.argv == ("ip", "link", "del", "dev", att["host_veth"])
-    assert p.steps[12].run.argv == ("nsenter", "--net=/var/run/netns/cnish-test", "ip", "addr",
+    assert p.steps[13].run.argv == ("nsenter", "--net=/var/run/netns/cnish-test", "ip", "addr",
                                    "add", "10.5.0.2/24", "dev", "eth0", "brd", "+")
 
 
@@ -281,7 +282,8 @@ def vlan_steps(p):
 def test_access_vlan_plan():
     p, att = plan(raw(vlan=100))
     veth = att["host_veth"]
-    assert p.steps[1].run.argv[-3:] == ("bridge", "vlan_filtering", "1")      # created filtering
+    bridge = p.steps[ids(p).index("bridge")]
+    assert bridge.run.argv[-3:] == ("bridge", "vlan_filtering", "1")      # created filtering
     assert vlan_steps(p) == {
         "bridge-vlan-filtering": ("ip", "link", "set", "dev", "br9", "type", "bridge",
                                   "vlan_filtering", "1"),

@@ -71,25 +71,25 @@ check() {
 
 # ---------------------------------------------------------------------------------------------
 
-# Check of ADD step 2 [bridge-is-bridge] verify that golden3 is a bridge
+# Check of ADD step 3 [bridge-is-bridge] verify that golden3 is a bridge
 #   why:  an existing link of that name that is not a bridge would otherwise receive the container's veth
-check 2 status '' -- test -d /sys/class/net/golden3/bridge
+check 3 status '' -- test -d /sys/class/net/golden3/bridge
 
-# Check of ADD step 4 [bridge-promisc] put the bridge golden3 into promiscuous mode (promiscMode)
-check 4 contains PROMISC -- ip -o link show dev golden3
+# Check of ADD step 5 [bridge-promisc] put the bridge golden3 into promiscuous mode (promiscMode)
+check 5 contains PROMISC -- ip -o link show dev golden3
 
-# Check of ADD step 5 [veth] lesson steps 3-4: create the veth pair veth9119b813cb0 (host) / eth0 (inside /var/run/netns/cnish-test)
+# Check of ADD step 6 [veth] lesson steps 3-4: create the veth pair veth9119b813cb0 (host) / eth0 (inside /var/run/netns/cnish-test)
 #   why:  the container end is created directly inside the namespace, so it never appears on the host under the container's interface name
-check 5 status '' -- test -e /sys/class/net/veth9119b813cb0
+check 6 status '' -- test -e /sys/class/net/veth9119b813cb0
 
-# Check of ADD step 7 [attach] lesson step 5: attach veth9119b813cb0 to the bridge golden3
-check 7 status '' -- test -e /sys/class/net/golden3/brif/veth9119b813cb0
+# Check of ADD step 8 [attach] lesson step 5: attach veth9119b813cb0 to the bridge golden3
+check 8 status '' -- test -e /sys/class/net/golden3/brif/veth9119b813cb0
 
-# Check of ADD step 8 [host-up] lesson step 7: bring veth9119b813cb0 up
-check 8 status '' -- grep -qxF 1 /sys/class/net/veth9119b813cb0/carrier
+# Check of ADD step 9 [host-up] lesson step 7: bring veth9119b813cb0 up
+check 9 status '' -- grep -qxF 1 /sys/class/net/veth9119b813cb0/carrier
 
-# Check of ADD step 12 [container-up] lesson step 7: bring eth0 up inside the container
-check 12 contains ea:a9:7f:b3:22:4a -- nsenter --net=/var/run/netns/cnish-test ip -o link show dev eth0 up
+# Check of ADD step 13 [container-up] lesson step 7: bring eth0 up inside the container
+check 13 contains ea:a9:7f:b3:22:4a -- nsenter --net=/var/run/netns/cnish-test ip -o link show dev eth0 up
 
 # ---------------------------------------------------------------------------------------------
 if (( ${#FAILED[@]} )); then

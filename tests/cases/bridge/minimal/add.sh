@@ -168,75 +168,79 @@ cnish-store() {
 
 # ---------------------------------------------------------------------------------------------
 
-# Step 1/14 [reserve[0]] reserve 10.10.0.2 for ctr1/eth0 in /nonexistent/cnish-golden/minimal
+# Step 1/15 [reserve[0]] reserve 10.10.0.2 for ctr1/eth0 in /nonexistent/cnish-golden/minimal
 #   why:  the file is created exclusively, so two ADDs can never hold the same address
 #   undo: cnish-store release-ip /nonexistent/cnish-golden/minimal 10.10.0.2 ctr1 eth0 0 '' 608c92e125bbee99
 undo_1() { undo cnish-store release-ip /nonexistent/cnish-golden/minimal 10.10.0.2 ctr1 eth0 0 '' 608c92e125bbee99; }
 run 1 strict -- cnish-store reserve /nonexistent/cnish-golden/minimal 10.10.0.2 ctr1 eth0 0 608c92e125bbee99
 
-# Step 2/14 [bridge] lesson step 2: create the bridge golden0 unless it exists
+# Step 2/15 [new-attachment] verify that veth8919c6ba970 does not exist: eth0 of this container is not attached to this network already
+#   why:  before anything that names the attachment (the MAC spoof check's chains and rules, the masquerade rules, which cnish starts alongside the first command): an ADD repeated for an attachment that exists would otherwise fail only at the veth, and its rollback would delete what the existing attachment uses; a check in-process, no command
+run 2 strict -- test '!' -e /sys/class/net/veth8919c6ba970
+
+# Step 3/15 [bridge] lesson step 2: create the bridge golden0 unless it exists
 #   why:  the bridge is shared by every container of the network, so neither rollback nor DEL removes it; a bridge created by a parallel ADD in the meantime is fine. The probe looks for the bridge's own sysfs directory, which the kernel adds after the link's: a bridge that a parallel ADD is still creating counts as missing, and `ip link add` then waits for that creation to finish and answers "File exists"
 #   undo: none, shared with other attachments
 if ! test -d /sys/class/net/golden0/bridge 2>/dev/null; then
-  run 2 exists-ok -- ip link add name golden0 address 6e:b4:56:1f:20:cf type bridge
+  run 3 exists-ok -- ip link add name golden0 address 6e:b4:56:1f:20:cf type bridge
 fi
 
-# Step 3/14 [bridge-is-bridge] verify that golden0 is a bridge
+# Step 4/15 [bridge-is-bridge] verify that golden0 is a bridge
 #   why:  an existing link of that name that is not a bridge would otherwise receive the container's veth
-run 3 strict -- test -d /sys/class/net/golden0/bridge
+run 4 strict -- test -d /sys/class/net/golden0/bridge
 
-# Step 4/14 [bridge-up] bring the bridge golden0 up
+# Step 5/15 [bridge-up] bring the bridge golden0 up
 #   undo: none, shared with other attachments
-run 4 strict -- ip link set dev golden0 up
+run 5 strict -- ip link set dev golden0 up
 
-# Step 5/14 [veth] lesson steps 3-4: create the veth pair veth8919c6ba970 (host) / eth0 (inside /var/run/netns/cnish-test)
+# Step 6/15 [veth] lesson steps 3-4: create the veth pair veth8919c6ba970 (host) / eth0 (inside /var/run/netns/cnish-test)
 #   why:  the container end is created directly inside the namespace, so it never appears on the host under the container's interface name
 #   undo: ip link del dev veth8919c6ba970
-undo_5() { undo ip link del dev veth8919c6ba970; }
-run 5 strict -- ip link add name veth8919c6ba970 address 12:09:2a:78:c4:21 type veth peer name eth0 address f2:f8:2c:48:e1:3f netns /var/run/netns/cnish-test
+undo_6() { undo ip link del dev veth8919c6ba970; }
+run 6 strict -- ip link add name veth8919c6ba970 address 12:09:2a:78:c4:21 type veth peer name eth0 address f2:f8:2c:48:e1:3f netns /var/run/netns/cnish-test
 
-# Step 6/14 [label] label veth8919c6ba970 with its attachment (cnish/minimal/ctr1/eth0)
+# Step 7/15 [label] label veth8919c6ba970 with its attachment (cnish/minimal/ctr1/eth0)
 #   why:  GC recognises the host ends of attachments it must remove by this label; operators see whose veth it is
 #   undo: none of its own, undone with step "veth"
-run 6 strict -- ip link set dev veth8919c6ba970 alias cnish/minimal/ctr1/eth0
+run 7 strict -- ip link set dev veth8919c6ba970 alias cnish/minimal/ctr1/eth0
 
-# Step 7/14 [attach] lesson step 5: attach veth8919c6ba970 to the bridge golden0
+# Step 8/15 [attach] lesson step 5: attach veth8919c6ba970 to the bridge golden0
 #   undo: none of its own, undone with step "veth"
-run 7 strict -- ip link set dev veth8919c6ba970 master golden0
+run 8 strict -- ip link set dev veth8919c6ba970 master golden0
 
-# Step 8/14 [host-up] lesson step 7: bring veth8919c6ba970 up
+# Step 9/15 [host-up] lesson step 7: bring veth8919c6ba970 up
 #   undo: none of its own, undone with step "veth"
-run 8 strict -- ip link set dev veth8919c6ba970 up
+run 9 strict -- ip link set dev veth8919c6ba970 up
 
-# Step 9/14 [bridge-no-ra] make the bridge golden0 ignore IPv6 router advertisements
+# Step 10/15 [bridge-no-ra] make the bridge golden0 ignore IPv6 router advertisements
 #   why:  otherwise a container could announce itself as the host's IPv6 router; skipped when already set, tolerated on hosts without IPv6
 #   undo: none, shared with other attachments
 if ! grep -qxF 0 /proc/sys/net/ipv6/conf/golden0/accept_ra 2>/dev/null; then
-  run 9 missing-ok -- sysctl -q -w net/ipv6/conf/golden0/accept_ra=0
+  run 10 missing-ok -- sysctl -q -w net/ipv6/conf/golden0/accept_ra=0
 fi
 
-# Step 10/14 [arp-notify] announce eth0's address with a gratuitous ARP when it comes up (arp_notify)
+# Step 11/15 [arp-notify] announce eth0's address with a gratuitous ARP when it comes up (arp_notify)
 #   why:  a reused address gets a new MAC; neighbours learn it at once instead of after their ARP entry expires
 #   undo: none of its own, undone with step "veth"
-run 10 strict -- nsenter --net=/var/run/netns/cnish-test sysctl -q -w net/ipv4/conf/eth0/arp_notify=1
+run 11 strict -- nsenter --net=/var/run/netns/cnish-test sysctl -q -w net/ipv4/conf/eth0/arp_notify=1
 
-# Step 11/14 [no-dad] skip duplicate address detection on eth0
+# Step 12/15 [no-dad] skip duplicate address detection on eth0
 #   why:  IPAM guarantees the address is unique; DAD would keep it unusable for a second or more (set for IPv4-only networks too, like the reference, for addresses added later; tolerated when the kernel has no IPv6)
 #   undo: none of its own, undone with step "veth"
-run 11 missing-ok -- nsenter --net=/var/run/netns/cnish-test sysctl -q -w net/ipv6/conf/eth0/accept_dad=0
+run 12 missing-ok -- nsenter --net=/var/run/netns/cnish-test sysctl -q -w net/ipv6/conf/eth0/accept_dad=0
 
-# Step 12/14 [no-router-advertisements] ignore IPv6 router advertisements on eth0 (accept_ra=0)
+# Step 13/15 [no-router-advertisements] ignore IPv6 router advertisements on eth0 (accept_ra=0)
 #   why:  IPAM gives the container its addresses and routes: another container on the bridge could otherwise give it an IPv6 address and default route with one router advertisement (the reference guards only the host's side); nor does it send router solicitations, which the bridge floods to every port (set for IPv4-only networks too; acceptRA: true keeps the kernel's default; tolerated when the kernel has no IPv6)
 #   undo: none of its own, undone with step "veth"
-run 12 missing-ok -- nsenter --net=/var/run/netns/cnish-test sysctl -q -w net/ipv6/conf/eth0/accept_ra=0
+run 13 missing-ok -- nsenter --net=/var/run/netns/cnish-test sysctl -q -w net/ipv6/conf/eth0/accept_ra=0
 
-# Step 13/14 [address[0]] lesson step 6: assign 10.10.0.2/24 to eth0
+# Step 14/15 [address[0]] lesson step 6: assign 10.10.0.2/24 to eth0
 #   undo: none of its own, undone with step "veth"
-run 13 strict -- nsenter --net=/var/run/netns/cnish-test ip addr add 10.10.0.2/24 dev eth0 brd +
+run 14 strict -- nsenter --net=/var/run/netns/cnish-test ip addr add 10.10.0.2/24 dev eth0 brd +
 
-# Step 14/14 [container-up] lesson step 7: bring eth0 up inside the container
+# Step 15/15 [container-up] lesson step 7: bring eth0 up inside the container
 #   undo: none of its own, undone with step "veth"
-run 14 strict -- nsenter --net=/var/run/netns/cnish-test ip link set dev eth0 up
+run 15 strict -- nsenter --net=/var/run/netns/cnish-test ip link set dev eth0 up
 
 # ---------------------------------------------------------------------------------------------
 trap - EXIT

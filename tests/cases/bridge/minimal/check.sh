@@ -177,25 +177,25 @@ cnish-store() {
 #   why:  the file is created exclusively, so two ADDs can never hold the same address
 check 1 status '' -- cnish-store check /nonexistent/cnish-golden/minimal 10.10.0.2 ctr1 eth0
 
-# Check of ADD step 3 [bridge-is-bridge] verify that golden0 is a bridge
+# Check of ADD step 4 [bridge-is-bridge] verify that golden0 is a bridge
 #   why:  an existing link of that name that is not a bridge would otherwise receive the container's veth
-check 3 status '' -- test -d /sys/class/net/golden0/bridge
+check 4 status '' -- test -d /sys/class/net/golden0/bridge
 
-# Check of ADD step 5 [veth] lesson steps 3-4: create the veth pair veth8919c6ba970 (host) / eth0 (inside /var/run/netns/cnish-test)
+# Check of ADD step 6 [veth] lesson steps 3-4: create the veth pair veth8919c6ba970 (host) / eth0 (inside /var/run/netns/cnish-test)
 #   why:  the container end is created directly inside the namespace, so it never appears on the host under the container's interface name
-check 5 status '' -- test -e /sys/class/net/veth8919c6ba970
+check 6 status '' -- test -e /sys/class/net/veth8919c6ba970
 
-# Check of ADD step 7 [attach] lesson step 5: attach veth8919c6ba970 to the bridge golden0
-check 7 status '' -- test -e /sys/class/net/golden0/brif/veth8919c6ba970
+# Check of ADD step 8 [attach] lesson step 5: attach veth8919c6ba970 to the bridge golden0
+check 8 status '' -- test -e /sys/class/net/golden0/brif/veth8919c6ba970
 
-# Check of ADD step 8 [host-up] lesson step 7: bring veth8919c6ba970 up
-check 8 status '' -- grep -qxF 1 /sys/class/net/veth8919c6ba970/carrier
+# Check of ADD step 9 [host-up] lesson step 7: bring veth8919c6ba970 up
+check 9 status '' -- grep -qxF 1 /sys/class/net/veth8919c6ba970/carrier
 
-# Check of ADD step 13 [address[0]] lesson step 6: assign 10.10.0.2/24 to eth0
-check 13 contains ' 10.10.0.2/24 ' -- nsenter --net=/var/run/netns/cnish-test ip -o addr show dev eth0 to 10.10.0.2
+# Check of ADD step 14 [address[0]] lesson step 6: assign 10.10.0.2/24 to eth0
+check 14 contains ' 10.10.0.2/24 ' -- nsenter --net=/var/run/netns/cnish-test ip -o addr show dev eth0 to 10.10.0.2
 
-# Check of ADD step 14 [container-up] lesson step 7: bring eth0 up inside the container
-check 14 contains f2:f8:2c:48:e1:3f -- nsenter --net=/var/run/netns/cnish-test ip -o link show dev eth0 up
+# Check of ADD step 15 [container-up] lesson step 7: bring eth0 up inside the container
+check 15 contains f2:f8:2c:48:e1:3f -- nsenter --net=/var/run/netns/cnish-test ip -o link show dev eth0 up
 
 # ---------------------------------------------------------------------------------------------
 if (( ${#FAILED[@]} )); then

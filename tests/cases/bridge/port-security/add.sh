@@ -166,12 +166,13 @@ cnish-store() {
   return "$status"
 }
 
-# cnish-nft-delete-commented FAMILY TABLE CHAIN COMMENT: delete the rules of an nftables chain
-# that carry COMMENT, in one transaction, as cnish does (cnish/natives.py): nft deletes a rule
-# only by its handle, so list the chain with handles first. No such rule, chain or table, or
-# no nft on this host: nothing to do.
+# cnish-nft-delete-commented FAMILY TABLE CHAIN COMMENT [NEWEST-WITH]: delete the rules of an
+# nftables chain that carry COMMENT, in one transaction, as cnish does (cnish/natives.py): nft
+# deletes a rule only by its handle, so list the chain with handles first. With NEWEST-WITH,
+# only the newest such rule (highest handle) whose listing contains that text. No such rule,
+# chain or table, or no nft on this host: nothing to do.
 cnish-nft-delete-commented() {
-  local listed line handles=() argv=() handle
+  local listed line handles=() argv=() handle newest=
   command -v nft >/dev/null || return 0
   if ! listed=$(nft -a list chain "$1" "$2" "$3" 2>&1); then
     [[ $listed == *"No such file or directory"* ]] && return 0
@@ -179,10 +180,17 @@ cnish-nft-delete-commented() {
     return 1
   fi
   while IFS= read -r line; do
-    if [[ $line == *"comment \"$4\" # handle "* ]]; then
+    if [[ $line == *"comment \"$4\" # handle "* && ( $# -lt 5 || $line == *"$5"* ) ]]; then
       handles+=("${line##*"comment \"$4\" # handle "}")
     fi
   done <<<"$listed"
+  if (( $# >= 5 )); then
+    for handle in "${handles[@]}"; do
+      case $handle in ''|*[!0-9]*) continue ;; esac
+      if [[ -z $newest ]] || (( handle > newest )); then newest=$handle; fi
+    done
+    handles=(${newest:+"$newest"})
+  fi
   (( ${#handles[@]} )) || return 0
   for handle in "${handles[@]}"; do
     case $handle in ''|*[!0-9]*) continue ;; esac     # (they reach nft's argv)
@@ -201,24 +209,24 @@ cnish-nft-delete-commented() {
 undo_1() { undo cnish-store release-ip /nonexistent/cnish-golden/port-security 10.12.0.2 ctr1 eth0 0 '' 608c92e125bbee99; }
 run 1 strict -- cnish-store reserve /nonexistent/cnish-golden/port-security 10.12.0.2 ctr1 eth0 0 608c92e125bbee99
 
-# Step 2/20 [bridge] lesson step 2: create the bridge golden0 unless it exists
+# Step 2/20 [new-attachment] verify that veth3fa2e29b72b does not exist: eth0 of this container is not attached to this network already
+#   why:  before anything that names the attachment (the MAC spoof check's chains and rules, the masquerade rules, which cnish starts alongside the first command): an ADD repeated for an attachment that exists would otherwise fail only at the veth, and its rollback would delete what the existing attachment uses; a check in-process, no command
+run 2 strict -- test '!' -e /sys/class/net/veth3fa2e29b72b
+
+# Step 3/20 [bridge] lesson step 2: create the bridge golden0 unless it exists
 #   why:  the bridge is shared by every container of the network, so neither rollback nor DEL removes it; a bridge created by a parallel ADD in the meantime is fine. The probe looks for the bridge's own sysfs directory, which the kernel adds after the link's: a bridge that a parallel ADD is still creating counts as missing, and `ip link add` then waits for that creation to finish and answers "File exists"
 #   undo: none, shared with other attachments
 if ! test -d /sys/class/net/golden0/bridge 2>/dev/null; then
-  run 2 exists-ok -- ip link add name golden0 address 6e:b4:56:1f:20:cf type bridge
+  run 3 exists-ok -- ip link add name golden0 address 6e:b4:56:1f:20:cf type bridge
 fi
 
-# Step 3/20 [bridge-is-bridge] verify that golden0 is a bridge
+# Step 4/20 [bridge-is-bridge] verify that golden0 is a bridge
 #   why:  an existing link of that name that is not a bridge would otherwise receive the container's veth
-run 3 strict -- test -d /sys/class/net/golden0/bridge
+run 4 strict -- test -d /sys/class/net/golden0/bridge
 
-# Step 4/20 [bridge-up] bring the bridge golden0 up
+# Step 5/20 [bridge-up] bring the bridge golden0 up
 #   undo: none, shared with other attachments
-run 4 strict -- ip link set dev golden0 up
-
-# Step 5/20 [new-attachment] verify that veth3fa2e29b72b does not exist: eth0 of this container is not attached to this network already
-#   why:  the MAC spoof check's chains and rules are named after the attachment and come before the veth: an ADD repeated for an attachment that exists would fail at the veth only, and its rollback would then delete the existing attachment's rules
-run 5 strict -- test '!' -e /sys/class/net/veth3fa2e29b72b
+run 5 strict -- ip link set dev golden0 up
 
 # Step 6/20 [spoofchk-chains] create the nftables chains of veth3fa2e29b72b's MAC spoof check (table bridge nat)
 #   why:  macspoofchk: in place before the veth exists, so no frame with another source MAC ever passes; the table and its PREROUTING chain are shared and stay

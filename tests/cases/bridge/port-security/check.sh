@@ -171,12 +171,13 @@ cnish-store() {
   return "$status"
 }
 
-# cnish-nft-delete-commented FAMILY TABLE CHAIN COMMENT: delete the rules of an nftables chain
-# that carry COMMENT, in one transaction, as cnish does (cnish/natives.py): nft deletes a rule
-# only by its handle, so list the chain with handles first. No such rule, chain or table, or
-# no nft on this host: nothing to do.
+# cnish-nft-delete-commented FAMILY TABLE CHAIN COMMENT [NEWEST-WITH]: delete the rules of an
+# nftables chain that carry COMMENT, in one transaction, as cnish does (cnish/natives.py): nft
+# deletes a rule only by its handle, so list the chain with handles first. With NEWEST-WITH,
+# only the newest such rule (highest handle) whose listing contains that text. No such rule,
+# chain or table, or no nft on this host: nothing to do.
 cnish-nft-delete-commented() {
-  local listed line handles=() argv=() handle
+  local listed line handles=() argv=() handle newest=
   command -v nft >/dev/null || return 0
   if ! listed=$(nft -a list chain "$1" "$2" "$3" 2>&1); then
     [[ $listed == *"No such file or directory"* ]] && return 0
@@ -184,10 +185,17 @@ cnish-nft-delete-commented() {
     return 1
   fi
   while IFS= read -r line; do
-    if [[ $line == *"comment \"$4\" # handle "* ]]; then
+    if [[ $line == *"comment \"$4\" # handle "* && ( $# -lt 5 || $line == *"$5"* ) ]]; then
       handles+=("${line##*"comment \"$4\" # handle "}")
     fi
   done <<<"$listed"
+  if (( $# >= 5 )); then
+    for handle in "${handles[@]}"; do
+      case $handle in ''|*[!0-9]*) continue ;; esac
+      if [[ -z $newest ]] || (( handle > newest )); then newest=$handle; fi
+    done
+    handles=(${newest:+"$newest"})
+  fi
   (( ${#handles[@]} )) || return 0
   for handle in "${handles[@]}"; do
     case $handle in ''|*[!0-9]*) continue ;; esac     # (they reach nft's argv)
@@ -204,9 +212,9 @@ cnish-nft-delete-commented() {
 #   why:  the file is created exclusively, so two ADDs can never hold the same address
 check 1 status '' -- cnish-store check /nonexistent/cnish-golden/port-security 10.12.0.2 ctr1 eth0
 
-# Check of ADD step 3 [bridge-is-bridge] verify that golden0 is a bridge
+# Check of ADD step 4 [bridge-is-bridge] verify that golden0 is a bridge
 #   why:  an existing link of that name that is not a bridge would otherwise receive the container's veth
-check 3 status '' -- test -d /sys/class/net/golden0/bridge
+check 4 status '' -- test -d /sys/class/net/golden0/bridge
 
 # Check of ADD step 7 [spoofchk-rules] drop frames from veth3fa2e29b72b whose source MAC is not e2:a0:86:80:c9:06
 #   why:  a container could otherwise send frames as another container (or the host) and take over its traffic on the bridge; the rules and chains are the reference's, so either plugin's DEL removes the other's

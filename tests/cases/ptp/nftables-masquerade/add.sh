@@ -166,12 +166,13 @@ cnish-store() {
   return "$status"
 }
 
-# cnish-nft-delete-commented FAMILY TABLE CHAIN COMMENT: delete the rules of an nftables chain
-# that carry COMMENT, in one transaction, as cnish does (cnish/natives.py): nft deletes a rule
-# only by its handle, so list the chain with handles first. No such rule, chain or table, or
-# no nft on this host: nothing to do.
+# cnish-nft-delete-commented FAMILY TABLE CHAIN COMMENT [NEWEST-WITH]: delete the rules of an
+# nftables chain that carry COMMENT, in one transaction, as cnish does (cnish/natives.py): nft
+# deletes a rule only by its handle, so list the chain with handles first. With NEWEST-WITH,
+# only the newest such rule (highest handle) whose listing contains that text. No such rule,
+# chain or table, or no nft on this host: nothing to do.
 cnish-nft-delete-commented() {
-  local listed line handles=() argv=() handle
+  local listed line handles=() argv=() handle newest=
   command -v nft >/dev/null || return 0
   if ! listed=$(nft -a list chain "$1" "$2" "$3" 2>&1); then
     [[ $listed == *"No such file or directory"* ]] && return 0
@@ -179,10 +180,17 @@ cnish-nft-delete-commented() {
     return 1
   fi
   while IFS= read -r line; do
-    if [[ $line == *"comment \"$4\" # handle "* ]]; then
+    if [[ $line == *"comment \"$4\" # handle "* && ( $# -lt 5 || $line == *"$5"* ) ]]; then
       handles+=("${line##*"comment \"$4\" # handle "}")
     fi
   done <<<"$listed"
+  if (( $# >= 5 )); then
+    for handle in "${handles[@]}"; do
+      case $handle in ''|*[!0-9]*) continue ;; esac
+      if [[ -z $newest ]] || (( handle > newest )); then newest=$handle; fi
+    done
+    handles=(${newest:+"$newest"})
+  fi
   (( ${#handles[@]} )) || return 0
   for handle in "${handles[@]}"; do
     case $handle in ''|*[!0-9]*) continue ;; esac     # (they reach nft's argv)
@@ -195,134 +203,138 @@ cnish-nft-delete-commented() {
 
 # ---------------------------------------------------------------------------------------------
 
-# Step 1/26 [reserve[0]] reserve 10.21.0.2 for ctr1/eth0 in /nonexistent/cnish-golden/ptpnft
+# Step 1/27 [reserve[0]] reserve 10.21.0.2 for ctr1/eth0 in /nonexistent/cnish-golden/ptpnft
 #   why:  the file is created exclusively, so two ADDs can never hold the same address
 #   undo: cnish-store release-ip /nonexistent/cnish-golden/ptpnft 10.21.0.2 ctr1 eth0 0 '' 608c92e125bbee99
 undo_1() { undo cnish-store release-ip /nonexistent/cnish-golden/ptpnft 10.21.0.2 ctr1 eth0 0 '' 608c92e125bbee99; }
 run 1 strict -- cnish-store reserve /nonexistent/cnish-golden/ptpnft 10.21.0.2 ctr1 eth0 0 608c92e125bbee99
 
-# Step 2/26 [reserve[1]] reserve fd21::2 for ctr1/eth0 in /nonexistent/cnish-golden/ptpnft
+# Step 2/27 [reserve[1]] reserve fd21::2 for ctr1/eth0 in /nonexistent/cnish-golden/ptpnft
 #   why:  the file is created exclusively, so two ADDs can never hold the same address
 #   undo: cnish-store release-ip /nonexistent/cnish-golden/ptpnft fd21::2 ctr1 eth0 1 '' 608c92e125bbee99
 undo_2() { undo cnish-store release-ip /nonexistent/cnish-golden/ptpnft fd21::2 ctr1 eth0 1 '' 608c92e125bbee99; }
 run 2 strict -- cnish-store reserve /nonexistent/cnish-golden/ptpnft fd21::2 ctr1 eth0 1 608c92e125bbee99
 
-# Step 3/26 [forward-ipv4] enable IPv4 forwarding on the host
+# Step 3/27 [new-attachment] verify that veth3057d86864f does not exist: eth0 of this container is not attached to this network already
+#   why:  before anything that names the attachment (the masquerade rules, which cnish starts alongside the first command): an ADD repeated for an attachment that exists would otherwise fail only at the veth, and its rollback would delete what the existing attachment uses; a check in-process, no command
+run 3 strict -- test '!' -e /sys/class/net/veth3057d86864f
+
+# Step 4/27 [forward-ipv4] enable IPv4 forwarding on the host
 #   why:  the host routes the container's traffic; host-wide and shared, never turned off again
 #   undo: none, shared with other attachments
 if ! grep -qxF 1 /proc/sys/net/ipv4/ip_forward 2>/dev/null; then
-  run 3 strict -- sysctl -q -w net/ipv4/ip_forward=1
+  run 4 strict -- sysctl -q -w net/ipv4/ip_forward=1
 fi
 
-# Step 4/26 [forward-ipv6] enable IPv6 forwarding on the host
+# Step 5/27 [forward-ipv6] enable IPv6 forwarding on the host
 #   undo: none, shared with other attachments
 if ! grep -qxF 1 /proc/sys/net/ipv6/conf/all/forwarding 2>/dev/null; then
-  run 4 strict -- sysctl -q -w net/ipv6/conf/all/forwarding=1
+  run 5 strict -- sysctl -q -w net/ipv6/conf/all/forwarding=1
 fi
 
-# Step 5/26 [veth] create the veth pair veth3057d86864f (host) / eth0 (inside /var/run/netns/cnish-test)
+# Step 6/27 [veth] create the veth pair veth3057d86864f (host) / eth0 (inside /var/run/netns/cnish-test)
 #   undo: ip link del dev veth3057d86864f
-undo_5() { undo ip link del dev veth3057d86864f; }
-run 5 strict -- ip link add name veth3057d86864f address 82:2d:36:96:1a:e6 type veth peer name eth0 address 72:29:da:dc:33:80 netns /var/run/netns/cnish-test
+undo_6() { undo ip link del dev veth3057d86864f; }
+run 6 strict -- ip link add name veth3057d86864f address 82:2d:36:96:1a:e6 type veth peer name eth0 address 72:29:da:dc:33:80 netns /var/run/netns/cnish-test
 
-# Step 6/26 [label] label veth3057d86864f with its attachment (cnish/ptpnft/ctr1/eth0)
+# Step 7/27 [label] label veth3057d86864f with its attachment (cnish/ptpnft/ctr1/eth0)
 #   why:  GC recognises the host ends of attachments it must remove by this label
 #   undo: none of its own, undone with step "veth"
-run 6 strict -- ip link set dev veth3057d86864f alias cnish/ptpnft/ctr1/eth0
+run 7 strict -- ip link set dev veth3057d86864f alias cnish/ptpnft/ctr1/eth0
 
-# Step 7/26 [host-no-ra] make veth3057d86864f ignore IPv6 router advertisements
+# Step 8/27 [host-no-ra] make veth3057d86864f ignore IPv6 router advertisements
 #   why:  the host end of a ptp pair is a routed interface of the host: a container could otherwise announce itself as the host's IPv6 router (routes, a SLAAC address); set before the link comes up, tolerated on hosts without IPv6
 #   undo: none of its own, undone with step "veth"
-run 7 missing-ok -- sysctl -q -w net/ipv6/conf/veth3057d86864f/accept_ra=0
+run 8 missing-ok -- sysctl -q -w net/ipv6/conf/veth3057d86864f/accept_ra=0
 
-# Step 8/26 [host-up] bring veth3057d86864f up
+# Step 9/27 [host-up] bring veth3057d86864f up
 #   undo: none of its own, undone with step "veth"
-run 8 strict -- ip link set dev veth3057d86864f up
+run 9 strict -- ip link set dev veth3057d86864f up
 
-# Step 9/26 [host-gateway[0]] give veth3057d86864f the gateway address 10.21.0.1/32
+# Step 10/27 [host-gateway[0]] give veth3057d86864f the gateway address 10.21.0.1/32
 #   why:  the container's next hop is the host end of its own veth
 #   undo: none of its own, undone with step "veth"
-run 9 strict -- ip addr replace 10.21.0.1/32 dev veth3057d86864f
+run 10 strict -- ip addr replace 10.21.0.1/32 dev veth3057d86864f
 
-# Step 10/26 [host-gateway[1]] give veth3057d86864f the gateway address fd21::1/128
+# Step 11/27 [host-gateway[1]] give veth3057d86864f the gateway address fd21::1/128
 #   why:  the container's next hop is the host end of its own veth
 #   undo: none of its own, undone with step "veth"
-run 10 strict -- ip addr replace fd21::1/128 dev veth3057d86864f nodad
+run 11 strict -- ip addr replace fd21::1/128 dev veth3057d86864f nodad
 
-# Step 11/26 [host-route[0]] route 10.21.0.2/32 to the container through veth3057d86864f
+# Step 12/27 [host-route[0]] route 10.21.0.2/32 to the container through veth3057d86864f
 #   undo: none of its own, undone with step "veth"
-run 11 strict -- ip route add 10.21.0.2/32 dev veth3057d86864f scope host
+run 12 strict -- ip route add 10.21.0.2/32 dev veth3057d86864f scope host
 
-# Step 12/26 [host-route[1]] route fd21::2/128 to the container through veth3057d86864f
+# Step 13/27 [host-route[1]] route fd21::2/128 to the container through veth3057d86864f
 #   undo: none of its own, undone with step "veth"
-run 12 strict -- ip route add fd21::2/128 dev veth3057d86864f scope host
+run 13 strict -- ip route add fd21::2/128 dev veth3057d86864f scope host
 
-# Step 13/26 [arp-notify] announce eth0's address with a gratuitous ARP when it comes up (arp_notify)
+# Step 14/27 [arp-notify] announce eth0's address with a gratuitous ARP when it comes up (arp_notify)
 #   why:  a reused address gets a new MAC; neighbours learn it at once instead of after their ARP entry expires
 #   undo: none of its own, undone with step "veth"
-run 13 strict -- nsenter --net=/var/run/netns/cnish-test sysctl -q -w net/ipv4/conf/eth0/arp_notify=1
+run 14 strict -- nsenter --net=/var/run/netns/cnish-test sysctl -q -w net/ipv4/conf/eth0/arp_notify=1
 
-# Step 14/26 [ipv6-on[0]] enable IPv6 on lo in the container
+# Step 15/27 [ipv6-on[0]] enable IPv6 on lo in the container
 #   undo: none of its own, undone with step "veth"
-run 14 strict -- nsenter --net=/var/run/netns/cnish-test sysctl -q -w net/ipv6/conf/lo/disable_ipv6=0
+run 15 strict -- nsenter --net=/var/run/netns/cnish-test sysctl -q -w net/ipv6/conf/lo/disable_ipv6=0
 
-# Step 15/26 [ipv6-on[1]] enable IPv6 on eth0 in the container
+# Step 16/27 [ipv6-on[1]] enable IPv6 on eth0 in the container
 #   undo: none of its own, undone with step "veth"
-run 15 strict -- nsenter --net=/var/run/netns/cnish-test sysctl -q -w net/ipv6/conf/eth0/disable_ipv6=0
+run 16 strict -- nsenter --net=/var/run/netns/cnish-test sysctl -q -w net/ipv6/conf/eth0/disable_ipv6=0
 
-# Step 16/26 [no-dad] skip duplicate address detection on eth0
+# Step 17/27 [no-dad] skip duplicate address detection on eth0
 #   why:  IPAM guarantees the address is unique; DAD would keep it unusable for a second or more (set for IPv4-only networks too, like the reference, for addresses added later; tolerated when the kernel has no IPv6)
 #   undo: none of its own, undone with step "veth"
-run 16 missing-ok -- nsenter --net=/var/run/netns/cnish-test sysctl -q -w net/ipv6/conf/eth0/accept_dad=0
+run 17 missing-ok -- nsenter --net=/var/run/netns/cnish-test sysctl -q -w net/ipv6/conf/eth0/accept_dad=0
 
-# Step 17/26 [address[0]] lesson step 6: assign 10.21.0.2/24 to eth0
+# Step 18/27 [address[0]] lesson step 6: assign 10.21.0.2/24 to eth0
 #   undo: none of its own, undone with step "veth"
-run 17 strict -- nsenter --net=/var/run/netns/cnish-test ip addr add 10.21.0.2/24 dev eth0 brd + noprefixroute
+run 18 strict -- nsenter --net=/var/run/netns/cnish-test ip addr add 10.21.0.2/24 dev eth0 brd + noprefixroute
 
-# Step 18/26 [address[1]] lesson step 6: assign fd21::2/64 to eth0
+# Step 19/27 [address[1]] lesson step 6: assign fd21::2/64 to eth0
 #   undo: none of its own, undone with step "veth"
-run 18 strict -- nsenter --net=/var/run/netns/cnish-test ip addr add fd21::2/64 dev eth0 noprefixroute nodad
+run 19 strict -- nsenter --net=/var/run/netns/cnish-test ip addr add fd21::2/64 dev eth0 noprefixroute nodad
 
-# Step 19/26 [container-up] lesson step 7: bring eth0 up inside the container
+# Step 20/27 [container-up] lesson step 7: bring eth0 up inside the container
 #   undo: none of its own, undone with step "veth"
-run 19 strict -- nsenter --net=/var/run/netns/cnish-test ip link set dev eth0 up
+run 20 strict -- nsenter --net=/var/run/netns/cnish-test ip link set dev eth0 up
 
-# Step 20/26 [route[0]] route 10.21.0.1/32 (scope link) through eth0
+# Step 21/27 [route[0]] route 10.21.0.1/32 (scope link) through eth0
 #   why:  prepend, like the reference: a container on several networks may already have a route to the same destination (a default route) through another interface
 #   undo: none of its own, undone with step "veth"
-run 20 strict -- nsenter --net=/var/run/netns/cnish-test ip route prepend 10.21.0.1/32 dev eth0 src 10.21.0.2 scope link
+run 21 strict -- nsenter --net=/var/run/netns/cnish-test ip route prepend 10.21.0.1/32 dev eth0 src 10.21.0.2 scope link
 
-# Step 21/26 [route[1]] route 10.21.0.0/24 via 10.21.0.1 through eth0
+# Step 22/27 [route[1]] route 10.21.0.0/24 via 10.21.0.1 through eth0
 #   why:  prepend, like the reference: a container on several networks may already have a route to the same destination (a default route) through another interface
 #   undo: none of its own, undone with step "veth"
-run 21 strict -- nsenter --net=/var/run/netns/cnish-test ip route prepend 10.21.0.0/24 via 10.21.0.1 dev eth0 src 10.21.0.2
+run 22 strict -- nsenter --net=/var/run/netns/cnish-test ip route prepend 10.21.0.0/24 via 10.21.0.1 dev eth0 src 10.21.0.2
 
-# Step 22/26 [route[2]] route fd21::1/128 (scope link) through eth0
+# Step 23/27 [route[2]] route fd21::1/128 (scope link) through eth0
 #   why:  prepend, like the reference: a container on several networks may already have a route to the same destination (a default route) through another interface
 #   undo: none of its own, undone with step "veth"
-run 22 strict -- nsenter --net=/var/run/netns/cnish-test ip route prepend fd21::1/128 dev eth0 src fd21::2 scope link
+run 23 strict -- nsenter --net=/var/run/netns/cnish-test ip route prepend fd21::1/128 dev eth0 src fd21::2 scope link
 
-# Step 23/26 [route[3]] route fd21::/64 via fd21::1 through eth0
+# Step 24/27 [route[3]] route fd21::/64 via fd21::1 through eth0
 #   why:  prepend, like the reference: a container on several networks may already have a route to the same destination (a default route) through another interface
 #   undo: none of its own, undone with step "veth"
-run 23 strict -- nsenter --net=/var/run/netns/cnish-test ip route prepend fd21::/64 via fd21::1 dev eth0 src fd21::2
+run 24 strict -- nsenter --net=/var/run/netns/cnish-test ip route prepend fd21::/64 via fd21::1 dev eth0 src fd21::2
 
-# Step 24/26 [route[4]] route 0.0.0.0/0 via 10.21.0.1 through eth0
+# Step 25/27 [route[4]] route 0.0.0.0/0 via 10.21.0.1 through eth0
 #   why:  prepend, like the reference: a container on several networks may already have a route to the same destination (a default route) through another interface
 #   undo: none of its own, undone with step "veth"
-run 24 strict -- nsenter --net=/var/run/netns/cnish-test ip route prepend 0.0.0.0/0 via 10.21.0.1 dev eth0
+run 25 strict -- nsenter --net=/var/run/netns/cnish-test ip route prepend 0.0.0.0/0 via 10.21.0.1 dev eth0
 
-# Step 25/26 [masquerade-nft[0]] lesson step 8 (nftables): masquerade what 10.21.0.2 sends outside 10.21.0.0/24 (table inet cni_plugins_masquerade)
-#   why:  one transaction: the shared table and chains if missing, the base chain's three rules rewritten (the same for every ADD), and this address's rule, whose comment DEL and GC find it by
-#   undo: cnish-nft-delete-commented inet cni_plugins_masquerade masq_checks '3ba5bcc1b2e1d5c8-7883a6f9ce71eedb, net: ptpnft, if: eth0, id: ctr1'
-undo_25() { undo cnish-nft-delete-commented inet cni_plugins_masquerade masq_checks '3ba5bcc1b2e1d5c8-7883a6f9ce71eedb, net: ptpnft, if: eth0, id: ctr1'; }
-run 25 strict -- nft add table inet cni_plugins_masquerade '{' comment '"Masquerading for plugins from github.com/containernetworking/plugins"' ';' '}' ';' add chain inet cni_plugins_masquerade masq_checks '{' comment '"Masquerade traffic from certain IPs to any (non-multicast) IP outside their subnet"' ';' '}' ';' add chain inet cni_plugins_masquerade postrouting '{' type nat hook postrouting priority srcnat ';' '}' ';' flush chain inet cni_plugins_masquerade postrouting ';' add rule inet cni_plugins_masquerade postrouting ip daddr 224.0.0.0/4 return ';' add rule inet cni_plugins_masquerade postrouting ip6 daddr ff00::/8 return ';' add rule inet cni_plugins_masquerade postrouting goto masq_checks ';' add rule inet cni_plugins_masquerade masq_checks ip saddr 10.21.0.2 ip daddr '!=' 10.21.0.0/24 masquerade comment '"3ba5bcc1b2e1d5c8-7883a6f9ce71eedb, net: ptpnft, if: eth0, id: ctr1"'
+# Step 26/27 [masquerade-nft[0]] lesson step 8 (nftables): masquerade what 10.21.0.2 sends outside 10.21.0.0/24 (table inet cni_plugins_masquerade)
+#   why:  one transaction: the shared table and chains if missing, the base chain's three rules rewritten (the same for every ADD), and this address's rule, whose comment DEL and GC find it by; the undo deletes only the newest rule of this address, so an ADD repeated for an attachment that exists (it adds the rule again, then fails) leaves the first one's rule in place
+#   undo: cnish-nft-delete-commented inet cni_plugins_masquerade masq_checks '3ba5bcc1b2e1d5c8-7883a6f9ce71eedb, net: ptpnft, if: eth0, id: ctr1' 'ip saddr 10.21.0.2 '
+undo_26() { undo cnish-nft-delete-commented inet cni_plugins_masquerade masq_checks '3ba5bcc1b2e1d5c8-7883a6f9ce71eedb, net: ptpnft, if: eth0, id: ctr1' 'ip saddr 10.21.0.2 '; }
+run 26 strict -- nft add table inet cni_plugins_masquerade '{' comment '"Masquerading for plugins from github.com/containernetworking/plugins"' ';' '}' ';' add chain inet cni_plugins_masquerade masq_checks '{' comment '"Masquerade traffic from certain IPs to any (non-multicast) IP outside their subnet"' ';' '}' ';' add chain inet cni_plugins_masquerade postrouting '{' type nat hook postrouting priority srcnat ';' '}' ';' flush chain inet cni_plugins_masquerade postrouting ';' add rule inet cni_plugins_masquerade postrouting ip daddr 224.0.0.0/4 return ';' add rule inet cni_plugins_masquerade postrouting ip6 daddr ff00::/8 return ';' add rule inet cni_plugins_masquerade postrouting goto masq_checks ';' add rule inet cni_plugins_masquerade masq_checks ip saddr 10.21.0.2 ip daddr '!=' 10.21.0.0/24 masquerade comment '"3ba5bcc1b2e1d5c8-7883a6f9ce71eedb, net: ptpnft, if: eth0, id: ctr1"'
 
-# Step 26/26 [masquerade-nft[1]] lesson step 8 (nftables): masquerade what fd21::2 sends outside fd21::/64 (table inet cni_plugins_masquerade)
-#   why:  one transaction: the shared table and chains if missing, the base chain's three rules rewritten (the same for every ADD), and this address's rule, whose comment DEL and GC find it by
-#   undo: cnish-nft-delete-commented inet cni_plugins_masquerade masq_checks '3ba5bcc1b2e1d5c8-7883a6f9ce71eedb, net: ptpnft, if: eth0, id: ctr1'
-undo_26() { undo cnish-nft-delete-commented inet cni_plugins_masquerade masq_checks '3ba5bcc1b2e1d5c8-7883a6f9ce71eedb, net: ptpnft, if: eth0, id: ctr1'; }
-run 26 strict -- nft add table inet cni_plugins_masquerade '{' comment '"Masquerading for plugins from github.com/containernetworking/plugins"' ';' '}' ';' add chain inet cni_plugins_masquerade masq_checks '{' comment '"Masquerade traffic from certain IPs to any (non-multicast) IP outside their subnet"' ';' '}' ';' add chain inet cni_plugins_masquerade postrouting '{' type nat hook postrouting priority srcnat ';' '}' ';' flush chain inet cni_plugins_masquerade postrouting ';' add rule inet cni_plugins_masquerade postrouting ip daddr 224.0.0.0/4 return ';' add rule inet cni_plugins_masquerade postrouting ip6 daddr ff00::/8 return ';' add rule inet cni_plugins_masquerade postrouting goto masq_checks ';' add rule inet cni_plugins_masquerade masq_checks ip6 saddr fd21::2 ip6 daddr '!=' fd21::/64 masquerade comment '"3ba5bcc1b2e1d5c8-7883a6f9ce71eedb, net: ptpnft, if: eth0, id: ctr1"'
+# Step 27/27 [masquerade-nft[1]] lesson step 8 (nftables): masquerade what fd21::2 sends outside fd21::/64 (table inet cni_plugins_masquerade)
+#   why:  one transaction: the shared table and chains if missing, the base chain's three rules rewritten (the same for every ADD), and this address's rule, whose comment DEL and GC find it by; the undo deletes only the newest rule of this address, so an ADD repeated for an attachment that exists (it adds the rule again, then fails) leaves the first one's rule in place
+#   undo: cnish-nft-delete-commented inet cni_plugins_masquerade masq_checks '3ba5bcc1b2e1d5c8-7883a6f9ce71eedb, net: ptpnft, if: eth0, id: ctr1' 'ip6 saddr fd21::2 '
+undo_27() { undo cnish-nft-delete-commented inet cni_plugins_masquerade masq_checks '3ba5bcc1b2e1d5c8-7883a6f9ce71eedb, net: ptpnft, if: eth0, id: ctr1' 'ip6 saddr fd21::2 '; }
+run 27 strict -- nft add table inet cni_plugins_masquerade '{' comment '"Masquerading for plugins from github.com/containernetworking/plugins"' ';' '}' ';' add chain inet cni_plugins_masquerade masq_checks '{' comment '"Masquerade traffic from certain IPs to any (non-multicast) IP outside their subnet"' ';' '}' ';' add chain inet cni_plugins_masquerade postrouting '{' type nat hook postrouting priority srcnat ';' '}' ';' flush chain inet cni_plugins_masquerade postrouting ';' add rule inet cni_plugins_masquerade postrouting ip daddr 224.0.0.0/4 return ';' add rule inet cni_plugins_masquerade postrouting ip6 daddr ff00::/8 return ';' add rule inet cni_plugins_masquerade postrouting goto masq_checks ';' add rule inet cni_plugins_masquerade masq_checks ip6 saddr fd21::2 ip6 daddr '!=' fd21::/64 masquerade comment '"3ba5bcc1b2e1d5c8-7883a6f9ce71eedb, net: ptpnft, if: eth0, id: ctr1"'
 
 # ---------------------------------------------------------------------------------------------
 trap - EXIT

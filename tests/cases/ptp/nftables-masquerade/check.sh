@@ -171,12 +171,13 @@ cnish-store() {
   return "$status"
 }
 
-# cnish-nft-delete-commented FAMILY TABLE CHAIN COMMENT: delete the rules of an nftables chain
-# that carry COMMENT, in one transaction, as cnish does (cnish/natives.py): nft deletes a rule
-# only by its handle, so list the chain with handles first. No such rule, chain or table, or
-# no nft on this host: nothing to do.
+# cnish-nft-delete-commented FAMILY TABLE CHAIN COMMENT [NEWEST-WITH]: delete the rules of an
+# nftables chain that carry COMMENT, in one transaction, as cnish does (cnish/natives.py): nft
+# deletes a rule only by its handle, so list the chain with handles first. With NEWEST-WITH,
+# only the newest such rule (highest handle) whose listing contains that text. No such rule,
+# chain or table, or no nft on this host: nothing to do.
 cnish-nft-delete-commented() {
-  local listed line handles=() argv=() handle
+  local listed line handles=() argv=() handle newest=
   command -v nft >/dev/null || return 0
   if ! listed=$(nft -a list chain "$1" "$2" "$3" 2>&1); then
     [[ $listed == *"No such file or directory"* ]] && return 0
@@ -184,10 +185,17 @@ cnish-nft-delete-commented() {
     return 1
   fi
   while IFS= read -r line; do
-    if [[ $line == *"comment \"$4\" # handle "* ]]; then
+    if [[ $line == *"comment \"$4\" # handle "* && ( $# -lt 5 || $line == *"$5"* ) ]]; then
       handles+=("${line##*"comment \"$4\" # handle "}")
     fi
   done <<<"$listed"
+  if (( $# >= 5 )); then
+    for handle in "${handles[@]}"; do
+      case $handle in ''|*[!0-9]*) continue ;; esac
+      if [[ -z $newest ]] || (( handle > newest )); then newest=$handle; fi
+    done
+    handles=(${newest:+"$newest"})
+  fi
   (( ${#handles[@]} )) || return 0
   for handle in "${handles[@]}"; do
     case $handle in ''|*[!0-9]*) continue ;; esac     # (they reach nft's argv)
@@ -208,73 +216,73 @@ check 1 status '' -- cnish-store check /nonexistent/cnish-golden/ptpnft 10.21.0.
 #   why:  the file is created exclusively, so two ADDs can never hold the same address
 check 2 status '' -- cnish-store check /nonexistent/cnish-golden/ptpnft fd21::2 ctr1 eth0
 
-# Check of ADD step 3 [forward-ipv4] enable IPv4 forwarding on the host
+# Check of ADD step 4 [forward-ipv4] enable IPv4 forwarding on the host
 #   why:  the host routes the container's traffic; host-wide and shared, never turned off again
-check 3 status '' -- grep -qxF 1 /proc/sys/net/ipv4/ip_forward
+check 4 status '' -- grep -qxF 1 /proc/sys/net/ipv4/ip_forward
 
-# Check of ADD step 4 [forward-ipv6] enable IPv6 forwarding on the host
-check 4 status '' -- grep -qxF 1 /proc/sys/net/ipv6/conf/all/forwarding
+# Check of ADD step 5 [forward-ipv6] enable IPv6 forwarding on the host
+check 5 status '' -- grep -qxF 1 /proc/sys/net/ipv6/conf/all/forwarding
 
-# Check of ADD step 5 [veth] create the veth pair veth3057d86864f (host) / eth0 (inside /var/run/netns/cnish-test)
-check 5 status '' -- test -e /sys/class/net/veth3057d86864f
+# Check of ADD step 6 [veth] create the veth pair veth3057d86864f (host) / eth0 (inside /var/run/netns/cnish-test)
+check 6 status '' -- test -e /sys/class/net/veth3057d86864f
 
-# Check of ADD step 7 [host-no-ra] make veth3057d86864f ignore IPv6 router advertisements
+# Check of ADD step 8 [host-no-ra] make veth3057d86864f ignore IPv6 router advertisements
 #   why:  the host end of a ptp pair is a routed interface of the host: a container could otherwise announce itself as the host's IPv6 router (routes, a SLAAC address); set before the link comes up, tolerated on hosts without IPv6
-check 7 status '' -- grep -qxF 0 /proc/sys/net/ipv6/conf/veth3057d86864f/accept_ra
+check 8 status '' -- grep -qxF 0 /proc/sys/net/ipv6/conf/veth3057d86864f/accept_ra
 
-# Check of ADD step 8 [host-up] bring veth3057d86864f up
-check 8 status '' -- grep -qxF 1 /sys/class/net/veth3057d86864f/carrier
+# Check of ADD step 9 [host-up] bring veth3057d86864f up
+check 9 status '' -- grep -qxF 1 /sys/class/net/veth3057d86864f/carrier
 
-# Check of ADD step 9 [host-gateway[0]] give veth3057d86864f the gateway address 10.21.0.1/32
+# Check of ADD step 10 [host-gateway[0]] give veth3057d86864f the gateway address 10.21.0.1/32
 #   why:  the container's next hop is the host end of its own veth
-check 9 output '' -- ip -o addr show dev veth3057d86864f to 10.21.0.1
+check 10 output '' -- ip -o addr show dev veth3057d86864f to 10.21.0.1
 
-# Check of ADD step 10 [host-gateway[1]] give veth3057d86864f the gateway address fd21::1/128
+# Check of ADD step 11 [host-gateway[1]] give veth3057d86864f the gateway address fd21::1/128
 #   why:  the container's next hop is the host end of its own veth
-check 10 output '' -- ip -o addr show dev veth3057d86864f to fd21::1
+check 11 output '' -- ip -o addr show dev veth3057d86864f to fd21::1
 
-# Check of ADD step 11 [host-route[0]] route 10.21.0.2/32 to the container through veth3057d86864f
-check 11 output '' -- ip -4 -o route show exact 10.21.0.2/32 dev veth3057d86864f
+# Check of ADD step 12 [host-route[0]] route 10.21.0.2/32 to the container through veth3057d86864f
+check 12 output '' -- ip -4 -o route show exact 10.21.0.2/32 dev veth3057d86864f
 
-# Check of ADD step 12 [host-route[1]] route fd21::2/128 to the container through veth3057d86864f
-check 12 contains 'dev veth3057d86864f ' -- ip -6 -o route show exact fd21::2/128
+# Check of ADD step 13 [host-route[1]] route fd21::2/128 to the container through veth3057d86864f
+check 13 contains 'dev veth3057d86864f ' -- ip -6 -o route show exact fd21::2/128
 
-# Check of ADD step 17 [address[0]] lesson step 6: assign 10.21.0.2/24 to eth0
-check 17 contains ' 10.21.0.2/24 ' -- nsenter --net=/var/run/netns/cnish-test ip -o addr show dev eth0 to 10.21.0.2
+# Check of ADD step 18 [address[0]] lesson step 6: assign 10.21.0.2/24 to eth0
+check 18 contains ' 10.21.0.2/24 ' -- nsenter --net=/var/run/netns/cnish-test ip -o addr show dev eth0 to 10.21.0.2
 
-# Check of ADD step 18 [address[1]] lesson step 6: assign fd21::2/64 to eth0
-check 18 contains ' fd21::2/64 ' -- nsenter --net=/var/run/netns/cnish-test ip -o addr show dev eth0 to fd21::2
+# Check of ADD step 19 [address[1]] lesson step 6: assign fd21::2/64 to eth0
+check 19 contains ' fd21::2/64 ' -- nsenter --net=/var/run/netns/cnish-test ip -o addr show dev eth0 to fd21::2
 
-# Check of ADD step 19 [container-up] lesson step 7: bring eth0 up inside the container
-check 19 contains 72:29:da:dc:33:80 -- nsenter --net=/var/run/netns/cnish-test ip -o link show dev eth0 up
+# Check of ADD step 20 [container-up] lesson step 7: bring eth0 up inside the container
+check 20 contains 72:29:da:dc:33:80 -- nsenter --net=/var/run/netns/cnish-test ip -o link show dev eth0 up
 
-# Check of ADD step 20 [route[0]] route 10.21.0.1/32 (scope link) through eth0
+# Check of ADD step 21 [route[0]] route 10.21.0.1/32 (scope link) through eth0
 #   why:  prepend, like the reference: a container on several networks may already have a route to the same destination (a default route) through another interface
-check 20 output '' -- nsenter --net=/var/run/netns/cnish-test ip -4 -o route show exact 10.21.0.1/32 dev eth0 scope link
+check 21 output '' -- nsenter --net=/var/run/netns/cnish-test ip -4 -o route show exact 10.21.0.1/32 dev eth0 scope link
 
-# Check of ADD step 21 [route[1]] route 10.21.0.0/24 via 10.21.0.1 through eth0
+# Check of ADD step 22 [route[1]] route 10.21.0.0/24 via 10.21.0.1 through eth0
 #   why:  prepend, like the reference: a container on several networks may already have a route to the same destination (a default route) through another interface
-check 21 output '' -- nsenter --net=/var/run/netns/cnish-test ip -4 -o route show exact 10.21.0.0/24 via 10.21.0.1 dev eth0
+check 22 output '' -- nsenter --net=/var/run/netns/cnish-test ip -4 -o route show exact 10.21.0.0/24 via 10.21.0.1 dev eth0
 
-# Check of ADD step 22 [route[2]] route fd21::1/128 (scope link) through eth0
+# Check of ADD step 23 [route[2]] route fd21::1/128 (scope link) through eth0
 #   why:  prepend, like the reference: a container on several networks may already have a route to the same destination (a default route) through another interface
-check 22 contains 'dev eth0 ' -- nsenter --net=/var/run/netns/cnish-test ip -6 -o route show exact fd21::1/128
+check 23 contains 'dev eth0 ' -- nsenter --net=/var/run/netns/cnish-test ip -6 -o route show exact fd21::1/128
 
-# Check of ADD step 23 [route[3]] route fd21::/64 via fd21::1 through eth0
+# Check of ADD step 24 [route[3]] route fd21::/64 via fd21::1 through eth0
 #   why:  prepend, like the reference: a container on several networks may already have a route to the same destination (a default route) through another interface
-check 23 contains 'via fd21::1 dev eth0 ' -- nsenter --net=/var/run/netns/cnish-test ip -6 -o route show exact fd21::/64
+check 24 contains 'via fd21::1 dev eth0 ' -- nsenter --net=/var/run/netns/cnish-test ip -6 -o route show exact fd21::/64
 
-# Check of ADD step 24 [route[4]] route 0.0.0.0/0 via 10.21.0.1 through eth0
+# Check of ADD step 25 [route[4]] route 0.0.0.0/0 via 10.21.0.1 through eth0
 #   why:  prepend, like the reference: a container on several networks may already have a route to the same destination (a default route) through another interface
-check 24 output '' -- nsenter --net=/var/run/netns/cnish-test ip -4 -o route show exact 0.0.0.0/0 via 10.21.0.1 dev eth0
+check 25 output '' -- nsenter --net=/var/run/netns/cnish-test ip -4 -o route show exact 0.0.0.0/0 via 10.21.0.1 dev eth0
 
-# Check of ADD step 25 [masquerade-nft[0]] lesson step 8 (nftables): masquerade what 10.21.0.2 sends outside 10.21.0.0/24 (table inet cni_plugins_masquerade)
-#   why:  one transaction: the shared table and chains if missing, the base chain's three rules rewritten (the same for every ADD), and this address's rule, whose comment DEL and GC find it by
-check 25 contains 'ip saddr 10.21.0.2 ip daddr != 10.21.0.0/24 masquerade comment "3ba5bcc1b2e1d5c8-7883a6f9ce71eedb, net: ptpnft, if: eth0, id: ctr1"' 'type nat hook postrouting priority srcnat;' 'goto masq_checks' -- nft list table inet cni_plugins_masquerade
+# Check of ADD step 26 [masquerade-nft[0]] lesson step 8 (nftables): masquerade what 10.21.0.2 sends outside 10.21.0.0/24 (table inet cni_plugins_masquerade)
+#   why:  one transaction: the shared table and chains if missing, the base chain's three rules rewritten (the same for every ADD), and this address's rule, whose comment DEL and GC find it by; the undo deletes only the newest rule of this address, so an ADD repeated for an attachment that exists (it adds the rule again, then fails) leaves the first one's rule in place
+check 26 contains 'ip saddr 10.21.0.2 ip daddr != 10.21.0.0/24 masquerade comment "3ba5bcc1b2e1d5c8-7883a6f9ce71eedb, net: ptpnft, if: eth0, id: ctr1"' 'type nat hook postrouting priority srcnat;' 'goto masq_checks' -- nft list table inet cni_plugins_masquerade
 
-# Check of ADD step 26 [masquerade-nft[1]] lesson step 8 (nftables): masquerade what fd21::2 sends outside fd21::/64 (table inet cni_plugins_masquerade)
-#   why:  one transaction: the shared table and chains if missing, the base chain's three rules rewritten (the same for every ADD), and this address's rule, whose comment DEL and GC find it by
-check 26 contains 'ip6 saddr fd21::2 ip6 daddr != fd21::/64 masquerade comment "3ba5bcc1b2e1d5c8-7883a6f9ce71eedb, net: ptpnft, if: eth0, id: ctr1"' 'type nat hook postrouting priority srcnat;' 'goto masq_checks' -- nft list table inet cni_plugins_masquerade
+# Check of ADD step 27 [masquerade-nft[1]] lesson step 8 (nftables): masquerade what fd21::2 sends outside fd21::/64 (table inet cni_plugins_masquerade)
+#   why:  one transaction: the shared table and chains if missing, the base chain's three rules rewritten (the same for every ADD), and this address's rule, whose comment DEL and GC find it by; the undo deletes only the newest rule of this address, so an ADD repeated for an attachment that exists (it adds the rule again, then fails) leaves the first one's rule in place
+check 27 contains 'ip6 saddr fd21::2 ip6 daddr != fd21::/64 masquerade comment "3ba5bcc1b2e1d5c8-7883a6f9ce71eedb, net: ptpnft, if: eth0, id: ctr1"' 'type nat hook postrouting priority srcnat;' 'goto masq_checks' -- nft list table inet cni_plugins_masquerade
 
 # ---------------------------------------------------------------------------------------------
 if (( ${#FAILED[@]} )); then
