@@ -7,7 +7,7 @@ when a cached plan exists: runtimes call the plugin for every container start.
 
 from cnish import __version__, results
 from cnish.config import (decode_config, parse_env, read_stdin)
-from cnish.errors import INTERNAL, CNIError
+from cnish.errors import INTERNAL, INVALID_CONFIG, CNIError
 
 ABOUT = "CNI cnish plugin version {version}\nCNI protocol versions supported: {versions}\n"
 
@@ -57,6 +57,11 @@ def main(env, stdin, stdout, stderr, plugin_type: str | None = None) -> int:
                   stderr)
         from cnish import engine
         op = engine.Operation(raw, runtime, type_name=plugin_type, log=log)
+        delegated_by = env.get("CNISH_IPAM_OF")         # (plugins/delegate.py: DELEGATED_BY)
+        if delegated_by is not None and op.plugin.KIND != "ipam":
+            raise CNIError(INVALID_CONFIG, f"ipam.type runs cnish as a {op.type} plugin, "
+                           f"not as an IPAM plugin", "ipam.type names an IPAM plugin such as "
+                           "host-local or static (this would run itself again, without end)")
         if command == "STATUS":
             engine.status(op)
             log.write("status: ready")

@@ -82,6 +82,23 @@ def test_unknown_ipam_binary_is_named(lab, plugin_dir):
     assert rc == 1 and out["code"] == 7 and "no-such-ipam" in out["msg"]
 
 
+@pytest.mark.parametrize("ipam_type", ["cnish", "my-bridge", "bridge", "cnish-ptp"])
+def test_an_ipam_type_that_runs_cnish_as_a_main_plugin_is_refused(lab, plugin_dir, ipam_type):
+    """ipam.type naming cnish's launcher (`cnish`), or a link to it under a name cnish does not
+    implement (the config's own type then decides), would run cnish as the bridge again, which
+    delegates again, without end: code 7, and no more than one cnish started by the other."""
+    host, c = lab.host(), lab.netns()
+    os.symlink(cnish_command()[0], plugin_dir / "cnish")
+    os.symlink(cnish_command()[0], plugin_dir / "my-bridge")
+    conf = bridge_conf(lab, ipam={"type": ipam_type})
+    before = host.state(c)
+    rc, out, _ = host.cni("ADD", conf, c, extra_env={"CNI_PATH": str(plugin_dir)})
+    assert rc == 1 and out["code"] == 7, out
+    assert "not as an IPAM plugin" in out["msg"] or "is not an IPAM plugin" in out["msg"], out
+    assert out["msg"].count("IPAM plugin") <= 2, out    # (one delegation at the most)
+    assert host.state(c) == before
+
+
 @pytest.mark.parametrize("ipam", ["host-local", "static"])
 def test_reference_bridge_uses_cnish_as_its_ipam(lab, plugin_dir, ipam):
     host, c = lab.host(), lab.netns()
