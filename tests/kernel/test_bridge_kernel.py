@@ -1249,6 +1249,32 @@ def test_nftables_masquerade_backend(lab):
     assert _masq_nft(host) == []
 
 
+def test_an_existing_bridge_gets_its_mac_pinned_with_is_gateway(lab):
+    """A bridge made by hand has no MAC of its own: the kernel gives it the lowest of its
+    ports', which changes as containers go, and the others' ARP entry for the gateway goes
+    stale. ADD with isGateway pins the bridge's current MAC (as the reference does); it then
+    stays through ADDs and DELs."""
+    host, c1, c2 = lab.host(), lab.netns(), lab.netns()
+    conf = bridge_conf(lab, ipMasq=False)
+    host.run("ip", "link", "add", conf["bridge"], "type", "bridge")
+    host.run("ip", "link", "set", conf["bridge"], "up")
+    sysfs = f"/sys/class/net/{conf['bridge']}"
+
+    def mac():
+        return host.run("cat", f"{sysfs}/address", f"{sysfs}/addr_assign_type").stdout.split()
+    before = mac()
+    assert before[1] != "3"                         # (not set: the kernel's choice)
+    results = {}
+    for cid, ns in (("ctr1", c1), ("ctr2", c2)):
+        rc, results[cid], err = host.cni("ADD", conf, ns, cid=cid)
+        assert rc == 0, err
+        assert mac() == [before[0], "3"]
+    assert host.cni("DEL", dict(conf, prevResult=results["ctr1"]), c1, cid="ctr1")[0] == 0
+    assert mac() == [before[0], "3"]
+    assert ping(c2, "10.77.0.1")
+    assert host.cni("DEL", dict(conf, prevResult=results["ctr2"]), c2, cid="ctr2")[0] == 0
+
+
 @pytest.mark.parametrize("made,configured", [("iptables", "nftables"), ("nftables", "iptables")])
 def test_del_removes_the_masquerade_of_either_backend(lab, made, configured):
     """The config switched ipMasqBackend between a container's ADD and its DEL: DEL removes

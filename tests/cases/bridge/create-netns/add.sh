@@ -168,129 +168,136 @@ cnish-store() {
 
 # ---------------------------------------------------------------------------------------------
 
-# Step 1/23 [netns] lesson step 1: create the network namespace /var/run/netns/lesson1
+# Step 1/24 [netns] lesson step 1: create the network namespace /var/run/netns/lesson1
 #   why:  cnish add --create-netns: the operator asked cnish to make the namespace too
 #   undo: ip netns del lesson1
 undo_1() { undo ip netns del lesson1; }
 run 1 strict -- ip netns add lesson1
 
-# Step 2/23 [reserve[0]] reserve 10.15.0.2 for ctr1/eth0 in /nonexistent/cnish-golden/lesson
+# Step 2/24 [reserve[0]] reserve 10.15.0.2 for ctr1/eth0 in /nonexistent/cnish-golden/lesson
 #   why:  the file is created exclusively, so two ADDs can never hold the same address
 #   undo: cnish-store release-ip /nonexistent/cnish-golden/lesson 10.15.0.2 ctr1 eth0 0 '' 608c92e125bbee99
 undo_2() { undo cnish-store release-ip /nonexistent/cnish-golden/lesson 10.15.0.2 ctr1 eth0 0 '' 608c92e125bbee99; }
 run 2 strict -- cnish-store reserve /nonexistent/cnish-golden/lesson 10.15.0.2 ctr1 eth0 0 608c92e125bbee99
 
-# Step 3/23 [new-attachment] verify that veth99acba053a2 does not exist: eth0 of this container is not attached to this network already
+# Step 3/24 [new-attachment] verify that veth99acba053a2 does not exist: eth0 of this container is not attached to this network already
 #   why:  before anything that names the attachment (the MAC spoof check's chains and rules, the masquerade rules, which cnish starts alongside the first command): an ADD repeated for an attachment that exists would otherwise fail only at the veth, and its rollback would delete what the existing attachment uses; a check in-process, no command
 run 3 strict -- test '!' -e /sys/class/net/veth99acba053a2
 
-# Step 4/23 [bridge] lesson step 2: create the bridge golden5 unless it exists
+# Step 4/24 [bridge] lesson step 2: create the bridge golden5 unless it exists
 #   why:  the bridge is shared by every container of the network, so neither rollback nor DEL removes it; a bridge created by a parallel ADD in the meantime is fine. The probe looks for the bridge's own sysfs directory, which the kernel adds after the link's: a bridge that a parallel ADD is still creating counts as missing, and `ip link add` then waits for that creation to finish and answers "File exists"
 #   undo: none, shared with other attachments
 if ! test -d /sys/class/net/golden5/bridge 2>/dev/null; then
   run 4 exists-ok -- ip link add name golden5 address 9a:8c:75:a5:06:e1 type bridge
 fi
 
-# Step 5/23 [bridge-is-bridge] verify that golden5 is a bridge
+# Step 5/24 [bridge-is-bridge] verify that golden5 is a bridge
 #   why:  an existing link of that name that is not a bridge would otherwise receive the container's veth
 run 5 strict -- test -d /sys/class/net/golden5/bridge
 
-# Step 6/23 [bridge-up] bring the bridge golden5 up
+# Step 6/24 [bridge-mac] pin the MAC address of golden5 to 9a:8c:75:a5:06:e1 unless it is set already
+#   why:  a bridge whose MAC was never set takes the lowest MAC of its ports, which changes as containers come and go, and the containers keep the gateway's old MAC until they ask again (seconds without a gateway); cnish sets it when it creates the bridge, and pins an existing bridge's current MAC (one made by hand or by another tool), as the reference does with isGateway. The probe reads the kernel's addr_assign_type (3: set)
 #   undo: none, shared with other attachments
-run 6 strict -- ip link set dev golden5 up
+if ! grep -qxF 3 /sys/class/net/golden5/addr_assign_type 2>/dev/null; then
+  run 6 strict -- ip link set dev golden5 address 9a:8c:75:a5:06:e1
+fi
 
-# Step 7/23 [veth] lesson steps 3-4: create the veth pair veth99acba053a2 (host) / eth0 (inside /var/run/netns/lesson1)
+# Step 7/24 [bridge-up] bring the bridge golden5 up
+#   undo: none, shared with other attachments
+run 7 strict -- ip link set dev golden5 up
+
+# Step 8/24 [veth] lesson steps 3-4: create the veth pair veth99acba053a2 (host) / eth0 (inside /var/run/netns/lesson1)
 #   why:  the container end is created directly inside the namespace, so it never appears on the host under the container's interface name
 #   undo: ip link del dev veth99acba053a2
-undo_7() { undo ip link del dev veth99acba053a2; }
-run 7 strict -- ip link add name veth99acba053a2 address 1a:09:f4:8d:e2:b1 type veth peer name eth0 address be:23:d2:4c:3a:f5 netns /var/run/netns/lesson1
+undo_8() { undo ip link del dev veth99acba053a2; }
+run 8 strict -- ip link add name veth99acba053a2 address 1a:09:f4:8d:e2:b1 type veth peer name eth0 address be:23:d2:4c:3a:f5 netns /var/run/netns/lesson1
 
-# Step 8/23 [label] label veth99acba053a2 with its attachment (cnish/lesson/ctr1/eth0)
+# Step 9/24 [label] label veth99acba053a2 with its attachment (cnish/lesson/ctr1/eth0)
 #   why:  GC recognises the host ends of attachments it must remove by this label; operators see whose veth it is
 #   undo: none of its own, undone with step "veth"
-run 8 strict -- ip link set dev veth99acba053a2 alias cnish/lesson/ctr1/eth0
+run 9 strict -- ip link set dev veth99acba053a2 alias cnish/lesson/ctr1/eth0
 
-# Step 9/23 [attach] lesson step 5: attach veth99acba053a2 to the bridge golden5
+# Step 10/24 [attach] lesson step 5: attach veth99acba053a2 to the bridge golden5
 #   undo: none of its own, undone with step "veth"
-run 9 strict -- ip link set dev veth99acba053a2 master golden5
+run 10 strict -- ip link set dev veth99acba053a2 master golden5
 
-# Step 10/23 [host-up] lesson step 7: bring veth99acba053a2 up
+# Step 11/24 [host-up] lesson step 7: bring veth99acba053a2 up
 #   undo: none of its own, undone with step "veth"
-run 10 strict -- ip link set dev veth99acba053a2 up
+run 11 strict -- ip link set dev veth99acba053a2 up
 
-# Step 11/23 [gateway[0]] give the bridge the gateway address 10.15.0.1/24
+# Step 12/24 [gateway[0]] give the bridge the gateway address 10.15.0.1/24
 #   why:  isGateway: the bridge is the containers' next hop; `replace` makes this idempotent for the second and later containers
 #   undo: none, shared with other attachments
-run 11 strict -- ip addr replace 10.15.0.1/24 dev golden5 brd +
+run 12 strict -- ip addr replace 10.15.0.1/24 dev golden5 brd +
 
-# Step 12/23 [forward-ipv4] enable IPv4 forwarding on the host
+# Step 13/24 [forward-ipv4] enable IPv4 forwarding on the host
 #   why:  a gateway forwards; host-wide and shared, never turned off again
 #   undo: none, shared with other attachments
 if ! grep -qxF 1 /proc/sys/net/ipv4/ip_forward 2>/dev/null; then
-  run 12 strict -- sysctl -q -w net/ipv4/ip_forward=1
+  run 13 strict -- sysctl -q -w net/ipv4/ip_forward=1
 fi
 
-# Step 13/23 [bridge-no-ra] make the bridge golden5 ignore IPv6 router advertisements
+# Step 14/24 [bridge-no-ra] make the bridge golden5 ignore IPv6 router advertisements
 #   why:  otherwise a container could announce itself as the host's IPv6 router; skipped when already set, tolerated on hosts without IPv6
 #   undo: none, shared with other attachments
 if ! grep -qxF 0 /proc/sys/net/ipv6/conf/golden5/accept_ra 2>/dev/null; then
-  run 13 missing-ok -- sysctl -q -w net/ipv6/conf/golden5/accept_ra=0
+  run 14 missing-ok -- sysctl -q -w net/ipv6/conf/golden5/accept_ra=0
 fi
 
-# Step 14/23 [arp-notify] announce eth0's address with a gratuitous ARP when it comes up (arp_notify)
+# Step 15/24 [arp-notify] announce eth0's address with a gratuitous ARP when it comes up (arp_notify)
 #   why:  a reused address gets a new MAC; neighbours learn it at once instead of after their ARP entry expires
 #   undo: none of its own, undone with step "veth"
-run 14 strict -- nsenter --net=/var/run/netns/lesson1 sysctl -q -w net/ipv4/conf/eth0/arp_notify=1
+run 15 strict -- nsenter --net=/var/run/netns/lesson1 sysctl -q -w net/ipv4/conf/eth0/arp_notify=1
 
-# Step 15/23 [no-dad] skip duplicate address detection on eth0
+# Step 16/24 [no-dad] skip duplicate address detection on eth0
 #   why:  IPAM guarantees the address is unique; DAD would keep it unusable for a second or more (set for IPv4-only networks too, like the reference, for addresses added later; tolerated when the kernel has no IPv6)
 #   undo: none of its own, undone with step "veth"
-run 15 missing-ok -- nsenter --net=/var/run/netns/lesson1 sysctl -q -w net/ipv6/conf/eth0/accept_dad=0
+run 16 missing-ok -- nsenter --net=/var/run/netns/lesson1 sysctl -q -w net/ipv6/conf/eth0/accept_dad=0
 
-# Step 16/23 [no-router-advertisements] ignore IPv6 router advertisements on eth0 (accept_ra=0)
+# Step 17/24 [no-router-advertisements] ignore IPv6 router advertisements on eth0 (accept_ra=0)
 #   why:  IPAM gives the container its addresses and routes: another container on the bridge could otherwise give it an IPv6 address and default route with one router advertisement (the reference guards only the host's side); nor does it send router solicitations, which the bridge floods to every port (set for IPv4-only networks too; acceptRA: true keeps the kernel's default; tolerated when the kernel has no IPv6)
 #   undo: none of its own, undone with step "veth"
-run 16 missing-ok -- nsenter --net=/var/run/netns/lesson1 sysctl -q -w net/ipv6/conf/eth0/accept_ra=0
+run 17 missing-ok -- nsenter --net=/var/run/netns/lesson1 sysctl -q -w net/ipv6/conf/eth0/accept_ra=0
 
-# Step 17/23 [address[0]] lesson step 6: assign 10.15.0.2/24 to eth0
+# Step 18/24 [address[0]] lesson step 6: assign 10.15.0.2/24 to eth0
 #   undo: none of its own, undone with step "veth"
-run 17 strict -- nsenter --net=/var/run/netns/lesson1 ip addr add 10.15.0.2/24 dev eth0 brd +
+run 18 strict -- nsenter --net=/var/run/netns/lesson1 ip addr add 10.15.0.2/24 dev eth0 brd +
 
-# Step 18/23 [container-up] lesson step 7: bring eth0 up inside the container
+# Step 19/24 [container-up] lesson step 7: bring eth0 up inside the container
 #   undo: none of its own, undone with step "veth"
-run 18 strict -- nsenter --net=/var/run/netns/lesson1 ip link set dev eth0 up
+run 19 strict -- nsenter --net=/var/run/netns/lesson1 ip link set dev eth0 up
 
-# Step 19/23 [route[0]] route 0.0.0.0/0 via 10.15.0.1 through eth0
+# Step 20/24 [route[0]] route 0.0.0.0/0 via 10.15.0.1 through eth0
 #   why:  prepend, like the reference: a container on several networks may already have a route to the same destination (a default route) through another interface
 #   undo: none of its own, undone with step "veth"
-run 19 strict -- nsenter --net=/var/run/netns/lesson1 ip route prepend 0.0.0.0/0 via 10.15.0.1 dev eth0
+run 20 strict -- nsenter --net=/var/run/netns/lesson1 ip route prepend 0.0.0.0/0 via 10.15.0.1 dev eth0
 
-# Step 20/23 [masquerade[0].chain] lesson step 8: create the masquerade chain CNI-ec2983819f7f63df7b4b7315 (IPv4, nat table)
+# Step 21/24 [masquerade[0].chain] lesson step 8: create the masquerade chain CNI-ec2983819f7f63df7b4b7315 (IPv4, nat table)
 #   why:  one chain per container and network, named like the reference plugin's (CNI- + sha512 of network and container id) so that either plugin can remove the other's; already there when another interface of this container is on this network
 #   undo: iptables -w -t nat -X CNI-ec2983819f7f63df7b4b7315
-undo_20() { undo iptables -w -t nat -X CNI-ec2983819f7f63df7b4b7315; }
-run 20 exists-ok -- iptables -w -t nat -N CNI-ec2983819f7f63df7b4b7315
+undo_21() { undo iptables -w -t nat -X CNI-ec2983819f7f63df7b4b7315; }
+run 21 exists-ok -- iptables -w -t nat -N CNI-ec2983819f7f63df7b4b7315
 
-# Step 21/23 [masquerade[0].accept[0]] do not masquerade traffic from the container to its own subnet 10.15.0.0/24
+# Step 22/24 [masquerade[0].accept[0]] do not masquerade traffic from the container to its own subnet 10.15.0.0/24
 #   why:  inserted at the top, so that it comes before the masquerade rule also when another interface made the chain
 #   undo: iptables -w -t nat -D CNI-ec2983819f7f63df7b4b7315 -d 10.15.0.0/24 -m comment --comment 'name: "lesson" id: "ctr1"' -j ACCEPT
-undo_21() { undo iptables -w -t nat -D CNI-ec2983819f7f63df7b4b7315 -d 10.15.0.0/24 -m comment --comment 'name: "lesson" id: "ctr1"' -j ACCEPT; }
+undo_22() { undo iptables -w -t nat -D CNI-ec2983819f7f63df7b4b7315 -d 10.15.0.0/24 -m comment --comment 'name: "lesson" id: "ctr1"' -j ACCEPT; }
 if ! iptables -w -t nat -C CNI-ec2983819f7f63df7b4b7315 -d 10.15.0.0/24 -m comment --comment 'name: "lesson" id: "ctr1"' -j ACCEPT 2>/dev/null; then
-  run 21 strict -- iptables -w -t nat -I CNI-ec2983819f7f63df7b4b7315 -d 10.15.0.0/24 -m comment --comment 'name: "lesson" id: "ctr1"' -j ACCEPT
+  run 22 strict -- iptables -w -t nat -I CNI-ec2983819f7f63df7b4b7315 -d 10.15.0.0/24 -m comment --comment 'name: "lesson" id: "ctr1"' -j ACCEPT
 fi
 
-# Step 22/23 [masquerade[0].masquerade] masquerade everything else the container sends, except multicast
+# Step 23/24 [masquerade[0].masquerade] masquerade everything else the container sends, except multicast
 #   undo: iptables -w -t nat -D CNI-ec2983819f7f63df7b4b7315 '!' -d 224.0.0.0/4 -m comment --comment 'name: "lesson" id: "ctr1"' -j MASQUERADE
-undo_22() { undo iptables -w -t nat -D CNI-ec2983819f7f63df7b4b7315 '!' -d 224.0.0.0/4 -m comment --comment 'name: "lesson" id: "ctr1"' -j MASQUERADE; }
+undo_23() { undo iptables -w -t nat -D CNI-ec2983819f7f63df7b4b7315 '!' -d 224.0.0.0/4 -m comment --comment 'name: "lesson" id: "ctr1"' -j MASQUERADE; }
 if ! iptables -w -t nat -C CNI-ec2983819f7f63df7b4b7315 '!' -d 224.0.0.0/4 -m comment --comment 'name: "lesson" id: "ctr1"' -j MASQUERADE 2>/dev/null; then
-  run 22 strict -- iptables -w -t nat -A CNI-ec2983819f7f63df7b4b7315 '!' -d 224.0.0.0/4 -m comment --comment 'name: "lesson" id: "ctr1"' -j MASQUERADE
+  run 23 strict -- iptables -w -t nat -A CNI-ec2983819f7f63df7b4b7315 '!' -d 224.0.0.0/4 -m comment --comment 'name: "lesson" id: "ctr1"' -j MASQUERADE
 fi
 
-# Step 23/23 [masquerade[0].jump[0]] send traffic from 10.15.0.2/32 through CNI-ec2983819f7f63df7b4b7315
+# Step 24/24 [masquerade[0].jump[0]] send traffic from 10.15.0.2/32 through CNI-ec2983819f7f63df7b4b7315
 #   undo: iptables -w -t nat -D POSTROUTING -s 10.15.0.2/32 -m comment --comment 'name: "lesson" id: "ctr1"' -j CNI-ec2983819f7f63df7b4b7315
-undo_23() { undo iptables -w -t nat -D POSTROUTING -s 10.15.0.2/32 -m comment --comment 'name: "lesson" id: "ctr1"' -j CNI-ec2983819f7f63df7b4b7315; }
+undo_24() { undo iptables -w -t nat -D POSTROUTING -s 10.15.0.2/32 -m comment --comment 'name: "lesson" id: "ctr1"' -j CNI-ec2983819f7f63df7b4b7315; }
 if ! iptables -w -t nat -C POSTROUTING -s 10.15.0.2/32 -m comment --comment 'name: "lesson" id: "ctr1"' -j CNI-ec2983819f7f63df7b4b7315 2>/dev/null; then
-  run 23 strict -- iptables -w -t nat -A POSTROUTING -s 10.15.0.2/32 -m comment --comment 'name: "lesson" id: "ctr1"' -j CNI-ec2983819f7f63df7b4b7315
+  run 24 strict -- iptables -w -t nat -A POSTROUTING -s 10.15.0.2/32 -m comment --comment 'name: "lesson" id: "ctr1"' -j CNI-ec2983819f7f63df7b4b7315
 fi
 
 # ---------------------------------------------------------------------------------------------

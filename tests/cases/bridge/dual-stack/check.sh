@@ -185,70 +185,70 @@ check 2 status '' -- cnish-store check /nonexistent/cnish-golden/dualnet fd12::2
 #   why:  an existing link of that name that is not a bridge would otherwise receive the container's veth
 check 5 status '' -- test -d /sys/class/net/golden2/bridge
 
-# Check of ADD step 7 [veth] lesson steps 3-4: create the veth pair vethdee133599eb (host) / eth0 (inside /var/run/netns/cnish-test)
+# Check of ADD step 8 [veth] lesson steps 3-4: create the veth pair vethdee133599eb (host) / eth0 (inside /var/run/netns/cnish-test)
 #   why:  the container end is created directly inside the namespace, so it never appears on the host under the container's interface name
-check 7 status '' -- test -e /sys/class/net/vethdee133599eb
+check 8 status '' -- test -e /sys/class/net/vethdee133599eb
 
-# Check of ADD step 9 [attach] lesson step 5: attach vethdee133599eb to the bridge golden2
-check 9 status '' -- test -e /sys/class/net/golden2/brif/vethdee133599eb
+# Check of ADD step 10 [attach] lesson step 5: attach vethdee133599eb to the bridge golden2
+check 10 status '' -- test -e /sys/class/net/golden2/brif/vethdee133599eb
 
-# Check of ADD step 10 [hairpin] enable hairpin mode on the bridge port vethdee133599eb
-check 10 status '' -- grep -qxF 1 /sys/class/net/vethdee133599eb/brport/hairpin_mode
+# Check of ADD step 11 [hairpin] enable hairpin mode on the bridge port vethdee133599eb
+check 11 status '' -- grep -qxF 1 /sys/class/net/vethdee133599eb/brport/hairpin_mode
 
-# Check of ADD step 11 [host-up] lesson step 7: bring vethdee133599eb up
-check 11 status '' -- grep -qxF 1 /sys/class/net/vethdee133599eb/carrier
+# Check of ADD step 12 [host-up] lesson step 7: bring vethdee133599eb up
+check 12 status '' -- grep -qxF 1 /sys/class/net/vethdee133599eb/carrier
 
-# Check of ADD step 12 [gateway[0]] give the bridge the gateway address 10.12.0.1/24
+# Check of ADD step 13 [gateway[0]] give the bridge the gateway address 10.12.0.1/24
 #   why:  isGateway: the bridge is the containers' next hop; `replace` makes this idempotent for the second and later containers
-check 12 output '' -- ip -o addr show dev golden2 to 10.12.0.1
+check 13 output '' -- ip -o addr show dev golden2 to 10.12.0.1
 
-# Check of ADD step 13 [gateway[1]] give the bridge the gateway address fd12::1/64
+# Check of ADD step 14 [gateway[1]] give the bridge the gateway address fd12::1/64
 #   why:  isGateway: the bridge is the containers' next hop; `replace` makes this idempotent for the second and later containers
-check 13 output '' -- ip -o addr show dev golden2 to fd12::1
+check 14 output '' -- ip -o addr show dev golden2 to fd12::1
 
-# Check of ADD step 14 [forward-ipv4] enable IPv4 forwarding on the host
+# Check of ADD step 15 [forward-ipv4] enable IPv4 forwarding on the host
 #   why:  a gateway forwards; host-wide and shared, never turned off again
-check 14 status '' -- grep -qxF 1 /proc/sys/net/ipv4/ip_forward
+check 15 status '' -- grep -qxF 1 /proc/sys/net/ipv4/ip_forward
 
-# Check of ADD step 15 [forward-ipv6] enable IPv6 forwarding on the host
-check 15 status '' -- grep -qxF 1 /proc/sys/net/ipv6/conf/all/forwarding
+# Check of ADD step 16 [forward-ipv6] enable IPv6 forwarding on the host
+check 16 status '' -- grep -qxF 1 /proc/sys/net/ipv6/conf/all/forwarding
 
-# Check of ADD step 22 [address[0]] lesson step 6: assign 10.12.0.10/24 to eth0
-check 22 contains ' 10.12.0.10/24 ' -- nsenter --net=/var/run/netns/cnish-test ip -o addr show dev eth0 to 10.12.0.10
+# Check of ADD step 23 [address[0]] lesson step 6: assign 10.12.0.10/24 to eth0
+check 23 contains ' 10.12.0.10/24 ' -- nsenter --net=/var/run/netns/cnish-test ip -o addr show dev eth0 to 10.12.0.10
 
-# Check of ADD step 23 [address[1]] lesson step 6: assign fd12::2/64 to eth0
-check 23 contains ' fd12::2/64 ' -- nsenter --net=/var/run/netns/cnish-test ip -o addr show dev eth0 to fd12::2
+# Check of ADD step 24 [address[1]] lesson step 6: assign fd12::2/64 to eth0
+check 24 contains ' fd12::2/64 ' -- nsenter --net=/var/run/netns/cnish-test ip -o addr show dev eth0 to fd12::2
 
-# Check of ADD step 24 [container-up] lesson step 7: bring eth0 up inside the container
-check 24 contains 52:7f:62:49:1d:58 'mtu 1400 ' -- nsenter --net=/var/run/netns/cnish-test ip -o link show dev eth0 up
+# Check of ADD step 25 [container-up] lesson step 7: bring eth0 up inside the container
+check 25 contains 52:7f:62:49:1d:58 'mtu 1400 ' -- nsenter --net=/var/run/netns/cnish-test ip -o link show dev eth0 up
 
-# Check of ADD step 25 [route[0]] route 0.0.0.0/0 via 10.12.0.1 through eth0
+# Check of ADD step 26 [route[0]] route 0.0.0.0/0 via 10.12.0.1 through eth0
 #   why:  prepend, like the reference: a container on several networks may already have a route to the same destination (a default route) through another interface
-check 25 output '' -- nsenter --net=/var/run/netns/cnish-test ip -4 -o route show exact 0.0.0.0/0 via 10.12.0.1 dev eth0
+check 26 output '' -- nsenter --net=/var/run/netns/cnish-test ip -4 -o route show exact 0.0.0.0/0 via 10.12.0.1 dev eth0
 
-# Check of ADD step 26 [route[1]] route ::/0 via fd12::1 through eth0
+# Check of ADD step 27 [route[1]] route ::/0 via fd12::1 through eth0
 #   why:  prepend, like the reference: a container on several networks may already have a route to the same destination (a default route) through another interface
-check 26 contains 'via fd12::1 dev eth0 ' -- nsenter --net=/var/run/netns/cnish-test ip -6 -o route show exact ::/0
+check 27 contains 'via fd12::1 dev eth0 ' -- nsenter --net=/var/run/netns/cnish-test ip -6 -o route show exact ::/0
 
-# Check of ADD step 28 [masquerade[0].accept[0]] do not masquerade traffic from the container to its own subnet 10.12.0.0/24
+# Check of ADD step 29 [masquerade[0].accept[0]] do not masquerade traffic from the container to its own subnet 10.12.0.0/24
 #   why:  inserted at the top, so that it comes before the masquerade rule also when another interface made the chain
-check 28 status '' -- iptables -w -t nat -C CNI-dec9eef1d807df1b11671029 -d 10.12.0.0/24 -m comment --comment 'name: "dualnet" id: "ctr1"' -j ACCEPT
+check 29 status '' -- iptables -w -t nat -C CNI-dec9eef1d807df1b11671029 -d 10.12.0.0/24 -m comment --comment 'name: "dualnet" id: "ctr1"' -j ACCEPT
 
-# Check of ADD step 29 [masquerade[0].masquerade] masquerade everything else the container sends, except multicast
-check 29 status '' -- iptables -w -t nat -C CNI-dec9eef1d807df1b11671029 '!' -d 224.0.0.0/4 -m comment --comment 'name: "dualnet" id: "ctr1"' -j MASQUERADE
+# Check of ADD step 30 [masquerade[0].masquerade] masquerade everything else the container sends, except multicast
+check 30 status '' -- iptables -w -t nat -C CNI-dec9eef1d807df1b11671029 '!' -d 224.0.0.0/4 -m comment --comment 'name: "dualnet" id: "ctr1"' -j MASQUERADE
 
-# Check of ADD step 30 [masquerade[0].jump[0]] send traffic from 10.12.0.10/32 through CNI-dec9eef1d807df1b11671029
-check 30 status '' -- iptables -w -t nat -C POSTROUTING -s 10.12.0.10/32 -m comment --comment 'name: "dualnet" id: "ctr1"' -j CNI-dec9eef1d807df1b11671029
+# Check of ADD step 31 [masquerade[0].jump[0]] send traffic from 10.12.0.10/32 through CNI-dec9eef1d807df1b11671029
+check 31 status '' -- iptables -w -t nat -C POSTROUTING -s 10.12.0.10/32 -m comment --comment 'name: "dualnet" id: "ctr1"' -j CNI-dec9eef1d807df1b11671029
 
-# Check of ADD step 32 [masquerade[1].accept[0]] do not masquerade traffic from the container to its own subnet fd12::/64
+# Check of ADD step 33 [masquerade[1].accept[0]] do not masquerade traffic from the container to its own subnet fd12::/64
 #   why:  inserted at the top, so that it comes before the masquerade rule also when another interface made the chain
-check 32 status '' -- ip6tables -w -t nat -C CNI-dec9eef1d807df1b11671029 -d fd12::/64 -m comment --comment 'name: "dualnet" id: "ctr1"' -j ACCEPT
+check 33 status '' -- ip6tables -w -t nat -C CNI-dec9eef1d807df1b11671029 -d fd12::/64 -m comment --comment 'name: "dualnet" id: "ctr1"' -j ACCEPT
 
-# Check of ADD step 33 [masquerade[1].masquerade] masquerade everything else the container sends, except multicast
-check 33 status '' -- ip6tables -w -t nat -C CNI-dec9eef1d807df1b11671029 '!' -d ff00::/8 -m comment --comment 'name: "dualnet" id: "ctr1"' -j MASQUERADE
+# Check of ADD step 34 [masquerade[1].masquerade] masquerade everything else the container sends, except multicast
+check 34 status '' -- ip6tables -w -t nat -C CNI-dec9eef1d807df1b11671029 '!' -d ff00::/8 -m comment --comment 'name: "dualnet" id: "ctr1"' -j MASQUERADE
 
-# Check of ADD step 34 [masquerade[1].jump[0]] send traffic from fd12::2/128 through CNI-dec9eef1d807df1b11671029
-check 34 status '' -- ip6tables -w -t nat -C POSTROUTING -s fd12::2/128 -m comment --comment 'name: "dualnet" id: "ctr1"' -j CNI-dec9eef1d807df1b11671029
+# Check of ADD step 35 [masquerade[1].jump[0]] send traffic from fd12::2/128 through CNI-dec9eef1d807df1b11671029
+check 35 status '' -- ip6tables -w -t nat -C POSTROUTING -s fd12::2/128 -m comment --comment 'name: "dualnet" id: "ctr1"' -j CNI-dec9eef1d807df1b11671029
 
 # ---------------------------------------------------------------------------------------------
 if (( ${#FAILED[@]} )); then

@@ -181,43 +181,43 @@ check 1 status '' -- cnish-store check /nonexistent/cnish-golden/gwnet 10.11.0.2
 #   why:  an existing link of that name that is not a bridge would otherwise receive the container's veth
 check 4 status '' -- test -d /sys/class/net/golden1/bridge
 
-# Check of ADD step 6 [veth] lesson steps 3-4: create the veth pair veth977ff90b17e (host) / eth0 (inside /var/run/netns/cnish-test)
+# Check of ADD step 7 [veth] lesson steps 3-4: create the veth pair veth977ff90b17e (host) / eth0 (inside /var/run/netns/cnish-test)
 #   why:  the container end is created directly inside the namespace, so it never appears on the host under the container's interface name
-check 6 status '' -- test -e /sys/class/net/veth977ff90b17e
+check 7 status '' -- test -e /sys/class/net/veth977ff90b17e
 
-# Check of ADD step 8 [attach] lesson step 5: attach veth977ff90b17e to the bridge golden1
-check 8 status '' -- test -e /sys/class/net/golden1/brif/veth977ff90b17e
+# Check of ADD step 9 [attach] lesson step 5: attach veth977ff90b17e to the bridge golden1
+check 9 status '' -- test -e /sys/class/net/golden1/brif/veth977ff90b17e
 
-# Check of ADD step 9 [host-up] lesson step 7: bring veth977ff90b17e up
-check 9 status '' -- grep -qxF 1 /sys/class/net/veth977ff90b17e/carrier
+# Check of ADD step 10 [host-up] lesson step 7: bring veth977ff90b17e up
+check 10 status '' -- grep -qxF 1 /sys/class/net/veth977ff90b17e/carrier
 
-# Check of ADD step 10 [gateway[0]] give the bridge the gateway address 10.11.0.1/16
+# Check of ADD step 11 [gateway[0]] give the bridge the gateway address 10.11.0.1/16
 #   why:  isGateway: the bridge is the containers' next hop; `replace` makes this idempotent for the second and later containers
-check 10 output '' -- ip -o addr show dev golden1 to 10.11.0.1
+check 11 output '' -- ip -o addr show dev golden1 to 10.11.0.1
 
-# Check of ADD step 11 [forward-ipv4] enable IPv4 forwarding on the host
+# Check of ADD step 12 [forward-ipv4] enable IPv4 forwarding on the host
 #   why:  a gateway forwards; host-wide and shared, never turned off again
-check 11 status '' -- grep -qxF 1 /proc/sys/net/ipv4/ip_forward
+check 12 status '' -- grep -qxF 1 /proc/sys/net/ipv4/ip_forward
 
-# Check of ADD step 16 [address[0]] lesson step 6: assign 10.11.0.2/16 to eth0
-check 16 contains ' 10.11.0.2/16 ' -- nsenter --net=/var/run/netns/cnish-test ip -o addr show dev eth0 to 10.11.0.2
+# Check of ADD step 17 [address[0]] lesson step 6: assign 10.11.0.2/16 to eth0
+check 17 contains ' 10.11.0.2/16 ' -- nsenter --net=/var/run/netns/cnish-test ip -o addr show dev eth0 to 10.11.0.2
 
-# Check of ADD step 17 [container-up] lesson step 7: bring eth0 up inside the container
-check 17 contains 26:70:ad:f2:7b:1c -- nsenter --net=/var/run/netns/cnish-test ip -o link show dev eth0 up
+# Check of ADD step 18 [container-up] lesson step 7: bring eth0 up inside the container
+check 18 contains 26:70:ad:f2:7b:1c -- nsenter --net=/var/run/netns/cnish-test ip -o link show dev eth0 up
 
-# Check of ADD step 18 [route[0]] route 0.0.0.0/0 via 10.11.0.1 through eth0
+# Check of ADD step 19 [route[0]] route 0.0.0.0/0 via 10.11.0.1 through eth0
 #   why:  prepend, like the reference: a container on several networks may already have a route to the same destination (a default route) through another interface
-check 18 output '' -- nsenter --net=/var/run/netns/cnish-test ip -4 -o route show exact 0.0.0.0/0 via 10.11.0.1 dev eth0
+check 19 output '' -- nsenter --net=/var/run/netns/cnish-test ip -4 -o route show exact 0.0.0.0/0 via 10.11.0.1 dev eth0
 
-# Check of ADD step 20 [masquerade[0].accept[0]] do not masquerade traffic from the container to its own subnet 10.11.0.0/16
+# Check of ADD step 21 [masquerade[0].accept[0]] do not masquerade traffic from the container to its own subnet 10.11.0.0/16
 #   why:  inserted at the top, so that it comes before the masquerade rule also when another interface made the chain
-check 20 status '' -- iptables -w -t nat -C CNI-51ecab9495c29c4cd56b6316 -d 10.11.0.0/16 -m comment --comment 'name: "gwnet" id: "ctr1"' -j ACCEPT
+check 21 status '' -- iptables -w -t nat -C CNI-51ecab9495c29c4cd56b6316 -d 10.11.0.0/16 -m comment --comment 'name: "gwnet" id: "ctr1"' -j ACCEPT
 
-# Check of ADD step 21 [masquerade[0].masquerade] masquerade everything else the container sends, except multicast
-check 21 status '' -- iptables -w -t nat -C CNI-51ecab9495c29c4cd56b6316 '!' -d 224.0.0.0/4 -m comment --comment 'name: "gwnet" id: "ctr1"' -j MASQUERADE
+# Check of ADD step 22 [masquerade[0].masquerade] masquerade everything else the container sends, except multicast
+check 22 status '' -- iptables -w -t nat -C CNI-51ecab9495c29c4cd56b6316 '!' -d 224.0.0.0/4 -m comment --comment 'name: "gwnet" id: "ctr1"' -j MASQUERADE
 
-# Check of ADD step 22 [masquerade[0].jump[0]] send traffic from 10.11.0.2/32 through CNI-51ecab9495c29c4cd56b6316
-check 22 status '' -- iptables -w -t nat -C POSTROUTING -s 10.11.0.2/32 -m comment --comment 'name: "gwnet" id: "ctr1"' -j CNI-51ecab9495c29c4cd56b6316
+# Check of ADD step 23 [masquerade[0].jump[0]] send traffic from 10.11.0.2/32 through CNI-51ecab9495c29c4cd56b6316
+check 23 status '' -- iptables -w -t nat -C POSTROUTING -s 10.11.0.2/32 -m comment --comment 'name: "gwnet" id: "ctr1"' -j CNI-51ecab9495c29c4cd56b6316
 
 # ---------------------------------------------------------------------------------------------
 if (( ${#FAILED[@]} )); then

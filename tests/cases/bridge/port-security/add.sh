@@ -203,107 +203,114 @@ cnish-nft-delete-commented() {
 
 # ---------------------------------------------------------------------------------------------
 
-# Step 1/20 [reserve[0]] reserve 10.12.0.2 for ctr1/eth0 in /nonexistent/cnish-golden/port-security
+# Step 1/21 [reserve[0]] reserve 10.12.0.2 for ctr1/eth0 in /nonexistent/cnish-golden/port-security
 #   why:  the file is created exclusively, so two ADDs can never hold the same address
 #   undo: cnish-store release-ip /nonexistent/cnish-golden/port-security 10.12.0.2 ctr1 eth0 0 '' 608c92e125bbee99
 undo_1() { undo cnish-store release-ip /nonexistent/cnish-golden/port-security 10.12.0.2 ctr1 eth0 0 '' 608c92e125bbee99; }
 run 1 strict -- cnish-store reserve /nonexistent/cnish-golden/port-security 10.12.0.2 ctr1 eth0 0 608c92e125bbee99
 
-# Step 2/20 [new-attachment] verify that veth3fa2e29b72b does not exist: eth0 of this container is not attached to this network already
+# Step 2/21 [new-attachment] verify that veth3fa2e29b72b does not exist: eth0 of this container is not attached to this network already
 #   why:  before anything that names the attachment (the MAC spoof check's chains and rules, the masquerade rules, which cnish starts alongside the first command): an ADD repeated for an attachment that exists would otherwise fail only at the veth, and its rollback would delete what the existing attachment uses; a check in-process, no command
 run 2 strict -- test '!' -e /sys/class/net/veth3fa2e29b72b
 
-# Step 3/20 [bridge] lesson step 2: create the bridge golden0 unless it exists
+# Step 3/21 [bridge] lesson step 2: create the bridge golden0 unless it exists
 #   why:  the bridge is shared by every container of the network, so neither rollback nor DEL removes it; a bridge created by a parallel ADD in the meantime is fine. The probe looks for the bridge's own sysfs directory, which the kernel adds after the link's: a bridge that a parallel ADD is still creating counts as missing, and `ip link add` then waits for that creation to finish and answers "File exists"
 #   undo: none, shared with other attachments
 if ! test -d /sys/class/net/golden0/bridge 2>/dev/null; then
   run 3 exists-ok -- ip link add name golden0 address 6e:b4:56:1f:20:cf type bridge
 fi
 
-# Step 4/20 [bridge-is-bridge] verify that golden0 is a bridge
+# Step 4/21 [bridge-is-bridge] verify that golden0 is a bridge
 #   why:  an existing link of that name that is not a bridge would otherwise receive the container's veth
 run 4 strict -- test -d /sys/class/net/golden0/bridge
 
-# Step 5/20 [bridge-up] bring the bridge golden0 up
+# Step 5/21 [bridge-mac] pin the MAC address of golden0 to 6e:b4:56:1f:20:cf unless it is set already
+#   why:  a bridge whose MAC was never set takes the lowest MAC of its ports, which changes as containers come and go, and the containers keep the gateway's old MAC until they ask again (seconds without a gateway); cnish sets it when it creates the bridge, and pins an existing bridge's current MAC (one made by hand or by another tool), as the reference does with isGateway. The probe reads the kernel's addr_assign_type (3: set)
 #   undo: none, shared with other attachments
-run 5 strict -- ip link set dev golden0 up
+if ! grep -qxF 3 /sys/class/net/golden0/addr_assign_type 2>/dev/null; then
+  run 5 strict -- ip link set dev golden0 address 6e:b4:56:1f:20:cf
+fi
 
-# Step 6/20 [spoofchk-chains] create the nftables chains of veth3fa2e29b72b's MAC spoof check (table bridge nat)
+# Step 6/21 [bridge-up] bring the bridge golden0 up
+#   undo: none, shared with other attachments
+run 6 strict -- ip link set dev golden0 up
+
+# Step 7/21 [spoofchk-chains] create the nftables chains of veth3fa2e29b72b's MAC spoof check (table bridge nat)
 #   why:  macspoofchk: in place before the veth exists, so no frame with another source MAC ever passes; the table and its PREROUTING chain are shared and stay
 #   undo: nft delete chain bridge nat cni-br-iface-ctr1-eth0 ';' delete chain bridge nat cni-br-iface-ctr1-eth0-mac
-undo_6() { undo nft delete chain bridge nat cni-br-iface-ctr1-eth0 ';' delete chain bridge nat cni-br-iface-ctr1-eth0-mac; }
-run 6 strict -- nft add table bridge nat ';' add chain bridge nat PREROUTING '{' type filter hook prerouting priority -300 ';' policy accept ';' '}' ';' add chain bridge nat cni-br-iface-ctr1-eth0 ';' add chain bridge nat cni-br-iface-ctr1-eth0-mac
+undo_7() { undo nft delete chain bridge nat cni-br-iface-ctr1-eth0 ';' delete chain bridge nat cni-br-iface-ctr1-eth0-mac; }
+run 7 strict -- nft add table bridge nat ';' add chain bridge nat PREROUTING '{' type filter hook prerouting priority -300 ';' policy accept ';' '}' ';' add chain bridge nat cni-br-iface-ctr1-eth0 ';' add chain bridge nat cni-br-iface-ctr1-eth0-mac
 
-# Step 7/20 [spoofchk-rules] drop frames from veth3fa2e29b72b whose source MAC is not e2:a0:86:80:c9:06
+# Step 8/21 [spoofchk-rules] drop frames from veth3fa2e29b72b whose source MAC is not e2:a0:86:80:c9:06
 #   why:  a container could otherwise send frames as another container (or the host) and take over its traffic on the bridge; the rules and chains are the reference's, so either plugin's DEL removes the other's
 #   undo: cnish-nft-delete-commented bridge nat PREROUTING macspoofchk-ctr1-eth0
-undo_7() { undo cnish-nft-delete-commented bridge nat PREROUTING macspoofchk-ctr1-eth0; }
-run 7 strict -- nft flush chain bridge nat cni-br-iface-ctr1-eth0 ';' flush chain bridge nat cni-br-iface-ctr1-eth0-mac ';' add rule bridge nat PREROUTING iifname '"veth3fa2e29b72b"' jump cni-br-iface-ctr1-eth0 comment '"macspoofchk-ctr1-eth0"' ';' add rule bridge nat cni-br-iface-ctr1-eth0 jump cni-br-iface-ctr1-eth0-mac comment '"macspoofchk-ctr1-eth0"' ';' add rule bridge nat cni-br-iface-ctr1-eth0-mac ether saddr e2:a0:86:80:c9:06 return comment '"macspoofchk-ctr1-eth0"' ';' add rule bridge nat cni-br-iface-ctr1-eth0-mac drop comment '"macspoofchk-ctr1-eth0"'
+undo_8() { undo cnish-nft-delete-commented bridge nat PREROUTING macspoofchk-ctr1-eth0; }
+run 8 strict -- nft flush chain bridge nat cni-br-iface-ctr1-eth0 ';' flush chain bridge nat cni-br-iface-ctr1-eth0-mac ';' add rule bridge nat PREROUTING iifname '"veth3fa2e29b72b"' jump cni-br-iface-ctr1-eth0 comment '"macspoofchk-ctr1-eth0"' ';' add rule bridge nat cni-br-iface-ctr1-eth0 jump cni-br-iface-ctr1-eth0-mac comment '"macspoofchk-ctr1-eth0"' ';' add rule bridge nat cni-br-iface-ctr1-eth0-mac ether saddr e2:a0:86:80:c9:06 return comment '"macspoofchk-ctr1-eth0"' ';' add rule bridge nat cni-br-iface-ctr1-eth0-mac drop comment '"macspoofchk-ctr1-eth0"'
 
-# Step 8/20 [veth] lesson steps 3-4: create the veth pair veth3fa2e29b72b (host) / eth0 (inside /var/run/netns/cnish-test)
+# Step 9/21 [veth] lesson steps 3-4: create the veth pair veth3fa2e29b72b (host) / eth0 (inside /var/run/netns/cnish-test)
 #   why:  the container end is created directly inside the namespace, so it never appears on the host under the container's interface name
 #   undo: ip link del dev veth3fa2e29b72b
-undo_8() { undo ip link del dev veth3fa2e29b72b; }
-run 8 strict -- ip link add name veth3fa2e29b72b address 8a:2f:06:f0:b3:e2 type veth peer name eth0 address e2:a0:86:80:c9:06 netns /var/run/netns/cnish-test
+undo_9() { undo ip link del dev veth3fa2e29b72b; }
+run 9 strict -- ip link add name veth3fa2e29b72b address 8a:2f:06:f0:b3:e2 type veth peer name eth0 address e2:a0:86:80:c9:06 netns /var/run/netns/cnish-test
 
-# Step 9/20 [label] label veth3fa2e29b72b with its attachment (cnish/port-security/ctr1/eth0)
+# Step 10/21 [label] label veth3fa2e29b72b with its attachment (cnish/port-security/ctr1/eth0)
 #   why:  GC recognises the host ends of attachments it must remove by this label; operators see whose veth it is
 #   undo: none of its own, undone with step "veth"
-run 9 strict -- ip link set dev veth3fa2e29b72b alias cnish/port-security/ctr1/eth0
+run 10 strict -- ip link set dev veth3fa2e29b72b alias cnish/port-security/ctr1/eth0
 
-# Step 10/20 [attach] lesson step 5: attach veth3fa2e29b72b to the bridge golden0
+# Step 11/21 [attach] lesson step 5: attach veth3fa2e29b72b to the bridge golden0
 #   undo: none of its own, undone with step "veth"
-run 10 strict -- ip link set dev veth3fa2e29b72b master golden0
+run 11 strict -- ip link set dev veth3fa2e29b72b master golden0
 
-# Step 11/20 [isolated] isolate the bridge port veth3fa2e29b72b from the other isolated ports
+# Step 12/21 [isolated] isolate the bridge port veth3fa2e29b72b from the other isolated ports
 #   undo: none of its own, undone with step "veth"
-run 11 strict -- ip link set dev veth3fa2e29b72b type bridge_slave isolated on
+run 12 strict -- ip link set dev veth3fa2e29b72b type bridge_slave isolated on
 
-# Step 12/20 [host-up] lesson step 7: bring veth3fa2e29b72b up
+# Step 13/21 [host-up] lesson step 7: bring veth3fa2e29b72b up
 #   undo: none of its own, undone with step "veth"
-run 12 strict -- ip link set dev veth3fa2e29b72b up
+run 13 strict -- ip link set dev veth3fa2e29b72b up
 
-# Step 13/20 [gateway[0]] give the bridge the gateway address 10.12.0.1/24
+# Step 14/21 [gateway[0]] give the bridge the gateway address 10.12.0.1/24
 #   why:  isGateway: the bridge is the containers' next hop; `replace` makes this idempotent for the second and later containers
 #   undo: none, shared with other attachments
-run 13 strict -- ip addr replace 10.12.0.1/24 dev golden0 brd +
+run 14 strict -- ip addr replace 10.12.0.1/24 dev golden0 brd +
 
-# Step 14/20 [forward-ipv4] enable IPv4 forwarding on the host
+# Step 15/21 [forward-ipv4] enable IPv4 forwarding on the host
 #   why:  a gateway forwards; host-wide and shared, never turned off again
 #   undo: none, shared with other attachments
 if ! grep -qxF 1 /proc/sys/net/ipv4/ip_forward 2>/dev/null; then
-  run 14 strict -- sysctl -q -w net/ipv4/ip_forward=1
+  run 15 strict -- sysctl -q -w net/ipv4/ip_forward=1
 fi
 
-# Step 15/20 [bridge-no-ra] make the bridge golden0 ignore IPv6 router advertisements
+# Step 16/21 [bridge-no-ra] make the bridge golden0 ignore IPv6 router advertisements
 #   why:  otherwise a container could announce itself as the host's IPv6 router; skipped when already set, tolerated on hosts without IPv6
 #   undo: none, shared with other attachments
 if ! grep -qxF 0 /proc/sys/net/ipv6/conf/golden0/accept_ra 2>/dev/null; then
-  run 15 missing-ok -- sysctl -q -w net/ipv6/conf/golden0/accept_ra=0
+  run 16 missing-ok -- sysctl -q -w net/ipv6/conf/golden0/accept_ra=0
 fi
 
-# Step 16/20 [arp-notify] announce eth0's address with a gratuitous ARP when it comes up (arp_notify)
+# Step 17/21 [arp-notify] announce eth0's address with a gratuitous ARP when it comes up (arp_notify)
 #   why:  a reused address gets a new MAC; neighbours learn it at once instead of after their ARP entry expires
 #   undo: none of its own, undone with step "veth"
-run 16 strict -- nsenter --net=/var/run/netns/cnish-test sysctl -q -w net/ipv4/conf/eth0/arp_notify=1
+run 17 strict -- nsenter --net=/var/run/netns/cnish-test sysctl -q -w net/ipv4/conf/eth0/arp_notify=1
 
-# Step 17/20 [no-dad] skip duplicate address detection on eth0
+# Step 18/21 [no-dad] skip duplicate address detection on eth0
 #   why:  IPAM guarantees the address is unique; DAD would keep it unusable for a second or more (set for IPv4-only networks too, like the reference, for addresses added later; tolerated when the kernel has no IPv6)
 #   undo: none of its own, undone with step "veth"
-run 17 missing-ok -- nsenter --net=/var/run/netns/cnish-test sysctl -q -w net/ipv6/conf/eth0/accept_dad=0
+run 18 missing-ok -- nsenter --net=/var/run/netns/cnish-test sysctl -q -w net/ipv6/conf/eth0/accept_dad=0
 
-# Step 18/20 [no-router-advertisements] ignore IPv6 router advertisements on eth0 (accept_ra=0)
+# Step 19/21 [no-router-advertisements] ignore IPv6 router advertisements on eth0 (accept_ra=0)
 #   why:  IPAM gives the container its addresses and routes: another container on the bridge could otherwise give it an IPv6 address and default route with one router advertisement (the reference guards only the host's side); nor does it send router solicitations, which the bridge floods to every port (set for IPv4-only networks too; acceptRA: true keeps the kernel's default; tolerated when the kernel has no IPv6)
 #   undo: none of its own, undone with step "veth"
-run 18 missing-ok -- nsenter --net=/var/run/netns/cnish-test sysctl -q -w net/ipv6/conf/eth0/accept_ra=0
+run 19 missing-ok -- nsenter --net=/var/run/netns/cnish-test sysctl -q -w net/ipv6/conf/eth0/accept_ra=0
 
-# Step 19/20 [address[0]] lesson step 6: assign 10.12.0.2/24 to eth0
+# Step 20/21 [address[0]] lesson step 6: assign 10.12.0.2/24 to eth0
 #   undo: none of its own, undone with step "veth"
-run 19 strict -- nsenter --net=/var/run/netns/cnish-test ip addr add 10.12.0.2/24 dev eth0 brd +
+run 20 strict -- nsenter --net=/var/run/netns/cnish-test ip addr add 10.12.0.2/24 dev eth0 brd +
 
-# Step 20/20 [container-up] lesson step 7: bring eth0 up inside the container
+# Step 21/21 [container-up] lesson step 7: bring eth0 up inside the container
 #   undo: none of its own, undone with step "veth"
-run 20 strict -- nsenter --net=/var/run/netns/cnish-test ip link set dev eth0 up
+run 21 strict -- nsenter --net=/var/run/netns/cnish-test ip link set dev eth0 up
 
 # ---------------------------------------------------------------------------------------------
 trap - EXIT

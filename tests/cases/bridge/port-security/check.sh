@@ -216,36 +216,36 @@ check 1 status '' -- cnish-store check /nonexistent/cnish-golden/port-security 1
 #   why:  an existing link of that name that is not a bridge would otherwise receive the container's veth
 check 4 status '' -- test -d /sys/class/net/golden0/bridge
 
-# Check of ADD step 7 [spoofchk-rules] drop frames from veth3fa2e29b72b whose source MAC is not e2:a0:86:80:c9:06
+# Check of ADD step 8 [spoofchk-rules] drop frames from veth3fa2e29b72b whose source MAC is not e2:a0:86:80:c9:06
 #   why:  a container could otherwise send frames as another container (or the host) and take over its traffic on the bridge; the rules and chains are the reference's, so either plugin's DEL removes the other's
-check 7 contains 'iifname "veth3fa2e29b72b" jump cni-br-iface-ctr1-eth0 comment "macspoofchk-ctr1-eth0"' 'ether saddr e2:a0:86:80:c9:06 return comment "macspoofchk-ctr1-eth0"' 'drop comment "macspoofchk-ctr1-eth0"' -- nft list table bridge nat
+check 8 contains 'iifname "veth3fa2e29b72b" jump cni-br-iface-ctr1-eth0 comment "macspoofchk-ctr1-eth0"' 'ether saddr e2:a0:86:80:c9:06 return comment "macspoofchk-ctr1-eth0"' 'drop comment "macspoofchk-ctr1-eth0"' -- nft list table bridge nat
 
-# Check of ADD step 8 [veth] lesson steps 3-4: create the veth pair veth3fa2e29b72b (host) / eth0 (inside /var/run/netns/cnish-test)
+# Check of ADD step 9 [veth] lesson steps 3-4: create the veth pair veth3fa2e29b72b (host) / eth0 (inside /var/run/netns/cnish-test)
 #   why:  the container end is created directly inside the namespace, so it never appears on the host under the container's interface name
-check 8 status '' -- test -e /sys/class/net/veth3fa2e29b72b
+check 9 status '' -- test -e /sys/class/net/veth3fa2e29b72b
 
-# Check of ADD step 10 [attach] lesson step 5: attach veth3fa2e29b72b to the bridge golden0
-check 10 status '' -- test -e /sys/class/net/golden0/brif/veth3fa2e29b72b
+# Check of ADD step 11 [attach] lesson step 5: attach veth3fa2e29b72b to the bridge golden0
+check 11 status '' -- test -e /sys/class/net/golden0/brif/veth3fa2e29b72b
 
-# Check of ADD step 11 [isolated] isolate the bridge port veth3fa2e29b72b from the other isolated ports
-check 11 status '' -- grep -qxF 1 /sys/class/net/veth3fa2e29b72b/brport/isolated
+# Check of ADD step 12 [isolated] isolate the bridge port veth3fa2e29b72b from the other isolated ports
+check 12 status '' -- grep -qxF 1 /sys/class/net/veth3fa2e29b72b/brport/isolated
 
-# Check of ADD step 12 [host-up] lesson step 7: bring veth3fa2e29b72b up
-check 12 status '' -- grep -qxF 1 /sys/class/net/veth3fa2e29b72b/carrier
+# Check of ADD step 13 [host-up] lesson step 7: bring veth3fa2e29b72b up
+check 13 status '' -- grep -qxF 1 /sys/class/net/veth3fa2e29b72b/carrier
 
-# Check of ADD step 13 [gateway[0]] give the bridge the gateway address 10.12.0.1/24
+# Check of ADD step 14 [gateway[0]] give the bridge the gateway address 10.12.0.1/24
 #   why:  isGateway: the bridge is the containers' next hop; `replace` makes this idempotent for the second and later containers
-check 13 output '' -- ip -o addr show dev golden0 to 10.12.0.1
+check 14 output '' -- ip -o addr show dev golden0 to 10.12.0.1
 
-# Check of ADD step 14 [forward-ipv4] enable IPv4 forwarding on the host
+# Check of ADD step 15 [forward-ipv4] enable IPv4 forwarding on the host
 #   why:  a gateway forwards; host-wide and shared, never turned off again
-check 14 status '' -- grep -qxF 1 /proc/sys/net/ipv4/ip_forward
+check 15 status '' -- grep -qxF 1 /proc/sys/net/ipv4/ip_forward
 
-# Check of ADD step 19 [address[0]] lesson step 6: assign 10.12.0.2/24 to eth0
-check 19 contains ' 10.12.0.2/24 ' -- nsenter --net=/var/run/netns/cnish-test ip -o addr show dev eth0 to 10.12.0.2
+# Check of ADD step 20 [address[0]] lesson step 6: assign 10.12.0.2/24 to eth0
+check 20 contains ' 10.12.0.2/24 ' -- nsenter --net=/var/run/netns/cnish-test ip -o addr show dev eth0 to 10.12.0.2
 
-# Check of ADD step 20 [container-up] lesson step 7: bring eth0 up inside the container
-check 20 contains e2:a0:86:80:c9:06 -- nsenter --net=/var/run/netns/cnish-test ip -o link show dev eth0 up
+# Check of ADD step 21 [container-up] lesson step 7: bring eth0 up inside the container
+check 21 contains e2:a0:86:80:c9:06 -- nsenter --net=/var/run/netns/cnish-test ip -o link show dev eth0 up
 
 # ---------------------------------------------------------------------------------------------
 if (( ${#FAILED[@]} )); then

@@ -168,91 +168,98 @@ cnish-store() {
 
 # ---------------------------------------------------------------------------------------------
 
-# Step 1/17 [reserve[0]] reserve 10.14.0.42 for 0123456789abcdef/net1 in /nonexistent/cnish-golden/pinned
+# Step 1/18 [reserve[0]] reserve 10.14.0.42 for 0123456789abcdef/net1 in /nonexistent/cnish-golden/pinned
 #   why:  the file is created exclusively, so two ADDs can never hold the same address
 #   undo: cnish-store release-ip /nonexistent/cnish-golden/pinned 10.14.0.42 0123456789abcdef net1 0 '' df69000146ce8b22
 undo_1() { undo cnish-store release-ip /nonexistent/cnish-golden/pinned 10.14.0.42 0123456789abcdef net1 0 '' df69000146ce8b22; }
 run 1 strict -- cnish-store reserve /nonexistent/cnish-golden/pinned 10.14.0.42 0123456789abcdef net1 0 df69000146ce8b22
 
-# Step 2/17 [new-attachment] verify that veth07208b5a092 does not exist: net1 of this container is not attached to this network already
+# Step 2/18 [new-attachment] verify that veth07208b5a092 does not exist: net1 of this container is not attached to this network already
 #   why:  before anything that names the attachment (the MAC spoof check's chains and rules, the masquerade rules, which cnish starts alongside the first command): an ADD repeated for an attachment that exists would otherwise fail only at the veth, and its rollback would delete what the existing attachment uses; a check in-process, no command
 run 2 strict -- test '!' -e /sys/class/net/veth07208b5a092
 
-# Step 3/17 [bridge] lesson step 2: create the bridge golden4 unless it exists
+# Step 3/18 [bridge] lesson step 2: create the bridge golden4 unless it exists
 #   why:  the bridge is shared by every container of the network, so neither rollback nor DEL removes it; a bridge created by a parallel ADD in the meantime is fine. The probe looks for the bridge's own sysfs directory, which the kernel adds after the link's: a bridge that a parallel ADD is still creating counts as missing, and `ip link add` then waits for that creation to finish and answers "File exists"
 #   undo: none, shared with other attachments
 if ! test -d /sys/class/net/golden4/bridge 2>/dev/null; then
   run 3 exists-ok -- ip link add name golden4 address 1a:e8:ca:c7:47:de type bridge
 fi
 
-# Step 4/17 [bridge-is-bridge] verify that golden4 is a bridge
+# Step 4/18 [bridge-is-bridge] verify that golden4 is a bridge
 #   why:  an existing link of that name that is not a bridge would otherwise receive the container's veth
 run 4 strict -- test -d /sys/class/net/golden4/bridge
 
-# Step 5/17 [bridge-up] bring the bridge golden4 up
+# Step 5/18 [bridge-mac] pin the MAC address of golden4 to 1a:e8:ca:c7:47:de unless it is set already
+#   why:  a bridge whose MAC was never set takes the lowest MAC of its ports, which changes as containers come and go, and the containers keep the gateway's old MAC until they ask again (seconds without a gateway); cnish sets it when it creates the bridge, and pins an existing bridge's current MAC (one made by hand or by another tool), as the reference does with isGateway. The probe reads the kernel's addr_assign_type (3: set)
 #   undo: none, shared with other attachments
-run 5 strict -- ip link set dev golden4 up
+if ! grep -qxF 3 /sys/class/net/golden4/addr_assign_type 2>/dev/null; then
+  run 5 strict -- ip link set dev golden4 address 1a:e8:ca:c7:47:de
+fi
 
-# Step 6/17 [veth] lesson steps 3-4: create the veth pair veth07208b5a092 (host) / net1 (inside /var/run/netns/cnish-test)
+# Step 6/18 [bridge-up] bring the bridge golden4 up
+#   undo: none, shared with other attachments
+run 6 strict -- ip link set dev golden4 up
+
+# Step 7/18 [veth] lesson steps 3-4: create the veth pair veth07208b5a092 (host) / net1 (inside /var/run/netns/cnish-test)
 #   why:  the container end is created directly inside the namespace, so it never appears on the host under the container's interface name
 #   undo: ip link del dev veth07208b5a092
-undo_6() { undo ip link del dev veth07208b5a092; }
-run 6 strict -- ip link add name veth07208b5a092 address aa:50:66:7d:7d:d0 type veth peer name net1 address 0a:58:0a:0e:00:2a netns /var/run/netns/cnish-test
+undo_7() { undo ip link del dev veth07208b5a092; }
+run 7 strict -- ip link add name veth07208b5a092 address aa:50:66:7d:7d:d0 type veth peer name net1 address 0a:58:0a:0e:00:2a netns /var/run/netns/cnish-test
 
-# Step 7/17 [label] label veth07208b5a092 with its attachment (cnish/pinned/0123456789abcdef/net1)
+# Step 8/18 [label] label veth07208b5a092 with its attachment (cnish/pinned/0123456789abcdef/net1)
 #   why:  GC recognises the host ends of attachments it must remove by this label; operators see whose veth it is
 #   undo: none of its own, undone with step "veth"
-run 7 strict -- ip link set dev veth07208b5a092 alias cnish/pinned/0123456789abcdef/net1
+run 8 strict -- ip link set dev veth07208b5a092 alias cnish/pinned/0123456789abcdef/net1
 
-# Step 8/17 [attach] lesson step 5: attach veth07208b5a092 to the bridge golden4
+# Step 9/18 [attach] lesson step 5: attach veth07208b5a092 to the bridge golden4
 #   undo: none of its own, undone with step "veth"
-run 8 strict -- ip link set dev veth07208b5a092 master golden4
+run 9 strict -- ip link set dev veth07208b5a092 master golden4
 
-# Step 9/17 [host-up] lesson step 7: bring veth07208b5a092 up
+# Step 10/18 [host-up] lesson step 7: bring veth07208b5a092 up
 #   undo: none of its own, undone with step "veth"
-run 9 strict -- ip link set dev veth07208b5a092 up
+run 10 strict -- ip link set dev veth07208b5a092 up
 
-# Step 10/17 [gateway[0]] give the bridge the gateway address 10.14.0.1/24
+# Step 11/18 [gateway[0]] give the bridge the gateway address 10.14.0.1/24
 #   why:  isGateway: the bridge is the containers' next hop; `replace` makes this idempotent for the second and later containers
 #   undo: none, shared with other attachments
-run 10 strict -- ip addr replace 10.14.0.1/24 dev golden4 brd +
+run 11 strict -- ip addr replace 10.14.0.1/24 dev golden4 brd +
 
-# Step 11/17 [forward-ipv4] enable IPv4 forwarding on the host
+# Step 12/18 [forward-ipv4] enable IPv4 forwarding on the host
 #   why:  a gateway forwards; host-wide and shared, never turned off again
 #   undo: none, shared with other attachments
 if ! grep -qxF 1 /proc/sys/net/ipv4/ip_forward 2>/dev/null; then
-  run 11 strict -- sysctl -q -w net/ipv4/ip_forward=1
+  run 12 strict -- sysctl -q -w net/ipv4/ip_forward=1
 fi
 
-# Step 12/17 [bridge-no-ra] make the bridge golden4 ignore IPv6 router advertisements
+# Step 13/18 [bridge-no-ra] make the bridge golden4 ignore IPv6 router advertisements
 #   why:  otherwise a container could announce itself as the host's IPv6 router; skipped when already set, tolerated on hosts without IPv6
 #   undo: none, shared with other attachments
 if ! grep -qxF 0 /proc/sys/net/ipv6/conf/golden4/accept_ra 2>/dev/null; then
-  run 12 missing-ok -- sysctl -q -w net/ipv6/conf/golden4/accept_ra=0
+  run 13 missing-ok -- sysctl -q -w net/ipv6/conf/golden4/accept_ra=0
 fi
 
-# Step 13/17 [arp-notify] announce net1's address with a gratuitous ARP when it comes up (arp_notify)
+# Step 14/18 [arp-notify] announce net1's address with a gratuitous ARP when it comes up (arp_notify)
 #   why:  a reused address gets a new MAC; neighbours learn it at once instead of after their ARP entry expires
 #   undo: none of its own, undone with step "veth"
-run 13 strict -- nsenter --net=/var/run/netns/cnish-test sysctl -q -w net/ipv4/conf/net1/arp_notify=1
+run 14 strict -- nsenter --net=/var/run/netns/cnish-test sysctl -q -w net/ipv4/conf/net1/arp_notify=1
 
-# Step 14/17 [no-dad] skip duplicate address detection on net1
+# Step 15/18 [no-dad] skip duplicate address detection on net1
 #   why:  IPAM guarantees the address is unique; DAD would keep it unusable for a second or more (set for IPv4-only networks too, like the reference, for addresses added later; tolerated when the kernel has no IPv6)
 #   undo: none of its own, undone with step "veth"
-run 14 missing-ok -- nsenter --net=/var/run/netns/cnish-test sysctl -q -w net/ipv6/conf/net1/accept_dad=0
+run 15 missing-ok -- nsenter --net=/var/run/netns/cnish-test sysctl -q -w net/ipv6/conf/net1/accept_dad=0
 
-# Step 15/17 [no-router-advertisements] ignore IPv6 router advertisements on net1 (accept_ra=0)
+# Step 16/18 [no-router-advertisements] ignore IPv6 router advertisements on net1 (accept_ra=0)
 #   why:  IPAM gives the container its addresses and routes: another container on the bridge could otherwise give it an IPv6 address and default route with one router advertisement (the reference guards only the host's side); nor does it send router solicitations, which the bridge floods to every port (set for IPv4-only networks too; acceptRA: true keeps the kernel's default; tolerated when the kernel has no IPv6)
 #   undo: none of its own, undone with step "veth"
-run 15 missing-ok -- nsenter --net=/var/run/netns/cnish-test sysctl -q -w net/ipv6/conf/net1/accept_ra=0
+run 16 missing-ok -- nsenter --net=/var/run/netns/cnish-test sysctl -q -w net/ipv6/conf/net1/accept_ra=0
 
-# Step 16/17 [address[0]] lesson step 6: assign 10.14.0.42/24 to net1
+# Step 17/18 [address[0]] lesson step 6: assign 10.14.0.42/24 to net1
 #   undo: none of its own, undone with step "veth"
-run 16 strict -- nsenter --net=/var/run/netns/cnish-test ip addr add 10.14.0.42/24 dev net1 brd +
+run 17 strict -- nsenter --net=/var/run/netns/cnish-test ip addr add 10.14.0.42/24 dev net1 brd +
 
-# Step 17/17 [container-up] lesson step 7: bring net1 up inside the container
+# Step 18/18 [container-up] lesson step 7: bring net1 up inside the container
 #   undo: none of its own, undone with step "veth"
-run 17 strict -- nsenter --net=/var/run/netns/cnish-test ip link set dev net1 up
+run 18 strict -- nsenter --net=/var/run/netns/cnish-test ip link set dev net1 up
 
 # ---------------------------------------------------------------------------------------------
 trap - EXIT

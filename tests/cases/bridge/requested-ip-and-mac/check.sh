@@ -181,29 +181,29 @@ check 1 status '' -- cnish-store check /nonexistent/cnish-golden/pinned 10.14.0.
 #   why:  an existing link of that name that is not a bridge would otherwise receive the container's veth
 check 4 status '' -- test -d /sys/class/net/golden4/bridge
 
-# Check of ADD step 6 [veth] lesson steps 3-4: create the veth pair veth07208b5a092 (host) / net1 (inside /var/run/netns/cnish-test)
+# Check of ADD step 7 [veth] lesson steps 3-4: create the veth pair veth07208b5a092 (host) / net1 (inside /var/run/netns/cnish-test)
 #   why:  the container end is created directly inside the namespace, so it never appears on the host under the container's interface name
-check 6 status '' -- test -e /sys/class/net/veth07208b5a092
+check 7 status '' -- test -e /sys/class/net/veth07208b5a092
 
-# Check of ADD step 8 [attach] lesson step 5: attach veth07208b5a092 to the bridge golden4
-check 8 status '' -- test -e /sys/class/net/golden4/brif/veth07208b5a092
+# Check of ADD step 9 [attach] lesson step 5: attach veth07208b5a092 to the bridge golden4
+check 9 status '' -- test -e /sys/class/net/golden4/brif/veth07208b5a092
 
-# Check of ADD step 9 [host-up] lesson step 7: bring veth07208b5a092 up
-check 9 status '' -- grep -qxF 1 /sys/class/net/veth07208b5a092/carrier
+# Check of ADD step 10 [host-up] lesson step 7: bring veth07208b5a092 up
+check 10 status '' -- grep -qxF 1 /sys/class/net/veth07208b5a092/carrier
 
-# Check of ADD step 10 [gateway[0]] give the bridge the gateway address 10.14.0.1/24
+# Check of ADD step 11 [gateway[0]] give the bridge the gateway address 10.14.0.1/24
 #   why:  isGateway: the bridge is the containers' next hop; `replace` makes this idempotent for the second and later containers
-check 10 output '' -- ip -o addr show dev golden4 to 10.14.0.1
+check 11 output '' -- ip -o addr show dev golden4 to 10.14.0.1
 
-# Check of ADD step 11 [forward-ipv4] enable IPv4 forwarding on the host
+# Check of ADD step 12 [forward-ipv4] enable IPv4 forwarding on the host
 #   why:  a gateway forwards; host-wide and shared, never turned off again
-check 11 status '' -- grep -qxF 1 /proc/sys/net/ipv4/ip_forward
+check 12 status '' -- grep -qxF 1 /proc/sys/net/ipv4/ip_forward
 
-# Check of ADD step 16 [address[0]] lesson step 6: assign 10.14.0.42/24 to net1
-check 16 contains ' 10.14.0.42/24 ' -- nsenter --net=/var/run/netns/cnish-test ip -o addr show dev net1 to 10.14.0.42
+# Check of ADD step 17 [address[0]] lesson step 6: assign 10.14.0.42/24 to net1
+check 17 contains ' 10.14.0.42/24 ' -- nsenter --net=/var/run/netns/cnish-test ip -o addr show dev net1 to 10.14.0.42
 
-# Check of ADD step 17 [container-up] lesson step 7: bring net1 up inside the container
-check 17 contains 0a:58:0a:0e:00:2a -- nsenter --net=/var/run/netns/cnish-test ip -o link show dev net1 up
+# Check of ADD step 18 [container-up] lesson step 7: bring net1 up inside the container
+check 18 contains 0a:58:0a:0e:00:2a -- nsenter --net=/var/run/netns/cnish-test ip -o link show dev net1 up
 
 # ---------------------------------------------------------------------------------------------
 if (( ${#FAILED[@]} )); then

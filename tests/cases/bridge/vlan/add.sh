@@ -168,148 +168,155 @@ cnish-store() {
 
 # ---------------------------------------------------------------------------------------------
 
-# Step 1/29 [reserve[0]] reserve 10.15.0.2 for ctr1/eth0 in /nonexistent/cnish-golden/vlannet
+# Step 1/30 [reserve[0]] reserve 10.15.0.2 for ctr1/eth0 in /nonexistent/cnish-golden/vlannet
 #   why:  the file is created exclusively, so two ADDs can never hold the same address
 #   undo: cnish-store release-ip /nonexistent/cnish-golden/vlannet 10.15.0.2 ctr1 eth0 0 '' 608c92e125bbee99
 undo_1() { undo cnish-store release-ip /nonexistent/cnish-golden/vlannet 10.15.0.2 ctr1 eth0 0 '' 608c92e125bbee99; }
 run 1 strict -- cnish-store reserve /nonexistent/cnish-golden/vlannet 10.15.0.2 ctr1 eth0 0 608c92e125bbee99
 
-# Step 2/29 [new-attachment] verify that veth32ddcdbc817 does not exist: eth0 of this container is not attached to this network already
+# Step 2/30 [new-attachment] verify that veth32ddcdbc817 does not exist: eth0 of this container is not attached to this network already
 #   why:  before anything that names the attachment (the MAC spoof check's chains and rules, the masquerade rules, which cnish starts alongside the first command): an ADD repeated for an attachment that exists would otherwise fail only at the veth, and its rollback would delete what the existing attachment uses; a check in-process, no command
 run 2 strict -- test '!' -e /sys/class/net/veth32ddcdbc817
 
-# Step 3/29 [bridge] lesson step 2: create the bridge golden5 unless it exists
+# Step 3/30 [bridge] lesson step 2: create the bridge golden5 unless it exists
 #   why:  the bridge is shared by every container of the network, so neither rollback nor DEL removes it; a bridge created by a parallel ADD in the meantime is fine. The probe looks for the bridge's own sysfs directory, which the kernel adds after the link's: a bridge that a parallel ADD is still creating counts as missing, and `ip link add` then waits for that creation to finish and answers "File exists"
 #   undo: none, shared with other attachments
 if ! test -d /sys/class/net/golden5/bridge 2>/dev/null; then
   run 3 exists-ok -- ip link add name golden5 address 9a:8c:75:a5:06:e1 type bridge vlan_filtering 1
 fi
 
-# Step 4/29 [bridge-is-bridge] verify that golden5 is a bridge
+# Step 4/30 [bridge-is-bridge] verify that golden5 is a bridge
 #   why:  an existing link of that name that is not a bridge would otherwise receive the container's veth
 run 4 strict -- test -d /sys/class/net/golden5/bridge
 
-# Step 5/29 [bridge-vlan-filtering] make the bridge golden5 forward by VLAN
+# Step 5/30 [bridge-mac] pin the MAC address of golden5 to 9a:8c:75:a5:06:e1 unless it is set already
+#   why:  a bridge whose MAC was never set takes the lowest MAC of its ports, which changes as containers come and go, and the containers keep the gateway's old MAC until they ask again (seconds without a gateway); cnish sets it when it creates the bridge, and pins an existing bridge's current MAC (one made by hand or by another tool), as the reference does with isGateway. The probe reads the kernel's addr_assign_type (3: set)
+#   undo: none, shared with other attachments
+if ! grep -qxF 3 /sys/class/net/golden5/addr_assign_type 2>/dev/null; then
+  run 5 strict -- ip link set dev golden5 address 9a:8c:75:a5:06:e1
+fi
+
+# Step 6/30 [bridge-vlan-filtering] make the bridge golden5 forward by VLAN
 #   why:  vlan, vlanTrunk: a bridge that does not filter VLANs ignores its ports' VLANs, so every container would see every other's frames. A bridge made before without filtering gets it too (the reference leaves it as it is): its ports keep the default VLAN the kernel gave them, so their untagged traffic goes on as before
 #   undo: none, shared with other attachments
 if ! grep -qxF 1 /sys/class/net/golden5/bridge/vlan_filtering 2>/dev/null; then
-  run 5 strict -- ip link set dev golden5 type bridge vlan_filtering 1
+  run 6 strict -- ip link set dev golden5 type bridge vlan_filtering 1
 fi
 
-# Step 6/29 [bridge-up] bring the bridge golden5 up
+# Step 7/30 [bridge-up] bring the bridge golden5 up
 #   undo: none, shared with other attachments
-run 6 strict -- ip link set dev golden5 up
+run 7 strict -- ip link set dev golden5 up
 
-# Step 7/29 [veth] lesson steps 3-4: create the veth pair veth32ddcdbc817 (host) / eth0 (inside /var/run/netns/cnish-test)
+# Step 8/30 [veth] lesson steps 3-4: create the veth pair veth32ddcdbc817 (host) / eth0 (inside /var/run/netns/cnish-test)
 #   why:  the container end is created directly inside the namespace, so it never appears on the host under the container's interface name
 #   undo: ip link del dev veth32ddcdbc817
-undo_7() { undo ip link del dev veth32ddcdbc817; }
-run 7 strict -- ip link add name veth32ddcdbc817 address fe:f5:19:0f:99:44 type veth peer name eth0 address ba:8e:23:08:a3:fe netns /var/run/netns/cnish-test
+undo_8() { undo ip link del dev veth32ddcdbc817; }
+run 8 strict -- ip link add name veth32ddcdbc817 address fe:f5:19:0f:99:44 type veth peer name eth0 address ba:8e:23:08:a3:fe netns /var/run/netns/cnish-test
 
-# Step 8/29 [label] label veth32ddcdbc817 with its attachment (cnish/vlannet/ctr1/eth0)
+# Step 9/30 [label] label veth32ddcdbc817 with its attachment (cnish/vlannet/ctr1/eth0)
 #   why:  GC recognises the host ends of attachments it must remove by this label; operators see whose veth it is
 #   undo: none of its own, undone with step "veth"
-run 8 strict -- ip link set dev veth32ddcdbc817 alias cnish/vlannet/ctr1/eth0
+run 9 strict -- ip link set dev veth32ddcdbc817 alias cnish/vlannet/ctr1/eth0
 
-# Step 9/29 [attach] lesson step 5: attach veth32ddcdbc817 to the bridge golden5
+# Step 10/30 [attach] lesson step 5: attach veth32ddcdbc817 to the bridge golden5
 #   undo: none of its own, undone with step "veth"
-run 9 strict -- ip link set dev veth32ddcdbc817 master golden5
+run 10 strict -- ip link set dev veth32ddcdbc817 master golden5
 
-# Step 10/29 [vlan-clear] remove the VLANs the kernel gave the new bridge port veth32ddcdbc817 (the bridge's default VLAN)
+# Step 11/30 [vlan-clear] remove the VLANs the kernel gave the new bridge port veth32ddcdbc817 (the bridge's default VLAN)
 #   why:  otherwise the container would be in the bridge's default VLAN (1) too and receive its untagged traffic; preserveDefaultVlan keeps it. The port is not up yet: no frame has passed
 #   undo: none of its own, undone with step "veth"
-run 10 strict -- bridge vlan del dev veth32ddcdbc817 vid 1-4094
+run 11 strict -- bridge vlan del dev veth32ddcdbc817 vid 1-4094
 
-# Step 11/29 [vlan-trunk[0]] let the bridge port veth32ddcdbc817 carry VLAN 200-202, tagged (vlanTrunk)
+# Step 12/30 [vlan-trunk[0]] let the bridge port veth32ddcdbc817 carry VLAN 200-202, tagged (vlanTrunk)
 #   why:  added before the untagged VLAN, so that a trunk that names the untagged VLAN too does not turn it back into a tagged one
 #   undo: none of its own, undone with step "veth"
-run 11 strict -- bridge vlan add dev veth32ddcdbc817 vid 200-202
+run 12 strict -- bridge vlan add dev veth32ddcdbc817 vid 200-202
 
-# Step 12/29 [vlan-trunk[1]] let the bridge port veth32ddcdbc817 carry VLAN 300, tagged (vlanTrunk)
+# Step 13/30 [vlan-trunk[1]] let the bridge port veth32ddcdbc817 carry VLAN 300, tagged (vlanTrunk)
 #   why:  added before the untagged VLAN, so that a trunk that names the untagged VLAN too does not turn it back into a tagged one
 #   undo: none of its own, undone with step "veth"
-run 12 strict -- bridge vlan add dev veth32ddcdbc817 vid 300
+run 13 strict -- bridge vlan add dev veth32ddcdbc817 vid 300
 
-# Step 13/29 [vlan-access] make VLAN 100 the untagged VLAN of the bridge port veth32ddcdbc817
+# Step 14/30 [vlan-access] make VLAN 100 the untagged VLAN of the bridge port veth32ddcdbc817
 #   why:  the container's untagged frames enter this VLAN, and this VLAN's frames reach it untagged
 #   undo: none of its own, undone with step "veth"
-run 13 strict -- bridge vlan add dev veth32ddcdbc817 vid 100 pvid untagged
+run 14 strict -- bridge vlan add dev veth32ddcdbc817 vid 100 pvid untagged
 
-# Step 14/29 [host-up] lesson step 7: bring veth32ddcdbc817 up
+# Step 15/30 [host-up] lesson step 7: bring veth32ddcdbc817 up
 #   undo: none of its own, undone with step "veth"
-run 14 strict -- ip link set dev veth32ddcdbc817 up
+run 15 strict -- ip link set dev veth32ddcdbc817 up
 
-# Step 15/29 [vlan-gateway.link] create golden5.100, the link of the gateway addresses in VLAN 100, and its bridge port vethe8d0fac6a45
+# Step 16/30 [vlan-gateway.link] create golden5.100, the link of the gateway addresses in VLAN 100, and its bridge port vethe8d0fac6a45
 #   undo: none, shared with other attachments
-run 15 exists-ok -- ip link add name golden5.100 address 96:04:fe:fc:7d:a3 type veth peer name vethe8d0fac6a45
+run 16 exists-ok -- ip link add name golden5.100 address 96:04:fe:fc:7d:a3 type veth peer name vethe8d0fac6a45
 
-# Step 16/29 [vlan-gateway.attach] attach vethe8d0fac6a45 to the bridge golden5
+# Step 17/30 [vlan-gateway.attach] attach vethe8d0fac6a45 to the bridge golden5
 #   undo: none, shared with other attachments
-run 16 strict -- ip link set dev vethe8d0fac6a45 master golden5
+run 17 strict -- ip link set dev vethe8d0fac6a45 master golden5
 
-# Step 17/29 [vlan-gateway.vlan-clear] remove the bridge's default VLAN from the port vethe8d0fac6a45
+# Step 18/30 [vlan-gateway.vlan-clear] remove the bridge's default VLAN from the port vethe8d0fac6a45
 #   undo: none, shared with other attachments
-run 17 strict -- bridge vlan del dev vethe8d0fac6a45 vid 1-4094
+run 18 strict -- bridge vlan del dev vethe8d0fac6a45 vid 1-4094
 
-# Step 18/29 [vlan-gateway.vlan] make vethe8d0fac6a45 an access port of VLAN 100
+# Step 19/30 [vlan-gateway.vlan] make vethe8d0fac6a45 an access port of VLAN 100
 #   undo: none, shared with other attachments
-run 18 strict -- bridge vlan add dev vethe8d0fac6a45 vid 100 pvid untagged
+run 19 strict -- bridge vlan add dev vethe8d0fac6a45 vid 100 pvid untagged
 
-# Step 19/29 [vlan-gateway.port-up] bring vethe8d0fac6a45 up
+# Step 20/30 [vlan-gateway.port-up] bring vethe8d0fac6a45 up
 #   undo: none, shared with other attachments
-run 19 strict -- ip link set dev vethe8d0fac6a45 up
+run 20 strict -- ip link set dev vethe8d0fac6a45 up
 
-# Step 20/29 [vlan-gateway.no-ra] make golden5.100 ignore IPv6 router advertisements
+# Step 21/30 [vlan-gateway.no-ra] make golden5.100 ignore IPv6 router advertisements
 #   why:  as the bridge (CVE-2020-10749): a container of the VLAN must not become the host's IPv6 router; tolerated on hosts without IPv6
 #   undo: none, shared with other attachments
-run 20 missing-ok -- sysctl -q -w net/ipv6/conf/golden5.100/accept_ra=0
+run 21 missing-ok -- sysctl -q -w net/ipv6/conf/golden5.100/accept_ra=0
 
-# Step 21/29 [vlan-gateway.up] bring golden5.100 up
+# Step 22/30 [vlan-gateway.up] bring golden5.100 up
 #   why:  last: once it is up, later ADDs take the gateway link as made
 #   undo: none, shared with other attachments
-run 21 strict -- ip link set dev golden5.100 up
+run 22 strict -- ip link set dev golden5.100 up
 
-# Step 22/29 [gateway[0]] give golden5.100 the gateway address 10.15.0.1/24
+# Step 23/30 [gateway[0]] give golden5.100 the gateway address 10.15.0.1/24
 #   why:  isGateway: the VLAN's gateway link is the containers' next hop; `replace` makes this idempotent for the second and later containers
 #   undo: none, shared with other attachments
-run 22 strict -- ip addr replace 10.15.0.1/24 dev golden5.100 brd +
+run 23 strict -- ip addr replace 10.15.0.1/24 dev golden5.100 brd +
 
-# Step 23/29 [forward-ipv4] enable IPv4 forwarding on the host
+# Step 24/30 [forward-ipv4] enable IPv4 forwarding on the host
 #   why:  a gateway forwards; host-wide and shared, never turned off again
 #   undo: none, shared with other attachments
 if ! grep -qxF 1 /proc/sys/net/ipv4/ip_forward 2>/dev/null; then
-  run 23 strict -- sysctl -q -w net/ipv4/ip_forward=1
+  run 24 strict -- sysctl -q -w net/ipv4/ip_forward=1
 fi
 
-# Step 24/29 [bridge-no-ra] make the bridge golden5 ignore IPv6 router advertisements
+# Step 25/30 [bridge-no-ra] make the bridge golden5 ignore IPv6 router advertisements
 #   why:  otherwise a container could announce itself as the host's IPv6 router; skipped when already set, tolerated on hosts without IPv6
 #   undo: none, shared with other attachments
 if ! grep -qxF 0 /proc/sys/net/ipv6/conf/golden5/accept_ra 2>/dev/null; then
-  run 24 missing-ok -- sysctl -q -w net/ipv6/conf/golden5/accept_ra=0
+  run 25 missing-ok -- sysctl -q -w net/ipv6/conf/golden5/accept_ra=0
 fi
 
-# Step 25/29 [arp-notify] announce eth0's address with a gratuitous ARP when it comes up (arp_notify)
+# Step 26/30 [arp-notify] announce eth0's address with a gratuitous ARP when it comes up (arp_notify)
 #   why:  a reused address gets a new MAC; neighbours learn it at once instead of after their ARP entry expires
 #   undo: none of its own, undone with step "veth"
-run 25 strict -- nsenter --net=/var/run/netns/cnish-test sysctl -q -w net/ipv4/conf/eth0/arp_notify=1
+run 26 strict -- nsenter --net=/var/run/netns/cnish-test sysctl -q -w net/ipv4/conf/eth0/arp_notify=1
 
-# Step 26/29 [no-dad] skip duplicate address detection on eth0
+# Step 27/30 [no-dad] skip duplicate address detection on eth0
 #   why:  IPAM guarantees the address is unique; DAD would keep it unusable for a second or more (set for IPv4-only networks too, like the reference, for addresses added later; tolerated when the kernel has no IPv6)
 #   undo: none of its own, undone with step "veth"
-run 26 missing-ok -- nsenter --net=/var/run/netns/cnish-test sysctl -q -w net/ipv6/conf/eth0/accept_dad=0
+run 27 missing-ok -- nsenter --net=/var/run/netns/cnish-test sysctl -q -w net/ipv6/conf/eth0/accept_dad=0
 
-# Step 27/29 [no-router-advertisements] ignore IPv6 router advertisements on eth0 (accept_ra=0)
+# Step 28/30 [no-router-advertisements] ignore IPv6 router advertisements on eth0 (accept_ra=0)
 #   why:  IPAM gives the container its addresses and routes: another container on the bridge could otherwise give it an IPv6 address and default route with one router advertisement (the reference guards only the host's side); nor does it send router solicitations, which the bridge floods to every port (set for IPv4-only networks too; acceptRA: true keeps the kernel's default; tolerated when the kernel has no IPv6)
 #   undo: none of its own, undone with step "veth"
-run 27 missing-ok -- nsenter --net=/var/run/netns/cnish-test sysctl -q -w net/ipv6/conf/eth0/accept_ra=0
+run 28 missing-ok -- nsenter --net=/var/run/netns/cnish-test sysctl -q -w net/ipv6/conf/eth0/accept_ra=0
 
-# Step 28/29 [address[0]] lesson step 6: assign 10.15.0.2/24 to eth0
+# Step 29/30 [address[0]] lesson step 6: assign 10.15.0.2/24 to eth0
 #   undo: none of its own, undone with step "veth"
-run 28 strict -- nsenter --net=/var/run/netns/cnish-test ip addr add 10.15.0.2/24 dev eth0 brd +
+run 29 strict -- nsenter --net=/var/run/netns/cnish-test ip addr add 10.15.0.2/24 dev eth0 brd +
 
-# Step 29/29 [container-up] lesson step 7: bring eth0 up inside the container
+# Step 30/30 [container-up] lesson step 7: bring eth0 up inside the container
 #   undo: none of its own, undone with step "veth"
-run 29 strict -- nsenter --net=/var/run/netns/cnish-test ip link set dev eth0 up
+run 30 strict -- nsenter --net=/var/run/netns/cnish-test ip link set dev eth0 up
 
 # ---------------------------------------------------------------------------------------------
 trap - EXIT

@@ -181,45 +181,45 @@ check 1 status '' -- cnish-store check /nonexistent/cnish-golden/vlannet 10.15.0
 #   why:  an existing link of that name that is not a bridge would otherwise receive the container's veth
 check 4 status '' -- test -d /sys/class/net/golden5/bridge
 
-# Check of ADD step 5 [bridge-vlan-filtering] make the bridge golden5 forward by VLAN
+# Check of ADD step 6 [bridge-vlan-filtering] make the bridge golden5 forward by VLAN
 #   why:  vlan, vlanTrunk: a bridge that does not filter VLANs ignores its ports' VLANs, so every container would see every other's frames. A bridge made before without filtering gets it too (the reference leaves it as it is): its ports keep the default VLAN the kernel gave them, so their untagged traffic goes on as before
-check 5 status '' -- grep -qxF 1 /sys/class/net/golden5/bridge/vlan_filtering
+check 6 status '' -- grep -qxF 1 /sys/class/net/golden5/bridge/vlan_filtering
 
-# Check of ADD step 7 [veth] lesson steps 3-4: create the veth pair veth32ddcdbc817 (host) / eth0 (inside /var/run/netns/cnish-test)
+# Check of ADD step 8 [veth] lesson steps 3-4: create the veth pair veth32ddcdbc817 (host) / eth0 (inside /var/run/netns/cnish-test)
 #   why:  the container end is created directly inside the namespace, so it never appears on the host under the container's interface name
-check 7 status '' -- test -e /sys/class/net/veth32ddcdbc817
+check 8 status '' -- test -e /sys/class/net/veth32ddcdbc817
 
-# Check of ADD step 9 [attach] lesson step 5: attach veth32ddcdbc817 to the bridge golden5
-check 9 status '' -- test -e /sys/class/net/golden5/brif/veth32ddcdbc817
+# Check of ADD step 10 [attach] lesson step 5: attach veth32ddcdbc817 to the bridge golden5
+check 10 status '' -- test -e /sys/class/net/golden5/brif/veth32ddcdbc817
 
-# Check of ADD step 11 [vlan-trunk[0]] let the bridge port veth32ddcdbc817 carry VLAN 200-202, tagged (vlanTrunk)
+# Check of ADD step 12 [vlan-trunk[0]] let the bridge port veth32ddcdbc817 carry VLAN 200-202, tagged (vlanTrunk)
 #   why:  added before the untagged VLAN, so that a trunk that names the untagged VLAN too does not turn it back into a tagged one
-check 11 contains '{"vlan":200}' '{"vlan":201}' '{"vlan":202}' -- bridge -j vlan show dev veth32ddcdbc817
+check 12 contains '{"vlan":200}' '{"vlan":201}' '{"vlan":202}' -- bridge -j vlan show dev veth32ddcdbc817
 
-# Check of ADD step 12 [vlan-trunk[1]] let the bridge port veth32ddcdbc817 carry VLAN 300, tagged (vlanTrunk)
+# Check of ADD step 13 [vlan-trunk[1]] let the bridge port veth32ddcdbc817 carry VLAN 300, tagged (vlanTrunk)
 #   why:  added before the untagged VLAN, so that a trunk that names the untagged VLAN too does not turn it back into a tagged one
-check 12 contains '{"vlan":300}' -- bridge -j vlan show dev veth32ddcdbc817
+check 13 contains '{"vlan":300}' -- bridge -j vlan show dev veth32ddcdbc817
 
-# Check of ADD step 13 [vlan-access] make VLAN 100 the untagged VLAN of the bridge port veth32ddcdbc817
+# Check of ADD step 14 [vlan-access] make VLAN 100 the untagged VLAN of the bridge port veth32ddcdbc817
 #   why:  the container's untagged frames enter this VLAN, and this VLAN's frames reach it untagged
-check 13 contains '{"vlan":100,"flags":["PVID","Egress Untagged"]}' -- bridge -j vlan show dev veth32ddcdbc817
+check 14 contains '{"vlan":100,"flags":["PVID","Egress Untagged"]}' -- bridge -j vlan show dev veth32ddcdbc817
 
-# Check of ADD step 14 [host-up] lesson step 7: bring veth32ddcdbc817 up
-check 14 status '' -- grep -qxF 1 /sys/class/net/veth32ddcdbc817/carrier
+# Check of ADD step 15 [host-up] lesson step 7: bring veth32ddcdbc817 up
+check 15 status '' -- grep -qxF 1 /sys/class/net/veth32ddcdbc817/carrier
 
-# Check of ADD step 15 [gateway[0]] give golden5.100 the gateway address 10.15.0.1/24
+# Check of ADD step 16 [gateway[0]] give golden5.100 the gateway address 10.15.0.1/24
 #   why:  isGateway: the VLAN's gateway link is the containers' next hop; `replace` makes this idempotent for the second and later containers
-check 15 output '' -- ip -o addr show dev golden5.100 to 10.15.0.1
+check 16 output '' -- ip -o addr show dev golden5.100 to 10.15.0.1
 
-# Check of ADD step 16 [forward-ipv4] enable IPv4 forwarding on the host
+# Check of ADD step 17 [forward-ipv4] enable IPv4 forwarding on the host
 #   why:  a gateway forwards; host-wide and shared, never turned off again
-check 16 status '' -- grep -qxF 1 /proc/sys/net/ipv4/ip_forward
+check 17 status '' -- grep -qxF 1 /proc/sys/net/ipv4/ip_forward
 
-# Check of ADD step 21 [address[0]] lesson step 6: assign 10.15.0.2/24 to eth0
-check 21 contains ' 10.15.0.2/24 ' -- nsenter --net=/var/run/netns/cnish-test ip -o addr show dev eth0 to 10.15.0.2
+# Check of ADD step 22 [address[0]] lesson step 6: assign 10.15.0.2/24 to eth0
+check 22 contains ' 10.15.0.2/24 ' -- nsenter --net=/var/run/netns/cnish-test ip -o addr show dev eth0 to 10.15.0.2
 
-# Check of ADD step 22 [container-up] lesson step 7: bring eth0 up inside the container
-check 22 contains ba:8e:23:08:a3:fe -- nsenter --net=/var/run/netns/cnish-test ip -o link show dev eth0 up
+# Check of ADD step 23 [container-up] lesson step 7: bring eth0 up inside the container
+check 23 contains ba:8e:23:08:a3:fe -- nsenter --net=/var/run/netns/cnish-test ip -o link show dev eth0 up
 
 # ---------------------------------------------------------------------------------------------
 if (( ${#FAILED[@]} )); then
