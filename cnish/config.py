@@ -418,6 +418,11 @@ def parse_routes(fields: Fields) -> list:
         dst = rf.cidr("dst")
         if dst is None:
             raise invalid_config(rf.path("dst"), None, "is required")
+        from cnish.ipnet import Prefix
+        prefix = Prefix.parse(dst)
+        if prefix.network.value != prefix.ip.value:     # (the kernel refuses it, after the rest)
+            raise invalid_config(rf.path("dst"), dst, "must be a network: it has host bits set "
+                                 f"(the network is {prefix.subnet})")
         gw = rf.ip("gw")
         if gw is not None and (":" in gw) != (":" in dst):
             raise invalid_config(rf.path("gw"), gw, f"is not of the IP family of dst {dst}")

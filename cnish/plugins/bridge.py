@@ -17,7 +17,7 @@ TYPE = "bridge"
 KIND = "interface"
 CNI_ARGS = frozenset({"MAC"})
 # Keys DEL and GC never read, whose bad values they take no notice of (engine.py)
-DEL_TOLERATES = ("mtu", "isGateway", "isDefaultGateway", "forceAddress", "hairpinMode",
+DEL_TOLERATES = ("bridge", "mtu", "isGateway", "isDefaultGateway", "forceAddress", "hairpinMode",
                  "promiscMode", "portIsolation", "enabledad", "disableContainerInterface",
                  "acceptRA", "vlan", "vlanTrunk", "preserveDefaultVlan")
 

@@ -22,7 +22,11 @@ from cnish.store import Store, owner_key
 TYPE = "host-local"
 KIND = "ipam"
 CNI_ARGS = frozenset({"IP"})
-DEL_TOLERATES = ("routes", "resolvConf")      # keys DEL and GC never read (engine.py)
+# Keys DEL and GC never read (engine.py): they release by owner, whatever the ranges are now,
+# so a range the config gets wrong (a gateway outside its subnet, say) cannot make an
+# attachment's DEL fail for good; only the store's place (dataDir, the network's name) counts.
+DEL_TOLERATES = ("routes", "resolvConf", "ranges", "subnet", "rangeStart", "rangeEnd",
+                 "gateway")
 DEFAULT_DATA_DIR = "/var/lib/cni/networks"
 RESOLV_MAX = 64 * 1024          # a resolv.conf is a few hundred bytes
 
@@ -58,6 +62,18 @@ def _first_overlap(tagged: list) -> tuple | None:
     return None
 
 
+# Address blocks an interface's address or a gateway cannot come from: the kernel refuses a
+# route through such a gateway, or the address means something else, so ADD would fail only
+# after the bridge or the link had been made.
+UNASSIGNABLE = [Prefix.parse(p) for p in ("0.0.0.0/8", "127.0.0.0/8", "224.0.0.0/4",
+                                          "::/128", "::1/128", "ff00::/8")]
+
+
+def _unassignable(subnet: Prefix) -> str | None:
+    return next((str(p) for p in UNASSIGNABLE if p.version == subnet.version
+                 and p.overlaps(subnet)), None)
+
+
 def _range(raw, where: str) -> Range:
     f = Fields(raw, where)
     text = f.text("subnet")
@@ -72,6 +88,10 @@ def _range(raw, where: str) -> Range:
                              f"has host bits set; the network address is {subnet.subnet}")
     if subnet.length > subnet.ip.bits - 2:
         raise invalid_config(f.path("subnet"), text, "is too small to allocate from")
+    special = _unassignable(subnet)
+    if special:
+        raise invalid_config(f.path("subnet"), text, f"overlaps {special}, whose addresses "
+                             "an interface cannot use")
 
     def address(key, default):
         value = f.text(key)
@@ -110,7 +130,7 @@ def parse(fields: Fields, op) -> dict:
         raw_sets.append((fields.where, [legacy]))
     raw_sets += [(f"{fields.path('ranges')}[{i}]", s)
                  for i, s in enumerate(fields.items("ranges", list, "a list of ranges"))]
-    if not raw_sets:
+    if not raw_sets and op.command not in ("DEL", "GC"):     # (which never read them)
         raise invalid_config(fields.path("ranges"), None, "no IP ranges specified")
     for where, raw_set in raw_sets:
         if not isinstance(raw_set, list) or not raw_set:

@@ -32,6 +32,12 @@ def parse(fields: Fields, op) -> dict:
         address = af.cidr("address")
         if address is None:
             raise invalid_config(af.path("address"), None, "is required")
+        twice = next((k for k, a in enumerate(addresses)
+                      if Prefix.parse(a["address"]).ip == Prefix.parse(address).ip), None)
+        # (the second `ip addr add` would fail, after the rest; DEL removes what there is)
+        if twice is not None and op.command != "DEL":
+            raise invalid_config(af.path("address"), address,
+                                 f"is the address of {fields.path('addresses')}[{twice}] again")
         item = {"address": address}
         gateway = af.ip("gateway")
         if gateway is not None:

@@ -1031,7 +1031,9 @@ def test_del_goes_on_without_bad_fields_it_does_not_read(lab):
     rc, res, err = host.cni("ADD", conf, c)
     assert rc == 0, (res, err)
     broken = dict(conf, mtu="big", hairpinMode=True, promiscMode=True, vlan=9999,
-                  ipam=dict(conf["ipam"], routes=[{"gw": "10.77.0.1"}]))
+                  bridge="b" * 16, ipam=dict(conf["ipam"], routes=[{"gw": "10.77.0.1"}],
+                                             ranges=[[{"subnet": "10.77.0.0/24",
+                                                       "gateway": "10.78.0.1"}]]))
     rc, out, _ = host.cni("DEL", dict(broken, ipMasq="yes"), c)
     assert rc == 1 and out["code"] == 7 and "ipMasq" in out["msg"], out
     rc, out, err = host.cni("DEL", dict(broken, prevResult=res), c)

@@ -160,6 +160,10 @@ _NOT_READ_BY_DEL = [
     ("bridge", {"vlan": 5000, "vlanTrunk": "x"}, "vlan"),
     ("bridge", {"ipam": dict(_IPAM, routes=[{"gw": "10.5.0.1"}])}, "ipam.routes"),
     ("bridge", {"dns": {"nameservers": "10.0.0.1"}}, "dns"),
+    ("bridge", {"bridge": "-x"}, "bridge"),
+    ("bridge", {"ipam": dict(_IPAM, ranges=[[{"subnet": "10.5.0.0/24", "gateway": "10.6.0.1"}]])},
+     "ipam.ranges"),
+    ("bridge", {"ipam": dict(_IPAM, subnet="10.5.0.0/24", rangeEnd="10.6.0.1")}, "ipam.rangeEnd"),
     ("ptp", {"mtu": 60}, "mtu"),
     ("ptp", {"mtu": 1000, "ipam": dict(_IPAM, ranges=[[{"subnet": "fd00:5::/64"}]])}, "mtu"),
     ("macvlan", {"master": "eth9", "mode": "l2", "mac": "zz:11"}, "mode"),
@@ -187,7 +191,7 @@ def test_del_and_gc_ignore_bad_fields_they_never_read(plugin, bad, field):
         assert any(note.startswith(f"{command} ignores {field}") for note in op.notes), op.notes
 
 
-@pytest.mark.parametrize("bad,field", [({"ipMasq": "yes"}, "ipMasq"), ({"bridge": "-x"}, "bridge"),
+@pytest.mark.parametrize("bad,field", [({"ipMasq": "yes"}, "ipMasq"),
                                        ({"ipam": dict(_IPAM, dataDir="rel")}, "ipam.dataDir"),
                                        ({"macspoofchk": 1}, "macspoofchk")])
 def test_del_still_refuses_bad_fields_it_reads(bad, field):

@@ -161,11 +161,28 @@ def test_resolv_conf_must_be_a_small_regular_file(tmp_path, kind):
     ([[{"subnet": "banana"}]], "subnet"),
     ([], "no IP ranges"),
     ([[]], "non-empty"),
+    ([[{"subnet": "0.0.0.0/0"}]], "overlaps 0.0.0.0/8"),
+    ([[{"subnet": "0.0.0.0/1"}]], "overlaps 0.0.0.0/8"),
+    ([[{"subnet": "127.0.0.0/24"}]], "overlaps 127.0.0.0/8"),
+    ([[{"subnet": "239.1.0.0/16"}]], "overlaps 224.0.0.0/4"),
+    ([[{"subnet": "::/64"}]], "overlaps ::/128"),
+    ([[{"subnet": "ff05::/64"}]], "overlaps ff00::/8"),
 ])
 def test_bad_ranges(tmp_path, ranges, field):
     with pytest.raises(CNIError) as info:
         operation(conf(tmp_path, ranges))
     assert info.value.code == 7 and field in info.value.msg
+
+
+@pytest.mark.parametrize("dst", ["10.9.0.1/16", "fd00::1/64"])
+def test_a_route_with_host_bits_is_refused_before_anything_runs(tmp_path, dst):
+    """The kernel refuses such a route ("Invalid prefix for given prefix length") only at the
+    route step, after the bridge and its address were made: code 7 at once instead."""
+    raw = conf(tmp_path, [[{"subnet": "10.0.0.0/24"}]], routes=[{"dst": dst}])
+    with pytest.raises(CNIError) as info:
+        operation(raw)
+    assert info.value.code == 7 and "ipam.routes[0].dst" in info.value.msg
+    assert "host bits" in info.value.msg
 
 
 def test_overlaps_among_thousands_of_ranges(tmp_path):
@@ -230,6 +247,20 @@ def test_static_check_compares_only_configured_gateways():
     with pytest.raises(CNIError) as info:
         static.ipam_check(op, [{"address": "10.94.0.5/24", "gateway": "10.94.0.254"}])
     assert info.value.code == 101 and "10.94.0.254" in info.value.msg
+
+
+def test_static_refuses_one_address_twice_but_del_goes_on():
+    """The second `ip addr add` of one address would fail only after the link was made; DEL
+    removes what there is (the reference's ADD of such a config failed: its DEL must work)."""
+    raw = {"cniVersion": "1.0.0", "name": "net1", "type": "static",
+           "ipam": {"type": "static", "addresses": [
+               {"address": "10.94.0.5/24"}, {"address": "10.94.0.6/24"},
+               {"address": "10.94.0.5/16"}]}}
+    with pytest.raises(CNIError) as info:
+        operation(raw)
+    assert info.value.code == 7 and "ipam.addresses[2].address" in info.value.msg
+    assert "ipam.addresses[0] again" in info.value.msg
+    assert operation(raw, command="DEL").ipam_conf is not None
 
 
 # -- the owner index (README: "An owner index in the host-local store") ------------------------
