@@ -14,7 +14,7 @@ import sys
 
 import click
 
-from cnish import __version__, engine, libcni, plugin_exec, plugins, results, scripts
+from cnish import __version__, engine, jsonfast, libcni, plugin_exec, plugins, results, scripts
 from cnish.config import check_name, parse_cni_args, parse_env
 from cnish.errors import INVALID_CONFIG, NOT_AVAILABLE, CNIError
 from cnish.log import Log, log_file
@@ -81,7 +81,8 @@ class Session:
         self.cni_args_text = cni_args or ""
         self.cni_args = parse_cni_args(self.cni_args_text)
         try:
-            self.cap_args = json.loads(cap_args) if cap_args else {}
+            # (jsonfast, the plugin's own decoder: NaN and Infinity are no JSON there either)
+            self.cap_args = jsonfast.loads(cap_args) if cap_args else {}
         except ValueError as exc:
             raise CNIError(INVALID_CONFIG, "--cap-args (CAP_ARGS) is not JSON", str(exc)) from None
         if not isinstance(self.cap_args, dict):
@@ -112,7 +113,8 @@ class Session:
         # A dry-run checks the namespace as the real operation would: a plan for a namespace
         # that does not exist would fail half-way when run (only --create-netns makes it).
         runtime = parse_env(self.env(command), netns_exists=not self.create_netns)
-        log = Log(log_file(os.environ, raw),
+        # (a dry run changes nothing: not even the log file, or the log's directory)
+        log = Log(None if self.dry_run else log_file(os.environ, raw),
                   f"{command} {self.network}/{self.cid or '-'}/{self.ifname}", sys.stderr)
         return engine.Operation(raw, runtime, dry_run=self.dry_run, opts=opts, log=log)
 

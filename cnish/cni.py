@@ -38,6 +38,11 @@ def main(env, stdin, stdout, stderr, plugin_type: str | None = None) -> int:
         stderr.write(ABOUT.format(version=__version__,
                                   versions=", ".join(results.SUPPORTED_VERSIONS)))
         return 0
+    if stdout is None:       # started with stdout closed: no result or error could be reported,
+        if stderr is not None:         # so change nothing (an ADD would otherwise stay, unseen)
+            stderr.write("cnish: stdout is closed: the runtime could read no answer; "
+                         "nothing was done\n")
+        return 1
     if command == "VERSION":
         from cnish.main import version      # the same answer as the fast path in main.py
         return version(stdin, stdout)

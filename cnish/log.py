@@ -68,7 +68,7 @@ class Log:
                     except FileExistsError:
                         pass                    # (a parallel invocation made it first)
                     self._fd = os.open(self.path, flags, 0o600)
-            except OSError as exc:
+            except (OSError, ValueError) as exc:    # (ValueError: a name it cannot encode)
                 self.path = None
                 self.error(f"cannot open log file: {exc}")
         return self._fd

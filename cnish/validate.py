@@ -19,14 +19,14 @@ def ifname_problem(name) -> str | None:
     """Why `name` is not a usable interface name, or None when it is."""
     if not isinstance(name, str) or name == "":
         return "must be a non-empty string"
-    if len(name.encode()) > IFNAME_MAX:
+    if not set(name) <= _ID_CHARS:     # (first: a lone surrogate cannot even be encoded)
+        return "may only contain letters, digits, '_', '.' and '-'"
+    if len(name) > IFNAME_MAX:         # (ASCII now: a byte per character)
         return f"must be at most {IFNAME_MAX} bytes long (the kernel's limit)"
     if name in (".", ".."):
         return "must not be '.' or '..'"
     if name[0] == "-":
         return "must not start with '-'"
-    if not set(name) <= _ID_CHARS:
-        return "may only contain letters, digits, '_', '.' and '-'"
     return None
 
 
@@ -65,13 +65,16 @@ def hwaddr_problem(mac) -> str | None:
 
 
 def path_problem(path) -> str | None:
-    """An absolute path without '..' components, control characters or NUL bytes."""
+    """An absolute path without '..' components, NUL bytes, control characters or other
+    characters that do not print as themselves (Unicode's "other" and "separator" classes but
+    the space: a C1 control that a terminal acts on, a right-to-left override that makes the
+    dry-run script read otherwise than it runs, a lone surrogate that cannot be encoded)."""
     if not isinstance(path, str) or path == "":
         return "must be a non-empty string"
     if not path.startswith("/"):
         return "must be an absolute path"
-    if any(ord(c) < 32 or ord(c) == 127 for c in path):
-        return "must not contain control characters"
+    if not path.isprintable():
+        return "must not contain control characters or others that do not print"
     if ".." in path.split("/"):
         return "must not contain '..' components"
     return None

@@ -416,6 +416,27 @@ def test_cli_status_and_cap_args_refusals(lab, tmp_path):
         proc = sh(*run, "add", "stat", c, *common, "--cap-args", bad, env=env, check=False)
         assert proc.returncode == 1 and "error 7" in proc.stderr and "must be a JSON object" in \
             proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    for bad in ('{"bandwidth": NaN}', '{"x": Infinity}'):      # (not JSON: was a traceback)
+        proc = sh(*run, "add", "stat", c, *common, "--cap-args", bad, "--dry-run", env=env,
+                  check=False)
+        assert proc.returncode == 1 and "error 7" in proc.stderr and "is not JSON" in \
+            proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+
+
+def test_cli_dry_run_writes_no_log(lab, tmp_path):
+    """A dry run changes nothing: DEL's note about an ignored field went to the log file."""
+    host, c = lab.host(), lab.netns()
+    conf = dict(bridge_conf(lab, name="drylog"), mtu="bad")
+    path = tmp_path / "drylog.conf"
+    path.write_text(json.dumps(conf))
+    logged = tmp_path / "cnish.log"
+    env = dict(os.environ, CNISH_LOG_FILE=str(logged))
+    for command in ("del", "add"):
+        proc = sh("ip", "netns", "exec", host.name, *cnish_command(), command, "drylog", c,
+                  "--config", str(path), "--cache-dir", lab.cache_dir, "--dry-run", env=env,
+                  check=False)
+        assert "Traceback" not in proc.stderr, proc.stderr
+    assert not logged.exists()
 
 @pytest.mark.parametrize("damage", ["bad-ips", "truncated"])
 def test_cli_del_cleans_up_when_the_cached_result_is_unreadable(lab, tmp_path, damage):

@@ -79,7 +79,8 @@ def test_bad_container_ids(cid):
 
 
 @pytest.mark.parametrize("ifname", ["-eth0", "eth 0", "a" * 16, ".", "..", "e/0", "e:0", "eth0\n",
-                                    "é", 'e"0', "e'0", "e`x`", "e$(x)", "e;0", "e#0"])
+                                    "é", 'e"0', "e'0", "e`x`", "e$(x)", "e;0", "e#0",
+                                    "eth\udcff", "eth\ud800"])     # (bytes not UTF-8; a lone surrogate)
 def test_bad_interface_names(ifname):
     err = code_of(config.parse_env, env(CNI_IFNAME=ifname))
     assert err.code == 4 and "CNI_IFNAME" in err.msg
@@ -200,6 +201,24 @@ def test_del_still_refuses_bad_fields_it_reads(bad, field):
     with pytest.raises(CNIError) as info:
         operation(conf, "DEL")
     assert info.value.code == 7 and field in info.value.msg
+
+
+@pytest.mark.parametrize("field,value", [
+    ("bridge", "br\ud800"), ("ipam.dataDir", "/tmp/d\ud800"), ("ipam.dataDir", "/tmp/\x9b2J"),
+    ("ipam.dataDir", "/tmp/a\u202eb"), ("ipam.resolvConf", "/etc/r\u2066"),
+    ("ipam.dataDir", "/tmp/a\u00a0b")])
+def test_names_and_paths_that_cannot_be_encoded_or_do_not_print_are_refused(field, value):
+    """A lone surrogate (JSON allows "\\ud800") cannot even be encoded: it was an internal
+    error (999); a C1 control or a right-to-left override would make the dry-run script
+    read otherwise than it runs."""
+    from lab import operation
+    conf = {"cniVersion": "1.0.0", "name": "n1", "type": "bridge", "ipam": dict(_IPAM)}
+    if field.startswith("ipam."):
+        conf["ipam"][field[5:]] = value
+    else:
+        conf[field] = value
+    err = code_of(operation, conf)
+    assert err.code == 7 and field in err.msg, err.msg
 
 
 def test_a_config_nested_too_deeply_is_a_decode_error():

@@ -224,3 +224,21 @@ def test_a_bug_still_answers_in_the_protocol(monkeypatch):
     rc, out, err = cni_call({"CNI_COMMAND": "DEL"}, conf)
     assert rc == 1 and out["code"] == 999 and out["cniVersion"] == "0.4.0"
     assert "boom" in out["msg"] and "RuntimeError: boom" in err
+
+
+def test_a_closed_stdout_changes_nothing(monkeypatch):
+    """Started with stdout closed (Python's sys.stdout is then None), an ADD used to run its
+    whole plan and crash only when it printed the result, which nobody could read: now it
+    does nothing and says so on stderr."""
+    import io
+    from cnish import cni, engine
+
+    def executed(op):
+        raise AssertionError("the plan ran")
+    monkeypatch.setattr(engine, "execute", executed)
+    err = io.StringIO()
+    conf = {"cniVersion": "1.0.0", "name": "n", "type": "bridge", "bridge": "cnbr0"}
+    env = {"CNI_COMMAND": "ADD", "CNI_CONTAINERID": "c1", "CNI_IFNAME": "eth0",
+           "CNI_PATH": "/opt/cni/bin", "CNI_NETNS": "/var/run/netns/x"}
+    rc = cni.main(env, io.BytesIO(json.dumps(conf).encode()), None, err)
+    assert rc == 1 and "stdout is closed" in err.getvalue()

@@ -25,3 +25,12 @@ def test_no_other_missing_directory_is_made(tmp_path, monkeypatch, capsys):
     entry.write("hello")
     assert not (tmp_path / "elsewhere").exists() and not (tmp_path / "cnish").exists()
     assert "cannot open log file" in capsys.readouterr().err
+
+
+def test_a_log_file_name_that_cannot_be_encoded_is_reported_not_raised(capsys):
+    """The error handler logs the error: an exception there left the runtime without any
+    answer on stdout (found by the safety audit)."""
+    entry = log.Log("/var/log/cnish/\ud800", "ADD net/c1/eth0", sys.stderr)
+    entry.error("something failed")
+    entry.close()
+    assert "cannot open log file" in capsys.readouterr().err
