@@ -183,9 +183,19 @@ def own_part(op, prev: dict) -> dict:
             pass                # an address that does not parse fails its own check later
         gateways.add(ip.get("gateway"))
 
+    # A route without a gateway names no interface: it is ours when our IPAM config lists its
+    # destination (we installed it through our gateway); another plugin's otherwise, for
+    # one of cnish's IPAM plugins, whose routes are known (an earlier plugin's passed on, or
+    # a later one's direct route: CHECK would look for it through our gateway and fail).
+    ipam_type = op.ipam_conf.get("type") if op.ipam_conf is not None else None
+    listed = {_dst(r.get("dst")) for r in op.ipam_conf.get("routes") or []} \
+        if ipam_type in ("host-local", "static") else None
+
     def through_us(route: dict) -> bool:
         gw = route.get("gw")
-        if not gw or gw in gateways:
+        if not gw:
+            return listed is None or _dst(route.get("dst")) in listed
+        if gw in gateways:
             return True
         try:
             return any(subnet.contains(IP.parse(gw)) for subnet in subnets)
@@ -199,6 +209,15 @@ def own_part(op, prev: dict) -> dict:
         _check_prev_field(f"interfaces[{index - 1}].name", host_side, ifname_problem,
                           "an interface name ")
     return {"ips": ips, "routes": routes, "host_side": host_side}
+
+
+def _dst(text):
+    """A route destination in one spelling (fd00:0::/64 is fd00::/64)."""
+    from cnish.ipnet import Prefix
+    try:
+        return str(Prefix.parse(text))
+    except ValueError:
+        return text
 
 
 def _check_listed(ifname: str, netns, named: list, elsewhere) -> None:

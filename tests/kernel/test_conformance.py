@@ -374,6 +374,32 @@ def test_check_of_a_bridge_chained_after_another_interface(lab):
     assert "198.18.5.2/24" in sh("ip", "-n", c, "addr", "show", "eth1").stdout
 
 
+def test_check_leaves_other_plugins_routes_without_a_gateway_alone(lab):
+    """A route without a gateway in the chain's result is bridge's only when its IPAM config
+    lists it (bridge installs those through its gateway): an earlier plugin's passed on, and
+    a direct route a later plugin added, are theirs (CHECK looked for them through bridge's
+    gateway and failed, right after ADD). Bridge's own such route is still checked."""
+    host, c = lab.host(), lab.netns()
+    prev = {"cniVersion": "1.0.0",
+            "interfaces": [{"name": "lo", "mac": "00:00:00:00:00:00",
+                            "sandbox": f"/var/run/netns/{c}"}],
+            "ips": [{"address": "127.0.0.1/8", "interface": 0}],
+            "routes": [{"dst": "10.50.0.0/16"}]}
+    conf = bridge_conf(lab, ipam={"routes": [{"dst": "0.0.0.0/0"}, {"dst": "10.40.0.0/16"}]})
+    rc, res, err = host.cni("ADD", dict(conf, prevResult=prev), c)
+    assert rc == 0, (res, err)
+    assert {"dst": "10.50.0.0/16"} in res["routes"] and {"dst": "10.40.0.0/16"} in res["routes"]
+    assert host.cni("CHECK", dict(conf, prevResult=res), c)[0] == 0
+    sh("ip", "-n", c, "route", "add", "10.60.0.0/16", "dev", "eth0")     # a later plugin's
+    res = dict(res, routes=res["routes"] + [{"dst": "10.60.0.0/16"}])
+    rc, out, err = host.cni("CHECK", dict(conf, prevResult=res), c)
+    assert rc == 0, (out, err)
+    sh("ip", "-n", c, "route", "del", "10.40.0.0/16")                   # ours: CHECK notices
+    rc, out, _ = host.cni("CHECK", dict(conf, prevResult=res), c)
+    assert rc == 1 and out["code"] == 101 and "10.40.0.0/16" in out["msg"], out
+    assert host.cni("DEL", dict(conf, prevResult=res), c)[0] == 0
+
+
 def test_a_container_on_two_networks_with_default_routes(lab):
     """Two networks that both give the container a default route (podman or Multus attaching
     a container to several networks): the second ADD adds its route ahead of the first one,
