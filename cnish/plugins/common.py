@@ -263,6 +263,11 @@ def ips_for_del(op, held: list) -> list:
         if ip not in known:
             known.add(ip)
             ips.append({"address": f"{ip}/{ip.bits}"})
+    if not ips and op.dry_run and getattr(op.conf, "ipMasq", False) \
+            and op.conf.ipMasqBackend == "iptables":       # (nftables: found by comment)
+        op.notes.append("no address of this attachment is known now (no prevResult, no "
+                        "reservation): this plan removes no masquerade jump of an address; "
+                        "print it after the ADD, or let cnish del find them then")
     return ips
 
 

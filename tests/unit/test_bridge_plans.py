@@ -246,6 +246,15 @@ def test_nftables_masquerade_comment_is_the_reference_one_and_fits_nft():
     assert att["masq"][0]["comment"] == ('name: "' + "n" * 200 + '" id: "' + "c" * 200)[:255]
 
 
+def test_a_del_plan_that_knows_no_address_says_it_removes_no_masquerade_jump():
+    """A DEL dry run printed before the ADD (no prevResult, no reservation yet) cannot name the
+    masquerade jumps, which are per address: its header says so (found by the dry-run audit)."""
+    p, _ = plan(raw(ipMasq=True), "DEL")
+    assert any("removes no masquerade jump" in note for note in p.notes), p.notes
+    p, _ = plan(raw(ipMasq=True, ipMasqBackend="nftables"), "DEL")
+    assert not any("masquerade jump" in note for note in p.notes), p.notes
+
+
 def test_nftables_masquerade_del_needs_no_addresses():
     """DEL finds the rules by the attachment's comment: without prevResult or reservations."""
     p, att = plan(raw(ipMasq=True, ipMasqBackend="nftables", ipam={}), "DEL")
