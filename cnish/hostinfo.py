@@ -57,16 +57,3 @@ def ipv6_addresses(dev: str) -> list:
     from _socket import AF_INET6
     return [f"{inet_ntop(AF_INET6, bytes.fromhex(address))}/{length}"
             for address, length, scope, _flags in ipv6_entries(dev) if scope != SCOPE_LINK]
-
-
-def kernel_has_ipv6() -> bool:
-    """Whether the kernel runs IPv6 (the ipv6 module built in or loaded, and not booted with
-    ipv6.disable=1): its parameter file, in sysfs (not /proc/sys/net, whose first lookups
-    cost about a millisecond on a full node: netlink.py). Without it, no /proc/sys/net/ipv6
-    settings exist to set or to check."""
-    try:
-        with open("/sys/module/ipv6/parameters/disable") as f:
-            return f.read().strip() == "0"
-    except OSError:
-        return False
-

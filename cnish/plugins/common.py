@@ -114,8 +114,6 @@ def container(att: dict, ips: list, wanted_routes: list, link_step: str,
     att["ignore_ra"] = ignore_ra
     att["keep_down"] = keep_down        # the link stays down (bridge's disableContainerInterface)
     att["dad"] = dad                    # IPv6 duplicate address detection (bridge's enabledad)
-    from cnish.hostinfo import kernel_has_ipv6
-    att["kernel_ipv6"] = kernel_has_ipv6()      # (IPv6 settings to set and check, or none)
     att["mtu"] = mtu            # the MTU the plugin gave the link (CHECK), 0: the kernel's
     return att
 

@@ -244,12 +244,12 @@ fi
 run 14 strict -- nsenter --net=/var/run/netns/cnish-test sysctl -q -w net/ipv4/conf/eth0/arp_notify=1
 
 # Step 15/23 [no-dad] skip duplicate address detection on eth0
-#   why:  IPAM guarantees the address is unique; DAD would keep it unusable for a second or more (set for IPv4-only networks too, like the reference, for addresses added later; left out when the kernel runs no IPv6)
+#   why:  IPAM guarantees the address is unique; DAD would keep it unusable for a second or more (set for IPv4-only networks too, like the reference, for addresses added later; tolerated when the kernel has no IPv6)
 #   undo: none of its own, undone with step "veth"
 run 15 missing-ok -- nsenter --net=/var/run/netns/cnish-test sysctl -q -w net/ipv6/conf/eth0/accept_dad=0
 
 # Step 16/23 [no-router-advertisements] ignore IPv6 router advertisements on eth0 (accept_ra=0)
-#   why:  IPAM gives the container its addresses and routes: another container on the bridge could otherwise give it an IPv6 address and default route with one router advertisement (the reference guards only the host's side); nor does it send router solicitations, which the bridge floods to every port (set for IPv4-only networks too; acceptRA: true keeps the kernel's default; left out when the kernel runs no IPv6). CHECK reads it back: a container that turned it on again would take any router's word
+#   why:  IPAM gives the container its addresses and routes: another container on the bridge could otherwise give it an IPv6 address and default route with one router advertisement (the reference guards only the host's side); nor does it send router solicitations, which the bridge floods to every port (set for IPv4-only networks too; acceptRA: true keeps the kernel's default; tolerated when the kernel has no IPv6)
 #   undo: none of its own, undone with step "veth"
 run 16 missing-ok -- nsenter --net=/var/run/netns/cnish-test sysctl -q -w net/ipv6/conf/eth0/accept_ra=0
 

@@ -88,14 +88,6 @@ check 8 status '' -- test -e /sys/class/net/golden3/brif/veth9119b813cb0
 # Check of ADD step 9 [host-up] lesson step 7: bring veth9119b813cb0 up
 check 9 status '' -- grep -qxF 1 /sys/class/net/veth9119b813cb0/carrier
 
-# Check of ADD step 11 [arp-notify] announce eth0's address with a gratuitous ARP when it comes up (arp_notify)
-#   why:  a reused address gets a new MAC; neighbours learn it at once instead of after their ARP entry expires
-check 11 status '' -- nsenter --net=/var/run/netns/cnish-test grep -qxF 1 /proc/sys/net/ipv4/conf/eth0/arp_notify
-
-# Check of ADD step 12 [no-dad] skip duplicate address detection on eth0
-#   why:  IPAM guarantees the address is unique; DAD would keep it unusable for a second or more (set for IPv4-only networks too, like the reference, for addresses added later; left out when the kernel runs no IPv6)
-check 12 status '' -- nsenter --net=/var/run/netns/cnish-test grep -qxF 0 /proc/sys/net/ipv6/conf/eth0/accept_dad
-
 # Check of ADD step 13 [container-up] lesson step 7: bring eth0 up inside the container
 check 13 contains ea:a9:7f:b3:22:4a -- nsenter --net=/var/run/netns/cnish-test ip -o link show dev eth0 up
 

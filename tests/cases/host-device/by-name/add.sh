@@ -87,7 +87,7 @@ run 2 strict -- ip link set dev hd9 netns /var/run/netns/cnish-test name net1
 run 3 strict -- nsenter --net=/var/run/netns/cnish-test sysctl -q -w net/ipv4/conf/net1/arp_notify=1
 
 # Step 4/6 [no-dad] skip duplicate address detection on net1
-#   why:  IPAM guarantees the address is unique; DAD would keep it unusable for a second or more (set for IPv4-only networks too, like the reference, for addresses added later; left out when the kernel runs no IPv6)
+#   why:  IPAM guarantees the address is unique; DAD would keep it unusable for a second or more (set for IPv4-only networks too, like the reference, for addresses added later; tolerated when the kernel has no IPv6)
 #   undo: none of its own, undone with step "move"
 run 4 missing-ok -- nsenter --net=/var/run/netns/cnish-test sysctl -q -w net/ipv6/conf/net1/accept_dad=0
 

@@ -191,7 +191,7 @@ run 3 strict -- ip link set dev cnsl9c19b489866 netns /var/run/netns/cnish-test 
 run 4 strict -- nsenter --net=/var/run/netns/cnish-test sysctl -q -w net/ipv4/conf/eth0/arp_notify=1
 
 # Step 5/8 [no-dad] skip duplicate address detection on eth0
-#   why:  IPAM guarantees the address is unique; DAD would keep it unusable for a second or more (set for IPv4-only networks too, like the reference, for addresses added later; left out when the kernel runs no IPv6)
+#   why:  IPAM guarantees the address is unique; DAD would keep it unusable for a second or more (set for IPv4-only networks too, like the reference, for addresses added later; tolerated when the kernel has no IPv6)
 #   undo: none of its own, undone with step "move"
 run 5 missing-ok -- nsenter --net=/var/run/netns/cnish-test sysctl -q -w net/ipv6/conf/eth0/accept_dad=0
 

@@ -74,14 +74,6 @@ check() {
 # Check of ADD step 1 [link-in-container] create the macvlan eth0 on eth9 (mode private) (linkInContainer: the master is in the container)
 check 1 contains 'macvlan mode private' -- nsenter --net=/var/run/netns/cnish-test ip -d -o link show dev eth0
 
-# Check of ADD step 2 [arp-notify] announce eth0's address with a gratuitous ARP when it comes up (arp_notify)
-#   why:  a reused address gets a new MAC; neighbours learn it at once instead of after their ARP entry expires
-check 2 status '' -- nsenter --net=/var/run/netns/cnish-test grep -qxF 1 /proc/sys/net/ipv4/conf/eth0/arp_notify
-
-# Check of ADD step 3 [no-dad] skip duplicate address detection on eth0
-#   why:  IPAM guarantees the address is unique; DAD would keep it unusable for a second or more (set for IPv4-only networks too, like the reference, for addresses added later; left out when the kernel runs no IPv6)
-check 3 status '' -- nsenter --net=/var/run/netns/cnish-test grep -qxF 0 /proc/sys/net/ipv6/conf/eth0/accept_dad
-
 # Check of ADD step 4 [container-up] lesson step 7: bring eth0 up inside the container
 check 4 contains aa:21:41:ce:20:19 -- nsenter --net=/var/run/netns/cnish-test ip -o link show dev eth0 up
 

@@ -248,7 +248,7 @@ run 15 strict -- nsenter --net=/var/run/netns/cnish-test sysctl -q -w net/ipv6/c
 run 16 strict -- nsenter --net=/var/run/netns/cnish-test sysctl -q -w net/ipv6/conf/eth0/disable_ipv6=0
 
 # Step 17/33 [no-dad] skip duplicate address detection on eth0
-#   why:  IPAM guarantees the address is unique; DAD would keep it unusable for a second or more (set for IPv4-only networks too, like the reference, for addresses added later; left out when the kernel runs no IPv6)
+#   why:  IPAM guarantees the address is unique; DAD would keep it unusable for a second or more (set for IPv4-only networks too, like the reference, for addresses added later; tolerated when the kernel has no IPv6)
 #   undo: none of its own, undone with step "veth"
 run 17 missing-ok -- nsenter --net=/var/run/netns/cnish-test sysctl -q -w net/ipv6/conf/eth0/accept_dad=0
 

@@ -247,14 +247,6 @@ check 12 output '' -- ip -4 -o route show exact 10.21.0.2/32 dev veth3057d86864f
 # Check of ADD step 13 [host-route[1]] route fd21::2/128 to the container through veth3057d86864f
 check 13 contains 'dev veth3057d86864f ' -- ip -6 -o route show exact fd21::2/128
 
-# Check of ADD step 14 [arp-notify] announce eth0's address with a gratuitous ARP when it comes up (arp_notify)
-#   why:  a reused address gets a new MAC; neighbours learn it at once instead of after their ARP entry expires
-check 14 status '' -- nsenter --net=/var/run/netns/cnish-test grep -qxF 1 /proc/sys/net/ipv4/conf/eth0/arp_notify
-
-# Check of ADD step 17 [no-dad] skip duplicate address detection on eth0
-#   why:  IPAM guarantees the address is unique; DAD would keep it unusable for a second or more (set for IPv4-only networks too, like the reference, for addresses added later; left out when the kernel runs no IPv6)
-check 17 status '' -- nsenter --net=/var/run/netns/cnish-test grep -qxF 0 /proc/sys/net/ipv6/conf/eth0/accept_dad
-
 # Check of ADD step 18 [address[0]] lesson step 6: assign 10.21.0.2/24 to eth0
 check 18 contains ' 10.21.0.2/24 ' -- nsenter --net=/var/run/netns/cnish-test ip -o addr show dev eth0 to 10.21.0.2
 

@@ -180,14 +180,6 @@ check 1 status '' -- cnish-store check /nonexistent/cnish-golden/vlnet 10.23.0.2
 # Check of ADD step 3 [move] move cnsl321034cb6a1 into /var/run/netns/cnish-test as eth0
 check 3 contains 'vlan protocol 802.1Q id 100 ' @if9: -- nsenter --net=/var/run/netns/cnish-test ip -d -o link show dev eth0
 
-# Check of ADD step 4 [arp-notify] announce eth0's address with a gratuitous ARP when it comes up (arp_notify)
-#   why:  a reused address gets a new MAC; neighbours learn it at once instead of after their ARP entry expires
-check 4 status '' -- nsenter --net=/var/run/netns/cnish-test grep -qxF 1 /proc/sys/net/ipv4/conf/eth0/arp_notify
-
-# Check of ADD step 5 [no-dad] skip duplicate address detection on eth0
-#   why:  IPAM guarantees the address is unique; DAD would keep it unusable for a second or more (set for IPv4-only networks too, like the reference, for addresses added later; left out when the kernel runs no IPv6)
-check 5 status '' -- nsenter --net=/var/run/netns/cnish-test grep -qxF 0 /proc/sys/net/ipv6/conf/eth0/accept_dad
-
 # Check of ADD step 6 [address[0]] lesson step 6: assign 10.23.0.2/24 to eth0
 check 6 contains ' 10.23.0.2/24 ' -- nsenter --net=/var/run/netns/cnish-test ip -o addr show dev eth0 to 10.23.0.2
 
