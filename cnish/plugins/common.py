@@ -118,6 +118,17 @@ def container(att: dict, ips: list, wanted_routes: list, link_step: str,
     return att
 
 
+def require_free_ifname(op, left: str) -> None:
+    """ADD of a link that is moved into the container (host-device, and macvlan, ipvlan, vlan
+    made in the host): CNI_IFNAME must be free there, checked first (a fact: one `ip` in the
+    container). The kernel moves a link before it finds the name taken, and leaves it in the
+    container under its old name, where no rollback or DEL looks for it."""
+    taken = op.fact("container-link")
+    if taken is not None and taken.returncode == 0:
+        raise CNIError(INVALID_CONFIG, f"the container already has an interface named "
+                       f"{op.runtime.ifname}", left)
+
+
 def masquerade(op, ips: list) -> list:
     """The masquerade chain per IP family, named and commented like the reference's (the
     iptables backend). With the nftables backend none, but for DEL the families whose chain

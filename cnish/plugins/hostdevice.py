@@ -94,11 +94,7 @@ def prepare(op) -> dict:
            "alias": "", "old_alias": "", "host_netns": HOST_NETNS, "container_mac": ""}
     if op.command == "ADD":
         device = find_device(op)
-        taken = op.fact("container-link")
-        if taken is not None and taken.returncode == 0:
-            # checked first: the kernel moves the device before it finds the name taken
-            raise CNIError(INVALID_CONFIG, f"the container already has an interface named "
-                           f"{ifname}", f"{device} was left where it is, in the host's namespace")
+        common.require_free_ifname(op, f"{device} was left where it is, in the host's namespace")
         att["device"] = device
         att["alias"] = device           # the original name, as the reference records it
         att["old_alias"] = op.read_sys(f"/sys/class/net/{device}/ifalias") or ""

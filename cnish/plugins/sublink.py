@@ -137,6 +137,8 @@ def prepare(op) -> dict:
         if kind != "dummy":
             att["master"] = _master(op)
             master_mac = _check_master(op, att["master"])
+            if not op.conf.linkInContainer:      # (made in the host, then moved: hostdevice.py)
+                common.require_free_ifname(op, f"no {kind} link was made")
         if kind in ("macvlan", "dummy"):
             mac, _ = requested_mac(op.raw, op.runtime.args)
             mac = mac or op.conf.get("mac")

@@ -337,6 +337,20 @@ def test_macvlan_refuses_bad_masters_before_changing_anything(lab, master):
     assert host.state(c) == before
 
 
+def test_macvlan_onto_a_name_the_container_uses_changes_nothing(lab, master):
+    """The kernel moves a link into the container before it finds the new name taken, and
+    leaves it there under its temporary name, where neither the rollback nor a DEL looked
+    (found by an audit): the name is checked first, and nothing is made or reserved."""
+    host, c = lab.host(), lab.netns()
+    m = master(host)
+    sh("ip", "-n", c, "link", "add", "eth0", "type", "veth", "peer", "name", "x0")
+    before = host.state(c)
+    net = conf(lab, "macvlan", master=m, ipam=hostlocal(lab, "10.86.0.0/24"))
+    rc, out, _ = host.cni("ADD", net, c)
+    assert rc == 1 and out["code"] == 7 and "already has an interface named eth0" in out["msg"]
+    assert host.state(c) == before
+
+
 # ---------------------------------------------------------------------------------- host-device
 
 def test_host_device_is_lent_and_given_back(lab):
@@ -559,14 +573,16 @@ def test_a_host_link_named_like_the_container_interface_is_no_obstacle(lab, mast
     assert "10.91.0.2/24" in sh("ip", "-n", c, "-o", "addr", "show", "eth0").stdout
     assert host.cni("CHECK", dict(net, prevResult=res), c)[0] == 0
     assert not [l for l in links(host) if l.startswith("cnsl")], links(host)
-    # an ADD that fails at the move (the container has a net1 already) leaves nothing
+    # an ADD onto a name the container uses (net1) is refused before anything: the move would
+    # have left the link in the container under its temporary name
     sh("ip", "-n", c, "link", "add", "net1", "type", "veth", "peer", "name", "net1p")
     other = dict(net, vlanId=101) if kind == "vlan" else net     # (one VLAN id per master)
     rc, out, _ = host.cni("ADD", other, c, cid="ctr2", ifname="net1")
-    assert rc == 1 and out["code"] == 100 and "already has an interface named net1" in \
-        out["details"], out
+    assert rc == 1 and out["code"] == 7 and "already has an interface named net1" in \
+        out["msg"], out
     assert "veth" in sh("ip", "-n", c, "-d", "-o", "link", "show", "net1").stdout
     assert not [l for l in links(host) if l.startswith("cnsl")], links(host)
+    assert "cnsl" not in sh("ip", "-n", c, "-o", "link").stdout
     # a link an interrupted ADD left in the host under its temporary name: DEL removes it
     tmp = names.sublink_temp(net["name"], "ctr3", "net2")
     host.run("ip", "link", "add", "link", m, "name", tmp, "type", kind,
