@@ -73,9 +73,14 @@ def find_device(op) -> str:
                            "no link of that name in the host's namespace")
         return conf.device
     if conf.hwaddr:
-        for name in sorted(os.listdir("/sys/class/net")):
-            if (op.read_sys(f"/sys/class/net/{name}/address") or "").lower() == conf.hwaddr:
-                return name
+        # In ifindex order, as the reference looks: several links can share a MAC (a bridge
+        # takes its first port's, a VLAN or macvlan passthru its master's), and the oldest is
+        # the device itself, not the bridge made on top of it later.
+        found = [name for name in os.listdir("/sys/class/net")
+                 if (op.read_sys(f"/sys/class/net/{name}/address") or "").lower() == conf.hwaddr]
+        if found:
+            return min(found, key=lambda name: int(op.read_sys(f"/sys/class/net/{name}/ifindex")
+                                                   or 1 << 31))
         raise CNIError(INVALID_CONFIG, f"no link with hwaddr {conf.hwaddr}")
     if conf.kernelpath:
         return _single_net_dir(conf.kernelpath, "kernelpath")

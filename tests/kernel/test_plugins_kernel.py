@@ -433,6 +433,27 @@ def test_host_device_kernelpath_must_be_in_sysfs(lab, tmp_path):
     assert rc == 1 and out["code"] == 7 and "kernelpath" in out["msg"] + out.get("details", "")
     assert host.state(c) == before
 
+def test_host_device_by_hwaddr_takes_the_device_not_a_link_sharing_its_mac(lab):
+    """A bridge takes its first port's MAC; hwaddr picked the link whose name sorts first
+    (the bridge, which cannot move: found by an audit). The oldest link is the device, as the
+    reference finds it (ifindex order)."""
+    host, c = lab.host(), lab.netns()
+    host.run("ip", "link", "add", "hdz0", "type", "veth", "peer", "name", "hdz0peer")
+    host.run("ip", "link", "add", "hda0", "type", "bridge")
+    host.run("ip", "link", "set", "hdz0", "master", "hda0")
+    mac = host.run("cat", "/sys/class/net/hdz0/address").stdout.strip()
+    assert host.run("cat", "/sys/class/net/hda0/address").stdout.strip() == mac
+    net = conf(lab, "host-device", hwaddr=mac,
+               ipam={"type": "static", "addresses": [{"address": "10.87.0.7/24"}]})
+    rc, res, err = host.cni("ADD", net, c, ifname="net1")
+    assert rc == 0, (res, err)
+    assert mac in sh("ip", "-n", c, "-o", "link", "show", "net1").stdout
+    assert host.run("ip", "link", "show", "hdz0", check=False).returncode != 0   # moved
+    assert host.run("ip", "link", "show", "hda0", check=False).returncode == 0   # stayed
+    assert host.cni("DEL", dict(net, prevResult=res), c, ifname="net1")[0] == 0
+    assert host.run("ip", "link", "show", "hdz0", check=False).returncode == 0   # back
+
+
 def test_host_device_by_hwaddr_and_a_taken_name(lab):
     host, c = lab.host(), lab.netns()
     host.run("ip", "link", "add", "hd1", "type", "veth", "peer", "name", "hd1peer")
