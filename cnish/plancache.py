@@ -56,7 +56,9 @@ def _code_digest_now() -> str:
         from cnish.paths import plans_dir, templates_dir
         here = os.path.dirname(os.path.abspath(__file__))
         parts = [__version__, plans_dir(), templates_dir()]
-        for name in ("templating.py", "recipes.py", "plancache.py", "templating_marks.py"):
+        # (plan.py: its bind() reads the rendered steps' format, which a newer cnish may change)
+        for name in ("templating.py", "recipes.py", "plancache.py", "templating_marks.py",
+                     "plan.py"):
             st = os.stat(os.path.join(here, name))
             parts.append(f"{name}:{st.st_size}:{st.st_mtime_ns}")
         _code_digest = digest("\n".join(parts).encode()).hexdigest()

@@ -288,7 +288,7 @@ def test_the_code_digest_follows_the_rendering_code(monkeypatch, tmp_path):
     upgrade of cnish invalidates them (checked on copies of those files)."""
     import shutil
     here = os.path.dirname(plancache.__file__)
-    names = ("templating.py", "recipes.py", "plancache.py", "templating_marks.py")
+    names = ("templating.py", "recipes.py", "plancache.py", "templating_marks.py", "plan.py")
     for name in names:
         shutil.copy2(os.path.join(here, name), tmp_path / name)
     monkeypatch.setattr(plancache, "__file__", str(tmp_path / "plancache.py"))
