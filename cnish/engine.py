@@ -265,6 +265,10 @@ def build_plan(op: Operation):
 
 def execute(op: Operation):
     """Run the operation for real. Returns the internal result for ADD, None otherwise."""
+    lock = None
+    if op.command in ("ADD", "DEL") and op.plugin.KIND != "ipam":
+        from cnish import attachlock        # (before IPAM: see there)
+        lock = attachlock.acquire(op.name, op.runtime.container_id, op.runtime.ifname)
     try:
         try:
             plan, att = build_plan(op)
@@ -291,6 +295,8 @@ def execute(op: Operation):
         return None
     finally:
         store.drop_locks()
+        if lock is not None:
+            attachlock.release(lock)        # (its tools have ended: nothing left to guard)
 
 
 def status(op: Operation) -> None:

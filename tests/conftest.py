@@ -42,6 +42,11 @@ def pytest_configure(config):
         directory = tempfile.mkdtemp(prefix=f"cnish-{RUN_ID}-tmp-")
         config.option.basetemp = directory
         atexit.register(shutil.rmtree, directory, True)
+    if "CNISH_ATTACHMENT_LOCKS" not in os.environ:      # (cnish/attachlock.py)
+        directory = tempfile.mkdtemp(prefix=f"cnish-{RUN_ID}-locks-")
+        os.chmod(directory, 0o700)
+        os.environ["CNISH_ATTACHMENT_LOCKS"] = directory
+        atexit.register(shutil.rmtree, directory, True)
     if "CNISH_PLAN_CACHE" not in os.environ:
         directory = tempfile.mkdtemp(prefix=f"cnish-{RUN_ID}-plans-")
         os.chmod(directory, 0o700)

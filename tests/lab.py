@@ -194,6 +194,7 @@ class Node:
         """Exec a CNI plugin (cnish by default) like a runtime: env + config on stdin."""
         env = {"PATH": (path_prefix + ":" if path_prefix else "") + os.environ["PATH"],
                "CNISH_PLAN_CACHE": os.environ.get("CNISH_PLAN_CACHE", ""),
+               "CNISH_ATTACHMENT_LOCKS": os.environ.get("CNISH_ATTACHMENT_LOCKS", ""),
                "CNI_COMMAND": command, "CNI_CONTAINERID": cid,
                "CNI_NETNS": f"/var/run/netns/{netns}" if netns and "/" not in netns else (netns or ""),
                "CNI_IFNAME": ifname, "CNI_PATH": "/usr/lib/cni", "CNI_ARGS": args}

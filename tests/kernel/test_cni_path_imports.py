@@ -37,6 +37,7 @@ def run_traced(host, conf, command, c, cache_dir, prev=None):
     python, isolated, _, entry = python_argv()        # what the launcher execs: python -IS -c
     launcher = cnish_command()[0]
     env = {"CNISH_PLAN_CACHE": cache_dir, "CNI_COMMAND": command, "CNI_CONTAINERID": "ctr1",
+           "CNISH_ATTACHMENT_LOCKS": os.environ.get("CNISH_ATTACHMENT_LOCKS", ""),
            "CNI_NETNS": f"/var/run/netns/{c}", "CNI_IFNAME": "eth0", "CNI_PATH": "/usr/lib/cni",
            "PATH": os.environ["PATH"]}
     payload = dict(conf, prevResult=prev) if prev else conf

@@ -131,6 +131,8 @@ class Podman:
         wrapper = self.plugins / "cnish-bridge"
         wrapper.write_text("#!/bin/sh\n"
                            f"CNISH_PLAN_CACHE={shlex.quote(os.environ['CNISH_PLAN_CACHE'])} "
+                           "CNISH_ATTACHMENT_LOCKS="
+                           f"{shlex.quote(os.environ.get('CNISH_ATTACHMENT_LOCKS', ''))} "
                            f"exec {shlex.quote(str(link))} \"$@\"\n")
         wrapper.chmod(0o755)
         r = self.root

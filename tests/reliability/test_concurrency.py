@@ -18,6 +18,7 @@ pytestmark = pytest.mark.kernel
 
 def start(host, command, conf, netns, cid):
     env = {"PATH": os.environ["PATH"], "CNISH_PLAN_CACHE": os.environ.get("CNISH_PLAN_CACHE", ""),
+           "CNISH_ATTACHMENT_LOCKS": os.environ.get("CNISH_ATTACHMENT_LOCKS", ""),
            "CNI_COMMAND": command, "CNI_CONTAINERID": cid, "CNI_NETNS": f"/var/run/netns/{netns}",
            "CNI_IFNAME": "eth0", "CNI_PATH": "/usr/lib/cni"}
     return subprocess.Popen(["ip", "netns", "exec", host.name, *cnish_command()], env=env,
@@ -158,3 +159,42 @@ def test_exhaustion_under_parallel_adds(lab):
     ips, chains, jumps, veths = attached(host, lab, conf)
     assert {v.decode().split("\r\n")[0] for v in ips.values()} == {f"race{i}" for i in winners}
     assert len(chains) == len(jumps) == len(veths) == 29
+
+
+def test_a_del_waits_for_the_tools_of_an_add_that_was_killed(lab, tmp_path):
+    """A runtime that gives up on an ADD kills cnish's process, not the tools it started
+    (Go's exec.CommandContext). The tool ran on and made the masquerade chain after the
+    runtime's DEL had cleaned up, for good (found by the reliability audit). The
+    tools hold the attachment's lock (cnish/attachlock.py): the DEL waits for them, then
+    removes everything."""
+    import signal
+    import sys
+    import time
+    host, c = lab.host(), lab.netns()
+    conf = bridge_conf(lab, ipam={"ranges": [[{"subnet": "10.92.0.0/24"}]]})
+    slow = "iptables-restore"                 # (the masquerade, started alongside the ip batch)
+    started = tmp_path / "started"
+    wrappers = tmp_path / "slow-tools"
+    wrappers.mkdir()
+    real = [d for d in os.environ["PATH"].split(":") if os.access(f"{d}/{slow}", os.X_OK)][0]
+    (wrappers / slow).write_text(f"#!/bin/sh\ntouch {started}\nsleep 1\nexec {real}/{slow} \"$@\"\n")
+    (wrappers / slow).chmod(0o755)
+    env = {"PATH": f"{wrappers}:{os.environ['PATH']}", "CNI_COMMAND": "ADD",
+           "CNI_CONTAINERID": "ctr1", "CNI_NETNS": f"/var/run/netns/{c}", "CNI_IFNAME": "eth0",
+           "CNI_PATH": "/usr/lib/cni", "CNISH_PLAN_CACHE": os.environ.get("CNISH_PLAN_CACHE", ""),
+           "CNISH_ATTACHMENT_LOCKS": os.environ.get("CNISH_ATTACHMENT_LOCKS", "")}
+    add = subprocess.Popen(["ip", "netns", "exec", host.name, sys.executable, "-m", "cnish"],
+                           env=env, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+    add.stdin.write(json.dumps(conf).encode())
+    add.stdin.close()
+    deadline = time.monotonic() + 30
+    while not started.exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert started.exists()
+    add.send_signal(signal.SIGKILL)           # cnish's process only: the tool runs on
+    add.wait()
+    rc, out, err = host.cni("DEL", conf, c)
+    assert rc == 0, (out, err)
+    time.sleep(1.5)                           # (long enough for a tool that ran on)
+    assert attached(host, lab, conf) == ({}, set(), [], [])

@@ -228,6 +228,7 @@ def invocation(target: dict, case: dict, ctx: Context, data_dir: str):
             _patch(conf, path, value)
         stdin = json.dumps(_substitute(conf, tokens)).encode()
     env = {"PATH": os.environ["PATH"], "CNISH_PLAN_CACHE": str(ctx.sandbox.parent / "plans"),
+           "CNISH_ATTACHMENT_LOCKS": os.environ.get("CNISH_ATTACHMENT_LOCKS", ""),
            "CNI_COMMAND": case.get("command", "ADD"),
            "CNI_CONTAINERID": "ctr1", "CNI_NETNS": case.get("netns", "$CONTAINER"),
            "CNI_IFNAME": "eth0", "CNI_PATH": "/opt/cni/bin", "CNI_ARGS": case.get("args", "")}

@@ -1,0 +1,96 @@
+"""One attachment's ADD and DEL, one at a time, and never a DEL before an ADD's tools are done.
+
+A runtime that gives up on an ADD (a timeout: Go's exec.CommandContext) kills the plugin's
+process, not its children: the `ip` or `iptables-restore` cnish had started runs on, and
+could make the veth or the masquerade chain after the runtime's DEL had already cleaned up,
+leaving them for good (found by a reliability audit). So ADD and DEL of a main plugin hold an
+flock on a file named after the attachment (network, container id, ifname) in
+/run/cnish/attachments, on a descriptor the tools they start inherit: the lock lives as long
+as the last of them, and a DEL waits for it. The same lock keeps an ADD and a DEL of one
+attachment from interleaving when a runtime runs them at once (which the spec forbids).
+
+When the operation ends, its tools have ended too, and the file is removed (a waiter then
+finds that the file it locked is no longer the one in the directory, and starts over): a file
+stays only while an operation runs, or after one was killed, until its tools are done and
+the next ADD or DEL of that attachment comes. After WAIT seconds a waiter gives up with code
+11 (try again later): the runtime retries. CNISH_ATTACHMENT_LOCKS names another directory
+(the tests' own), or "off".
+IPAM plugins take no lock: their main plugin holds it (and may run cnish as its IPAM, a
+child that inherits the lock and would wait for it for ever if it asked again).
+"""
+
+import fcntl
+import os
+import time
+
+from cnish.errors import TRY_AGAIN, CNIError
+
+DEFAULT_DIR = "/run/cnish/attachments"
+WAIT = 30.0             # seconds
+
+_held = {}              # path -> descriptor: the attachments this process holds (re-entrant)
+
+
+def _directory() -> str | None:
+    """The directory, made if missing; None when it is off or not this user's own alone."""
+    directory = os.environ.get("CNISH_ATTACHMENT_LOCKS", DEFAULT_DIR)
+    if directory in ("", "off"):
+        return None
+    try:
+        os.makedirs(directory, 0o700, exist_ok=True)
+        st = os.lstat(directory)
+    except OSError:
+        return None
+    import stat
+    if stat.S_ISDIR(st.st_mode) and st.st_uid == os.geteuid() and not st.st_mode & 0o022:
+        return directory
+    return None
+
+
+def acquire(network: str, cid: str, ifname: str) -> str | None:
+    """Hold the attachment's lock (waiting for it); its path, or None without a lock."""
+    directory = _directory()
+    if directory is None:
+        return None
+    from cnish.names import short_hash
+    path = os.path.join(directory, short_hash(f"{network}\0{cid}\0{ifname}") + ".lock")
+    if path in _held:
+        return None
+    deadline = time.monotonic() + WAIT
+    while True:
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        except OSError:
+            return None                 # (a planted link, say: cnish works on unguarded)
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    os.close(fd)
+                    raise CNIError(TRY_AGAIN, "another ADD or DEL of this attachment is still "
+                                   "running", "or the tools of one that was killed are: try "
+                                   "again later") from None
+                time.sleep(0.01)
+        try:
+            same = os.fstat(fd).st_ino == os.stat(path).st_ino
+        except OSError:
+            same = False                # removed by the DEL that held it: start over
+        if same:
+            os.set_inheritable(fd, True)   # the tools this process starts hold it too
+            _held[path] = fd
+            return path
+        os.close(fd)
+
+
+def release(path: str | None) -> None:
+    """Let go of the lock, its file removed first (the operation's tools have ended)."""
+    fd = _held.pop(path, None) if path else None
+    if fd is None:
+        return
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+    os.close(fd)

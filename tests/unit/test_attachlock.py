@@ -1,0 +1,73 @@
+"""The attachment lock (cnish/attachlock.py): one ADD or DEL of an attachment at a time, held by
+the tools they start, its file gone when the operation ends."""
+
+import fcntl
+import os
+import subprocess
+import sys
+
+import pytest
+
+from cnish import attachlock
+from cnish.errors import CNIError
+
+
+@pytest.fixture
+def locks(tmp_path, monkeypatch):
+    directory = tmp_path / "locks"
+    monkeypatch.setenv("CNISH_ATTACHMENT_LOCKS", str(directory))
+    monkeypatch.setattr(attachlock, "_held", {})
+    return directory
+
+
+def test_held_then_removed(locks):
+    path = attachlock.acquire("net", "ctr1", "eth0")
+    assert os.path.exists(path) and oct(os.stat(locks).st_mode & 0o777) == "0o700"
+    assert attachlock.acquire("net", "ctr1", "eth0") is None      # (re-entrant: held here)
+    other = attachlock.acquire("net", "ctr1", "eth1")              # another attachment
+    assert other != path
+    attachlock.release(other)
+    attachlock.release(path)
+    assert os.listdir(locks) == []
+
+
+def test_a_tool_started_meanwhile_keeps_holding_it(locks, monkeypatch):
+    """The descriptor is inherited: a child outliving cnish's process holds the lock."""
+    monkeypatch.setattr(attachlock, "WAIT", 0.2)
+    path = attachlock.acquire("net", "ctr1", "eth0")
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"],
+                             close_fds=False)
+    try:
+        fd = attachlock._held.pop(path)
+        os.close(fd)                       # cnish's process gone, its file left (a kill)
+        with pytest.raises(CNIError) as info:
+            attachlock.acquire("net", "ctr1", "eth0")
+        assert info.value.code == 11
+    finally:
+        child.kill()
+        child.wait()
+    held = attachlock.acquire("net", "ctr1", "eth0")       # the tool ended: free again
+    assert held == path
+    attachlock.release(held)
+
+
+def test_a_waiter_on_a_removed_file_starts_over(locks):
+    """A DEL that held the lock removes its file when it ends; one that waited on that file
+    must not go on with a lock nobody else can see."""
+    path = attachlock.acquire("net", "ctr1", "eth0")
+    stale = os.open(path, os.O_RDWR)
+    attachlock.release(path)                       # removed: the next acquire makes a new one
+    fcntl.flock(stale, fcntl.LOCK_EX | fcntl.LOCK_NB)   # (the old inode is free to lock)
+    again = attachlock.acquire("net", "ctr1", "eth0")
+    assert os.fstat(attachlock._held[again]).st_ino == os.stat(again).st_ino
+    os.close(stale)
+    attachlock.release(again)
+
+
+def test_off_or_not_private_means_no_lock(locks, monkeypatch):
+    monkeypatch.setenv("CNISH_ATTACHMENT_LOCKS", "off")
+    assert attachlock.acquire("net", "ctr1", "eth0") is None
+    locks.mkdir(mode=0o777)
+    os.chmod(locks, 0o777)
+    monkeypatch.setenv("CNISH_ATTACHMENT_LOCKS", str(locks))
+    assert attachlock.acquire("net", "ctr1", "eth0") is None
