@@ -337,7 +337,7 @@ class Bench:
         self.args = args
         self.run_id = uuid.uuid4().hex[:6]
         self.prefix = f"cnb{self.run_id}"
-        self.tmp = self.plan_cache = None
+        self.tmp = self.plan_cache = self.locks = None
         self.helpers = {}
         self.hostns = {}
         self.samples = {}          # key -> plugin -> list of values (None = failed)
@@ -356,6 +356,8 @@ class Bench:
         # cnish's plan cache: on a tmpfs like its default /run/cnish/plans, but the bench's own,
         # removed at the end (the bench leaves nothing behind)
         self.plan_cache = tempfile.mkdtemp(prefix="cnish-bench-plans-", dir="/run")
+        # and its attachment locks (cnish/attachlock.py; default /run/cnish/attachments)
+        self.locks = tempfile.mkdtemp(prefix="cnish-bench-locks-", dir="/run")
         self.binary = {"cnish": str(Path(a.cnish).absolute()),
                        "ref": str(Path(a.reference_dir) / "bridge")}
         for p, b in self.binary.items():
@@ -479,7 +481,8 @@ class Bench:
         e = {"PATH": STD_PATH, "CNI_COMMAND": command, "CNI_CONTAINERID": cid,
              "CNI_NETNS": f"{NETNS_DIR}/{netns}" if netns else "",
              "CNI_IFNAME": "eth0" if command != "VERSION" else "",
-             "CNI_PATH": self.cnipath[p], "CNI_ARGS": "", "CNISH_PLAN_CACHE": self.plan_cache}
+             "CNI_PATH": self.cnipath[p], "CNI_ARGS": "", "CNISH_PLAN_CACHE": self.plan_cache,
+             "CNISH_ATTACHMENT_LOCKS": self.locks}
         if count_log:
             e.update(PATH=self.toolwrap + ":" + STD_PATH, CNI_PATH=self.cniwrap[p],
                      CNISH_BENCH_EXECLOG=count_log)
@@ -681,7 +684,8 @@ class Bench:
                 "argv": [self.binary["cnish"], "add", NETWORK, ns["cnish"], "--config",
                          str(self.conffile["cnish"]), "--dry-run"],
                 "env": {"PATH": STD_PATH, "CNI_PATH": self.cnipath["cnish"],
-                        "CNISH_PLAN_CACHE": self.plan_cache}, "stdin": ""})
+                        "CNISH_PLAN_CACHE": self.plan_cache,
+                        "CNISH_ATTACHMENT_LOCKS": self.locks}, "stdin": ""})
             ok = self.check_ok(f"dry-run at {level}", "cnish", r)
             self.record(f"dryrun@{level}", "cnish", r["ms"] if ok else None)
             self._floor(level, rep)
@@ -771,7 +775,7 @@ class Bench:
                     pass
                 except OSError as exc:
                     print(f"bench: could not remove {NETNS_DIR}/{n}: {exc}", file=sys.stderr)
-        for path in (self.tmp, self.plan_cache):
+        for path in (self.tmp, self.plan_cache, self.locks):
             if path is not None:
                 shutil.rmtree(path, ignore_errors=True)
 
