@@ -47,7 +47,9 @@ def _gateway(entry: dict) -> str:
     mine = IP.parse(gateway) == prefix.ip
     if mine or not prefix.subnet.contains(IP.parse(gateway)):
         raise CNIError(INVALID_CONFIG, f"ptp has no gateway for {entry['address']}",
-                       (f"IPAM's gateway {gateway} is the container's own address"
+                       (f"IPAM's gateway {gateway} "
+                        + ("is the container's own address" if mine else
+                           f"lies outside the container's subnet {prefix.subnet}")
                         if entry.get("gateway") else
                         f"IPAM gave none, and the one ptp would take, {gateway} (the first "
                         "address of the subnet), " + ("is the container's own" if mine

@@ -156,6 +156,20 @@ def test_ptp_add_repeated_for_an_attachment_keeps_its_nftables_masquerade(lab):
     assert " masquerade " not in host.run(*listing).stdout
 
 
+@pytest.mark.parametrize("address,gateway", [("10.85.0.5/32", "169.254.1.1"),
+                                             ("10.85.0.5/24", "10.85.3.1")])
+def test_ptp_names_a_gateway_outside_the_subnet_as_such(lab, address, gateway):
+    """The refusal said "is the container's own address" of any IPAM gateway (found by an
+    audit): one outside the subnet is named as such."""
+    host, c = lab.host(), lab.netns()
+    net = conf(lab, "ptp", ipam={"type": "static",
+                                 "addresses": [{"address": address, "gateway": gateway}]})
+    rc, out, _ = host.cni("ADD", net, c)
+    assert rc == 1 and out["code"] == 7 and "ptp has no gateway" in out["msg"], out
+    assert "outside the container's subnet" in out["details"], out
+    assert "own address" not in out["details"], out
+
+
 @pytest.mark.parametrize("address,gateway", [("10.85.0.1/24", None), ("10.85.0.4/32", None),
                                              ("fd85::1/64", None), ("10.85.0.5/31", None),
                                              ("10.85.0.5/24", "10.85.0.5")])
