@@ -62,8 +62,8 @@ def main(env, stdin, stdout, stderr, plugin_type: str | None = None) -> int:
                   stderr)
         from cnish import engine
         op = engine.Operation(raw, runtime, type_name=plugin_type, log=log)
-        delegated_by = env.get("CNISH_IPAM_OF")         # (plugins/delegate.py: DELEGATED_BY)
-        if delegated_by is not None and op.plugin.KIND != "ipam":
+        from cnish.plugins import DELEGATED_BY
+        if env.get(DELEGATED_BY) is not None and op.plugin.KIND != "ipam":
             raise CNIError(INVALID_CONFIG, f"ipam.type runs cnish as a {op.type} plugin, "
                            f"not as an IPAM plugin", "ipam.type names an IPAM plugin such as "
                            "host-local or static (this would run itself again, without end)")

@@ -162,10 +162,6 @@ class Operation:
             raise CNIError(INVALID_CONFIG, "invalid network config: ipam.type must be a string",
                            f"ipam.type={ipam['type']!r}")
         module = plugins.get(ipam_type)
-        if ipam_type == "cnish":      # the launcher's own name: cnish as the config's type
-            raise CNIError(INVALID_CONFIG, "'cnish' is not an IPAM plugin",
-                           "ipam.type names an IPAM plugin such as host-local or static "
-                           "(cnish would run itself as this config's plugin, without end)")
         if module is None:            # not ours: run it from CNI_PATH
             from cnish.plugins import delegate as module
         elif module.KIND != "ipam":

@@ -28,6 +28,12 @@ PLUGINS = {
 
 PREFIX = "cnish-"
 
+# Set in a delegated IPAM plugin's environment (delegate.py). If that plugin turns out to be
+# cnish again serving a main plugin (ipam.type names cnish's launcher, or a link to it under a
+# name cnish does not implement, so the config's own type decides), it refuses (cni.py)
+# instead of delegating once more, which would exec itself without end.
+DELEGATED_BY = "CNISH_IPAM_OF"
+
 
 def canonical(type_name: str) -> str:
     """"cnish-bridge" -> "bridge": the prefix lets a cnish binary sit beside the reference's."""

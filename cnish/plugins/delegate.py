@@ -12,7 +12,7 @@ so `--dry-run` of an ADD with one is refused with an explanation; DEL and CHECK 
 fine.
 """
 
-from cnish import jsonfast, natives, plugin_exec, results
+from cnish import jsonfast, natives, plugin_exec, plugins, results
 from cnish.errors import INVALID_CONFIG, NOT_AVAILABLE, CNIError
 
 TYPE = "delegate"
@@ -36,13 +36,6 @@ def parse(fields, op) -> dict:
     return {"type": fields.obj.get("type"), "path": path}
 
 
-# Set in a delegated IPAM plugin's environment: if that plugin turns out to be cnish again,
-# serving a main plugin (ipam.type names a link to cnish's launcher under a name cnish does not
-# implement, so the config's own type decides), it refuses instead of delegating once more,
-# which would exec itself without end (cni.py).
-DELEGATED_BY = "CNISH_IPAM_OF"
-
-
 class Delegate:
     """Runs the plugin with the invocation's environment and config."""
 
@@ -56,7 +49,7 @@ class Delegate:
         rt = self.op.runtime
         return dict(plugin_exec.environment(command, rt.container_id, rt.netns, rt.ifname,
                                             rt.args_text, rt.path),
-                    **{DELEGATED_BY: self.op.type})
+                    **{plugins.DELEGATED_BY: self.op.type})
 
     def run(self, command: str):
         """(returncode, stdout, stderr) of the plugin for `command`."""
