@@ -420,7 +420,7 @@ def parse_routes(fields: Fields) -> list:
             raise invalid_config(rf.path("dst"), None, "is required")
         from cnish.ipnet import Prefix
         prefix = Prefix.parse(dst)
-        if prefix.network.value != prefix.ip.value:     # (the kernel refuses it, after the rest)
+        if prefix.ip != prefix.network:     # (the kernel refuses it, after the rest)
             raise invalid_config(rf.path("dst"), dst, "must be a network: it has host bits set "
                                  f"(the network is {prefix.subnet})")
         gw = rf.ip("gw")

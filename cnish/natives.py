@@ -21,8 +21,8 @@
   `nft delete rule ... handle N ; ...`. With a fifth argument NEWEST-WITH, only the newest
   rule (highest handle) carrying COMMENT whose listing contains that text: the undo of one
   added rule, which leaves an identical older one alone (an ADD repeated for an attachment
-  that exists adds its rule a second time, then fails and is undone). No `nft` on the host: nothing to do either (DEL runs
-  this for both masquerade backends, plans/masquerade.toml). Whether the table exists is
+  that exists adds its rule a second time, then fails and is undone). No `nft` on the host:
+  nothing to do either (DEL runs this for both masquerade backends, plans/masquerade.toml). Whether the table exists is
   asked in-process first (netlink.py, NFT_MSG_GETTABLE: the question nft's listing asks the
   kernel, with the same answer), so a host without that table starts no nft at all;
   templates/script/cnish-nft-delete-commented.sh does the same with nft alone.

@@ -187,9 +187,9 @@ ENOENT = 2
 
 def nft_table_exists(family: str, table: str) -> bool | None:
     """Whether nftables has `table` in `family` in this thread's network namespace
-    (NFT_MSG_GETTABLE, what `nft list table` asks first); None when unknown: another family,
-    no nf_tables in the kernel (the caller's nft would load it: so ask only where
-    /sys/module/nf_tables exists), or any other error (the caller runs nft)."""
+    (NFT_MSG_GETTABLE, what `nft list table` asks first, with nft's side effect: a kernel
+    with nf_tables as a module not yet loaded loads it); None when unknown (another family,
+    any error): the caller runs nft."""
     if family not in NFT_FAMILIES:
         return None
     body = bytes([NFT_FAMILIES[family], 0, 0, 0]) + _attr(NFTA_TABLE_NAME,

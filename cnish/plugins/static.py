@@ -26,16 +26,15 @@ def _prefix(value, where: str) -> Prefix:
 
 
 def parse(fields: Fields, op) -> dict:
-    addresses = []
+    addresses, seen = [], {}          # seen: address -> its index
     for i, entry in enumerate(fields.items("addresses", dict, "an object")):
         af = Fields(entry, f"{fields.path('addresses')}[{i}]")
         address = af.cidr("address")
         if address is None:
             raise invalid_config(af.path("address"), None, "is required")
-        twice = next((k for k, a in enumerate(addresses)
-                      if Prefix.parse(a["address"]).ip == Prefix.parse(address).ip), None)
+        twice = seen.setdefault(str(Prefix.parse(address).ip), i)
         # (the second `ip addr add` would fail, after the rest; DEL removes what there is)
-        if twice is not None and op.command != "DEL":
+        if twice != i and op.command != "DEL":
             raise invalid_config(af.path("address"), address,
                                  f"is the address of {fields.path('addresses')}[{twice}] again")
         item = {"address": address}
