@@ -1,7 +1,6 @@
 """The attachment lock (cnish/attachlock.py): one ADD or DEL of an attachment at a time, held by
 the tools they start, its file gone when the operation ends."""
 
-import fcntl
 import os
 import subprocess
 import sys
@@ -52,16 +51,21 @@ def test_a_tool_started_meanwhile_keeps_holding_it(locks, monkeypatch):
 
 
 def test_a_waiter_on_a_removed_file_starts_over(locks):
-    """A DEL that held the lock removes its file when it ends; one that waited on that file
-    must not go on with a lock nobody else can see."""
+    """An operation that held the lock removes its file when it ends; another process that
+    waited on that file must not go on with a lock nobody else can see: it locks the file
+    that is there now."""
+    import time
     path = attachlock.acquire("net", "ctr1", "eth0")
-    stale = os.open(path, os.O_RDWR)
-    attachlock.release(path)                       # removed: the next acquire makes a new one
-    fcntl.flock(stale, fcntl.LOCK_EX | fcntl.LOCK_NB)   # (the old inode is free to lock)
-    again = attachlock.acquire("net", "ctr1", "eth0")
-    assert os.fstat(attachlock._held[again]).st_ino == os.stat(again).st_ino
-    os.close(stale)
-    attachlock.release(again)
+    waiter = subprocess.Popen(
+        [sys.executable, "-c", "import os, sys; from cnish import attachlock; "
+         "p = attachlock.acquire('net', 'ctr1', 'eth0'); "
+         "print(os.fstat(attachlock._held[p]).st_ino == os.stat(p).st_ino)"],
+        stdout=subprocess.PIPE, text=True,
+        env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)))
+    time.sleep(0.5)                      # (the waiter has opened this file and waits on it)
+    attachlock.release(path)             # removed: the waiter's lock is on a file gone
+    out, _ = waiter.communicate(timeout=30)
+    assert out.strip() == "True"
 
 
 def test_off_or_not_private_means_no_lock(locks, monkeypatch):
