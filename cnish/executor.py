@@ -100,6 +100,7 @@ class Executor:
 
         background = [j for j in jobs if early(j)]
         jobs = [j for j in jobs if not early(j)]
+        warm = concurrent       # (see the Runner.prepare call below)
         pending = []
         outcomes = []
         stopped = False
@@ -123,6 +124,13 @@ class Executor:
             started = self._start_group(group)
             if background and not _native(job.cmd):
                 pending, background = self._start_all(background), []
+            if warm and started[0] != "skipped" and not _native(job.cmd):
+                # While the first process runs (an ADD's host links, which the container's
+                # steps wait for), the in-process parts of the later steps get ready.
+                warm = False
+                later = jobs[i + len(group):]
+                self.runner.prepare([j.cmd.argv for j in later]
+                                    + [j.probe.argv for j in later if j.probe is not None])
             done = self._finish_group(group, stop_on_failure, started)
             outcomes.extend(done)
             i += len(done)

@@ -71,6 +71,13 @@ def run(argv: tuple, execute=None):
     return None
 
 
+def prepare(argv) -> None:
+    """Import what run(argv) will import (Runner.prepare)."""
+    if (argv[0] == "grep" and argv[-1].startswith("/proc/sys/net/")) \
+            or argv[0] == "cnish-nft-delete-commented":
+        from cnish import netlink   # noqa: F401
+
+
 def _chain_used(execute, version, table, chain, rules=False):
     listed = execute(("iptables" if version == "4" else "ip6tables", "-w", "-t", table,
                       "-n", "-L", chain))

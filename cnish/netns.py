@@ -31,9 +31,14 @@ def _libc_setns():
     return libc_setns
 
 
-def setns(fd: int) -> None:
+def prepare() -> None:
+    """Look setns up (for _ctypes: load it, ≈ 0.5 ms) before the first namespace change."""
     if not _setns:
         _setns.append(_libc_setns())
+
+
+def setns(fd: int) -> None:
+    prepare()
     _setns[0](fd, CLONE_NEWNET)
 
 

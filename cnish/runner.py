@@ -122,6 +122,22 @@ class Runner:
             return Pending(self, argv, started, (126, "", f"{argv[0]}: cannot start: {exc}"))
         return Pending(self, argv, started, child=child)
 
+    def prepare(self, argvs) -> None:
+        """Import and set up now what running these commands in-process will need (natives'
+        modules; for `nsenter --net=`, the setns function and cnish's own namespace), so that
+        the executor can pay for it while a process runs rather than between two."""
+        if not self.use_natives:
+            return
+        for argv in argvs:
+            if (argv[0] == "nsenter" and len(argv) > 2 and argv[1].startswith("--net=")
+                    and self._native_allowed("nsenter")):
+                from cnish import netns
+                _own_netns_fd()
+                netns.prepare()
+                argv = argv[2:]
+            if argv and argv[0] in natives.NAMES and self._native_allowed(argv[0]):
+                natives.prepare(argv)
+
     def _start_in_netns(self, argv, started, stdin, env) -> "Pending | None":
         """`nsenter --net=PATH CMD...` without the nsenter process (netns.py): CMD starts
         inside the namespace, or `sysctl -q -w` writes /proc/sys there. None when PATH cannot

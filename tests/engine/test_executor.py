@@ -194,6 +194,51 @@ def test_success_runs_every_step_once_in_order(host):
     assert any(a in plain for a in processes[first_concurrent:])
 
 
+class PreparingRunner(ResettingRunner):
+    """Records process starts, waits and Runner.prepare calls, in order."""
+
+    def __init__(self, fake):
+        super().__init__(fake)
+        self.events = []
+
+    def prepare(self, argvs):
+        self.events.append(("prepare", list(argvs)))
+
+    def start(self, argv, stdin=None, env=None):
+        pending = super().start(argv, stdin, env)
+        self.events.append(("start", tuple(argv)))
+        events = self.events
+
+        class Recorded:
+            def wait(self):
+                events.append(("wait", tuple(argv)))
+                return pending.wait()
+        return Recorded()
+
+
+def test_later_steps_are_prepared_while_the_first_process_runs(host):
+    """The in-process parts of the container's steps (setns, natives' imports) are made
+    ready between starting the first process and waiting for it, once."""
+    steps = add_steps()
+    fake = host()
+    fake.probes = guarded(steps)
+    fake._restore_steps = [s.run.argv for s in steps] + [s.undo.argv for s in steps if s.undo]
+    runner = PreparingRunner(fake)
+    Executor(runner).apply(steps)
+    kinds = [kind for kind, _ in runner.events]
+    assert kinds.count("prepare") == 1
+    at = kinds.index("prepare")
+    first = next(i for i, (kind, argv) in enumerate(runner.events)
+                 if kind == "start" and argv[0] not in ("cnish-store", "test", "grep"))
+    assert first < at
+    assert ("wait", runner.events[first][1]) in runner.events[at:]     # not yet waited for
+    prepared = runner.events[at][1]
+    container = [s.run.argv for s in steps if s.run.argv[0] == "nsenter"]
+    assert container and all(argv in prepared for argv in container)
+    probes = [s.skip_if.argv for s in steps if s.skip_if is not None and s.skip_if.argv[0] == "grep"]
+    assert probes and all(argv in prepared for argv in probes)
+
+
 def expected_undo(completed_steps):
     return [s.undo.argv for s in reversed(completed_steps) if s.undo is not None and not s.shared]
 
