@@ -442,10 +442,11 @@ def status(network, config, cache_dir):
 @click.option("--link", "links", multiple=True, metavar="NAME",
               help="Also link DIR/NAME to the launcher (repeatable), e.g. --link cnish-bridge.")
 @click.option("--python", "python", metavar="PATH",
-              help="The interpreter the launcher runs (absolute path; default: the one running "
-                   "this command). It must be the same Python X.Y; checked by running it. A "
-                   "distribution's statically linked, PGO-built python3 starts faster than a "
-                   "pyenv build.")
+              help="The interpreter the launcher runs (absolute path). It must be the same "
+                   "Python X.Y as the one running this command; checked by running it. Default: "
+                   "the distribution's /usr/bin/pythonX.Y when it can run this cnish (a "
+                   "statically linked, PGO-built python3 starts faster than a pyenv build), "
+                   "else the one running this command.")
 def install_cmd(directory, links, python):
     from cnish.install import InterpreterError, install
     for name in links:

@@ -242,3 +242,33 @@ def test_a_closed_stdout_changes_nothing(monkeypatch):
            "CNI_PATH": "/opt/cni/bin", "CNI_NETNS": "/var/run/netns/x"}
     rc = cni.main(env, io.BytesIO(json.dumps(conf).encode()), None, err)
     assert rc == 1 and "stdout is closed" in err.getvalue()
+
+
+def test_the_default_interpreter_is_the_distributions_when_it_can_run_cnish(tmp_path, monkeypatch):
+    """`cnish install` without --python: the distribution's pythonX.Y if it passes the same
+    check as --python (version, imports), else the interpreter running the install."""
+    import sys
+    from cnish import install as installer
+    own = os.path.realpath(sys.executable)
+
+    def default_with(system):
+        monkeypatch.setattr(installer, "_default", [])
+        monkeypatch.setattr(installer, "SYSTEM_PYTHON", str(system))
+        return installer.default_python()
+
+    works = tmp_path / "distro-python"       # another path to a working interpreter
+    works.write_text(f'#!/bin/sh\nexec {own} "$@"\n')
+    works.chmod(0o755)
+    assert default_with(works) == str(works)
+    [path] = install(str(tmp_path / "bin"))
+    assert f"python={works}\n" in open(path).read()
+    assert json.loads(run(path, b'{"cniVersion":"9.9.9"}').stdout)["cniVersion"] == CURRENT_VERSION
+
+    broken = tmp_path / "old-python"          # cannot run this cnish: not taken
+    broken.write_text("#!/bin/sh\necho 'it is Python 3.9' >&2\nexit 1\n")
+    broken.chmod(0o755)
+    assert default_with(broken) == own
+    assert default_with(tmp_path / "missing") == own
+    same = tmp_path / "same"
+    same.symlink_to(own)
+    assert default_with(same) == own
