@@ -993,7 +993,7 @@ def parse_args(argv=None):
                          "runtime would exec it, in a temporary directory)")
     ap.add_argument("--python", default=None, metavar="PATH",
                     help="the interpreter the default launcher runs (`cnish install --python`; "
-                         "default: this one)")
+                         "default: cnish install's choice)")
     ap.add_argument("--out", default=str(here / "out"), help="where results.json and results.png go")
     ap.add_argument("--quick", action="store_true",
                     help="smoke run: levels 0,20, 5 reps, 1 parallel rep (unless given explicitly)")
