@@ -95,7 +95,7 @@ def prepare(op) -> dict:
     if op.command == "GC":
         return {"ipam": op.ipam_gc()}            # (the valid attachments, checked by Operation)
     cid, ifname = op.runtime.container_id, op.runtime.ifname
-    att = {"cid": cid, "ifname": ifname, "netns": op.runtime.netns, "device": "",
+    att = {"cid": cid, "ifname": ifname, "lent_as": ifname, "netns": op.runtime.netns, "device": "",
            "alias": "", "old_alias": "", "host_netns": HOST_NETNS, "container_mac": ""}
     if op.command == "ADD":
         device = find_device(op)
@@ -119,7 +119,7 @@ def prepare(op) -> dict:
     else:  # DEL: where is it now, and what was it called?
         att["netns"] = common.live_netns(att["netns"])
         if att["netns"] is not None:    # (gone: the kernel has given a real device back already)
-            att["device"] = _original_name(op) or ""
+            att["device"], att["lent_as"] = _lent_device(op)
         if att["device"] and op.read_sys(f"/sys/class/net/{att['device']}/ifindex"):
             # The kernel moves the device back under its container name and renames it after:
             # with its name taken, the rename would fail after the move and leave it in the
@@ -155,16 +155,62 @@ def _labelled_in_host(op) -> str:
     return device if op.read_sys(f"/sys/class/net/{device}/ifalias") == device else ""
 
 
-def _original_name(op) -> str | None:
-    """The name the device had on the host: its alias, read inside the container."""
+def _lent_device(op) -> tuple:
+    """(the name the device had on the host, its name in the container now), or ("", "") when
+    it is not in the container (given back already, or gone with a virtual device)."""
+    from cnish import jsonfast
     found = op.fact("container-link")
-    if found is None or found.returncode != 0:
-        return None                 # not in the container (already given back): nothing to do
+    if found is not None and found.returncode == 0:
+        try:
+            info = (jsonfast.loads(found.stdout or "[{}]") or [{}])[0]
+        except ValueError:
+            return "", ""
+        return _original_name(op, info), op.runtime.ifname
+    info = _renamed(op)
+    if info is None:
+        return "", ""
+    return _original_name(op, info), info["ifname"]
+
+
+def _renamed(op) -> dict | None:
+    """The device under another name in the container (a container with CAP_NET_ADMIN can
+    rename it): the one link there with the MAC ADD reported (or the config's hwaddr), or,
+    failing those, with the alias ADD recorded, the config's `device`. The reference fails such
+    a DEL for good; taking the device for gone would release its addresses while it still
+    holds them and leave it to the container until the namespace goes."""
+    try:
+        reported = common.container_mac(op.prev_result or {}, op.runtime.ifname, sandboxed=True)
+    except CNIError:                    # (a malformed prevResult: DEL goes on without it)
+        reported = None
+    macs = {m for m in (reported, op.conf.get("hwaddr")) if m}
+    alias = op.conf.get("device")
+    if not macs and not alias:
+        return None
+    listed = op.fact("container-links")
+    if listed is None or listed.returncode != 0:
+        return None
     from cnish import jsonfast
     try:
-        info = (jsonfast.loads(found.stdout or "[{}]") or [{}])[0]
+        links = [link for link in jsonfast.loads(listed.stdout or "[]")
+                 if isinstance(link, dict) and isinstance(link.get("ifname"), str)
+                 and ifname_problem(link["ifname"]) is None and link.get("link_type") != "loopback"]
     except ValueError:
         return None
+    for matches in ([link for link in links if str(link.get("address", "")).lower() in macs],
+                    [link for link in links if alias and link.get("ifalias") == alias]):
+        if len(matches) == 1:
+            return matches[0]
+        if matches:
+            raise CNIError(INVALID_CONFIG, f"{op.runtime.ifname} is not in the container, and "
+                           f"{len(matches)} of its links could be the device: "
+                           + ", ".join(sorted(m["ifname"] for m in matches)),
+                           "give the device back by hand (ip link set DEV netns 1 name NAME), "
+                           "then DEL again")
+    return None
+
+
+def _original_name(op, info: dict) -> str:
+    """The name the device had on the host; `info`: its link in the container (ip -j)."""
     # The config's name first: the alias is the container's to change (a container with
     # CAP_NET_ADMIN could otherwise choose the name the device gets on the host); it is the
     # only record when the config finds the device by hwaddr, kernelpath or PCI address.

@@ -411,6 +411,67 @@ def test_host_device_comes_back_under_the_configs_name_whatever_its_alias_says(l
         assert "wg0" not in host.run("ip", "-o", "link").stdout
 
 
+def lend_hd0(lab, host, c):
+    """A veth hd0 lent to namespace c as net1, with host-local's 10.88.0.2: (MAC, config, result)."""
+    host.run("ip", "link", "add", "hd0", "type", "veth", "peer", "name", "hd0peer")
+    mac = host.run("cat", "/sys/class/net/hd0/address").stdout.strip()
+    net = conf(lab, "host-device", device="hd0", ipam=hostlocal(lab, "10.88.0.0/24"))
+    rc, res, err = host.cni("ADD", net, c, ifname="net1")
+    assert rc == 0, (res, err)
+    assert [k for k in store_files(lab.data_dir) if k.endswith("/10.88.0.2")]
+    return mac, net, res
+
+
+@pytest.mark.parametrize("found_by", ["mac", "alias"])
+def test_host_device_renamed_in_the_container_is_given_back(lab, found_by):
+    """A container may rename the device it was lent. DEL finds it by the MAC of the ADD's
+    result (without a prevResult, by the alias ADD recorded) and gives it back under its own
+    name before releasing its address. It used to take the device for given back already and
+    release the address while the device still held it (the reference fails this DEL, and
+    every retry of it)."""
+    host, c = lab.host(), lab.netns()
+    mac, net, res = lend_hd0(lab, host, c)
+    sh("ip", "-n", c, "link", "set", "net1", "down")
+    sh("ip", "-n", c, "link", "set", "net1", "name", "renamed0")
+    if found_by == "alias":
+        # another link with the device's MAC does not confuse the alias (no MAC is known)
+        sh("ip", "-n", c, "link", "add", "decoy", "address", mac, "type", "veth",
+           "peer", "name", "decoy1")
+    prev = {"prevResult": res} if found_by == "mac" else {}
+    rc, out, err = host.cni("DEL", dict(net, **prev), c, ifname="net1")
+    assert rc == 0, (out, err)
+    assert host.run("cat", "/sys/class/net/hd0/address").stdout.strip() == mac
+    assert "renamed0" not in sh("ip", "-n", c, "-o", "link").stdout
+    assert not [k for k in store_files(lab.data_dir) if k.endswith("/10.88.0.2")]
+    assert host.cni("DEL", dict(net, **prev), c, ifname="net1")[0] == 0      # (repeated)
+
+
+def test_host_device_renamed_and_two_candidates_changes_nothing(lab):
+    """Two links of the container carry the device's MAC: DEL names both and changes nothing
+    (the addresses stay reserved)."""
+    host, c = lab.host(), lab.netns()
+    mac, net, res = lend_hd0(lab, host, c)
+    sh("ip", "-n", c, "link", "set", "net1", "name", "renamed0")
+    sh("ip", "-n", c, "link", "add", "decoy", "address", mac, "type", "veth", "peer", "name", "decoy1")
+    rc, out, _ = host.cni("DEL", dict(net, prevResult=res), c, ifname="net1")
+    assert rc == 1 and out["code"] == 7 and "decoy, renamed0" in out["msg"], out
+    assert "renamed0" in sh("ip", "-n", c, "-o", "link").stdout
+    assert [k for k in store_files(lab.data_dir) if k.endswith("/10.88.0.2")]
+
+
+def test_host_device_gone_from_the_container_is_released(lab):
+    """A virtual device the container deleted is gone: DEL releases its address."""
+    host, c = lab.host(), lab.netns()
+    host.run("ip", "link", "add", "hd0", "type", "veth", "peer", "name", "hd0peer")
+    net = conf(lab, "host-device", device="hd0", ipam=hostlocal(lab, "10.88.0.0/24"))
+    rc, res, err = host.cni("ADD", net, c, ifname="net1")
+    assert rc == 0, (res, err)
+    sh("ip", "-n", c, "link", "del", "net1")
+    rc, out, err = host.cni("DEL", dict(net, prevResult=res), c, ifname="net1")
+    assert rc == 0, (out, err)
+    assert not [k for k in store_files(lab.data_dir) if k.endswith("/10.88.0.2")]
+
+
 def test_host_device_del_waits_until_its_name_is_free_in_the_host(lab):
     """The kernel moves a device back under its container name and renames it afterwards: if
     another link took the device's name meanwhile, DEL fails before the move (the device stays
