@@ -289,7 +289,7 @@ class Executor:
                     f"step {o.step.number} ({o.step.description})" for o in failures)
                 + ("; the addresses stay reserved while the interface may still hold them "
                    f"(step{'s' if len(kept) > 1 else ''} {', '.join(str(o.step.number) for o in kept)} "
-                   "not run): DEL again once it can be removed" if kept else ""),
+                   "not run): DEL (GC) again once it can be removed" if kept else ""),
                 " | ".join(_failure_details(o) for o in failures))
         return outcomes
 

@@ -79,6 +79,34 @@ def test_del_keeps_the_addresses_while_the_interface_remains(warm):
     count("faults survived")
 
 
+def test_gc_keeps_the_stale_addresses_while_a_stale_veth_remains(warm):
+    """GC releases the reservations of stale attachments after deleting their host veths; when
+    a veth cannot be deleted, its container may still hold the address, so no stale
+    reservation is released in that GC (it used to release them all). The next GC does."""
+    host, c, conf, wrap = warm
+    conf = dict(conf, cniVersion="1.1.0")
+    other = host.lab.netns()
+    stale = [host.cni("ADD", conf, ns, cid=cid) for ns, cid in ((c, "gone1"), (other, "gone2"))]
+    assert all(rc == 0 for rc, _, _ in stale), stale
+    veths = [res["interfaces"][1]["name"] for _, res, _ in stale]
+    held = [ip["address"].split("/")[0] for _, res, _ in stale for ip in res["ips"]]
+    gc = dict(conf, **{"cni.dev/valid-attachments": []})
+    env = fault_env(wrap, [["ip", "link", "del", "dev", veths[0]]])
+    rc, out, err = host.cni("GC", gc, None, cid="", ifname="", path_prefix=str(wrap), extra_env=env)
+    count("faults injected (GC cannot delete a stale veth)")
+    assert rc == 1 and "stay reserved" in out["msg"], (out, err)
+    links = host.run("ip", "-o", "link").stdout
+    assert veths[0] in links and veths[1] not in links
+    store = host.state(c)["store"]
+    assert all(any(k.endswith("/" + ip) for k in store) for ip in held), store
+    rc, out, err = host.cni("GC", gc, None, cid="", ifname="")
+    assert rc == 0, (out, err)
+    store = host.state(c)["store"]
+    assert not [k for k in store if k.endswith(tuple("/" + ip for ip in held))], store
+    assert veths[0] not in host.run("ip", "-o", "link").stdout
+    count("faults survived")
+
+
 def test_del_keeps_the_addresses_when_only_the_container_end_could_go(warm):
     """The container's end is what holds the addresses: when deleting it fails and the host end
     is not found by cnish's name (a pair the reference made has a random host name), nothing
