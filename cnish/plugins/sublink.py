@@ -18,18 +18,52 @@ MODES = {"macvlan": ("bridge", "private", "vepa", "passthru"), "ipvlan": ("l2", 
 DEFAULT_MODE = {"macvlan": "bridge", "ipvlan": "l2"}
 
 
-def default_route_device() -> str | None:
-    """The interface of the host's first IPv4 default route (/proc/net/route)."""
+RTF_UP, RTF_REJECT = 0x0001, 0x0200      # (linux/route.h)
+
+
+def default_route_device(netns: str | None = None) -> str | None:
+    """The device of the first default route that leads somewhere: IPv4's (/proc/net/route),
+    then IPv6's (/proc/net/ipv6_route), as the current reference looks (Debian's 1.1.1 only
+    looked at IPv4); of the host, or with `netns` (linkInContainer) of that namespace. A route
+    with no device, such as `unreachable default`, is passed over (the reference fails on it)."""
+    if netns is None:
+        return _first_default_device("/proc/net")
+    from cnish import netns as namespaces
+    from cnish.runner import _own_netns_fd
+    home = _own_netns_fd()
+    if home is None:
+        return None
     try:
-        with open("/proc/net/route") as f:
-            lines = f.read().splitlines()[1:]
+        namespaces.enter(netns)
     except OSError:
         return None
-    for line in lines:
-        fields = line.split()
-        if len(fields) > 7 and fields[1] == "00000000" and fields[7] == "00000000":
+    try:
+        return _first_default_device("/proc/thread-self/net")   # (this thread's namespace)
+    finally:
+        namespaces.leave(home)
+
+
+def _first_default_device(proc_net: str) -> str | None:
+    def rows(name):
+        try:
+            with open(f"{proc_net}/{name}") as f:
+                return [line.split() for line in f.read().splitlines()]
+        except OSError:
+            return []
+    for fields in rows("route")[1:]:      # Iface Destination Gateway Flags ... Mask ...
+        if len(fields) > 7 and fields[1] == "00000000" and fields[7] == "00000000" \
+                and _leads_somewhere(int(fields[3], 16), fields[0]):
             return fields[0]
+    for fields in rows("ipv6_route"):     # dst dst_len src src_len next_hop metric ... flags dev
+        if len(fields) == 10 and fields[0] == "0" * 32 and fields[1] == "00" \
+                and _leads_somewhere(int(fields[8], 16), fields[9]):
+            return fields[9]
     return None
+
+
+def _leads_somewhere(flags: int, device: str) -> bool:
+    # (IPv4 lists a route without a device as "*"; IPv6 puts its unreachable routes on "lo")
+    return bool(flags & RTF_UP) and not flags & RTF_REJECT and device not in ("*", "lo")
 
 
 def parse(f, op, kind: str) -> dict:
@@ -83,10 +117,14 @@ def _master(op) -> str:
             raise invalid_config("prevResult.interfaces[0].name", master,
                                  "an interface name " + problem)
     if master is None:
-        master = default_route_device() if not op.conf.linkInContainer else None
+        if not op.conf.linkInContainer:
+            master = default_route_device()
+        elif op.runtime.netns:
+            master = default_route_device(op.runtime.netns)
         if master is None:
             raise invalid_config("master", None, "is not set and there is no default route "
-                                 "to take it from")
+                                 "to take it from" + (" in the container's namespace"
+                                                      if op.conf.linkInContainer else ""))
     return master
 
 
@@ -98,7 +136,7 @@ def _no_master(master: str, code: int = INVALID_CONFIG) -> CNIError:
 def _check_master(op, master: str) -> str | None:
     """The master must exist (and carry the MTU) before anything changes; returns its MAC."""
     if op.conf.linkInContainer:
-        found = op.fact("container-master")
+        found = op.fact("container-master", master=master)
         if found is None or found.returncode != 0:
             raise CNIError(INVALID_CONFIG, f"master {master} not found in the container's "
                            f"namespace {op.runtime.netns}", (found.stderr if found else "").strip())

@@ -320,6 +320,30 @@ def test_status_needs_the_master_or_the_device_in_the_host(lab, master):
     assert host.cni("DEL", dict(device, prevResult=res), c, ifname="net1")[0] == 0
 
 
+@pytest.mark.parametrize("family", [4, 6])
+def test_macvlan_in_the_container_on_its_default_route_link(lab, family):
+    """linkInContainer without master: the master is the link of the container's default
+    route (IPv4's, else IPv6's, as the reference looks), not the host's (cnish refused)."""
+    host, c = lab.host(), lab.netns()
+    sh("ip", "-n", c, "link", "add", "up0", "type", "veth", "peer", "name", "up1")
+    sh("ip", "-n", c, "link", "set", "up0", "up")
+    sh("ip", "-n", c, "link", "set", "up1", "up")
+    if family == 4:
+        sh("ip", "-n", c, "addr", "add", "10.93.0.1/24", "dev", "up0")
+        sh("ip", "-n", c, "route", "add", "default", "via", "10.93.0.254", "dev", "up0", "metric", "100")
+        sh("ip", "-n", c, "route", "add", "unreachable", "default", "metric", "1")   # passed over
+    else:
+        sh("ip", "-n", c, "-6", "route", "add", "default", "dev", "up0")
+    net = conf(lab, "macvlan", linkInContainer=True, ipam=hostlocal(lab, "10.86.0.0/24"),
+               cniVersion="1.1.0")
+    rc, res, err = host.cni("ADD", net, c, ifname="mv0")
+    assert rc == 0, (res, err)
+    assert "mv0@up0" in sh("ip", "-n", c, "-o", "link", "show", "mv0").stdout
+    assert host.cni("CHECK", dict(net, prevResult=res), c, ifname="mv0")[0] == 0
+    assert host.cni("DEL", dict(net, prevResult=res), c, ifname="mv0")[0] == 0
+    assert "mv0" not in sh("ip", "-n", c, "-o", "link").stdout
+
+
 def test_macvlan_bcqueuelen(lab, master):
     """bcqueuelen: the macvlan asks for that broadcast queue length, and CHECK sees another."""
     host, c1, c2 = lab.host(), lab.netns(), lab.netns()

@@ -267,3 +267,28 @@ def test_sublink_configs_read_as_the_reference_reads_them():
         with pytest.raises(CNIError) as info:
             operation(dict(base, type=kind, master="eth9", mtu=1200, ipam=v6, **extra), "ADD")
         assert info.value.code == 7 and "1280" in info.value.msg, info.value.msg
+
+
+ROUTE_HEAD = "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n"
+
+
+@pytest.mark.parametrize("route,ipv6_route,device", [
+    # an `unreachable default` route (no device, flags RTF_UP|RTF_REJECT) before the real one
+    ("*\t00000000\t00000000\t0201\t0\t0\t0\t00000000\t0\t0\t0\n"
+     "eth9\t00000000\t0100000A\t0003\t0\t0\t100\t00000000\t0\t0\t0\n", "", "eth9"),
+    # no IPv4 default route: IPv6's (its unreachable routes sit on lo), as the reference looks
+    ("eth9\t0000000A\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n",
+     "00000000000000000000000000000000 00 00000000000000000000000000000000 00 "
+     "00000000000000000000000000000000 ffffffff 00000001 00000000 00200200       lo\n"
+     "00000000000000000000000000000000 00 00000000000000000000000000000000 00 "
+     "fe800000000000000000000000000001 00000400 00000001 00000000 00000003     ens3\n", "ens3"),
+    ("", "", None),
+])
+def test_the_default_route_master_is_a_route_that_leads_somewhere(tmp_path, route, ipv6_route,
+                                                                    device):
+    """macvlan's and ipvlan's master when the config names none (found by an audit: an
+    `unreachable default` route gave the master `*`, and an IPv6-only host none)."""
+    from cnish.plugins.sublink import _first_default_device
+    (tmp_path / "route").write_text(ROUTE_HEAD + route)
+    (tmp_path / "ipv6_route").write_text(ipv6_route)
+    assert _first_default_device(str(tmp_path)) == device
