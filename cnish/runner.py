@@ -128,15 +128,18 @@ class Runner:
         the executor can pay for it while a process runs rather than between two."""
         if not self.use_natives:
             return
-        for argv in argvs:
-            if (argv[0] == "nsenter" and len(argv) > 2 and argv[1].startswith("--net=")
-                    and self._native_allowed("nsenter")):
-                from cnish import netns
-                _own_netns_fd()
-                netns.prepare()
-                argv = argv[2:]
-            if argv and argv[0] in natives.NAMES and self._native_allowed(argv[0]):
-                natives.prepare(argv)
+        try:
+            for argv in argvs:
+                if (argv[0] == "nsenter" and len(argv) > 2 and argv[1].startswith("--net=")
+                        and self._native_allowed("nsenter")):
+                    from cnish import netns
+                    _own_netns_fd()
+                    netns.prepare()
+                    argv = argv[2:]
+                if argv and argv[0] in natives.NAMES and self._native_allowed(argv[0]):
+                    natives.prepare(argv)
+        except Exception:   # (only a head start: whatever failed here fails, or falls back to
+            pass            # the real tool, where the command runs, as before)
 
     def _start_in_netns(self, argv, started, stdin, env) -> "Pending | None":
         """`nsenter --net=PATH CMD...` without the nsenter process (netns.py): CMD starts

@@ -598,3 +598,16 @@ def test_a_command_that_cannot_start_is_a_failed_step_not_an_exception():
     from cnish.runner import Runner
     result = Runner().run(("echo", "a\0b"))
     assert result.returncode == 126 and "cannot start" in result.stderr
+
+
+def test_preparing_is_only_a_head_start(monkeypatch):
+    """Runner.prepare runs while a process of the plan is running: an error there must not
+    escape (the rollback would be skipped); the command itself meets it, or falls back to the
+    real tool, when it runs."""
+    from cnish import netns
+    runner = Runner(path="/usr/sbin:/usr/bin")
+
+    def broken():
+        raise OSError("setns: not here")
+    monkeypatch.setattr(netns, "prepare", broken)
+    runner.prepare([("nsenter", "--net=/run/netns/x", "ip", "-batch", "-")])
