@@ -29,6 +29,17 @@ LAUNCHER = """#!/bin/sh
 python={python}
 entry={entry}
 
+# The interpreter may have gone since (a distribution upgrade, a removed pyenv version): the
+# runtime then gets a CNI error that says what to do, not an empty answer.
+need_python() {{
+    [ -x "$python" ] && return
+    echo "cnish: $python is missing; run cnish install again" >&2
+    if [ -n "${{CNI_COMMAND-}}" ]; then
+        printf '%s\\n' '{{"cniVersion":"1.0.0","code":999,"msg":"cnish cannot start: the Python interpreter its launcher runs is missing (run cnish install again)"}}'
+    fi
+    exit 1
+}}
+
 # VERSION, asked twice for every container a runtime starts, is answered here when the request
 # is exactly what libcni sends, {{"cniVersion":"V"}} without a newline (or the same with a space
 # after the colon), for a V cnish supports.
@@ -37,15 +48,18 @@ entry={entry}
 # bytes, which no JSON text contains), and so does every other command.
 if [ "${{CNI_COMMAND-}}" = VERSION ] && [ $# -eq 0 ]; then
     if IFS= read -r request; then
+        need_python
         {{ printf '%s\\n' "$request"; exec cat; }} | exec "$python" -IS -c "$entry" "$0"
         exit
     fi
     case $request in
 {answers}
     esac
+    need_python
     printf '%s' "$request" | exec "$python" -IS -c "$entry" "$0"
     exit
 fi
+need_python
 exec "$python" -IS -c "$entry" "$0" "$@"
 """
 

@@ -61,6 +61,12 @@ def test_libcni_requests_are_answered_without_python(tmp_path):
             assert proc.returncode == 0 and json.loads(proc.stdout)["cniVersion"] == v
     assert run(str(path), b'{"cniVersion":"9.9.9"}').returncode != 0
     assert run(str(path), b'{"cniVersion":"1.0.0"}\n').returncode != 0
+    # anything else: a CNI error that says why (the interpreter has gone since the install)
+    proc = run(str(path), b'{"cniVersion":"1.0.0","name":"n","type":"bridge"}',
+               env={"CNI_COMMAND": "ADD"})
+    assert proc.returncode == 1
+    answer = json.loads(proc.stdout)
+    assert answer["code"] == 999 and "interpreter" in answer["msg"], answer
 
 
 def test_a_launcher_that_cannot_find_cnish_answers_with_a_cni_error(tmp_path):
