@@ -165,11 +165,32 @@ def _lent_device(op) -> tuple:
             info = (jsonfast.loads(found.stdout or "[{}]") or [{}])[0]
         except ValueError:
             return "", ""
-        return _original_name(op, info), op.runtime.ifname
+        if _lendable(info):
+            return _original_name(op, info), op.runtime.ifname
+    if _back_in_host(op):
+        return "", ""                   # (a repeated DEL, with links the container left)
     info = _renamed(op)
     if info is None:
         return "", ""
     return _original_name(op, info), info["ifname"]
+
+
+def _lendable(info: dict) -> bool:
+    """Could this link of the container (ip -j) be a device the host lent? Not one whose peer
+    or lower device is in the container too (`link` names it there; a lent device's is in the
+    host, `link_netnsid`): the container made that one, say a veth with the device's MAC, and
+    giving it to the host under the device's name would hand the host a link into the
+    container."""
+    return "link" not in info and info.get("link_type") != "loopback"
+
+
+def _back_in_host(op) -> bool:
+    """Is the configured device in the host's namespace (given back by an earlier DEL)?"""
+    try:
+        find_device(op)
+    except CNIError:
+        return False
+    return True
 
 
 def _renamed(op) -> dict | None:
@@ -193,19 +214,23 @@ def _renamed(op) -> dict | None:
     try:
         links = [link for link in jsonfast.loads(listed.stdout or "[]")
                  if isinstance(link, dict) and isinstance(link.get("ifname"), str)
-                 and ifname_problem(link["ifname"]) is None and link.get("link_type") != "loopback"]
+                 and ifname_problem(link["ifname"]) is None and _lendable(link)]
     except ValueError:
         return None
-    for matches in ([link for link in links if str(link.get("address", "")).lower() in macs],
-                    [link for link in links if alias and link.get("ifalias") == alias]):
+    for how, matches in (("its MAC", [link for link in links
+                                      if str(link.get("address", "")).lower() in macs]),
+                         ("its alias", [link for link in links
+                                        if alias and link.get("ifalias") == alias])):
         if len(matches) == 1:
+            op.notes.append(f"{op.runtime.ifname} is not in the container: the device was "
+                            f"found there by {how} as {matches[0]['ifname']}")
             return matches[0]
         if matches:
-            raise CNIError(INVALID_CONFIG, f"{op.runtime.ifname} is not in the container, and "
+            raise CNIError(TRY_AGAIN, f"{op.runtime.ifname} is not in the container, and "
                            f"{len(matches)} of its links could be the device: "
                            + ", ".join(sorted(m["ifname"] for m in matches)),
-                           "give the device back by hand (ip link set DEV netns 1 name NAME), "
-                           "then DEL again")
+                           "nothing was changed and its addresses stay reserved; move the "
+                           "device back to the host's namespace by hand, then DEL again")
     return None
 
 
