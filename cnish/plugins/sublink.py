@@ -19,34 +19,17 @@ DEFAULT_MODE = {"macvlan": "bridge", "ipvlan": "l2"}
 
 
 RTF_UP, RTF_REJECT = 0x0001, 0x0200      # (linux/route.h)
+PROC_NET = "/proc/net"
 
 
-def default_route_device(netns: str | None = None) -> str | None:
-    """The device of the first default route that leads somewhere: IPv4's (/proc/net/route),
-    then IPv6's (/proc/net/ipv6_route), as the current reference looks (Debian's 1.1.1 only
-    looked at IPv4); of the host, or with `netns` (linkInContainer) of that namespace. A route
-    with no device, such as `unreachable default`, is passed over (the reference fails on it)."""
-    if netns is None:
-        return _first_default_device("/proc/net")
-    from cnish import netns as namespaces
-    from cnish.runner import _own_netns_fd
-    home = _own_netns_fd()
-    if home is None:
-        return None
-    try:
-        namespaces.enter(netns)
-    except OSError:
-        return None
-    try:
-        return _first_default_device("/proc/thread-self/net")   # (this thread's namespace)
-    finally:
-        namespaces.leave(home)
-
-
-def _first_default_device(proc_net: str) -> str | None:
+def default_route_device() -> str | None:
+    """The device of the host's first default route that leads somewhere: IPv4's
+    (/proc/net/route), then IPv6's (/proc/net/ipv6_route), as the current reference looks
+    (Debian's 1.1.1 only looked at IPv4). A route with no device, such as `unreachable
+    default`, is passed over (the reference fails on it)."""
     def rows(name):
         try:
-            with open(f"{proc_net}/{name}") as f:
+            with open(f"{PROC_NET}/{name}") as f:
                 return [line.split() for line in f.read().splitlines()]
         except OSError:
             return []
@@ -64,6 +47,24 @@ def _first_default_device(proc_net: str) -> str | None:
 def _leads_somewhere(flags: int, device: str) -> bool:
     # (IPv4 lists a route without a device as "*"; IPv6 puts its unreachable routes on "lo")
     return bool(flags & RTF_UP) and not flags & RTF_REJECT and device not in ("*", "lo")
+
+
+def container_default_route_device(op) -> str | None:
+    """The same for the container's namespace (linkInContainer), read with `ip -j` there."""
+    from cnish import jsonfast
+    for family in ("4", "6"):
+        found = op.fact(f"container-default-routes-{family}")
+        if found is None or found.returncode != 0:
+            continue
+        try:
+            routes = jsonfast.loads(found.stdout or "[]")
+        except ValueError:
+            continue
+        for route in routes if isinstance(routes, list) else []:
+            if isinstance(route, dict) and route.get("type", "unicast") == "unicast" \
+                    and isinstance(route.get("dev"), str) and route["dev"] != "lo":
+                return route["dev"]
+    return None
 
 
 def parse(f, op, kind: str) -> dict:
@@ -120,7 +121,11 @@ def _master(op) -> str:
         if not op.conf.linkInContainer:
             master = default_route_device()
         elif op.runtime.netns:
-            master = default_route_device(op.runtime.netns)
+            master = container_default_route_device(op)
+        problem = ifname_problem(master) if master is not None else None
+        if problem:                         # (the container's to choose)
+            raise invalid_config("master", master, "the default route's device, an "
+                                 "interface name " + problem)
         if master is None:
             raise invalid_config("master", None, "is not set and there is no default route "
                                  "to take it from" + (" in the container's namespace"

@@ -284,11 +284,12 @@ ROUTE_HEAD = "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\t
      "fe800000000000000000000000000001 00000400 00000001 00000000 00000003     ens3\n", "ens3"),
     ("", "", None),
 ])
-def test_the_default_route_master_is_a_route_that_leads_somewhere(tmp_path, route, ipv6_route,
-                                                                    device):
+def test_the_default_route_master_is_a_route_that_leads_somewhere(tmp_path, monkeypatch, route,
+                                                                    ipv6_route, device):
     """macvlan's and ipvlan's master when the config names none (found by an audit: an
     `unreachable default` route gave the master `*`, and an IPv6-only host none)."""
-    from cnish.plugins.sublink import _first_default_device
+    from cnish.plugins import sublink
     (tmp_path / "route").write_text(ROUTE_HEAD + route)
     (tmp_path / "ipv6_route").write_text(ipv6_route)
-    assert _first_default_device(str(tmp_path)) == device
+    monkeypatch.setattr(sublink, "PROC_NET", str(tmp_path))
+    assert sublink.default_route_device() == device
