@@ -448,14 +448,19 @@ def status(network, config, cache_dir):
                    "statically linked, PGO-built python3 starts faster than a pyenv build), "
                    "else the one running this command.")
 def install_cmd(directory, links, python):
+    import shlex
     from cnish.install import InterpreterError, install
     for name in links:
         if name not in plugins.PLUGINS and plugins.canonical(name) not in plugins.PLUGINS:
             _fail(CNIError(INVALID_CONFIG, f"--link {name}: not a plugin type cnish implements",
                            "cnish implements " + ", ".join(plugins.implemented())))
     try:
-        for path in install(directory, links, python):
+        paths = install(directory, links, python)
+        for path in paths:
             click.echo(path)
+        with open(paths[0]) as launcher:       # (what was written: its python= line)
+            chosen = next(line for line in launcher if line.startswith("python="))
+        click.echo(f"the launcher runs {shlex.split(chosen[len('python='):])[0]}", err=True)
     except InterpreterError as exc:
         _fail(CNIError(INVALID_CONFIG, f"--python: {exc}"))
     except OSError as exc:

@@ -278,3 +278,13 @@ def test_the_default_interpreter_is_the_distributions_when_it_can_run_cnish(tmp_
     same = tmp_path / "same"
     same.symlink_to(own)
     assert default_with(same) == own
+
+
+def test_cnish_install_says_which_interpreter_its_launcher_runs(tmp_path):
+    import sys
+    proc = subprocess.run([sys.executable, "-m", "cnish", "install", str(tmp_path / "bin")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == [str(tmp_path / "bin" / "cnish")]
+    written = next(line for line in open(tmp_path / "bin" / "cnish") if line.startswith("python="))
+    assert proc.stderr == f"the launcher runs {written[len('python='):].strip()}\n"
