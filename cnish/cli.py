@@ -31,12 +31,17 @@ def _netns_path(netns: str) -> tuple[str, str | None]:
         if problem:
             raise CNIError(INVALID_CONFIG, f"invalid namespace name {netns!r}: {problem}")
         return f"{NETNS_DIR}/{netns}", netns
+    # The path as given (made absolute), as cnitool passes it and hashes it into the default
+    # container id: /run/netns/x and /var/run/netns/x are two ids there too.
     path = os.path.abspath(netns)
     for run_dir in (NETNS_DIR, "/run/netns"):
         if os.path.dirname(path) == run_dir:
-            # (one spelling for both: the default container id is a hash of the path)
-            return f"{NETNS_DIR}/{os.path.basename(path)}", os.path.basename(path)
+            return path, os.path.basename(path)
     return path, None
+
+
+def _plugins_up_to(index: int) -> str:
+    return "plugin 1 was" if index == 1 else f"plugins 1-{index} were"
 
 
 def _default_cid(netns_path: str) -> str:
@@ -51,17 +56,19 @@ class Session:
                  cap_args="", cache_dir=libcni.DEFAULT_CACHE_DIR, create_netns=False,
                  dry_run=False):
         if config:
-            conf = libcni._read_json(config)
+            conf, data = libcni.read_config(config)
             self.conflist, self.source = libcni.as_list(conf, config), config
             if network is not None and self.conflist.get("name") != network:
                 raise CNIError(INVALID_CONFIG, f"--config {config} is the network "
                                f"{self.conflist.get('name')!r}, not {network!r}",
                                "give the network's own name with --config")
         else:
-            dirs = [d for d in os.environ.get("NETCONFPATH", libcni.DEFAULT_CONF_DIR).split(":") if d]
-            self.conflist, self.source = libcni.find(network, dirs)
-        with open(self.source, "rb") as f:
-            self.conf_bytes = f.read()
+            # (an empty NETCONFPATH is cnitool's default directory too)
+            dirs = [d for d in (os.environ.get("NETCONFPATH") or libcni.DEFAULT_CONF_DIR).split(":") if d]
+            conf, self.source, data = libcni.find(network, dirs)
+            self.conflist = libcni.as_list(conf, self.source)
+        # What the result cache keeps: the list as run (a .conf as the list libcni makes of it).
+        self.conf_bytes = data if self.conflist is conf else json.dumps(self.conflist).encode()
         # (the network's name, too, is part of the result cache's path: checked as libcni does)
         self.network = check_name(self.conflist)
         self.version = libcni.select_version(self.conflist)
@@ -69,6 +76,12 @@ class Session:
         if create_netns and self.netns_name is None:
             raise CNIError(INVALID_CONFIG, "--create-netns needs a namespace name",
                            f"{netns!r} is a path outside {NETNS_DIR}")
+        if create_netns and plugins.get(self.conflist["plugins"][0]["type"]) is None:
+            # (the namespace is made, and deleted, as the first step of a cnish plugin's plan)
+            raise CNIError(INVALID_CONFIG, "--create-netns (--delete-netns) needs one of cnish's "
+                           "plugins first in the list",
+                           f"{self.conflist['plugins'][0]['type']!r} is not cnish's: make the "
+                           "namespace with `ip netns add` first")
         self.ifname = ifname
         self.cid = cid or (_default_cid(self.netns) if self.netns else "")
         # (checked here, not only by cnish's own plugins: the result cache's path is made of
@@ -297,6 +310,11 @@ def add(network, netns, pid, ifname, cid, config, dry_run, fmt, cni_args, cap_ar
                                s.cni_args, s.cap_args, prev)
         except CNIError as exc:
             left = []
+            failed = len(done) if len(done) < len(s.plugins) else None
+            if failed is not None and not s.ours(failed):
+                # (the plugin that failed, if it is not cnish's: it may have left something,
+                # which DEL removes; cnish's own undo their part before they report)
+                done.append(failed)
             for index in reversed(done):       # leave nothing of a half-made attachment,
                 undo = {"delete_netns": create_netns and index == 0,      # nor the namespace
                         "netns_name": s.netns_name}
@@ -305,6 +323,12 @@ def add(network, netns, pid, ifname, cid, config, dry_run, fmt, cni_args, cap_ar
                 except CNIError as undo_exc:   # the operator must know what is still there
                     left.append(f"DEL of plugin {index + 1} ({s.plugins[index].get('type')}) "
                                 f"failed: {undo_exc}")
+                    if index == failed:         # (its ADD did not finish: best effort)
+                        continue
+                    if index > 0:               # (and stops there, as DEL does: see delete)
+                        left.append(f"{_plugins_up_to(index)} not asked to DEL: cnish "
+                                    "del removes the rest")
+                    break
             if left:
                 exc.details = "; ".join(([exc.details] if exc.details else []) + left)
             raise
@@ -320,7 +344,7 @@ def check(network, netns, pid, ifname, cid, config, dry_run, fmt, cni_args, cap_
     try:
         s = Session(network, _resolve_netns(netns, pid), ifname, cid, config, cni_args, cap_args,
                     cache_dir, dry_run=dry_run)
-        if str(s.conflist.get("disableCheck")).lower() == "true":
+        if libcni.flag(s.conflist, "disableCheck"):
             return
         prev = s.cached()
         s.reuse_cached_args()
@@ -349,25 +373,29 @@ def delete(network, netns, pid, ifname, cid, config, dry_run, fmt, cni_args, cap
                     cache_dir, dry_run=dry_run)
         if delete_netns and s.netns_name is None:
             raise CNIError(INVALID_CONFIG, "--delete-netns needs a namespace name in /var/run/netns")
+        if delete_netns and not s.ours(0):
+            raise CNIError(INVALID_CONFIG, "--delete-netns needs one of cnish's plugins first in "
+                           "the list", f"{s.plugins[0]['type']!r} is not cnish's: delete the "
+                           "namespace with `ip netns del` afterwards")
         prev = s.cached() if results.at_least(s.version, "0.4.0") else None
         s.reuse_cached_args()
         if dry_run:
             _print_plan(s.dry_run_plan("DEL", prev, {"delete_netns": delete_netns,
                                                      "netns_name": s.netns_name}), fmt)
             return
-        errors = []
         for index in reversed(range(len(s.plugins))):
             opts = {"delete_netns": delete_netns and index == 0, "netns_name": s.netns_name}
             try:
                 s.run(index, "DEL", prev, opts)
             except CNIError as exc:
-                errors.append(exc)
-        if len(errors) > 1:
-            raise CNIError(errors[0].code, "DEL could not remove everything: "
-                           + "; ".join(e.msg for e in errors),
-                           " | ".join(e.details for e in errors if e.details))
-        if errors:
-            raise errors[0]
+                # Stop here, as libcni does: the plugins before this one in the list keep
+                # their part (the main plugin its addresses) while this one's may remain —
+                # portmap's DNAT rules for an address the next container could be given.
+                # The cache stays, so DEL can be run again.
+                if index > 0:
+                    exc.details = "; ".join(([exc.details] if exc.details else []) + [
+                        f"{_plugins_up_to(index)} not asked to DEL: run DEL again"])
+                raise
         libcni.remove_cache(s.cache_dir, s.network, s.cid, s.ifname)
     except CNIError as exc:
         _fail(exc)
@@ -382,6 +410,11 @@ def delete(network, netns, pid, ifname, cid, config, dry_run, fmt, cni_args, cap
 def gc(network, config, cache_dir, dry_run, fmt):
     try:
         s = Session(network, config=config, cache_dir=cache_dir, dry_run=dry_run)
+        if libcni.flag(s.conflist, "disableGC"):
+            # (libcni's GCNetworkList returns at once: the list's owner turned GC off, for
+            # example because several runtimes share the network and none knows every attachment)
+            click.echo(f"{s.network} has disableGC: nothing to do")
+            return
         valid = [{"containerID": cid, "ifname": ifname}
                  for cid, ifname in libcni.cached_attachments(cache_dir, s.network)]
         extra = {"cni.dev/valid-attachments": valid, "cni.dev/attachments": valid}

@@ -15,7 +15,9 @@ DEFAULT_CONF_DIR = "/etc/cni/net.d"
 DEFAULT_CACHE_DIR = "/var/lib/cni"
 
 
-def _read_json(path: str) -> dict:
+def read_config(path: str) -> tuple[dict, bytes]:
+    """A network config file: its JSON object and the bytes it was parsed from (read once, so
+    that what is cached is what was run, also from a pipe)."""
     try:
         with open(path, "rb") as f:
             data = f.read()
@@ -24,23 +26,64 @@ def _read_json(path: str) -> dict:
         raise CNIError(INVALID_CONFIG, f"cannot read network config {path}", str(exc)) from None
     if not isinstance(obj, dict):
         raise CNIError(INVALID_CONFIG, f"network config {path} is not a JSON object")
-    return obj
+    return obj, data
 
 
 def as_list(conf: dict, path: str) -> dict:
-    """A .conf (one plugin) becomes a one-element list carrying its name and cniVersion."""
+    """A .conf (one plugin) becomes a one-element list carrying its name and cniVersion.
+    Checked before anything runs, as libcni loads a list: a malformed plugin or field would
+    otherwise fail half-way through the list."""
     if "plugins" in conf:
-        plugins = conf["plugins"]
-        if not isinstance(plugins, list) or not plugins:
-            raise CNIError(INVALID_CONFIG, f"no plugins in list {path}")
-        return conf
+        if not path.endswith(".conflist") and "type" in conf:
+            pass                        # (libcni reads a .conf by its "type")
+        else:
+            plugins = conf["plugins"]
+            if not isinstance(plugins, list) or not plugins:
+                raise CNIError(INVALID_CONFIG, f"no plugins in list {path}")
+            _check_list(conf, path)
+            return conf
     if "type" not in conf:
         raise CNIError(INVALID_CONFIG, f"network config {path} has neither \"plugins\" nor \"type\"")
-    return {"cniVersion": conf.get("cniVersion"), "name": conf.get("name"), "plugins": [conf]}
+    listed = {"cniVersion": conf.get("cniVersion"), "name": conf.get("name"), "plugins": [conf]}
+    _check_list(listed, path)
+    return listed
 
 
-def find(name: str, conf_dirs: list[str]) -> tuple[dict, str]:
-    """The network `name`: *.conflist first, then *.conf / *.json, in lexical order per dir."""
+def _check_list(conflist: dict, path: str) -> None:
+    def bad(field, why):
+        return CNIError(INVALID_CONFIG, f"network config {path}: {field} {why}")
+    for key in ("cniVersion", "name"):
+        if conflist.get(key) is not None and not isinstance(conflist[key], str):
+            raise bad(key, "must be a string")
+    versions = conflist.get("cniVersions")
+    if versions is not None and not (isinstance(versions, list)
+                                     and all(isinstance(v, str) for v in versions)):
+        raise bad("cniVersions", "must be a list of strings")
+    for key in ("disableCheck", "disableGC"):
+        value = conflist.get(key, False)
+        if not isinstance(value, bool) and not (isinstance(value, str)
+                                                and value.lower() in ("true", "false")):
+            raise bad(key, "must be true or false")
+    for i, plugin in enumerate(conflist["plugins"]):
+        if not isinstance(plugin, dict):
+            raise bad(f"plugins[{i}]", "must be an object")
+        if not isinstance(plugin.get("type"), str) or not plugin["type"]:
+            raise bad(f"plugins[{i}].type", "must be a non-empty string")
+        caps = plugin.get("capabilities")
+        if caps is not None and not (isinstance(caps, dict)
+                                     and all(isinstance(v, bool) for v in caps.values())):
+            raise bad(f"plugins[{i}].capabilities", "must map capability names to true or false")
+
+
+def flag(conflist: dict, key: str) -> bool:
+    """disableCheck, disableGC: true, or "true" in any case (as libcni reads them)."""
+    value = conflist.get(key, False)
+    return value is True or (isinstance(value, str) and value.lower() == "true")
+
+
+def find(name: str, conf_dirs: list[str]) -> tuple[dict, str, bytes]:
+    """The network `name`: *.conflist first, then *.conf / *.json, in lexical order per dir.
+    Its config as read (as_list makes the list), its path and its bytes."""
     for directory in conf_dirs:
         try:
             files = sorted(os.listdir(directory))
@@ -48,11 +91,11 @@ def find(name: str, conf_dirs: list[str]) -> tuple[dict, str]:
             continue
         for suffixes in ((".conflist",), (".conf", ".json")):
             for fname in files:
-                if fname.endswith(suffixes):
-                    path = os.path.join(directory, fname)
-                    conf = _read_json(path)
+                path = os.path.join(directory, fname)
+                if fname.endswith(suffixes) and not os.path.isdir(path):   # (as libcni)
+                    conf, data = read_config(path)
                     if conf.get("name") == name:
-                        return as_list(conf, path), path
+                        return conf, path, data
     raise CNIError(INVALID_CONFIG, f"no network config named {name!r}",
                    "searched " + ", ".join(conf_dirs) + " (NETCONFPATH)")
 

@@ -1,6 +1,8 @@
 """CNI conformance beyond a single plugin: IPAM delegation both ways, GC, STATUS, versions,
 and whole conflists in the operator CLI (with the reference plugins from /usr/lib/cni)."""
 
+import base64
+import hashlib
 import json
 import os
 
@@ -524,7 +526,8 @@ def fake_plugins(tmp_path, **scripts):
 
 def test_cli_chain_rollback_reports_what_it_could_not_undo(lab, tmp_path):
     """A chain ADD that fails is undone plugin by plugin; a DEL that fails there is named in
-    the error (it was swallowed, leaving the operator unaware of what is still set up)."""
+    the error (it was swallowed, leaving the operator unaware of what is still set up), and
+    stops the undo, as a failing DEL stops the list's DEL."""
     host, c = lab.host(), lab.netns()
     bindir = fake_plugins(tmp_path, sticky=STICKY, broken=BROKEN)
     bridge = bridge_conf(lab, name="roll")
@@ -538,7 +541,15 @@ def test_cli_chain_rollback_reports_what_it_could_not_undo(lab, tmp_path):
               env=dict(os.environ, CNI_PATH=str(bindir)), check=False)
     assert proc.returncode == 1 and "broken: no" in proc.stderr, proc.stderr
     assert "DEL of plugin 2 (sticky) failed" in proc.stderr and "try again later" in proc.stderr
-    assert "eth0" not in sh("ip", "-n", c, "-o", "link", "show").stdout   # the bridge's undone
+    # the rollback stops there, as a DEL does: the bridge keeps its part, which `cnish del`
+    # (without the sticky plugin, here) removes
+    assert "plugin 1 was not asked to DEL" in proc.stderr, proc.stderr
+    assert "eth0" in sh("ip", "-n", c, "-o", "link", "show").stdout
+    conflist["plugins"] = conflist["plugins"][:1]
+    path.write_text(json.dumps(conflist))
+    assert sh(*run, "del", "roll", c, "--config", str(path), "--cache-dir", lab.cache_dir,
+              env=dict(os.environ, CNI_PATH=str(bindir)), check=False).returncode == 0
+    assert "eth0" not in sh("ip", "-n", c, "-o", "link", "show").stdout
 
 
 GARBLED = """#!/bin/sh
@@ -555,8 +566,9 @@ def test_cli_chain_failures_leave_nothing_and_say_everything(lab, tmp_path):
     result cache that cannot be written, failed with a traceback and left the attachment in
     place; now both are errors that undo the ADD. A chain's dry-run DEL script keeps the cache
     the other plugins' DEL needs; two failing DELs are both reported; --config refuses another
-    network's name; gc --dry-run refuses a list with two cnish plugins; /run/netns/NAME is the
-    namespace NAME (its default container id was another)."""
+    network's name; gc --dry-run refuses a list with two cnish plugins. The default container
+    id is cnitool's: /run/netns/NAME and /var/run/netns/NAME give two, as there (a later audit:
+    cnish read both as the second, and missed what cnitool had cached under the first)."""
     host, c = lab.host(), lab.netns()
     bindir = fake_plugins(tmp_path, garbled=GARBLED, sticky=STICKY, noop=NOOP)
     bridge = {k: v for k, v in bridge_conf(lab, name="chain").items()
@@ -593,17 +605,28 @@ def test_cli_chain_failures_leave_nothing_and_say_everything(lab, tmp_path):
     assert "runs plugin 2 (tuning) before this one" in script.stdout, script.stdout
     assert sh("bash", "-c", script.stdout, check=False).returncode == 0
     assert os.listdir(os.path.join(lab.cache_dir, "results"))
-    # (the namespace by its other path: the same attachment, the same default container id)
-    proc = cli([bridge, tuning], "del", "chain", f"/run/netns/{c}", "--cache-dir", lab.cache_dir)
+    proc = cli([bridge, tuning], "del", "chain", c, "--cache-dir", lab.cache_dir)
     assert proc.returncode == 0, proc.stderr
     assert not os.listdir(os.path.join(lab.cache_dir, "results"))
     clean()
+    # the default container id is cnitool's for any spelling of the path: a hash of the path
+    # as given, made absolute (so cnish finds what `cnitool add chain /run/netns/X` cached)
+    for given, hashed in ((c, f"/var/run/netns/{c}"), (f"/run/netns/{c}", f"/run/netns/{c}"),
+                          (f"/var/run/netns/{c}", f"/var/run/netns/{c}")):
+        plan = json.loads(cli([bridge], "add", "chain", given, "--dry-run", "--format", "json").stdout)
+        assert plan["containerId"] == "cnitool-" + hashlib.sha512(hashed.encode()).hexdigest()[:20]
 
-    # two DELs that fail are both named
+    # a DEL that fails stops the list's DEL, as libcni's: the plugins before it keep their part
+    # (the bridge its address, which portmap's leftover DNAT rules could otherwise send the
+    # next container's traffic to); the cache stays for the next DEL
     sticky = [bridge, {"type": "sticky"}, {"type": "sticky"}]
     assert cli(sticky, "add", "chain", c, "--cache-dir", lab.cache_dir).returncode == 0
     proc = cli(sticky, "del", "chain", c, "--cache-dir", lab.cache_dir)
-    assert proc.returncode == 1 and proc.stderr.count("sticky: try again later") == 2, proc.stderr
+    assert proc.returncode == 1 and proc.stderr.count("sticky: try again later") == 1, proc.stderr
+    assert "plugins 1-2 were not asked to DEL" in proc.stderr, proc.stderr
+    assert "eth0" in sh("ip", "-n", c, "-o", "link", "show").stdout
+    assert os.listdir(os.path.join(lab.cache_dir, "results"))
+    assert cli([bridge], "del", "chain", c, "--cache-dir", lab.cache_dir).returncode == 0
     clean()
 
     # --cid and --ifname are checked before anything uses them (the cache path is made of
@@ -623,6 +646,80 @@ def test_cli_chain_failures_leave_nothing_and_say_everything(lab, tmp_path):
     assert proc.returncode == 1 and "is the network 'chain', not 'another'" in proc.stderr
     proc = cli([bridge, {"type": "loopback"}], "gc", "chain", "--dry-run")
     assert proc.returncode == 1 and "has 2 cnish plugins" in proc.stderr, proc.stderr
+
+
+RECORDER = """#!/bin/sh
+# Fails ADD after leaving a mark, which its DEL removes (like tuning's backup file).
+touch "$(dirname "$0")/mark.$CNI_CONTAINERID"
+if [ "$CNI_COMMAND" = ADD ]; then
+  echo '{"cniVersion":"1.0.0","code":999,"msg":"recorder: no"}'; exit 1
+fi
+rm -f "$(dirname "$0")/mark.$CNI_CONTAINERID"
+"""
+
+
+def test_cli_checks_the_list_as_libcni_loads_it(lab, tmp_path):
+    """Found by an audit of the operator CLI: a malformed list failed half-way with a
+    traceback (its first plugins set up, no rollback, and DEL failing the same way); gc ignored
+    disableGC; the cache kept nothing of a config read from a pipe; --create-netns did nothing
+    with another plugin first; the plugin that failed was never DELed."""
+    host, c = lab.host(), lab.netns()
+    bindir = fake_plugins(tmp_path, recorder=RECORDER, noop=NOOP)
+    env = dict(os.environ, CNI_PATH=f"{bindir}:{REFERENCE}")
+    run = ["ip", "netns", "exec", host.name, *cnish_command()]
+    bridge = {k: v for k, v in bridge_conf(lab, name="chk").items()
+              if k not in ("cniVersion", "name")}
+
+    def cli(conflist, *args, config=None):
+        path = config or tmp_path / "chk.conflist"
+        if config is None:
+            path.write_text(json.dumps(dict({"cniVersion": "1.0.0", "name": "chk"}, **conflist)))
+        return sh(*run, *args, "--config", str(path), "--cache-dir", lab.cache_dir, env=env,
+                  check=False)
+
+    before = host.state(c)
+    for conflist, field in (({"plugins": [bridge, "portmap"]}, "plugins[1]"),
+                            ({"plugins": [bridge, {"type": ["x"]}]}, "plugins[1].type"),
+                            ({"plugins": [bridge, {"type": "noop", "capabilities":
+                                                   {"portMappings": "false"}}]},
+                             "plugins[1].capabilities"),
+                            ({"plugins": [bridge], "cniVersions": 5}, "cniVersions"),
+                            ({"plugins": [bridge], "disableGC": "maybe"}, "disableGC")):
+        for command in ("add", "del"):
+            proc = cli(conflist, command, "chk", c)
+            assert proc.returncode == 1 and "error 7" in proc.stderr and field in proc.stderr, \
+                (conflist, proc.stderr)
+            assert "Traceback" not in proc.stderr
+    assert host.state(c) == before
+
+    # the plugin that failed is DELed too when it is not cnish's
+    proc = cli({"plugins": [bridge, {"type": "recorder"}]}, "add", "chk", c)
+    assert proc.returncode == 1 and "recorder: no" in proc.stderr, proc.stderr
+    assert not list(bindir.glob("mark.*"))
+    assert "eth0" not in sh("ip", "-n", c, "-o", "link", "show").stdout    # the bridge's undone
+    assert not [k for k in store_files(lab.data_dir) if "/10.77." in k]
+
+    # --create-netns needs a cnish plugin first (it is that plugin's first step)
+    proc = cli({"plugins": [{"type": "noop"}, bridge]}, "add", "chk", "newns", "--create-netns")
+    assert proc.returncode == 1 and "--create-netns" in proc.stderr and "error 7" in proc.stderr
+
+    # a config from a pipe is cached as read; gc with disableGC does nothing
+    text = json.dumps({"cniVersion": "1.1.0", "name": "chk", "disableGC": True, "plugins": [bridge]})
+    proc = sh(*run, "add", "chk", c, "--config", "/dev/stdin", "--cache-dir", lab.cache_dir,
+              env=env, input=text, check=False)
+    assert proc.returncode == 0, proc.stderr
+    [cached] = os.listdir(os.path.join(lab.cache_dir, "results"))
+    with open(os.path.join(lab.cache_dir, "results", cached)) as f:
+        assert base64.b64decode(json.load(f)["config"]).decode() == text
+    os.unlink(os.path.join(lab.cache_dir, "results", cached))      # a stale attachment, for GC
+    path = tmp_path / "gc.conflist"
+    path.write_text(text)
+    proc = cli({}, "gc", "chk", config=path)
+    assert proc.returncode == 0 and "disableGC" in proc.stdout, proc.stderr
+    assert "eth0" in sh("ip", "-n", c, "-o", "link", "show").stdout        # kept
+    path.write_text(text.replace('"disableGC": true', '"disableGC": false'))
+    assert cli({}, "gc", "chk", config=path).returncode == 0
+    assert "eth0" not in sh("ip", "-n", c, "-o", "link", "show").stdout
 
 
 FAKE_IPAM = """#!/bin/sh
