@@ -89,12 +89,11 @@ class Runner:
         finished at once."""
         argv = tuple(argv)
         started = time.monotonic()
-        if self.use_natives and argv[0] in natives.NAMES and self._native_allowed(argv[0]):
+        if self._native_tool(argv):
             done = natives.run(argv, self.run)
             if done is not None:
                 return Pending(self, argv, started, done)
-        if (self.use_natives and argv[0] == "nsenter" and len(argv) > 2
-                and argv[1].startswith("--net=") and self._native_allowed("nsenter")):
+        if self._enters_natively(argv):
             entered = self._start_in_netns(argv, started, stdin, env)
             if entered is not None:
                 return entered
@@ -122,6 +121,15 @@ class Runner:
             return Pending(self, argv, started, (126, "", f"{argv[0]}: cannot start: {exc}"))
         return Pending(self, argv, started, child=child)
 
+    def _native_tool(self, argv) -> bool:
+        """A command natives.py may run in-process (it returns None where it does not)."""
+        return self.use_natives and argv[0] in natives.NAMES and self._native_allowed(argv[0])
+
+    def _enters_natively(self, argv) -> bool:
+        """`nsenter --net=PATH CMD...`, which this runner does itself (_start_in_netns)."""
+        return (self.use_natives and argv[0] == "nsenter" and len(argv) > 2
+                and argv[1].startswith("--net=") and self._native_allowed("nsenter"))
+
     def prepare(self, argvs) -> None:
         """Import and set up now what running these commands in-process will need (natives'
         modules; for `nsenter --net=`, the setns function and cnish's own namespace), so that
@@ -130,13 +138,12 @@ class Runner:
             return
         try:
             for argv in argvs:
-                if (argv[0] == "nsenter" and len(argv) > 2 and argv[1].startswith("--net=")
-                        and self._native_allowed("nsenter")):
+                if self._enters_natively(argv):
                     from cnish import netns
                     _own_netns_fd()
                     netns.prepare()
                     argv = argv[2:]
-                if argv and argv[0] in natives.NAMES and self._native_allowed(argv[0]):
+                if argv and self._native_tool(argv):
                     natives.prepare(argv)
         except Exception:   # (only a head start: whatever failed here fails, or falls back to
             pass            # the real tool, where the command runs, as before)

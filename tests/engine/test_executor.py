@@ -611,3 +611,17 @@ def test_preparing_is_only_a_head_start(monkeypatch):
         raise OSError("setns: not here")
     monkeypatch.setattr(netns, "prepare", broken)
     runner.prepare([("nsenter", "--net=/run/netns/x", "ip", "-batch", "-")])
+
+
+def test_preparing_readies_setns_only_where_cnish_enters_itself(monkeypatch):
+    """What Runner.prepare does ahead: the setns function for `nsenter --net=` commands the
+    runner runs in-process; nothing when it runs the real tools."""
+    from cnish import netns
+    argv = ("nsenter", "--net=/run/netns/x", "ip", "-batch", "-")
+    monkeypatch.setattr(netns, "_setns", [])
+    Runner(path="/usr/sbin:/usr/bin", use_natives=False).prepare([argv])
+    assert netns._setns == []
+    Runner(path="/usr/sbin:/usr/bin").prepare([("ip", "-batch", "-")])
+    assert netns._setns == []
+    Runner(path="/usr/sbin:/usr/bin").prepare([argv])
+    assert len(netns._setns) == 1
