@@ -33,15 +33,13 @@ def as_list(conf: dict, path: str) -> dict:
     """A .conf (one plugin) becomes a one-element list carrying its name and cniVersion.
     Checked before anything runs, as libcni loads a list: a malformed plugin or field would
     otherwise fail half-way through the list."""
-    if "plugins" in conf:
-        if not path.endswith(".conflist") and "type" in conf:
-            pass                        # (libcni reads a .conf by its "type")
-        else:
-            plugins = conf["plugins"]
-            if not isinstance(plugins, list) or not plugins:
-                raise CNIError(INVALID_CONFIG, f"no plugins in list {path}")
-            _check_list(conf, path)
-            return conf
+    # (a file that is not a .conflist and has a "type" is one plugin, as libcni reads it)
+    if "plugins" in conf and (path.endswith(".conflist") or "type" not in conf):
+        plugins = conf["plugins"]
+        if not isinstance(plugins, list) or not plugins:
+            raise CNIError(INVALID_CONFIG, f"no plugins in list {path}")
+        _check_list(conf, path)
+        return conf
     if "type" not in conf:
         raise CNIError(INVALID_CONFIG, f"network config {path} has neither \"plugins\" nor \"type\"")
     listed = {"cniVersion": conf.get("cniVersion"), "name": conf.get("name"), "plugins": [conf]}
@@ -60,9 +58,7 @@ def _check_list(conflist: dict, path: str) -> None:
                                      and all(isinstance(v, str) for v in versions)):
         raise bad("cniVersions", "must be a list of strings")
     for key in ("disableCheck", "disableGC"):
-        value = conflist.get(key, False)
-        if not isinstance(value, bool) and not (isinstance(value, str)
-                                                and value.lower() in ("true", "false")):
+        if _boolean(conflist.get(key, False)) is None:
             raise bad(key, "must be true or false")
     for i, plugin in enumerate(conflist["plugins"]):
         if not isinstance(plugin, dict):
@@ -75,10 +71,19 @@ def _check_list(conflist: dict, path: str) -> None:
             raise bad(f"plugins[{i}].capabilities", "must map capability names to true or false")
 
 
+def _boolean(value) -> bool | None:
+    """disableCheck, disableGC as libcni reads them: a JSON boolean, or "true" or "false" in
+    any case; None for anything else."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    return None
+
+
 def flag(conflist: dict, key: str) -> bool:
-    """disableCheck, disableGC: true, or "true" in any case (as libcni reads them)."""
-    value = conflist.get(key, False)
-    return value is True or (isinstance(value, str) and value.lower() == "true")
+    """Is disableCheck or disableGC set (a list as_list checked)?"""
+    return bool(_boolean(conflist.get(key, False)))
 
 
 def find(name: str, conf_dirs: list[str]) -> tuple[dict, str, bytes]:
