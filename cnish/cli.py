@@ -76,12 +76,6 @@ class Session:
         if create_netns and self.netns_name is None:
             raise CNIError(INVALID_CONFIG, "--create-netns needs a namespace name",
                            f"{netns!r} is a path outside {NETNS_DIR}")
-        if create_netns and plugins.get(self.conflist["plugins"][0]["type"]) is None:
-            # (the namespace is made, and deleted, as the first step of a cnish plugin's plan)
-            raise CNIError(INVALID_CONFIG, "--create-netns (--delete-netns) needs one of cnish's "
-                           "plugins first in the list",
-                           f"{self.conflist['plugins'][0]['type']!r} is not cnish's: make the "
-                           "namespace with `ip netns add` first")
         self.ifname = ifname
         self.cid = cid or (_default_cid(self.netns) if self.netns else "")
         # (checked here, not only by cnish's own plugins: the result cache's path is made of
@@ -106,9 +100,17 @@ class Session:
         self.dry_run = dry_run
         self.cni_path = [d for d in os.environ.get("CNI_PATH", "/opt/cni/bin:/usr/lib/cni").split(":") if d]
         self.plugins = self.conflist["plugins"]
+        if create_netns:
+            self.require_cnish_first("--create-netns", "make it with `ip netns add` first")
 
     def ours(self, index: int) -> bool:
         return plugins.get(self.plugins[index].get("type")) is not None
+
+    def require_cnish_first(self, option: str, instead: str) -> None:
+        """The namespace is made (deleted) as the first step of a cnish plugin's plan."""
+        if not self.ours(0):
+            raise CNIError(INVALID_CONFIG, f"{option} needs one of cnish's plugins first in the "
+                           "list", f"{self.plugins[0]['type']!r} is not cnish's: {instead}")
 
     def env(self, command: str) -> dict:
         return plugin_exec.environment(command, self.cid, self.netns, self.ifname,
@@ -373,10 +375,8 @@ def delete(network, netns, pid, ifname, cid, config, dry_run, fmt, cni_args, cap
                     cache_dir, dry_run=dry_run)
         if delete_netns and s.netns_name is None:
             raise CNIError(INVALID_CONFIG, "--delete-netns needs a namespace name in /var/run/netns")
-        if delete_netns and not s.ours(0):
-            raise CNIError(INVALID_CONFIG, "--delete-netns needs one of cnish's plugins first in "
-                           "the list", f"{s.plugins[0]['type']!r} is not cnish's: delete the "
-                           "namespace with `ip netns del` afterwards")
+        if delete_netns:
+            s.require_cnish_first("--delete-netns", "delete it with `ip netns del` afterwards")
         prev = s.cached() if results.at_least(s.version, "0.4.0") else None
         s.reuse_cached_args()
         if dry_run:
@@ -481,8 +481,7 @@ def status(network, config, cache_dir):
                    "statically linked, PGO-built python3 starts faster than a pyenv build), "
                    "else the one running this command.")
 def install_cmd(directory, links, python):
-    import shlex
-    from cnish.install import InterpreterError, install
+    from cnish.install import InterpreterError, install, launcher_python
     for name in links:
         if name not in plugins.PLUGINS and plugins.canonical(name) not in plugins.PLUGINS:
             _fail(CNIError(INVALID_CONFIG, f"--link {name}: not a plugin type cnish implements",
@@ -491,9 +490,7 @@ def install_cmd(directory, links, python):
         paths = install(directory, links, python)
         for path in paths:
             click.echo(path)
-        with open(paths[0]) as launcher:       # (what was written: its python= line)
-            chosen = next(line for line in launcher if line.startswith("python="))
-        click.echo(f"the launcher runs {shlex.split(chosen[len('python='):])[0]}", err=True)
+        click.echo(f"the launcher runs {launcher_python(paths[0])}", err=True)
     except InterpreterError as exc:
         _fail(CNIError(INVALID_CONFIG, f"--python: {exc}"))
     except OSError as exc:

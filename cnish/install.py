@@ -183,6 +183,15 @@ def launcher_text(python: str | None = None) -> str:
                            python=shlex.quote(python), entry=shlex.quote(entry))
 
 
+def launcher_python(path: str) -> str:
+    """The interpreter the launcher at `path` runs (its `python=` line, as launcher_text
+    quotes it)."""
+    import shlex
+    with open(path) as f:
+        line = next(line for line in f if line.startswith("python="))
+    return shlex.split(line[len("python="):])[0]
+
+
 def install(directory: str, links=(), python: str | None = None) -> list:
     """Write DIR/cnish (the launcher) and symlinks DIR/<name> -> cnish. Returns the paths.
     `python`: the launcher's interpreter (checked by check_interpreter; default_python())."""
