@@ -306,6 +306,12 @@ def prepare(op) -> dict:
                                 or att["container_mac"])
         if mine["host_side"] and mine["host_side"] != op.conf.bridge:
             att["host_veth"] = mine["host_side"]      # (the reference names its veths randomly)
+        if op.conf.isGateway:
+            # The bridge's MAC is the containers' gateway MAC, which cnish pins (step
+            # bridge-mac): a change leaves them sending to the old one until their ARP entries
+            # expire. Without isGateway the kernel takes it from the ports as they come and go,
+            # so it is not compared (the reference's CHECK compares it always, and fails then).
+            att["bridge_mac"] = common.host_mac(prev, op.conf.bridge) or att["bridge_mac"]
         ipam_att = op.ipam_check(ips)
     else:  # DEL
         att["netns"] = common.live_netns(att["netns"])

@@ -301,8 +301,18 @@ def prev_for_check(op) -> dict:
 def container_mac(prev: dict, ifname: str, sandboxed: bool) -> str | None:
     """The MAC that prevResult records for the container's interface (with `sandboxed`, only
     an interface listed with a sandbox counts: a host interface may share the name)."""
+    return _recorded_mac(prev, ifname, lambda itf: itf.get("sandbox") or not sandboxed)
+
+
+def host_mac(prev: dict, name: str) -> str | None:
+    """The MAC that prevResult records for a host interface (one listed without a sandbox:
+    a container's interface may share the name)."""
+    return _recorded_mac(prev, name, lambda itf: not itf.get("sandbox"))
+
+
+def _recorded_mac(prev: dict, name: str, listed) -> str | None:
     for k, itf in enumerate(prev.get("interfaces", [])):
-        if itf.get("name") == ifname and itf.get("mac") and (itf.get("sandbox") or not sandboxed):
+        if itf.get("name") == name and itf.get("mac") and listed(itf):
             _check_prev_field(f"interfaces[{k}].mac", itf["mac"], hwaddr_problem)
             return itf["mac"].lower()
     return None

@@ -865,6 +865,27 @@ def test_check_sees_a_changed_container_mtu(lab):
     assert host.cni("DEL", dict(conf, prevResult=res), c)[0] == 0
 
 
+def test_check_sees_a_changed_gateway_mac_only_with_is_gateway(lab):
+    """With isGateway the bridge's MAC is the containers' gateway MAC, pinned by ADD: CHECK
+    compares it with the result's. Without isGateway the kernel takes it from the ports as
+    they come and go, and CHECK leaves it alone (the reference's fails then)."""
+    host, c = lab.host(), lab.netns()
+    conf = bridge_conf(lab, isGateway=True)
+    rc, res, err = host.cni("ADD", conf, c)
+    assert rc == 0, (res, err)
+    bridge = conf["bridge"]
+    recorded = [i["mac"] for i in res["interfaces"] if i["name"] == bridge][0]
+    assert host.cni("CHECK", dict(conf, prevResult=res), c)[0] == 0
+    host.run("ip", "link", "set", bridge, "address", "02:00:00:00:0c:0c")
+    rc, out, err = host.cni("CHECK", dict(conf, prevResult=res), c)
+    assert rc == 1 and out["code"] == 101 and "bridge-mac" in out["details"], out
+    assert recorded in out["msg"], out
+    assert host.cni("CHECK", dict(conf, isGateway=False, prevResult=res), c)[0] == 0
+    host.run("ip", "link", "set", bridge, "address", recorded)
+    assert host.cni("CHECK", dict(conf, prevResult=res), c)[0] == 0
+    assert host.cni("DEL", dict(conf, prevResult=res), c)[0] == 0
+
+
 # A rogue IPv6 router advertisement (RFC 4861 §4.2), sent to all nodes from the sending
 # namespace's interface: router lifetime 1800 s, and a prefix information option for
 # 2001:db8:bad::/64 with the on-link and autonomous flags (SLAAC). The kernel fills in the

@@ -185,6 +185,10 @@ check 2 status '' -- cnish-store check /nonexistent/cnish-golden/dualnet fd12::2
 #   why:  an existing link of that name that is not a bridge would otherwise receive the container's veth
 check 5 status '' -- test -d /sys/class/net/golden2/bridge
 
+# Check of ADD step 6 [bridge-mac] pin the MAC address of golden2 to 86:20:7c:fc:f5:b3 unless it is set already
+#   why:  a bridge whose MAC was never set takes the lowest MAC of its ports, which changes as containers come and go, and the containers keep the gateway's old MAC until they ask again (seconds without a gateway); cnish sets it when it creates the bridge, and pins an existing bridge's current MAC (one made by hand or by another tool), as the reference does with isGateway. The probe reads the kernel's addr_assign_type (3: set)
+check 6 status '' -- grep -qxF 86:20:7c:fc:f5:b3 /sys/class/net/golden2/address
+
 # Check of ADD step 8 [veth] lesson steps 3-4: create the veth pair vethdee133599eb (host) / eth0 (inside /var/run/netns/cnish-test)
 #   why:  the container end is created directly inside the namespace, so it never appears on the host under the container's interface name
 check 8 status '' -- test -e /sys/class/net/vethdee133599eb

@@ -181,6 +181,10 @@ check 1 status '' -- cnish-store check /nonexistent/cnish-golden/gwnet 10.11.0.2
 #   why:  an existing link of that name that is not a bridge would otherwise receive the container's veth
 check 4 status '' -- test -d /sys/class/net/golden1/bridge
 
+# Check of ADD step 5 [bridge-mac] pin the MAC address of golden1 to 02:d1:44:c7:d2:be unless it is set already
+#   why:  a bridge whose MAC was never set takes the lowest MAC of its ports, which changes as containers come and go, and the containers keep the gateway's old MAC until they ask again (seconds without a gateway); cnish sets it when it creates the bridge, and pins an existing bridge's current MAC (one made by hand or by another tool), as the reference does with isGateway. The probe reads the kernel's addr_assign_type (3: set)
+check 5 status '' -- grep -qxF 02:d1:44:c7:d2:be /sys/class/net/golden1/address
+
 # Check of ADD step 7 [veth] lesson steps 3-4: create the veth pair veth977ff90b17e (host) / eth0 (inside /var/run/netns/cnish-test)
 #   why:  the container end is created directly inside the namespace, so it never appears on the host under the container's interface name
 check 7 status '' -- test -e /sys/class/net/veth977ff90b17e

@@ -216,6 +216,10 @@ check 1 status '' -- cnish-store check /nonexistent/cnish-golden/port-security 1
 #   why:  an existing link of that name that is not a bridge would otherwise receive the container's veth
 check 4 status '' -- test -d /sys/class/net/golden0/bridge
 
+# Check of ADD step 5 [bridge-mac] pin the MAC address of golden0 to 6e:b4:56:1f:20:cf unless it is set already
+#   why:  a bridge whose MAC was never set takes the lowest MAC of its ports, which changes as containers come and go, and the containers keep the gateway's old MAC until they ask again (seconds without a gateway); cnish sets it when it creates the bridge, and pins an existing bridge's current MAC (one made by hand or by another tool), as the reference does with isGateway. The probe reads the kernel's addr_assign_type (3: set)
+check 5 status '' -- grep -qxF 6e:b4:56:1f:20:cf /sys/class/net/golden0/address
+
 # Check of ADD step 8 [spoofchk-rules] drop frames from veth3fa2e29b72b whose source MAC is not e2:a0:86:80:c9:06
 #   why:  a container could otherwise send frames as another container (or the host) and take over its traffic on the bridge; the rules and chains are the reference's, so either plugin's DEL removes the other's
 check 8 contains 'iifname "veth3fa2e29b72b" jump cni-br-iface-ctr1-eth0 comment "macspoofchk-ctr1-eth0"' 'ether saddr e2:a0:86:80:c9:06 return comment "macspoofchk-ctr1-eth0"' 'drop comment "macspoofchk-ctr1-eth0"' -- nft list table bridge nat

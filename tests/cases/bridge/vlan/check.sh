@@ -181,6 +181,10 @@ check 1 status '' -- cnish-store check /nonexistent/cnish-golden/vlannet 10.15.0
 #   why:  an existing link of that name that is not a bridge would otherwise receive the container's veth
 check 4 status '' -- test -d /sys/class/net/golden5/bridge
 
+# Check of ADD step 5 [bridge-mac] pin the MAC address of golden5 to 9a:8c:75:a5:06:e1 unless it is set already
+#   why:  a bridge whose MAC was never set takes the lowest MAC of its ports, which changes as containers come and go, and the containers keep the gateway's old MAC until they ask again (seconds without a gateway); cnish sets it when it creates the bridge, and pins an existing bridge's current MAC (one made by hand or by another tool), as the reference does with isGateway. The probe reads the kernel's addr_assign_type (3: set)
+check 5 status '' -- grep -qxF 9a:8c:75:a5:06:e1 /sys/class/net/golden5/address
+
 # Check of ADD step 6 [bridge-vlan-filtering] make the bridge golden5 forward by VLAN
 #   why:  vlan, vlanTrunk: a bridge that does not filter VLANs ignores its ports' VLANs, so every container would see every other's frames. A bridge made before without filtering gets it too (the reference leaves it as it is): its ports keep the default VLAN the kernel gave them, so their untagged traffic goes on as before
 check 6 status '' -- grep -qxF 1 /sys/class/net/golden5/bridge/vlan_filtering
