@@ -108,7 +108,7 @@ class Executor:
         while i < len(jobs):
             job = jobs[i]
             if job.step.ipam and any(o.step.guards_addresses and o.status in ("failed", "unknown")
-                                     for o in outcomes):
+                                     and o.step.keeps_addresses_of(job.step) for o in outcomes):
                 outcomes.append(Outcome(job.step, "kept"))      # see teardown
                 i += 1
                 continue

@@ -112,8 +112,9 @@ def stale_veths(link_json: str, network: str, valid: set) -> list:
         found = label_attachment(link.get("ifalias") or "", network, valid)
         if found is not None and not found[2]:
             cid, ifname = found[0], found[1]
-            out.append({"name": link.get("ifname"),
-                        "attachment": f"{cid}/{ifname}" if cid is not None else "(hashed label)"})
+            key = f"{cid}/{ifname}" if cid is not None else ""      # "": not known whose
+            out.append({"name": link.get("ifname"), "key": key,
+                        "attachment": key or "(hashed label)"})
     return out
 
 

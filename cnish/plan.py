@@ -35,7 +35,18 @@ class Command:
 class Step:
     __slots__ = ("number", "id", "description", "why", "netns", "run", "undo", "check", "expect",
                  "skip_if", "skip_if_unbatched", "on_exists", "on_missing", "shared", "undone_by",
-                 "hint", "concurrent", "guards_addresses", "ipam")
+                 "hint", "concurrent", "guards_addresses", "attachment", "ipam")
+
+    def keeps_addresses_of(self, ipam_step) -> bool:
+        """This step guards addresses and did not succeed: whether `ipam_step` must keep its
+        addresses reserved. Both name their attachment ("cid/ifname") in GC; when either does
+        not (DEL's steps, a veth whose label does not say, a delegated IPAM's one GC), every
+        IPAM step is held back. A reservation without an interface name (a legacy one) is held
+        back by any interface of its container."""
+        mine, theirs = self.attachment, ipam_step.attachment
+        if not mine or not theirs:
+            return True
+        return theirs in (mine, mine.partition("/")[0] + "/")
 
     def expected_texts(self) -> list:
         """What the check's output must hold, every one of them (`expect = { contains }`:
@@ -58,6 +69,8 @@ class Step:
             out["concurrent"] = True
         if self.guards_addresses:
             out["guardsAddresses"] = True
+        if self.attachment:
+            out["attachment"] = self.attachment
         if self.ipam:
             out["ipam"] = True
         if self.check:
@@ -170,6 +183,7 @@ def bind(template_steps: list, att: dict, first: int = 1) -> list:
         step.shared = raw["shared"]
         step.concurrent = raw.get("concurrent", False)
         step.guards_addresses = raw.get("guards_addresses", False)
+        step.attachment = fill(raw["attachment"], att) if raw.get("attachment") else None
         step.ipam = raw.get("ipam", False)
         step.undone_by = fill(raw["undone_by"], att) if raw["undone_by"] else None
         step.hint = fill(raw.get("hint", ""), att)

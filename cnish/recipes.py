@@ -15,7 +15,7 @@ SECTIONS = ("add", "del", "gc", "facts")
 STEP_KEYS = {"id", "describe", "when", "each", "as", "run", "undo", "check", "expect", "skip_if",
              "skip_if_unbatched", "on_exists", "on_missing", "shared", "undone_by", "hint",
              "netns", "undo_netns", "check_netns", "include", "steps", "why", "concurrent",
-             "guards_addresses"}
+             "guards_addresses", "attachment"}
 
 
 class RecipeError(Exception):
@@ -28,7 +28,7 @@ class StepSpec:
     __slots__ = ("id", "describe", "when", "each", "as_", "run", "undo", "check", "expect",
                  "skip_if", "skip_if_unbatched", "on_exists", "on_missing", "shared", "undone_by",
                  "hint", "netns", "undo_netns", "check_netns", "include", "steps", "why",
-                 "concurrent", "guards_addresses")
+                 "concurrent", "guards_addresses", "attachment")
 
     def __init__(self, raw: dict, where: str):
         unknown = set(raw) - STEP_KEYS
@@ -59,6 +59,9 @@ class StepSpec:
         # DEL: while this step has not succeeded the container may still hold its addresses,
         # so the IPAM steps after it do not run (the executor and the script both keep them)
         self.guards_addresses = bool(raw.get("guards_addresses", False))
+        # GC: whose step it is ("cid/ifname", Jinja text; empty: not known), so that a failed
+        # guards_addresses step holds back only its own attachment's IPAM steps
+        self.attachment = raw.get("attachment")
         self.hint = raw.get("hint")
         self.why = raw.get("why")
         self.netns = raw.get("netns", "host")

@@ -58,6 +58,7 @@ def bash(plan) -> str:
         own_netns_fd=any("/dev/fd/3" in c.argv for c in commands),
         delegate="cnish-delegate" in used, invocation=plan.invocation,
         guarded=(any(s.guards_addresses for s in plan.steps) and any(s.ipam for s in plan.steps)),
+        by_attachment=any(s.attachment for s in plan.steps),     # GC: per attachment
         cache=plan.cache, cache_dir=os.path.dirname(plan.cache["path"]) if plan.cache else "",
         cache_json=json.dumps(plan.cache["entry"]) if plan.cache and "entry" in plan.cache else "",
         result=result, title=title + " (dry run: nothing was changed)", version=__version__,

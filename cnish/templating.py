@@ -254,6 +254,7 @@ class Renderer:
                 "shared": spec.shared,
                 "concurrent": spec.concurrent,
                 "guards_addresses": spec.guards_addresses,
+                "attachment": self.text(spec.attachment, ctx) if spec.attachment else None,
                 "undone_by": self.text(spec.undone_by, ctx) if spec.undone_by else None,
                 "hint": self.text(spec.hint, ctx) if spec.hint else "",
             }

@@ -625,3 +625,18 @@ def test_preparing_readies_setns_only_where_cnish_enters_itself(monkeypatch):
     assert netns._setns == []
     Runner(path="/usr/sbin:/usr/bin").prepare([argv])
     assert len(netns._setns) == 1
+
+
+@pytest.mark.parametrize("guard, ipam, held", [
+    ("c1/eth0", "c1/eth0", True),       # the same attachment's reservation
+    ("c1/eth0", "c2/eth0", False),      # another stale attachment's: released
+    ("c1/eth0", "c1/eth1", False),      # another interface of the same container
+    ("c1/eth0", "c1/", True),           # a legacy reservation (no ifname) of that container
+    (None, "c2/eth0", True),            # a veth whose label does not say whose (or DEL's step)
+    ("c1/eth0", None, True),            # an IPAM step that does not say (prune, a delegate)
+])
+def test_a_failed_guard_holds_back_its_own_attachments_addresses(guard, ipam, held):
+    from cnish.plan import Step
+    veth, release = Step(), Step()
+    veth.attachment, release.attachment = guard, ipam
+    assert veth.keeps_addresses_of(release) is held

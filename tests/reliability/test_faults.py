@@ -2,13 +2,14 @@
 IPAM store. The host must never be left half-configured. (A failure at every step and a crash
 after every step, for every plugin: test_every_plugin.py.)"""
 
+import json
 import os
 import subprocess
 
 import pytest
 
 from figures import count
-from lab import bridge_conf, fault_env, plan_steps, sh, strip_netns, without_lock
+from lab import bridge_conf, cnish_command, fault_env, plan_steps, sh, strip_netns, without_lock
 
 pytestmark = pytest.mark.kernel
 
@@ -79,30 +80,45 @@ def test_del_keeps_the_addresses_while_the_interface_remains(warm):
     count("faults survived")
 
 
-def test_gc_keeps_the_stale_addresses_while_a_stale_veth_remains(warm):
+@pytest.mark.parametrize("script", [False, True], ids=["cnish", "dry-run-script"])
+def test_gc_keeps_only_the_addresses_of_a_stale_veth_that_remains(warm, script):
     """GC releases the reservations of stale attachments after deleting their host veths; when
-    a veth cannot be deleted, its container may still hold the address, so no stale
-    reservation is released in that GC (it used to release them all). The next GC does."""
+    a veth cannot be deleted, its container may still hold the address, so that attachment's
+    reservation stays (GC used to release it; later it kept every stale reservation). The
+    other stale attachment's is released. The next GC releases the rest. The dry-run script
+    does the same."""
     host, c, conf, wrap = warm
     conf = dict(conf, cniVersion="1.1.0")
     other = host.lab.netns()
     stale = [host.cni("ADD", conf, ns, cid=cid) for ns, cid in ((c, "gone1"), (other, "gone2"))]
     assert all(rc == 0 for rc, _, _ in stale), stale
     veths = [res["interfaces"][1]["name"] for _, res, _ in stale]
-    held = [ip["address"].split("/")[0] for _, res, _ in stale for ip in res["ips"]]
+    held = [[ip["address"].split("/")[0] for ip in res["ips"]] for _, res, _ in stale]
     gc = dict(conf, **{"cni.dev/valid-attachments": []})
     env = fault_env(wrap, [["ip", "link", "del", "dev", veths[0]]])
-    rc, out, err = host.cni("GC", gc, None, cid="", ifname="", path_prefix=str(wrap), extra_env=env)
+    if script:                          # the operator's gc, no cached result: all are stale
+        path, cache = wrap.parent / "gc.conf", wrap.parent / "no-cache"
+        path.write_text(json.dumps(conf))
+        cache.mkdir()
+        plan = host.run(*cnish_command(), "gc", conf["name"], "--config", str(path),
+                        "--cache-dir", str(cache), "--dry-run").stdout
+        proc = host.run("bash", "-c", plan, check=False,
+                        env=dict(os.environ, **env, PATH=f"{wrap}:{os.environ['PATH']}"))
+        assert proc.returncode == 1 and "could not remove everything" in proc.stderr, proc.stderr
+    else:
+        rc, out, err = host.cni("GC", gc, None, cid="", ifname="", path_prefix=str(wrap),
+                               extra_env=env)
+        assert rc == 1 and "stay reserved" in out["msg"], (out, err)
     count("faults injected (GC cannot delete a stale veth)")
-    assert rc == 1 and "stay reserved" in out["msg"], (out, err)
     links = host.run("ip", "-o", "link").stdout
     assert veths[0] in links and veths[1] not in links
     store = host.state(c)["store"]
-    assert all(any(k.endswith("/" + ip) for k in store) for ip in held), store
+    assert all(any(k.endswith("/" + ip) for k in store) for ip in held[0]), store
+    assert not [k for k in store if k.endswith(tuple("/" + ip for ip in held[1]))], store
     rc, out, err = host.cni("GC", gc, None, cid="", ifname="")
     assert rc == 0, (out, err)
     store = host.state(c)["store"]
-    assert not [k for k in store if k.endswith(tuple("/" + ip for ip in held))], store
+    assert not [k for k in store if k.endswith(tuple("/" + ip for ip in held[0]))], store
     assert veths[0] not in host.run("ip", "-o", "link").stdout
     count("faults survived")
 
