@@ -399,6 +399,16 @@ def parse_dns(fields: Fields) -> dict:
     domain = fields.text("domain")
     if domain:
         out["domain"] = domain
+    # A runtime writes these into the container's resolv.conf, one entry per line: a line
+    # break (or another control character) in one would add lines of the config's choosing
+    # (a nameserver).
+    for key, values in (("domain", [domain] if domain else []), ("search", out.get("search", [])),
+                        ("options", out.get("options", []))):
+        for i, value in enumerate(values):
+            if any(ord(c) < 0x20 or 0x7f <= ord(c) < 0xa0 for c in value):
+                where = fields.path(key) if key == "domain" else f"{fields.path(key)}[{i}]"
+                raise invalid_config(where, value, "must not contain control characters "
+                                     "(the runtime writes it into resolv.conf as a line)")
     for i, server in enumerate(out.get("nameservers", [])):
         from cnish.ipnet import IP
         try:
@@ -426,6 +436,10 @@ def parse_routes(fields: Fields) -> list:
         gw = rf.ip("gw")
         if gw is not None and (":" in gw) != (":" in dst):
             raise invalid_config(rf.path("gw"), gw, f"is not of the IP family of dst {dst}")
+        from cnish.ipnet import IP, special_use
+        special = special_use(IP.parse(gw)) if gw is not None else None
+        if special:                         # (the kernel refuses it, after the rest)
+            raise invalid_config(rf.path("gw"), gw, f"is in {special}, which cannot be a gateway")
         parsed = {"dst": dst, "gw": gw} if gw is not None else {"dst": dst}
         for field, (lo, hi) in results.ROUTE_EXTRAS.items():
             if route.get(field) is not None:

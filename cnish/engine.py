@@ -15,7 +15,7 @@ import os
 from cnish import __version__, plugins, results, store
 from cnish.config import (Conf, Fields, check_cni_args, check_name, check_version, parse_dns,
                           parse_prev_result)
-from cnish.errors import INVALID_CONFIG, CNIError
+from cnish.errors import INVALID_CONFIG, INVALID_ENV, CNIError, invalid_config
 from cnish.executor import Executor
 from cnish.plan import Plan, bind
 from cnish.runner import Runner
@@ -63,6 +63,8 @@ class Operation:
         self.version = check_version(raw, self.command)
         self.type = plugins.canonical(type_name or raw.get("type"))
         if not isinstance(self.type, str) or not self.type:
+            if type_name is None and raw.get("type") is not None:
+                raise invalid_config("type", raw.get("type"), "must be a plugin's name (a string)")
             raise CNIError(INVALID_CONFIG, "missing plugin type", "the config has no \"type\"")
         self.plugin = plugins.get(self.type)
         if self.plugin is None:
@@ -243,6 +245,12 @@ class Operation:
 def build_plan(op: Operation):
     """(Plan, attachment values) for the operation; may hold the IPAM lock (see hostlocal.py)."""
     from cnish import plancache
+    if op.runtime.ifname == "lo" and op.command in ("ADD", "CHECK") \
+            and op.plugin.KIND == "interface" and op.plugin.TYPE != "loopback":
+        # (every namespace has its lo: ADD would fail half-way, after the shared steps)
+        raise CNIError(INVALID_ENV, "CNI_IFNAME=lo names the container's loopback device",
+                       f"a {op.type} interface needs a name of its own; lo is the loopback "
+                       "plugin's")
     att = op.plugin.prepare(op)
     template = plancache.steps(op, SECTION[op.command], att)
     steps = bind(template, att)

@@ -47,8 +47,12 @@ class CNIError(Exception):
 
 def invalid_config(field: str, value, why: str) -> CNIError:
     """Code 7 for a config field with a wrong type or value; names the key and the value (also
-    as `field`, the path engine.py's DEL looks at: see DEL_TOLERATES there)."""
-    error = CNIError(INVALID_CONFIG, f"invalid network config: {field}={_show(value)}: {why}")
+    as `field`, the path engine.py's DEL looks at: see DEL_TOLERATES there). Code 4 for a
+    value from the environment (`CNI_ARGS IP`, ...), which the same parsers read."""
+    if field.startswith("CNI_"):        # a value of CNI_ARGS (IP=, MAC=...): the environment's
+        error = CNIError(INVALID_ENV, f"invalid environment: {field}={_show(value)}: {why}")
+    else:
+        error = CNIError(INVALID_CONFIG, f"invalid network config: {field}={_show(value)}: {why}")
     error.field = field
     return error
 

@@ -120,6 +120,25 @@ class Prefix:
         return hash((self.ip, self.length))
 
 
+# Addresses no interface of a container (nor its gateway) can use: "this network", loopback and
+# multicast, the IPv4 limited broadcast, IPv6's unspecified and loopback addresses, and
+# IPv4-mapped IPv6 addresses (an IPv4 address written as IPv6, which the kernel puts on a link
+# but nothing routes to; the reference refuses them in ranges). Built on first use.
+_SPECIAL_TEXT = ("0.0.0.0/8", "127.0.0.0/8", "224.0.0.0/4", "255.255.255.255/32",
+                 "::/128", "::1/128", "ff00::/8", "::ffff:0:0/96")
+_special = []
+
+
+def special_use(what: "Prefix | IP") -> str | None:
+    """The special-use prefix (above) that an address or a prefix overlaps, or None."""
+    if not _special:
+        _special.extend(Prefix.parse(p) for p in _SPECIAL_TEXT)
+    if isinstance(what, IP):
+        what = Prefix(what, what.bits)
+    return next((str(p) for p in _special if p.version == what.version and p.overlaps(what)),
+                None)
+
+
 def parse_ip_or_prefix(text: str) -> IP:
     """`10.1.2.3` or `10.1.2.3/24` -> the address (how host-local reads requested IPs)."""
     return Prefix.parse(text).ip if isinstance(text, str) and "/" in text else IP.parse(text)

@@ -9,6 +9,7 @@ No `logging` import: it costs ~5 ms at every container start.
 """
 
 import os
+import stat
 import time
 
 # A network config may come from a user (Kubernetes with Multus: NetworkAttachmentDefinitions
@@ -17,6 +18,10 @@ import time
 # from the runtime's environment, may name any file.
 CONFIG_LOG_FILE = "/var/log/cnish.log"
 CONFIG_LOG_DIR = "/var/log/cnish"
+
+# What a line may not carry raw: control characters (a CR that forges a line for `tail -f`, a
+# terminal escape) become \xNN. Line breaks were already replaced with " | ".
+_CONTROLS = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7f, *range(0x80, 0xa0))}
 
 
 def config_log_file(value) -> str | None:
@@ -53,7 +58,10 @@ class Log:
 
     def _open(self):
         if self._fd is None and self.path:
-            flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+            # O_NONBLOCK: a FIFO nobody reads fails (ENXIO) instead of blocking the ADD, which
+            # may hold the IPAM store's lock; anything but a regular file is refused below
+            flags = (os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+                     | os.O_NONBLOCK)
             try:
                 try:
                     self._fd = os.open(self.path, flags, 0o600)
@@ -68,6 +76,10 @@ class Log:
                     except FileExistsError:
                         pass                    # (a parallel invocation made it first)
                     self._fd = os.open(self.path, flags, 0o600)
+                if not stat.S_ISREG(os.fstat(self._fd).st_mode):
+                    os.close(self._fd)
+                    self._fd = None
+                    raise OSError(f"{self.path} is not a regular file")
             except (OSError, ValueError) as exc:    # (ValueError: a name it cannot encode)
                 self.path = None
                 self.error(f"cannot open log file: {exc}")
@@ -80,6 +92,7 @@ class Log:
         now = time.time()
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1000):03d}Z"
         line = f"{stamp} cnish[{os.getpid()}] {self.prefix}: {message}".replace("\n", " | ")
+        line = line.translate(_CONTROLS)
         try:
             os.write(fd, (line + "\n").encode("utf-8", "replace"))
         except OSError:
@@ -88,7 +101,8 @@ class Log:
     def error(self, message: str) -> None:
         if self.stderr is not None:
             try:
-                self.stderr.write(f"cnish: {self.prefix}: {message}\n")
+                # (the prefix names the network as the config spelled it, before validation)
+                self.stderr.write(f"cnish: {self.prefix.translate(_CONTROLS)}: {message}\n")
                 self.stderr.flush()
             except (OSError, ValueError):
                 pass

@@ -217,8 +217,11 @@ def parse(obj, version: str) -> dict:
             _check_str(ip, "address", f"ips[{i}]", required=True, kind="cidr")
             _check_str(_without_empty(ip, "gateway"), "gateway", f"ips[{i}]", kind="ip")
             index = ip.get("interface")
-            if index is not None and (not isinstance(index, int) or isinstance(index, bool)):
-                raise ValueError(f"ips[{i}].interface must be an integer")
+            if index is not None and (not isinstance(index, int) or isinstance(index, bool)
+                                      or not 0 <= index < 2 ** 31):
+                # (an index into `interfaces`: a runtime in Go reads it into an int, and a result
+                # it cannot read fails the attachment after the fact)
+                raise ValueError(f"ips[{i}].interface must be an integer from 0 to 2^31-1")
             out["ips"].append({k: v for k, v in _without_empty(ip, "gateway").items()
                                if k in IP_FIELDS})
         for i, route in enumerate(_check_list(obj, "routes")):
@@ -230,5 +233,11 @@ def parse(obj, version: str) -> dict:
     dns = obj.get("dns") or {}
     if not isinstance(dns, dict):
         raise ValueError("dns must be an object")
+    for field in ("nameservers", "search", "options"):     # (the spec's types, which a runtime
+        value = dns.get(field)                              # decodes the result into)
+        if value is not None and (not isinstance(value, list)
+                                  or not all(isinstance(v, str) for v in value)):
+            raise ValueError(f"dns.{field} must be a list of strings")
+    _check_str(dns, "domain", "dns")
     out["dns"] = dns
     return out

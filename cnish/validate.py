@@ -52,6 +52,8 @@ def mac_problem(mac) -> str | None:
         return "must look like 0a:58:0a:16:00:02"
     if int(parts[0], 16) & 1:
         return "must be a unicast address (lowest bit of the first byte clear)"
+    if not any(int(p, 16) for p in parts):
+        return "must not be all zeros (no Ethernet link takes it; the loopback device has it)"
     return None
 
 

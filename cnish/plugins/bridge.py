@@ -128,6 +128,19 @@ def _base(op) -> dict:
                 or names.mac_address(op.machine_id, "bridge", bridge))
 
 
+def _require_bridge_or_none(op) -> None:
+    """`bridge` must name a bridge or nothing yet: the container's veth would otherwise be
+    attached to, and the gateway address put on, another kind of link (the plan's
+    bridge-is-bridge step fails such an ADD too, but only after the shared steps before it).
+    The link's uevent file says DEVTYPE=bridge from the moment the link exists (its bridge/
+    directory comes later: a bridge a parallel ADD is creating must not count as another
+    kind)."""
+    uevent = op.read_sys(f"/sys/class/net/{op.conf.bridge}/uevent")
+    if uevent is not None and "DEVTYPE=bridge" not in uevent.split("\n"):
+        raise invalid_config("bridge", op.conf.bridge, "is the name of an existing link that "
+                             "is not a bridge")
+
+
 def _with_gateways(op, ipam_ips: list, routes: list):
     """The reference's gateway rules: a missing gateway is network+1 when isGateway, and
     isDefaultGateway adds a default route per family unless IPAM gave one with a gateway. An
@@ -289,6 +302,7 @@ def prepare(op) -> dict:
         return att
     att = _base(op)
     if op.command == "ADD":
+        _require_bridge_or_none(op)        # before IPAM allocates and the plan starts
         if op.conf.vlanFiltering:
             _require_bridge_vlans(op)      # before a delegated IPAM plugin allocates
         mac, _ = requested_mac(op.raw, op.runtime.args)
@@ -314,7 +328,7 @@ def prepare(op) -> dict:
             att["bridge_mac"] = common.host_mac(prev, op.conf.bridge) or att["bridge_mac"]
         ipam_att = op.ipam_check(ips)
     else:  # DEL
-        att["netns"] = common.live_netns(att["netns"])
+        att["netns"] = common.live_netns(att["netns"], op.runtime.ifname)
         ipam_att, held = op.ipam_del()
         ips = common.ips_for_del(op, held)
         routes = []

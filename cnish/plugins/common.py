@@ -318,10 +318,13 @@ def _recorded_mac(prev: dict, name: str, listed) -> str | None:
     return None
 
 
-def live_netns(netns: str | None) -> str | None:
+def live_netns(netns: str | None, ifname: str | None = None) -> str | None:
     """DEL: the container's namespace, or None when it is gone or not a namespace any more
-    (then there is nothing to enter, and DEL cleans up what lies outside it)."""
-    return netns if netns and netns_problem(netns) is None else None
+    (then there is nothing to enter, and DEL cleans up what lies outside it). Also None for
+    `ifname` lo: the container's loopback device is never another plugin's interface (an ADD
+    under that name is refused), and it cannot be deleted, so the runtime's DELs after such
+    an ADD would fail for ever."""
+    return netns if netns and netns_problem(netns) is None and ifname != "lo" else None
 
 
 def own_result(op, interfaces: list, container_index: int) -> dict:

@@ -117,7 +117,7 @@ def prepare(op) -> dict:
         ips, routes = mine["ips"], mine["routes"]
         ipam_att = op.ipam_check(ips)
     else:  # DEL: where is it now, and what was it called?
-        att["netns"] = common.live_netns(att["netns"])
+        att["netns"] = common.live_netns(att["netns"], op.runtime.ifname)
         if att["netns"] is not None:    # (gone: the kernel has given a real device back already)
             att["device"], att["lent_as"] = _lent_device(op)
         if att["device"] and op.read_sys(f"/sys/class/net/{att['device']}/ifindex"):

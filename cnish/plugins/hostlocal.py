@@ -16,7 +16,7 @@ import stat
 
 from cnish.config import Fields, parse_routes
 from cnish.errors import CHECK_FAILED, IPAM_FAILED, INVALID_CONFIG, CNIError, invalid_config
-from cnish.ipnet import IP, Prefix, parse_ip_or_prefix
+from cnish.ipnet import IP, Prefix, parse_ip_or_prefix, special_use
 from cnish.store import Store, owner_key
 
 TYPE = "host-local"
@@ -65,13 +65,25 @@ def _first_overlap(tagged: list) -> tuple | None:
 # Address blocks an interface's address or a gateway cannot come from: the kernel refuses a
 # route through such a gateway, or the address means something else, so ADD would fail only
 # after the bridge or the link had been made.
-UNASSIGNABLE = [Prefix.parse(p) for p in ("0.0.0.0/8", "127.0.0.0/8", "224.0.0.0/4",
-                                          "::/128", "::1/128", "ff00::/8")]
 
 
-def _unassignable(subnet: Prefix) -> str | None:
-    return next((str(p) for p in UNASSIGNABLE if p.version == subnet.version
-                 and p.overlaps(subnet)), None)
+# Where a store may not be: the root itself, and the kernel's file systems, where creating a
+# directory makes a kernel object (a cgroup, a tracing instance) or fails half-way. A config may
+# come from a user (Multus), and cnish creates the store's directories as root.
+_NO_STORE_UNDER = ("/proc", "/sys", "/dev")
+
+
+def _require_store_place(data_dir: str, where: str) -> None:
+    if data_dir == "/" or any(data_dir == p or data_dir.startswith(p + "/")
+                              for p in _NO_STORE_UNDER):
+        raise invalid_config(where, data_dir, "cannot hold an IPAM store: not the root, nor "
+                             "under " + ", ".join(_NO_STORE_UNDER))
+    try:
+        mode = os.stat(data_dir).st_mode
+    except OSError:
+        return                                  # (made on first use)
+    if not stat.S_ISDIR(mode):
+        raise invalid_config(where, data_dir, "exists and is not a directory")
 
 
 def _range(raw, where: str) -> Range:
@@ -88,7 +100,7 @@ def _range(raw, where: str) -> Range:
                              f"has host bits set; the network address is {subnet.subnet}")
     if subnet.length > subnet.ip.bits - 2:
         raise invalid_config(f.path("subnet"), text, "is too small to allocate from")
-    special = _unassignable(subnet)
+    special = special_use(subnet)
     if special:
         raise invalid_config(f.path("subnet"), text, f"overlaps {special}, whose addresses "
                              "an interface cannot use")
@@ -103,6 +115,9 @@ def _range(raw, where: str) -> Range:
             raise invalid_config(f.path(key), value, str(exc)) from None
         if not subnet.contains(ip):
             raise invalid_config(f.path(key), value, f"is not in the subnet {subnet}")
+        if subnet.version == 4 and ip in (subnet.network, subnet.last):
+            raise invalid_config(f.path(key), value, "is the network or broadcast address of "
+                                 f"the subnet {subnet}, which no interface can use")
         return ip
 
     last = subnet.last if subnet.version == 6 else subnet.last + -1   # no IPv4 broadcast
@@ -162,6 +177,7 @@ def parse(fields: Fields, op) -> dict:
     routes = parse_routes(fields)
 
     data_dir = fields.abspath("dataDir", DEFAULT_DATA_DIR).rstrip("/") or "/"
+    _require_store_place(data_dir, fields.path("dataDir"))
     resolv = fields.abspath("resolvConf")
     return {"type": TYPE, "sets": sets, "routes": routes, "dataDir": data_dir,
             "resolvConf": resolv}

@@ -100,7 +100,7 @@ def prepare(op) -> dict:
         ips, routes = mine["ips"], mine["routes"]
         ipam_att = op.ipam_check(ips)
     else:  # DEL
-        att["netns"] = common.live_netns(att["netns"])
+        att["netns"] = common.live_netns(att["netns"], op.runtime.ifname)
         ipam_att, held = op.ipam_del()
         ips, routes = common.ips_for_del(op, held), []
     # In the container: the gateway is on-link (a /32 route), the subnet lies behind it.

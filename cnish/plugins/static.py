@@ -10,7 +10,7 @@ configured addresses and gateways.
 
 from cnish.config import Fields, parse_dns, parse_routes
 from cnish.errors import CHECK_FAILED, INVALID_CONFIG, CNIError, invalid_config
-from cnish.ipnet import IP, Prefix
+from cnish.ipnet import IP, Prefix, special_use
 
 TYPE = "static"
 KIND = "ipam"
@@ -18,11 +18,29 @@ CNI_ARGS = frozenset({"IP", "GATEWAY"})
 DEL_TOLERATES = ("routes", "dns")              # keys DEL and GC never read (engine.py)
 
 
-def _prefix(value, where: str) -> Prefix:
+def _prefix(value, where: str, op) -> Prefix:
     try:
-        return Prefix.parse(value)
+        prefix = Prefix.parse(value)
     except ValueError as exc:
         raise invalid_config(where, value, f"must be an address with a prefix length: {exc}") from None
+    if op.command != "DEL":                     # (DEL removes what there is)
+        _usable(prefix.ip, where, value)
+    return prefix
+
+
+def _usable(ip: IP, where: str, value) -> None:
+    """Refuse what no interface can use (a loopback or multicast address, 0.0.0.0/0 ...) before
+    anything runs: the kernel would take some of them onto the bridge, or fail half-way."""
+    special = special_use(ip)
+    if special:
+        raise invalid_config(where, value, f"is in {special}, whose addresses an interface "
+                             "cannot use")
+
+
+def _gateway(address: Prefix, gateway: IP, where: str, value) -> None:
+    _usable(gateway, where, value)
+    if gateway.version != address.version:
+        raise invalid_config(where, value, f"is not of the IP family of its address {address}")
 
 
 def parse(fields: Fields, op) -> dict:
@@ -32,14 +50,16 @@ def parse(fields: Fields, op) -> dict:
         address = af.cidr("address")
         if address is None:
             raise invalid_config(af.path("address"), None, "is required")
-        twice = seen.setdefault(str(Prefix.parse(address).ip), i)
+        prefix = _prefix(address, af.path("address"), op)
+        twice = seen.setdefault(str(prefix.ip), i)
         # (the second `ip addr add` would fail, after the rest; DEL removes what there is)
         if twice != i and op.command != "DEL":
             raise invalid_config(af.path("address"), address,
                                  f"is the address of {fields.path('addresses')}[{twice}] again")
         item = {"address": address}
         gateway = af.ip("gateway")
-        if gateway is not None:
+        if gateway is not None and op.command != "DEL":
+            _gateway(prefix, IP.parse(gateway), af.path("gateway"), gateway)
             item["gateway"] = gateway
         addresses.append(item)
     return {"type": TYPE, "addresses": addresses, "routes": parse_routes(fields),
@@ -51,10 +71,12 @@ def addresses(op) -> list:
     conf = op.ipam_conf
     out = [dict(a) for a in conf.addresses]
     args = op.runtime.args
+    source = {}                                 # address -> where the runtime gave it
     if args.get("IP"):
         for text in args["IP"].split(","):
-            _prefix(text, "CNI_ARGS IP")
+            _prefix(text, "CNI_ARGS IP", op)
             out.append({"address": text})
+            source[text] = "CNI_ARGS IP"
     replaced = None
     args_ips = op.args_cni.get("ips")
     if args_ips:
@@ -67,19 +89,29 @@ def addresses(op) -> list:
         if not isinstance(values, list):
             raise invalid_config(where, values, "must be a list of addresses with prefix lengths")
         for value in values:
-            _prefix(value, where)
+            _prefix(value, where, op)
         out = [{"address": v} for v in values]
+        source = dict.fromkeys(values, where)
     if args.get("GATEWAY"):
         for text in args["GATEWAY"].split(","):
             try:
                 gw = IP.parse(text)
             except ValueError as exc:
                 raise invalid_config("CNI_ARGS GATEWAY", text, str(exc)) from None
+            if op.command != "DEL":
+                _usable(gw, "CNI_ARGS GATEWAY", text)
             for item in out:
                 if Prefix.parse(item["address"]).contains(gw):
                     item["gateway"] = str(gw)
     if not out:
         raise invalid_config("ipam.addresses", [], "static IPAM needs at least one address")
+    seen = set()
+    for item in out:        # (the second `ip addr add` of one address would fail half-way)
+        ip = Prefix.parse(item["address"]).ip
+        if ip in seen and op.command != "DEL":
+            raise invalid_config(source.get(item["address"], "ipam.addresses"), item["address"],
+                                 "names an address this attachment already gets")
+        seen.add(ip)
     families = [Prefix.parse(a["address"]).version for a in out]
     if max(families.count(4), families.count(6)) > 1 and op.version in ("0.1.0", "0.2.0") \
             and op.command == "ADD":                 # (a limit of the result only ADD prints)

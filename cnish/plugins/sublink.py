@@ -216,7 +216,7 @@ def prepare(op) -> dict:
         ips, routes = mine["ips"], mine["routes"]
         ipam_att = op.ipam_check(ips)
     else:  # DEL: never looks at the master, so it works when the master is gone
-        att["netns"] = common.live_netns(att["netns"])
+        att["netns"] = common.live_netns(att["netns"], op.runtime.ifname)
         ipam_att, held = op.ipam_del()
         ips, routes = common.ips_for_del(op, held), []
     common.container(att, ips, routes,

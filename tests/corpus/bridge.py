@@ -154,11 +154,11 @@ CASES = [
      "field": "runtimeConfig.mac"},
     {"id": "mac-args-cni-garbage", "set": {"args": {"cni": {"mac": "0a:58:0a:63:00:0g"}}},
      "code": 7, "field": "args.cni.mac"},
-    {"id": "mac-cni-args-garbage", "args": "MAC=$(touch $CANARY)", "code": 7,
+    {"id": "mac-cni-args-garbage", "args": "MAC=$(touch $CANARY)", "code": 4,
      "field": "CNI_ARGS MAC"},
-    {"id": "mac-cni-args-multicast", "args": "MAC=33:33:00:00:00:01", "code": 7,
+    {"id": "mac-cni-args-multicast", "args": "MAC=33:33:00:00:00:01", "code": 4,
      "field": "CNI_ARGS MAC"},
-    {"id": "mac-cni-args-long", "args": "MAC=0a:58:0a:63:00:02:03", "code": 7,
+    {"id": "mac-cni-args-long", "args": "MAC=0a:58:0a:63:00:02:03", "code": 4,
      "field": "CNI_ARGS MAC"},
 
     # -- CHECK needs prevResult ----------------------------------------------------------------
@@ -169,4 +169,10 @@ CASES = [
      "set": {"prevResult.interfaces.1.name": "veth\u0000x"}, "code": 7, "field": "prevResult"},
     {"id": "prev-interface-name-traversal", "command": "CHECK", "prev": True,
      "set": {"prevResult.interfaces.1.name": "../../../etc"}, "code": 7, "field": "prevResult"},
+
+    # -- refused before anything changes (found by an audit: refused by the kernel half-way) ---
+    {"id": "bridge-not-a-bridge", "set": {"bridge": "lo"}, "code": 7, "field": "bridge"},
+    {"id": "mac-all-zero", "set": {"runtimeConfig": {"mac": "00:00:00:00:00:00"}}, "code": 7,
+     "field": "runtimeConfig.mac"},
+    {"id": "ifname-lo", "env": {"CNI_IFNAME": "lo"}, "code": 4, "field": "CNI_IFNAME"},
 ]

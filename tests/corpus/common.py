@@ -98,4 +98,15 @@ CASES = [
      "set": {"prevResult.ips.0.address": "not-an-address"}, "code": 7, "field": "prevResult"},
     {"id": "del-prev-ips-not-list", "command": "DEL", "prev": True,
      "set": {"prevResult.ips": 5}, "code": 7, "field": "prevResult"},
+
+    # -- dns strings a runtime writes into resolv.conf as lines --------------------------------
+    {"id": "dns-domain-newline", "set": {"dns": {"domain": "x\nnameserver 192.0.2.66"}},
+     "code": 7, "field": "dns.domain"},
+    {"id": "dns-search-cr", "set": {"dns": {"search": ["a\rb"]}}, "code": 7,
+     "field": "dns.search[0]"},
+    # -- prevResult values a runtime in Go could not decode ------------------------------------
+    {"id": "prev-ip-interface-huge", "command": "CHECK", "prev": True,
+     "set": {"prevResult.ips.0.interface": 2 ** 64}, "code": 7, "field": "prevResult"},
+    {"id": "prev-dns-nameservers-number", "command": "CHECK", "prev": True,
+     "set": {"prevResult.dns": {"nameservers": 7}}, "code": 7, "field": "prevResult"},
 ]

@@ -178,10 +178,10 @@ CASES = [
      "field": "ranges"},
 
     # -- requested addresses: CNI_ARGS IP=, args.cni.ips, runtimeConfig.ips --------------------
-    {"id": "args-ip-garbage", "args": "IP=ten", "code": 7, "field": "CNI_ARGS IP"},
-    {"id": "args-ip-injection", "args": "IP=10.99.0.5$(touch $CANARY)", "code": 7,
+    {"id": "args-ip-garbage", "args": "IP=ten", "code": 4, "field": "CNI_ARGS IP"},
+    {"id": "args-ip-injection", "args": "IP=10.99.0.5$(touch $CANARY)", "code": 4,
      "field": "CNI_ARGS IP"},
-    {"id": "args-ip-bad-prefix", "args": "IP=10.99.0.5/99", "code": 7, "field": "CNI_ARGS IP"},
+    {"id": "args-ip-bad-prefix", "args": "IP=10.99.0.5/99", "code": 4, "field": "CNI_ARGS IP"},
     {"id": "args-ip-outside-ranges", "args": "IP=192.168.7.7", "code": 102,
      "field": "192.168.7.7"},
     {"id": "args-ip-gateway", "args": "IP=10.99.0.1", "code": 102, "field": "gateway"},
@@ -206,4 +206,27 @@ CASES = [
      "field": "runtimeConfig"},
     {"id": "args-not-object", "set": {"args": "cni"}, "code": 7, "field": "args"},
     {"id": "args-cni-not-object", "set": {"args": {"cni": ["ips"]}}, "code": 7, "field": "args"},
+
+    # -- addresses no interface can use (found by an audit: accepted, then put on the host) ----
+    {"id": "subnet-ipv4-mapped", "set": {"ipam.ranges": [[{"subnet": "::ffff:10.99.0.0/120"}]]},
+     "code": 7, "field": "ipam.ranges[0][0].subnet"},
+    {"id": "range-start-network", "set": {"ipam.ranges": [[dict(_V4, rangeStart="10.99.0.0")]]},
+     "code": 7, "field": "ipam.ranges[0][0].rangeStart"},
+    {"id": "range-end-broadcast", "set": {"ipam.ranges": [[dict(_V4, rangeEnd="10.99.0.255")]]},
+     "code": 7, "field": "ipam.ranges[0][0].rangeEnd"},
+    {"id": "gateway-broadcast", "set": {"ipam.ranges": [[dict(_V4, gateway="10.99.0.255")]]},
+     "code": 7, "field": "ipam.ranges[0][0].gateway"},
+    {"id": "route-gw-loopback", "set": {"ipam.routes": [{"dst": "0.0.0.0/0", "gw": "127.0.0.1"}]},
+     "code": 7, "field": "ipam.routes[0].gw"},
+    {"id": "route-gw-broadcast",
+     "set": {"ipam.routes": [{"dst": "0.0.0.0/0", "gw": "255.255.255.255"}]},
+     "code": 7, "field": "ipam.routes[0].gw"},
+    # -- where the store may be (cnish makes its directories as root) --------------------------
+    {"id": "datadir-root", "set": {"ipam.dataDir": "/"}, "code": 7, "field": "ipam.dataDir"},
+    {"id": "datadir-proc", "set": {"ipam.dataDir": "/proc/cnish"}, "code": 7,
+     "field": "ipam.dataDir"},
+    {"id": "datadir-sys", "set": {"ipam.dataDir": "/sys/fs/cgroup/cnish"}, "code": 7,
+     "field": "ipam.dataDir"},
+    {"id": "datadir-a-file", "set": {"ipam.dataDir": "$SANDBOX/file"}, "code": 7,
+     "field": "ipam.dataDir"},
 ]

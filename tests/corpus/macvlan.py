@@ -33,7 +33,7 @@ CASES = [
     {"id": "mode-number", "set": {"mode": 1}, "code": 7, "field": "mode"},
     {"id": "mac-garbage", "set": {"mac": "0a:58:0a:63:00:0z"}, "code": 7, "field": "mac"},
     {"id": "mac-multicast", "set": {"mac": "03:00:00:00:00:01"}, "code": 7, "field": "mac"},
-    {"id": "mac-cni-args-garbage", "args": "MAC=$(touch $CANARY)", "code": 7,
+    {"id": "mac-cni-args-garbage", "args": "MAC=$(touch $CANARY)", "code": 4,
      "field": "CNI_ARGS MAC"},
     {"id": "bcqueuelen-negative", "set": {"bcqueuelen": -1}, "code": 7, "field": "bcqueuelen"},
     {"id": "bcqueuelen-over-uint32", "set": {"bcqueuelen": 2 ** 32}, "code": 7,

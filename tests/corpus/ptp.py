@@ -38,7 +38,7 @@ CASES = [
     {"id": "mtu-string", "set": {"mtu": "9000"}, "code": 7, "field": "mtu"},
     {"id": "mac-rc-garbage", "set": {"runtimeConfig": {"mac": "0a:58:0a:63:00:2"}}, "code": 7,
      "field": "runtimeConfig.mac"},
-    {"id": "mac-cni-args-multicast", "args": "MAC=01:00:5e:00:00:01", "code": 7,
+    {"id": "mac-cni-args-multicast", "args": "MAC=01:00:5e:00:00:01", "code": 4,
      "field": "CNI_ARGS MAC"},
     {"id": "check-without-prevresult", "command": "CHECK", "code": 7, "field": "prevResult"},
 ]

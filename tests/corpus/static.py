@@ -69,13 +69,13 @@ CASES = [
      "code": 7, "field": "ipam.dns.nameservers[0]"},
 
     # -- addresses from the runtime: CNI_ARGS IP= / GATEWAY=, args.cni.ips, runtimeConfig.ips --
-    {"id": "args-ip-garbage", "args": "IP=ten", "code": 7, "field": "CNI_ARGS IP"},
-    {"id": "args-ip-no-prefix", "args": "IP=10.99.0.7", "code": 7, "field": "CNI_ARGS IP"},
-    {"id": "args-ip-second-bad", "args": "IP=10.99.0.7/24,10.99.0.8", "code": 7,
+    {"id": "args-ip-garbage", "args": "IP=ten", "code": 4, "field": "CNI_ARGS IP"},
+    {"id": "args-ip-no-prefix", "args": "IP=10.99.0.7", "code": 4, "field": "CNI_ARGS IP"},
+    {"id": "args-ip-second-bad", "args": "IP=10.99.0.7/24,10.99.0.8", "code": 4,
      "field": "CNI_ARGS IP"},
-    {"id": "args-gateway-garbage", "args": "GATEWAY=gw", "code": 7,
+    {"id": "args-gateway-garbage", "args": "GATEWAY=gw", "code": 4,
      "field": "CNI_ARGS GATEWAY"},
-    {"id": "args-gateway-cidr", "args": "GATEWAY=10.99.0.1/24", "code": 7,
+    {"id": "args-gateway-cidr", "args": "GATEWAY=10.99.0.1/24", "code": 4,
      "field": "CNI_ARGS GATEWAY"},
     {"id": "rc-ips-string", "set": {"runtimeConfig": {"ips": "10.99.0.7/24"}}, "code": 7,
      "field": "runtimeConfig.ips"},
@@ -90,4 +90,24 @@ CASES = [
     {"id": "args-not-object", "set": {"args": "cni"}, "code": 7, "field": "args"},
     {"id": "cni-args-unknown-mac", "only": ("static",), "args": "MAC=0a:58:0a:63:00:05",
      "code": 4, "field": "MAC"},
+
+    # -- addresses no interface can use (found by an audit: accepted, then put on the host) ----
+    *({"id": f"address-{k}", "set": {"ipam.addresses": [{"address": v}]}, "code": 7,
+       "field": "ipam.addresses[0].address"}
+      for k, v in (("everything", "0.0.0.0/0"), ("loopback", "127.0.0.5/8"),
+                   ("multicast", "224.0.0.5/24"), ("ipv4-mapped", "::ffff:10.99.0.5/120"),
+                   ("ipv6-loopback", "::1/128"))),
+    {"id": "gateway-other-family",
+     "set": {"ipam.addresses": [{"address": "10.99.0.5/24", "gateway": "2001:db8::1"}]},
+     "code": 7, "field": "ipam.addresses[0].gateway"},
+    {"id": "gateway-loopback",
+     "set": {"ipam.addresses": [{"address": "10.99.0.5/24", "gateway": "127.0.0.1"}]},
+     "code": 7, "field": "ipam.addresses[0].gateway"},
+    {"id": "cni-args-ip-again", "args": "IP=10.99.0.5/24", "code": 4, "field": "CNI_ARGS IP"},
+    {"id": "cni-args-ip-loopback", "args": "IP=127.0.0.9/8", "code": 4, "field": "CNI_ARGS IP"},
+    {"id": "cni-args-gateway-multicast", "args": "GATEWAY=224.0.0.1", "code": 4,
+     "field": "CNI_ARGS GATEWAY"},
+    {"id": "runtimeconfig-ips-twice",
+     "set": {"runtimeConfig": {"ips": ["10.99.0.6/24", "10.99.0.6/24"]}}, "code": 7,
+     "field": "runtimeConfig.ips"},
 ]

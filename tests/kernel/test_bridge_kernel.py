@@ -93,6 +93,20 @@ def test_check_names_what_is_wrong(lab):
     host.cni("DEL", dict(conf, prevResult=res), c)
 
 
+def test_del_of_lo_leaves_the_loopback_device_and_succeeds(lab):
+    """An ADD with CNI_IFNAME=lo is refused (code 4, the corpus checks it); the DEL the runtime
+    must send after it tried to delete the container's lo, which the kernel refuses, so every
+    retry failed and the sandbox could never be torn down (found by the bad-input audit)."""
+    host, c = lab.host(), lab.netns()
+    conf = bridge_conf(lab)
+    sh("ip", "-n", c, "link", "set", "lo", "up")
+    rc, out, err = host.cni("ADD", conf, c, ifname="lo")
+    assert rc == 1 and out["code"] == 4 and "CNI_IFNAME" in out["msg"], out
+    rc, out, err = host.cni("DEL", conf, c, ifname="lo")
+    assert rc == 0, (out, err)
+    assert "UP" in sh("ip", "-n", c, "link", "show", "lo").stdout
+
+
 def test_add_onto_existing_ifname_fails_and_leaves_nothing(lab):
     host, c = lab.host(), lab.netns()
     conf = bridge_conf(lab)
@@ -520,6 +534,46 @@ def test_a_bridge_being_created_by_a_parallel_add_is_not_taken_for_another_link(
             steps["bridge-is-bridge"].run.argv, 150]
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     out = lab.host().run(sys.executable, "-c", _RACE, json.dumps(args), env=env)
+    assert json.loads(out.stdout) == []
+
+
+# ADD's early refusal of a `bridge` that names another kind of link, polled while a bridge
+# of that name is created and deleted over and over: it must never refuse a bridge caught
+# half-made. Usage: _UEVENT_RACE NAME ROUNDS; prints the refusals.
+_UEVENT_RACE = r"""
+import json, subprocess, sys, threading
+from types import SimpleNamespace
+from cnish.engine import Operation
+from cnish.errors import CNIError
+from cnish.plugins import bridge
+name, rounds = sys.argv[1], int(sys.argv[2])
+op = SimpleNamespace(conf=SimpleNamespace(bridge=name), read_sys=Operation.read_sys)
+refused, stop = [], threading.Event()
+
+def poll():
+    while not stop.is_set():
+        try:
+            bridge._require_bridge_or_none(op)
+        except CNIError as exc:
+            refused.append(exc.msg)
+
+poller = threading.Thread(target=poll)
+poller.start()
+for _ in range(rounds):
+    subprocess.run(["ip", "link", "add", "name", name, "type", "bridge"], check=True)
+    subprocess.run(["ip", "link", "del", name], check=True)
+stop.set()
+poller.join()
+print(json.dumps(refused[:3]))
+"""
+
+
+def test_a_bridge_being_created_is_never_refused_as_another_kind_of_link(lab):
+    """ADD refuses a `bridge` that names a link of another kind before anything runs; it reads
+    the link's uevent (DEVTYPE=bridge), which a bridge has from the start, where its bridge/
+    directory comes a moment after the link's (see the test above)."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    out = lab.host().run(sys.executable, "-c", _UEVENT_RACE, "cni-race1", "150", env=env)
     assert json.loads(out.stdout) == []
 
 

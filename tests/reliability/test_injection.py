@@ -96,6 +96,11 @@ _segment = _mixed(_path_char, PATH_PAYLOADS, 10, min_size=1).filter(lambda s: s 
 relpath = st.lists(_segment, min_size=1, max_size=4).map("/".join).filter(
     lambda p: path_problem("/" + p) is None)
 text = _mixed(_any_char, TEXT_PAYLOADS, 12)
+# dns strings of a config: without control characters, which are refused (code 7: a runtime
+# writes them into resolv.conf as lines), but with every shell payload
+_CONTROL = {*map(chr, range(0x20)), *map(chr, range(0x7f, 0xa0))}
+dns_text = _mixed(st.characters(blacklist_categories=("Cs", "Cc")),
+                  [p for p in TEXT_PAYLOADS if not set(p) & _CONTROL], 12)
 _env_char = st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00;=")
 # CNI_ARGS keys and values that pass validation: no ";" or "=" (and, in an environment, no NUL)
 args_value = _mixed(_env_char, [p.replace(";", "").replace("=", "").replace("\x00", "")
@@ -138,11 +143,11 @@ def dns(draw):
         out["nameservers"] = draw(st.lists(st.sampled_from(["10.0.0.53", "fd00::53", "1.1.1.1"]),
                                            max_size=2))
     if draw(st.booleans()):
-        out["search"] = draw(st.lists(text, max_size=3))
+        out["search"] = draw(st.lists(dns_text, max_size=3))
     if draw(st.booleans()):
-        out["options"] = draw(st.lists(text, max_size=3))
+        out["options"] = draw(st.lists(dns_text, max_size=3))
     if draw(st.booleans()):
-        out["domain"] = draw(text)
+        out["domain"] = draw(dns_text)
     return out
 
 

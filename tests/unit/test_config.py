@@ -148,7 +148,11 @@ def test_requested_mac_precedence():
     conf = {"runtimeConfig": {"mac": "0a:00:00:00:00:01"}, "args": {"cni": {"mac": "0a:00:00:00:00:02"}}}
     assert config.requested_mac(conf, {"MAC": "0a:00:00:00:00:03"})[0] == "0a:00:00:00:00:01"
     assert config.requested_mac({}, {"MAC": "0A:00:00:00:00:03"})[0] == "0a:00:00:00:00:03"
-    assert code_of(config.requested_mac, {}, {"MAC": "01:00:00:00:00:00"}).code == 7
+    # a value of CNI_ARGS is the environment's (code 4), the config's is code 7
+    assert code_of(config.requested_mac, {}, {"MAC": "01:00:00:00:00:00"}).code == 4
+    zero = {"runtimeConfig": {"mac": "00:00:00:00:00:00"}}          # (lo's: no link takes it)
+    error = code_of(config.requested_mac, zero, {})
+    assert error.code == 7 and "runtimeConfig.mac" in error.msg and "all zeros" in error.msg
 
 
 # -- DEL and GC take no notice of bad values of fields they never read (engine._tolerated) -------

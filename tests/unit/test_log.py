@@ -34,3 +34,29 @@ def test_a_log_file_name_that_cannot_be_encoded_is_reported_not_raised(capsys):
     entry.error("something failed")
     entry.close()
     assert "cannot open log file" in capsys.readouterr().err
+
+
+def test_a_fifo_or_device_is_refused_without_blocking(tmp_path, capsys):
+    """CNISH_LOG_FILE naming a FIFO nobody reads blocked the ADD in open(), with the IPAM
+    store's lock held, so every ADD of the network stalled (found by the bad-input audit).
+    Only a regular file is a log: a FIFO fails at once, a device is refused too."""
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    for path in (str(fifo), "/dev/null"):
+        entry = log.Log(path, "ADD net/c1/eth0", sys.stderr)
+        entry.write("hello")                    # (returns: the test would hang otherwise)
+        entry.close()
+        assert "cannot open log file" in capsys.readouterr().err
+        assert not entry
+
+
+def test_control_characters_never_reach_the_log_raw(tmp_path, capsys):
+    """A network name is logged as given, before it is validated: a CR or a terminal escape
+    in it would forge lines or act on the terminal of whoever tails the log."""
+    path = tmp_path / "cnish.log"
+    entry = log.Log(str(path), "ADD x\r\x1b[2Jfake/c1/eth0", sys.stderr)
+    entry.error("refused")
+    entry.close()
+    written = path.read_text() + capsys.readouterr().err
+    assert "\r" not in written and "\x1b" not in written
+    assert "x\\x0d\\x1b[2Jfake" in written
