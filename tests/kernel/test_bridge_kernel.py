@@ -14,7 +14,8 @@ import pytest
 from cnish import engine
 from lab import (BRIDGE_VLANS, ROOT, RUN_ID, bridge_conf, cnish_command, forwarding,
                  interrupts_held, link_kind_missing, operation, outside_namespace,
-                 restore_forwarding, sh, store_files, unique, without_lock)
+                 reservations_only, restore_forwarding, sh, store_files, unique,
+                 without_lock)
 
 pytestmark = pytest.mark.kernel
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -267,6 +268,52 @@ def test_the_check_script_compares_route_fields_as_cnish_does(lab, tmp_path):
         sh("ip", "-n", c, "route", "add", *right)
     assert host.run("bash", str(script), check=False).returncode == 0
     host.run(*cli, "del", conf["name"], c, *common)
+
+
+def test_an_add_whose_result_cannot_be_cached_is_undone_by_cnish_and_by_its_script(lab, tmp_path):
+    """The operator's `cnish add` undoes an ADD whose result it cannot cache. Its dry-run script
+    printed the result and left the attachment in place: it switched its rollback off before
+    writing the cache (found by the dry-run audit). Both now fail and leave nothing."""
+    host, c = lab.host(), lab.netns()
+    conf = bridge_conf(lab)
+    conf_file = tmp_path / "net.conf"
+    conf_file.write_text(json.dumps(conf))
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / "results").write_text("")                 # not a directory: no entry fits
+    common = ["--config", str(conf_file), "--cid", "ctr1", "--cache-dir", str(cache)]
+    script = host.run(*cnish_command(), "add", conf["name"], c, *common, "--dry-run").stdout
+    # (cnish undoes it with a DEL, as libcni does, which leaves the round-robin position)
+    before = reservations_only(host.state(c))
+    for argv in ([*cnish_command(), "add", conf["name"], c, *common], ["bash", "-c", script]):
+        ran = host.run(*argv, check=False)
+        assert ran.returncode != 0, (argv[0], ran.stdout, ran.stderr)
+        assert '"ips"' not in ran.stdout, (argv[0], ran.stdout)       # no result printed
+        after = reservations_only(host.state(c))
+        for key in ("iptables", "ip6tables", "store", "container"):
+            assert after[key] == before[key], (argv[0], key)
+        assert not [l for l in after["links"] if "veth" in l], (argv[0], after["links"])
+
+
+def test_del_and_its_script_release_only_files_named_like_an_address(lab, tmp_path):
+    """A store file holding the attachment's owner line is a reservation only if its name is an
+    IP address. The DEL script took any name of hex digits, dots and colons (`cafe`,
+    `10.77.0.2.1`), which cnish keeps (found by the dry-run audit)."""
+    host, c = lab.host(), lab.netns()
+    conf = bridge_conf(lab, ipMasq=False)
+    conf_file = tmp_path / "net.conf"
+    conf_file.write_text(json.dumps(conf))
+    store = os.path.join(lab.data_dir, conf["name"])
+    common = ["--config", str(conf_file), "--cid", "ctr1", "--cache-dir", str(tmp_path / "c")]
+    script = host.run(*cnish_command(), "del", conf["name"], c, *common, "--dry-run").stdout
+    for argv in ([*cnish_command(), "del", conf["name"], c, *common], ["bash", "-c", script]):
+        os.makedirs(store, exist_ok=True)
+        for name in ("cafe", "10.77.0.2.1", "10.77.0.7"):
+            with open(os.path.join(store, name), "w") as f:
+                f.write("ctr1\r\neth0")
+        ran = host.run(*argv, check=False)
+        assert ran.returncode == 0, (argv[0], ran.stdout, ran.stderr)
+        assert sorted(set(os.listdir(store)) - {"lock"}) == ["10.77.0.2.1", "cafe"], argv[0]
 
 
 def add_plan(host, conf, c, tmp_path):

@@ -142,7 +142,9 @@ cnish-store() {
       for match in "$1"$'\r\n'"$2" "$1"; do       # exact owner first, then legacy id-only files
         for f in "$dir"/*; do
           # only files named like an address are reservations (not lock, last_reserved_ip.N)
-          [[ ${f##*/} != *[!0-9a-fA-F.:]* ]] || continue
+          # (an IPv4 address: four dotted numbers; an IPv6 one: hex digits and colons)
+          [[ ${f##*/} =~ ^([0-9]{1,3}\.){3}[0-9]{1,3}$ ||
+             ( ${f##*/} == *:* && ${f##*/} != *[!0-9a-fA-F.:]* ) ]] || continue
           [[ ! -L $f && -f $f ]] || continue
           content=$(<"$f") || continue
           if [[ $content == "$match" ]]; then rm -f -- "$f"; found=1; fi
