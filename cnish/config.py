@@ -11,7 +11,8 @@ import os
 from cnish import jsonfast, results
 from cnish.errors import (DECODE_FAILURE, INCOMPATIBLE_VERSION, INVALID_CONFIG, INVALID_ENV,
                           IO_FAILURE, CNIError, invalid_config)
-from cnish.validate import identifier_problem, ifname_problem, mac_problem, path_problem
+from cnish.validate import (CONTROLS, identifier_problem, ifname_problem, mac_problem,
+                            path_problem)
 
 VERBS = ("ADD", "DEL", "CHECK", "VERSION", "STATUS", "GC")
 
@@ -405,7 +406,7 @@ def parse_dns(fields: Fields) -> dict:
     for key, values in (("domain", [domain] if domain else []), ("search", out.get("search", [])),
                         ("options", out.get("options", []))):
         for i, value in enumerate(values):
-            if any(ord(c) < 0x20 or 0x7f <= ord(c) < 0xa0 for c in value):
+            if any(ord(c) in CONTROLS for c in value):
                 where = fields.path(key) if key == "domain" else f"{fields.path(key)}[{i}]"
                 raise invalid_config(where, value, "must not contain control characters "
                                      "(the runtime writes it into resolv.conf as a line)")
@@ -428,7 +429,7 @@ def parse_routes(fields: Fields) -> list:
         dst = rf.cidr("dst")
         if dst is None:
             raise invalid_config(rf.path("dst"), None, "is required")
-        from cnish.ipnet import Prefix
+        from cnish.ipnet import IP, Prefix, special_use
         prefix = Prefix.parse(dst)
         if prefix.ip != prefix.network:     # (the kernel refuses it, after the rest)
             raise invalid_config(rf.path("dst"), dst, "must be a network: it has host bits set "
@@ -436,7 +437,6 @@ def parse_routes(fields: Fields) -> list:
         gw = rf.ip("gw")
         if gw is not None and (":" in gw) != (":" in dst):
             raise invalid_config(rf.path("gw"), gw, f"is not of the IP family of dst {dst}")
-        from cnish.ipnet import IP, special_use
         special = special_use(IP.parse(gw)) if gw is not None else None
         if special:                         # (the kernel refuses it, after the rest)
             raise invalid_config(rf.path("gw"), gw, f"is in {special}, which cannot be a gateway")

@@ -246,7 +246,7 @@ def build_plan(op: Operation):
     """(Plan, attachment values) for the operation; may hold the IPAM lock (see hostlocal.py)."""
     from cnish import plancache
     if op.runtime.ifname == "lo" and op.command in ("ADD", "CHECK") \
-            and op.plugin.KIND == "interface" and op.plugin.TYPE != "loopback":
+            and op.plugin.KIND == "interface" and not getattr(op.plugin, "WORKS_ON_LO", False):
         # (every namespace has its lo: ADD would fail half-way, after the shared steps)
         raise CNIError(INVALID_ENV, "CNI_IFNAME=lo names the container's loopback device",
                        f"a {op.type} interface needs a name of its own; lo is the loopback "

@@ -12,6 +12,8 @@ import os
 import stat
 import time
 
+from cnish.validate import CONTROLS
+
 # A network config may come from a user (Kubernetes with Multus: NetworkAttachmentDefinitions
 # are namespaced objects), and cnish runs as root: its `logFile` may only name cnish's own log
 # files, or it could create or append to any file on the host. CNISH_LOG_FILE, which comes
@@ -21,7 +23,7 @@ CONFIG_LOG_DIR = "/var/log/cnish"
 
 # What a line may not carry raw: control characters (a CR that forges a line for `tail -f`, a
 # terminal escape) become \xNN. Line breaks were already replaced with " | ".
-_CONTROLS = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7f, *range(0x80, 0xa0))}
+_CONTROLS = {c: f"\\x{c:02x}" for c in CONTROLS}
 
 
 def config_log_file(value) -> str | None:

@@ -11,6 +11,10 @@ _ALNUM = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ01234567
 _ID_CHARS = _ALNUM | frozenset("_.-")
 _HEX = frozenset("0123456789abcdefABCDEF")
 
+# C0 controls, DEL and C1 controls: what must never reach a line of a file raw (resolv.conf,
+# which a runtime writes from a result's dns; the log), as a line break or a terminal escape
+CONTROLS = frozenset((*range(0x20), 0x7f, *range(0x80, 0xa0)))
+
 IFNAME_MAX = 15       # IFNAMSIZ - 1
 ID_MAX = 255          # network names become directory names; ids become parts of file names
 

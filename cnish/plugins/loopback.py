@@ -9,6 +9,7 @@ from cnish.plugins import common
 
 TYPE = "loopback"
 KIND = "interface"
+WORKS_ON_LO = True          # CNI_IFNAME=lo is this plugin's (engine.build_plan refuses it elsewhere)
 CNI_ARGS = frozenset()
 
 
