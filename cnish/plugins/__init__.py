@@ -8,7 +8,8 @@ commands. What the engine (engine.py) uses:
   DEL and GC never read (a bad value of one is taken out of their config: engine.py);
 - interface plugins: prepare(op) -> the per-container values its recipe reads, and
   result(op, att) -> its CNI result; optionally check_early(op) (what needs the plugin's and
-  the IPAM's config together), tools(op) (the programs ADD needs, for STATUS) and status(op);
+  the IPAM's config together), tools(op) (the programs ADD needs, for STATUS), status(op),
+  and WORKS_ON_LO (loopback: CNI_IFNAME=lo is its own; the others' ADD and CHECK refuse it);
 - IPAM plugins: ipam_add, ipam_del, ipam_check, ipam_gc, ipam_status, called by the main
   plugin through the Operation; optionally ipam_abandon (delegate.py).
 """
