@@ -70,6 +70,13 @@ def host_veth(network: str, container_id: str, ifname: str) -> str:
     return "veth" + _hex(f"{network}\0{container_id}\0{ifname}")[:11]
 
 
+def is_host_veth(name: str) -> bool:
+    """Whether `name` is shaped like host_veth's names. The reference plugins' random veth
+    names are "veth" + at most 8 hex digits, so they never are."""
+    return len(name) == 15 and name.startswith("veth") and all(c in "0123456789abcdef"
+                                                              for c in name[4:])
+
+
 def sublink_temp(network: str, container_id: str, ifname: str) -> str:
     """The name a macvlan, ipvlan or vlan link has in the host for the moment between its
     creation and its move into the container (plans/macvlan.toml says why): "cnsl" + 11 hex,

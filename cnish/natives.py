@@ -30,6 +30,14 @@
   tentative (the kernel's duplicate address detection is done): 0 then, 1 as soon as one
   failed (dadfailed) or after SECONDS. It reads /proc/net/if_inet6 inside the namespace;
   templates/script/cnish-dad-wait.sh does the same through nsenter.
+- `cnish-foreign-veth NETNS IFNAME HOSTVETH MASTER`: DEL's question before it deletes a
+  container's interface by name: exit 0 when IFNAME inside NETNS is missing or is not this
+  attachment's (not a veth; its peer is not in this namespace; its peer is another cnish
+  attachment's host end, named like HOSTVETH; or its peer, not named HOSTVETH, is not a port
+  of MASTER, "" for none), 1 when it is (a veth whose peer here is HOSTVETH, or a port of
+  MASTER: a pair the reference plugin made, with a random host name) and when that cannot be
+  found out (the deletion then runs, as it did before). It asks rtnetlink (netlink.link)
+  inside NETNS and here; templates/script/cnish-foreign-veth.sh asks `ip -o link show`.
 
 Anything else (or an unexpected argument shape) returns None and is executed for real.
 """
@@ -41,7 +49,7 @@ from cnish.errors import CNIError
 # cnish's own commands: the dry-run script defines each as a bash function of the same name
 # (templates/script/<name>.sh), in this order; `test` and `grep` are the real tools there.
 SCRIPT_FUNCTIONS = ("cnish-store", "cnish-delegate", "cnish-chain-used",
-                    "cnish-nft-delete-commented", "cnish-dad-wait")
+                    "cnish-nft-delete-commented", "cnish-dad-wait", "cnish-foreign-veth")
 NAMES = frozenset({"test", "grep", *SCRIPT_FUNCTIONS})
 
 # Delegated IPAM plugins prepared by this process: plugin path -> run(command) (delegate.py).
@@ -68,6 +76,8 @@ def run(argv: tuple, execute=None):
         return _nft_delete_commented(execute, *argv[1:])
     if tool == "cnish-dad-wait" and len(argv) == 4 and argv[3].isdigit():
         return _dad_wait(argv[1], argv[2], int(argv[3]))
+    if tool == "cnish-foreign-veth" and len(argv) == 5:
+        return _foreign_veth(*argv[1:])
     return None
 
 
@@ -147,6 +157,44 @@ def _dad_wait(path, ifname, seconds):
         if time.monotonic() >= deadline:
             return 1, "", f"cnish-dad-wait: addresses of {ifname} still tentative after {seconds} s\n"
         time.sleep(0.05)
+
+
+def _foreign_veth(path, ifname, host_veth, master):
+    from cnish import names, netlink, netns
+    # Back to the namespace this runs in (the host's, or a test's host inside `nsenter`).
+    here = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        try:
+            netns.enter(path)
+        except OSError:
+            return 1, "", ""              # (the deletion runs, and says why it cannot)
+        try:
+            inside = netlink.link(ifname)
+        finally:
+            netns.leave(here)
+    finally:
+        os.close(here)
+    if inside is False:
+        return 0, "", ""                  # nothing of that name to delete
+    if inside is None:
+        return 1, "", ""
+    if inside.kind != "veth":
+        return 0, "", ""
+    peer = netlink.link(index=inside.link) if inside.link else False
+    if peer is None:
+        return 1, "", ""
+    # The peer must be here, and be this interface's peer: ifindexes are per namespace, so
+    # the host's link with the container's peer index must name the container's link back.
+    if peer is False or peer.kind != "veth" or peer.link != inside.index:
+        return 0, "", ""
+    if peer.name == host_veth:
+        return 1, "", ""
+    if names.is_host_veth(peer.name):
+        return 0, "", ""                  # another cnish attachment's
+    bridge = netlink.link(master) if master else None
+    if master and not bridge:
+        return (1 if bridge is None else 0), "", ""     # (False: no such master, so not a port)
+    return (1 if peer.master == (bridge.index if master else 0) else 0), "", ""
 
 
 def _test(args):

@@ -1,4 +1,4 @@
-"""A few sysctl values read through rtnetlink instead of /proc/sys.
+"""A few sysctl values read through rtnetlink instead of /proc/sys, and what a link is.
 
 Why: every network namespace that has looked up /proc/sys/net/ipv4 or .../ipv6 leaves a
 dentry of that name under the one /proc/sys/net dentry of the machine's procfs, all in one
@@ -24,6 +24,10 @@ first and reads /proc/sys for anything this module does not answer (None): anoth
 missing device, a link found only under an alternative name, a kernel without IPv6. The
 fallback then produces exactly grep's outcome.
 
+`link()` answers DEL's question whether a container's interface is its attachment's veth end
+(natives.py, cnish-foreign-veth): its kind, its peer's ifindex and its master, which /sys
+cannot show for a namespace this process has not mounted sysfs in.
+
 A socket is opened per request: it belongs to the network namespace of the thread that opens
 it, and the runner enters containers' namespaces (netns.py). Standard library only: _socket
 (already loaded on the CNI path), no struct.
@@ -37,8 +41,10 @@ ORDER = sys.byteorder           # netlink headers and values are in the host's b
 NETLINK_ROUTE, NETLINK_NETFILTER = 0, 12
 NLMSG_ERROR = 2
 NLM_F_REQUEST = 0x1
-RTM_GETLINK, RTM_GETNETCONF = 18, 82
-IFLA_IFNAME, IFLA_AF_SPEC = 3, 26
+RTM_GETLINK, RTM_NEWLINK, RTM_GETNETCONF = 18, 16, 82
+IFLA_IFNAME, IFLA_LINK, IFLA_MASTER, IFLA_LINKINFO, IFLA_AF_SPEC = 3, 5, 10, 18, 26
+IFLA_INFO_KIND = 1
+ENODEV = 19
 IFLA_INET_CONF, IFLA_INET6_CONF = 1, 2
 NETCONFA_IFINDEX, NETCONFA_FORWARDING = 1, 2
 NETCONFA_IFINDEX_ALL = -1
@@ -174,6 +180,49 @@ def read(key: str) -> str | None:
     if array is None or len(array) < 4 * (position + 1):
         return None
     return str(int.from_bytes(array[4 * position:4 * position + 4], ORDER, signed=True))
+
+
+# -- links: what a link is and what it is tied to ---------------------------------------------
+
+class Link:
+    """What RTM_GETLINK says about a link (in this thread's network namespace)."""
+
+    __slots__ = ("index", "name", "kind", "link", "master")
+
+    def __init__(self, index, name, kind, link, master):
+        self.index = index      # its ifindex
+        self.name = name        # its name (str, surrogate-escaped like os.listdir's)
+        self.kind = kind        # "veth", "bridge", ... ("" for a link without a kind: eth0)
+        self.link = link        # IFLA_LINK: a veth's peer's ifindex (in the peer's namespace)
+        self.master = master    # the ifindex of its bridge (or bond...), 0 for none
+
+
+def link(ifname: str | None = None, index: int = 0):
+    """The Link named `ifname` (or with ifindex `index`); False when there is no such link;
+    None when the kernel could not be asked or answered something else."""
+    body = bytes(4) + _i32(index) + bytes(8)
+    if ifname is not None:
+        body += _attr(IFLA_IFNAME, _name(ifname) + b"\0")
+    reply = _exchange(RTM_GETLINK, body)
+    if reply is None:
+        return None
+    kind, payload = reply
+    if kind == NLMSG_ERROR:
+        code = int.from_bytes(payload[:4], ORDER, signed=True) if len(payload) >= 4 else 0
+        return False if code == -ENODEV else None
+    if kind != RTM_NEWLINK or len(payload) < 16:
+        return None
+    found = Link(int.from_bytes(payload[4:8], ORDER, signed=True), None, "", 0, 0)
+    for attr, value in _attrs(payload[16:]):
+        if attr == IFLA_IFNAME:
+            found.name = value.rstrip(b"\0").decode("utf-8", "surrogateescape")
+        elif attr in (IFLA_LINK, IFLA_MASTER) and len(value) == 4:
+            setattr(found, "link" if attr == IFLA_LINK else "master", int.from_bytes(value, ORDER))
+        elif attr == IFLA_LINKINFO:
+            for sub, info in _attrs(value):
+                if sub == IFLA_INFO_KIND:
+                    found.kind = info.rstrip(b"\0").decode("ascii", "replace")
+    return found if found.name is not None else None
 
 
 # -- nftables: does a table exist? -------------------------------------------------------------

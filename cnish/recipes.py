@@ -14,8 +14,8 @@ from cnish.paths import plans_dir, record, stamp
 SECTIONS = ("add", "del", "gc", "facts")
 STEP_KEYS = {"id", "describe", "when", "each", "as", "run", "undo", "check", "expect", "skip_if",
              "skip_if_unbatched", "on_exists", "on_missing", "shared", "undone_by", "hint",
-             "netns", "undo_netns", "check_netns", "include", "steps", "why", "concurrent",
-             "guards_addresses", "attachment"}
+             "netns", "undo_netns", "check_netns", "skip_if_netns", "include", "steps", "why",
+             "concurrent", "guards_addresses", "attachment"}
 
 
 class RecipeError(Exception):
@@ -27,8 +27,8 @@ class StepSpec:
 
     __slots__ = ("id", "describe", "when", "each", "as_", "run", "undo", "check", "expect",
                  "skip_if", "skip_if_unbatched", "on_exists", "on_missing", "shared", "undone_by",
-                 "hint", "netns", "undo_netns", "check_netns", "include", "steps", "why",
-                 "concurrent", "guards_addresses", "attachment")
+                 "hint", "netns", "undo_netns", "check_netns", "skip_if_netns", "include", "steps",
+                 "why", "concurrent", "guards_addresses", "attachment")
 
     def __init__(self, raw: dict, where: str):
         unknown = set(raw) - STEP_KEYS
@@ -68,8 +68,10 @@ class StepSpec:
         # a link created from the host directly inside the container is deleted from inside
         self.undo_netns = raw.get("undo_netns", self.netns)
         self.check_netns = raw.get("check_netns", self.netns)
+        # a probe that enters the container itself (it takes the namespace as an argument)
+        self.skip_if_netns = raw.get("skip_if_netns", self.netns)
         self.steps = [StepSpec(s, f"{where}.steps[{i}]") for i, s in enumerate(raw.get("steps", []))]
-        for key in ("netns", "undo_netns", "check_netns"):
+        for key in ("netns", "undo_netns", "check_netns", "skip_if_netns"):
             if getattr(self, key) not in ("host", "container"):
                 raise RecipeError(f"{where}: {key} must be 'host' or 'container'")
         for flag, allowed in (("on_exists", ("done",)), ("on_missing", ("done",))):

@@ -43,8 +43,8 @@ def bash(plan) -> str:
             expects[step.number] = ["contains", *step.expected_texts()]
         else:
             expects[step.number] = [step.expect or "status", ""]
-    commands = [c for s in plan.steps for c in (s.run, s.undo, s.check, s.skip_if_unbatched)
-                if c is not None]
+    commands = [c for s in plan.steps
+                for c in (s.run, s.undo, s.check, s.skip_if, s.skip_if_unbatched) if c is not None]
     used = {c.argv[0] for c in commands}
     functions = []
     for helper in SCRIPT_FUNCTIONS:

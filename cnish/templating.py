@@ -246,7 +246,7 @@ class Renderer:
                 "undo": cmd(spec.undo, "undo", spec.undo_netns),
                 "check": cmd(spec.check, "check", spec.check_netns),
                 "expect": expect,
-                "skip_if": cmd(spec.skip_if, "probe"),
+                "skip_if": cmd(spec.skip_if, "probe", spec.skip_if_netns),
                 # rendered like a check: a rule template tests its rule with -C
                 "skip_if_unbatched": cmd(spec.skip_if_unbatched, "check"),
                 "on_exists": spec.on_exists,
