@@ -204,8 +204,8 @@ cnish-nft-delete-commented() {
 
 # ---------------------------------------------------------------------------------------------
 
-# Step 1/9 [host-link] delete the host end vethdee133599eb if it is still there
-#   why:  covers a namespace that is already gone from the filesystem but still alive
+# Step 1/9 [host-link] delete the host end vethdee133599eb if it is there (its peer in the container goes with it)
+#   why:  first, by the name only this attachment has: the container's eth0 goes with it without being looked up. It also covers a namespace that is already gone from the filesystem but still alive
 if ! test '!' -e /sys/class/net/vethdee133599eb 2>/dev/null; then
   run 1 missing-ok -- ip link del dev vethdee133599eb || { FAILED+=(1); KEEP_ADDRESSES=1; }
 fi

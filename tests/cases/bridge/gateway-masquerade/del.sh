@@ -204,8 +204,8 @@ cnish-nft-delete-commented() {
 
 # ---------------------------------------------------------------------------------------------
 
-# Step 1/6 [host-link] delete the host end veth977ff90b17e if it is still there
-#   why:  covers a namespace that is already gone from the filesystem but still alive
+# Step 1/6 [host-link] delete the host end veth977ff90b17e if it is there (its peer in the container goes with it)
+#   why:  first, by the name only this attachment has: the container's eth0 goes with it without being looked up. It also covers a namespace that is already gone from the filesystem but still alive
 if ! test '!' -e /sys/class/net/veth977ff90b17e 2>/dev/null; then
   run 1 missing-ok -- ip link del dev veth977ff90b17e || { FAILED+=(1); KEEP_ADDRESSES=1; }
 fi

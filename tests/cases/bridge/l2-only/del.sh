@@ -51,8 +51,8 @@ FAILED=()
 
 # ---------------------------------------------------------------------------------------------
 
-# Step 1/1 [host-link] delete the host end veth9119b813cb0 if it is still there
-#   why:  covers a namespace that is already gone from the filesystem but still alive
+# Step 1/1 [host-link] delete the host end veth9119b813cb0 if it is there (its peer in the container goes with it)
+#   why:  first, by the name only this attachment has: the container's eth0 goes with it without being looked up. It also covers a namespace that is already gone from the filesystem but still alive
 if ! test '!' -e /sys/class/net/veth9119b813cb0 2>/dev/null; then
   run 1 missing-ok -- ip link del dev veth9119b813cb0 || FAILED+=(1)
 fi

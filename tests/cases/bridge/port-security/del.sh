@@ -190,8 +190,8 @@ cnish-nft-delete-commented() {
 
 # ---------------------------------------------------------------------------------------------
 
-# Step 1/5 [host-link] delete the host end veth3fa2e29b72b if it is still there
-#   why:  covers a namespace that is already gone from the filesystem but still alive
+# Step 1/5 [host-link] delete the host end veth3fa2e29b72b if it is there (its peer in the container goes with it)
+#   why:  first, by the name only this attachment has: the container's eth0 goes with it without being looked up. It also covers a namespace that is already gone from the filesystem but still alive
 if ! test '!' -e /sys/class/net/veth3fa2e29b72b 2>/dev/null; then
   run 1 missing-ok -- ip link del dev veth3fa2e29b72b || { FAILED+=(1); KEEP_ADDRESSES=1; }
 fi

@@ -155,8 +155,8 @@ cnish-store() {
 
 # ---------------------------------------------------------------------------------------------
 
-# Step 1/2 [host-link] delete the host end veth07208b5a092 if it is still there
-#   why:  covers a namespace that is already gone from the filesystem but still alive
+# Step 1/2 [host-link] delete the host end veth07208b5a092 if it is there (its peer in the container goes with it)
+#   why:  first, by the name only this attachment has: the container's net1 goes with it without being looked up. It also covers a namespace that is already gone from the filesystem but still alive
 if ! test '!' -e /sys/class/net/veth07208b5a092 2>/dev/null; then
   run 1 missing-ok -- ip link del dev veth07208b5a092 || { FAILED+=(1); KEEP_ADDRESSES=1; }
 fi

@@ -204,7 +204,8 @@ cnish-nft-delete-commented() {
 
 # ---------------------------------------------------------------------------------------------
 
-# Step 1/9 [host-link] delete the host end veth106fd44ef41 if it is still there
+# Step 1/9 [host-link] delete the host end veth106fd44ef41 if it is there (its peer in the container goes with it)
+#   why:  first, by the name only this attachment has: the container's eth0 goes with it without being looked up. It also covers a namespace that is already gone from the filesystem but still alive
 if ! test '!' -e /sys/class/net/veth106fd44ef41 2>/dev/null; then
   run 1 missing-ok -- ip link del dev veth106fd44ef41 || { FAILED+=(1); KEEP_ADDRESSES=1; }
 fi
