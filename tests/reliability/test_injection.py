@@ -422,8 +422,9 @@ def chain_listing(argv) -> tuple:
 
 def nft_listing(argv) -> tuple:
     """The `nft -a list chain` the script's cnish-nft-delete-commented function runs first (its
-    stub prints no rule, so the function deletes nothing more)."""
-    _, family, table, chain, _comment = argv
+    stub prints no rule, so the function deletes nothing more). An undo has a fifth argument,
+    NEWEST-WITH (natives.py)."""
+    _, family, table, chain, _comment, *_newest_with = argv
     return ("nft", "-a", "list", "chain", family, table, chain)
 
 
