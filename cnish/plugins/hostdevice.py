@@ -166,6 +166,11 @@ def _lent_device(op) -> tuple:
         except ValueError:
             return "", ""
         if _lendable(info):
+            if _back_in_host(op) and not _marked_as_lent(op, info):
+                # The device is in the host, so this is another link: an ADD refused because
+                # the container had CNI_IFNAME already (another network's, say), and the DEL
+                # the runtime sends after it. Nothing was lent; that link is not ours to take.
+                return "", ""
             return _original_name(op, info), op.runtime.ifname
     if _back_in_host(op):
         return "", ""                   # (a repeated DEL, with links the container left)
@@ -182,6 +187,20 @@ def _lendable(info: dict) -> bool:
     giving it to the host under the device's name would hand the host a link into the
     container."""
     return "link" not in info and info.get("link_type") != "loopback"
+
+
+def _marked_as_lent(op, info: dict) -> bool:
+    """Is the container's link marked as the device ADD lent: the alias ADD gives it (its host
+    name, the config's `device`; the reference labels it the same way), or the MAC the ADD's
+    result reported for it (a container may change the alias, not the result)? Then a host
+    link of the device's name is another one, which took the name after the device left (DEL
+    then waits for the name to be free). A device found by hwaddr, kernelpath or PCI address
+    is the device itself: found in the host, it is not in the container."""
+    if not op.conf.get("device"):
+        return False
+    reported = common.container_mac(op.prev_result or {}, op.runtime.ifname, sandboxed=True)
+    return info.get("ifalias") == op.conf.get("device") or (
+        reported is not None and reported.lower() == str(info.get("address", "")).lower())
 
 
 def _back_in_host(op) -> bool:

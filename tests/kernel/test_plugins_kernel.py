@@ -523,11 +523,40 @@ def test_host_device_del_waits_until_its_name_is_free_in_the_host(lab):
     host.run("ip", "link", "add", "hd0", "type", "veth", "peer", "name", "hd0q")   # takes the name
     rc, out, _ = host.cni("DEL", dict(net, prevResult=res), c, ifname="net1")
     assert rc == 1 and out["code"] == 11 and "another link of the host is named hd0" in out["msg"]
+    # the same when the container changed the alias ADD gave the device: the result's MAC
+    # still tells it is the device (not another link, as after a refused ADD, below)
+    sh("ip", "-n", c, "link", "set", "net1", "alias", "other")
+    rc, out, _ = host.cni("DEL", dict(net, prevResult=res), c, ifname="net1")
+    assert rc == 1 and out["code"] == 11, out
     assert mac in sh("ip", "-n", c, "-o", "link", "show", "net1").stdout    # still lent
     assert "net1" not in host.run("ip", "-o", "link").stdout
     host.run("ip", "link", "del", "hd0")
     assert host.cni("DEL", dict(net, prevResult=res), c, ifname="net1")[0] == 0
     assert host.run("cat", "/sys/class/net/hd0/address").stdout.strip() == mac
+
+
+@pytest.mark.parametrize("found_by", ["device", "hwaddr"])
+def test_host_device_del_after_an_add_refused_for_a_taken_name_changes_nothing(lab, found_by):
+    """ADD refuses a CNI_IFNAME the container has already (another network's eth9, a veth
+    into the host): the device stays in the host. The DEL the runtime sends after it used to
+    take eth9 for the lent device and fail for good (code 11: "another link of the host is
+    named hd0", the device itself), or, with `hwaddr`, code 7 (eth9 has no alias); the
+    reference's fails too. It now succeeds and leaves both where they are."""
+    host, c = lab.host(), lab.netns()
+    host.run("ip", "link", "add", "hd0", "type", "veth", "peer", "name", "hd0peer")
+    mac = host.run("cat", "/sys/class/net/hd0/address").stdout.strip()
+    host.run("ip", "link", "add", "vother", "type", "veth", "peer", "name", "eth9",
+             "netns", f"/var/run/netns/{c}")
+    where = {"device": "hd0"} if found_by == "device" else {"hwaddr": mac}
+    net = conf(lab, "host-device", ipam=hostlocal(lab, "10.88.0.0/24"), **where)
+    rc, out, _ = host.cni("ADD", net, c, ifname="eth9")
+    assert rc == 1 and out["code"] == 7 and "already has an interface named eth9" in out["msg"]
+    inside = sh("ip", "-n", c, "-o", "link", "show", "eth9").stdout
+    rc, out, err = host.cni("DEL", net, c, ifname="eth9")
+    assert rc == 0, (out, err)
+    assert sh("ip", "-n", c, "-o", "link", "show", "eth9").stdout == inside
+    assert host.run("cat", "/sys/class/net/hd0/address").stdout.strip() == mac
+    assert host.run("cat", "/sys/class/net/hd0/ifalias").stdout.strip() == ""
 
 
 def test_host_device_kernelpath_must_be_in_sysfs(lab, tmp_path):
