@@ -77,6 +77,16 @@ def is_host_veth(name: str) -> bool:
                                                               for c in name[4:])
 
 
+def link_label(network: str, container_id: str, ifname: str) -> str:
+    """The alias of a link cnish makes for a container (macvlan, ipvlan, vlan, dummy), by
+    which DEL tells its attachment's link from another one of that name: "cnish#" + 32 hex.
+    Hashed, since the container sees it (the network's name is none of its business)."""
+    return LINK_LABEL + _hex(f"{network}\0{container_id}\0{ifname}")[:32]
+
+
+LINK_LABEL = "cnish#"
+
+
 def sublink_temp(network: str, container_id: str, ifname: str) -> str:
     """The name a macvlan, ipvlan or vlan link has in the host for the moment between its
     creation and its move into the container (plans/macvlan.toml says why): "cnsl" + 11 hex,

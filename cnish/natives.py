@@ -38,6 +38,12 @@
   MASTER: a pair the reference plugin made, with a random host name) and when that cannot be
   found out (the deletion then runs, as it did before). It asks rtnetlink (netlink.link)
   inside NETNS and here; templates/script/cnish-foreign-veth.sh asks `ip -o link show`.
+- `cnish-foreign-link NETNS IFNAME KIND LABEL`: the same question for a link cnish makes
+  inside the container (macvlan, ipvlan, vlan, dummy), whose label ADD puts in its alias
+  (names.link_label): exit 0 when IFNAME inside NETNS is missing, is not a KIND link, or
+  carries another attachment's label; 1 when it is a KIND link with LABEL or with no cnish
+  label (one the reference made, or cnish before it labelled them), and when that cannot be
+  found out. templates/script/cnish-foreign-link.sh asks `ip -d -o link show`.
 
 Anything else (or an unexpected argument shape) returns None and is executed for real.
 """
@@ -49,7 +55,8 @@ from cnish.errors import CNIError
 # cnish's own commands: the dry-run script defines each as a bash function of the same name
 # (templates/script/<name>.sh), in this order; `test` and `grep` are the real tools there.
 SCRIPT_FUNCTIONS = ("cnish-store", "cnish-delegate", "cnish-chain-used",
-                    "cnish-nft-delete-commented", "cnish-dad-wait", "cnish-foreign-veth")
+                    "cnish-nft-delete-commented", "cnish-dad-wait", "cnish-foreign-veth",
+                    "cnish-foreign-link")
 NAMES = frozenset({"test", "grep", *SCRIPT_FUNCTIONS})
 
 # Delegated IPAM plugins prepared by this process: plugin path -> run(command) (delegate.py).
@@ -78,6 +85,8 @@ def run(argv: tuple, execute=None):
         return _dad_wait(argv[1], argv[2], int(argv[3]))
     if tool == "cnish-foreign-veth" and len(argv) == 5:
         return _foreign_veth(*argv[1:])
+    if tool == "cnish-foreign-link" and len(argv) == 5:
+        return _foreign_link(*argv[1:])
     return None
 
 
@@ -159,42 +168,64 @@ def _dad_wait(path, ifname, seconds):
         time.sleep(0.05)
 
 
-def _foreign_veth(path, ifname, host_veth, master):
-    from cnish import names, netlink, netns
+def _link_inside(path, ifname):
+    """netlink.link(ifname) inside the namespace at `path`; None when that cannot be asked."""
+    from cnish import netlink, netns
     # Back to the namespace this runs in (the host's, or a test's host inside `nsenter`).
     here = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
     try:
         try:
             netns.enter(path)
         except OSError:
-            return 1, "", ""              # (the deletion runs, and says why it cannot)
+            return None                   # (the deletion runs, and says why it cannot)
         try:
-            inside = netlink.link(ifname)
+            return netlink.link(ifname)
         finally:
             netns.leave(here)
     finally:
         os.close(here)
-    if inside is False:
-        return 0, "", ""                  # nothing of that name to delete
+
+
+def _foreign(path, ifname, ours) -> tuple:
+    """A cnish-foreign-* probe's outcome: exit 0 (leave it) when `ifname` inside the namespace
+    at `path` is missing or `ours(link)` says it is not this attachment's; 1 (delete it) when
+    it is, and when that cannot be found out (`ours` answers True when in doubt)."""
+    inside = _link_inside(path, ifname)
     if inside is None:
         return 1, "", ""
-    if inside.kind != "veth":
-        return 0, "", ""
-    peer = netlink.link(index=inside.link) if inside.link else False
-    if peer is None:
-        return 1, "", ""
-    # The peer must be here, and be this interface's peer: ifindexes are per namespace, so
-    # the host's link with the container's peer index must name the container's link back.
-    if peer is False or peer.kind != "veth" or peer.link != inside.index:
-        return 0, "", ""
-    if peer.name == host_veth:
-        return 1, "", ""
-    if names.is_host_veth(peer.name):
-        return 0, "", ""                  # another cnish attachment's
-    bridge = netlink.link(master) if master else None
-    if master and not bridge:
-        return (1 if bridge is None else 0), "", ""     # (False: no such master, so not a port)
-    return (1 if peer.master == (bridge.index if master else 0) else 0), "", ""
+    return (0 if inside is False or not ours(inside) else 1), "", ""
+
+
+def _foreign_link(path, ifname, kind, label):
+    from cnish import names
+    return _foreign(path, ifname, lambda link: link.kind == kind and (
+        link.alias == label or not link.alias.startswith(names.LINK_LABEL)))
+
+
+def _foreign_veth(path, ifname, host_veth, master):
+    from cnish import names, netlink
+
+    def ours(inside) -> bool:
+        if inside.kind != "veth":
+            return False
+        peer = netlink.link(index=inside.link) if inside.link else False
+        if peer is None:
+            return True
+        # The peer must be here, and be this interface's peer: ifindexes are per namespace,
+        # so the host's link with the container's peer index must name the container's back.
+        if peer is False or peer.kind != "veth" or peer.link != inside.index:
+            return False
+        if peer.name == host_veth:
+            return True
+        if names.is_host_veth(peer.name):
+            return False                  # another cnish attachment's
+        if not master:
+            return peer.master == 0
+        bridge = netlink.link(master)
+        if not bridge:
+            return bridge is None         # (False: no such master, so not its port)
+        return peer.master == bridge.index
+    return _foreign(path, ifname, ours)
 
 
 def _test(args):

@@ -24,9 +24,9 @@ first and reads /proc/sys for anything this module does not answer (None): anoth
 missing device, a link found only under an alternative name, a kernel without IPv6. The
 fallback then produces exactly grep's outcome.
 
-`link()` answers DEL's question whether a container's interface is its attachment's veth end
-(natives.py, cnish-foreign-veth): its kind, its peer's ifindex and its master, which /sys
-cannot show for a namespace this process has not mounted sysfs in.
+`link()` answers DEL's question whether a container's interface is its attachment's
+(natives.py, cnish-foreign-veth and cnish-foreign-link): its kind, alias, peer's ifindex and
+master, which /sys cannot show for a namespace this process has not mounted sysfs in.
 
 A socket is opened per request: it belongs to the network namespace of the thread that opens
 it, and the runner enters containers' namespaces (netns.py). Standard library only: _socket
@@ -42,7 +42,8 @@ NETLINK_ROUTE, NETLINK_NETFILTER = 0, 12
 NLMSG_ERROR = 2
 NLM_F_REQUEST = 0x1
 RTM_GETLINK, RTM_NEWLINK, RTM_GETNETCONF = 18, 16, 82
-IFLA_IFNAME, IFLA_LINK, IFLA_MASTER, IFLA_LINKINFO, IFLA_AF_SPEC = 3, 5, 10, 18, 26
+IFLA_IFNAME, IFLA_LINK, IFLA_MASTER, IFLA_LINKINFO, IFLA_IFALIAS = 3, 5, 10, 18, 20
+IFLA_AF_SPEC = 26
 IFLA_INFO_KIND = 1
 ENODEV = 19
 IFLA_INET_CONF, IFLA_INET6_CONF = 1, 2
@@ -187,14 +188,15 @@ def read(key: str) -> str | None:
 class Link:
     """What RTM_GETLINK says about a link (in this thread's network namespace)."""
 
-    __slots__ = ("index", "name", "kind", "link", "master")
+    __slots__ = ("index", "name", "kind", "link", "master", "alias")
 
-    def __init__(self, index, name, kind, link, master):
+    def __init__(self, index, name, kind, link, master, alias=""):
         self.index = index      # its ifindex
         self.name = name        # its name (str, surrogate-escaped like os.listdir's)
         self.kind = kind        # "veth", "bridge", ... ("" for a link without a kind: eth0)
         self.link = link        # IFLA_LINK: a veth's peer's ifindex (in the peer's namespace)
         self.master = master    # the ifindex of its bridge (or bond...), 0 for none
+        self.alias = alias      # its alias ("" for none), surrogate-escaped
 
 
 def link(ifname: str | None = None, index: int = 0):
@@ -218,6 +220,8 @@ def link(ifname: str | None = None, index: int = 0):
             found.name = value.rstrip(b"\0").decode("utf-8", "surrogateescape")
         elif attr in (IFLA_LINK, IFLA_MASTER) and len(value) == 4:
             setattr(found, "link" if attr == IFLA_LINK else "master", int.from_bytes(value, ORDER))
+        elif attr == IFLA_IFALIAS:
+            found.alias = value.rstrip(b"\0").decode("utf-8", "surrogateescape")
         elif attr == IFLA_LINKINFO:
             for sub, info in _attrs(value):
                 if sub == IFLA_INFO_KIND:

@@ -174,6 +174,8 @@ def prepare(op) -> dict:
     att = {"cid": cid, "ifname": ifname, "netns": op.runtime.netns, "master": None, "mac": None,
            "container_mac": names.mac_address(op.machine_id, "container", net, cid, ifname),
            "tmp": names.sublink_temp(net, cid, ifname),     # (its name in the host, at first)
+           "label": names.link_label(net, cid, ifname),     # (its alias: DEL tells it by that)
+           "kind": kind,
            "master_ifindex": None}
     if op.command == "ADD":
         kernel.require(op, kind)

@@ -754,6 +754,59 @@ def test_a_host_link_named_like_the_container_interface_is_no_obstacle(lab, mast
     assert "eth0" in links(host)                                    # the host's stays
 
 
+@pytest.mark.parametrize("kind", [
+    pytest.param("macvlan", marks=pytest.mark.linktype(kind="macvlan")),
+    pytest.param("vlan", marks=pytest.mark.linktype(kind="vlan")),
+    pytest.param("ipvlan", marks=pytest.mark.linktype(kind="ipvlan")),
+    pytest.param("dummy", marks=pytest.mark.linktype(kind="dummy")),
+])
+def test_del_after_an_add_refused_for_a_taken_name_leaves_that_link(lab, master, kind):
+    """An ADD refused because the container has CNI_IFNAME already (code 7; dummy's fails
+    at the link, code 100), and the DEL the runtime sends after it: that DEL deleted the
+    container's link of that name, another network's (the reference's does). cnish deletes
+    it only when it is a link of the plugin's kind labelled for this attachment (its alias)
+    or not labelled by cnish at all (one the reference made, which it still deletes)."""
+    host, c = lab.host(), lab.netns()
+    m = master(host) if kind != "dummy" else None
+
+    def net(name, vlan):
+        extra = {"vlanId": vlan} if kind == "vlan" else {}
+        return conf(lab, kind, name=name, ipam=hostlocal(lab, f"10.{vlan - 8}.0.0/24"),
+                    **({"master": m} if m else {}), **extra)
+    mine, other = net("minenet", 100), net("othernet", 101)
+    rc, res, err = host.cni("ADD", other, c, ifname="net1")       # another network's net1,
+    assert rc == 0, (res, err)                                      # of the same kind
+    sh("ip", "-n", c, "link", "add", "net2", "type", "veth", "peer", "name", "net2p")
+    for ifname in ("net1", "net2"):
+        before = sh("ip", "-n", c, "-d", "-o", "link", "show", ifname).stdout
+        rc, out, _ = host.cni("ADD", mine, c, ifname=ifname)
+        assert rc == 1 and out["code"] in (7, 100), out
+        rc, out, err = host.cni("DEL", mine, c, ifname=ifname)
+        assert rc == 0, (out, err)
+        assert sh("ip", "-n", c, "-d", "-o", "link", "show", ifname).stdout == before
+    assert "10.93.0.2/24" in sh("ip", "-n", c, "-o", "addr", "show", "net1").stdout   # othernet's
+    # its own link goes, labelled; so does one the reference plugin made (dummy has none)
+    rc, res, err = host.cni("ADD", mine, c, ifname="eth0")
+    assert rc == 0, (res, err)
+    assert names.link_label("minenet", "ctr1", "eth0") in \
+        sh("ip", "-n", c, "-d", "-o", "link", "show", "eth0").stdout
+    made = [("eth0", None)] + ([("net3", [f"/usr/lib/cni/{kind}"])] if kind != "dummy" else [])
+    for ifname, plugin in made:
+        if plugin:
+            rc, res, err = host.cni("ADD", mine, c, ifname=ifname, plugin=plugin)
+            assert rc == 0, (res, err)
+        rc, out, err = host.cni("DEL", mine, c, ifname=ifname)
+        assert rc == 0, (out, err)
+        assert ifname not in links_in(c)
+    assert host.cni("DEL", other, c, ifname="net1")[0] == 0
+    assert "net1" not in links_in(c)
+
+
+def links_in(ns) -> list:
+    return [l.split(":")[1].split("@")[0].strip()
+            for l in sh("ip", "-n", ns, "-o", "link", "show").stdout.splitlines()]
+
+
 def links(node) -> list:
     return [l.split(":")[1].split("@")[0].strip()
             for l in node.run("ip", "-o", "link", "show").stdout.splitlines()]

@@ -56,7 +56,8 @@ pytestmark = pytest.mark.kernel
 TOOLS = ("ip", "iptables", "ip6tables", "iptables-save", "iptables-restore",
          "ip6tables-restore", "sysctl", "nsenter", "test", "grep", "nft", "bridge")
 FUNCTIONS = ("cnish-store", "cnish-delegate", "cnish-chain-used",      # defined by the script
-             "cnish-nft-delete-commented", "cnish-dad-wait", "cnish-foreign-veth")
+             "cnish-nft-delete-commented", "cnish-dad-wait", "cnish-foreign-veth",
+             "cnish-foreign-link")
 CANARY_DIR = os.path.join(tempfile.gettempdir(), f"cnish-{RUN_ID}-canary")
 CANARY = os.path.join(CANARY_DIR, "pwned")
 IP = shutil.which("ip", path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin") or "ip"
@@ -462,7 +463,8 @@ def simulate(plan, fail=(), fail_once=()) -> tuple:
             argv = nft_listing(argv)
         elif argv[0] == "cnish-dad-wait":      # its listing (the stub's is empty: nothing tentative)
             argv = ("nsenter", f"--net={argv[1]}", "cat", "/proc/net/if_inet6")
-        elif argv[0] == "cnish-foreign-veth":  # its listing (the stub's is empty: leave it)
+        elif argv[0] in ("cnish-foreign-veth", "cnish-foreign-link"):   # its listing (empty:
+            # the stub's link is no attachment's, so the script leaves it)
             argv = ("nsenter", f"--net={argv[1]}", "ip", "-d", "-o", "link", "show", "dev", argv[2])
         elif not external(argv):
             return 0

@@ -170,52 +170,57 @@ cnish-store() {
 
 # ---------------------------------------------------------------------------------------------
 
-# Step 1/10 [reserve[0]] reserve 10.24.0.2 for ctr1/eth0 in /nonexistent/cnish-golden/dmnet
+# Step 1/11 [reserve[0]] reserve 10.24.0.2 for ctr1/eth0 in /nonexistent/cnish-golden/dmnet
 #   why:  the file is created exclusively, so two ADDs can never hold the same address
 #   undo: cnish-store release-ip /nonexistent/cnish-golden/dmnet 10.24.0.2 ctr1 eth0 0 '' 608c92e125bbee99
 undo_1() { undo cnish-store release-ip /nonexistent/cnish-golden/dmnet 10.24.0.2 ctr1 eth0 0 '' 608c92e125bbee99; }
 run 1 strict -- cnish-store reserve /nonexistent/cnish-golden/dmnet 10.24.0.2 ctr1 eth0 0 608c92e125bbee99
 
-# Step 2/10 [reserve[1]] reserve fd24::2 for ctr1/eth0 in /nonexistent/cnish-golden/dmnet
+# Step 2/11 [reserve[1]] reserve fd24::2 for ctr1/eth0 in /nonexistent/cnish-golden/dmnet
 #   why:  the file is created exclusively, so two ADDs can never hold the same address
 #   undo: cnish-store release-ip /nonexistent/cnish-golden/dmnet fd24::2 ctr1 eth0 1 '' 608c92e125bbee99
 undo_2() { undo cnish-store release-ip /nonexistent/cnish-golden/dmnet fd24::2 ctr1 eth0 1 '' 608c92e125bbee99; }
 run 2 strict -- cnish-store reserve /nonexistent/cnish-golden/dmnet fd24::2 ctr1 eth0 1 608c92e125bbee99
 
-# Step 3/10 [link] create the dummy link eth0 inside the container
+# Step 3/11 [link] create the dummy link eth0 inside the container
 #   undo: nsenter --net=/var/run/netns/cnish-test ip link del dev eth0
 undo_3() { undo nsenter --net=/var/run/netns/cnish-test ip link del dev eth0; }
 run 3 strict -- nsenter --net=/var/run/netns/cnish-test ip link add name eth0 address aa:8d:51:63:cc:b2 type dummy
 
-# Step 4/10 [arp-notify] announce eth0's address with a gratuitous ARP when it comes up (arp_notify)
+# Step 4/11 [label] label eth0 as this attachment's link (its alias cnish#4da65747f8bc1c609e48290cdeb298fa)
+#   why:  DEL deletes the container's eth0 only when it is this attachment's link: a dummy link with this label, or with none (one the reference plugin made). After an ADD refused because the container had an interface of that name already (another network's), the runtime sends a DEL, which would otherwise delete that other interface (the reference's does). The alias is a hash, since the container sees it
+#   undo: none of its own, undone with step "link"
+run 4 strict -- nsenter --net=/var/run/netns/cnish-test ip link set dev eth0 alias 'cnish#4da65747f8bc1c609e48290cdeb298fa'
+
+# Step 5/11 [arp-notify] announce eth0's address with a gratuitous ARP when it comes up (arp_notify)
 #   why:  a reused address gets a new MAC; neighbours learn it at once instead of after their ARP entry expires
 #   undo: none of its own, undone with step "link"
-run 4 strict -- nsenter --net=/var/run/netns/cnish-test sysctl -q -w net/ipv4/conf/eth0/arp_notify=1
+run 5 strict -- nsenter --net=/var/run/netns/cnish-test sysctl -q -w net/ipv4/conf/eth0/arp_notify=1
 
-# Step 5/10 [ipv6-on[0]] enable IPv6 on lo in the container
+# Step 6/11 [ipv6-on[0]] enable IPv6 on lo in the container
 #   undo: none of its own, undone with step "link"
-run 5 strict -- nsenter --net=/var/run/netns/cnish-test sysctl -q -w net/ipv6/conf/lo/disable_ipv6=0
+run 6 strict -- nsenter --net=/var/run/netns/cnish-test sysctl -q -w net/ipv6/conf/lo/disable_ipv6=0
 
-# Step 6/10 [ipv6-on[1]] enable IPv6 on eth0 in the container
+# Step 7/11 [ipv6-on[1]] enable IPv6 on eth0 in the container
 #   undo: none of its own, undone with step "link"
-run 6 strict -- nsenter --net=/var/run/netns/cnish-test sysctl -q -w net/ipv6/conf/eth0/disable_ipv6=0
+run 7 strict -- nsenter --net=/var/run/netns/cnish-test sysctl -q -w net/ipv6/conf/eth0/disable_ipv6=0
 
-# Step 7/10 [no-dad] skip duplicate address detection on eth0
+# Step 8/11 [no-dad] skip duplicate address detection on eth0
 #   why:  IPAM guarantees the address is unique; DAD would keep it unusable for a second or more (set for IPv4-only networks too, like the reference, for addresses added later; tolerated when the kernel has no IPv6)
 #   undo: none of its own, undone with step "link"
-run 7 missing-ok -- nsenter --net=/var/run/netns/cnish-test sysctl -q -w net/ipv6/conf/eth0/accept_dad=0
+run 8 missing-ok -- nsenter --net=/var/run/netns/cnish-test sysctl -q -w net/ipv6/conf/eth0/accept_dad=0
 
-# Step 8/10 [address[0]] lesson step 6: assign 10.24.0.2/24 to eth0
+# Step 9/11 [address[0]] lesson step 6: assign 10.24.0.2/24 to eth0
 #   undo: none of its own, undone with step "link"
-run 8 strict -- nsenter --net=/var/run/netns/cnish-test ip addr add 10.24.0.2/24 dev eth0 brd +
+run 9 strict -- nsenter --net=/var/run/netns/cnish-test ip addr add 10.24.0.2/24 dev eth0 brd +
 
-# Step 9/10 [address[1]] lesson step 6: assign fd24::2/64 to eth0
+# Step 10/11 [address[1]] lesson step 6: assign fd24::2/64 to eth0
 #   undo: none of its own, undone with step "link"
-run 9 strict -- nsenter --net=/var/run/netns/cnish-test ip addr add fd24::2/64 dev eth0 nodad
+run 10 strict -- nsenter --net=/var/run/netns/cnish-test ip addr add fd24::2/64 dev eth0 nodad
 
-# Step 10/10 [container-up] lesson step 7: bring eth0 up inside the container
+# Step 11/11 [container-up] lesson step 7: bring eth0 up inside the container
 #   undo: none of its own, undone with step "link"
-run 10 strict -- nsenter --net=/var/run/netns/cnish-test ip link set dev eth0 up
+run 11 strict -- nsenter --net=/var/run/netns/cnish-test ip link set dev eth0 up
 
 # ---------------------------------------------------------------------------------------------
 trap - EXIT

@@ -170,45 +170,50 @@ cnish-store() {
 
 # ---------------------------------------------------------------------------------------------
 
-# Step 1/8 [reserve[0]] reserve 10.21.0.2 for ctr1/eth0 in /nonexistent/cnish-golden/mvnet
+# Step 1/9 [reserve[0]] reserve 10.21.0.2 for ctr1/eth0 in /nonexistent/cnish-golden/mvnet
 #   why:  the file is created exclusively, so two ADDs can never hold the same address
 #   undo: cnish-store release-ip /nonexistent/cnish-golden/mvnet 10.21.0.2 ctr1 eth0 0 '' 608c92e125bbee99
 undo_1() { undo cnish-store release-ip /nonexistent/cnish-golden/mvnet 10.21.0.2 ctr1 eth0 0 '' 608c92e125bbee99; }
 run 1 strict -- cnish-store reserve /nonexistent/cnish-golden/mvnet 10.21.0.2 ctr1 eth0 0 608c92e125bbee99
 
-# Step 2/8 [link] create the macvlan cnsl9c19b489866 on eth9 (mode bridge) in the host, for the container's eth0
+# Step 2/9 [link] create the macvlan cnsl9c19b489866 on eth9 (mode bridge) in the host, for the container's eth0
 #   why:  not made inside the container under its final name: up to Linux 6.13 the kernel looks a new link's name up in the namespace of the process that asks, even for a link made in another namespace, and refuses it (File exists) when the host has a link of that name, such as its own eth0. The move renames in the container's namespace, where the name is checked; the temporary name is derived from the attachment, so a DEL finds one an interrupted ADD left
 #   undo: ip link del dev cnsl9c19b489866
 undo_2() { undo ip link del dev cnsl9c19b489866; }
 run 2 strict -- ip link add link eth9 name cnsl9c19b489866 address ea:54:66:eb:02:0d type macvlan mode bridge
 
-# Step 3/8 [move] move cnsl9c19b489866 into /var/run/netns/cnish-test as eth0
-#   undo: nsenter --net=/var/run/netns/cnish-test ip link del dev eth0
-undo_3() { undo nsenter --net=/var/run/netns/cnish-test ip link del dev eth0; }
-run 3 strict -- ip link set dev cnsl9c19b489866 netns /var/run/netns/cnish-test name eth0
+# Step 3/9 [label] label cnsl9c19b489866 as this attachment's link (its alias cnish#9c19b48986619c5775c399e653b80111)
+#   why:  DEL deletes the container's eth0 only when it is this attachment's link: a macvlan link with this label, or with none (one the reference plugin made). After an ADD refused because the container had an interface of that name already (another network's), the runtime sends a DEL, which would otherwise delete that other interface (the reference's does). The alias moves with the link; it is a hash, since the container sees it
+#   undo: none of its own, undone with step "link"
+run 3 strict -- ip link set dev cnsl9c19b489866 alias 'cnish#9c19b48986619c5775c399e653b80111'
 
-# Step 4/8 [arp-notify] announce eth0's address with a gratuitous ARP when it comes up (arp_notify)
+# Step 4/9 [move] move cnsl9c19b489866 into /var/run/netns/cnish-test as eth0
+#   undo: nsenter --net=/var/run/netns/cnish-test ip link del dev eth0
+undo_4() { undo nsenter --net=/var/run/netns/cnish-test ip link del dev eth0; }
+run 4 strict -- ip link set dev cnsl9c19b489866 netns /var/run/netns/cnish-test name eth0
+
+# Step 5/9 [arp-notify] announce eth0's address with a gratuitous ARP when it comes up (arp_notify)
 #   why:  a reused address gets a new MAC; neighbours learn it at once instead of after their ARP entry expires
 #   undo: none of its own, undone with step "move"
-run 4 strict -- nsenter --net=/var/run/netns/cnish-test sysctl -q -w net/ipv4/conf/eth0/arp_notify=1
+run 5 strict -- nsenter --net=/var/run/netns/cnish-test sysctl -q -w net/ipv4/conf/eth0/arp_notify=1
 
-# Step 5/8 [no-dad] skip duplicate address detection on eth0
+# Step 6/9 [no-dad] skip duplicate address detection on eth0
 #   why:  IPAM guarantees the address is unique; DAD would keep it unusable for a second or more (set for IPv4-only networks too, like the reference, for addresses added later; tolerated when the kernel has no IPv6)
 #   undo: none of its own, undone with step "move"
-run 5 missing-ok -- nsenter --net=/var/run/netns/cnish-test sysctl -q -w net/ipv6/conf/eth0/accept_dad=0
+run 6 missing-ok -- nsenter --net=/var/run/netns/cnish-test sysctl -q -w net/ipv6/conf/eth0/accept_dad=0
 
-# Step 6/8 [address[0]] lesson step 6: assign 10.21.0.2/24 to eth0
+# Step 7/9 [address[0]] lesson step 6: assign 10.21.0.2/24 to eth0
 #   undo: none of its own, undone with step "move"
-run 6 strict -- nsenter --net=/var/run/netns/cnish-test ip addr add 10.21.0.2/24 dev eth0 brd +
+run 7 strict -- nsenter --net=/var/run/netns/cnish-test ip addr add 10.21.0.2/24 dev eth0 brd +
 
-# Step 7/8 [container-up] lesson step 7: bring eth0 up inside the container
+# Step 8/9 [container-up] lesson step 7: bring eth0 up inside the container
 #   undo: none of its own, undone with step "move"
-run 7 strict -- nsenter --net=/var/run/netns/cnish-test ip link set dev eth0 up
+run 8 strict -- nsenter --net=/var/run/netns/cnish-test ip link set dev eth0 up
 
-# Step 8/8 [route[0]] route 0.0.0.0/0 via 10.21.0.1 through eth0
+# Step 9/9 [route[0]] route 0.0.0.0/0 via 10.21.0.1 through eth0
 #   why:  prepend, like the reference: a container on several networks may already have a route to the same destination (a default route) through another interface
 #   undo: none of its own, undone with step "move"
-run 8 strict -- nsenter --net=/var/run/netns/cnish-test ip route prepend 0.0.0.0/0 via 10.21.0.1 dev eth0
+run 9 strict -- nsenter --net=/var/run/netns/cnish-test ip route prepend 0.0.0.0/0 via 10.21.0.1 dev eth0
 
 # ---------------------------------------------------------------------------------------------
 trap - EXIT

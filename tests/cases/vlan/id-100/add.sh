@@ -170,40 +170,45 @@ cnish-store() {
 
 # ---------------------------------------------------------------------------------------------
 
-# Step 1/7 [reserve[0]] reserve 10.23.0.2 for ctr1/eth0 in /nonexistent/cnish-golden/vlnet
+# Step 1/8 [reserve[0]] reserve 10.23.0.2 for ctr1/eth0 in /nonexistent/cnish-golden/vlnet
 #   why:  the file is created exclusively, so two ADDs can never hold the same address
 #   undo: cnish-store release-ip /nonexistent/cnish-golden/vlnet 10.23.0.2 ctr1 eth0 0 '' 608c92e125bbee99
 undo_1() { undo cnish-store release-ip /nonexistent/cnish-golden/vlnet 10.23.0.2 ctr1 eth0 0 '' 608c92e125bbee99; }
 run 1 strict -- cnish-store reserve /nonexistent/cnish-golden/vlnet 10.23.0.2 ctr1 eth0 0 608c92e125bbee99
 
-# Step 2/7 [link] create the VLAN 100 link cnsl321034cb6a1 on eth9 in the host, for the container's eth0
+# Step 2/8 [link] create the VLAN 100 link cnsl321034cb6a1 on eth9 in the host, for the container's eth0
 #   why:  not made inside the container under its final name: up to Linux 6.13 the kernel looks a new link's name up in the namespace of the process that asks, even for a link made in another namespace, and refuses it (File exists) when the host has a link of that name, such as its own eth0. The move renames in the container's namespace, where the name is checked; the temporary name is derived from the attachment, so a DEL finds one an interrupted ADD left
 #   undo: ip link del dev cnsl321034cb6a1
 undo_2() { undo ip link del dev cnsl321034cb6a1; }
 run 2 strict -- ip link add link eth9 name cnsl321034cb6a1 mtu 1400 type vlan id 100
 
-# Step 3/7 [move] move cnsl321034cb6a1 into /var/run/netns/cnish-test as eth0
-#   undo: nsenter --net=/var/run/netns/cnish-test ip link del dev eth0
-undo_3() { undo nsenter --net=/var/run/netns/cnish-test ip link del dev eth0; }
-run 3 strict -- ip link set dev cnsl321034cb6a1 netns /var/run/netns/cnish-test name eth0
+# Step 3/8 [label] label cnsl321034cb6a1 as this attachment's link (its alias cnish#321034cb6a1f5c45801e32f7951ac72e)
+#   why:  DEL deletes the container's eth0 only when it is this attachment's link: a vlan link with this label, or with none (one the reference plugin made). After an ADD refused because the container had an interface of that name already (another network's), the runtime sends a DEL, which would otherwise delete that other interface (the reference's does). The alias moves with the link; it is a hash, since the container sees it
+#   undo: none of its own, undone with step "link"
+run 3 strict -- ip link set dev cnsl321034cb6a1 alias 'cnish#321034cb6a1f5c45801e32f7951ac72e'
 
-# Step 4/7 [arp-notify] announce eth0's address with a gratuitous ARP when it comes up (arp_notify)
+# Step 4/8 [move] move cnsl321034cb6a1 into /var/run/netns/cnish-test as eth0
+#   undo: nsenter --net=/var/run/netns/cnish-test ip link del dev eth0
+undo_4() { undo nsenter --net=/var/run/netns/cnish-test ip link del dev eth0; }
+run 4 strict -- ip link set dev cnsl321034cb6a1 netns /var/run/netns/cnish-test name eth0
+
+# Step 5/8 [arp-notify] announce eth0's address with a gratuitous ARP when it comes up (arp_notify)
 #   why:  a reused address gets a new MAC; neighbours learn it at once instead of after their ARP entry expires
 #   undo: none of its own, undone with step "move"
-run 4 strict -- nsenter --net=/var/run/netns/cnish-test sysctl -q -w net/ipv4/conf/eth0/arp_notify=1
+run 5 strict -- nsenter --net=/var/run/netns/cnish-test sysctl -q -w net/ipv4/conf/eth0/arp_notify=1
 
-# Step 5/7 [no-dad] skip duplicate address detection on eth0
+# Step 6/8 [no-dad] skip duplicate address detection on eth0
 #   why:  IPAM guarantees the address is unique; DAD would keep it unusable for a second or more (set for IPv4-only networks too, like the reference, for addresses added later; tolerated when the kernel has no IPv6)
 #   undo: none of its own, undone with step "move"
-run 5 missing-ok -- nsenter --net=/var/run/netns/cnish-test sysctl -q -w net/ipv6/conf/eth0/accept_dad=0
+run 6 missing-ok -- nsenter --net=/var/run/netns/cnish-test sysctl -q -w net/ipv6/conf/eth0/accept_dad=0
 
-# Step 6/7 [address[0]] lesson step 6: assign 10.23.0.2/24 to eth0
+# Step 7/8 [address[0]] lesson step 6: assign 10.23.0.2/24 to eth0
 #   undo: none of its own, undone with step "move"
-run 6 strict -- nsenter --net=/var/run/netns/cnish-test ip addr add 10.23.0.2/24 dev eth0 brd +
+run 7 strict -- nsenter --net=/var/run/netns/cnish-test ip addr add 10.23.0.2/24 dev eth0 brd +
 
-# Step 7/7 [container-up] lesson step 7: bring eth0 up inside the container
+# Step 8/8 [container-up] lesson step 7: bring eth0 up inside the container
 #   undo: none of its own, undone with step "move"
-run 7 strict -- nsenter --net=/var/run/netns/cnish-test ip link set dev eth0 up
+run 8 strict -- nsenter --net=/var/run/netns/cnish-test ip link set dev eth0 up
 
 # ---------------------------------------------------------------------------------------------
 trap - EXIT

@@ -1,5 +1,6 @@
 """DEL leaves alone a container interface that is not its attachment's (plans/bridge.toml and
-plans/ptp.toml, step container-link; cnish-foreign-veth in natives.py and its bash function).
+plans/ptp.toml, step container-link: cnish-foreign-veth; macvlan, ipvlan, vlan and dummy, step
+link: cnish-foreign-link; both in natives.py and as the dry-run script's bash functions).
 
 The case it is for: an ADD refused because the container already has an interface of that
 name (another network's), after which the runtime sends the DEL the spec asks for. Deleting
@@ -17,6 +18,7 @@ from lab import ROOT, bridge_conf, cnish_command, sh, unique
 pytestmark = pytest.mark.kernel
 
 FUNCTION = os.path.join(ROOT, "templates", "script", "cnish-foreign-veth.sh")
+LINK_FUNCTION = os.path.join(ROOT, "templates", "script", "cnish-foreign-link.sh")
 OWN = "veth0123456789a"           # shaped like cnish's host ends (names.host_veth)
 OTHER_CNISH = "vethfedcba98765"   # another attachment's
 
@@ -63,6 +65,40 @@ def test_the_probe_answers_as_the_script_function_does(lab):
     assert answers("eth3", "") == (1, 1)
     assert answers("eth3", "cnbr0") == (0, 0)
     assert answers("eth0", "cnbr0", netns="/var/run/netns/cnish-no-such-ns") == (1, 1)
+
+
+def test_the_link_probe_answers_as_the_script_function_does(lab):
+    """cnish-foreign-link, native and bash, on real links inside a container: missing, another
+    kind, a macvlan labelled for this attachment, one labelled for another, one without a
+    label or with an alias of somebody else's (made by the reference plugin or by hand), an
+    alias that tries to pass for another kind, and a namespace that cannot be entered."""
+    host, c = lab.host(), lab.netns()
+    path = f"/var/run/netns/{c}"
+    mine, theirs = "cnish#" + "a" * 32, "cnish#" + "b" * 32
+    with open(LINK_FUNCTION) as f:
+        function = f.read()
+
+    def answers(ifname, kind="macvlan", netns=path):
+        probe = ["cnish-foreign-link", netns, ifname, kind, mine]
+        native = Runner().run(["nsenter", f"--net=/var/run/netns/{host.name}", *probe])
+        script = host.run("bash", "-c", function + '\n"$@"', "-", *probe, check=False)
+        return native.returncode, script.returncode
+
+    sh("ip", "-n", c, "link", "add", "lower0", "type", "bridge")
+    for ifname, alias in (("mv0", mine), ("mv1", theirs), ("mv2", None), ("mv3", "wg0 uplink")):
+        sh("ip", "-n", c, "link", "add", "link", "lower0", "name", ifname, "type", "macvlan")
+        if alias:
+            sh("ip", "-n", c, "link", "set", ifname, "alias", alias)
+    sh("ip", "-n", c, "link", "set", "lower0", "alias", "x \\    macvlan y")
+
+    assert answers("eth9") == (0, 0)
+    assert answers("lower0") == (0, 0)                  # a bridge, whatever its alias says
+    assert answers("lower0", kind="bridge") == (1, 1)
+    assert answers("mv0") == (1, 1)
+    assert answers("mv1") == (0, 0)
+    assert answers("mv2") == answers("mv3") == (1, 1)
+    assert answers("mv1", kind="vlan") == answers("mv0", kind="vlan") == (0, 0)
+    assert answers("mv0", netns="/var/run/netns/cnish-no-such-ns") == (1, 1)
 
 
 def _other_network_link(host, c):
