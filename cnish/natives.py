@@ -32,18 +32,20 @@
   templates/script/cnish-dad-wait.sh does the same through nsenter.
 - `cnish-foreign-veth NETNS IFNAME HOSTVETH MASTER`: DEL's question before it deletes a
   container's interface by name: exit 0 when IFNAME inside NETNS is missing or is not this
-  attachment's (not a veth; its peer is not in this namespace; its peer is another cnish
-  attachment's host end, named like HOSTVETH; or its peer, not named HOSTVETH, is not a port
-  of MASTER, "" for none), 1 when it is (a veth whose peer here is HOSTVETH, or a port of
-  MASTER: a pair the reference plugin made, with a random host name) and when that cannot be
-  found out (the deletion then runs, as it did before). It asks rtnetlink (netlink.link)
-  inside NETNS and here; templates/script/cnish-foreign-veth.sh asks `ip -o link show`.
+  attachment's (not a veth whose peer is in another namespace; its peer not a veth here that
+  names it back; its peer another cnish attachment's host end, shaped like HOSTVETH; or its
+  peer, not named HOSTVETH, a port of another bridge than MASTER, "" for any), 1 when it is
+  (its peer here is HOSTVETH, or a port of MASTER or of nothing: a pair the reference plugin
+  made, with a random host name, whose bridge may be gone) and when that cannot be found out
+  (the deletion then runs, as it did before). It asks rtnetlink (netlink.link) inside NETNS
+  and here; templates/script/cnish-foreign-veth.sh reads `ip -j -d link show`. Neither
+  checks that the peer's namespace is NETNS itself, only that the two ifindexes match.
 - `cnish-foreign-link NETNS IFNAME KIND LABEL`: the same question for a link cnish makes
   inside the container (macvlan, ipvlan, vlan, dummy), whose label ADD puts in its alias
   (names.link_label): exit 0 when IFNAME inside NETNS is missing, is not a KIND link, or
   carries another attachment's label; 1 when it is a KIND link with LABEL or with no cnish
   label (one the reference made, or cnish before it labelled them), and when that cannot be
-  found out. templates/script/cnish-foreign-link.sh asks `ip -d -o link show`.
+  found out. templates/script/cnish-foreign-link.sh reads `ip -j -d link show`.
 
 Anything else (or an unexpected argument shape) returns None and is executed for real.
 """
@@ -206,25 +208,24 @@ def _foreign_veth(path, ifname, host_veth, master):
     from cnish import names, netlink
 
     def ours(inside) -> bool:
-        if inside.kind != "veth":
-            return False
-        peer = netlink.link(index=inside.link) if inside.link else False
+        if inside.kind != "veth" or inside.link_netnsid is None or not inside.link:
+            return False                  # (a veth whose peer is in the container too)
+        peer = netlink.link(index=inside.link)
         if peer is None:
             return True
-        # The peer must be here, and be this interface's peer: ifindexes are per namespace,
-        # so the host's link with the container's peer index must name the container's back.
-        if peer is False or peer.kind != "veth" or peer.link != inside.index:
+        # The peer must be a veth here whose own peer, in another namespace, has the
+        # container's link's ifindex (ifindexes are per namespace).
+        if peer is False or peer.kind != "veth" or peer.link != inside.index \
+                or peer.link_netnsid is None:
             return False
         if peer.name == host_veth:
             return True
         if names.is_host_veth(peer.name):
             return False                  # another cnish attachment's
-        if not master:
-            return peer.master == 0
-        bridge = netlink.link(master)
-        if not bridge:
-            return bridge is None         # (False: no such master, so not its port)
-        return peer.master == bridge.index
+        if not peer.master:
+            return True                   # (a port of no bridge: MASTER's, since deleted?)
+        bridge = netlink.link(index=peer.master)
+        return True if bridge is None else bridge is not False and bridge.name == master
     return _foreign(path, ifname, ours)
 
 

@@ -43,7 +43,7 @@ NLMSG_ERROR = 2
 NLM_F_REQUEST = 0x1
 RTM_GETLINK, RTM_NEWLINK, RTM_GETNETCONF = 18, 16, 82
 IFLA_IFNAME, IFLA_LINK, IFLA_MASTER, IFLA_LINKINFO, IFLA_IFALIAS = 3, 5, 10, 18, 20
-IFLA_AF_SPEC = 26
+IFLA_AF_SPEC, IFLA_LINK_NETNSID = 26, 37
 IFLA_INFO_KIND = 1
 ENODEV = 19
 IFLA_INET_CONF, IFLA_INET6_CONF = 1, 2
@@ -188,15 +188,18 @@ def read(key: str) -> str | None:
 class Link:
     """What RTM_GETLINK says about a link (in this thread's network namespace)."""
 
-    __slots__ = ("index", "name", "kind", "link", "master", "alias")
+    __slots__ = ("index", "name", "kind", "link", "master", "alias", "link_netnsid")
 
-    def __init__(self, index, name, kind, link, master, alias=""):
+    def __init__(self, index, name, kind, link, master, alias="", link_netnsid=None):
         self.index = index      # its ifindex
         self.name = name        # its name (str, surrogate-escaped like os.listdir's)
         self.kind = kind        # "veth", "bridge", ... ("" for a link without a kind: eth0)
         self.link = link        # IFLA_LINK: a veth's peer's ifindex (in the peer's namespace)
         self.master = master    # the ifindex of its bridge (or bond...), 0 for none
         self.alias = alias      # its alias ("" for none), surrogate-escaped
+        # the namespace of its peer (veth) or lower link, as this one numbers it; None when
+        # that is this namespace
+        self.link_netnsid = link_netnsid
 
 
 def link(ifname: str | None = None, index: int = 0):
@@ -220,6 +223,8 @@ def link(ifname: str | None = None, index: int = 0):
             found.name = value.rstrip(b"\0").decode("utf-8", "surrogateescape")
         elif attr in (IFLA_LINK, IFLA_MASTER) and len(value) == 4:
             setattr(found, "link" if attr == IFLA_LINK else "master", int.from_bytes(value, ORDER))
+        elif attr == IFLA_LINK_NETNSID and len(value) == 4:
+            found.link_netnsid = int.from_bytes(value, ORDER, signed=True)
         elif attr == IFLA_IFALIAS:
             found.alias = value.rstrip(b"\0").decode("utf-8", "surrogateescape")
         elif attr == IFLA_LINKINFO:

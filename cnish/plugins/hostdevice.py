@@ -198,7 +198,10 @@ def _marked_as_lent(op, info: dict) -> bool:
     is the device itself: found in the host, it is not in the container."""
     if not op.conf.get("device"):
         return False
-    reported = common.container_mac(op.prev_result or {}, op.runtime.ifname, sandboxed=True)
+    try:
+        reported = common.container_mac(op.prev_result or {}, op.runtime.ifname, sandboxed=True)
+    except CNIError:
+        reported = None                 # (a malformed prevResult: the alias alone tells)
     return info.get("ifalias") == op.conf.get("device") or (
         reported is not None and reported.lower() == str(info.get("address", "")).lower())
 

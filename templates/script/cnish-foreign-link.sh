@@ -5,17 +5,15 @@
 # Exit 1 (delete it) when it is a KIND link with LABEL or with no cnish label (made by the
 # reference plugin, or by cnish before it labelled its links), and when IFNAME cannot be
 # listed for another reason than its absence: the deletion then runs and says why.
+# It reads `ip -j` (JSON: a quote inside the alias is escaped, so `"ifalias":"` is ip's own).
 cnish-foreign-link() {
-  local line alias=''
-  if ! line=$(nsenter --net="$1" ip -d -o link show dev "$2" 2>&1); then
-    [[ $line == *'does not exist'* ]] && return 0
+  local inside alias=''
+  if ! inside=$(nsenter --net="$1" ip -j -d link show dev "$2" 2>&1); then
+    [[ $inside == *'does not exist'* ]] && return 0
     return 1
   fi
-  if [[ $line == *'\    alias '* ]]; then        # (last on the line: the alias itself may hold anything)
-    alias=${line#*\\    alias }
-    line=${line%%\\    alias *}
-  fi
-  [[ $line == *"\\    $3 "* ]] || return 0
+  [[ $inside == *"\"linkinfo\":{\"info_kind\":\"$3\""* ]] || return 0
+  [[ $inside =~ \"ifalias\":\"(([^\"\\]|\\.)*)\" ]] && alias=${BASH_REMATCH[1]}
   [[ $alias == cnish#* && $alias != "$4" ]] && return 0
   return 1
 }

@@ -28,7 +28,10 @@ def test_the_probe_answers_as_the_script_function_does(lab):
     alike, on real links: missing, not a veth, a veth whose peer is inside the container too,
     a veth whose peer is this attachment's host end, a port of the bridge with a random
     (reference-made) name, a port of another bridge, another cnish attachment's host end on
-    the bridge, an unenslaved random peer (ptp), and a namespace that cannot be entered."""
+    the bridge, an unenslaved random peer (ptp's, or a bridge's whose bridge is gone), the
+    bridge named by an altname, a peer whose alias imitates ip's output, and a namespace that
+    cannot be entered. The function runs as the script runs it (`set -euo pipefail`) on a host
+    with many links: a reader of ip's output that stopped early failed there."""
     host, c = lab.host(), lab.netns()
     path = f"/var/run/netns/{c}"
     with open(FUNCTION) as f:
@@ -37,9 +40,12 @@ def test_the_probe_answers_as_the_script_function_does(lab):
     def answers(ifname, master, netns=path):
         probe = ["cnish-foreign-veth", netns, ifname, OWN, master]
         native = Runner().run(["nsenter", f"--net=/var/run/netns/{host.name}", *probe])
-        script = host.run("bash", "-c", function + '\n"$@"', "-", *probe, check=False)
+        script = host.run("bash", "-c", function + '\nset -euo pipefail; "$@"', "-", *probe,
+                          check=False)
         return native.returncode, script.returncode
 
+    host.run("ip", "-batch", "-", input="".join(f"link add many{i} type veth peer name many{i}p\n"
+                                                for i in range(150)))
     for bridge in ("cnbr0", "cnbr1"):
         host.run("ip", "link", "add", bridge, "type", "bridge")
 
@@ -54,6 +60,9 @@ def test_the_probe_answers_as_the_script_function_does(lab):
     pair("eth1", "veth1a2b3c", "cnbr0")             # a reference-made pair on the bridge
     pair("eth2", OTHER_CNISH, "cnbr0")              # another cnish attachment, same bridge
     pair("eth3", "vethdead01")                      # a reference-made ptp pair
+    pair("eth4", "vethbeef02", "cnbr1")             # whose alias imitates ip's output
+    host.run("ip", "link", "set", "vethbeef02", "alias", '"},{"ifindex":1, master cnbr0 "x')
+    host.run("ip", "link", "property", "add", "dev", "cnbr0", "altname", "cnbrALT")
 
     assert answers("eth9", "cnbr0") == (0, 0)
     assert answers("br9", "cnbr0") == (0, 0)
@@ -62,8 +71,10 @@ def test_the_probe_answers_as_the_script_function_does(lab):
     assert answers("eth1", "cnbr0") == (1, 1)
     assert answers("eth1", "cnbr1") == answers("eth1", "") == answers("eth1", "nosuch") == (0, 0)
     assert answers("eth2", "cnbr0") == (0, 0)
-    assert answers("eth3", "") == (1, 1)
-    assert answers("eth3", "cnbr0") == (0, 0)
+    assert answers("eth3", "") == answers("eth3", "cnbr0") == (1, 1)
+    assert answers("eth1", "cnbrALT") == (0, 0)         # (the name ip prints is the bridge's own)
+    assert answers("eth4", "cnbr0") == answers("eth4", "") == (0, 0)
+    assert answers("eth4", "cnbr1") == (1, 1)
     assert answers("eth0", "cnbr0", netns="/var/run/netns/cnish-no-such-ns") == (1, 1)
 
 
@@ -81,7 +92,8 @@ def test_the_link_probe_answers_as_the_script_function_does(lab):
     def answers(ifname, kind="macvlan", netns=path):
         probe = ["cnish-foreign-link", netns, ifname, kind, mine]
         native = Runner().run(["nsenter", f"--net=/var/run/netns/{host.name}", *probe])
-        script = host.run("bash", "-c", function + '\n"$@"', "-", *probe, check=False)
+        script = host.run("bash", "-c", function + '\nset -euo pipefail; "$@"', "-", *probe,
+                          check=False)
         return native.returncode, script.returncode
 
     sh("ip", "-n", c, "link", "add", "lower0", "type", "bridge")
@@ -90,12 +102,15 @@ def test_the_link_probe_answers_as_the_script_function_does(lab):
         if alias:
             sh("ip", "-n", c, "link", "set", ifname, "alias", alias)
     sh("ip", "-n", c, "link", "set", "lower0", "alias", "x \\    macvlan y")
+    sh("ip", "-n", c, "link", "property", "add", "dev", "mv0", "altname", "mvalt0")   # after
+    sh("ip", "-n", c, "link", "add", "link", "lower0", "name", "mv4", "type", "macvlan")  # the
+    sh("ip", "-n", c, "link", "set", "mv4", "alias", mine + "\n")                  # alias
 
     assert answers("eth9") == (0, 0)
     assert answers("lower0") == (0, 0)                  # a bridge, whatever its alias says
     assert answers("lower0", kind="bridge") == (1, 1)
-    assert answers("mv0") == (1, 1)
-    assert answers("mv1") == (0, 0)
+    assert answers("mv0") == answers("mvalt0") == (1, 1)
+    assert answers("mv1") == answers("mv4") == (0, 0)
     assert answers("mv2") == answers("mv3") == (1, 1)
     assert answers("mv1", kind="vlan") == answers("mv0", kind="vlan") == (0, 0)
     assert answers("mv0", netns="/var/run/netns/cnish-no-such-ns") == (1, 1)
@@ -168,3 +183,27 @@ def test_the_reference_plugin_deletes_that_interface(lab, kind):
     assert rc == 0, (out, err)
     assert sh("ip", "-n", c, "link", "show", "eth9", check=False).returncode != 0
     assert host.run("ip", "link", "show", "vothr9", check=False).returncode != 0
+
+
+@pytest.mark.parametrize("how", ["cnish", "dry-run-script"])
+def test_a_reference_pair_whose_bridge_is_gone_is_still_deleted(lab, tmp_path, how):
+    """A pair the reference plugin made (random host name) whose bridge was deleted since:
+    its host end is a port of no bridge, which is no sign of another network. Found by a
+    review: DEL left the pair and released its address while the container still held it."""
+    host, c = lab.host(), lab.netns()
+    conf = bridge_conf(lab)
+    rc, res, err = host.cni("ADD", conf, c, plugin=["/usr/lib/cni/bridge"])
+    assert rc == 0, (res, err)
+    host.run("ip", "link", "del", conf["bridge"])
+    if how == "cnish":
+        rc, out, err = host.cni("DEL", conf, c)
+        assert rc == 0, (out, err)
+    else:
+        (tmp_path / "net.conf").write_text(json.dumps(conf))
+        script = host.run(*cnish_command(), "del", conf["name"], c, "--cid", "ctr1", "--config",
+                          str(tmp_path / "net.conf"), "--cache-dir", lab.cache_dir,
+                          "--dry-run").stdout
+        (tmp_path / "del.sh").write_text(script)
+        host.run("bash", str(tmp_path / "del.sh"))
+    assert sh("ip", "-n", c, "link", "show", "eth0", check=False).returncode != 0
+    assert host.run("ip", "-o", "link", "show", "type", "veth").stdout == ""

@@ -554,6 +554,11 @@ def test_host_device_del_after_an_add_refused_for_a_taken_name_changes_nothing(l
     inside = sh("ip", "-n", c, "-o", "link", "show", "eth9").stdout
     rc, out, err = host.cni("DEL", net, c, ifname="eth9")
     assert rc == 0, (out, err)
+    # (also with a prevResult whose MAC for eth9 is malformed: it failed for good, code 7)
+    bad = {"cniVersion": "1.0.0", "interfaces": [{"name": "eth9", "mac": "zz",
+                                                  "sandbox": f"/var/run/netns/{c}"}]}
+    rc, out, err = host.cni("DEL", dict(net, prevResult=bad), c, ifname="eth9")
+    assert rc == 0, (out, err)
     assert sh("ip", "-n", c, "-o", "link", "show", "eth9").stdout == inside
     assert host.run("cat", "/sys/class/net/hd0/address").stdout.strip() == mac
     assert host.run("cat", "/sys/class/net/hd0/ifalias").stdout.strip() == ""

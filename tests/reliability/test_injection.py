@@ -465,7 +465,8 @@ def simulate(plan, fail=(), fail_once=()) -> tuple:
             argv = ("nsenter", f"--net={argv[1]}", "cat", "/proc/net/if_inet6")
         elif argv[0] in ("cnish-foreign-veth", "cnish-foreign-link"):   # its listing (empty:
             # the stub's link is no attachment's, so the script leaves it)
-            argv = ("nsenter", f"--net={argv[1]}", "ip", "-d", "-o", "link", "show", "dev", argv[2])
+            argv = ("nsenter", f"--net={argv[1]}", "ip", "-j", "-d", "link", "show", "dev",
+                    argv[2])
         elif not external(argv):
             return 0
         calls.append(argv)
