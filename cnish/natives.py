@@ -34,10 +34,10 @@
   container's interface by name: exit 0 when IFNAME inside NETNS is missing or is not this
   attachment's (not a veth whose peer is in another namespace; its peer not a veth here that
   names it back; its peer another cnish attachment's host end, shaped like HOSTVETH; or its
-  peer, not named HOSTVETH, a port of another bridge than MASTER, "" for any), 1 when it is
-  (its peer here is HOSTVETH, or a port of MASTER or of nothing: a pair the reference plugin
-  made, with a random host name, whose bridge may be gone) and when that cannot be found out
-  (the deletion then runs, as it did before). It asks rtnetlink (netlink.link) inside NETNS
+  peer, not named HOSTVETH, a port of another bridge than MASTER: "" for any, "*" for none),
+  1 when it is (its peer here is HOSTVETH, or a port of MASTER or of nothing: a pair the
+  reference plugin made, with a random host name, whose bridge may be gone) and when that
+  cannot be found out (the deletion then runs, as it did before). It asks rtnetlink (netlink.link) inside NETNS
   and here; templates/script/cnish-foreign-veth.sh reads `ip -j -d link show`. Neither
   checks that the peer's namespace is NETNS itself, only that the two ifindexes match.
 - `cnish-foreign-link NETNS IFNAME KIND LABEL`: the same question for a link cnish makes
@@ -222,7 +222,7 @@ def _foreign_veth(path, ifname, host_veth, master):
             return True
         if names.is_host_veth(peer.name):
             return False                  # another cnish attachment's
-        if not peer.master:
+        if not peer.master or master == "*":
             return True                   # (a port of no bridge: MASTER's, since deleted?)
         bridge = netlink.link(index=peer.master)
         return True if bridge is None else bridge is not False and bridge.name == master

@@ -329,6 +329,10 @@ def prepare(op) -> dict:
         ipam_att = op.ipam_check(ips)
     else:  # DEL
         att["netns"] = common.live_netns(att["netns"], op.runtime.ifname)
+        # The bridge whose ports' peers DEL takes for this attachment's (step container-link):
+        # "*", any, when DEL dropped the config's `bridge` as no name cnish takes (a reference
+        # ADD may have made it); the default name would misjudge such a pair as another's.
+        att["probe_bridge"] = "*" if any(f == "bridge" for f, _ in op.ignored) else op.conf.bridge
         ipam_att, held = op.ipam_del()
         ips = common.ips_for_del(op, held)
         routes = []

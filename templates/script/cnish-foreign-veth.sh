@@ -3,9 +3,9 @@
 # missing or is not this attachment's: not a veth, its peer not in another namespace, or not a
 # veth here that names IFNAME's ifindex back, its peer another cnish attachment's host end
 # ("veth" + 11 hex digits, not HOSTVETH), or its peer, not HOSTVETH, a port of another bridge
-# than MASTER ("": of any). Exit 1 (delete it) when its peer here is HOSTVETH, a port of MASTER
-# or of nothing (a pair the reference plugin made has a random host name; its bridge may be
-# gone), and when that cannot be found out: the deletion then runs and says why.
+# than MASTER ("": of any; "*": of none). Exit 1 (delete it) when its peer here is HOSTVETH, a
+# port of MASTER or of nothing (a pair the reference plugin made has a random host name; its
+# bridge may be gone), and when that cannot be found out: the deletion then runs and says why.
 # It reads `ip -j` (JSON: a quote inside a name or an alias is escaped, so `{"ifindex":` and
 # `"master":"` can only be ip's own).
 cnish-foreign-veth() {
@@ -27,6 +27,6 @@ cnish-foreign-veth() {
   [[ $name == "$3" ]] && return 1
   [[ $name =~ ^veth[0-9a-f]{11}$ ]] && return 0
   [[ $host =~ ,\"master\":\"(([^\"\\]|\\.)*)\" ]] && master=${BASH_REMATCH[1]}
-  [[ -z $master || $master == "$4" ]] && return 1
+  [[ -z $master || $master == "$4" || $4 == '*' ]] && return 1
   return 0
 }

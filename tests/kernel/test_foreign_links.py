@@ -207,3 +207,17 @@ def test_a_reference_pair_whose_bridge_is_gone_is_still_deleted(lab, tmp_path, h
         host.run("bash", str(tmp_path / "del.sh"))
     assert sh("ip", "-n", c, "link", "show", "eth0", check=False).returncode != 0
     assert host.run("ip", "-o", "link", "show", "type", "veth").stdout == ""
+
+
+def test_a_reference_pair_on_a_bridge_name_cnish_refuses_is_still_deleted(lab):
+    """DEL drops a `bridge` that is no name cnish takes ("ref#br": the kernel and the
+    reference take it) rather than fail for good; the probe then takes a port of any bridge
+    for this attachment's, instead of judging it against the default bridge name."""
+    host, c = lab.host(), lab.netns()
+    conf = bridge_conf(lab, bridge="ref#br")
+    rc, res, err = host.cni("ADD", conf, c, plugin=["/usr/lib/cni/bridge"])
+    assert rc == 0, (res, err)
+    rc, out, err = host.cni("DEL", conf, c)
+    assert rc == 0, (out, err)
+    assert sh("ip", "-n", c, "link", "show", "eth0", check=False).returncode != 0
+    assert host.run("ip", "-o", "link", "show", "type", "veth").stdout == ""
