@@ -89,9 +89,10 @@ def _name(ifname: str) -> bytes:
     return ifname.encode("utf-8", "surrogateescape")
 
 
-def _ifinfo(ifname: str) -> bytes:
-    """An ifinfomsg for `ifname` (index 0: the kernel looks the name up)."""
-    return bytes(16) + _attr(IFLA_IFNAME, _name(ifname) + b"\0")
+def _ifinfo(ifname: str | None, index: int = 0) -> bytes:
+    """An ifinfomsg for `ifname` (index 0: the kernel looks the name up), or for `index`."""
+    body = bytes(4) + _i32(index) + bytes(8)
+    return body + _attr(IFLA_IFNAME, _name(ifname) + b"\0") if ifname is not None else body
 
 
 def _exchange(kind: int, body: bytes, protocol: int = NETLINK_ROUTE):
@@ -205,10 +206,7 @@ class Link:
 def link(ifname: str | None = None, index: int = 0):
     """The Link named `ifname` (or with ifindex `index`); False when there is no such link;
     None when the kernel could not be asked or answered something else."""
-    body = bytes(4) + _i32(index) + bytes(8)
-    if ifname is not None:
-        body += _attr(IFLA_IFNAME, _name(ifname) + b"\0")
-    reply = _exchange(RTM_GETLINK, body)
+    reply = _exchange(RTM_GETLINK, _ifinfo(ifname, index))
     if reply is None:
         return None
     kind, payload = reply

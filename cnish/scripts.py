@@ -52,6 +52,7 @@ def bash(plan) -> str:
             with open(f"{templates_dir()}/script/{helper}.sh") as f:
                 functions.append(f.read().rstrip("\n"))
     result = json.dumps(plan.result, indent=2) if plan.result is not None else None
+    cache_dir = os.path.dirname(plan.cache["path"]) if plan.cache else ""
     title = f"cnish {plan.command} plan"
     return script_template("script/bash.sh.j2", {"sh": executor.show, "comment": _comment}).render(
         plan=plan, mode=mode, modes=modes, expects=expects, functions=functions,
@@ -59,8 +60,7 @@ def bash(plan) -> str:
         delegate="cnish-delegate" in used, invocation=plan.invocation,
         guarded=(any(s.guards_addresses for s in plan.steps) and any(s.ipam for s in plan.steps)),
         by_attachment=any(s.attachment for s in plan.steps),     # GC: per attachment
-        cache=plan.cache, cache_dir=os.path.dirname(plan.cache["path"]) if plan.cache else "",
-        cache_parent=os.path.dirname(os.path.dirname(plan.cache["path"])) or "." if plan.cache else "",
+        cache=plan.cache, cache_dir=cache_dir, cache_parent=os.path.dirname(cache_dir) or ".",
         cache_json=json.dumps(plan.cache["entry"]) if plan.cache and "entry" in plan.cache else "",
         result=result, title=title + " (dry run: nothing was changed)", version=__version__,
         cni_version=plan.cni_version, intro=INTRO[mode],

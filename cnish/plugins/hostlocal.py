@@ -62,11 +62,6 @@ def _first_overlap(tagged: list) -> tuple | None:
     return None
 
 
-# Address blocks an interface's address or a gateway cannot come from: the kernel refuses a
-# route through such a gateway, or the address means something else, so ADD would fail only
-# after the bridge or the link had been made.
-
-
 # Where a store may not be: the root itself, and the kernel's file systems, where creating a
 # directory makes a kernel object (a cgroup, a tracing instance) or fails half-way. A config may
 # come from a user (Multus), and cnish creates the store's directories as root.
