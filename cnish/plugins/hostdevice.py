@@ -136,7 +136,7 @@ def prepare(op) -> dict:
     if op.command == "DEL" and not att["device"]:
         att["device"] = _labelled_in_host(op)
         att["unlabel"] = bool(att["device"])
-    common.container(att, ips, routes, link_step="move")
+    common.container(att, ips, routes, link_step="move", adding=op.command == "ADD")
     att["ipam"] = ipam_att
     return att
 
@@ -166,12 +166,12 @@ def _lent_device(op) -> tuple:
         except ValueError:
             return "", ""
         if _lendable(info):
-            if _back_in_host(op) and not _marked_as_lent(op, info):
-                # The device is in the host, so this is another link: an ADD refused because
-                # the container had CNI_IFNAME already (another network's, say), and the DEL
-                # the runtime sends after it. Nothing was lent; that link is not ours to take.
-                return "", ""
-            return _original_name(op, info), op.runtime.ifname
+            if _marked_as_lent(op, info):
+                return _original_name(op, info), op.runtime.ifname
+            # Not marked as the device: another network's link, say, and this DEL the one
+            # the runtime sends after an ADD refused because the container had CNI_IFNAME
+            # already, or because the device was not found. Nothing was lent under that name;
+            # the link is not ours to take (the device may still be there under another one).
     if _back_in_host(op):
         return "", ""                   # (a repeated DEL, with links the container left)
     info = _renamed(op)
@@ -190,20 +190,30 @@ def _lendable(info: dict) -> bool:
 
 
 def _marked_as_lent(op, info: dict) -> bool:
-    """Is the container's link marked as the device ADD lent: the alias ADD gives it (its host
-    name, the config's `device`; the reference labels it the same way), or the MAC the ADD's
-    result reported for it (a container may change the alias, not the result)? Then a host
-    link of the device's name is another one, which took the name after the device left (DEL
-    then waits for the name to be free). A device found by hwaddr, kernelpath or PCI address
-    is the device itself: found in the host, it is not in the container."""
-    if not op.conf.get("device"):
+    """Is the container's link marked as the device ADD lent? The marks: the alias ADD gives
+    it (its host name; the reference labels it the same way), which must be the config's
+    `device` if it names one, else any valid link name (a cnish label is too long for one);
+    the MAC the ADD's result reported for it (a container may change the alias, not the
+    result); the config's hwaddr. A device found by hwaddr, kernelpath or PCI address that
+    is in the host is not in the container; a host link of the `device`'s name may be
+    another one, which took the name after the device left (DEL then waits for it to be
+    free). An unmarked link is left in the container (an auditor's case: another network's,
+    after a refused ADD); so is a device whose alias the container changed when DEL has no
+    prevResult, until the namespace goes (the kernel then gives a real device back)."""
+    device = op.conf.get("device")
+    if not device and _back_in_host(op):
         return False
+    alias = info.get("ifalias")
+    if device:
+        by_alias = alias == device
+    else:
+        by_alias = isinstance(alias, str) and ifname_problem(alias) is None
     try:
         reported = common.container_mac(op.prev_result or {}, op.runtime.ifname, sandboxed=True)
     except CNIError:
-        reported = None                 # (a malformed prevResult: the alias alone tells)
-    return info.get("ifalias") == op.conf.get("device") or (
-        reported is not None and reported.lower() == str(info.get("address", "")).lower())
+        reported = None                 # (a malformed prevResult: the other marks tell)
+    macs = {str(m).lower() for m in (reported, op.conf.get("hwaddr")) if m}
+    return by_alias or str(info.get("address", "")).lower() in macs
 
 
 def _back_in_host(op) -> bool:

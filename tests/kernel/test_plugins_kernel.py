@@ -535,22 +535,28 @@ def test_host_device_del_waits_until_its_name_is_free_in_the_host(lab):
     assert host.run("cat", "/sys/class/net/hd0/address").stdout.strip() == mac
 
 
-@pytest.mark.parametrize("found_by", ["device", "hwaddr"])
+@pytest.mark.parametrize("found_by", ["device", "hwaddr", "absent device", "absent hwaddr"])
 def test_host_device_del_after_an_add_refused_for_a_taken_name_changes_nothing(lab, found_by):
     """ADD refuses a CNI_IFNAME the container has already (another network's eth9, a veth
-    into the host): the device stays in the host. The DEL the runtime sends after it used to
-    take eth9 for the lent device and fail for good (code 11: "another link of the host is
-    named hd0", the device itself), or, with `hwaddr`, code 7 (eth9 has no alias); the
-    reference's fails too. It now succeeds and leaves both where they are."""
+    into the host), or a device the host does not have: nothing is lent. The DEL the runtime
+    sends after it used to take eth9 for the lent device and fail for good (code 11: "another
+    link of the host is named hd0", the device itself), or, with `hwaddr`, code 7 (eth9 has no
+    alias); the reference's fails too. With the device absent, it moved eth9 into the host
+    under the device's name (an audit's find). It now succeeds and leaves both where they
+    are."""
     host, c = lab.host(), lab.netns()
     host.run("ip", "link", "add", "hd0", "type", "veth", "peer", "name", "hd0peer")
     mac = host.run("cat", "/sys/class/net/hd0/address").stdout.strip()
     host.run("ip", "link", "add", "vother", "type", "veth", "peer", "name", "eth9",
              "netns", f"/var/run/netns/{c}")
-    where = {"device": "hd0"} if found_by == "device" else {"hwaddr": mac}
+    where = {"device": {"device": "hd0"}, "hwaddr": {"hwaddr": mac},
+             "absent device": {"device": "hdgone0"},
+             "absent hwaddr": {"hwaddr": "02:00:00:00:7a:7a"}}[found_by]
     net = conf(lab, "host-device", ipam=hostlocal(lab, "10.88.0.0/24"), **where)
     rc, out, _ = host.cni("ADD", net, c, ifname="eth9")
-    assert rc == 1 and out["code"] == 7 and "already has an interface named eth9" in out["msg"]
+    assert rc == 1 and out["code"] == 7, out
+    assert ("already has an interface named eth9" in out["msg"] if "absent" not in found_by
+            else "hdgone0" in out["msg"] or "no link with hwaddr" in out["msg"]), out
     inside = sh("ip", "-n", c, "-o", "link", "show", "eth9").stdout
     rc, out, err = host.cni("DEL", net, c, ifname="eth9")
     assert rc == 0, (out, err)
