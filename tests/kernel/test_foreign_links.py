@@ -140,8 +140,12 @@ def test_del_after_an_add_refused_for_an_existing_name_keeps_that_interface(lab,
     host, c = lab.host(), lab.netns()
     _other_network_link(host, c)
     conf = _conf(lab, kind)
+    host.run("sysctl", "-qw", "net.ipv4.ip_forward=0")
     rc, out, err = host.cni("ADD", conf, c, ifname="eth9")
     assert rc == 1 and out["code"] == 100, (out, err)          # "File exists" at the veth
+    # host-wide forwarding, never turned off again, comes after the veth: ptp's was turned
+    # on first and stayed on after this refused ADD (an audit's find)
+    assert host.run("sysctl", "-n", "net.ipv4.ip_forward").stdout.strip() == "0"
     before = sh("ip", "-n", c, "-o", "link", "show", "eth9").stdout
     if how == "cnish":
         rc, out, err = host.cni("DEL", conf, c, ifname="eth9")

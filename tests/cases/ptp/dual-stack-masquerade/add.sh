@@ -186,55 +186,55 @@ run 2 strict -- cnish-store reserve /nonexistent/cnish-golden/ptpnet fd20::2 ctr
 #   why:  before anything that names the attachment (the masquerade rules, which cnish starts alongside the first command): an ADD repeated for an attachment that exists would otherwise fail only at the veth, and its rollback would delete what the existing attachment uses; a check in-process, no command
 run 3 strict -- test '!' -e /sys/class/net/veth106fd44ef41
 
-# Step 4/33 [forward-ipv4] enable IPv4 forwarding on the host
-#   why:  the host routes the container's traffic; host-wide and shared, never turned off again
-#   undo: none, shared with other attachments
-if ! grep -qxF 1 /proc/sys/net/ipv4/ip_forward 2>/dev/null; then
-  run 4 strict -- sysctl -q -w net/ipv4/ip_forward=1
-fi
-
-# Step 5/33 [forward-ipv6] enable IPv6 forwarding on the host
-#   undo: none, shared with other attachments
-if ! grep -qxF 1 /proc/sys/net/ipv6/conf/all/forwarding 2>/dev/null; then
-  run 5 strict -- sysctl -q -w net/ipv6/conf/all/forwarding=1
-fi
-
-# Step 6/33 [veth] create the veth pair veth106fd44ef41 (host) / eth0 (inside /var/run/netns/cnish-test)
+# Step 4/33 [veth] create the veth pair veth106fd44ef41 (host) / eth0 (inside /var/run/netns/cnish-test)
 #   undo: ip link del dev veth106fd44ef41
-undo_6() { undo ip link del dev veth106fd44ef41; }
-run 6 strict -- ip link add name veth106fd44ef41 mtu 1400 address 86:68:b0:b4:98:63 type veth peer name eth0 mtu 1400 address 4e:e1:72:8e:e8:b5 netns /var/run/netns/cnish-test
+undo_4() { undo ip link del dev veth106fd44ef41; }
+run 4 strict -- ip link add name veth106fd44ef41 mtu 1400 address 86:68:b0:b4:98:63 type veth peer name eth0 mtu 1400 address 4e:e1:72:8e:e8:b5 netns /var/run/netns/cnish-test
 
-# Step 7/33 [label] label veth106fd44ef41 with its attachment (cnish/ptpnet/ctr1/eth0)
+# Step 5/33 [label] label veth106fd44ef41 with its attachment (cnish/ptpnet/ctr1/eth0)
 #   why:  GC recognises the host ends of attachments it must remove by this label
 #   undo: none of its own, undone with step "veth"
-run 7 strict -- ip link set dev veth106fd44ef41 alias cnish/ptpnet/ctr1/eth0
+run 5 strict -- ip link set dev veth106fd44ef41 alias cnish/ptpnet/ctr1/eth0
 
-# Step 8/33 [host-no-ra] make veth106fd44ef41 ignore IPv6 router advertisements
+# Step 6/33 [host-no-ra] make veth106fd44ef41 ignore IPv6 router advertisements
 #   why:  the host end of a ptp pair is a routed interface of the host: a container could otherwise announce itself as the host's IPv6 router (routes, a SLAAC address); set before the link comes up, tolerated on hosts without IPv6
 #   undo: none of its own, undone with step "veth"
-run 8 missing-ok -- sysctl -q -w net/ipv6/conf/veth106fd44ef41/accept_ra=0
+run 6 missing-ok -- sysctl -q -w net/ipv6/conf/veth106fd44ef41/accept_ra=0
 
-# Step 9/33 [host-up] bring veth106fd44ef41 up
+# Step 7/33 [host-up] bring veth106fd44ef41 up
 #   undo: none of its own, undone with step "veth"
-run 9 strict -- ip link set dev veth106fd44ef41 up
+run 7 strict -- ip link set dev veth106fd44ef41 up
 
-# Step 10/33 [host-gateway[0]] give veth106fd44ef41 the gateway address 10.20.0.1/32
+# Step 8/33 [host-gateway[0]] give veth106fd44ef41 the gateway address 10.20.0.1/32
 #   why:  the container's next hop is the host end of its own veth
 #   undo: none of its own, undone with step "veth"
-run 10 strict -- ip addr replace 10.20.0.1/32 dev veth106fd44ef41
+run 8 strict -- ip addr replace 10.20.0.1/32 dev veth106fd44ef41
 
-# Step 11/33 [host-gateway[1]] give veth106fd44ef41 the gateway address fd20::1/128
+# Step 9/33 [host-gateway[1]] give veth106fd44ef41 the gateway address fd20::1/128
 #   why:  the container's next hop is the host end of its own veth
 #   undo: none of its own, undone with step "veth"
-run 11 strict -- ip addr replace fd20::1/128 dev veth106fd44ef41 nodad
+run 9 strict -- ip addr replace fd20::1/128 dev veth106fd44ef41 nodad
 
-# Step 12/33 [host-route[0]] route 10.20.0.2/32 to the container through veth106fd44ef41
+# Step 10/33 [host-route[0]] route 10.20.0.2/32 to the container through veth106fd44ef41
 #   undo: none of its own, undone with step "veth"
-run 12 strict -- ip route add 10.20.0.2/32 dev veth106fd44ef41 scope host
+run 10 strict -- ip route add 10.20.0.2/32 dev veth106fd44ef41 scope host
 
-# Step 13/33 [host-route[1]] route fd20::2/128 to the container through veth106fd44ef41
+# Step 11/33 [host-route[1]] route fd20::2/128 to the container through veth106fd44ef41
 #   undo: none of its own, undone with step "veth"
-run 13 strict -- ip route add fd20::2/128 dev veth106fd44ef41 scope host
+run 11 strict -- ip route add fd20::2/128 dev veth106fd44ef41 scope host
+
+# Step 12/33 [forward-ipv4] enable IPv4 forwarding on the host
+#   why:  the host routes the container's traffic; host-wide and shared, never turned off again, so it comes after the veth pair: an ADD refused there (the container has the name already) leaves it as it was
+#   undo: none, shared with other attachments
+if ! grep -qxF 1 /proc/sys/net/ipv4/ip_forward 2>/dev/null; then
+  run 12 strict -- sysctl -q -w net/ipv4/ip_forward=1
+fi
+
+# Step 13/33 [forward-ipv6] enable IPv6 forwarding on the host
+#   undo: none, shared with other attachments
+if ! grep -qxF 1 /proc/sys/net/ipv6/conf/all/forwarding 2>/dev/null; then
+  run 13 strict -- sysctl -q -w net/ipv6/conf/all/forwarding=1
+fi
 
 # Step 14/33 [arp-notify] announce eth0's address with a gratuitous ARP when it comes up (arp_notify)
 #   why:  a reused address gets a new MAC; neighbours learn it at once instead of after their ARP entry expires

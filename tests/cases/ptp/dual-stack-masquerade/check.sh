@@ -183,36 +183,36 @@ check 1 status '' -- cnish-store check /nonexistent/cnish-golden/ptpnet 10.20.0.
 #   why:  the file is created exclusively, so two ADDs can never hold the same address
 check 2 status '' -- cnish-store check /nonexistent/cnish-golden/ptpnet fd20::2 ctr1 eth0
 
-# Check of ADD step 4 [forward-ipv4] enable IPv4 forwarding on the host
-#   why:  the host routes the container's traffic; host-wide and shared, never turned off again
-check 4 status '' -- grep -qxF 1 /proc/sys/net/ipv4/ip_forward
+# Check of ADD step 4 [veth] create the veth pair veth106fd44ef41 (host) / eth0 (inside /var/run/netns/cnish-test)
+check 4 status '' -- test -e /sys/class/net/veth106fd44ef41
 
-# Check of ADD step 5 [forward-ipv6] enable IPv6 forwarding on the host
-check 5 status '' -- grep -qxF 1 /proc/sys/net/ipv6/conf/all/forwarding
-
-# Check of ADD step 6 [veth] create the veth pair veth106fd44ef41 (host) / eth0 (inside /var/run/netns/cnish-test)
-check 6 status '' -- test -e /sys/class/net/veth106fd44ef41
-
-# Check of ADD step 8 [host-no-ra] make veth106fd44ef41 ignore IPv6 router advertisements
+# Check of ADD step 6 [host-no-ra] make veth106fd44ef41 ignore IPv6 router advertisements
 #   why:  the host end of a ptp pair is a routed interface of the host: a container could otherwise announce itself as the host's IPv6 router (routes, a SLAAC address); set before the link comes up, tolerated on hosts without IPv6
-check 8 status '' -- grep -qxF 0 /proc/sys/net/ipv6/conf/veth106fd44ef41/accept_ra
+check 6 status '' -- grep -qxF 0 /proc/sys/net/ipv6/conf/veth106fd44ef41/accept_ra
 
-# Check of ADD step 9 [host-up] bring veth106fd44ef41 up
-check 9 status '' -- grep -qxF 1 /sys/class/net/veth106fd44ef41/carrier
+# Check of ADD step 7 [host-up] bring veth106fd44ef41 up
+check 7 status '' -- grep -qxF 1 /sys/class/net/veth106fd44ef41/carrier
 
-# Check of ADD step 10 [host-gateway[0]] give veth106fd44ef41 the gateway address 10.20.0.1/32
+# Check of ADD step 8 [host-gateway[0]] give veth106fd44ef41 the gateway address 10.20.0.1/32
 #   why:  the container's next hop is the host end of its own veth
-check 10 output '' -- ip -o addr show dev veth106fd44ef41 to 10.20.0.1
+check 8 output '' -- ip -o addr show dev veth106fd44ef41 to 10.20.0.1
 
-# Check of ADD step 11 [host-gateway[1]] give veth106fd44ef41 the gateway address fd20::1/128
+# Check of ADD step 9 [host-gateway[1]] give veth106fd44ef41 the gateway address fd20::1/128
 #   why:  the container's next hop is the host end of its own veth
-check 11 output '' -- ip -o addr show dev veth106fd44ef41 to fd20::1
+check 9 output '' -- ip -o addr show dev veth106fd44ef41 to fd20::1
 
-# Check of ADD step 12 [host-route[0]] route 10.20.0.2/32 to the container through veth106fd44ef41
-check 12 output '' -- ip -4 -o route show exact 10.20.0.2/32 dev veth106fd44ef41
+# Check of ADD step 10 [host-route[0]] route 10.20.0.2/32 to the container through veth106fd44ef41
+check 10 output '' -- ip -4 -o route show exact 10.20.0.2/32 dev veth106fd44ef41
 
-# Check of ADD step 13 [host-route[1]] route fd20::2/128 to the container through veth106fd44ef41
-check 13 contains 'dev veth106fd44ef41 ' -- ip -6 -o route show exact fd20::2/128
+# Check of ADD step 11 [host-route[1]] route fd20::2/128 to the container through veth106fd44ef41
+check 11 contains 'dev veth106fd44ef41 ' -- ip -6 -o route show exact fd20::2/128
+
+# Check of ADD step 12 [forward-ipv4] enable IPv4 forwarding on the host
+#   why:  the host routes the container's traffic; host-wide and shared, never turned off again, so it comes after the veth pair: an ADD refused there (the container has the name already) leaves it as it was
+check 12 status '' -- grep -qxF 1 /proc/sys/net/ipv4/ip_forward
+
+# Check of ADD step 13 [forward-ipv6] enable IPv6 forwarding on the host
+check 13 status '' -- grep -qxF 1 /proc/sys/net/ipv6/conf/all/forwarding
 
 # Check of ADD step 18 [address[0]] lesson step 6: assign 10.20.0.2/24 to eth0
 check 18 contains ' 10.20.0.2/24 ' -- nsenter --net=/var/run/netns/cnish-test ip -o addr show dev eth0 to 10.20.0.2

@@ -221,55 +221,55 @@ run 2 strict -- cnish-store reserve /nonexistent/cnish-golden/ptpnft fd21::2 ctr
 #   why:  before anything that names the attachment (the masquerade rules, which cnish starts alongside the first command): an ADD repeated for an attachment that exists would otherwise fail only at the veth, and its rollback would delete what the existing attachment uses; a check in-process, no command
 run 3 strict -- test '!' -e /sys/class/net/veth3057d86864f
 
-# Step 4/27 [forward-ipv4] enable IPv4 forwarding on the host
-#   why:  the host routes the container's traffic; host-wide and shared, never turned off again
-#   undo: none, shared with other attachments
-if ! grep -qxF 1 /proc/sys/net/ipv4/ip_forward 2>/dev/null; then
-  run 4 strict -- sysctl -q -w net/ipv4/ip_forward=1
-fi
-
-# Step 5/27 [forward-ipv6] enable IPv6 forwarding on the host
-#   undo: none, shared with other attachments
-if ! grep -qxF 1 /proc/sys/net/ipv6/conf/all/forwarding 2>/dev/null; then
-  run 5 strict -- sysctl -q -w net/ipv6/conf/all/forwarding=1
-fi
-
-# Step 6/27 [veth] create the veth pair veth3057d86864f (host) / eth0 (inside /var/run/netns/cnish-test)
+# Step 4/27 [veth] create the veth pair veth3057d86864f (host) / eth0 (inside /var/run/netns/cnish-test)
 #   undo: ip link del dev veth3057d86864f
-undo_6() { undo ip link del dev veth3057d86864f; }
-run 6 strict -- ip link add name veth3057d86864f address 82:2d:36:96:1a:e6 type veth peer name eth0 address 72:29:da:dc:33:80 netns /var/run/netns/cnish-test
+undo_4() { undo ip link del dev veth3057d86864f; }
+run 4 strict -- ip link add name veth3057d86864f address 82:2d:36:96:1a:e6 type veth peer name eth0 address 72:29:da:dc:33:80 netns /var/run/netns/cnish-test
 
-# Step 7/27 [label] label veth3057d86864f with its attachment (cnish/ptpnft/ctr1/eth0)
+# Step 5/27 [label] label veth3057d86864f with its attachment (cnish/ptpnft/ctr1/eth0)
 #   why:  GC recognises the host ends of attachments it must remove by this label
 #   undo: none of its own, undone with step "veth"
-run 7 strict -- ip link set dev veth3057d86864f alias cnish/ptpnft/ctr1/eth0
+run 5 strict -- ip link set dev veth3057d86864f alias cnish/ptpnft/ctr1/eth0
 
-# Step 8/27 [host-no-ra] make veth3057d86864f ignore IPv6 router advertisements
+# Step 6/27 [host-no-ra] make veth3057d86864f ignore IPv6 router advertisements
 #   why:  the host end of a ptp pair is a routed interface of the host: a container could otherwise announce itself as the host's IPv6 router (routes, a SLAAC address); set before the link comes up, tolerated on hosts without IPv6
 #   undo: none of its own, undone with step "veth"
-run 8 missing-ok -- sysctl -q -w net/ipv6/conf/veth3057d86864f/accept_ra=0
+run 6 missing-ok -- sysctl -q -w net/ipv6/conf/veth3057d86864f/accept_ra=0
 
-# Step 9/27 [host-up] bring veth3057d86864f up
+# Step 7/27 [host-up] bring veth3057d86864f up
 #   undo: none of its own, undone with step "veth"
-run 9 strict -- ip link set dev veth3057d86864f up
+run 7 strict -- ip link set dev veth3057d86864f up
 
-# Step 10/27 [host-gateway[0]] give veth3057d86864f the gateway address 10.21.0.1/32
+# Step 8/27 [host-gateway[0]] give veth3057d86864f the gateway address 10.21.0.1/32
 #   why:  the container's next hop is the host end of its own veth
 #   undo: none of its own, undone with step "veth"
-run 10 strict -- ip addr replace 10.21.0.1/32 dev veth3057d86864f
+run 8 strict -- ip addr replace 10.21.0.1/32 dev veth3057d86864f
 
-# Step 11/27 [host-gateway[1]] give veth3057d86864f the gateway address fd21::1/128
+# Step 9/27 [host-gateway[1]] give veth3057d86864f the gateway address fd21::1/128
 #   why:  the container's next hop is the host end of its own veth
 #   undo: none of its own, undone with step "veth"
-run 11 strict -- ip addr replace fd21::1/128 dev veth3057d86864f nodad
+run 9 strict -- ip addr replace fd21::1/128 dev veth3057d86864f nodad
 
-# Step 12/27 [host-route[0]] route 10.21.0.2/32 to the container through veth3057d86864f
+# Step 10/27 [host-route[0]] route 10.21.0.2/32 to the container through veth3057d86864f
 #   undo: none of its own, undone with step "veth"
-run 12 strict -- ip route add 10.21.0.2/32 dev veth3057d86864f scope host
+run 10 strict -- ip route add 10.21.0.2/32 dev veth3057d86864f scope host
 
-# Step 13/27 [host-route[1]] route fd21::2/128 to the container through veth3057d86864f
+# Step 11/27 [host-route[1]] route fd21::2/128 to the container through veth3057d86864f
 #   undo: none of its own, undone with step "veth"
-run 13 strict -- ip route add fd21::2/128 dev veth3057d86864f scope host
+run 11 strict -- ip route add fd21::2/128 dev veth3057d86864f scope host
+
+# Step 12/27 [forward-ipv4] enable IPv4 forwarding on the host
+#   why:  the host routes the container's traffic; host-wide and shared, never turned off again, so it comes after the veth pair: an ADD refused there (the container has the name already) leaves it as it was
+#   undo: none, shared with other attachments
+if ! grep -qxF 1 /proc/sys/net/ipv4/ip_forward 2>/dev/null; then
+  run 12 strict -- sysctl -q -w net/ipv4/ip_forward=1
+fi
+
+# Step 13/27 [forward-ipv6] enable IPv6 forwarding on the host
+#   undo: none, shared with other attachments
+if ! grep -qxF 1 /proc/sys/net/ipv6/conf/all/forwarding 2>/dev/null; then
+  run 13 strict -- sysctl -q -w net/ipv6/conf/all/forwarding=1
+fi
 
 # Step 14/27 [arp-notify] announce eth0's address with a gratuitous ARP when it comes up (arp_notify)
 #   why:  a reused address gets a new MAC; neighbours learn it at once instead of after their ARP entry expires
