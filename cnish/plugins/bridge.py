@@ -338,7 +338,8 @@ def prepare(op) -> dict:
         routes = []
     accept_ra = op.conf.acceptRA if op.conf.acceptRA is not None else not ips
     common.container(att, ips, routes, link_step="veth", mtu=op.conf.mtu, ignore_ra=not accept_ra,
-                     keep_down=op.conf.disableContainerInterface, dad=op.conf.enabledad)
+                     keep_down=op.conf.disableContainerInterface, dad=op.conf.enabledad,
+                     adding=op.command == "ADD")
     att["gateways"] = _gateways(att["ips"]) if op.conf.isGateway else []
     if op.conf.gatewayPeer:
         att["vlan_gateway_mac"] = names.mac_address(op.machine_id, "vlan-gateway",

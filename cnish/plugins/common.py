@@ -9,7 +9,7 @@ import os
 from cnish import names
 from cnish.config import netns_problem
 from cnish.errors import CHECK_FAILED, INVALID_CONFIG, IPAM_FAILED, CNIError, invalid_config
-from cnish.ipnet import Prefix
+from cnish.ipnet import IP, Prefix
 from cnish.validate import hwaddr_problem, ifname_problem
 
 
@@ -51,6 +51,50 @@ def routes(ips: list, wanted: list) -> list:
                         "metric": route.get("priority") or None,
                         "mtu": route.get("mtu") or None, "advmss": route.get("advmss") or None})
     return out
+
+
+SCOPES = {"link": 253, "host": 254}
+
+
+def refuse_unreachable_next_hops(ips: list, routes: list) -> None:
+    """Refuse, before anything changes, a route whose next hop the container's new link cannot
+    reach: the kernel refuses it ("Nexthop has invalid gateway", "Route with host scope can
+    not have a gateway") only at the route step, after the host's shared steps (a bridge, its
+    gateway address, forwarding), which ADD's rollback leaves in place. Its rules on a fresh
+    link, applied to the routes in the order they are added: a next hop must lie in the
+    prefix of one of the link's addresses (one added with its prefix route) or in the
+    destination of an earlier route without one (of link scope, the default: ptp's on-link
+    gateway), or be IPv6 link-local; an IPv4 route of host scope takes none, and one of link
+    scope only the link's own address. IPv6 ignores scopes. (For bridge, an IPAM gateway
+    outside its address's prefix, or one isGateway derives from a /32, fails here too.)"""
+    onlink = [Prefix.parse(ip["subnet"]) for ip in ips if not ip["noprefixroute"]]
+    own = {IP.parse(ip["address"]) for ip in ips}
+    for route in routes:
+        scope = route["scope"]
+        scope = SCOPES.get(scope, scope) if isinstance(scope, str) else scope
+        v4 = route["version"] == 4
+        if route["via"] is None:
+            if not v4 or scope is None or scope >= 253:
+                onlink.append(Prefix.parse(route["dst"]))
+            continue
+        gw = IP.parse(route["via"])
+        why = None
+        if v4 and scope is not None and scope >= 254:
+            why = "a route of host scope takes no gateway"
+        elif v4 and scope == 253 and gw not in own:
+            why = "a route of link scope reaches only the link's own addresses"
+        elif not v4 and gw.value >> 118 == 0x3fa:
+            continue                        # fe80::/10: link-local, always on the link
+        elif not any(p.version == gw.version and p.contains(gw) for p in onlink):
+            why = ("it lies outside the container's prefixes on this link ("
+                   + ", ".join(str(p) for p in onlink if p.version == gw.version) + ")"
+                   if any(p.version == gw.version for p in onlink) else
+                   f"the container has no IPv{gw.version} prefix on this link")
+        if why:
+            raise CNIError(INVALID_CONFIG, f"the container cannot route {route['dst']} via {gw}",
+                           f"{why}; the kernel would refuse it half-way through ADD. Give the "
+                           "route (or the address's \"gateway\") a next hop inside the "
+                           "address's subnet, or none")
 
 
 def veth_att(op) -> dict:
@@ -99,16 +143,19 @@ def masq_tools(op) -> list:
 
 def container(att: dict, ips: list, wanted_routes: list, link_step: str,
               ndisc_notify: bool = False, noprefixroute: bool = False, mtu: int = 0,
-              ignore_ra: bool = False, keep_down: bool = False, dad: bool = False) -> dict:
+              ignore_ra: bool = False, keep_down: bool = False, dad: bool = False,
+              adding: bool = False) -> dict:
     """Fill the fields plans/container-ip.toml reads. With `mtu` (the link's, which CHECK
     compares), refuse IPv6 addresses on a link whose MTU is below IPv6's minimum (what IPAM
-    hands out is only known now)."""
+    hands out is only known now); when `adding`, refuse routes the kernel would refuse."""
     att["ips"] = addresses(ips, noprefixroute)
     if mtu and mtu < 1280 and any(ip["version"] == 6 for ip in att["ips"]):
         raise invalid_config("mtu", mtu, "must be at least 1280 for IPv6 addresses")
     att["v4"] = any(ip["version"] == 4 for ip in att["ips"])
     att["v6"] = any(ip["version"] == 6 for ip in att["ips"])
     att["routes"] = routes(att["ips"], wanted_routes)
+    if adding:
+        refuse_unreachable_next_hops(att["ips"], att["routes"])
     att["link_step"] = link_step
     att["ndisc_notify"] = ndisc_notify
     att["ignore_ra"] = ignore_ra
@@ -224,7 +271,7 @@ def own_part(op, prev: dict) -> dict:
 
 def _dst(text):
     """A route destination in one spelling (fd00:0::/64 is fd00::/64)."""
-    from cnish.ipnet import Prefix
+    from cnish.ipnet import IP, Prefix
     try:
         return str(Prefix.parse(text))
     except ValueError:

@@ -224,7 +224,7 @@ def prepare(op) -> dict:
     common.container(att, ips, routes,
                      link_step=("link-in-container" if op.conf.linkInContainer
                                 else "link" if kind == "dummy" else "move"),
-                     ndisc_notify=kind in ("macvlan", "ipvlan"))
+                     ndisc_notify=kind in ("macvlan", "ipvlan"), adding=op.command == "ADD")
     att["mtu"] = op.conf.mtu        # (0: the master's; CHECK then does not compare it)
     att["ipam"] = ipam_att
     return att

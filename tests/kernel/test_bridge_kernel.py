@@ -1576,3 +1576,56 @@ def test_vlan_containers_of_the_reference_and_of_cnish_share_a_vlan_and_its_gate
 def names_vlan_peer(gateway_dev):
     from cnish import names
     return names.vlan_gateway_peer(gateway_dev)
+
+
+UNREACHABLE_NEXT_HOPS = {
+    "gw off the subnet": {"ranges": [[{"subnet": "10.77.0.0/24"}]],
+                          "routes": [{"dst": "10.50.0.0/16", "gw": "192.168.77.1"}]},
+    "gw with host scope": {"ranges": [[{"subnet": "10.77.0.0/24"}]],
+                           "routes": [{"dst": "10.50.0.0/16", "gw": "10.77.0.1", "scope": 254}]},
+    "gateway of a /32": {"type": "static", "addresses": [{"address": "10.77.0.5/32"}],
+                         "routes": [{"dst": "0.0.0.0/0"}]},
+    "static gateway off its subnet": {"type": "static", "routes": [{"dst": "0.0.0.0/0"}],
+                                      "addresses": [{"address": "10.77.0.5/24",
+                                                     "gateway": "10.7.0.1"}]},
+    "IPv6 gw off the subnet": {"ranges": [[{"subnet": "fd77::/64"}]],
+                               "routes": [{"dst": "fd50::/64", "gw": "fd99::1"}]},
+}
+
+
+@pytest.mark.parametrize("case", sorted(UNREACHABLE_NEXT_HOPS))
+def test_a_route_the_kernel_would_refuse_is_refused_before_anything_changes(lab, case):
+    """A route whose next hop the container's link cannot reach: the kernel refused it at the
+    route step, after the bridge, its gateway address and forwarding were in place, which a
+    rollback leaves (an audit's find). Refused first (code 7, naming the route), the host
+    as it was: no bridge, forwarding off."""
+    host, c = lab.host(), lab.netns()
+    host.run("sysctl", "-qw", "net.ipv4.ip_forward=0", "net.ipv6.conf.all.forwarding=0")
+    ipam = dict(UNREACHABLE_NEXT_HOPS[case])
+    if ipam.get("type") == "static":
+        ipam = {"type": "static", **ipam}
+        conf = bridge_conf(lab)
+        conf["ipam"] = ipam
+    else:
+        conf = bridge_conf(lab, ipam=ipam)
+    before = host.state(c)
+    rc, out, _ = host.cni("ADD", conf, c)
+    assert rc == 1 and out["code"] == 7 and "cannot route" in out["msg"], out
+    assert without_lock(host.state(c)) == before
+
+
+def test_a_next_hop_behind_an_earlier_on_link_route_is_accepted(lab):
+    """The check follows the kernel: a next hop inside the destination of an earlier route
+    without one (on-link) is reachable, and so is an IPv6 link-local one; both routes are
+    in the container after ADD."""
+    host, c = lab.host(), lab.netns()
+    conf = bridge_conf(lab, ipam={"ranges": [[{"subnet": "10.77.0.0/24"}], [{"subnet": "fd77::/64"}]],
+                                  "routes": [{"dst": "192.168.50.0/24", "scope": 253},
+                                             {"dst": "10.60.0.0/16", "gw": "192.168.50.1"},
+                                             {"dst": "fd60::/64", "gw": "fe80::1"}]})
+    rc, res, err = host.cni("ADD", conf, c)
+    assert rc == 0, (res, err)
+    routes = sh("ip", "-n", c, "route").stdout + sh("ip", "-n", c, "-6", "route").stdout
+    assert "10.60.0.0/16 via 192.168.50.1 dev eth0" in routes, routes
+    assert "fd60::/64 via fe80::1 dev eth0" in routes, routes
+    assert host.cni("DEL", dict(conf, prevResult=res), c)[0] == 0
