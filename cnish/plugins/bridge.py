@@ -206,6 +206,41 @@ def _ipv4_or_empty(text) -> str:
     return str(ip) if ip.version == 4 else ""
 
 
+_SCOPES = ("global", "site", "link", "host")
+_FOREVER = 4294967295
+
+
+def _as_it_was(info: dict, dev: str) -> dict:
+    """What the undo of forceAddress's removal needs to put an address (`ip -j`'s addr_info)
+    back as it was: its broadcast, scope, label, metric, lifetimes (the time left) and
+    flags. An audit found it given back with only its prefix: without noprefixroute its
+    prefix route reappeared, and the metric and lifetimes were lost. Each value reaches a
+    command, so each is checked here (a value `ip` printed that is not one is left out).
+    Presence is a flag, the value a string: a plan may test shape, not values."""
+    def number(value):
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) \
+            and 0 <= value <= _FOREVER else ""
+    label = info.get("label")
+    label_ok = (isinstance(label, str) and label != dev and label.startswith(dev)
+                and len(label) <= 15 and label.isprintable()
+                and not any(c.isspace() or c == "/" for c in label))
+    scope = info.get("scope")
+    scope = scope if scope in _SCOPES or (isinstance(scope, str) and scope.isdigit()
+                                          and int(scope) < 256) else "global"
+    valid, preferred = number(info.get("valid_life_time")), number(info.get("preferred_life_time"))
+    finite = bool(valid and preferred) and (valid, preferred) != (str(_FOREVER), str(_FOREVER))
+    valid = "forever" if valid == str(_FOREVER) else valid
+    preferred = "forever" if preferred == str(_FOREVER) else preferred
+    metric = number(info.get("metric"))
+    broadcast = _ipv4_or_empty(info.get("broadcast"))
+    return {"broadcast": broadcast, "has_broadcast": bool(broadcast), "scope": scope,
+            "label": label if label_ok else "", "has_label": label_ok,
+            "metric": metric, "has_metric": bool(metric and metric != "0"),
+            "valid_lft": valid, "preferred_lft": preferred, "has_lifetimes": finite,
+            "noprefixroute": info.get("noprefixroute") is True,
+            "nodad": info.get("family") == "inet6"}     # (it had passed DAD: not again)
+
+
 def _stale_addresses(op, gateways: list) -> list:
     """Addresses on the bridge that conflict with the gateways. The quick native read
     (hostinfo.py) settles the common case — no address yet, or the gateway already there —
@@ -237,9 +272,8 @@ def _stale_addresses(op, gateways: list) -> list:
     # rollback would not give back (found by an audit). In this order each step removes
     # exactly its address, and the undo puts back the primary before its secondaries.
     stale = sorted(_conflicts(gateways, infos), key=lambda s: not infos[s["cidr"]].get("secondary"))
-    for s in stale:      # forceAddress's undo gives an IPv4 address back with its broadcast
-        s["broadcast"] = _ipv4_or_empty(infos[s["cidr"]].get("broadcast"))
-        s["has_broadcast"] = bool(s["broadcast"])       # (a plan may test shape, not values)
+    for s in stale:      # forceAddress's undo gives the address back as it was
+        s.update(_as_it_was(infos[s["cidr"]], bridge))
     if stale and not op.conf.forceAddress:
         raise CNIError(INVALID_CONFIG,
                        f"{'bridge ' if bridge == op.conf.bridge else ''}{bridge} already has an "

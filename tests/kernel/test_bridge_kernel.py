@@ -6,6 +6,7 @@ bridge, the nat table and the sysctls it changes are the test's own and vanish w
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -480,21 +481,34 @@ def test_gateway_conflict_and_force_address(lab):
     assert host.cni("ADD", conf, c2, cid="ctr2")[0] == 0
 
 
-def test_a_failed_force_address_add_gives_the_old_address_back_as_it_was(lab):
+@pytest.mark.parametrize("extra", [[], ["noprefixroute", "metric", "55", "scope", "site",
+                                         "valid_lft", "86400", "preferred_lft", "80000"]],
+                         ids=["brd", "flags-metric-scope-lifetimes"])
+def test_a_failed_force_address_add_gives_the_old_address_back_as_it_was(lab, extra):
     """forceAddress removes the bridge's conflicting address; when a later step fails, the
-    rollback adds it back with the broadcast address it had (ip -o addr shows `brd`)."""
+    rollback adds it back as it was: with its broadcast address (ip -o addr shows `brd`), and
+    its flags, metric, scope and lifetimes (an audit found it given back with only its
+    prefix: its prefix route came back without noprefixroute, the rest was lost)."""
     host, c = lab.host(), lab.netns()
     conf = dict(bridge_conf(lab), forceAddress=True)
     host.run("ip", "link", "add", "cni-test0", "type", "bridge")
-    host.run("ip", "addr", "add", "10.66.0.1/16", "brd", "+", "dev", "cni-test0")
+    host.run("ip", "addr", "add", "10.66.0.1/16", "brd", "+", "dev", "cni-test0", *extra)
     host.run("ip", "link", "set", "dev", "cni-test0", "up")      # (ADD leaves a bridge up)
     sh("ip", "-n", c, "link", "add", "eth0", "type", "veth", "peer", "name", "taken1")
     host.settle()
-    before = host.state(c)
+
+    def state():        # (lifetimes count down: a finite one is compared as finite)
+        snap = without_lock(host.state(c))
+        snap["addresses"] = [re.sub(r"_lft \d+sec", "_lft Nsec", a) for a in snap["addresses"]]
+        return snap
+    before = state()
     assert "brd 10.66.255.255" in "".join(before["addresses"])
     rc, out, _ = host.cni("ADD", conf, c)
     assert rc == 1 and "File exists" in out["details"], out
-    assert without_lock(host.state(c)) == before
+    assert state() == before
+    if extra:
+        assert "valid_lft Nsec preferred_lft Nsec" in "".join(before["addresses"])
+        assert "metric 55" in "".join(before["addresses"])
 
 
 def test_force_address_removes_secondary_addresses_too_and_gives_them_back(lab):
