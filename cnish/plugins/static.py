@@ -74,9 +74,24 @@ def addresses(op) -> list:
     source = {}                                 # address -> where the runtime gave it
     if args.get("IP"):
         for text in args["IP"].split(","):
+            text = text.strip()                 # ("IP=a, b": trimmed, as the reference)
             _prefix(text, "CNI_ARGS IP", op)
             out.append({"address": text})
             source[text] = "CNI_ARGS IP"
+    # GATEWAY= gives the config's and CNI_ARGS' addresses their gateway; as the reference's,
+    # it is lost with them when args.cni.ips or runtimeConfig.ips replace them below
+    if args.get("GATEWAY"):
+        for text in args["GATEWAY"].split(","):
+            text = text.strip()
+            try:
+                gw = IP.parse(text)
+            except ValueError as exc:
+                raise invalid_config("CNI_ARGS GATEWAY", text, str(exc)) from None
+            if op.command != "DEL":
+                _usable(gw, "CNI_ARGS GATEWAY", text)
+            for item in out:
+                if Prefix.parse(item["address"]).contains(gw):
+                    item["gateway"] = str(gw)
     replaced = None
     args_ips = op.args_cni.get("ips")
     if args_ips:
@@ -92,17 +107,6 @@ def addresses(op) -> list:
             _prefix(value, where, op)
         out = [{"address": v} for v in values]
         source = dict.fromkeys(values, where)
-    if args.get("GATEWAY"):
-        for text in args["GATEWAY"].split(","):
-            try:
-                gw = IP.parse(text)
-            except ValueError as exc:
-                raise invalid_config("CNI_ARGS GATEWAY", text, str(exc)) from None
-            if op.command != "DEL":
-                _usable(gw, "CNI_ARGS GATEWAY", text)
-            for item in out:
-                if Prefix.parse(item["address"]).contains(gw):
-                    item["gateway"] = str(gw)
     if not out:
         raise invalid_config("ipam.addresses", [], "static IPAM needs at least one address")
     seen = set()

@@ -873,3 +873,27 @@ def test_the_del_script_runs_a_delegated_ipam_as_cnish_does(lab, tmp_path):
     assert (bindir / "env.DEL").read_text() == added.replace("CNI_COMMAND=ADD", "CNI_COMMAND=DEL")
     assert json.loads((bindir / "stdin.DEL").read_text())["ipam"]["type"] == "fake-ipam"
     assert "eth0" not in sh("ip", "-n", c, "-o", "link", "show").stdout
+
+
+@pytest.mark.parametrize("args,extra", [
+    ("IP=10.9.1.7/24, 10.9.2.7/24", {}),                        # items trimmed
+    ("IP=10.9.1.7/24,10.9.2.7/24;GATEWAY=10.9.1.1, 10.9.0.1", {}),
+    ("GATEWAY=10.9.3.1", {"runtimeConfig": {"ips": ["10.9.3.3/24"]}}),   # dropped with them
+    ("GATEWAY=10.9.3.1", {"args": {"cni": {"ips": ["10.9.3.4/24"]}}}),
+], ids=["ip-spaces", "gateway-spaces", "gateway-then-runtimeconfig", "gateway-then-args"])
+def test_static_reads_cni_args_as_the_reference_does(lab, args, extra):
+    """static's CNI_ARGS IP= and GATEWAY=: items trimmed, and GATEWAY= given to the config's
+    and CNI_ARGS' addresses only, before runtimeConfig.ips or args.cni.ips replace them
+    (an audit found a space refused, code 4, and the gateway given to the replacements)."""
+    host, c = lab.host(), lab.netns()
+    conf = dict({"cniVersion": "1.0.0", "name": "st", "type": "static",
+                 "ipam": {"type": "static",
+                          "addresses": [{"address": "10.9.0.5/24", "gateway": "10.9.0.1"}]}},
+                **extra)
+    results = [host.cni("ADD", conf, c, args=args, plugin=plugin)
+               for plugin in (None, [f"{REFERENCE}/static"])]
+    assert results[0][0] == 0 and results[1][0] == 0, results
+    cnish, reference = (r[1] for r in results)
+    if reference.get("dns") == {}:
+        del reference["dns"]            # (the reference prints an empty dns object)
+    assert cnish == reference, results
