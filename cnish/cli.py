@@ -16,7 +16,7 @@ import click
 
 from cnish import __version__, engine, jsonfast, libcni, plugin_exec, plugins, results, scripts
 from cnish.config import check_name, parse_cni_args, parse_env
-from cnish.errors import INVALID_CONFIG, NOT_AVAILABLE, CNIError
+from cnish.errors import INTERNAL, INVALID_CONFIG, NOT_AVAILABLE, CNIError
 from cnish.log import Log, log_file
 from cnish.runner import Runner
 from cnish.validate import identifier_problem, ifname_problem
@@ -302,18 +302,26 @@ def add(network, netns, pid, ifname, cid, config, dry_run, fmt, cni_args, cap_ar
         if dry_run:
             _print_plan(s.dry_run_plan("ADD", None, opts), fmt)
             return
-        prev, done = None, []
+        prev, done, internal = None, [], False
         try:
             for index in range(len(s.plugins)):
                 first = {"create_netns": create_netns and index == 0, "netns_name": s.netns_name}
-                prev = s.run(index, "ADD", prev, first)
+                try:
+                    prev = s.run(index, "ADD", prev, first)
+                except CNIError:
+                    raise
+                except Exception as exc:        # a bug: undone like any failure, its own
+                    internal = True             # part too (it may not have undone it)
+                    kind = s.plugins[index].get("type")
+                    raise CNIError(INTERNAL, f"plugin {index + 1} ({kind}) failed with an "
+                                   f"internal error: {exc!r}") from exc
                 done.append(index)
             libcni.write_cache(s.cache_dir, s.conf_bytes, s.network, s.cid, s.ifname, s.netns,
                                s.cni_args, s.cap_args, prev)
         except CNIError as exc:
             left = []
             failed = len(done) if len(done) < len(s.plugins) else None
-            if failed is not None and not s.ours(failed):
+            if failed is not None and (internal or not s.ours(failed)):
                 # (the plugin that failed, if it is not cnish's: it may have left something,
                 # which DEL removes; cnish's own undo their part before they report)
                 done.append(failed)

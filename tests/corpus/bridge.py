@@ -77,9 +77,9 @@ CASES = [
     {"id": "mtu-int64", "set": {"mtu": 9223372036854775807}, "code": 7, "field": "mtu"},
     {"id": "mtu-bigger-than-int64", "set": {"mtu": 10 ** 30}, "code": 7, "field": "mtu"},
     {"id": "mtu-float-overflow", "stdin": b'{"cniVersion": "1.0.0", "name": "corpusnet", '
-     b'"type": "bridge", "mtu": 1e400}', "code": 7, "field": "mtu"},
+     b'"type": "bridge", "mtu": 1e400}', "code": 6, "field": "stdin"},
     {"id": "isgateway-float-overflow", "stdin": b'{"cniVersion": "1.0.0", "name": "corpusnet",'
-     b' "type": "bridge", "isGateway": -1e400}', "code": 7, "field": "isGateway"},
+     b' "type": "bridge", "isGateway": -1e400}', "code": 6, "field": "stdin"},
     {"id": "mtu-fraction", "set": {"mtu": 1500.5}, "code": 7, "field": "mtu"},
     {"id": "mtu-string", "set": {"mtu": "1500"}, "code": 7, "field": "mtu"},
     {"id": "mtu-bool", "set": {"mtu": True}, "code": 7, "field": "mtu"},

@@ -115,10 +115,24 @@ def test_unknown_route_and_address_keys_are_dropped():
     assert parsed["routes"] == [{"dst": "0.0.0.0/0", "mtu": 1400}]
 
 
-@pytest.mark.parametrize("code,expected", [(11, 11), (11.0, 11), (1e400, 999), (True, 999),
+@pytest.mark.parametrize("code,expected", [(11, 11), (11.0, 11), (1e400, None), (True, 999),
                                            (-5, 999), ("7", 999), (0, 999)])
 def test_a_plugins_error_code_is_an_integer_or_999(code, expected):
+    """(1e400 is out of range for JSON decoders, as for Go's: no error object was printed.)"""
     from cnish.plugin_exec import printed_error
     import json as _json
     out = _json.dumps({"code": code, "msg": "m"}) if code != 1e400 else '{"code":1e400,"msg":"m"}'
-    assert printed_error(out, "p").code == expected
+    error = printed_error(out, "p")
+    assert (error.code if error else None) == expected
+
+
+def test_an_address_of_interface_minus_one_has_no_interface():
+    """`"interface": -1` (the spec's upgrade guide has runtimes tolerate it; Go's types read
+    it) means none: a prevResult carrying it failed every DEL with code 7."""
+    prev = {"cniVersion": "0.3.1", "ips": [{"version": "4", "address": "10.21.0.2/24",
+                                            "gateway": "10.21.0.1", "interface": -1}]}
+    parsed = results.parse(prev, "0.3.1")
+    assert parsed["ips"] == [{"address": "10.21.0.2/24", "gateway": "10.21.0.1"}]
+    for bad in (-2, -1.0, True):
+        with pytest.raises(ValueError, match="interface"):
+            results.parse({"ips": [{"address": "10.21.0.2/24", "interface": bad}]}, "1.0.0")
