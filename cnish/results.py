@@ -217,6 +217,10 @@ def parse(obj, version: str) -> dict:
             _check_str(ip, "address", f"ips[{i}]", required=True, kind="cidr")
             _check_str(_without_empty(ip, "gateway"), "gateway", f"ips[{i}]", kind="ip")
             index = ip.get("interface")
+            if type(index) is int and index == -1:
+                # "no interface": the spec's upgrade guide has runtimes tolerate it, and Go's
+                # types read it (refused, every DEL of the attachment failed: an audit's find)
+                ip, index = {k: v for k, v in ip.items() if k != "interface"}, None
             if index is not None and (not isinstance(index, int) or isinstance(index, bool)
                                       or not 0 <= index < 2 ** 31):
                 # (an index into `interfaces`: a runtime in Go reads it into an int, and a result
