@@ -339,10 +339,68 @@ def decode_config(data: bytes) -> dict:
     if _depth(conf) > MAX_DEPTH:
         raise CNIError(DECODE_FAILURE, "the network config on stdin is nested too deeply",
                        f"more than {MAX_DEPTH} levels of objects and lists")
-    return conf
+    return canonical_keys(conf)
 
 
 MAX_DEPTH = 64       # a config needs ten or so; Python's encoder gives up near a thousand
+
+
+# The keys of network configs, IPAM configs and results that cnish reads. The reference plugins
+# decode configs with Go's encoding/json, which matches an object's keys to a struct's fields
+# regardless of case ("isgateway" sets isGateway): canonical_keys renames such keys to these
+# spellings, so that a config means to cnish what it means to them (read exactly, "isgateway"
+# was ignored and the bridge got no gateway: an audit's find). tests/unit/test_config.py
+# checks that no two of them fold alike and that the plugins' field reads are listed.
+CONFIG_KEYS = (
+    "cniVersion", "cniVersions", "name", "type", "ipam", "dns", "runtimeConfig", "prevResult",
+    "args", "cni", "capabilities", "logFile",
+    # bridge, ptp, macvlan, ipvlan, vlan, dummy, host-device
+    "bridge", "isGateway", "isDefaultGateway", "forceAddress", "ipMasq", "ipMasqBackend", "mtu",
+    "hairpinMode", "promiscMode", "vlan", "vlanTrunk", "id", "minID", "maxID",
+    "preserveDefaultVlan", "macspoofchk", "enabledad", "portIsolation",
+    "disableContainerInterface", "acceptRA", "master", "mode", "linkInContainer", "bcqueuelen",
+    "vlanId", "device", "hwaddr", "kernelpath", "pciBusID", "deviceID",
+    # host-local, static, their routes and dns; runtimeConfig and args.cni
+    "ranges", "subnet", "rangeStart", "rangeEnd", "gateway", "routes", "dst", "gw", "advmss",
+    "priority", "table", "scope", "src", "dataDir", "resolvConf", "addresses", "address",
+    "nameservers", "domain", "search", "options", "ips", "mac", "ipRanges",
+    # results (prevResult) and GC's attachments
+    "interfaces", "interface", "sandbox", "socketPath", "pciID", "version", "ip4", "ip6", "ip",
+    "cni.dev/valid-attachments", "containerID", "ifname",
+)
+_FOLDED = {key.lower(): key for key in CONFIG_KEYS}
+_KNOWN = frozenset(CONFIG_KEYS)
+
+
+def _fold(key: str) -> str:
+    """Go's case folding of a key against ASCII field names (EqualFold: the Kelvin sign is k,
+    the long s is s; lower() already maps the first)."""
+    return key.lower().replace("\u017f", "s")
+
+
+def canonical_keys(conf: dict) -> dict:
+    """`conf` with its objects' keys that match a known key but for case renamed to it, as
+    Go's decoder reads them: of several keys that fold alike, the last in the document wins.
+    The values under "capabilities" are a map (of capability names), which Go reads exactly.
+    Objects are changed in place; a config of exactly spelt keys costs a set lookup a key."""
+    stack = [conf]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, list):
+            stack.extend(item)
+            continue
+        if not isinstance(item, dict):
+            continue
+        if any(key not in _KNOWN and _fold(key) in _FOLDED for key in item):
+            renamed = {}
+            for key, value in item.items():
+                key = key if key in _KNOWN else _FOLDED.get(_fold(key), key)
+                renamed.pop(key, None)          # (the last one wins, in its place)
+                renamed[key] = value
+            item.clear()
+            item.update(renamed)
+        stack.extend(value for key, value in item.items() if key != "capabilities")
+    return conf
 
 
 def _depth(value) -> int:

@@ -40,6 +40,8 @@ def as_list(conf: dict, path: str) -> dict:
             raise CNIError(INVALID_CONFIG, f"no plugins in list {path}")
         _check_list(conf, path)
         return conf
+    from cnish.config import canonical_keys
+    canonical_keys(conf)        # (libcni decodes one plugin's file as the plugins do, any case)
     if "type" not in conf:
         raise CNIError(INVALID_CONFIG, f"network config {path} has neither \"plugins\" nor \"type\"")
     listed = {"cniVersion": conf.get("cniVersion"), "name": conf.get("name"), "plugins": [conf]}

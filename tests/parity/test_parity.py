@@ -50,7 +50,21 @@ CASES = {
                           _ref_check_fails="Expected Route"),
     "requested-ip": dict(ipam=V4, _args="IgnoreUnknown=1;IP=10.81.0.42"),
     "dns": dict(ipam=V4, dns={"nameservers": ["10.81.0.1"], "search": ["example.test"]}),
+    # keys in another case: Go's decoder matches them to the fields all the same (cnish read
+    # them exactly, and ignored these: no gateway, no masquerade, another range)
+    "keys-in-any-case": dict(ipam={"ranges": [[{"subnet": "10.81.0.0/24",
+                                                "rangeStart": "10.81.0.100"}]]}, _recase=True),
 }
+RECASED = {"isGateway": "isgateway", "ipMasq": "IPMasq", "ranges": "Ranges",
+           "rangeStart": "rangestart", "dataDir": "DATADIR"}
+
+
+def _recase(value):
+    if isinstance(value, dict):
+        return {RECASED.get(k, k): _recase(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_recase(v) for v in value]
+    return value
 VERSIONS = ("0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0", "1.0.0")
 
 
@@ -64,11 +78,12 @@ class Side:
         self.plugin = plugin
 
     def conf(self, overrides, version):
+        recase = overrides.get("_recase")
         overrides = {k: v for k, v in overrides.items() if not k.startswith("_")}
         conf = bridge_conf(self.lab, name="parity", cniVersion=version, **overrides)
         if "subnet" in conf["ipam"]:
             del conf["ipam"]["ranges"]          # the legacy form on its own
-        return conf
+        return _recase(conf) if recase else conf
 
     def cni(self, command, conf, args="", container=None, ifname="eth0"):
         return self.host.cni(command, conf, container or self.container, args=args,

@@ -297,3 +297,41 @@ def test_the_default_route_master_is_a_route_that_leads_somewhere(tmp_path, monk
     (tmp_path / "ipv6_route").write_text(ipv6_route)
     monkeypatch.setattr(sublink, "PROC_NET", str(tmp_path))
     assert sublink.default_route_device() == device
+
+
+def test_keys_are_read_regardless_of_case_as_go_reads_them():
+    """The reference plugins' Go decoder matches keys to fields regardless of case: a config
+    with "isgateway" or "RangeStart" means to cnish what it means to them (read exactly, they
+    were ignored: an audit's find). Of keys that fold alike, the last wins, as in Go; the
+    capability names under "capabilities" (a map in Go) and unknown keys stay as written."""
+    from cnish.config import canonical_keys
+    conf = canonical_keys({
+        "CNIVersion": "1.0.0", "NAME": "n", "type": "bridge", "isGateway": False,
+        "isgateway": True, "capabilities": {"IPs": True}, "Other": 1,
+        "ipam": {"Type": "host-local", "ranges": [[{"Subnet": "10.1.0.0/24",
+                                                   "rangestart": "10.1.0.9"}]],
+                 "routes": [{"DST": "0.0.0.0/0"}], "DataDir": "/tmp/x"},
+        "prevResult": {"IPs": [{"Address": "10.1.0.9/24", "Interface": 0}]},
+        "ſubnet": "the long s folds to s", "kernelpath": "/sys/devices/x"})
+    assert conf["cniVersion"] == "1.0.0" and conf["name"] == "n" and conf["isGateway"] is True
+    assert "isgateway" not in conf and conf["capabilities"] == {"IPs": True} and conf["Other"] == 1
+    assert conf["ipam"] == {"type": "host-local", "dataDir": "/tmp/x",
+                            "ranges": [[{"subnet": "10.1.0.0/24", "rangeStart": "10.1.0.9"}]],
+                            "routes": [{"dst": "0.0.0.0/0"}]}
+    assert conf["prevResult"] == {"ips": [{"address": "10.1.0.9/24", "interface": 0}]}
+    assert conf["subnet"] == "the long s folds to s"
+
+
+def test_every_key_the_plugins_read_is_one_that_case_folding_knows():
+    """canonical_keys knows a key only if CONFIG_KEYS lists it: every field the plugins and
+    the config module read through Fields must be there, and no two listed keys fold alike."""
+    import glob
+    import re
+    from cnish.config import CONFIG_KEYS
+    assert len({k.lower() for k in CONFIG_KEYS}) == len(CONFIG_KEYS)
+    read = re.compile(r'\b\w+\.(?:flag|integer|text|choice|ifname|abspath|cidr|ip|items|object|'
+                      r'sub|has|hwaddr)\("([A-Za-z][A-Za-z0-9]*)"')
+    root = os.path.join(os.path.dirname(__file__), "..", "..", "cnish")
+    keys = {m.group(1) for path in glob.glob(f"{root}/*.py") + glob.glob(f"{root}/plugins/*.py")
+            for m in read.finditer(open(path).read())}
+    assert len(keys) > 40 and keys <= set(CONFIG_KEYS), sorted(keys - set(CONFIG_KEYS))
