@@ -251,10 +251,11 @@ def _stale_addresses(op, gateways: list) -> list:
     bridge = op.conf.gatewayDev          # (the bridge, or with vlan its VLAN's gateway link)
     versions = {g["version"] for g in gateways}    # an address conflicts only within its family
     quick = [hostinfo.primary_ipv4(bridge)] if 4 in versions else []
+    labelled = quick == [None] and hostinfo.has_labelled_ipv4(bridge)   # (not found by name)
     if 6 in versions:       # /proc/net/if_inet6 lists every link's: skipped when it cannot matter
         quick += hostinfo.ipv6_addresses(bridge)
     quick = [a for a in quick if a]
-    if not _conflicts(gateways, quick):
+    if not labelled and not _conflicts(gateways, quick):
         return []
     found = op.fact("bridge-addresses")
     if found is None or found.returncode != 0:

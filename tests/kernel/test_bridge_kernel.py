@@ -482,8 +482,9 @@ def test_gateway_conflict_and_force_address(lab):
 
 
 @pytest.mark.parametrize("extra", [[], ["noprefixroute", "metric", "55", "scope", "site",
-                                         "valid_lft", "86400", "preferred_lft", "80000"]],
-                         ids=["brd", "flags-metric-scope-lifetimes"])
+                                         "valid_lft", "86400", "preferred_lft", "80000"],
+                                    ["label", "cni-test0:k"]],
+                         ids=["brd", "flags-metric-scope-lifetimes", "label"])
 def test_a_failed_force_address_add_gives_the_old_address_back_as_it_was(lab, extra):
     """forceAddress removes the bridge's conflicting address; when a later step fails, the
     rollback adds it back as it was: with its broadcast address (ip -o addr shows `brd`), and
@@ -503,10 +504,14 @@ def test_a_failed_force_address_add_gives_the_old_address_back_as_it_was(lab, ex
         return snap
     before = state()
     assert "brd 10.66.255.255" in "".join(before["addresses"])
+    # (an address under a label of its own conflicts too: ioctl by the bridge's name does not
+    # find it, and it stayed beside the gateway, unrefused)
+    rc, out, _ = host.cni("ADD", dict(conf, forceAddress=False), c)
+    assert rc == 1 and out["code"] == 7 and "10.66.0.1/16" in out["details"], out
     rc, out, _ = host.cni("ADD", conf, c)
     assert rc == 1 and "File exists" in out["details"], out
     assert state() == before
-    if extra:
+    if "metric" in extra:
         assert "valid_lft Nsec preferred_lft Nsec" in "".join(before["addresses"])
         assert "metric 55" in "".join(before["addresses"])
 
