@@ -38,12 +38,15 @@ def routes(ips: list, wanted: list) -> list:
             first_gw[ip["version"]] = ip["gateway"]
     out, seen = [], set()
     for route in wanted:
-        version = Prefix.parse(route["dst"]).version
+        dst = Prefix.parse(route["dst"])
+        version = dst.version
         scope = route.get("scope")
         onlink = scope == "link" or (isinstance(scope, int) and scope >= 253)
         via = route.get("gw") or (None if onlink else first_gw.get(version))
         table = route.get("table") or None
-        key = (route["dst"], via, table)
+        table = None if table == 254 else table          # (254 is the main table)
+        # (compared as the kernel does: "FD09::/64" is fd09::/64, the route twice "File exists")
+        key = (str(dst), str(IP.parse(via)) if via else None, table)
         if key not in seen:
             seen.add(key)
             out.append({"version": version, "dst": route["dst"], "via": via,
@@ -57,44 +60,85 @@ SCOPES = {"link": 253, "host": 254}
 
 
 def refuse_unreachable_next_hops(ips: list, routes: list) -> None:
-    """Refuse, before anything changes, a route whose next hop the container's new link cannot
-    reach: the kernel refuses it ("Nexthop has invalid gateway", "Route with host scope can
-    not have a gateway") only at the route step, after the host's shared steps (a bridge, its
-    gateway address, forwarding), which ADD's rollback leaves in place. Its rules on a fresh
-    link, applied to the routes in the order they are added: a next hop must lie in the
-    prefix of one of the link's addresses (one added with its prefix route) or in the
-    destination of an earlier route without one (of link scope, the default: ptp's on-link
-    gateway), or be IPv6 link-local; an IPv4 route of host scope takes none, and one of link
-    scope only the link's own address. IPv6 ignores scopes. (For bridge, an IPAM gateway
-    outside its address's prefix, or one isGateway derives from a /32, fails here too.)"""
-    onlink = [Prefix.parse(ip["subnet"]) for ip in ips if not ip["noprefixroute"]]
-    own = {IP.parse(ip["address"]) for ip in ips}
+    """Refuse, before anything changes, a route the kernel would refuse on the container's new
+    link ("Nexthop has invalid gateway", "Gateway can not be a local address", ...): it
+    refuses it only at the route step, after the host's shared steps (a bridge, its gateway
+    address, forwarding), which ADD's rollback leaves in place (an audit's find). The
+    kernel's checks, on the routes the link has when each one is added (its addresses' and
+    the earlier ones'; a differential test against the kernel found the cases below):
+    - IPv4: the gateway is looked up among the routes of a scope above the new route's
+      (link at least), in the route's table first, else in the local and main tables: the
+      link's own address is fine, a broadcast address is not, and a route of the main table
+      (or of the route's) must cover it, with or without a gateway of its own. A route of
+      host scope takes no gateway; scope 255 is none a route can have.
+    - IPv6: the gateway is not one of the link's own addresses; link-local is fine;
+      otherwise the longest route covering it (in the route's table, else in main) must
+      have no gateway of its own. Scopes do not count."""
+    local = {IP.parse(ip["address"]) for ip in ips}
+    broadcast = {Prefix.parse(ip["subnet"]).last for ip in ips
+                 if ip["version"] == 4 and ip["length"] < 31}          # (added with `brd +`)
+    known = [{"dst": Prefix.parse(ip["subnet"]), "scope": 253, "table": None, "via": None}
+             for ip in ips if not ip["noprefixroute"]]
     for route in routes:
         scope = route["scope"]
-        scope = SCOPES.get(scope, scope) if isinstance(scope, str) else scope
-        v4 = route["version"] == 4
-        if route["via"] is None:
-            if not v4 or scope is None or scope >= 253:
-                onlink.append(Prefix.parse(route["dst"]))
-            continue
-        gw = IP.parse(route["via"])
+        scope = SCOPES.get(scope, 0) if isinstance(scope, str) else scope
+        via = IP.parse(route["via"]) if route["via"] is not None else None
         why = None
-        if v4 and scope is not None and scope >= 254:
-            why = "a route of host scope takes no gateway"
-        elif v4 and scope == 253 and gw not in own:
-            why = "a route of link scope reaches only the link's own addresses"
-        elif not v4 and gw.value >> 118 == 0x3fa:
-            continue                        # fe80::/10: link-local, always on the link
-        elif not any(p.version == gw.version and p.contains(gw) for p in onlink):
-            why = ("it lies outside the container's prefixes on this link ("
-                   + ", ".join(str(p) for p in onlink if p.version == gw.version) + ")"
-                   if any(p.version == gw.version for p in onlink) else
-                   f"the container has no IPv{gw.version} prefix on this link")
+        if route["version"] == 4 and scope == 255:
+            why = "scope 255 is no scope an IPv4 route can have"
+        elif via is not None:
+            why = _unreachable(via, route, scope, known, local, broadcast)
         if why:
-            raise CNIError(INVALID_CONFIG, f"the container cannot route {route['dst']} via {gw}",
+            raise CNIError(INVALID_CONFIG, f"the container cannot route {route['dst']}"
+                           + (f" via {via}" if via is not None else ""),
                            f"{why}; the kernel would refuse it half-way through ADD. Give the "
                            "route (or the address's \"gateway\") a next hop inside the "
                            "address's subnet, or none")
+        known.append({"dst": Prefix.parse(route["dst"]), "table": route["table"], "via": via,
+                      "scope": scope if scope is not None else 0 if via is not None else 253})
+
+
+def _unreachable(gw, route: dict, scope, known: list, local: set, broadcast: set) -> str | None:
+    """Why the kernel would refuse `route`'s gateway `gw` (refuse_unreachable_next_hops), or
+    None. `known`: the routes the link has by then (dst, scope, table, via)."""
+    v4 = gw.version == 4
+    def covering(table, lowest):
+        found = [r for r in known if r["dst"].version == gw.version and r["table"] == table
+                 and r["dst"].contains(gw) and (not v4 or r["scope"] >= lowest)]
+        return max(found, key=lambda r: r["dst"].length, default=None)
+    prefixes = ", ".join(str(r["dst"]) for r in known if r["dst"].version == gw.version
+                         and r["via"] is None and r["table"] is None)
+    outside = (f"it lies outside the routes on this link that reach a next hop ({prefixes})"
+               if prefixes else f"the container has no IPv{gw.version} prefix on this link")
+    table = route["table"]
+    if v4:
+        scope = scope or 0
+        if scope >= 254:
+            return "a route of host scope takes no gateway"
+        lowest = max(scope + 1, 253)
+        if table is not None and covering(table, lowest):
+            return None
+        if gw in local:
+            return None                 # (the local table's route to the link's own address)
+        if gw in broadcast and lowest <= 253:
+            return f"{gw} is the broadcast address of the container's subnet"
+        if covering(None, lowest):
+            return None
+        return (outside if scope < 253 else
+                "a route of link scope reaches only the link's own addresses and routes of "
+                "host scope")
+    if gw in local:
+        return f"{gw} is the container's own address"
+    if gw.value >> 118 == 0x3fa:
+        return None                     # fe80::/10: link-local, always on the link
+    for where in ((table, None) if table is not None else (None,)):
+        found = covering(where, 0)
+        if found is not None and found["via"] is None:
+            return None
+    found = covering(None, 0)
+    if found is not None:
+        return f"the route that reaches it, {found['dst']}, goes via {found['via']} itself"
+    return outside
 
 
 def veth_att(op) -> dict:
