@@ -190,30 +190,35 @@ def _lendable(info: dict) -> bool:
 
 
 def _marked_as_lent(op, info: dict) -> bool:
-    """Is the container's link marked as the device ADD lent? The marks: the alias ADD gives
-    it (its host name; the reference labels it the same way), which must be the config's
-    `device` if it names one, else any valid link name (a cnish label is too long for one);
-    the MAC the ADD's result reported for it (a container may change the alias, not the
-    result); the config's hwaddr. A device found by hwaddr, kernelpath or PCI address that
-    is in the host is not in the container; a host link of the `device`'s name may be
-    another one, which took the name after the device left (DEL then waits for it to be
-    free). An unmarked link is left in the container (an auditor's case: another network's,
-    after a refused ADD); so is a device whose alias the container changed when DEL has no
-    prevResult, until the namespace goes (the kernel then gives a real device back)."""
-    device = op.conf.get("device")
+    """Is the container's link (`ip -d -j`) marked as the device ADD lent? The marks: the MAC
+    the ADD's result reported for it (a container may change the alias, not the result); the
+    config's hwaddr; the parent device the config's kernelpath, pciBusID or deviceID names
+    (`parentdev`); and, when the config names the `device`, the alias ADD gives it (its host
+    name; the reference labels it the same way). Any alias will not do without `device`:
+    another network's lent device carries one too (a review's find). A device found by
+    hwaddr, kernelpath or PCI address that is in the host is not in the container; a host
+    link of the `device`'s name may be another one, which took the name after the device
+    left (DEL then waits for it to be free). An unmarked link is left in the container (an
+    audit's case: another network's, after a refused ADD); so is a device whose alias the
+    container changed when DEL has no prevResult, until the namespace goes (the kernel then
+    gives a real device back)."""
+    conf = op.conf
+    device = conf.get("device")
     if not device and _back_in_host(op):
         return False
-    alias = info.get("ifalias")
-    if device:
-        by_alias = alias == device
-    else:
-        by_alias = isinstance(alias, str) and ifname_problem(alias) is None
+    if device and info.get("ifalias") == device:
+        return True
+    parent = info.get("parentdev")
+    named = [conf.get("deviceID") or conf.get("pciBusID"),
+             os.path.basename(conf.get("kernelpath") or "") or None]
+    if isinstance(parent, str) and parent and parent in named:
+        return True
     try:
         reported = common.container_mac(op.prev_result or {}, op.runtime.ifname, sandboxed=True)
     except CNIError:
         reported = None                 # (a malformed prevResult: the other marks tell)
-    macs = {str(m).lower() for m in (reported, op.conf.get("hwaddr")) if m}
-    return by_alias or str(info.get("address", "")).lower() in macs
+    macs = {str(m).lower() for m in (reported, conf.get("hwaddr")) if m}
+    return str(info.get("address", "")).lower() in macs
 
 
 def _back_in_host(op) -> bool:

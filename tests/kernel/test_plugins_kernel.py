@@ -970,3 +970,25 @@ def test_a_failed_chain_add_removes_the_namespace_it_created(lab, machine, tmp_p
     assert proc.returncode == 1 and "CNI_NETNS" in proc.stderr and not proc.stdout, proc.stderr
     proc = sh(*cli, "--dry-run", "--create-netns", check=False)         # unless it makes it
     assert proc.returncode == 0 and f"ip netns add {name}" in proc.stdout
+
+
+@pytest.mark.parametrize("other", [{"hwaddr": "02:00:00:00:7a:7b"}, {"pciBusID": "0000:7f:1f.7"},
+                                   {"kernelpath": "/sys/devices/pci0000:7f/0000:7f:1f.7"}],
+                         ids=["hwaddr", "pciBusID", "kernelpath"])
+def test_host_device_del_of_another_network_leaves_a_lent_device_alone(lab, other):
+    """Network A lent hd0 to the container as net1 (its alias: hd0). Network B, which finds
+    its device by MAC or PCI address, has no such device: its ADD onto net1 is refused, and
+    the DEL the runtime sends after it (no prevResult) took A's device out of the container,
+    since any alias counted as the mark of a lent device when the config names none (a
+    review's find). It leaves it now."""
+    host, c = lab.host(), lab.netns()
+    mac, net_a, res = lend_hd0(lab, host, c)
+    net_b = conf(lab, "host-device", ipam={"type": "static",
+                                           "addresses": [{"address": "10.87.0.9/24"}]}, **other)
+    rc, out, _ = host.cni("ADD", net_b, c, ifname="net1")
+    assert rc == 1 and out["code"] == 7, out
+    rc, out, err = host.cni("DEL", net_b, c, ifname="net1")
+    assert rc == 0, (out, err)
+    assert mac in sh("ip", "-n", c, "-o", "link", "show", "net1").stdout     # still lent to A
+    assert host.cni("DEL", dict(net_a, prevResult=res), c, ifname="net1")[0] == 0
+    assert host.run("cat", "/sys/class/net/hd0/address").stdout.strip() == mac
