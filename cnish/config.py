@@ -378,29 +378,43 @@ def _fold(key: str) -> str:
     return key.lower().replace("\u017f", "s")
 
 
+# Where Go decodes into structs (whose keys fold) rather than maps (whose keys are data, such as
+# runtimeConfig's aliases or pod annotations, and capabilities): a struct's children that are
+# structs too, or lists of them ([S]); anything else is a value, kept as written.
+_RESULT_SCHEMA = {"interfaces": [{}], "ips": [{}], "routes": [{}], "dns": {},
+                  "ip4": {"routes": [{}]}, "ip6": {"routes": [{}]}}
+_SCHEMA = {"ipam": {"ranges": [[{}]], "routes": [{}], "addresses": [{}], "dns": {}},
+           "dns": {}, "runtimeConfig": {"ipRanges": [[{}]]}, "args": {"cni": {}},
+           "prevResult": _RESULT_SCHEMA, "vlanTrunk": [{}],
+           "cni.dev/valid-attachments": [{}], "cni.dev/attachments": [{}]}
+
+
 def canonical_keys(conf: dict) -> dict:
-    """`conf` with its objects' keys that match a known key but for case renamed to it, as
-    Go's decoder reads them: of several keys that fold alike, the last in the document wins.
-    The values under "capabilities" are a map (of capability names), which Go reads exactly.
-    Objects are changed in place; a config of exactly spelt keys costs a set lookup a key."""
-    stack = [conf]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, list):
-            stack.extend(item)
-            continue
-        if not isinstance(item, dict):
-            continue
-        if any(key not in _KNOWN and _fold(key) in _FOLDED for key in item):
-            renamed = {}
-            for key, value in item.items():
-                key = key if key in _KNOWN else _FOLDED.get(_fold(key), key)
-                renamed.pop(key, None)          # (the last one wins, in its place)
-                renamed[key] = value
-            item.clear()
-            item.update(renamed)
-        stack.extend(value for key, value in item.items() if key != "capabilities")
-    return conf
+    """`conf` with the keys of its structs that match a known key but for case renamed to it,
+    as Go's decoder reads them: keys that fold alike decode into one field, the later value
+    over the earlier (objects merged, as Go decodes into the struct it has). Maps keep their
+    keys. A new object: the caller's (the CLI's capability arguments, say) is not changed."""
+    return _canonical(conf, _SCHEMA)
+
+
+def _canonical(value, schema):
+    if isinstance(schema, list):
+        return [_canonical(item, schema[0]) for item in value] if isinstance(value, list) \
+            else value
+    if not isinstance(value, dict):
+        return value
+    out = {}
+    for key, item in value.items():
+        if key not in _KNOWN:
+            key = _FOLDED.get(_fold(key), key)
+        child = schema.get(key)
+        if child is not None:
+            item = _canonical(item, child)
+        if isinstance(child, dict) and isinstance(out.get(key), dict) and isinstance(item, dict):
+            item = {**out[key], **item}         # (both already canonical: merged field by field)
+        out.pop(key, None)                      # (the later one wins, in its place)
+        out[key] = item
+    return out
 
 
 def _depth(value) -> int:

@@ -41,7 +41,7 @@ def as_list(conf: dict, path: str) -> dict:
         _check_list(conf, path)
         return conf
     from cnish.config import canonical_keys
-    canonical_keys(conf)        # (libcni decodes one plugin's file as the plugins do, any case)
+    conf = canonical_keys(conf)     # (libcni decodes one plugin's file as the plugins do)
     if "type" not in conf:
         raise CNIError(INVALID_CONFIG, f"network config {path} has neither \"plugins\" nor \"type\"")
     listed = {"cniVersion": conf.get("cniVersion"), "name": conf.get("name"), "plugins": [conf]}

@@ -322,6 +322,29 @@ def test_keys_are_read_regardless_of_case_as_go_reads_them():
     assert conf["subnet"] == "the long s folds to s"
 
 
+def test_case_folding_keeps_maps_and_merges_structs_as_go_does():
+    """Only structs' keys fold: maps under runtimeConfig (aliases, pod annotations) keep
+    theirs, also where they clash with a known key (a review found them renamed and merged,
+    and the CLI's capability arguments changed in place). Two objects for one struct field
+    ("ipam" and "IPAM") decode into one, as Go decodes into the struct it already has."""
+    from cnish.config import canonical_keys
+    given = {"cniVersion": "1.0.0", "name": "n", "type": "bridge",
+             "runtimeConfig": {"aliases": {"Bridge": ["web"], "mode": ["x"]},
+                               "io.kubernetes.cri.pod-annotations": {"Version": "2", "version": "1"},
+                               "IPRanges": [[{"Subnet": "10.2.0.0/24"}]]},
+             "ipam": {"type": "host-local", "subnet": "10.5.0.0/24"},
+             "IPAM": {"routes": [{"Dst": "0.0.0.0/0"}]}}
+    before = json.dumps(given)
+    conf = canonical_keys(given)
+    assert json.dumps(given) == before                      # (a new object)
+    assert conf["runtimeConfig"]["aliases"] == {"Bridge": ["web"], "mode": ["x"]}
+    assert conf["runtimeConfig"]["io.kubernetes.cri.pod-annotations"] == {"Version": "2",
+                                                                           "version": "1"}
+    assert conf["runtimeConfig"]["ipRanges"] == [[{"subnet": "10.2.0.0/24"}]]
+    assert conf["ipam"] == {"type": "host-local", "subnet": "10.5.0.0/24",
+                            "routes": [{"dst": "0.0.0.0/0"}]}
+
+
 def test_every_key_the_plugins_read_is_one_that_case_folding_knows():
     """canonical_keys knows a key only if CONFIG_KEYS lists it: every field the plugins and
     the config module read through Fields must be there, and no two listed keys fold alike."""
