@@ -34,29 +34,31 @@ def primary_ipv4(dev: str) -> str | None:
 
 
 def has_labelled_ipv4(dev: str) -> bool:
-    """Does the link carry an IPv4 address under a label of its own ("br0:1")? SIOCGIFADDR
-    finds an address by its label, so the link's name alone does not find those (an audit's
-    find: one stayed beside the new gateway, unrefused). Asked only when the link shows no
-    address under its name, which on a bridge with a gateway is once, at its first ADD:
-    SIOCGIFCONF lists every IPv4 address of the namespace, by label."""
+    """Does the link carry an IPv4 address under a label of its own ("br0:1", "br0-x": `ip`
+    takes any label that begins with the link's name)? SIOCGIFADDR finds an address by its
+    label, so the link's name alone does not find those (an audit's find: one stayed beside
+    the new gateway, unrefused). Asked only when the link shows no address under its name,
+    which on a bridge with a gateway is once, at its first ADD: SIOCGIFCONF lists every IPv4
+    address of the namespace, by label. (Another link's label, br0x's, costs one `ip` read
+    that finds nothing.)"""
     import array
     import struct
-    size = 40                                   # struct ifreq
+    size = struct.calcsize("16sLLHBBB0L")       # struct ifreq: the name, then struct ifmap
     for count in (256, 4096, 65536):
         buf = array.array("B", bytes(count * size))
-        ifc = struct.pack("iiQ", len(buf), 0, buf.buffer_info()[0])    # struct ifconf
+        ifc = struct.pack("iP", len(buf), buf.buffer_info()[0])      # struct ifconf
         sock = socket(AF_INET, SOCK_DGRAM)
         try:
-            used = struct.unpack("iiQ", fcntl.ioctl(sock.fileno(), SIOCGIFCONF, ifc))[0]
+            used = struct.unpack("iP", fcntl.ioctl(sock.fileno(), SIOCGIFCONF, ifc))[0]
         except OSError:
             return False
         finally:
             sock.close()
         if used + size <= len(buf) or count == 65536:
             break
-    prefix = dev.encode() + b":"
-    return any(bytes(buf[i:i + 16]).split(b"\0", 1)[0].startswith(prefix)
-               for i in range(0, used, size))
+    name = dev.encode()
+    labels = (bytes(buf[i:i + 16]).split(b"\0", 1)[0] for i in range(0, used, size))
+    return any(label.startswith(name) and label != name for label in labels)
 
 
 def ipv6_entries(dev: str) -> list:

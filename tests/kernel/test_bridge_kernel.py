@@ -483,8 +483,8 @@ def test_gateway_conflict_and_force_address(lab):
 
 @pytest.mark.parametrize("extra", [[], ["noprefixroute", "metric", "55", "scope", "site",
                                          "valid_lft", "86400", "preferred_lft", "80000"],
-                                    ["label", "cni-test0:k"]],
-                         ids=["brd", "flags-metric-scope-lifetimes", "label"])
+                                    ["label", "cni-test0:k"], ["label", "cni-test0-k"]],
+                         ids=["brd", "flags-metric-scope-lifetimes", "label", "label-without-colon"])
 def test_a_failed_force_address_add_gives_the_old_address_back_as_it_was(lab, extra):
     """forceAddress removes the bridge's conflicting address; when a later step fails, the
     rollback adds it back as it was: with its broadcast address (ip -o addr shows `brd`), and
