@@ -72,14 +72,16 @@ def addresses(op) -> list:
     out = [dict(a) for a in conf.addresses]
     args = op.runtime.args
     source = {}                                 # address -> where the runtime gave it
+    from_args = []
     if args.get("IP"):
         for text in args["IP"].split(","):
             text = text.strip()                 # ("IP=a, b": trimmed, as the reference)
             _prefix(text, "CNI_ARGS IP", op)
-            out.append({"address": text})
+            from_args.append({"address": text})
             source[text] = "CNI_ARGS IP"
-    # GATEWAY= gives the config's and CNI_ARGS' addresses their gateway; as the reference's,
-    # it is lost with them when args.cni.ips or runtimeConfig.ips replace them below
+    # GATEWAY= gives CNI_ARGS IP='s addresses their gateway, as the reference's does (the
+    # config's keep theirs: it reads them after this); lost with them when args.cni.ips or
+    # runtimeConfig.ips replace them below
     if args.get("GATEWAY"):
         for text in args["GATEWAY"].split(","):
             text = text.strip()
@@ -89,9 +91,10 @@ def addresses(op) -> list:
                 raise invalid_config("CNI_ARGS GATEWAY", text, str(exc)) from None
             if op.command != "DEL":
                 _usable(gw, "CNI_ARGS GATEWAY", text)
-            for item in out:
+            for item in from_args:
                 if Prefix.parse(item["address"]).contains(gw):
                     item["gateway"] = str(gw)
+    out += from_args
     replaced = None
     args_ips = op.args_cni.get("ips")
     if args_ips:

@@ -880,11 +880,14 @@ def test_the_del_script_runs_a_delegated_ipam_as_cnish_does(lab, tmp_path):
     ("IP=10.9.1.7/24,10.9.2.7/24;GATEWAY=10.9.1.1, 10.9.0.1", {}),
     ("GATEWAY=10.9.3.1", {"runtimeConfig": {"ips": ["10.9.3.3/24"]}}),   # dropped with them
     ("GATEWAY=10.9.3.1", {"args": {"cni": {"ips": ["10.9.3.4/24"]}}}),
-], ids=["ip-spaces", "gateway-spaces", "gateway-then-runtimeconfig", "gateway-then-args"])
+    ("IP=10.9.1.7/24;GATEWAY=10.9.0.9,10.9.1.1", {}),           # not the config's addresses
+], ids=["ip-spaces", "gateway-spaces", "gateway-then-runtimeconfig", "gateway-then-args",
+        "gateway-of-ip-only"])
 def test_static_reads_cni_args_as_the_reference_does(lab, args, extra):
-    """static's CNI_ARGS IP= and GATEWAY=: items trimmed, and GATEWAY= given to the config's
-    and CNI_ARGS' addresses only, before runtimeConfig.ips or args.cni.ips replace them
-    (an audit found a space refused, code 4, and the gateway given to the replacements)."""
+    """static's CNI_ARGS IP= and GATEWAY=: items trimmed, and GATEWAY= given to IP='s
+    addresses only (the config's keep theirs), before runtimeConfig.ips or args.cni.ips
+    replace them (audits found a space refused, code 4, and the gateway given to the
+    replacements and to the config's addresses)."""
     host, c = lab.host(), lab.netns()
     conf = dict({"cniVersion": "1.0.0", "name": "st", "type": "static",
                  "ipam": {"type": "static",
