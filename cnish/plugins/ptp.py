@@ -97,7 +97,10 @@ def prepare(op) -> dict:
         mine = common.own_part(op, prev)
         if mine["host_side"]:
             att["host_veth"] = mine["host_side"]      # (the reference names its veths randomly)
-        ips, routes = mine["ips"], mine["routes"]
+        # an address listed without its gateway has the one ADD gives it (a review found CHECK
+        # failing with code 999 on one, no interface index or "interface": -1 making it ours)
+        ips = [dict(e, gateway=_gateway(e)) for e in mine["ips"]]
+        routes = mine["routes"]
         ipam_att = op.ipam_check(ips)
     else:  # DEL
         att["netns"] = common.live_netns(att["netns"], op.runtime.ifname)
