@@ -100,29 +100,34 @@ def refuse_unreachable_next_hops(ips: list, routes: list) -> None:
 
 def _unreachable(gw, route: dict, scope, known: list, local: set, broadcast: set) -> str | None:
     """Why the kernel would refuse `route`'s gateway `gw` (refuse_unreachable_next_hops), or
-    None. `known`: the routes the link has by then (dst, scope, table, via)."""
+    None. `known`: the routes the link has by then (dst, scope, table, via). Where the kernel's
+    choice depends on more than this models (routes of the local and default tables, IPv6
+    metrics), it errs towards letting the route through: the kernel then refuses it half-way,
+    as before, but a route it takes is never refused."""
     v4 = gw.version == 4
-    def covering(table, lowest):
-        found = [r for r in known if r["dst"].version == gw.version and r["table"] == table
+    table = route["table"]
+    lookups = list(dict.fromkeys((table, LOCAL_TABLE, None, DEFAULT_TABLE)))   # (None: main)
+
+    def longest(where, lowest):
+        found = [r for r in known if r["dst"].version == gw.version and r["table"] == where
                  and r["dst"].contains(gw) and (not v4 or r["scope"] >= lowest)]
-        return max(found, key=lambda r: r["dst"].length, default=None)
+        most = max((r["dst"].length for r in found), default=None)
+        return [r for r in found if r["dst"].length == most]
+
     prefixes = ", ".join(str(r["dst"]) for r in known if r["dst"].version == gw.version
                          and r["via"] is None and r["table"] is None)
     outside = (f"it lies outside the routes on this link that reach a next hop ({prefixes})"
                if prefixes else f"the container has no IPv{gw.version} prefix on this link")
-    table = route["table"]
     if v4:
         scope = scope or 0
         if scope >= 254:
             return "a route of host scope takes no gateway"
         lowest = max(scope + 1, 253)
-        if table is not None and covering(table, lowest):
-            return None
         if gw in local:
             return None                 # (the local table's route to the link's own address)
-        if gw in broadcast and lowest <= 253:
+        if gw in broadcast and lowest <= 253 and not longest(LOCAL_TABLE, lowest):
             return f"{gw} is the broadcast address of the container's subnet"
-        if covering(None, lowest):
+        if any(longest(where, lowest) for where in lookups):
             return None
         return (outside if scope < 253 else
                 "a route of link scope reaches only the link's own addresses and routes of "
@@ -131,14 +136,15 @@ def _unreachable(gw, route: dict, scope, known: list, local: set, broadcast: set
         return f"{gw} is the container's own address"
     if gw.value >> 118 == 0x3fa:
         return None                     # fe80::/10: link-local, always on the link
-    for where in ((table, None) if table is not None else (None,)):
-        found = covering(where, 0)
-        if found is not None and found["via"] is None:
-            return None
-    found = covering(None, 0)
-    if found is not None:
-        return f"the route that reaches it, {found['dst']}, goes via {found['via']} itself"
+    if any(r["via"] is None for where in lookups for r in longest(where, 0)):
+        return None                     # (of routes to one prefix, the metric picks)
+    found = longest(None, 0)
+    if found:
+        return f"the route that reaches it, {found[0]['dst']}, goes via {found[0]['via']} itself"
     return outside
+
+
+LOCAL_TABLE, DEFAULT_TABLE = 255, 253
 
 
 def veth_att(op) -> dict:
