@@ -392,7 +392,7 @@ _SCHEMA = {"ipam": {"ranges": [[{}]], "routes": [{}], "addresses": [{}], "dns": 
 def canonical_keys(conf: dict) -> dict:
     """`conf` with the keys of its structs that match a known key but for case renamed to it,
     as Go's decoder reads them: keys that fold alike decode into one field, the later value
-    over the earlier (objects merged, as Go decodes into the struct it has). Maps keep their
+    over the earlier (structs merged, as Go decodes into the struct it has). Maps keep their
     keys. A new object: the caller's (the CLI's capability arguments, say) is not changed."""
     return _canonical(conf, _SCHEMA)
 
@@ -411,8 +411,21 @@ def _canonical(value, schema):
         if child is not None:
             item = _canonical(item, child)
         if isinstance(child, dict) and isinstance(out.get(key), dict) and isinstance(item, dict):
-            item = {**out[key], **item}         # (both already canonical: merged field by field)
+            item = _merged(out[key], item, child)   # (Go decodes into the struct it has)
         out.pop(key, None)                      # (the later one wins, in its place)
+        out[key] = item
+    return out
+
+
+def _merged(earlier: dict, later: dict, schema: dict) -> dict:
+    """Two canonical objects for one struct field, merged as Go decodes the later into the
+    earlier: field by field, structs all the way down, lists and values replaced."""
+    out = dict(earlier)
+    for key, item in later.items():
+        child = schema.get(key)
+        if isinstance(child, dict) and isinstance(out.get(key), dict) and isinstance(item, dict):
+            item = _merged(out[key], item, child)
+        out.pop(key, None)
         out[key] = item
     return out
 

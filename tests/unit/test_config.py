@@ -332,8 +332,9 @@ def test_case_folding_keeps_maps_and_merges_structs_as_go_does():
              "runtimeConfig": {"aliases": {"Bridge": ["web"], "mode": ["x"]},
                                "io.kubernetes.cri.pod-annotations": {"Version": "2", "version": "1"},
                                "IPRanges": [[{"Subnet": "10.2.0.0/24"}]]},
-             "ipam": {"type": "host-local", "subnet": "10.5.0.0/24"},
-             "IPAM": {"routes": [{"Dst": "0.0.0.0/0"}]}}
+             "ipam": {"type": "host-local", "subnet": "10.5.0.0/24",
+                      "dns": {"nameservers": ["10.5.0.1"]}},
+             "IPAM": {"routes": [{"Dst": "0.0.0.0/0"}], "DNS": {"Search": ["x.test"]}}}
     before = json.dumps(given)
     conf = canonical_keys(given)
     assert json.dumps(given) == before                      # (a new object)
@@ -342,6 +343,7 @@ def test_case_folding_keeps_maps_and_merges_structs_as_go_does():
                                                                            "version": "1"}
     assert conf["runtimeConfig"]["ipRanges"] == [[{"subnet": "10.2.0.0/24"}]]
     assert conf["ipam"] == {"type": "host-local", "subnet": "10.5.0.0/24",
+                            "dns": {"nameservers": ["10.5.0.1"], "search": ["x.test"]},
                             "routes": [{"dst": "0.0.0.0/0"}]}
 
 
