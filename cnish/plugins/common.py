@@ -57,6 +57,7 @@ def routes(ips: list, wanted: list) -> list:
 
 
 SCOPES = {"link": 253, "host": 254}
+LOCAL_TABLE, DEFAULT_TABLE = 255, 253           # (main, 254, is None in att.routes)
 
 
 def refuse_unreachable_next_hops(ips: list, routes: list) -> None:
@@ -65,15 +66,17 @@ def refuse_unreachable_next_hops(ips: list, routes: list) -> None:
     refuses it only at the route step, after the host's shared steps (a bridge, its gateway
     address, forwarding), which ADD's rollback leaves in place (an audit's find). The
     kernel's checks, on the routes the link has when each one is added (its addresses' and
-    the earlier ones'; a differential test against the kernel found the cases below):
+    the earlier ones'; two differential runs against the kernel found the cases below, which
+    tests/kernel/test_route_check_vs_kernel.py asks of both):
     - IPv4: the gateway is looked up among the routes of a scope above the new route's
-      (link at least), in the route's table first, else in the local and main tables: the
-      link's own address is fine, a broadcast address is not, and a route of the main table
-      (or of the route's) must cover it, with or without a gateway of its own. A route of
-      host scope takes no gateway; scope 255 is none a route can have.
+      (link at least), in the route's table, then the local, main and default tables: the
+      link's own address is fine, a broadcast address is not (unless a route of the local
+      table covers it), and otherwise a route must cover it, with or without a gateway of
+      its own. A route of host scope takes no gateway; scope 255 is none a route can have.
     - IPv6: the gateway is not one of the link's own addresses; link-local is fine;
-      otherwise the longest route covering it (in the route's table, else in main) must
-      have no gateway of its own. Scopes do not count."""
+      otherwise a longest route covering it, in one of those tables, must have no gateway
+      of its own (the metric picks among routes to one prefix). Scopes do not count.
+    Where the kernel's choice depends on more than this, the route is let through."""
     local = {IP.parse(ip["address"]) for ip in ips}
     broadcast = {Prefix.parse(ip["subnet"]).last for ip in ips
                  if ip["version"] == 4 and ip["length"] < 31}          # (added with `brd +`)
@@ -142,9 +145,6 @@ def _unreachable(gw, route: dict, scope, known: list, local: set, broadcast: set
     if found:
         return f"the route that reaches it, {found[0]['dst']}, goes via {found[0]['via']} itself"
     return outside
-
-
-LOCAL_TABLE, DEFAULT_TABLE = 255, 253
 
 
 def veth_att(op) -> dict:
