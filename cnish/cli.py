@@ -15,7 +15,7 @@ import sys
 import click
 
 from cnish import __version__, engine, jsonfast, libcni, plugin_exec, plugins, results, scripts
-from cnish.config import check_name, parse_cni_args, parse_env
+from cnish.config import canonical_keys, check_name, parse_cni_args, parse_env
 from cnish.errors import INTERNAL, INVALID_CONFIG, NOT_AVAILABLE, CNIError
 from cnish.log import Log, log_file
 from cnish.runner import Runner
@@ -124,7 +124,9 @@ class Session:
 
     def operation(self, index: int, command: str, prev_result, opts=None, version=None,
                   extra=None) -> engine.Operation:
-        raw = self.request(index, prev_result, version, extra)
+        # (keys read as the plugin reads them; CNI mode does it on stdin, an external plugin
+        # gets the config as written)
+        raw = canonical_keys(self.request(index, prev_result, version, extra))
         # A dry-run checks the namespace as the real operation would: a plan for a namespace
         # that does not exist would fail half-way when run (only --create-netns makes it).
         runtime = parse_env(self.env(command), netns_exists=not self.create_netns)

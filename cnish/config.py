@@ -397,35 +397,24 @@ def canonical_keys(conf: dict) -> dict:
     return _canonical(conf, _SCHEMA)
 
 
-def _canonical(value, schema):
+def _canonical(value, schema, into: dict | None = None):
+    """`value` read against `schema`; `into`: the struct an earlier key of the same field
+    left, which Go decodes this one into (field by field, structs all the way down, lists
+    and values replaced)."""
     if isinstance(schema, list):
         return [_canonical(item, schema[0]) for item in value] if isinstance(value, list) \
             else value
     if not isinstance(value, dict):
         return value
-    out = {}
+    out = dict(into or {})
     for key, item in value.items():
         if key not in _KNOWN:
             key = _FOLDED.get(_fold(key), key)
         child = schema.get(key)
         if child is not None:
-            item = _canonical(item, child)
-        if isinstance(child, dict) and isinstance(out.get(key), dict) and isinstance(item, dict):
-            item = _merged(out[key], item, child)   # (Go decodes into the struct it has)
+            earlier = out.get(key) if isinstance(child, dict) else None
+            item = _canonical(item, child, earlier if isinstance(earlier, dict) else None)
         out.pop(key, None)                      # (the later one wins, in its place)
-        out[key] = item
-    return out
-
-
-def _merged(earlier: dict, later: dict, schema: dict) -> dict:
-    """Two canonical objects for one struct field, merged as Go decodes the later into the
-    earlier: field by field, structs all the way down, lists and values replaced."""
-    out = dict(earlier)
-    for key, item in later.items():
-        child = schema.get(key)
-        if isinstance(child, dict) and isinstance(out.get(key), dict) and isinstance(item, dict):
-            item = _merged(out[key], item, child)
-        out.pop(key, None)
         out[key] = item
     return out
 

@@ -13,8 +13,8 @@ The same Plan object feeds the bash printer, the JSON printer and the executor.
 import os
 
 from cnish import __version__, plugins, results, store
-from cnish.config import (Conf, Fields, canonical_keys, check_cni_args, check_name,
-                          check_version, parse_dns, parse_prev_result)
+from cnish.config import (Conf, Fields, check_cni_args, check_name, check_version, parse_dns,
+                          parse_prev_result)
 from cnish.errors import INVALID_CONFIG, INVALID_ENV, CNIError, invalid_config
 from cnish.executor import Executor
 from cnish.plan import Plan, bind
@@ -56,7 +56,7 @@ class Operation:
 
     def __init__(self, raw: dict, runtime, *, dry_run: bool = False, opts: dict | None = None,
                  runner: Runner | None = None, log=None, type_name: str | None = None):
-        self.raw = raw = canonical_keys(raw)       # (the CLI's plugin configs come here directly)
+        self.raw = raw
         self.runtime = runtime
         self.command = runtime.command
         self.name = check_name(raw)

@@ -8,6 +8,7 @@ import json
 import os
 
 from cnish import jsonfast, results
+from cnish.config import canonical_keys
 from cnish.plugin_exec import printed_error
 from cnish.errors import INVALID_CONFIG, IO_FAILURE, CNIError
 
@@ -40,7 +41,6 @@ def as_list(conf: dict, path: str) -> dict:
             raise CNIError(INVALID_CONFIG, f"no plugins in list {path}")
         _check_list(conf, path)
         return conf
-    from cnish.config import canonical_keys
     conf = canonical_keys(conf)     # (libcni decodes one plugin's file as the plugins do)
     if "type" not in conf:
         raise CNIError(INVALID_CONFIG, f"network config {path} has neither \"plugins\" nor \"type\"")
