@@ -22,7 +22,9 @@ def addresses(ips: list, noprefixroute: bool = False) -> list:
         out.append({"version": prefix.version, "address": str(prefix.ip), "cidr": str(prefix),
                     "subnet": str(prefix.subnet), "source": f"{prefix.ip}/{prefix.ip.bits}",
                     "gateway": entry.get("gateway"), "length": prefix.length,
-                    "noprefixroute": noprefixroute})
+                    "noprefixroute": noprefixroute,
+                    # with its subnet's broadcast address (`brd +`, as the reference adds it)
+                    "brd": prefix.version == 4 and prefix.length < 31})
     return out
 
 
@@ -41,7 +43,7 @@ def routes(ips: list, wanted: list) -> list:
         dst = Prefix.parse(route["dst"])
         version = dst.version
         scope = route.get("scope")
-        onlink = scope == "link" or (isinstance(scope, int) and scope >= 253)
+        onlink = (_scope(scope) or 0) >= 253
         via = route.get("gw") or (None if onlink else first_gw.get(version))
         table = route.get("table") or None
         table = None if table == 254 else table          # (254 is the main table)
@@ -58,6 +60,11 @@ def routes(ips: list, wanted: list) -> list:
 
 SCOPES = {"link": 253, "host": 254}
 LOCAL_TABLE, DEFAULT_TABLE = 255, 253           # (main, 254, is None in att.routes)
+
+
+def _scope(value) -> int | None:
+    """A route's scope as a number: spec 1.1.0's integer, or ptp's "link"."""
+    return SCOPES.get(value, 0) if isinstance(value, str) else value
 
 
 def refuse_unreachable_next_hops(ips: list, routes: list) -> None:
@@ -78,13 +85,11 @@ def refuse_unreachable_next_hops(ips: list, routes: list) -> None:
       of its own (the metric picks among routes to one prefix). Scopes do not count.
     Where the kernel's choice depends on more than this, the route is let through."""
     local = {IP.parse(ip["address"]) for ip in ips}
-    broadcast = {Prefix.parse(ip["subnet"]).last for ip in ips
-                 if ip["version"] == 4 and ip["length"] < 31}          # (added with `brd +`)
+    broadcast = {Prefix.parse(ip["subnet"]).last for ip in ips if ip["brd"]}
     known = [{"dst": Prefix.parse(ip["subnet"]), "scope": 253, "table": None, "via": None}
              for ip in ips if not ip["noprefixroute"]]
     for route in routes:
-        scope = route["scope"]
-        scope = SCOPES.get(scope, 0) if isinstance(scope, str) else scope
+        scope = _scope(route["scope"])
         via = IP.parse(route["via"]) if route["via"] is not None else None
         why = None
         if route["version"] == 4 and scope == 255:
@@ -321,7 +326,6 @@ def own_part(op, prev: dict) -> dict:
 
 def _dst(text):
     """A route destination in one spelling (fd00:0::/64 is fd00::/64)."""
-    from cnish.ipnet import IP, Prefix
     try:
         return str(Prefix.parse(text))
     except ValueError:
