@@ -25,6 +25,9 @@ SECTION = {"ADD": "add", "CHECK": "add", "DEL": "del", "GC": "gc"}
 
 # Fields of every config that DEL and GC never read (see Operation._tolerated).
 DEL_TOLERATES = ("dns",)
+# Fields DEL reads but can do without: an unreadable prevResult is taken as none, as libcni
+# takes an unreadable cached result; DEL then cleans up from the config and the store.
+DEL_DOES_WITHOUT = ("prevResult",)
 
 
 def _without(raw: dict, path: str) -> dict:
@@ -96,9 +99,10 @@ class Operation:
                 self.raw = _without(self.raw, field)
                 self.ignored.append((field, exc))
         for field, exc in self.ignored:
-            self.notes.append(f"{self.command} ignores {field}, which it does not use: {exc.msg}")
+            why = "as if there were none" if field in DEL_DOES_WITHOUT else "which it does not use"
+            self.notes.append(f"{self.command} ignores {field}, {why}: {exc.msg}")
             if log is not None:
-                log.write(f"ignored (not used by {self.command}): {exc}")
+                log.write(f"{self.command} ignores {field}, {why}: {exc}")
 
     def _read_config(self, raw: dict, runtime) -> None:
         fields = Fields(raw)
@@ -140,7 +144,7 @@ class Operation:
         top-level path ("mtu", "ipam.routes"), or None."""
         if self.command not in ("DEL", "GC") or exc.field is None:
             return None
-        tolerated = DEL_TOLERATES + getattr(self.plugin, "DEL_TOLERATES", ())
+        tolerated = DEL_TOLERATES + DEL_DOES_WITHOUT + getattr(self.plugin, "DEL_TOLERATES", ())
         ipam = self.raw.get("ipam")
         module = plugins.get(plugins.canonical(ipam.get("type"))) \
             if isinstance(ipam, dict) and isinstance(ipam.get("type"), str) else None

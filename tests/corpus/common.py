@@ -94,10 +94,6 @@ CASES = [
      "set": {"prevResult.dns": "8.8.8.8"}, "code": 7, "field": "prevResult"},
     {"id": "prev-version-garbage", "command": "CHECK", "prev": True,
      "set": {"prevResult.cniVersion": "one"}, "code": 7, "field": "prevResult"},
-    {"id": "del-prev-ip-address-garbage", "command": "DEL", "prev": True,
-     "set": {"prevResult.ips.0.address": "not-an-address"}, "code": 7, "field": "prevResult"},
-    {"id": "del-prev-ips-not-list", "command": "DEL", "prev": True,
-     "set": {"prevResult.ips": 5}, "code": 7, "field": "prevResult"},
 
     # -- dns strings a runtime writes into resolv.conf as lines --------------------------------
     {"id": "dns-domain-newline", "set": {"dns": {"domain": "x\nnameserver 192.0.2.66"}},

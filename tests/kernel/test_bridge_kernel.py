@@ -1191,6 +1191,31 @@ def test_del_goes_on_without_bad_fields_it_does_not_read(lab):
     assert not any("veth" in l for l in after["links"])
 
 
+@pytest.mark.parametrize("bad", [{"ips": "x"}, {"ips": [{"address": "10.77.0.2", "interface": 2}]},
+                                 {"interfaces": "eth0"}],
+                         ids=["ips-not-a-list", "address-without-prefix", "interfaces-not-a-list"])
+def test_del_goes_on_without_a_prev_result_it_cannot_read(lab, bad):
+    """A prevResult DEL cannot read is taken as none, as libcni takes a cached result it
+    cannot parse: DEL cleans up from the config and the store. It was code 7 on every retry
+    (the reference's DEL does not read prevResult; found by a lifecycle audit). CHECK still
+    refuses it."""
+    host, c = lab.host(), lab.netns()
+    conf = bridge_conf(lab)
+    before = without_lock(host.state(c))
+    rc, res, err = host.cni("ADD", conf, c)
+    assert rc == 0, (res, err)
+    broken = dict(res, **bad)
+    rc, out, _ = host.cni("CHECK", dict(conf, prevResult=broken), c)
+    assert rc == 1 and out["code"] == 7 and "prevResult" in out["msg"], out
+    rc, out, err = host.cni("DEL", dict(conf, prevResult=broken), c)
+    assert rc == 0, (out, err)
+    after = without_lock(host.state(c))
+    assert after["container"] == before["container"]
+    assert not [k for k in after["store"] if "last_reserved_ip" not in k]
+    assert not any("CNI-" in l for l in after["iptables"])
+    assert not any("veth" in l for l in after["links"])
+
+
 def test_check_needs_the_container_interface_in_its_namespace_in_prev_result(lab):
     """CHECK compares the attachment with the result of its ADD: a prevResult without the
     container's interface is refused (7), one that puts it into another namespace fails (101);
