@@ -199,13 +199,15 @@ class RuntimeArgs:
 
 
 def parse_cni_args(text: str) -> dict:
-    """CNI_ARGS "K1=V1;K2=V2" -> dict. Empty pairs (a trailing ';') are ignored."""
+    """CNI_ARGS "K1=V1;K2=V2" -> dict. Empty pairs (a trailing ';') are ignored. An empty key
+    ("=V") is a key like any other that no plugin knows, as in the reference's LoadArgs:
+    IgnoreUnknown lets it through (refusing it failed the attachment's every DEL)."""
     out = {}
     for pair in text.split(";"):
         if pair == "":
             continue
         key, sep, value = pair.partition("=")
-        if not sep or key == "" or "=" in value:
+        if not sep or "=" in value:
             raise CNIError(INVALID_ENV, f"invalid CNI_ARGS: {pair!r} is not KEY=VALUE",
                            f"CNI_ARGS={text}")
         out[key] = value
@@ -223,7 +225,8 @@ def check_cni_args(args: dict, known: frozenset, text: str) -> None:
         return
     unknown = sorted(k for k in args if k not in known and k != "IgnoreUnknown")
     if unknown:
-        raise CNIError(INVALID_ENV, f"invalid CNI_ARGS: unknown key(s) {', '.join(unknown)}",
+        raise CNIError(INVALID_ENV, "invalid CNI_ARGS: unknown key(s) "
+                       + ", ".join(k or '"" (empty)' for k in unknown),
                        f"CNI_ARGS={text}; this plugin understands {', '.join(sorted(known))}; "
                        "add IgnoreUnknown=1 to pass other keys through")
 

@@ -49,6 +49,8 @@ CASES = {
     "legacy-subnet": dict(ipam={"subnet": "10.81.0.0/24", "routes": [{"dst": "10.0.0.0/8"}]},
                           _ref_check_fails="Expected Route"),
     "requested-ip": dict(ipam=V4, _args="IgnoreUnknown=1;IP=10.81.0.42"),
+    # a pair with an empty key is an unknown key to Go's LoadArgs (cnish refused it, DEL too)
+    "args-empty-key": dict(ipam=V4, _args="IgnoreUnknown=1;=bar;IP=10.81.0.42"),
     "dns": dict(ipam=V4, dns={"nameservers": ["10.81.0.1"], "search": ["example.test"]}),
     # keys in another case: Go's decoder matches them to the fields all the same (cnish read
     # them exactly, and ignored these: no gateway, no masquerade, another range)

@@ -94,8 +94,18 @@ def test_good_interface_names(ifname):
 def test_cni_args():
     assert config.parse_cni_args("IgnoreUnknown=1;IP=10.0.0.5;") == {"IgnoreUnknown": "1",
                                                                      "IP": "10.0.0.5"}
-    for bad in ("IP", "=x", "A=b=c"):
+    for bad in ("IP", "A=b=c"):
         assert code_of(config.parse_cni_args, bad).code == 4
+
+
+def test_cni_args_empty_key_is_an_unknown_key():
+    """"=x" is a pair with an empty key, as the reference's LoadArgs reads it: refused as an
+    unknown key, let through by IgnoreUnknown (it was refused always, DEL included)."""
+    args = config.parse_cni_args("IgnoreUnknown=1;=bar")
+    assert args == {"IgnoreUnknown": "1", "": "bar"}
+    config.check_cni_args(args, frozenset({"IP"}), "IgnoreUnknown=1;=bar")
+    error = code_of(config.check_cni_args, config.parse_cni_args("=bar"), frozenset({"IP"}), "=bar")
+    assert error.code == 4 and '"" (empty)' in error.msg
 
 
 def test_unknown_cni_args_need_ignore_unknown():
