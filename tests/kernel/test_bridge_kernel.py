@@ -1101,6 +1101,23 @@ def test_disable_container_interface_leaves_the_link_down(lab):
     assert sh("ip", "-n", c, "link", "show", "eth0", check=False).returncode != 0
 
 
+@pytest.mark.parametrize("length", [117, 240])
+def test_macspoofchk_del_of_an_id_too_long_for_a_check(lab, length):
+    """ADD refuses macspoofchk for an attachment whose check nft could not name (its rule
+    comment over 128 characters); the DEL that follows changes nothing and succeeds. With an
+    id of 240 characters, it deleted chains whose names exceed nft's 255 and failed, every
+    retry (found by an audit)."""
+    host, c = lab.host(), lab.netns()
+    conf = bridge_conf(lab, macspoofchk=True)
+    cid = "a" * length                      # "macspoofchk-" + id + "-eth0": 129 characters and up
+    before = without_lock(host.state(c))
+    rc, out, _ = host.cni("ADD", conf, c, cid=cid)
+    assert rc == 1 and out["code"] == 7 and "macspoofchk" in out["msg"], out
+    rc, out, err = host.cni("DEL", conf, c, cid=cid)
+    assert rc == 0, (out, err)
+    assert without_lock(host.state(c)) == before
+
+
 def test_macspoofchk_drops_frames_with_another_source_mac(lab):
     """macspoofchk: the container's frames pass the bridge only with its own source MAC (the
     reference's nftables rules, table bridge nat); CHECK sees a rule gone; DEL removes the
