@@ -117,9 +117,10 @@ def prepare(op) -> dict:
         ips, routes = mine["ips"], mine["routes"]
         ipam_att = op.ipam_check(ips)
     else:  # DEL: where is it now, and what was it called?
+        ipam_att, held = op.ipam_del()
         att["netns"] = common.live_netns(att["netns"], op.runtime.ifname)
         if att["netns"] is not None:    # (gone: the kernel has given a real device back already)
-            att["device"], att["lent_as"] = _lent_device(op)
+            att["device"], att["lent_as"] = _lent_device(op, _was_lent(op, held))
         if att["device"] and op.read_sys(f"/sys/class/net/{att['device']}/ifindex"):
             # The kernel moves the device back under its container name and renames it after:
             # with its name taken, the rename would fail after the move and leave it in the
@@ -129,7 +130,6 @@ def prepare(op) -> dict:
                            f"link of the host is named {att['device']} now",
                            "rename or delete that link, then DEL again; the device stays in "
                            "the container until then")
-        ipam_att, held = op.ipam_del()
         ips, routes = common.ips_for_del(op, held), []
     att["returning"] = bool(att["device"]) and op.command == "DEL"
     att["unlabel"] = False
@@ -155,9 +155,25 @@ def _labelled_in_host(op) -> str:
     return device if op.read_sys(f"/sys/class/net/{device}/ifalias") == device else ""
 
 
-def _lent_device(op) -> tuple:
+def _was_lent(op, held: list) -> bool:
+    """Did this attachment's ADD get as far as lending the device? Its result reports the
+    container's interface (prevResult), or host-local holds addresses for it (ADD reserves
+    them only after it has found the device). Without either, DEL does not look for the device
+    under another name: the ADD may have been refused (the device was elsewhere, lent to
+    another of the container's interfaces, say), and the link such a search finds is then
+    another attachment's (a lifecycle audit's find). static's addresses are the config's, no
+    record of an ADD."""
+    interfaces = (op.prev_result or {}).get("interfaces") or []
+    if any(isinstance(i, dict) and i.get("name") == op.runtime.ifname and i.get("sandbox")
+           for i in interfaces):
+        return True
+    return bool(held) and getattr(op.ipam_module, "RESERVES_PER_ATTACHMENT", False)
+
+
+def _lent_device(op, was_lent: bool) -> tuple:
     """(the name the device had on the host, its name in the container now), or ("", "") when
-    it is not in the container (given back already, or gone with a virtual device)."""
+    it is not in the container (given back already, or gone with a virtual device). Under
+    another name only when the ADD lent it (`was_lent`)."""
     from cnish import jsonfast
     found = op.fact("container-link")
     if found is not None and found.returncode == 0:
@@ -172,8 +188,8 @@ def _lent_device(op) -> tuple:
             # the runtime sends after an ADD refused because the container had CNI_IFNAME
             # already, or because the device was not found. Nothing was lent under that name;
             # the link is not ours to take (the device may still be there under another one).
-    if _back_in_host(op):
-        return "", ""                   # (a repeated DEL, with links the container left)
+    if not was_lent or _back_in_host(op):
+        return "", ""                   # (or a repeated DEL, with links the container left)
     info = _renamed(op)
     if info is None:
         return "", ""

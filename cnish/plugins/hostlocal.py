@@ -22,6 +22,7 @@ from cnish.store import Store, owner_key
 TYPE = "host-local"
 KIND = "ipam"
 CNI_ARGS = frozenset({"IP"})
+RESERVES_PER_ATTACHMENT = True  # ipam_del's addresses are what an ADD reserved (hostdevice.py)
 # Keys DEL and GC never read (engine.py): they release by owner, whatever the ranges are now,
 # so a range the config gets wrong (a gateway outside its subnet, say) cannot make an
 # attachment's DEL fail for good; only the store's place (dataDir, the network's name) counts.

@@ -456,7 +456,8 @@ def lendable_twin(host, c, mac, name):
 @pytest.mark.parametrize("found_by", ["mac", "alias"])
 def test_host_device_renamed_in_the_container_is_given_back(lab, found_by):
     """A container may rename the device it was lent. DEL finds it by the MAC of the ADD's
-    result (without a prevResult, by the alias ADD recorded) and gives it back under its own
+    result (without a prevResult, by the alias ADD recorded, since host-local holds an
+    address for the attachment: its ADD lent the device) and gives it back under its own
     name before releasing its address. It used to take the device for given back already and
     release the address while the device still held it (the reference fails this DEL, and
     every retry of it). A link the container made with the device's MAC, even under its
@@ -480,6 +481,28 @@ def test_host_device_renamed_in_the_container_is_given_back(lab, found_by):
     assert host.cni("DEL", dict(net, **prev), c, ifname="net1")[0] == 0
     assert "twin0" in sh("ip", "-n", c, "-o", "link").stdout
     assert "hd0peer" in host.run("ip", "-o", "link", "show", "hd0").stdout
+
+
+@pytest.mark.parametrize("finds_by", ["device", "hwaddr"])
+def test_host_device_del_after_a_refused_add_leaves_another_interfaces_device(lab, finds_by):
+    """hd0 is lent to the container as net1. An ADD of the same device as net2 (the same
+    network listed twice, or another that finds it by MAC) is refused: hd0 is not in the host.
+    The runtime's DEL of net2 (no prevResult, no reservation) looked for the device under
+    another name, found net1 by its alias or MAC and took it back from the running container
+    (a lifecycle audit's find; the reference fails that DEL). It leaves it now."""
+    host, c = lab.host(), lab.netns()
+    mac, net, res = lend_hd0(lab, host, c)
+    if finds_by == "hwaddr":
+        net = dict(net, hwaddr=mac)
+        net.pop("device")
+    rc, out, _ = host.cni("ADD", net, c, ifname="net2")
+    assert rc == 1 and out["code"] == 7, out
+    rc, out, err = host.cni("DEL", net, c, ifname="net2")
+    assert rc == 0, (out, err)
+    assert mac in sh("ip", "-n", c, "-o", "link", "show", "net1").stdout        # still lent
+    assert [k for k in store_files(lab.data_dir) if k.endswith("/10.88.0.2")]   # still held
+    assert host.cni("DEL", dict(net, prevResult=res), c, ifname="net1")[0] == 0
+    assert host.run("cat", "/sys/class/net/hd0/address").stdout.strip() == mac
 
 
 def test_host_device_renamed_and_two_candidates_changes_nothing(lab):
