@@ -311,6 +311,15 @@ def store_files(data_dir: str) -> dict:
     return out
 
 
+def wipe_store(data_dir: str, network: str) -> None:
+    """Remove a network's reservations and cursors, keeping its lock: the store wiped by hand,
+    as in the "rm -rf /var/lib/cni" recovery."""
+    store = os.path.join(data_dir, network)
+    for name in os.listdir(store):
+        if name != "lock":
+            os.unlink(os.path.join(store, name))
+
+
 def bridge_conf(lab: Lab, name: str | None = None, **overrides) -> dict:
     """A bridge network config with host-local IPAM in the test's data directory."""
     conf = {

@@ -369,7 +369,7 @@ def prepare(op) -> dict:
         # ADD may have made it); the default name would misjudge such a pair as another's.
         att["probe_bridge"] = "*" if any(f == "bridge" for f, _ in op.ignored) else op.conf.bridge
         ipam_att, held = op.ipam_del()
-        ips = common.ips_for_del(op, held)
+        ips = common.ips_for_del(op, held, att["netns"])
         routes = []
     accept_ra = op.conf.acceptRA if op.conf.acceptRA is not None else not ips
     common.container(att, ips, routes, link_step="veth", mtu=op.conf.mtu, ignore_ra=not accept_ra,

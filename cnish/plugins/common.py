@@ -360,13 +360,19 @@ def _check_prev_field(where: str, value, problem_of, what: str = "") -> None:
         raise invalid_config(f"prevResult.{where}", value, what + problem)
 
 
-def ips_for_del(op, held: list) -> list:
+def ips_for_del(op, held: list, netns: str | None = None) -> list:
     """The attachment's addresses at DEL: prevResult's (ours in it), plus those IPAM still
-    gives it (what host-local's store holds, static's configured addresses)."""
+    gives it (what host-local's store holds, static's configured addresses). Knowing none,
+    with ipMasq, those of CNI_IFNAME in the container's live namespace `netns`, as the
+    reference learns them: its masquerade jumps name them (the reservation may be gone, the
+    store wiped by hand). A jump names this attachment's chain, so an address of another
+    network's interface of that name removes nothing."""
     from cnish.ipnet import IP
     prev_ips = own_part(op, op.prev_result)["ips"] if op.prev_result else []
     known = {Prefix.parse(i["address"]).ip for i in prev_ips}
     ips = list(prev_ips)
+    if not prev_ips and not held and netns and getattr(op.conf, "ipMasq", False):
+        held = _global_addresses(op.fact("container-addresses", netns=netns))
     for text in held:
         try:
             ip = IP.parse(text)
@@ -378,9 +384,26 @@ def ips_for_del(op, held: list) -> list:
     if not ips and op.dry_run and getattr(op.conf, "ipMasq", False) \
             and op.conf.ipMasqBackend == "iptables":       # (nftables: found by comment)
         op.notes.append("no address of this attachment is known now (no prevResult, no "
-                        "reservation): this plan removes no masquerade jump of an address; "
-                        "print it after the ADD, or let cnish del find them then")
+                        "reservation, none on the container's interface): this plan removes "
+                        "no masquerade jump of an address; print it after the ADD, or let "
+                        "cnish del find them then")
     return ips
+
+
+def _global_addresses(found) -> list:
+    """The global addresses (no link-local, loopback or host ones) an `ip -j addr show dev`
+    fact lists; none when it failed (the interface is gone) or printed something else."""
+    from cnish import jsonfast
+    if found is None or found.returncode != 0:
+        return []
+    try:
+        links = jsonfast.loads(found.stdout or "[]")
+    except ValueError:
+        return []
+    return [a["local"] for link in links if isinstance(link, dict)
+            for a in link.get("addr_info") or [] if isinstance(a, dict)
+            and a.get("family") in ("inet", "inet6") and a.get("scope") == "global"
+            and isinstance(a.get("local"), str)]
 
 
 # -- what ADD, CHECK and DEL of every interface plugin share ---------------------------------------

@@ -105,7 +105,7 @@ def prepare(op) -> dict:
     else:  # DEL
         att["netns"] = common.live_netns(att["netns"], op.runtime.ifname)
         ipam_att, held = op.ipam_del()
-        ips, routes = common.ips_for_del(op, held), []
+        ips, routes = common.ips_for_del(op, held, att["netns"]), []
     # In the container: the gateway is on-link (a /32 route), the subnet lies behind it.
     wanted = []
     for entry in ips:

@@ -15,7 +15,7 @@ import pytest
 from cnish import engine
 from lab import (BRIDGE_VLANS, ROOT, RUN_ID, bridge_conf, cnish_command, forwarding,
                  interrupts_held, link_kind_missing, operation, outside_namespace,
-                 reservations_only, restore_forwarding, sh, store_files, unique,
+                 reservations_only, restore_forwarding, sh, store_files, unique, wipe_store,
                  without_lock)
 
 pytestmark = pytest.mark.kernel
@@ -139,6 +139,34 @@ def test_del_without_netns_or_prev_result_still_cleans_up(lab):
     # a missing namespace path and an empty CNI_NETNS are fine too
     assert host.cni("DEL", conf, "/var/run/netns/does-not-exist")[0] == 0
     assert host.cni("DEL", conf, "")[0] == 0
+
+
+@pytest.mark.parametrize("second", [False, True], ids=["one-interface", "two-interfaces"])
+def test_del_with_the_store_wiped_reads_the_addresses_off_the_interface(lab, second):
+    """The store is wiped by hand (with the result cache: the "rm -rf /var/lib/cni" recovery)
+    and the runtime's DEL comes without prevResult: the masquerade jump names an address no
+    record knows. DEL reads it off the container's interface, as the reference does, and
+    removes the jump and the chain; they stayed for good (found by a lifecycle audit). With a
+    second interface on the network, its jump and the chain they share stay."""
+    host, c = lab.host(), lab.netns()
+    conf = bridge_conf(lab)
+    rc, res, err = host.cni("ADD", conf, c)
+    assert rc == 0, (res, err)
+    if second:
+        rc, res1, err = host.cni("ADD", conf, c, ifname="eth1")
+        assert rc == 0, (res1, err)
+        kept = [l for l in nat_rules(host) if res1["ips"][0]["address"].split("/")[0] in l]
+        assert len(kept) == 1, nat_rules(host)
+    wipe_store(lab.data_dir, conf["name"])
+    rc, out, err = host.cni("DEL", conf, c)
+    assert rc == 0, (out, err)
+    if second:
+        chain = kept[0].split(" -j ")[1].split()[0]
+        assert [l for l in nat_rules(host) if l.startswith("-A POSTROUTING")] == kept
+        assert f":{chain} - [0:0]" in nat_rules(host)
+    else:
+        assert nat_rules(host) == []
+    assert "eth0" not in sh("ip", "-n", c, "-o", "link").stdout
 
 
 def test_del_after_netns_is_gone(lab):

@@ -11,7 +11,8 @@ import pytest
 
 from cnish import names
 from lab import (RUN_ID, cnish_command, forwarding, interrupts_held, link_kind_missing,
-                 outside_namespace, restore_forwarding, sh, store_files, unique, without_lock)
+                 outside_namespace, restore_forwarding, sh, store_files, unique, wipe_store,
+                 without_lock)
 
 pytestmark = pytest.mark.kernel
 
@@ -229,6 +230,21 @@ def test_ptp_two_interfaces_of_one_container_share_the_masquerade_chain(lab):
     assert host.cni("CHECK", dict(net, prevResult=results["eth1"]), c, ifname="eth1")[0] == 0
     assert ping(c, "10.87.0.1")
     assert host.cni("DEL", dict(net, prevResult=results["eth1"]), c, ifname="eth1")[0] == 0
+    assert nat(host) == []
+
+
+def test_ptp_del_with_the_store_wiped_reads_the_addresses_off_the_interface(lab):
+    """ptp, dual-stack: the store wiped by hand and a DEL without prevResult. DEL reads the
+    addresses off the container's interface (global ones: not its IPv6 link-local address)
+    and removes both families' jumps and chains, which stayed for good."""
+    host, c = lab.host(), lab.netns()
+    net = conf(lab, "ptp", ipMasq=True, ipam=hostlocal(lab, "10.87.0.0/24", "fd87::/64"))
+    rc, res, err = host.cni("ADD", net, c)
+    assert rc == 0, (res, err)
+    assert len([l for l in nat(host) if l.startswith("-A POSTROUTING")]) == 2
+    wipe_store(lab.data_dir, net["name"])
+    rc, out, err = host.cni("DEL", net, c)
+    assert rc == 0, (out, err)
     assert nat(host) == []
 
 
