@@ -725,7 +725,7 @@ def test_cli_checks_the_list_as_libcni_loads_it(lab, tmp_path):
 FAKE_IPAM = """#!/bin/sh
 # A delegated IPAM plugin that records what it is asked and answers like a 1.1.0 plugin.
 cat > "$(dirname "$0")/stdin.$CNI_COMMAND"
-env | grep '^CNI_' | sort > "$(dirname "$0")/env.$CNI_COMMAND"
+env | grep -e '^CNI_' -e '^CNISH_IPAM_OF=' | sort > "$(dirname "$0")/env.$CNI_COMMAND"
 case $CNI_COMMAND in
   ADD) echo '{"cniVersion":"1.1.0","ips":[{"address":"10.77.0.50/24","gateway":"10.77.0.1"}]}' ;;
   STATUS) echo '{"cniVersion":"1.1.0","code":50,"msg":"fake-ipam: pool drained","details":"d"}'
@@ -853,7 +853,9 @@ def test_foreign_files_in_the_store(lab, tmp_path):
 
 def test_the_del_script_runs_a_delegated_ipam_as_cnish_does(lab, tmp_path):
     """The DEL script hands the delegated plugin the invocation's CNI_* values and config, as
-    the executor does (they are written into the script, quoted)."""
+    the executor does (they are written into the script, quoted), and CNISH_IPAM_OF, which
+    makes a cnish launcher there refuse to be a main plugin (the script's lacked it; found by
+    a dry-run audit)."""
     host, c = lab.host(), lab.netns()
     bindir = tmp_path / "fake"
     bindir.mkdir()
@@ -870,6 +872,7 @@ def test_the_del_script_runs_a_delegated_ipam_as_cnish_does(lab, tmp_path):
     script = sh(*run, "del", "dgscript", c, *common, "--dry-run", env=env).stdout
     (bindir / "env.ADD").unlink()
     sh("ip", "netns", "exec", host.name, "bash", "-c", script)
+    assert "CNISH_IPAM_OF=bridge\n" in added
     assert (bindir / "env.DEL").read_text() == added.replace("CNI_COMMAND=ADD", "CNI_COMMAND=DEL")
     assert json.loads((bindir / "stdin.DEL").read_text())["ipam"]["type"] == "fake-ipam"
     assert "eth0" not in sh("ip", "-n", c, "-o", "link", "show").stdout
