@@ -301,6 +301,11 @@ def add(network, netns, pid, ifname, cid, config, dry_run, fmt, cni_args, cap_ar
         s = Session(network, _resolve_netns(netns, pid), ifname, cid, config, cni_args, cap_args,
                     cache_dir, create_netns, dry_run)
         opts = {"create_netns": create_netns, "netns_name": s.netns_name}
+        # (before anything is done: a result that cannot be cached undoes the whole ADD)
+        problem = libcni.cache_name_problem(s.network, s.cid, s.ifname)
+        if problem:
+            raise CNIError(INVALID_CONFIG, f"--cid {s.cid[:40]!r}...: {problem}",
+                           "use a shorter container id (or network name)")
         if dry_run:
             _print_plan(s.dry_run_plan("ADD", None, opts), fmt)
             return

@@ -4,6 +4,7 @@ so that files written by `cnish add` and by podman or cnitool are interchangeabl
 """
 
 import base64
+import errno
 import json
 import os
 
@@ -11,6 +12,8 @@ from cnish import jsonfast, results
 from cnish.config import canonical_keys
 from cnish.plugin_exec import printed_error
 from cnish.errors import INVALID_CONFIG, IO_FAILURE, CNIError
+
+NAME_MAX = 255                  # bytes in a file name (Linux; the result cache's entries)
 
 DEFAULT_CONF_DIR = "/etc/cni/net.d"
 DEFAULT_CACHE_DIR = "/var/lib/cni"
@@ -196,7 +199,9 @@ def write_cache(cache_dir, conflist_bytes: bytes, network, cid, ifname, netns, c
     """Write the attachment's cache entry; CNIError (code 7 or 5) when it cannot be written."""
     directory = os.path.join(cache_dir, "results")
     path = cache_path(cache_dir, network, cid, ifname)
-    tmp = f"{path}.tmp-{os.getpid()}"
+    # (a name of its own, not the entry's plus a suffix: that may be as long as a file name
+    # can be; cached_attachments skips it, as it does not start with a network's name)
+    tmp = os.path.join(directory, f".cnish-tmp-{os.getpid()}")
     try:
         os.makedirs(directory, mode=0o700, exist_ok=True)
         if os.path.islink(directory):
@@ -223,7 +228,11 @@ def read_cache_entry(cache_dir, network, cid, ifname) -> dict | None:
             entry = json.load(f)
     except FileNotFoundError:
         return None
-    except (OSError, ValueError) as exc:
+    except OSError as exc:
+        if exc.errno == errno.ENAMETOOLONG:     # no entry can have that name (ADD refuses it)
+            return None
+        raise ValueError(f"{path}: {exc}") from None
+    except ValueError as exc:
         raise ValueError(f"{path}: {exc}") from None
     if isinstance(entry, dict) and entry.get("kind") == "cniCacheV1":
         return entry
@@ -239,4 +248,16 @@ def remove_cache(cache_dir, network, cid, ifname) -> None:
     except FileNotFoundError:
         pass
     except OSError as exc:
+        if exc.errno == errno.ENAMETOOLONG:     # no entry can have that name (ADD refuses it)
+            return
         raise CNIError(IO_FAILURE, f"cannot remove the result cache {path}", str(exc)) from None
+
+
+def cache_name_problem(network: str, cid: str, ifname: str) -> str | None:
+    """Why no cache entry can be written for the attachment (its file name, made of the
+    network's name, the container id and the interface name, too long), or None."""
+    size = len(os.fsencode(os.path.basename(cache_path("", network, cid, ifname))))
+    if size > NAME_MAX:
+        return (f"the result cache's file name <network>-<container id>-<ifname> would be "
+                f"{size} bytes, more than a file name may have ({NAME_MAX})")
+    return None

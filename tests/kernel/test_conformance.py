@@ -466,6 +466,15 @@ def test_cli_dry_run_writes_no_log(lab, tmp_path):
         assert "Traceback" not in proc.stderr, proc.stderr
     assert not logged.exists()
 
+def cli_in(lab, host, tmp_path, conf: dict) -> tuple[list, list]:
+    """The operator CLI in the test's host namespace, and the options that point it at
+    `conf` (written to a file) and at the test's result cache: (command, options)."""
+    path = tmp_path / f"{conf['name']}.conf"
+    path.write_text(json.dumps(conf))
+    return (["ip", "netns", "exec", host.name, *cnish_command()],
+            ["--config", str(path), "--cache-dir", lab.cache_dir])
+
+
 @pytest.mark.parametrize("damage", ["bad-ips", "truncated"])
 def test_cli_del_cleans_up_when_the_cached_result_is_unreadable(lab, tmp_path, damage):
     """libcni ignores a cached result it cannot parse; cnish's CLI did not (a traceback, and
@@ -473,11 +482,7 @@ def test_cli_del_cleans_up_when_the_cached_result_is_unreadable(lab, tmp_path, d
     A file that is no JSON at all was ignored silently, and CHECK then said there was no
     cached result (found by the README audit): both now say why they are ignored."""
     host, c = lab.host(), lab.netns()
-    bridge = bridge_conf(lab, name="corrupt")
-    path = tmp_path / "corrupt.conf"
-    path.write_text(json.dumps(bridge))
-    run = ["ip", "netns", "exec", host.name, *cnish_command()]
-    common = ["--config", str(path), "--cache-dir", lab.cache_dir]
+    run, common = cli_in(lab, host, tmp_path, bridge_conf(lab, name="corrupt"))
     res = json.loads(sh(*run, "add", "corrupt", c, *common).stdout)
     (entry,) = [os.path.join(lab.cache_dir, "results", f)
                 for f in os.listdir(os.path.join(lab.cache_dir, "results"))]
@@ -495,6 +500,32 @@ def test_cli_del_cleans_up_when_the_cached_result_is_unreadable(lab, tmp_path, d
     assert not [k for k in store_files(lab.data_dir) if k.endswith(res["ips"][0]["address"][:-3])]
     assert 'id: \\"' not in host.run("iptables-save", "-t", "nat").stdout
     assert not os.path.exists(entry)
+
+
+def test_cli_container_ids_as_long_as_the_result_cache_allows(lab, tmp_path):
+    """The result cache's entry is named <network>-<cid>-<ifname>: up to 255 bytes, ADD,
+    its script and DEL work (the entry was written under its name plus a suffix first, so
+    an ADD of 244 bytes and more failed with error 5 after all its work, and was undone); a
+    byte more is refused before anything is done (code 7), and DEL of such an id, which
+    can have no entry, succeeds (it failed with error 5, for good). Found by a dry-run audit."""
+    host, c = lab.host(), lab.netns()
+    run, common = cli_in(lab, host, tmp_path, bridge_conf(lab, name="lc"))
+    results_dir = os.path.join(lab.cache_dir, "results")
+    longest = "a" * (255 - len("lc-") - len("-eth0"))
+    before = host.state(c)
+    proc = sh(*run, "add", "lc", c, "--cid", longest + "a", *common, check=False)
+    assert proc.returncode == 1 and "error 7" in proc.stderr and "255" in proc.stderr, proc.stderr
+    assert host.state(c) == before
+    assert sh(*run, "del", "lc", c, "--cid", longest + "a", *common, check=False).returncode == 0
+    sh(*run, "add", "lc", c, "--cid", longest, *common)
+    assert os.listdir(results_dir) == [f"lc-{longest}-eth0"]
+    sh(*run, "del", "lc", c, "--cid", longest, *common)
+    assert os.listdir(results_dir) == []
+    script = sh(*run, "add", "lc", c, "--cid", longest, *common, "--dry-run").stdout
+    sh("ip", "netns", "exec", host.name, "bash", "-c", script)
+    assert os.listdir(results_dir) == [f"lc-{longest}-eth0"]
+    sh(*run, "del", "lc", c, "--cid", longest, *common)
+    assert "eth0" not in sh("ip", "-n", c, "-o", "link", "show").stdout
 
 
 # Chained plugins for the rollback test: "sticky" passes ADD's prevResult on and fails DEL;
