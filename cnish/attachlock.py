@@ -47,13 +47,18 @@ def _directory() -> str | None:
     return None
 
 
+def lock_name(network: str, cid: str, ifname: str) -> str:
+    """The attachment's lock file in the directory (the dry-run script takes the same)."""
+    from cnish.names import short_hash
+    return short_hash(f"{network}\0{cid}\0{ifname}") + ".lock"
+
+
 def acquire(network: str, cid: str, ifname: str) -> str | None:
     """Hold the attachment's lock (waiting for it); its path, or None without a lock."""
     directory = _directory()
     if directory is None:
         return None
-    from cnish.names import short_hash
-    path = os.path.join(directory, short_hash(f"{network}\0{cid}\0{ifname}") + ".lock")
+    path = os.path.join(directory, lock_name(network, cid, ifname))
     if path in _held:
         return None
     deadline = time.monotonic() + WAIT

@@ -9,7 +9,7 @@ import json
 import os
 import shlex
 
-from cnish import __version__, executor
+from cnish import __version__, attachlock, executor, plugins
 from cnish.natives import SCRIPT_FUNCTIONS
 from cnish.paths import templates_dir
 
@@ -54,6 +54,9 @@ def bash(plan) -> str:
     result = json.dumps(plan.result, indent=2) if plan.result is not None else None
     cache_dir = os.path.dirname(plan.cache["path"]) if plan.cache else ""
     title = f"cnish {plan.command} plan"
+    kind = getattr(plugins.get(plan.plugin), "KIND", None)
+    lock = attachlock.lock_name(plan.network, plan.container_id, plan.ifname) \
+        if plan.command in ("ADD", "DEL") and kind not in (None, "ipam") else None
     return script_template("script/bash.sh.j2", {"sh": executor.show, "comment": _comment}).render(
         plan=plan, mode=mode, modes=modes, expects=expects, functions=functions,
         own_netns_fd=any("/dev/fd/3" in c.argv for c in commands),
@@ -63,7 +66,7 @@ def bash(plan) -> str:
         cache=plan.cache, cache_dir=cache_dir, cache_parent=os.path.dirname(cache_dir) or ".",
         cache_json=json.dumps(plan.cache["entry"]) if plan.cache and "entry" in plan.cache else "",
         result=result, title=title + " (dry run: nothing was changed)", version=__version__,
-        cni_version=plan.cni_version, intro=INTRO[mode],
+        cni_version=plan.cni_version, intro=INTRO[mode], lock=lock,
         exists=_case_patterns(executor.EXISTS), missing=_case_patterns(executor.MISSING))
 
 

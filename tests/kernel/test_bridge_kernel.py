@@ -9,6 +9,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -255,6 +256,39 @@ def test_dry_run_script_does_what_execution_does(lab, tmp_path, backend):
     assert _masq_nft(host) == [] and _masq_state(host) == []
     # (the nftables backend's shared table and base chain stay, as the bridge does)
     assert [i for i in host.state()["nftables"] if "cni_plugins_masquerade" not in i] == []
+
+
+def test_the_scripts_take_the_attachments_lock_as_cnish_does(lab, tmp_path):
+    """ADD and DEL scripts wait for the attachment's lock, as cnish does (attachlock.py): an
+    ADD script ran on while the attachment's DEL ran, which then left its chain and cache
+    entry behind (found by a dry-run audit). They remove the lock file when done."""
+    from cnish import attachlock
+    host, c = lab.host(), lab.netns()
+    conf = bridge_conf(lab)
+    conf_file = tmp_path / "net.conf"
+    conf_file.write_text(json.dumps(conf))
+    common = ["--config", str(conf_file), "--cid", "ctr1", "--cache-dir", lab.cache_dir]
+    lock_file = os.path.join(os.environ["CNISH_ATTACHMENT_LOCKS"],
+                             attachlock.lock_name(conf["name"], "ctr1", "eth0"))
+    for command in ("add", "del"):
+        script = tmp_path / f"{command}.sh"
+        script.write_text(host.run(*cnish_command(), command, conf["name"], c, *common,
+                                   "--dry-run").stdout)
+        held = attachlock.acquire(conf["name"], "ctr1", "eth0")
+        assert held == lock_file
+        try:
+            proc = subprocess.Popen(["ip", "netns", "exec", host.name, "bash", str(script)],
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            time.sleep(1.5)
+            assert proc.poll() is None, proc.communicate()          # waiting for the lock
+            has_eth0 = "eth0" in sh("ip", "-n", c, "-o", "link").stdout
+            assert has_eth0 == (command == "del")                   # nothing done yet
+        finally:
+            attachlock.release(held)
+        out, err = proc.communicate(timeout=30)
+        assert proc.returncode == 0, (out, err)
+        assert ("eth0" in sh("ip", "-n", c, "-o", "link").stdout) == (command == "add")
+        assert not os.path.exists(lock_file)
 
 
 # Spec 1.1.0 route fields, and each changed in turn on the live route: (as ADD made it, the

@@ -333,7 +333,9 @@ class Sandbox:
         env = {"PATH": f"{self.stubs}:/usr/bin:/bin", "BASH_ENV": str(self.prelude),
                "CNISH_STUB_LOG": str(log), "CNISH_STUB_FAIL": str(fail_file),
                "CNISH_DELEGATE_LOG": str(delegate_log), "HOME": str(workdir),
-               "CNISH_STUB_MESSAGE": message}
+               "CNISH_STUB_MESSAGE": message,
+               # (the script takes the attachment's lock there, as cnish does: the test run's)
+               "CNISH_ATTACHMENT_LOCKS": os.environ.get("CNISH_ATTACHMENT_LOCKS", "off")}
         proc = subprocess.run([IP, "netns", "exec", self.netns, "/bin/bash", str(path)],
                               capture_output=True, env=env, cwd=workdir, timeout=60)
         return {"rc": proc.returncode, "stdout": proc.stdout, "stderr": proc.stderr,
