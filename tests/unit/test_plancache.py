@@ -10,7 +10,15 @@ from lab import operation
 
 RAW = {"cniVersion": "1.0.0", "name": "net1", "type": "bridge", "bridge": "br9", "ipMasq": True,
        "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.5.0.0/24"}]],
-                "dataDir": "/nonexistent/cnish-cache-test"}}
+                "dataDir": "(the test's own: store_in_tmp)"}}
+
+
+@pytest.fixture(autouse=True)
+def store_in_tmp(tmp_path, monkeypatch):
+    """A plan built for real (not a dry run) takes host-local's store lock, which makes the
+    store's directory: the test's own, not a path on the machine (it made
+    /nonexistent/cnish-cache-test/net1/lock there)."""
+    monkeypatch.setitem(RAW["ipam"], "dataDir", str(tmp_path / "store"))
 
 
 @pytest.fixture
