@@ -208,7 +208,9 @@ class Session:
         plan = engine.dry_run(op)
         path = libcni.cache_path(self.cache_dir, self.network, self.cid, self.ifname)
         if command == "DEL" and len(self.plugins) == 1:
-            plan.cache = {"path": path}
+            # (an entry too long for a file name cannot exist: `rm -f` would fail on its name)
+            if libcni.cache_name_problem(self.network, self.cid, self.ifname) is None:
+                plan.cache = {"path": path}
         elif command == "DEL":
             plan.notes.append("this script keeps the CLI's result cache: the other plugins' DEL "
                               "needs it (their arguments and the result); `cnish del` removes it")
@@ -304,8 +306,9 @@ def add(network, netns, pid, ifname, cid, config, dry_run, fmt, cni_args, cap_ar
         # (before anything is done: a result that cannot be cached undoes the whole ADD)
         problem = libcni.cache_name_problem(s.network, s.cid, s.ifname)
         if problem:
-            raise CNIError(INVALID_CONFIG, f"--cid {s.cid[:40]!r}...: {problem}",
-                           "use a shorter container id (or network name)")
+            raise CNIError(INVALID_CONFIG, f"the network's name, --cid and --ifname are too "
+                           f"long together: {problem}", "use a shorter container id, "
+                           "interface or network name")
         if dry_run:
             _print_plan(s.dry_run_plan("ADD", None, opts), fmt)
             return

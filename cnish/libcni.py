@@ -200,8 +200,9 @@ def write_cache(cache_dir, conflist_bytes: bytes, network, cid, ifname, netns, c
     directory = os.path.join(cache_dir, "results")
     path = cache_path(cache_dir, network, cid, ifname)
     # (a name of its own, not the entry's plus a suffix: that may be as long as a file name
-    # can be; cached_attachments skips it, as it does not start with a network's name)
-    tmp = os.path.join(directory, f".cnish-tmp-{os.getpid()}")
+    # can be; random and created exclusively, as the directory may be shared; cached_attachments
+    # skips it, as it does not start with a network's name)
+    tmp = os.path.join(directory, f".cnish-tmp-{os.urandom(8).hex()}")
     try:
         os.makedirs(directory, mode=0o700, exist_ok=True)
         if os.path.islink(directory):
@@ -209,7 +210,7 @@ def write_cache(cache_dir, conflist_bytes: bytes, network, cid, ifname, netns, c
                            f"refusing to write the result cache: {directory} is a symlink")
         entry = cache_entry(conflist_bytes, network, cid, ifname, netns, cni_args, cap_args,
                             result)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
         with os.fdopen(fd, "w") as f:
             json.dump(entry, f)
         os.rename(tmp, path)

@@ -388,7 +388,7 @@ def prepare(op) -> dict:
     att["ipam"] = ipam_att
     if op.conf.macspoofchk:
         att["spoofchk"] = names.spoofchk(op.runtime.container_id, op.runtime.ifname)
-        if len(att["spoofchk"]["comment"]) > names.NFT_COMMENT_MAX:
+        if op.command == "DEL" and len(att["spoofchk"]["comment"]) > names.NFT_COMMENT_MAX:
             # No ADD made a check for this attachment (check_early refuses it, and so does
             # the reference's nft); its chain names may exceed what nft takes, which failed
             # the DEL that follows such an ADD, and every retry (found by an audit).

@@ -390,9 +390,15 @@ def ips_for_del(op, held: list, netns: str | None = None) -> list:
     return ips
 
 
+ADDRESSES_READ_MAX = 8     # per family: the oldest, ADD's; a container may have added more
+
+
 def _global_addresses(found) -> list:
     """The global addresses (no link-local, loopback or host ones) an `ip -j addr show dev`
-    fact lists; none when it failed (the interface is gone) or printed something else."""
+    fact lists, the oldest ADDRESSES_READ_MAX of each family: the kernel lists IPv4 ones in
+    the order they came (primaries first) and IPv6 ones newest first, and ADD's came first; a
+    container that can add thousands must not make DEL as many steps. None when the fact
+    failed (the interface is gone) or printed something else."""
     from cnish import jsonfast
     if found is None or found.returncode != 0:
         return []
@@ -400,10 +406,13 @@ def _global_addresses(found) -> list:
         links = jsonfast.loads(found.stdout or "[]")
     except ValueError:
         return []
-    return [a["local"] for link in links if isinstance(link, dict)
-            for a in link.get("addr_info") or [] if isinstance(a, dict)
-            and a.get("family") in ("inet", "inet6") and a.get("scope") == "global"
-            and isinstance(a.get("local"), str)]
+    listed = {"inet": [], "inet6": []}
+    for link in links if isinstance(links, list) else []:
+        for a in (link.get("addr_info") or []) if isinstance(link, dict) else []:
+            if isinstance(a, dict) and a.get("family") in listed \
+                    and a.get("scope") == "global" and isinstance(a.get("local"), str):
+                listed[a["family"]].append(a["local"])
+    return listed["inet"][:ADDRESSES_READ_MAX] + listed["inet6"][-ADDRESSES_READ_MAX:]
 
 
 # -- what ADD, CHECK and DEL of every interface plugin share ---------------------------------------

@@ -289,6 +289,18 @@ def test_the_scripts_take_the_attachments_lock_as_cnish_does(lab, tmp_path):
         assert proc.returncode == 0, (out, err)
         assert ("eth0" in sh("ip", "-n", c, "-o", "link").stdout) == (command == "add")
         assert not os.path.exists(lock_file)
+    # an flock that fails for another reason than the wait (a BusyBox one without -w, say):
+    # the script says so and goes on unlocked, as it does without a lock directory
+    stub = tmp_path / "stub"
+    stub.mkdir()
+    (stub / "flock").write_text("#!/bin/sh\necho 'flock: unknown option' >&2\nexit 64\n")
+    (stub / "flock").chmod(0o755)
+    ran = host.run("bash", str(tmp_path / "add.sh"), check=False,
+                   env=dict(os.environ, PATH=f"{stub}:{os.environ['PATH']}"))
+    assert ran.returncode == 0 and "flock failed with status 64" in ran.stderr, ran.stderr
+    assert "eth0" in sh("ip", "-n", c, "-o", "link").stdout
+    host.run("bash", str(tmp_path / "del.sh"))
+    assert "eth0" not in sh("ip", "-n", c, "-o", "link").stdout
 
 
 # Spec 1.1.0 route fields, and each changed in turn on the live route: (as ADD made it, the
@@ -1178,6 +1190,13 @@ def test_macspoofchk_del_of_an_id_too_long_for_a_check(lab, length):
     rc, out, err = host.cni("DEL", conf, c, cid=cid)
     assert rc == 0, (out, err)
     assert without_lock(host.state(c)) == before
+    # CHECK of such an id (macspoofchk switched on after its ADD, say) finds no check: code
+    # 101, not the internal error (999) an empty spoof check's names gave (a review's find)
+    rc, res, err = host.cni("ADD", conf, c)
+    assert rc == 0, (res, err)
+    rc, out, _ = host.cni("CHECK", dict(conf, prevResult=res), c, cid=cid)
+    assert rc == 1 and out["code"] == 101, out
+    assert host.cni("DEL", dict(conf, prevResult=res), c)[0] == 0
 
 
 def test_macspoofchk_drops_frames_with_another_source_mac(lab):

@@ -359,3 +359,23 @@ def test_status_looks_for_ip6tables_when_ipv6_is_masqueraded():
                                   "ranges": [[{"subnet": "10.5.0.0/24"}], [{"subnet": "fd05::/64"}]]})
     assert {"ip6tables", "ip6tables-restore"} <= set(
         bridge.tools(operation(dual, "STATUS", cid="", ifname="")))
+
+
+def test_del_reads_at_most_the_oldest_few_addresses_of_each_family():
+    """DEL with the store wiped reads the container interface's addresses for its masquerade
+    jumps (common.ips_for_del): global ones only, and the oldest ADDRESSES_READ_MAX of each
+    family, ADD's (the kernel lists IPv4 ones oldest first and IPv6 ones newest first). A
+    container that added thousands made DEL as many steps (found by a review)."""
+    import json
+    from types import SimpleNamespace
+    from cnish.plugins import common
+    n = common.ADDRESSES_READ_MAX
+    v4 = [{"family": "inet", "local": f"10.5.0.{i}", "scope": "global"} for i in range(2, 2 + 3 * n)]
+    v6 = [{"family": "inet6", "local": f"fd05::{i}", "scope": "global"} for i in range(3 * n, 1, -1)]
+    other = [{"family": "inet6", "local": "fe80::1", "scope": "link"},
+             {"family": "inet", "local": "127.0.0.2", "scope": "host"}]
+    fact = SimpleNamespace(returncode=0, stdout=json.dumps([{"addr_info": v4 + v6 + other}]))
+    got = common._global_addresses(fact)
+    assert got == [f"10.5.0.{i}" for i in range(2, 2 + n)] + [f"fd05::{i}" for i in range(n + 1, 1, -1)]
+    assert common._global_addresses(SimpleNamespace(returncode=1, stdout="")) == []
+    assert common._global_addresses(SimpleNamespace(returncode=0, stdout="{}")) == []
