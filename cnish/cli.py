@@ -16,7 +16,7 @@ import click
 
 from cnish import __version__, engine, jsonfast, libcni, plugin_exec, plugins, results, scripts
 from cnish.config import canonical_keys, check_name, parse_cni_args, parse_env
-from cnish.errors import INTERNAL, INVALID_CONFIG, NOT_AVAILABLE, CNIError
+from cnish.errors import INCOMPATIBLE_VERSION, INTERNAL, INVALID_CONFIG, NOT_AVAILABLE, CNIError
 from cnish.log import Log, log_file
 from cnish.runner import Runner
 from cnish.validate import identifier_problem, ifname_problem
@@ -364,6 +364,10 @@ def check(network, netns, pid, ifname, cid, config, dry_run, fmt, cni_args, cap_
     try:
         s = Session(network, _resolve_netns(netns, pid), ifname, cid, config, cni_args, cap_args,
                     cache_dir, dry_run=dry_run)
+        if not results.at_least(s.version, "0.4.0"):        # (libcni asks this first too)
+            raise CNIError(INCOMPATIBLE_VERSION, f"configuration version {s.version!r} does "
+                           "not support the CHECK command", "CHECK needs cniVersion 0.4.0 or "
+                           "later")
         if libcni.flag(s.conflist, "disableCheck"):
             return
         prev = s.cached()

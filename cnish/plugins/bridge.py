@@ -375,6 +375,8 @@ def prepare(op) -> dict:
     common.container(att, ips, routes, link_step="veth", mtu=op.conf.mtu, ignore_ra=not accept_ra,
                      keep_down=op.conf.disableContainerInterface, dad=op.conf.enabledad,
                      adding=op.command == "ADD")
+    if op.command == "CHECK":
+        att["mtu"] = common.checked_mtu(op)
     att["gateways"] = _gateways(att["ips"]) if op.conf.isGateway else []
     if op.conf.gatewayPeer:
         att["vlan_gateway_mac"] = names.mac_address(op.machine_id, "vlan-gateway",

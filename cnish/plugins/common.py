@@ -216,8 +216,20 @@ def container(att: dict, ips: list, wanted_routes: list, link_step: str,
     att["ignore_ra"] = ignore_ra
     att["keep_down"] = keep_down        # the link stays down (bridge's disableContainerInterface)
     att["dad"] = dad                    # IPv6 duplicate address detection (bridge's enabledad)
-    att["mtu"] = mtu            # the MTU the plugin gave the link (CHECK), 0: the kernel's
+    att["mtu"] = mtu            # the MTU the plugin gave the link (CHECK: checked_mtu's)
     return att
+
+
+def checked_mtu(op) -> int:
+    """The MTU CHECK expects of the container's interface: the one prevResult records for it
+    (spec 1.1's `mtu`), else none (0). Not the config's: the spec has CHECK tolerate what
+    later plugins of the chain changed, and tuning may set another MTU (an audit found CHECK
+    failing on every such chain; the reference's CHECK does not look at the MTU)."""
+    for itf in (op.prev_result or {}).get("interfaces") or []:
+        if isinstance(itf, dict) and itf.get("name") == op.runtime.ifname \
+                and itf.get("sandbox") and isinstance(itf.get("mtu"), int):
+            return itf["mtu"]
+    return 0
 
 
 def require_free_ifname(op, left: str) -> None:

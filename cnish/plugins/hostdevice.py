@@ -110,7 +110,7 @@ def prepare(op) -> dict:
         ips, routes = ipam_result.get("ips", []), ipam_result.get("routes", [])
     elif op.command == "CHECK":
         prev = common.prev_for_check(op)
-        att["container_mac"] = common.container_mac(prev, ifname, sandboxed=False) or ""
+        att["container_mac"] = common.container_mac(prev, ifname, sandboxed=True) or ""
         # (only for the messages: the device is in the container now, under CNI_IFNAME)
         att["device"] = op.conf.get("device") or "the device"
         mine = common.own_part(op, prev)

@@ -116,6 +116,8 @@ def prepare(op) -> dict:
             wanted.append({"dst": str(prefix.subnet), "gw": gw, "src": str(prefix.ip)})
     common.container(att, ips, wanted + list(routes), link_step="veth", noprefixroute=True,
                      mtu=op.conf.mtu, adding=op.command == "ADD")
+    if op.command == "CHECK":
+        att["mtu"] = common.checked_mtu(op)
     for ip in att["ips"]:
         ip["gateway_host"] = f"{ip['gateway']}/{128 if ip['version'] == 6 else 32}" \
             if ip["gateway"] else None

@@ -203,7 +203,7 @@ def prepare(op) -> dict:
         ips, routes = ipam_result.get("ips", []), ipam_result.get("routes", [])
     elif op.command == "CHECK":
         prev = common.prev_for_check(op)
-        att["container_mac"] = (common.container_mac(prev, ifname, sandboxed=False)
+        att["container_mac"] = (common.container_mac(prev, ifname, sandboxed=True)
                                 or att["container_mac"])
         att["master"] = op.conf.get("master") or ""
         att["mac"] = att["container_mac"]
@@ -225,7 +225,7 @@ def prepare(op) -> dict:
                      link_step=("link-in-container" if op.conf.linkInContainer
                                 else "link" if kind == "dummy" else "move"),
                      ndisc_notify=kind in ("macvlan", "ipvlan"), adding=op.command == "ADD")
-    att["mtu"] = op.conf.mtu        # (0: the master's; CHECK then does not compare it)
+    att["mtu"] = common.checked_mtu(op) if op.command == "CHECK" else op.conf.mtu
     att["ipam"] = ipam_att
     return att
 

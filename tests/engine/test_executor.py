@@ -528,8 +528,8 @@ class RecordingRunner:
         return self.start(argv, stdin, env).wait()
 
 
-def check_plan(**conf):
-    raw = dict(RAW, prevResult={"cniVersion": "1.0.0", "interfaces": [{"name": "eth0"}],
+def check_plan(interface=None, **conf):
+    raw = dict(RAW, prevResult={"cniVersion": "1.0.0", "interfaces": [interface or {"name": "eth0"}],
                                 "ips": [{"address": "10.5.0.2/24", "gateway": "10.5.0.1"}]},
                **conf)
     plan, _ = engine.build_plan(operation(raw, "CHECK"))
@@ -572,9 +572,10 @@ def test_check_fails_a_step_that_expects_output_and_gets_none():
 
 
 def test_check_wants_every_text_a_step_expects():
-    """With `mtu`, the container interface's check expects its MAC and its MTU: an output
-    with the MAC alone fails."""
-    steps = check_plan(mtu=1400)
+    """With an MTU the result records, the container interface's check expects its MAC and
+    its MTU: an output with the MAC alone fails."""
+    steps = check_plan({"name": "eth0", "sandbox": "/var/run/netns/cnish-test", "mtu": 1400},
+                       cniVersion="1.1.0")
     (up,) = [s for s in steps if s.id == "container-up"]
     assert isinstance(up.expect["contains"], list) and "mtu 1400 " in up.expect["contains"]
     expects = expected_outputs(steps)

@@ -1046,21 +1046,44 @@ def test_gc_removes_the_jump_of_a_stale_interface_whose_container_is_valid(lab):
     assert _masq_state(host) == []
 
 
-def test_check_sees_a_changed_container_mtu(lab):
-    """With `mtu` configured, CHECK compares the container interface's MTU too (the
-    reference's does not)."""
+def test_check_compares_the_mtu_the_result_records(lab):
+    """CHECK compares the container interface's MTU with the one the result records for it
+    (spec 1.1's `mtu`), not with the config's: a later plugin of the chain may change it (the
+    spec has CHECK tolerate that), and CHECK failed on every chain with tuning's `mtu` (found
+    by an audit; the reference's CHECK does not look at the MTU)."""
     host, c = lab.host(), lab.netns()
-    conf = bridge_conf(lab, mtu=1400)
+    conf = bridge_conf(lab, mtu=1400, cniVersion="1.1.0")
     rc, res, err = host.cni("ADD", conf, c)
     assert rc == 0, (res, err)
+    recorded = json.loads(json.dumps(res))
+    recorded["interfaces"][2]["mtu"] = 1400
+    for prev in (res, recorded):
+        assert host.cni("CHECK", dict(conf, prevResult=prev), c)[0] == 0
+    sh("ip", "-n", c, "link", "set", "eth0", "mtu", "1300")     # (tuning's, say)
     assert host.cni("CHECK", dict(conf, prevResult=res), c)[0] == 0
-    sh("ip", "-n", c, "link", "set", "eth0", "mtu", "1300")
-    rc, out, err = host.cni("CHECK", dict(conf, prevResult=res), c)
+    rc, out, err = host.cni("CHECK", dict(conf, prevResult=recorded), c)
     assert rc == 1 and out["code"] == 101 and "bring eth0 up" in out["msg"], out
     assert "no 'mtu 1400 ' found" in out["msg"], out     # (what differs, in the message too)
-    sh("ip", "-n", c, "link", "set", "eth0", "mtu", "1400")
-    assert host.cni("CHECK", dict(conf, prevResult=res), c)[0] == 0
     assert host.cni("DEL", dict(conf, prevResult=res), c)[0] == 0
+
+
+def test_check_of_a_chain_whose_tuning_changed_the_mtu(lab, tmp_path):
+    """bridge with `mtu` 1400, then the reference's tuning setting 1300: `cnish check` of the
+    list passes (it failed: bridge's CHECK compared the config's MTU)."""
+    host, c = lab.host(), lab.netns()
+    bridge = bridge_conf(lab, mtu=1400)
+    path = tmp_path / "mtu.conflist"
+    path.write_text(json.dumps({"cniVersion": "1.0.0", "name": bridge["name"], "plugins": [
+        {k: v for k, v in bridge.items() if k not in ("cniVersion", "name")},
+        {"type": "tuning", "mtu": 1300}]}))
+    common = ["--config", str(path), "--cache-dir", lab.cache_dir]
+    run = ["ip", "netns", "exec", host.name, *cnish_command()]
+    env = dict(os.environ, CNI_PATH="/usr/lib/cni")
+    sh(*run, "add", bridge["name"], c, *common, env=env)
+    assert "mtu 1300 " in sh("ip", "-n", c, "link", "show", "eth0").stdout
+    proc = sh(*run, "check", bridge["name"], c, *common, env=env, check=False)
+    assert proc.returncode == 0, proc.stderr
+    sh(*run, "del", bridge["name"], c, *common, env=env)
 
 
 def test_check_sees_a_changed_gateway_mac_only_with_is_gateway(lab):

@@ -502,6 +502,22 @@ def test_cli_del_cleans_up_when_the_cached_result_is_unreadable(lab, tmp_path, d
     assert not os.path.exists(entry)
 
 
+def test_cli_check_of_a_list_older_than_check(lab, tmp_path):
+    """`cnish check` of a 0.3.1 list is refused as libcni refuses it (code 1), before it
+    looks at `disableCheck` (with which it said nothing and succeeded; found by an audit)."""
+    host, c = lab.host(), lab.netns()
+    bridge = bridge_conf(lab, name="old")
+    path = tmp_path / "old.conflist"
+    for disabled in (True, False):
+        path.write_text(json.dumps({"cniVersion": "0.3.1", "name": "old", "disableCheck": disabled,
+                                    "plugins": [{k: v for k, v in bridge.items()
+                                                 if k not in ("cniVersion", "name")}]}))
+        proc = sh("ip", "netns", "exec", host.name, *cnish_command(), "check", "old", c,
+                  "--config", str(path), "--cache-dir", lab.cache_dir, check=False)
+        assert proc.returncode == 1 and "error 1" in proc.stderr, proc.stderr
+        assert "does not support the CHECK command" in proc.stderr, proc.stderr
+
+
 def test_cli_container_ids_as_long_as_the_result_cache_allows(lab, tmp_path):
     """The result cache's entry is named <network>-<cid>-<ifname>: up to 255 bytes, ADD,
     its script and DEL work (the entry was written under its name plus a suffix first, so

@@ -378,6 +378,25 @@ def test_macvlan_bcqueuelen(lab, master):
         assert host.cni("DEL", dict(net, prevResult=r), ns, cid=cid)[0] == 0
 
 
+@pytest.mark.parametrize("plugin", ["macvlan", "host-device"])
+def test_check_after_a_chained_add_finds_the_containers_own_mac(lab, master, plugin):
+    """Chained after a plugin that lists a host interface of the same name as CNI_IFNAME (no
+    sandbox), ADD passes it on first; CHECK took that entry's MAC for the container's and
+    failed right after the ADD (found by an audit; ptp and bridge looked for the sandboxed
+    entry already)."""
+    host, c = lab.host(), lab.netns()
+    m = master(host)
+    extra = {"master": m} if plugin == "macvlan" else {"device": m}
+    net = conf(lab, plugin, ipam=hostlocal(lab, "10.86.0.0/24"), **extra)
+    earlier = {"cniVersion": "1.0.0", "interfaces": [{"name": "eth0", "mac": "02:fc:00:00:00:01"}]}
+    rc, res, err = host.cni("ADD", dict(net, prevResult=earlier), c)
+    assert rc == 0, (res, err)
+    assert res["interfaces"][0] == earlier["interfaces"][0]      # passed on, first
+    rc, out, err = host.cni("CHECK", dict(net, prevResult=res), c)
+    assert rc == 0, (out, err)
+    assert host.cni("DEL", dict(net, prevResult=res), c)[0] == 0
+
+
 def test_macvlan_refuses_bad_masters_before_changing_anything(lab, master):
     host, c = lab.host(), lab.netns()
     m = master(host)

@@ -186,7 +186,7 @@ check 4 contains 'vlan protocol 802.1Q id 100 ' @if9: -- nsenter --net=/var/run/
 check 7 contains ' 10.23.0.2/24 ' -- nsenter --net=/var/run/netns/cnish-test ip -o addr show dev eth0 to 10.23.0.2
 
 # Check of ADD step 8 [container-up] lesson step 7: bring eth0 up inside the container
-check 8 contains 02:00:00:00:e9:09 'mtu 1400 ' -- nsenter --net=/var/run/netns/cnish-test ip -o link show dev eth0 up
+check 8 contains 02:00:00:00:e9:09 -- nsenter --net=/var/run/netns/cnish-test ip -o link show dev eth0 up
 
 # ---------------------------------------------------------------------------------------------
 if (( ${#FAILED[@]} )); then
