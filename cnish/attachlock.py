@@ -47,6 +47,12 @@ def _directory() -> str | None:
     return None
 
 
+def guards(command: str, kind: str | None) -> bool:
+    """Does an operation take the lock? ADD and DEL of a main plugin (its IPAM plugin runs
+    under the main plugin's lock); the engine and the dry-run script ask the same."""
+    return command in ("ADD", "DEL") and kind not in (None, "ipam")
+
+
 def lock_name(network: str, cid: str, ifname: str) -> str:
     """The attachment's lock file in the directory (the dry-run script takes the same)."""
     from cnish.names import short_hash

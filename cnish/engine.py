@@ -274,8 +274,8 @@ def build_plan(op: Operation):
 def execute(op: Operation):
     """Run the operation for real. Returns the internal result for ADD, None otherwise."""
     lock = None
-    if op.command in ("ADD", "DEL") and op.plugin.KIND != "ipam":
-        from cnish import attachlock        # (before IPAM: see there)
+    from cnish import attachlock
+    if attachlock.guards(op.command, op.plugin.KIND):       # (before IPAM: see there)
         lock = attachlock.acquire(op.name, op.runtime.container_id, op.runtime.ifname)
     try:
         try:

@@ -49,14 +49,13 @@ def bash(plan) -> str:
     functions = []
     for helper in SCRIPT_FUNCTIONS:
         if helper in used:
-            with open(f"{templates_dir()}/script/{helper}.sh") as f:
-                functions.append(f.read().rstrip("\n"))
+            functions.append(_script_function(helper))
     result = json.dumps(plan.result, indent=2) if plan.result is not None else None
     cache_dir = os.path.dirname(plan.cache["path"]) if plan.cache else ""
     title = f"cnish {plan.command} plan"
-    kind = getattr(plugins.get(plan.plugin), "KIND", None)
     lock = attachlock.lock_name(plan.network, plan.container_id, plan.ifname) \
-        if plan.command in ("ADD", "DEL") and kind not in (None, "ipam") else None
+        if attachlock.guards(plan.command, getattr(plugins.get(plan.plugin), "KIND", None)) \
+        else None
     return script_template("script/bash.sh.j2", {"sh": executor.show, "comment": _comment}).render(
         plan=plan, mode=mode, modes=modes, expects=expects, functions=functions,
         own_netns_fd=any("/dev/fd/3" in c.argv for c in commands),
@@ -67,7 +66,14 @@ def bash(plan) -> str:
         cache_json=json.dumps(plan.cache["entry"]) if plan.cache and "entry" in plan.cache else "",
         result=result, title=title + " (dry run: nothing was changed)", version=__version__,
         cni_version=plan.cni_version, intro=INTRO[mode], lock=lock,
+        lock_functions=_script_function("cnish-lock") if lock else "",
         exists=_case_patterns(executor.EXISTS), missing=_case_patterns(executor.MISSING))
+
+
+def _script_function(name: str) -> str:
+    """A bash function the script defines, from templates/script/NAME.sh."""
+    with open(f"{templates_dir()}/script/{name}.sh") as f:
+        return f.read().rstrip("\n")
 
 
 def as_json(plan) -> str:

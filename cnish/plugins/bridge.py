@@ -351,7 +351,7 @@ def prepare(op) -> dict:
         prev = common.prev_for_check(op)
         mine = common.own_part(op, prev)
         ips, routes = mine["ips"], mine["routes"]
-        att["container_mac"] = (common.container_mac(prev, op.runtime.ifname, sandboxed=True)
+        att["container_mac"] = (common.container_mac(prev, op.runtime.ifname)
                                 or att["container_mac"])
         if mine["host_side"] and mine["host_side"] != op.conf.bridge:
             att["host_veth"] = mine["host_side"]      # (the reference names its veths randomly)

@@ -225,11 +225,8 @@ def checked_mtu(op) -> int:
     (spec 1.1's `mtu`), else none (0). Not the config's: the spec has CHECK tolerate what
     later plugins of the chain changed, and tuning may set another MTU (an audit found CHECK
     failing on every such chain; the reference's CHECK does not look at the MTU)."""
-    for itf in (op.prev_result or {}).get("interfaces") or []:
-        if isinstance(itf, dict) and itf.get("name") == op.runtime.ifname \
-                and itf.get("sandbox") and isinstance(itf.get("mtu"), int):
-            return itf["mtu"]
-    return 0
+    return next((itf["mtu"] for _, itf in _listed(op.prev_result or {}, op.runtime.ifname, True)
+                 if isinstance(itf.get("mtu"), int)), 0)
 
 
 def require_free_ifname(op, left: str) -> None:
@@ -443,21 +440,35 @@ def prev_for_check(op) -> dict:
     return op.prev_result
 
 
-def container_mac(prev: dict, ifname: str, sandboxed: bool) -> str | None:
-    """The MAC that prevResult records for the container's interface (with `sandboxed`, only
-    an interface listed with a sandbox counts: a host interface may share the name)."""
-    return _recorded_mac(prev, ifname, lambda itf: itf.get("sandbox") or not sandboxed)
+def container_mac(prev: dict, ifname: str) -> str | None:
+    """The MAC that prevResult records for the container's interface (one listed with a
+    sandbox: an earlier plugin of the chain may list a host interface of the same name)."""
+    return _recorded_mac(prev, ifname, in_container=True)
 
 
 def host_mac(prev: dict, name: str) -> str | None:
     """The MAC that prevResult records for a host interface (one listed without a sandbox:
     a container's interface may share the name)."""
-    return _recorded_mac(prev, name, lambda itf: not itf.get("sandbox"))
+    return _recorded_mac(prev, name, in_container=False)
 
 
-def _recorded_mac(prev: dict, name: str, listed) -> str | None:
-    for k, itf in enumerate(prev.get("interfaces", [])):
-        if itf.get("name") == name and itf.get("mac") and listed(itf):
+def lists_container_interface(prev: dict | None, ifname: str) -> bool:
+    """Does prevResult list the container's interface `ifname` (with a sandbox)?"""
+    return any(_listed(prev or {}, ifname, in_container=True))
+
+
+def _listed(prev: dict, name: str, in_container: bool):
+    """(index, entry) of prevResult's interfaces named `name`, in the container (listed with
+    a sandbox) or in the host (without one)."""
+    for k, itf in enumerate(prev.get("interfaces") or []):
+        if isinstance(itf, dict) and itf.get("name") == name \
+                and bool(itf.get("sandbox")) == in_container:
+            yield k, itf
+
+
+def _recorded_mac(prev: dict, name: str, in_container: bool) -> str | None:
+    for k, itf in _listed(prev, name, in_container):
+        if itf.get("mac"):
             _check_prev_field(f"interfaces[{k}].mac", itf["mac"], hwaddr_problem)
             return itf["mac"].lower()
     return None

@@ -110,7 +110,7 @@ def prepare(op) -> dict:
         ips, routes = ipam_result.get("ips", []), ipam_result.get("routes", [])
     elif op.command == "CHECK":
         prev = common.prev_for_check(op)
-        att["container_mac"] = common.container_mac(prev, ifname, sandboxed=True) or ""
+        att["container_mac"] = common.container_mac(prev, ifname) or ""
         # (only for the messages: the device is in the container now, under CNI_IFNAME)
         att["device"] = op.conf.get("device") or "the device"
         mine = common.own_part(op, prev)
@@ -163,9 +163,7 @@ def _was_lent(op, held: list) -> bool:
     another of the container's interfaces, say), and the link such a search finds is then
     another attachment's (a lifecycle audit's find). static's addresses are the config's, no
     record of an ADD."""
-    interfaces = (op.prev_result or {}).get("interfaces") or []
-    if any(isinstance(i, dict) and i.get("name") == op.runtime.ifname and i.get("sandbox")
-           for i in interfaces):
+    if common.lists_container_interface(op.prev_result, op.runtime.ifname):
         return True
     return bool(held) and getattr(op.ipam_module, "RESERVES_PER_ATTACHMENT", False)
 
@@ -230,7 +228,7 @@ def _marked_as_lent(op, info: dict) -> bool:
     if isinstance(parent, str) and parent and parent in named:
         return True
     try:
-        reported = common.container_mac(op.prev_result or {}, op.runtime.ifname, sandboxed=True)
+        reported = common.container_mac(op.prev_result or {}, op.runtime.ifname)
     except CNIError:
         reported = None                 # (a malformed prevResult: the other marks tell)
     macs = {str(m).lower() for m in (reported, conf.get("hwaddr")) if m}
@@ -253,7 +251,7 @@ def _renamed(op) -> dict | None:
     a DEL for good; taking the device for gone would release its addresses while it still
     holds them and leave it to the container until the namespace goes."""
     try:
-        reported = common.container_mac(op.prev_result or {}, op.runtime.ifname, sandboxed=True)
+        reported = common.container_mac(op.prev_result or {}, op.runtime.ifname)
     except CNIError:                    # (a malformed prevResult: DEL goes on without it)
         reported = None
     macs = {m for m in (reported, op.conf.get("hwaddr")) if m}

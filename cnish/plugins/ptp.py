@@ -92,7 +92,7 @@ def prepare(op) -> dict:
         _check_route_gateways(ips, routes)
     elif op.command == "CHECK":
         prev = common.prev_for_check(op)
-        att["container_mac"] = (common.container_mac(prev, ifname, sandboxed=True)
+        att["container_mac"] = (common.container_mac(prev, ifname)
                                 or att["container_mac"])
         mine = common.own_part(op, prev)
         if mine["host_side"]:

@@ -203,7 +203,7 @@ def prepare(op) -> dict:
         ips, routes = ipam_result.get("ips", []), ipam_result.get("routes", [])
     elif op.command == "CHECK":
         prev = common.prev_for_check(op)
-        att["container_mac"] = (common.container_mac(prev, ifname, sandboxed=True)
+        att["container_mac"] = (common.container_mac(prev, ifname)
                                 or att["container_mac"])
         att["master"] = op.conf.get("master") or ""
         att["mac"] = att["container_mac"]
