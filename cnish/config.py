@@ -88,8 +88,8 @@ class Fields:
         value = self.obj.get(key)
         if value is None:
             return default
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)
+        # (1400.0 and 1e3 too: the reference's Go decoder refuses a number with a fraction or
+        # an exponent for an integer field)
         if not isinstance(value, int) or isinstance(value, bool):
             raise invalid_config(self.path(key), value, "must be an integer")
         if (lo is not None and value < lo) or (hi is not None and value > hi):

@@ -160,8 +160,10 @@ class Operation:
     @staticmethod
     def _ipam_module(ipam: dict):
         """The module of a main plugin's `ipam.type`: one of cnish's IPAM plugins, the
-        delegate (any other type, run from CNI_PATH), or None without a type."""
-        if ipam.get("type") is None:
+        delegate (any other type, run from CNI_PATH), or None without a type. An empty
+        type is none too: Go's zero value, which the reference reads as no IPAM, and podman
+        writes for `podman network create --ipam-driver none`."""
+        if ipam.get("type") in (None, ""):
             return None
         ipam_type = plugins.canonical(ipam["type"])
         if not isinstance(ipam_type, str):

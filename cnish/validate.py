@@ -29,6 +29,8 @@ def ifname_problem(name) -> str | None:
         return f"must be at most {IFNAME_MAX} bytes long (the kernel's limit)"
     if name in (".", ".."):
         return "must not be '.' or '..'"
+    if name in ("all", "default"):     # (/proc/sys/net/*/conf/all and default: no link has them)
+        return "must not be 'all' or 'default' (the kernel keeps those names for its settings)"
     if name[0] == "-":
         return "must not start with '-'"
     return None

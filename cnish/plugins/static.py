@@ -138,8 +138,14 @@ def ipam_add(op):
 
 def ipam_del(op):
     """Nothing to release; the configured addresses are what the attachment had, for a DEL
-    without prevResult (the masquerade jumps name them)."""
-    return {}, [a["address"].split("/")[0] for a in addresses(op)]
+    without prevResult (the masquerade jumps name them). Addresses ADD would refuse (none at
+    all, a CNI_ARGS IP= without a prefix length, as podman's --ip sends) are not an error
+    here: the runtime retries a failed DEL for good, and the reference's static DEL reads
+    nothing. DEL then goes by prevResult, or by the addresses on the interface."""
+    try:
+        return {}, [a["address"].split("/")[0] for a in addresses(op)]
+    except CNIError:
+        return {}, []
 
 
 def ipam_check(op, ips: list):

@@ -85,7 +85,7 @@ def parse(f, op, kind: str) -> dict:
         # macvlans (the kernel keeps the largest any macvlan of the master asks for); 0: the
         # kernel's default (1000)
         conf["bcqueuelen"] = f.integer("bcqueuelen", 0, 0, 2 ** 32 - 1)
-    if kind == "vlan":
+    if kind == "vlan" and op.command not in ("DEL", "GC"):     # (which never read them)
         if conf["master"] is None:
             raise invalid_config("master", None, "is required: the link the VLAN sits on")
         if not f.has("vlanId"):
@@ -149,12 +149,17 @@ def _check_master(op, master: str) -> str | None:
         info = (jsonfast.loads(found.stdout or "[{}]") or [{}])[0]
         mtu, mac = info.get("mtu", 0), info.get("address")
         up = "UP" in info.get("flags", ["UP"])
+        loopback = "LOOPBACK" in info.get("flags", [])
     else:
         mac = op.read_sys(f"/sys/class/net/{master}/address")
         if mac is None:
             raise _no_master(master)
         mtu = int(op.read_sys(f"/sys/class/net/{master}/mtu") or 0)
-        up = int(op.read_sys(f"/sys/class/net/{master}/flags") or "0x1", 16) & 1   # IFF_UP
+        flags = int(op.read_sys(f"/sys/class/net/{master}/flags") or "0x1", 16)
+        up, loopback = flags & 0x1, flags & 0x8                   # IFF_UP, IFF_LOOPBACK
+    if loopback:         # (the kernel refuses a macvlan, ipvlan or VLAN on it, half-way)
+        raise invalid_config("master", master, "is a loopback interface, which cannot carry "
+                             f"a {op.conf.kind} link")
     if op.conf.mtu and mtu and op.conf.mtu > mtu:
         raise invalid_config("mtu", op.conf.mtu, f"must be at most the master's MTU ({mtu})")
     if op.conf.kind == "vlan" and not up:
@@ -262,8 +267,10 @@ class LinkPlugin:
     functions above, which read the kind from the validated config."""
 
     KIND = "interface"
-    # keys DEL and GC never read, whose bad values they take no notice of (engine.py)
-    DEL_TOLERATES = ("mtu", "mode", "mac", "bcqueuelen")
+    # keys DEL and GC never read, whose bad values they take no notice of (engine.py): a
+    # network whose master or VLAN id cnish would refuse can still be deleted (the
+    # reference's vlan, for one, took a missing vlanId as 0)
+    DEL_TOLERATES = ("mtu", "mode", "mac", "bcqueuelen", "master", "vlanId")
 
     def __init__(self, kind: str, cni_args: frozenset):
         self.TYPE = kind

@@ -47,6 +47,9 @@ _IFNAMES = {             # short enough (<= 15 bytes) that only the characters a
     "dash-option": "-h", "slash": "eth/0", "traversal": "../../etc", "dot": ".", "dotdot": "..",
     "nonascii": "\u00e9th0", "16bytes": "eth0123456789012", "multibyte-16bytes": "\u00e9" * 8,
     "colon": "eth:0", "hash": "eth#0", "at": "eth@0", "tab": "eth\t0", "pct": "eth%d",
+    # (the kernel refuses them, as the names of /proc/sys/net/*/conf/all and default: the
+    # bridge plugin would have made the bridge first)
+    "all": "all", "default": "default",
 }
 
 CASES = [

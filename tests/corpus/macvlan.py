@@ -23,7 +23,8 @@ PLUGIN = {
 
 _MASTERS = {"space": "cn m0", "cmdsubst": "$(id)", "backquote": "`id`", "semicolon": "m;id",
             "dash": "-cnm0", "16bytes": "master0123456789", "dotdot": "..", "slash": "cn/m0",
-            "newline": "cn\nm0", "nonascii": "m\u00e4ster", "empty": "", "number": 5}
+            "newline": "cn\nm0", "nonascii": "m\u00e4ster", "empty": "", "number": 5,
+            "loopback": "lo", "all": "all"}
 
 CASES = [
     *({"id": f"master-{k}", "set": {"master": v}, "code": 7, "field": "master"}

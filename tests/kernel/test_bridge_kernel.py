@@ -993,6 +993,42 @@ def test_a_static_del_without_prev_result_removes_the_masquerade_rules(lab):
     assert _masq_state(host) == []
 
 
+@pytest.mark.parametrize("args", ["", "IP=10.78.3.2"], ids=["no-address", "no-prefix-length"])
+def test_a_static_del_refuses_nothing_add_would(lab, args):
+    """podman's `--ip 10.78.3.2` reaches static as CNI_ARGS IP= without a prefix length, and a
+    network without --ip gives it no address: ADD refuses both (as the reference does), and
+    the DEL the runtime then sends failed too, for good; the reference's static DEL reads
+    nothing (found by a podman audit). DEL now succeeds, and changes nothing here."""
+    host, c = lab.host(), lab.netns()
+    conf = dict(bridge_conf(lab), ipam={"type": "static"}, isGateway=False)
+    rc, out, _ = host.cni("ADD", conf, c, args=args)
+    assert rc == 1 and out["code"] in (4, 7), out
+    before = host.state(c)
+    rc, out, err = host.cni("DEL", conf, c, args=args)
+    assert rc == 0, (out, err)
+    assert host.state(c) == before
+
+
+def test_an_empty_ipam_type_is_no_ipam(lab):
+    """`"ipam": {"type": ""}` (podman's `network create --ipam-driver none`) is Go's zero
+    value, no IPAM, for the reference: the container gets its interface without an address.
+    cnish refused it as a plugin name, ADD and DEL (found by a podman audit)."""
+    host, c = lab.host(), lab.netns()
+    conf = bridge_conf(lab, isGateway=False, ipMasq=False, ipam={"type": ""})
+    before = host.state()
+    rc, res, err = host.cni("ADD", conf, c)
+    assert rc == 0, (res, err)
+    assert "ips" not in res and res["interfaces"][-1]["name"] == "eth0", res
+    assert "state UP" in sh("ip", "-n", c, "link", "show", "eth0").stdout
+    assert "inet " not in sh("ip", "-n", c, "addr", "show", "eth0").stdout
+    assert host.cni("CHECK", dict(conf, prevResult=res), c)[0] == 0
+    rc, out, err = host.cni("DEL", dict(conf, prevResult=res), c)
+    assert rc == 0, (out, err)
+    assert sh("ip", "-n", c, "link", "show", "eth0", check=False).returncode != 0
+    after = host.state()
+    assert [l for l in after["links"] if conf["bridge"] not in l] == before["links"]
+
+
 def test_the_chain_used_probe_answers_as_the_script_function_does(lab):
     """cnish-chain-used, cnish's native and the dry-run script's bash function, on real chains
     of both families: no chain, no jump to it, one jump, two jumps; with `rules`, also an

@@ -871,6 +871,33 @@ def test_del_after_an_add_refused_for_a_taken_name_leaves_that_link(lab, master,
     assert "net1" not in links_in(c)
 
 
+@pytest.mark.parametrize("kind,change", [
+    pytest.param("macvlan", {"master": "-x"}, marks=pytest.mark.linktype(kind="macvlan")),
+    pytest.param("macvlan", {"master": {}}, marks=pytest.mark.linktype(kind="macvlan")),
+    pytest.param("vlan", {"vlanId": None}, marks=pytest.mark.linktype(kind="vlan")),
+    pytest.param("vlan", {"vlanId": "100", "master": None},
+                 marks=pytest.mark.linktype(kind="vlan")),
+    pytest.param("ipvlan", {"master": "a/b"}, marks=pytest.mark.linktype(kind="ipvlan")),
+], ids=["macvlan-dash", "macvlan-object", "vlan-no-id", "vlan-string-id-no-master",
+        "ipvlan-slash"])
+def test_del_takes_no_notice_of_the_master_or_the_vlan_id(lab, master, kind, change):
+    """DEL never reads the master or the VLAN id, but refused a config whose master or VLAN
+    id ADD would refuse, on every retry: a network the reference's vlan took without a
+    vlanId (as VLAN 0) could never be deleted (found by a fuzz audit). DEL now goes on and
+    removes the link."""
+    host, c = lab.host(), lab.netns()
+    net = conf(lab, kind, master=master(host), ipam=hostlocal(lab, "10.96.0.0/24"),
+               **({"vlanId": 100} if kind == "vlan" else {}))
+    rc, res, err = host.cni("ADD", net, c)
+    assert rc == 0, (res, err)
+    changed = {k: v for k, v in dict(net, **change).items() if v is not None}
+    rc, out, err = host.cni("DEL", changed, c)
+    assert rc == 0, (out, err)
+    assert "eth0" not in links_in(c)
+    left = [path for path in store_files(lab.data_dir) if "10.96.0." in path]
+    assert left == [], left                     # (the reservation is released)
+
+
 def links_in(ns) -> list:
     return [l.split(":")[1].split("@")[0].strip()
             for l in sh("ip", "-n", ns, "-o", "link", "show").stdout.splitlines()]
