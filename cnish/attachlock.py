@@ -32,19 +32,16 @@ _held = {}              # path -> descriptor: the attachments this process holds
 
 
 def _directory() -> str | None:
-    """The directory, made if missing; None when it is off or not this user's own alone."""
+    """The directory, made if missing; None when it is off, or when another user could swap
+    its files (trusteddirs.py): it, or one above it, is not root's alone."""
     directory = os.environ.get("CNISH_ATTACHMENT_LOCKS", DEFAULT_DIR)
     if directory in ("", "off"):
         return None
+    from cnish import trusteddirs
     try:
-        os.makedirs(directory, 0o700, exist_ok=True)
-        st = os.lstat(directory)
+        return directory if trusteddirs.make(directory, 0o700) else None
     except OSError:
-        return None
-    import stat
-    if stat.S_ISDIR(st.st_mode) and st.st_uid == os.geteuid() and not st.st_mode & 0o022:
-        return directory
-    return None
+        return None                     # (a read-only /run: unguarded, as without locks)
 
 
 def guards(command: str, kind: str | None) -> bool:

@@ -196,13 +196,27 @@ def install(directory: str, links=(), python: str | None = None) -> list:
     """Write DIR/cnish (the launcher) and symlinks DIR/<name> -> cnish. Returns the paths.
     `python`: the launcher's interpreter (checked by check_interpreter; default_python())."""
     python = check_interpreter(python) if python is not None else default_python()
-    os.makedirs(directory, mode=0o755, exist_ok=True)
+    from cnish import trusteddirs
+    if not trusteddirs.make(directory, 0o755):
+        # (another user could replace the launcher every runtime execs as root)
+        raise PermissionError(f"{directory}, or a directory above it, is owned by another "
+                              "user than root or writable by one: not a plugin directory")
     target = os.path.join(directory, "cnish")
-    tmp = target + f".tmp-{os.getpid()}"
-    with open(tmp, "w") as f:
-        f.write(launcher_text(python))
-    os.chmod(tmp, 0o755)
-    os.rename(tmp, target)
+    # a new file of a random name, this user's alone until it is complete: no other user
+    # can open it for writing meanwhile, nor plant a link where it is written
+    tmp = target + f".tmp-{os.urandom(8).hex()}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o700)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(launcher_text(python))
+            os.fchmod(f.fileno(), 0o755)
+        os.rename(tmp, target)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
     made = [target]
     for name in links:
         link = os.path.join(directory, name)

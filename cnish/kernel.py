@@ -28,22 +28,40 @@ def _boot_id() -> str:
 
 
 def _remembered(kind: str) -> bool:
+    from cnish import trusteddirs
+    if not trusteddirs.trusted(CACHE):         # (another user's answer is no answer)
+        return False
     try:
-        with open(os.path.join(CACHE, kind)) as f:
-            return f.read().strip() == _boot_id() != ""
+        fd = os.open(os.path.join(CACHE, kind), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError:
         return False
+    try:
+        return os.read(fd, 100).decode(errors="replace").strip() == _boot_id() != ""
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
 
 
 def _remember(kind: str) -> None:
+    """Written to a new file of a random name (never through a link planted there), then
+    renamed into place, in a directory no other user can write to (trusteddirs.py)."""
+    from cnish import trusteddirs
+    tmp = os.path.join(CACHE, f".{kind}.{os.urandom(8).hex()}")
     try:
-        os.makedirs(CACHE, mode=0o700, exist_ok=True)
-        tmp = os.path.join(CACHE, f".{kind}.{os.getpid()}")
-        with open(tmp, "w") as f:
-            f.write(_boot_id())
+        if not trusteddirs.make(CACHE, 0o700):
+            return
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        try:
+            os.write(fd, _boot_id().encode())
+        finally:
+            os.close(fd)
         os.rename(tmp, os.path.join(CACHE, kind))
     except OSError:
-        pass
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
 
 
 SYS_MODULE = "/sys/module"

@@ -7,6 +7,7 @@ import base64
 import errno
 import json
 import os
+import stat
 
 from cnish import jsonfast, results
 from cnish.config import canonical_keys
@@ -162,6 +163,9 @@ def cached_attachments(cache_dir: str, network: str) -> list:
     GetCachedAttachments, restricted to one network)."""
     out = []
     directory = os.path.join(cache_dir, "results")
+    from cnish import trusteddirs
+    if not trusteddirs.trusted(directory):        # (none, or entries another user could forge)
+        return out
     try:
         names = os.listdir(directory)
     except OSError:
@@ -170,14 +174,22 @@ def cached_attachments(cache_dir: str, network: str) -> list:
         if not name.startswith(network + "-"):
             continue
         try:
-            with open(os.path.join(directory, name)) as f:
-                entry = json.load(f)
+            entry = _read_entry(os.path.join(directory, name))
         except (OSError, ValueError):
             continue
         if isinstance(entry, dict) and entry.get("kind") == "cniCacheV1" \
                 and entry.get("networkName") == network and entry.get("ifName"):
             out.append((entry.get("containerId"), entry["ifName"]))
     return sorted(out)
+
+
+def _read_entry(path: str):
+    """A cache entry's JSON; never through a symlink, never waiting on a FIFO."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    with os.fdopen(fd) as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ValueError(f"{path} is not a regular file")
+        return json.load(f)
 
 
 def cache_path(cache_dir: str, network: str, cid: str, ifname: str) -> str:
@@ -204,10 +216,14 @@ def write_cache(cache_dir, conflist_bytes: bytes, network, cid, ifname, netns, c
     # skips it, as it does not start with a network's name)
     tmp = os.path.join(directory, f".cnish-tmp-{os.urandom(8).hex()}")
     try:
-        os.makedirs(directory, mode=0o700, exist_ok=True)
         if os.path.islink(directory):
             raise CNIError(INVALID_CONFIG,
                            f"refusing to write the result cache: {directory} is a symlink")
+        from cnish import trusteddirs
+        if not trusteddirs.make(directory, 0o700):
+            raise CNIError(IO_FAILURE, f"refusing to write the result cache in {directory}",
+                           "it, or a directory above it, is owned by another user than root "
+                           "or writable by one")
         entry = cache_entry(conflist_bytes, network, cid, ifname, netns, cni_args, cap_args,
                             result)
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
@@ -223,10 +239,13 @@ def read_cache_entry(cache_dir, network, cid, ifname) -> dict | None:
     An entry that cannot be read (not JSON, not an object, a symlink) raises ValueError: the
     caller ignores it, as libcni does, and says so."""
     path = cache_path(cache_dir, network, cid, ifname)
+    from cnish import trusteddirs
+    directory = os.path.dirname(path)
+    if os.path.isdir(directory) and not trusteddirs.trusted(directory):
+        raise ValueError(f"{directory}, or a directory above it, is owned by another user "
+                         "than root or writable by one")
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-        with os.fdopen(fd) as f:
-            entry = json.load(f)
+        entry = _read_entry(path)
     except FileNotFoundError:
         return None
     except OSError as exc:

@@ -78,10 +78,17 @@ class Log:
                     except FileExistsError:
                         pass                    # (a parallel invocation made it first)
                     self._fd = os.open(self.path, flags, 0o600)
-                if not stat.S_ISREG(os.fstat(self._fd).st_mode):
+                st = os.fstat(self._fd)
+                # (a file another user made first, in /tmp say, would let them read the log
+                # and write lines into it)
+                problem = ("is not a regular file" if not stat.S_ISREG(st.st_mode) else
+                           "is owned by another user than root" if st.st_uid not in
+                           (0, os.geteuid()) else
+                           "is writable by other users" if st.st_mode & 0o022 else None)
+                if problem:
                     os.close(self._fd)
                     self._fd = None
-                    raise OSError(f"{self.path} is not a regular file")
+                    raise OSError(f"{self.path} {problem}")
             except (OSError, ValueError) as exc:    # (ValueError: a name it cannot encode)
                 self.path = None
                 self.error(f"cannot open log file: {exc}")

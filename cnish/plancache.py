@@ -98,11 +98,10 @@ def _key(kind: str, op, extra) -> str:
 
 
 def _trusted(directory: str) -> bool:
-    try:
-        st = os.stat(directory)
-    except OSError:
-        return False
-    return st.st_uid == os.geteuid() and not st.st_mode & 0o022
+    """Only a directory no other user can swap an entry of (or itself) is read or written:
+    an entry is commands root runs (trusteddirs.py)."""
+    from cnish import trusteddirs
+    return trusteddirs.trusted(directory)
 
 
 def _load(directory, key):
@@ -127,8 +126,8 @@ def _store(directory, key, value) -> None:
         data = jsonfast.dumps(value).encode()
         if len(data) > MAX_ENTRY_BYTES:
             return                # rendered at every call instead: such configs are rare
-        os.makedirs(directory, mode=0o700, exist_ok=True)
-        if not _trusted(directory):
+        from cnish import trusteddirs
+        if not trusteddirs.make(directory, 0o700):
             return
         final = os.path.join(directory, key + ".json")
         tmp = f"{final}.{os.getpid()}.tmp"

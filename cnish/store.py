@@ -82,17 +82,25 @@ class Store:
     # -- locking ---------------------------------------------------------------------------------
 
     def ensure_dir(self) -> None:
+        """Make the store (0755, as the reference; its parents too, whatever the umask) and
+        use it only if no other user can swap a file in it, or it (trusteddirs.py): the data
+        directory and every directory above it must be root's alone."""
+        from cnish import trusteddirs
         try:
-            os.makedirs(self.data_dir, mode=0o755, exist_ok=True)
-            os.mkdir(self.dir, 0o755)
-            os.chmod(self.dir, 0o755)   # not subject to the caller's umask, like the bash script
-        except FileExistsError:
-            pass
+            if not trusteddirs.make(self.data_dir, 0o755):
+                raise CNIError(IPAM_FAILED, f"refusing to use IPAM data directory "
+                               f"{self.data_dir}", "it, or a directory above it, is not a "
+                               "directory, or is owned by another user than root or writable "
+                               "by one")
+            if os.path.islink(self.dir):
+                raise CNIError(IPAM_FAILED, f"refusing to use IPAM store {self.dir}",
+                               "it is a symlink or not a directory")
+            if not trusteddirs.make(self.dir, 0o755):
+                raise CNIError(IPAM_FAILED, f"refusing to use IPAM store {self.dir}",
+                               "it is not a directory, or is owned by another user than root "
+                               "or writable by one")
         except OSError as exc:
             raise _fail(f"cannot create the IPAM store directory {self.dir}", exc) from None
-        if os.path.islink(self.dir) or not os.path.isdir(self.dir):
-            raise CNIError(IPAM_FAILED, f"refusing to use IPAM store {self.dir}",
-                           "it is a symlink or not a directory")
 
     def acquire(self) -> None:
         """Take the store's flock (blocking); re-entrant within this process."""

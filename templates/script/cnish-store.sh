@@ -28,6 +28,17 @@ cnish-store() {
     printf 'cnish-store: refusing to use %s: it is a symlink\n' "$dir" >&2
     return 1
   fi
+  # as cnish: a store that another user could swap a file of is not used (cnish also looks
+  # at every directory above it)
+  local owned
+  for owned in "$(dirname -- "$dir")" "$dir"; do
+    if [[ -e $owned ]] && ! { [[ -d $owned && -O $owned ]] &&
+        (( (8#$(stat -L -c %a -- "$owned") & 8#022) == 0 )); }; then
+      printf 'cnish-store: refusing to use %s: %s is owned by another user or writable by one\n' \
+        "$dir" "$owned" >&2
+      return 1
+    fi
+  done
   if [[ $op == check ]]; then
     [[ ! -L $dir/$1 && -f $dir/$1 ]] || return 1
     local content

@@ -54,7 +54,7 @@ CASES = [
     {"id": "ipam-type-dotdot", "set": {"ipam.type": ".."}, "code": 7,
      "field": "IPAM plugin type"},
     {"id": "ipam-type-number", "set": {"ipam.type": 7}, "code": 7, "field": "ipam.type"},
-    {"id": "ipam-type-empty", "set": {"ipam.type": ""}, "code": 7, "field": "IPAM plugin type"},
+    # (an empty ipam.type is no IPAM, as for the reference: test_an_empty_ipam_type_is_no_ipam)
     {"id": "ipam-type-not-executable", "set": {"ipam.type": "file"},
      "env": {"CNI_PATH": "$SANDBOX"}, "code": 7, "field": "IPAM plugin 'file'"},
     {"id": "ipam-type-directory", "set": {"ipam.type": "dir"}, "env": {"CNI_PATH": "$SANDBOX"},

@@ -13,6 +13,9 @@
 # objects such as the bridge are kept) and the script exits with the failure.
 
 set -euo pipefail
+# Like cnish: no directory or file it makes is writable by another user, whatever umask it
+# was started with (a stricter one stays).
+umask g-w,o-w
 # Like cnish: tools come from PATH first, then the system directories; messages in English.
 PATH="${PATH:+$PATH:}/usr/sbin:/sbin:/usr/bin:/bin"
 export LC_ALL=C

@@ -12,6 +12,9 @@
 # and exits 1 naming every step whose check failed.
 
 set -euo pipefail
+# Like cnish: no directory or file it makes is writable by another user, whatever umask it
+# was started with (a stricter one stays).
+umask g-w,o-w
 # Like cnish: tools come from PATH first, then the system directories; messages in English.
 PATH="${PATH:+$PATH:}/usr/sbin:/sbin:/usr/bin:/bin"
 export LC_ALL=C

@@ -1,0 +1,87 @@
+"""The directories cnish keeps root's state in, made and checked so that no other user can
+swap what is in them.
+
+cnish runs as root and writes, reads and removes files by path in a few directories: the plan
+cache and the attachment locks under /run/cnish, the kernel-kind answers, host-local's store,
+the operator CLI's result cache. Were one of them, or a directory above it, writable by
+another user, that user could replace an entry, or the directory itself, between cnish's check
+and its use (a cached plan is a list of commands root runs; found by a security audit, which
+made root run its commands, and overwrite a file of its choosing, that way). So:
+
+- `make` creates the missing levels with fixed modes, set explicitly: parents 0755, the last
+  its own mode. (`os.makedirs` gives the parents 0777 less the caller's umask: world-writable
+  under umask 000, which a runtime may pass on.)
+- `trusted` follows the path from / as the kernel would, one component at a time, and accepts
+  it only when every directory it passes through is owned by root or this user and writable
+  by no one else (a sticky directory such as /tmp is fine above: others cannot rename or
+  remove what is not theirs there), and the directory it ends at is this user's own. A
+  symlink on the way lies in a directory already accepted, so no one else can repoint it:
+  the path keeps naming the same directory for as long as cnish uses it.
+"""
+
+import os
+import stat
+
+SYMLINK_HOPS = 40           # as the kernel's limit (ELOOP)
+
+
+def _accepted(st, last: bool) -> bool:
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid not in (0, os.geteuid()):
+        return False
+    if last:
+        return st.st_uid == os.geteuid() and not st.st_mode & 0o022
+    return not st.st_mode & 0o022 or bool(st.st_mode & stat.S_ISVTX)
+
+
+def _walk(path: str, mode: int | None) -> bool:
+    """Follow `path` checking each directory; with `mode`, create what is missing (parents
+    0755, the last `mode`)."""
+    parts = [p for p in os.path.join(os.getcwd(), path).split("/") if p not in ("", ".")]
+    current, hops = "/", 0
+    while parts:
+        if not _accepted(os.lstat(current), False):
+            return False
+        name = parts.pop(0)
+        if name == "..":
+            current = os.path.dirname(current)      # (physical: no symlink in `current`)
+            continue
+        following = os.path.join(current, name)
+        try:
+            st = os.lstat(following)
+        except FileNotFoundError:
+            if mode is None:
+                return False
+            level = 0o755 if parts else mode
+            try:
+                os.mkdir(following, level)
+                os.chmod(following, level)        # (not subject to the caller's umask)
+            except FileExistsError:
+                pass                              # (a parallel cnish made it first)
+            st = os.lstat(following)
+        if stat.S_ISLNK(st.st_mode):              # (it lies in `current`, accepted)
+            hops += 1
+            if hops > SYMLINK_HOPS:
+                return False
+            target = os.readlink(following)
+            parts[:0] = [p for p in target.split("/") if p not in ("", ".")]
+            if target.startswith("/"):
+                current = "/"
+            continue
+        if not stat.S_ISDIR(st.st_mode):
+            return False
+        current = following
+    return _accepted(os.lstat(current), True)
+
+
+def trusted(path: str) -> bool:
+    """Is `path` a directory of this user's own that no other user can swap (see above)?"""
+    try:
+        return _walk(path, None)
+    except OSError:
+        return False
+
+
+def make(path: str, mode: int = 0o700) -> bool:
+    """Create `path` if missing (parents 0755, it `mode`); is it then trusted? OSError when
+    it cannot be made (a read-only file system, say)."""
+    return _walk(path, mode)
