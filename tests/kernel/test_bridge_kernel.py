@@ -345,17 +345,25 @@ def test_the_check_script_compares_route_fields_as_cnish_does(lab, tmp_path):
     host.run(*cli, "del", conf["name"], c, *common)
 
 
-def test_an_add_whose_result_cannot_be_cached_is_undone_by_cnish_and_by_its_script(lab, tmp_path):
+@pytest.mark.parametrize("results", ["a-file", "another-users"])
+def test_an_add_whose_result_cannot_be_cached_is_undone_by_cnish_and_by_its_script(
+        lab, tmp_path, results):
     """The operator's `cnish add` undoes an ADD whose result it cannot cache. Its dry-run script
     printed the result and left the attachment in place: it switched its rollback off before
-    writing the cache (found by the dry-run audit). Both now fail and leave nothing."""
+    writing the cache (found by the dry-run audit). Both now fail and leave nothing. A
+    results directory another user owns is not written either (they could forge the entry a
+    DEL acts on; found by a security audit)."""
     host, c = lab.host(), lab.netns()
     conf = bridge_conf(lab)
     conf_file = tmp_path / "net.conf"
     conf_file.write_text(json.dumps(conf))
     cache = tmp_path / "cache"
     cache.mkdir()
-    (cache / "results").write_text("")                 # not a directory: no entry fits
+    if results == "a-file":
+        (cache / "results").write_text("")             # not a directory: no entry fits
+    else:
+        (cache / "results").mkdir(mode=0o700)
+        os.chown(cache / "results", 65534, 65534)
     common = ["--config", str(conf_file), "--cid", "ctr1", "--cache-dir", str(cache)]
     script = host.run(*cnish_command(), "add", conf["name"], c, *common, "--dry-run").stdout
     # (cnish undoes it with a DEL, as libcni does, which leaves the round-robin position)
