@@ -14,9 +14,10 @@ made root run its commands, and overwrite a file of its choosing, that way). So:
 - `trusted` follows the path from / as the kernel would, one component at a time, and accepts
   it only when every directory it passes through is owned by root or this user and writable
   by no one else (a sticky directory such as /tmp is fine above: others cannot rename or
-  remove what is not theirs there), and the directory it ends at is this user's own. A
-  symlink on the way lies in a directory already accepted, so no one else can repoint it:
-  the path keeps naming the same directory for as long as cnish uses it.
+  remove what is not theirs there; in a user namespace, the host's directories the namespace
+  has no owner for count as root's: `_unmapped`), and the directory it ends at is this
+  user's own. A symlink on the way lies in a directory already accepted, so no one else can
+  repoint it: the path keeps naming the same directory for as long as cnish uses it.
 """
 
 import os
@@ -26,11 +27,37 @@ SYMLINK_HOPS = 40           # as the kernel's limit (ELOOP)
 
 
 def _accepted(st, last: bool) -> bool:
-    if not stat.S_ISDIR(st.st_mode) or st.st_uid not in (0, os.geteuid()):
+    if not stat.S_ISDIR(st.st_mode):
         return False
     if last:
         return st.st_uid == os.geteuid() and not st.st_mode & 0o022
+    if st.st_uid not in (0, os.geteuid()) and not _unmapped(st.st_uid):
+        return False
     return not st.st_mode & 0o022 or bool(st.st_mode & stat.S_ISVTX)
+
+
+_unmapped_owner = None       # the overflow uid inside a user namespace, else -1 (read once)
+
+
+def _unmapped(uid: int) -> bool:
+    """Is `uid` the owner a user namespace cnish runs in shows for the users it has no
+    mapping for (the overflow uid, 65534 by default)? Rootless podman runs its CNI plugins as
+    root of such a namespace, where / and the host's other directories belong to unmapped
+    users: no user in the namespace can change them, so above cnish's own directories they
+    count as root's. In the initial namespace that uid is a real user, nobody, and does not
+    count. (Read only when a directory of neither root nor cnish's user is met.)"""
+    global _unmapped_owner
+    if _unmapped_owner is None:
+        _unmapped_owner = -1
+        try:
+            with open("/proc/self/uid_map") as f:
+                initial = f.read().split() == ["0", "0", "4294967295"]
+            if not initial:
+                with open("/proc/sys/kernel/overflowuid") as f:
+                    _unmapped_owner = int(f.read())
+        except (OSError, ValueError):
+            pass
+    return uid == _unmapped_owner
 
 
 def _walk(path: str, mode: int | None) -> bool:

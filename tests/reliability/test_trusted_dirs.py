@@ -220,3 +220,29 @@ def test_the_scripts_store_refuses_a_store_another_user_could_swap(base):
     os.chmod(data_dir, 0o755)
     proc = run("reserve", str(data_dir / "net"), "10.0.0.5", "c1", "eth0", "0", "k" * 16)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_in_a_user_namespace_the_hosts_unmapped_directories_count_as_roots(base):
+    """Rootless podman runs its CNI plugins as root of a user namespace, where / and the other
+    host directories show as owned by the overflow uid (65534): refusing them refused every
+    store. There they count as root's (no user of the namespace can change them); in the
+    initial namespace 65534 is a real user, nobody, and a directory of theirs above does not."""
+    nobodys = base / "nobodys"
+    nobodys.mkdir(mode=0o755)
+    os.chown(nobodys, NOBODY, NOBODY)
+    (nobodys / "mine").mkdir(mode=0o700)
+    path = str(nobodys / "mine")
+    assert not trusteddirs.trusted(path)
+    import sys
+    # (root's own user namespace, mapping only root: nobody's directory is unmapped there)
+    probe = subprocess.run(["unshare", "--user", "--map-root-user", sys.executable, "-c",
+                            "import sys; from cnish import trusteddirs; "
+                            "print(trusteddirs.trusted(sys.argv[1]))", path],
+                           capture_output=True, text=True)
+    assert probe.stdout.strip() == "True", probe
+    os.chmod(nobodys, 0o777)                  # writable by others stays refused there too
+    probe = subprocess.run(["unshare", "--user", "--map-root-user", sys.executable, "-c",
+                            "import sys; from cnish import trusteddirs; "
+                            "print(trusteddirs.trusted(sys.argv[1]))", path],
+                           capture_output=True, text=True)
+    assert probe.stdout.strip() == "False", probe
