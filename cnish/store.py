@@ -87,18 +87,16 @@ class Store:
         directory and every directory above it must be root's alone."""
         from cnish import trusteddirs
         try:
-            if not trusteddirs.make(self.data_dir, 0o755):
-                raise CNIError(IPAM_FAILED, f"refusing to use IPAM data directory "
-                               f"{self.data_dir}", "it, or a directory above it, is not a "
-                               "directory, or is owned by another user than root or writable "
-                               "by one")
+            # (a symlink is refused before it is followed; the walk then accepts the data
+            # directory only if no other user could have put one there since)
             if os.path.islink(self.dir):
                 raise CNIError(IPAM_FAILED, f"refusing to use IPAM store {self.dir}",
                                "it is a symlink or not a directory")
             if not trusteddirs.make(self.dir, 0o755):
                 raise CNIError(IPAM_FAILED, f"refusing to use IPAM store {self.dir}",
-                               "it is not a directory, or is owned by another user than root "
-                               "or writable by one")
+                               "it, or a directory above it (the data directory...), is not "
+                               "a directory, or is owned by another user than root or "
+                               "writable by one")
         except OSError as exc:
             raise _fail(f"cannot create the IPAM store directory {self.dir}", exc) from None
 

@@ -62,15 +62,18 @@ def _unmapped(uid: int) -> bool:
 
 def _walk(path: str, mode: int | None) -> bool:
     """Follow `path` checking each directory; with `mode`, create what is missing (parents
-    0755, the last `mode`)."""
-    parts = [p for p in os.path.join(os.getcwd(), path).split("/") if p not in ("", ".")]
-    current, hops = "/", 0
+    0755, the last `mode`). One lstat per component (a few on the CNI path's every call)."""
+    if not path.startswith("/"):
+        path = os.path.join(os.getcwd(), path)
+    parts = [p for p in path.split("/") if p not in ("", ".")]
+    current, current_st, hops = "/", os.lstat("/"), 0
     while parts:
-        if not _accepted(os.lstat(current), False):
+        if not _accepted(current_st, False):
             return False
         name = parts.pop(0)
         if name == "..":
             current = os.path.dirname(current)      # (physical: no symlink in `current`)
+            current_st = os.lstat(current)
             continue
         following = os.path.join(current, name)
         try:
@@ -92,12 +95,12 @@ def _walk(path: str, mode: int | None) -> bool:
             target = os.readlink(following)
             parts[:0] = [p for p in target.split("/") if p not in ("", ".")]
             if target.startswith("/"):
-                current = "/"
+                current, current_st = "/", os.lstat("/")
             continue
         if not stat.S_ISDIR(st.st_mode):
             return False
-        current = following
-    return _accepted(os.lstat(current), True)
+        current, current_st = following, st
+    return _accepted(current_st, True)
 
 
 def trusted(path: str) -> bool:
