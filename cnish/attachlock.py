@@ -29,6 +29,7 @@ DEFAULT_DIR = "/run/cnish/attachments"
 WAIT = 30.0             # seconds
 
 _held = {}              # path -> descriptor: the attachments this process holds (re-entrant)
+refused = None          # why the lock directory was not used (the engine logs it), or None
 
 
 def _directory() -> str | None:
@@ -38,10 +39,14 @@ def _directory() -> str | None:
     if directory in ("", "off"):
         return None
     from cnish import trusteddirs
+    global refused
     try:
-        return directory if trusteddirs.make(directory, 0o700) else None
-    except OSError:
-        return None                     # (a read-only /run: unguarded, as without locks)
+        if trusteddirs.make(directory, 0o700):
+            return directory
+        refused = trusteddirs.refusal(directory)
+    except OSError as exc:
+        refused = f"{directory} cannot be made: {exc.strerror}"   # (a read-only /run)
+    return None                         # (unguarded, as without locks)
 
 
 def guards(command: str, kind: str | None) -> bool:

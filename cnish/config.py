@@ -11,8 +11,8 @@ import os
 from cnish import jsonfast, results
 from cnish.errors import (DECODE_FAILURE, INCOMPATIBLE_VERSION, INVALID_CONFIG, INVALID_ENV,
                           IO_FAILURE, CNIError, invalid_config)
-from cnish.validate import (CONTROLS, identifier_problem, ifname_problem, mac_problem,
-                            path_problem)
+from cnish.validate import (CONTROLS, KERNEL_KEEPS, identifier_problem, ifname_problem,
+                            mac_problem, path_problem)
 
 VERBS = ("ADD", "DEL", "CHECK", "VERSION", "STATUS", "GC")
 
@@ -293,6 +293,8 @@ def parse_env(env, command: str | None = None, netns_exists: bool = True) -> Run
                            f"CNI_CONTAINERID={cid!r}")
         ifname = env["CNI_IFNAME"]
         problem = ifname_problem(ifname)
+        if problem and command == "DEL" and ifname in KERNEL_KEEPS:
+            problem = None      # (no link has it: the DEL after a refused ADD finds nothing)
         if problem:
             raise CNIError(INVALID_ENV, f"invalid CNI_IFNAME: interface name {problem}",
                            f"CNI_IFNAME={ifname!r}")

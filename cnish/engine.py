@@ -291,6 +291,11 @@ def execute(op: Operation):
             raise
         if op.log:
             op.log.plan(plan)
+            from cnish import plancache
+            for what, why in (("the plan cache", plancache.refused),
+                              ("the attachment lock", attachlock.refused)):
+                if why:
+                    op.log.write(f"{what} is not used: {why} (trusteddirs.py)")
         # The IPAM allocation lock is held from the choice of addresses until the reserve
         # steps have written them, and dropped before the first process starts.
         op.runner.before_exec = store.drop_locks

@@ -160,16 +160,22 @@ def exec_plugin(runner, path: str, env: dict, config: dict) -> dict | None:
 
 def cached_attachments(cache_dir: str, network: str) -> list:
     """(containerID, ifname) of every cached result of `network` (libcni's
-    GetCachedAttachments, restricted to one network)."""
+    GetCachedAttachments, restricted to one network). GC removes every attachment not listed,
+    so a results directory that cannot be read, or that another user could forge or remove
+    entries of, is an error (code 5), never an empty list."""
     out = []
     directory = os.path.join(cache_dir, "results")
-    from cnish import trusteddirs
-    if not trusteddirs.trusted(directory):        # (none, or entries another user could forge)
+    if not os.path.lexists(directory):
         return out
+    from cnish import trusteddirs
+    why = trusteddirs.refusal(directory)
+    if why:
+        raise CNIError(IO_FAILURE, f"refusing to read the result cache {directory}", why)
     try:
         names = os.listdir(directory)
-    except OSError:
-        return out
+    except OSError as exc:
+        raise CNIError(IO_FAILURE, f"cannot read the result cache {directory}",
+                       str(exc.strerror)) from None
     for name in names:
         if not name.startswith(network + "-"):
             continue
@@ -222,8 +228,7 @@ def write_cache(cache_dir, conflist_bytes: bytes, network, cid, ifname, netns, c
         from cnish import trusteddirs
         if not trusteddirs.make(directory, 0o700):
             raise CNIError(IO_FAILURE, f"refusing to write the result cache in {directory}",
-                           "it, or a directory above it, is owned by another user than root "
-                           "or writable by one")
+                           trusteddirs.refusal(directory) or "")
         entry = cache_entry(conflist_bytes, network, cid, ifname, netns, cni_args, cap_args,
                             result)
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
@@ -241,9 +246,9 @@ def read_cache_entry(cache_dir, network, cid, ifname) -> dict | None:
     path = cache_path(cache_dir, network, cid, ifname)
     from cnish import trusteddirs
     directory = os.path.dirname(path)
-    if os.path.isdir(directory) and not trusteddirs.trusted(directory):
-        raise ValueError(f"{directory}, or a directory above it, is owned by another user "
-                         "than root or writable by one")
+    why = trusteddirs.refusal(directory) if os.path.isdir(directory) else None
+    if why:
+        raise ValueError(f"{directory} is not used: {why}")
     try:
         entry = _read_entry(path)
     except FileNotFoundError:

@@ -97,11 +97,18 @@ def _key(kind: str, op, extra) -> str:
     return digest(jsonfast.dumps(material).encode()).hexdigest()
 
 
+refused = None      # why the cache directory was not used (the engine logs it), or None
+
+
 def _trusted(directory: str) -> bool:
     """Only a directory no other user can swap an entry of (or itself) is read or written:
     an entry is commands root runs (trusteddirs.py)."""
     from cnish import trusteddirs
-    return trusteddirs.trusted(directory)
+    global refused
+    why = trusteddirs.refusal(directory)
+    if why and os.path.lexists(directory):          # (a missing one is made when stored)
+        refused = why
+    return why is None
 
 
 def _load(directory, key):
@@ -128,6 +135,8 @@ def _store(directory, key, value) -> None:
             return                # rendered at every call instead: such configs are rare
         from cnish import trusteddirs
         if not trusteddirs.make(directory, 0o700):
+            global refused
+            refused = trusteddirs.refusal(directory)
             return
         final = os.path.join(directory, key + ".json")
         tmp = f"{final}.{os.getpid()}.tmp"

@@ -93,10 +93,11 @@ class Store:
                 raise CNIError(IPAM_FAILED, f"refusing to use IPAM store {self.dir}",
                                "it is a symlink or not a directory")
             if not trusteddirs.make(self.dir, 0o755):
+                # (e.g. "/var/lib/cni is writable by other users": cnish before b989165
+                # made parents so under umask 000; `chmod go-w` them, README says)
                 raise CNIError(IPAM_FAILED, f"refusing to use IPAM store {self.dir}",
-                               "it, or a directory above it (the data directory...), is not "
-                               "a directory, or is owned by another user than root or "
-                               "writable by one")
+                               f"{trusteddirs.refusal(self.dir)}: another user could swap "
+                               "its files")
         except OSError as exc:
             raise _fail(f"cannot create the IPAM store directory {self.dir}", exc) from None
 

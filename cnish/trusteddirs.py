@@ -26,14 +26,30 @@ import stat
 SYMLINK_HOPS = 40           # as the kernel's limit (ELOOP)
 
 
-def _accepted(st, last: bool) -> bool:
+def _open_to_others(st) -> bool:
+    return bool(st.st_mode & 0o022)
+
+
+def _refusal(st, where: str, last: bool, above_own: bool, parent_st) -> str | None:
+    """Why the directory `where` (its lstat `st`) cannot be on the path, or None.
+    `above_own`: no directory of root's or cnish's user has been passed yet; `parent_st`: the
+    directory it lies in (None for /)."""
     if not stat.S_ISDIR(st.st_mode):
-        return False
+        return f"{where} is not a directory"
+    euid = os.geteuid()
     if last:
-        return st.st_uid == os.geteuid() and not st.st_mode & 0o022
-    if st.st_uid not in (0, os.geteuid()) and not _unmapped(st.st_uid):
-        return False
-    return not st.st_mode & 0o022 or bool(st.st_mode & stat.S_ISVTX)
+        if st.st_uid != euid:
+            return f"{where} is owned by another user"
+        return f"{where} is writable by other users" if _open_to_others(st) else None
+    if st.st_uid not in (0, euid):
+        # (the host's directories, seen from a user namespace; but only above cnish's own,
+        # and never one another user could have made: in a directory others can write to)
+        if not (above_own and _unmapped(st.st_uid)
+                and (parent_st is None or not _open_to_others(parent_st))):
+            return f"{where} is owned by another user"
+    if _open_to_others(st) and not st.st_mode & stat.S_ISVTX:
+        return f"{where} is writable by other users"
+    return None
 
 
 _unmapped_owner = None       # the overflow uid inside a user namespace, else -1 (read once)
@@ -42,10 +58,12 @@ _unmapped_owner = None       # the overflow uid inside a user namespace, else -1
 def _unmapped(uid: int) -> bool:
     """Is `uid` the owner a user namespace cnish runs in shows for the users it has no
     mapping for (the overflow uid, 65534 by default)? Rootless podman runs its CNI plugins as
-    root of such a namespace, where / and the host's other directories belong to unmapped
-    users: no user in the namespace can change them, so above cnish's own directories they
-    count as root's. In the initial namespace that uid is a real user, nobody, and does not
-    count. (Read only when a directory of neither root nor cnish's user is met.)"""
+    root of such a namespace, where / and the host's directories above the ones it mounts for
+    them belong to unmapped users: no user in the namespace can change them (only the host's
+    can, which cnish cannot tell apart; a directory in one that others can write to does not
+    count), so above cnish's own directories they count as root's. In the initial namespace
+    that uid is a real user, nobody, and does not count. (Read only when a directory of
+    neither root nor cnish's user is met.)"""
     global _unmapped_owner
     if _unmapped_owner is None:
         _unmapped_owner = -1
@@ -60,27 +78,32 @@ def _unmapped(uid: int) -> bool:
     return uid == _unmapped_owner
 
 
-def _walk(path: str, mode: int | None) -> bool:
+def _walk(path: str, mode: int | None) -> str | None:
     """Follow `path` checking each directory; with `mode`, create what is missing (parents
-    0755, the last `mode`). One lstat per component (a few on the CNI path's every call)."""
+    0755, the last `mode`). None when the path is trusted, else why not. One lstat per
+    component (a few on the CNI path's every call)."""
     if not path.startswith("/"):
         path = os.path.join(os.getcwd(), path)
     parts = [p for p in path.split("/") if p not in ("", ".")]
-    current, current_st, hops = "/", os.lstat("/"), 0
+    root_st = os.lstat("/")
+    current, current_st, parent_st, hops = "/", root_st, None, 0
+    above_own = True
     while parts:
-        if not _accepted(current_st, False):
-            return False
+        why = _refusal(current_st, current, False, above_own, parent_st)
+        if why:
+            return why
+        above_own = above_own and current_st.st_uid not in (0, os.geteuid())
         name = parts.pop(0)
         if name == "..":
             current = os.path.dirname(current)      # (physical: no symlink in `current`)
-            current_st = os.lstat(current)
+            current_st, parent_st = os.lstat(current), None
             continue
         following = os.path.join(current, name)
         try:
             st = os.lstat(following)
         except FileNotFoundError:
             if mode is None:
-                return False
+                return f"{following} does not exist"
             level = 0o755 if parts else mode
             try:
                 os.mkdir(following, level)
@@ -88,30 +111,39 @@ def _walk(path: str, mode: int | None) -> bool:
             except FileExistsError:
                 pass                              # (a parallel cnish made it first)
             st = os.lstat(following)
-        if stat.S_ISLNK(st.st_mode):              # (it lies in `current`, accepted)
+        if stat.S_ISLNK(st.st_mode):
+            # it lies in `current`, accepted; but where others may write (a sticky /tmp), the
+            # link's owner can replace it: only root's or cnish's user's is followed there
+            # (as the kernel's fs.protected_symlinks would, which may be off)
+            if _open_to_others(current_st) and st.st_uid not in (0, os.geteuid()):
+                return f"{following} is a symlink another user owns"
             hops += 1
             if hops > SYMLINK_HOPS:
-                return False
+                return f"{path} has too many symlinks"
             target = os.readlink(following)
             parts[:0] = [p for p in target.split("/") if p not in ("", ".")]
             if target.startswith("/"):
-                current, current_st = "/", os.lstat("/")
+                current, current_st, parent_st = "/", root_st, None
             continue
-        if not stat.S_ISDIR(st.st_mode):
-            return False
+        parent_st = current_st
         current, current_st = following, st
-    return _accepted(current_st, True)
+    return _refusal(current_st, current, True, above_own, parent_st)
 
 
 def trusted(path: str) -> bool:
     """Is `path` a directory of this user's own that no other user can swap (see above)?"""
+    return refusal(path) is None
+
+
+def refusal(path: str) -> str | None:
+    """Why `path` is not trusted ("/run/cnish is writable by other users"), or None."""
     try:
         return _walk(path, None)
-    except OSError:
-        return False
+    except OSError as exc:
+        return f"{path} cannot be looked at: {exc.strerror}"
 
 
 def make(path: str, mode: int = 0o700) -> bool:
     """Create `path` if missing (parents 0755, it `mode`); is it then trusted? OSError when
     it cannot be made (a read-only file system, say)."""
-    return _walk(path, mode)
+    return _walk(path, mode) is None

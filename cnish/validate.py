@@ -19,6 +19,10 @@ IFNAME_MAX = 15       # IFNAMSIZ - 1
 ID_MAX = 255          # network names become directory names; ids become parts of file names
 
 
+# /proc/sys/net/*/conf/all and default: the kernel refuses a link of either name
+KERNEL_KEEPS = ("all", "default")
+
+
 def ifname_problem(name) -> str | None:
     """Why `name` is not a usable interface name, or None when it is."""
     if not isinstance(name, str) or name == "":
@@ -29,7 +33,7 @@ def ifname_problem(name) -> str | None:
         return f"must be at most {IFNAME_MAX} bytes long (the kernel's limit)"
     if name in (".", ".."):
         return "must not be '.' or '..'"
-    if name in ("all", "default"):     # (/proc/sys/net/*/conf/all and default: no link has them)
+    if name in KERNEL_KEEPS:
         return "must not be 'all' or 'default' (the kernel keeps those names for its settings)"
     if name[0] == "-":
         return "must not start with '-'"

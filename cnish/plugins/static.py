@@ -66,17 +66,29 @@ def parse(fields: Fields, op) -> dict:
             "dns": parse_dns(fields.sub("dns"))}
 
 
-def addresses(op) -> list:
-    """The addresses of this attachment after the runtime's additions and replacements."""
+def addresses(op, lenient: bool = False) -> list:
+    """The addresses of this attachment after the runtime's additions and replacements.
+    `lenient` (DEL): a runtime's value that cannot be read is passed over, and none at all is
+    no error."""
     conf = op.ipam_conf
     out = [dict(a) for a in conf.addresses]
     args = op.runtime.args
     source = {}                                 # address -> where the runtime gave it
     from_args = []
+
+    def readable(value, where) -> bool:
+        try:
+            _prefix(value, where, op)
+        except CNIError:
+            if lenient:
+                return False
+            raise
+        return True
     if args.get("IP"):
         for text in args["IP"].split(","):
             text = text.strip()                 # ("IP=a, b": trimmed, as the reference)
-            _prefix(text, "CNI_ARGS IP", op)
+            if not readable(text, "CNI_ARGS IP"):
+                continue
             from_args.append({"address": text})
             source[text] = "CNI_ARGS IP"
     # GATEWAY= gives CNI_ARGS IP='s addresses their gateway, as the reference's does (the
@@ -88,6 +100,8 @@ def addresses(op) -> list:
             try:
                 gw = IP.parse(text)
             except ValueError as exc:
+                if lenient:
+                    continue
                 raise invalid_config("CNI_ARGS GATEWAY", text, str(exc)) from None
             if op.command != "DEL":
                 _usable(gw, "CNI_ARGS GATEWAY", text)
@@ -105,12 +119,14 @@ def addresses(op) -> list:
     if replaced:
         where, values = replaced
         if not isinstance(values, list):
-            raise invalid_config(where, values, "must be a list of addresses with prefix lengths")
-        for value in values:
-            _prefix(value, where, op)
+            if not lenient:
+                raise invalid_config(where, values,
+                                     "must be a list of addresses with prefix lengths")
+            values = []
+        values = [v for v in values if readable(v, where)]
         out = [{"address": v} for v in values]
         source = dict.fromkeys(values, where)
-    if not out:
+    if not out and not lenient:
         raise invalid_config("ipam.addresses", [], "static IPAM needs at least one address")
     seen = set()
     for item in out:        # (the second `ip addr add` of one address would fail half-way)
@@ -141,11 +157,9 @@ def ipam_del(op):
     without prevResult (the masquerade jumps name them). Addresses ADD would refuse (none at
     all, a CNI_ARGS IP= without a prefix length, as podman's --ip sends) are not an error
     here: the runtime retries a failed DEL for good, and the reference's static DEL reads
-    nothing. DEL then goes by prevResult, or by the addresses on the interface."""
-    try:
-        return {}, [a["address"].split("/")[0] for a in addresses(op)]
-    except CNIError:
-        return {}, []
+    nothing. DEL passes over them (and goes by prevResult, or by the addresses on the
+    interface, when none is left)."""
+    return {}, [a["address"].split("/")[0] for a in addresses(op, lenient=True)]
 
 
 def ipam_check(op, ips: list):

@@ -95,7 +95,7 @@ def parse(f, op, kind: str) -> dict:
         raise invalid_config("mtu", conf["mtu"], "must be 0 (the master's) or at least 68")
     ipam = f.obj.get("ipam")
     has_ipam = isinstance(ipam, dict) and bool(ipam.get("type"))
-    if kind in ("vlan", "dummy") and not has_ipam:
+    if kind in ("vlan", "dummy") and not has_ipam and op.command not in ("DEL", "GC"):
         raise invalid_config("ipam", ipam, f"{kind} needs an IPAM configuration with a type")
     if kind == "ipvlan" and op.command == "ADD" and not op.prev_result and not has_ipam:
         # (as the reference: an ipvlan link hands packets to its links by their addresses, so

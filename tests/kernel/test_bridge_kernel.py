@@ -1017,6 +1017,42 @@ def test_a_static_del_refuses_nothing_add_would(lab, args):
     assert host.state(c) == before
 
 
+def test_a_static_del_passes_over_only_the_runtime_addresses_it_cannot_read(lab):
+    """One unreadable CNI_ARGS IP= entry made the DEL drop every address, the readable ones
+    too (found by a review): with the namespace gone and no prevResult, their masquerade
+    jumps then stayed. It passes over that entry only."""
+    host, c = lab.host(), lab.netns()
+    conf = dict(bridge_conf(lab), ipam={"type": "static"}, isGateway=False)
+    rc, res, err = host.cni("ADD", conf, c, args="IP=10.78.3.2/24")
+    assert rc == 0, (res, err)
+    sh("ip", "netns", "del", c)
+    rc, out, err = host.cni("DEL", conf, c, args="IP=10.78.3.2/24,10.78.3.9")
+    assert rc == 0, (out, err)
+    assert _masq_state(host) == []
+
+
+def test_a_plan_cache_or_lock_directory_another_user_could_swap_is_not_used_and_logged(
+        lab, tmp_path):
+    """A plan cache or lock directory under one others can write to (an older cnish made
+    /run/cnish so under umask 000) is not used: the ADD renders its plan and goes unlocked,
+    and its log says why, so that an operator can see it (a review's find)."""
+    host, c = lab.host(), lab.netns()
+    open_dir = tmp_path / "open"
+    open_dir.mkdir()
+    os.chmod(open_dir, 0o777)
+    logfile = tmp_path / "cnish.log"
+    env = {"CNISH_PLAN_CACHE": str(open_dir / "plans"),
+           "CNISH_ATTACHMENT_LOCKS": str(open_dir / "locks"), "CNISH_LOG_FILE": str(logfile)}
+    conf = bridge_conf(lab)
+    rc, res, err = host.cni("ADD", conf, c, extra_env=env)
+    assert rc == 0, (res, err)
+    assert not (open_dir / "plans").exists()
+    text = logfile.read_text()
+    assert f"the plan cache is not used: {open_dir} is writable by other users" in text, text
+    assert f"the attachment lock is not used: {open_dir} is writable by other users" in text
+    assert host.cni("DEL", dict(conf, prevResult=res), c, extra_env=env)[0] == 0
+
+
 def test_an_empty_ipam_type_is_no_ipam(lab):
     """`"ipam": {"type": ""}` (podman's `network create --ipam-driver none`) is Go's zero
     value, no IPAM, for the reference: the container gets its interface without an address.

@@ -475,6 +475,27 @@ def cli_in(lab, host, tmp_path, conf: dict) -> tuple[list, list]:
             ["--config", str(path), "--cache-dir", lab.cache_dir])
 
 
+def test_cli_gc_removes_nothing_when_the_result_cache_cannot_be_trusted(lab, tmp_path):
+    """GC removes every attachment the result cache does not list. When the cache directory
+    was refused (another user could write to a directory above it), GC took that as "no
+    attachments" and removed the live container's (found by a review). It is now code 5,
+    naming the directory, and removes nothing."""
+    host, c = lab.host(), lab.netns()
+    run, common = cli_in(lab, host, tmp_path, bridge_conf(lab, name="gcsafe"))
+    sh(*run, "add", "gcsafe", c, *common)
+    os.chmod(lab.cache_dir, 0o777)
+    try:
+        proc = sh(*run, "gc", "gcsafe", *common, check=False)
+    finally:
+        os.chmod(lab.cache_dir, 0o755)
+    assert proc.returncode == 1 and "error 5" in proc.stderr, (proc.stdout, proc.stderr)
+    assert f"{lab.cache_dir} is writable by other users" in proc.stderr, proc.stderr
+    assert "eth0" in sh("ip", "-n", c, "-o", "link", "show").stdout
+    assert sh(*run, "gc", "gcsafe", *common, check=False).returncode == 0
+    assert "eth0" in sh("ip", "-n", c, "-o", "link", "show").stdout       # (cached: kept)
+    sh(*run, "del", "gcsafe", c, *common)
+
+
 @pytest.mark.parametrize("damage", ["bad-ips", "truncated"])
 def test_cli_del_cleans_up_when_the_cached_result_is_unreadable(lab, tmp_path, damage):
     """libcni ignores a cached result it cannot parse; cnish's CLI did not (a traceback, and

@@ -898,6 +898,32 @@ def test_del_takes_no_notice_of_the_master_or_the_vlan_id(lab, master, kind, cha
     assert left == [], left                     # (the reservation is released)
 
 
+@pytest.mark.parametrize("kind", ["vlan", "dummy"])
+def test_del_of_vlan_or_dummy_without_ipam_succeeds(lab, kind):
+    """vlan and dummy need IPAM for ADD, and their DEL refused a config without it (an empty
+    `ipam.type` too, which is no IPAM) on every retry (found by a review). DEL never reads
+    it. (Nothing was made here: the kernel need not have the link kind.)"""
+    c = lab.netns()
+    net = conf(lab, kind, ipam={"type": ""}, **({"master": "lo"} if kind == "vlan" else {}))
+    assert lab.host().cni("ADD", net, c)[1]["code"] == 7
+    rc, out, err = lab.host().cni("DEL", net, c)
+    assert rc == 0, (out, err)
+
+
+@pytest.mark.parametrize("ifname", ["all", "default"])
+def test_del_of_an_interface_name_the_kernel_keeps_succeeds(lab, ifname):
+    """ADD refuses CNI_IFNAME=all or default (code 4) before anything changes; the DEL the
+    runtime sends after it must not refuse it too, for good (found by a review), as for lo."""
+    host, c = lab.host(), lab.netns()
+    net = conf(lab, "ptp", ipMasq=True, ipam=hostlocal(lab, "10.86.0.0/24"))
+    before = host.state(c)
+    rc, out, _ = host.cni("ADD", net, c, ifname=ifname)
+    assert rc == 1 and out["code"] == 4, out
+    rc, out, err = host.cni("DEL", net, c, ifname=ifname)
+    assert rc == 0, (out, err)
+    assert host.state(c) == before
+
+
 def links_in(ns) -> list:
     return [l.split(":")[1].split("@")[0].strip()
             for l in sh("ip", "-n", ns, "-o", "link", "show").stdout.splitlines()]

@@ -124,11 +124,11 @@ def test_the_kernel_kind_answer_is_written_privately_and_read_only_from_roots_di
     victim = base / "victim"
     victim.write_text("precious")
     os.chown(cache, 0, 0)
-    os.chmod(cache, 0o777)
     for pid in range(os.getpid() - 5, os.getpid() + 5):   # the names it once wrote through
         os.symlink(victim, cache / f".macvlan.{pid}")
     kernel._remember("macvlan")
     assert victim.read_text() == "precious"
+    assert kernel._remembered("macvlan")
 
 
 @pytest.mark.parametrize("where", ["open-parent", "others-data-dir"])
@@ -144,6 +144,7 @@ def test_a_store_another_user_could_swap_is_refused(base, where):
     with pytest.raises(CNIError) as caught:
         s.acquire()
     assert caught.value.code == IPAM_FAILED and "another user" in caught.value.details
+    assert str(base / "d") in caught.value.details or str(data_dir) in caught.value.details
     assert os.listdir(data_dir) == []
 
 
@@ -165,7 +166,9 @@ def test_the_result_cache_is_not_used_under_a_directory_others_can_write(base, u
     assert caught.value.code == IO_FAILURE
     with pytest.raises(ValueError):
         libcni.read_cache_entry(str(fresh), "net", "c1", "eth0")
-    assert libcni.cached_attachments(str(fresh), "net") == []
+    with pytest.raises(CNIError) as caught:            # (GC would remove every attachment)
+        libcni.cached_attachments(str(fresh), "net")
+    assert caught.value.code == IO_FAILURE and "writable by other users" in caught.value.details
     os.chmod(base / "fresh", 0o755)
     assert libcni.cached_attachments(str(fresh), "net") == [("c1", "eth0")]
 
@@ -222,27 +225,78 @@ def test_the_scripts_store_refuses_a_store_another_user_could_swap(base):
     assert proc.returncode == 0, proc.stderr
 
 
-def test_in_a_user_namespace_the_hosts_unmapped_directories_count_as_roots(base):
-    """Rootless podman runs its CNI plugins as root of a user namespace, where / and the other
-    host directories show as owned by the overflow uid (65534): refusing them refused every
-    store. There they count as root's (no user of the namespace can change them); in the
-    initial namespace 65534 is a real user, nobody, and a directory of theirs above does not."""
-    nobodys = base / "nobodys"
+@pytest.fixture
+def rootless(tmp_path):
+    """Run trusteddirs as root of a user namespace that an unprivileged user (nobody) made, as
+    rootless podman runs its CNI plugins: the host's directories show as owned by the
+    overflow uid there. A directory in /run (not under /tmp: see below) that nobody can
+    reach, holding a copy of trusteddirs.py (it imports only os and stat), removed after."""
+    import shutil
+    import sys
+    import tempfile
+    python = shutil.which("python3", path="/usr/bin:/bin") or sys.executable
+    top = tempfile.mkdtemp(prefix="cnish-test-userns-", dir="/run")
+    os.chmod(top, 0o755)
+    shutil.copy(trusteddirs.__file__, top)
+    os.chmod(os.path.join(top, "trusteddirs.py"), 0o644)
+
+    def probe(path: str) -> str:
+        proc = subprocess.run(
+            ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
+             "unshare", "--user", "--map-root-user", python, "-c",
+             "import sys; sys.path.insert(0, sys.argv[1]); import trusteddirs; "
+             "print(trusteddirs.refusal(sys.argv[2]))", top, path],
+            capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout.strip()
+    yield top, probe
+    shutil.rmtree(top)
+
+
+def test_in_a_user_namespace_the_hosts_unmapped_directories_count_as_roots(rootless, base):
+    """Above the namespace's own directories, the host's (root's, shown unmapped) count as
+    root's: refusing them refused every store there. Not below one of its own, and not in a
+    directory others can write to (a sticky /tmp: another host user's directory there shows
+    as unmapped too); in the initial namespace, 65534 is a real user, nobody, and a directory
+    of theirs on the path does not count."""
+    top, probe = rootless
+    state = os.path.join(top, "state")              # the namespace's root's (host nobody's)
+    os.mkdir(state, 0o755)
+    os.mkdir(os.path.join(state, "plans"), 0o700)
+    for d in (state, os.path.join(state, "plans")):
+        os.chown(d, NOBODY, NOBODY)
+    assert probe(os.path.join(state, "plans")) == "None"
+    hosts = os.path.join(state, "hosts")              # a host user's below its own
+    os.mkdir(hosts, 0o755)
+    os.mkdir(os.path.join(hosts, "plans"), 0o700)
+    os.chown(os.path.join(hosts, "plans"), NOBODY, NOBODY)
+    assert "owned by another user" in probe(os.path.join(hosts, "plans"))
+    sticky = os.path.join(top, "sticky")              # as /tmp: another host user's there
+    os.mkdir(sticky)
+    os.chmod(sticky, 0o1777)
+    os.mkdir(os.path.join(sticky, "theirs"), 0o755)
+    os.chown(os.path.join(sticky, "theirs"), 1234, 1234)
+    os.mkdir(os.path.join(sticky, "theirs", "plans"), 0o700)
+    os.chown(os.path.join(sticky, "theirs", "plans"), NOBODY, NOBODY)
+    assert probe(os.path.join(sticky, "theirs", "plans")) == \
+        f"{sticky}/theirs is owned by another user"
+    nobodys = base / "nobodys"                         # the initial namespace
     nobodys.mkdir(mode=0o755)
     os.chown(nobodys, NOBODY, NOBODY)
     (nobodys / "mine").mkdir(mode=0o700)
-    path = str(nobodys / "mine")
-    assert not trusteddirs.trusted(path)
-    import sys
-    # (root's own user namespace, mapping only root: nobody's directory is unmapped there)
-    probe = subprocess.run(["unshare", "--user", "--map-root-user", sys.executable, "-c",
-                            "import sys; from cnish import trusteddirs; "
-                            "print(trusteddirs.trusted(sys.argv[1]))", path],
-                           capture_output=True, text=True)
-    assert probe.stdout.strip() == "True", probe
-    os.chmod(nobodys, 0o777)                  # writable by others stays refused there too
-    probe = subprocess.run(["unshare", "--user", "--map-root-user", sys.executable, "-c",
-                            "import sys; from cnish import trusteddirs; "
-                            "print(trusteddirs.trusted(sys.argv[1]))", path],
-                           capture_output=True, text=True)
-    assert probe.stdout.strip() == "False", probe
+    assert trusteddirs.refusal(str(nobodys / "mine")) == f"{nobodys} is owned by another user"
+
+
+def test_a_symlink_another_user_owns_in_a_sticky_directory_is_not_followed(base):
+    """Its owner can rename another link over it (the review of the first version raced one
+    in and had root load a plan of its choosing): only root's is followed there, as the
+    kernel's fs.protected_symlinks would (which may be off)."""
+    sticky = base / "sticky"
+    sticky.mkdir()
+    os.chmod(sticky, 0o1777)
+    (base / "real").mkdir(mode=0o700)
+    os.symlink(str(base / "real"), sticky / "link")
+    assert trusteddirs.trusted(str(sticky / "link"))          # root's link: fine
+    os.lchown(sticky / "link", NOBODY, NOBODY)
+    assert trusteddirs.refusal(str(sticky / "link")) == \
+        f"{sticky / 'link'} is a symlink another user owns"

@@ -83,11 +83,12 @@ cnish-store() {
     return 1
   fi
   # as cnish: a store that another user could swap a file of is not used (cnish also looks
-  # at every directory above it)
+  # at every directory above it; the data directory may be sticky, as /tmp)
   local owned
   for owned in "$(dirname -- "$dir")" "$dir"; do
     if [[ -e $owned ]] && ! { [[ -d $owned && -O $owned ]] &&
-        (( (8#$(stat -L -c %a -- "$owned") & 8#022) == 0 )); }; then
+        { (( (8#$(stat -L -c %a -- "$owned") & 8#022) == 0 )) ||
+          [[ $owned != "$dir" && -k $owned ]]; }; }; then
       printf 'cnish-store: refusing to use %s: %s is owned by another user or writable by one\n' \
         "$dir" "$owned" >&2
       return 1
