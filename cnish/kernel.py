@@ -36,6 +36,8 @@ def _remembered(kind: str) -> bool:
     except OSError:
         return False
     try:
+        if os.fstat(fd).st_uid != os.geteuid():
+            return False
         return os.read(fd, 100).decode(errors="replace").strip() == _boot_id() != ""
     except OSError:
         return False

@@ -165,14 +165,14 @@ def cached_attachments(cache_dir: str, network: str) -> list:
     entries of, is an error (code 5), never an empty list."""
     out = []
     directory = os.path.join(cache_dir, "results")
-    if not os.path.lexists(directory):
-        return out
     from cnish import trusteddirs
-    why = trusteddirs.refusal(directory)
+    why = trusteddirs.refusal(directory, missing_ok=True)
     if why:
         raise CNIError(IO_FAILURE, f"refusing to read the result cache {directory}", why)
     try:
         names = os.listdir(directory)
+    except FileNotFoundError:
+        return out                  # (none yet: no other user can make it, checked above)
     except OSError as exc:
         raise CNIError(IO_FAILURE, f"cannot read the result cache {directory}",
                        str(exc.strerror)) from None
@@ -193,8 +193,11 @@ def _read_entry(path: str):
     """A cache entry's JSON; never through a symlink, never waiting on a FIFO."""
     fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     with os.fdopen(fd) as f:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
             raise ValueError(f"{path} is not a regular file")
+        if st.st_uid not in (0, os.geteuid()):
+            raise ValueError(f"{path} is another user's")
         return json.load(f)
 
 
@@ -246,7 +249,7 @@ def read_cache_entry(cache_dir, network, cid, ifname) -> dict | None:
     path = cache_path(cache_dir, network, cid, ifname)
     from cnish import trusteddirs
     directory = os.path.dirname(path)
-    why = trusteddirs.refusal(directory) if os.path.isdir(directory) else None
+    why = trusteddirs.refusal(directory, missing_ok=True)
     if why:
         raise ValueError(f"{directory} is not used: {why}")
     try:
@@ -268,6 +271,10 @@ def read_cache_entry(cache_dir, network, cid, ifname) -> dict | None:
 
 def remove_cache(cache_dir, network, cid, ifname) -> None:
     path = cache_path(cache_dir, network, cid, ifname)
+    from cnish import trusteddirs
+    why = trusteddirs.refusal(os.path.dirname(path), missing_ok=True)
+    if why:                 # (another user could point the name at a file of their choosing)
+        raise CNIError(IO_FAILURE, f"refusing to remove the result cache entry {path}", why)
     try:
         os.unlink(path)
     except FileNotFoundError:

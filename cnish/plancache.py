@@ -119,8 +119,9 @@ def _load(directory, key):
     except OSError:
         return None
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return None                  # a directory, a FIFO...: rendered (and replaced)
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid():
+            return None                  # a directory, a FIFO, another user's: rendered
         return jsonfast.loads(os.read(fd, MAX_ENTRY_BYTES + 1))
     except (OSError, ValueError):
         return None

@@ -50,19 +50,22 @@ def bash(plan) -> str:
     for helper in SCRIPT_FUNCTIONS:
         if helper in used:
             functions.append(_script_function(helper))
-    result = json.dumps(plan.result, indent=2) if plan.result is not None else None
-    cache_dir = os.path.dirname(plan.cache["path"]) if plan.cache else ""
-    title = f"cnish {plan.command} plan"
     lock = attachlock.lock_name(plan.network, plan.container_id, plan.ifname) \
         if attachlock.guards(plan.command, getattr(plugins.get(plan.plugin), "KIND", None)) \
         else None
+    if "cnish-store" in used or lock or plan.cache:     # (the directories they use)
+        functions.insert(0, _script_function("cnish-trusted-dir"))
+    result = json.dumps(plan.result, indent=2) if plan.result is not None else None
+    cache_dir = os.path.dirname(plan.cache["path"]) if plan.cache else ""
+    title = f"cnish {plan.command} plan"
     return script_template("script/bash.sh.j2", {"sh": executor.show, "comment": _comment}).render(
         plan=plan, mode=mode, modes=modes, expects=expects, functions=functions,
         own_netns_fd=any("/dev/fd/3" in c.argv for c in commands),
         delegate="cnish-delegate" in used, invocation=plan.invocation,
         guarded=(any(s.guards_addresses for s in plan.steps) and any(s.ipam for s in plan.steps)),
         by_attachment=any(s.attachment for s in plan.steps),     # GC: per attachment
-        cache=plan.cache, cache_dir=cache_dir, cache_parent=os.path.dirname(cache_dir) or ".",
+        cache=plan.cache, cache_dir=cache_dir,
+        cache_name=os.path.basename(plan.cache["path"]) if plan.cache else "", cache_parent=os.path.dirname(cache_dir) or ".",
         cache_json=json.dumps(plan.cache["entry"]) if plan.cache and "entry" in plan.cache else "",
         result=result, title=title + " (dry run: nothing was changed)", version=__version__,
         cni_version=plan.cni_version, intro=INTRO[mode], lock=lock,

@@ -78,6 +78,7 @@ class Store:
         self.data_dir = data_dir
         self.network = network
         self.dir = os.path.join(data_dir, network)
+        self._trusted = False     # (checked before the first read or write: _require_trusted)
 
     # -- locking ---------------------------------------------------------------------------------
 
@@ -86,6 +87,7 @@ class Store:
         use it only if no other user can swap a file in it, or it (trusteddirs.py): the data
         directory and every directory above it must be root's alone."""
         from cnish import trusteddirs
+        self._trusted = True      # (made and checked below, or refused)
         try:
             # (a symlink is refused before it is followed; the walk then accepts the data
             # directory only if no other user could have put one there since)
@@ -134,17 +136,35 @@ class Store:
 
     # -- reading ---------------------------------------------------------------------------------
 
+    def _require_trusted(self) -> None:
+        """Reads (DEL's, GC's, CHECK's, which need not take the lock) look at the store only
+        when no other user could have planted or swapped its files (trusteddirs.py): forged
+        reservations would make GC and DEL act on addresses of another user's choosing. A
+        missing store is fine: it has nothing."""
+        if self._trusted:
+            return
+        from cnish import trusteddirs
+        why = trusteddirs.refusal(self.dir, missing_ok=True)
+        if why is None and os.path.islink(self.dir):
+            why = f"{self.dir} is a symlink"
+        if why:
+            raise CNIError(IPAM_FAILED, f"refusing to use IPAM store {self.dir}",
+                           f"{why}: another user could swap its files")
+        self._trusted = True
+
     def _read(self, name: str) -> str | None:
         """The content of regular file `name`; None when it is missing, not a regular file
         (never followed: O_NOFOLLOW; a FIFO does not block: O_NONBLOCK) or unreadable."""
+        self._require_trusted()
         try:
             fd = os.open(os.path.join(self.dir, name),
                          os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
         except OSError:
             return None          # vanished (a parallel release), a symlink, or unreadable
         try:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                return None      # a directory, a FIFO, a device: not a reservation
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode) or st.st_uid not in (0, os.geteuid()):
+                return None      # a directory, a FIFO, a device, another user's: not one
             return os.read(fd, 4096).decode("utf-8", "replace")
         except OSError:
             return None
@@ -155,6 +175,7 @@ class Store:
         """Regular files of the store: name -> inode number, both from one getdents pass
         (no stat where the file system reports types). Anything else is not the store's; a
         file that cannot be looked at is skipped, a missing directory has none."""
+        self._require_trusted()
         files = {}
         try:
             with os.scandir(self.dir) as it:

@@ -69,19 +69,23 @@ def _unmapped(uid: int) -> bool:
         _unmapped_owner = -1
         try:
             with open("/proc/self/uid_map") as f:
-                initial = f.read().split() == ["0", "0", "4294967295"]
-            if not initial:
-                with open("/proc/sys/kernel/overflowuid") as f:
-                    _unmapped_owner = int(f.read())
+                ranges = [[int(n) for n in line.split()] for line in f if line.strip()]
+            with open("/proc/sys/kernel/overflowuid") as f:
+                overflow = int(f.read())
+            # (in the initial namespace, or where the namespace maps that uid to a user of
+            # its own, such as a container's nobody, it is a real user)
+            if not any(inside <= overflow < inside + count for inside, _, count in ranges):
+                _unmapped_owner = overflow
         except (OSError, ValueError):
             pass
     return uid == _unmapped_owner
 
 
-def _walk(path: str, mode: int | None) -> str | None:
+def _walk(path: str, mode: int | None, missing_ok: bool = False) -> str | None:
     """Follow `path` checking each directory; with `mode`, create what is missing (parents
-    0755, the last `mode`). None when the path is trusted, else why not. One lstat per
-    component (a few on the CNI path's every call)."""
+    0755, the last `mode`). None when the path is trusted (or, `missing_ok`, when a part of
+    it is missing below directories that are: no other user can make it), else why not.
+    One lstat per component (a few on the CNI path's every call)."""
     if not path.startswith("/"):
         path = os.path.join(os.getcwd(), path)
     parts = [p for p in path.split("/") if p not in ("", ".")]
@@ -103,7 +107,7 @@ def _walk(path: str, mode: int | None) -> str | None:
             st = os.lstat(following)
         except FileNotFoundError:
             if mode is None:
-                return f"{following} does not exist"
+                return None if missing_ok else f"{following} does not exist"
             level = 0o755 if parts else mode
             try:
                 os.mkdir(following, level)
@@ -135,10 +139,12 @@ def trusted(path: str) -> bool:
     return refusal(path) is None
 
 
-def refusal(path: str) -> str | None:
-    """Why `path` is not trusted ("/run/cnish is writable by other users"), or None."""
+def refusal(path: str, missing_ok: bool = False) -> str | None:
+    """Why `path` is not trusted ("/run/cnish is writable by other users"), or None.
+    `missing_ok`: a path that does not exist (and that no other user can make) is fine: a
+    reader finds nothing there."""
     try:
-        return _walk(path, None)
+        return _walk(path, None, missing_ok)
     except OSError as exc:
         return f"{path} cannot be looked at: {exc.strerror}"
 

@@ -1,11 +1,12 @@
 # One ADD or DEL of this attachment at a time, and none while the tools of a killed one still
 # run: the lock cnish takes (cnish/attachlock.py), an flock on a file named after the
 # attachment, held on a descriptor the tools inherit; given up after 30 s. A lock directory
-# that is not root's own alone (or CNISH_ATTACHMENT_LOCKS=off) means no lock, as for cnish.
+# another user could swap a file of (cnish-trusted-dir), or CNISH_ATTACHMENT_LOCKS=off,
+# means no lock, as for cnish.
 CNISH_LOCK_DIR=${CNISH_ATTACHMENT_LOCKS-/run/cnish/attachments}
 CNISH_LOCK=
 cnish-lock() {
-  local path=$CNISH_LOCK_DIR/$1 deadline=$((SECONDS + 30)) fd status
+  local path deadline=$((SECONDS + 30)) fd status dir
   [[ -n $CNISH_LOCK_DIR && $CNISH_LOCK_DIR != off ]] || return 0
   if ! command -v flock >/dev/null; then     # (util-linux's)
     printf 'cnish: no flock here: the attachment is not locked\n' >&2
@@ -14,8 +15,8 @@ cnish-lock() {
   # (its parents as the umask makes them, the directory itself 0700, as cnish makes them)
   [[ -d $CNISH_LOCK_DIR ]] || { mkdir -p -- "$(dirname -- "$CNISH_LOCK_DIR")" &&
     mkdir -m 0700 -- "$CNISH_LOCK_DIR"; } 2>/dev/null || [[ -d $CNISH_LOCK_DIR ]] || return 0
-  [[ -d $CNISH_LOCK_DIR && ! -L $CNISH_LOCK_DIR && -O $CNISH_LOCK_DIR ]] || return 0
-  (( (8#$(stat -c %a -- "$CNISH_LOCK_DIR") & 8#022) == 0 )) || return 0
+  dir=$(cnish-trusted-dir "$CNISH_LOCK_DIR" 2>/dev/null) || return 0
+  path=$dir/$1
   while :; do
     [[ ! -L $path ]] || return 0          # (a planted link: work on unguarded, as cnish does)
     exec {fd}<>"$path" || return 0

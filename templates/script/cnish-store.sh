@@ -22,34 +22,36 @@ _cnish_store_last() {
 }
 
 cnish-store() {
-  local op=$1 dir=$2 fd status=0 old_umask
+  local op=$1 dir=$2 fd status=0 old_umask real
   shift 2
   if [[ -L $dir ]]; then
     printf 'cnish-store: refusing to use %s: it is a symlink\n' "$dir" >&2
     return 1
   fi
-  # as cnish: a store that another user could swap a file of is not used (cnish also looks
-  # at every directory above it; the data directory may be sticky, as /tmp)
-  local owned
-  for owned in "$(dirname -- "$dir")" "$dir"; do
-    if [[ -e $owned ]] && ! { [[ -d $owned && -O $owned ]] &&
-        { (( (8#$(stat -L -c %a -- "$owned") & 8#022) == 0 )) ||
-          [[ $owned != "$dir" && -k $owned ]]; }; }; then
-      printf 'cnish-store: refusing to use %s: %s is owned by another user or writable by one\n' \
-        "$dir" "$owned" >&2
+  if [[ ! -d $dir ]]; then
+    [[ $op != check ]] || return 1            # nothing is held here
+    [[ $op == reserve ]] || return 0          # nothing was ever reserved here
+    # (not in a directory another user could swap: the nearest one there is is checked)
+    local above=$dir
+    while [[ ! -e $above && $above == /* && $above != / ]]; do above=$(dirname -- "$above"); done
+    if ! cnish-trusted-dir "$above" above >/dev/null; then
+      printf 'cnish-store: refusing to make %s: another user could swap its files\n' "$dir" >&2
       return 1
     fi
-  done
+    mkdir -p -- "$dir" && chmod 0755 -- "$dir"
+  fi
+  # as cnish: a store another user could swap a file of, or it, is not used
+  if ! real=$(cnish-trusted-dir "$dir"); then
+    printf 'cnish-store: refusing to use %s: another user could swap its files\n' "$dir" >&2
+    return 1
+  fi
+  dir=$real
   if [[ $op == check ]]; then
     [[ ! -L $dir/$1 && -f $dir/$1 ]] || return 1
     local content
     content=$(<"$dir/$1")
     [[ $content == "$2"$'\r\n'"$3" || $content == "$2" ]]
-    return
-  fi
-  if [[ ! -d $dir ]]; then
-    [[ $op == reserve ]] || return 0          # nothing was ever reserved here
-    mkdir -p -- "$dir" && chmod 0755 -- "$dir"
+    return $?             # (explicit: a bare return in a trap returns the trap's cause)
   fi
   if [[ -L $dir/lock ]]; then                  # as cnish: never write through a symlink
     printf 'cnish-store: refusing to use %s/lock: it is a symlink\n' "$dir" >&2

@@ -166,7 +166,7 @@ def test_the_scripts_store_function_never_writes_through_a_symlink(tmp_path):
     os.symlink(canary, d / "last_reserved_ip.0")
 
     def run(*args):
-        return subprocess.run(["bash", "-c", f'source "$0"; cnish-store "$@"', function, *args],
+        return subprocess.run(["bash", "-c", 'source "${0%/*}/cnish-trusted-dir.sh"; source "$0"; cnish-store "$@"', function, *args],
                               capture_output=True, text=True)
     proc = run("reserve", str(d), "10.0.0.5", "c1", "eth0", "0", "k" * 16)
     assert proc.returncode == 0, proc.stderr
@@ -195,7 +195,7 @@ def test_the_scripts_prune_sweeps_temporary_files_like_cnish(tmp_path):
         os.link(d / "10.0.0.5", d / ".cnish-tmp-4242")
         (d / ".cnish-tmp-last-77").write_text("10.0.0.5")
         if prune == "script":
-            subprocess.run(["bash", "-c", 'source "$0"; cnish-store prune "$1"', function, str(d)],
+            subprocess.run(["bash", "-c", 'source "${0%/*}/cnish-trusted-dir.sh"; source "$0"; cnish-store prune "$1"', function, str(d)],
                            check=True)
         else:
             store.Store(str(tmp_path), prune).prune()
@@ -234,7 +234,7 @@ def test_the_scripts_release_ip_undoes_a_reservation_as_cnish_does(tmp_path):
             (d / "10.0.0.9").write_text("old")
             for ip, cid, ifname, set_index, previous in releases:
                 if impl == "script":
-                    subprocess.run(["bash", "-c", 'source "$0"; cnish-store "$@"', function,
+                    subprocess.run(["bash", "-c", 'source "${0%/*}/cnish-trusted-dir.sh"; source "$0"; cnish-store "$@"', function,
                                     "release-ip", str(d), ip, cid, ifname, set_index, previous,
                                     store.owner_key(cid, ifname)], check=True)
                 else:
@@ -259,7 +259,7 @@ def test_the_scripts_store_waits_for_the_stores_lock(tmp_path):
     d.mkdir()
     with open(d / "lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        proc = subprocess.Popen(["bash", "-c", 'source "$0"; cnish-store "$@"', function,
+        proc = subprocess.Popen(["bash", "-c", 'source "${0%/*}/cnish-trusted-dir.sh"; source "$0"; cnish-store "$@"', function,
                                  "reserve", str(d), "10.0.0.5", "c1", "eth0", "0", "k" * 16])
         try:
             with pytest.raises(subprocess.TimeoutExpired):

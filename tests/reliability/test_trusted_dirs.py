@@ -215,7 +215,7 @@ def test_the_scripts_store_refuses_a_store_another_user_could_swap(base):
     os.chmod(data_dir, 0o777)
 
     def run(*args):
-        return subprocess.run(["bash", "-c", 'source "$0"; cnish-store "$@"', function, *args],
+        return subprocess.run(["bash", "-c", 'source "${0%/*}/cnish-trusted-dir.sh"; source "$0"; cnish-store "$@"', function, *args],
                               capture_output=True, text=True)
     proc = run("reserve", str(data_dir / "net"), "10.0.0.5", "c1", "eth0", "0", "k" * 16)
     assert proc.returncode == 1 and "another user" in proc.stderr

@@ -1,6 +1,7 @@
 """The dry-run script is valid bash, passes shellcheck, and quotes whatever it prints."""
 
 import json
+import os
 import shutil
 import subprocess
 
@@ -54,7 +55,8 @@ def test_script_with_the_cli_result_cache_passes_shellcheck(tmp_path, command):
     plan.cache = {"path": path, **({"entry": {"kind": "cniCacheV1"}} if command == "ADD" else {})}
     script = tmp_path / "plan.sh"
     script.write_text(scripts.bash(plan))
-    assert path in script.read_text()
+    text = script.read_text()
+    assert os.path.dirname(path) in text and os.path.basename(path) in text
     subprocess.run(["bash", "-n", str(script)], check=True)
     if shutil.which("shellcheck"):
         proc = subprocess.run(["shellcheck", "-s", "bash", str(script)], capture_output=True,

@@ -52,6 +52,79 @@ undo() {
 # DEL is best effort: every step runs; failures are reported at the end.
 FAILED=()
 
+# cnish-trusted-dir DIR: print DIR's physical path when no other user can swap a file in it,
+# or it, as cnish decides (cnish/trusteddirs.py): on the way from / every directory is root's
+# or this user's and writable by no one else (a sticky one, as /tmp, is fine above), a
+# symlink in a directory others can write to is root's or this user's, and DIR itself is
+# this user's own and writable by no one else (with a second argument `above`, DIR is held
+# to the rule of the directories above instead: one to make a directory in). Otherwise say
+# why and fail. The callers use the printed path from then on. (cnish also takes, inside a user namespace, the host's
+# directories above the namespace's own for root's; this script does not.)
+# (no bare `return`: in a function run by a trap, as the rollback is, it returns the status
+# of the command the trap interrupted)
+_cnish_dir_ok() {   # UID MODE KIND above|last
+  [[ $3 == directory ]] || return 1
+  if [[ $4 == last ]]; then
+    (( $1 == EUID && (8#$2 & 8#022) == 0 ))
+  else
+    (( ($1 == 0 || $1 == EUID) && ((8#$2 & 8#022) == 0 || (8#$2 & 8#1000) != 0) ))
+  fi
+}
+
+cnish-trusted-dir() {
+  local current=/ next part target uid mode kind cur_uid cur_mode cur_kind hops=0
+  local -a parts more
+  if [[ $1 != /* ]]; then
+    printf 'cnish: %s is not an absolute path\n' "$1" >&2
+    return 1
+  fi
+  IFS=/ read -r -a parts <<<"$1"
+  read -r cur_uid cur_mode cur_kind < <(stat -c '%u %a %F' -- /) || return 1
+  while (( ${#parts[@]} )); do
+    part=${parts[0]}
+    parts=("${parts[@]:1}")
+    [[ -n $part && $part != . ]] || continue
+    if ! _cnish_dir_ok "$cur_uid" "$cur_mode" "$cur_kind" above; then
+      printf 'cnish: %s is owned by another user or writable by one\n' "$current" >&2
+      return 1
+    fi
+    if [[ $part == .. ]]; then
+      current=$(dirname -- "$current")
+      read -r cur_uid cur_mode cur_kind < <(stat -c '%u %a %F' -- "$current") || return 1
+      continue
+    fi
+    next=${current%/}/$part
+    if ! read -r uid mode kind < <(stat -c '%u %a %F' -- "$next" 2>/dev/null); then
+      printf 'cnish: %s does not exist\n' "$next" >&2
+      return 1
+    fi
+    if [[ $kind == "symbolic link" ]]; then
+      if (( (8#$cur_mode & 8#022) != 0 && uid != 0 && uid != EUID )); then
+        printf 'cnish: %s is a symlink another user owns\n' "$next" >&2
+        return 1
+      fi
+      if (( ++hops > 40 )); then
+        printf 'cnish: %s has too many symlinks\n' "$1" >&2
+        return 1
+      fi
+      target=$(readlink -- "$next")
+      IFS=/ read -r -a more <<<"$target"
+      parts=("${more[@]}" "${parts[@]}")
+      if [[ $target == /* ]]; then
+        current=/
+        read -r cur_uid cur_mode cur_kind < <(stat -c '%u %a %F' -- /) || return 1
+      fi
+      continue
+    fi
+    current=$next cur_uid=$uid cur_mode=$mode cur_kind=$kind
+  done
+  if ! _cnish_dir_ok "$cur_uid" "$cur_mode" "$cur_kind" "${2:-last}"; then
+    printf 'cnish: %s is not a directory of this user alone\n' "$current" >&2
+    return 1
+  fi
+  printf '%s\n' "$current"
+}
+
 # cnish-store OP DIR ARGS...: the host-local IPAM store, as cnish's own store (cnish/store.py)
 # handles it, with the reference plugin's format and lock. KEY is the attachment's index key:
 # each address file DIR/IP has an index entry DIR/.cnish-owner-KEY.IP, a hard link to it (an entry
@@ -76,34 +149,36 @@ _cnish_store_last() {
 }
 
 cnish-store() {
-  local op=$1 dir=$2 fd status=0 old_umask
+  local op=$1 dir=$2 fd status=0 old_umask real
   shift 2
   if [[ -L $dir ]]; then
     printf 'cnish-store: refusing to use %s: it is a symlink\n' "$dir" >&2
     return 1
   fi
-  # as cnish: a store that another user could swap a file of is not used (cnish also looks
-  # at every directory above it; the data directory may be sticky, as /tmp)
-  local owned
-  for owned in "$(dirname -- "$dir")" "$dir"; do
-    if [[ -e $owned ]] && ! { [[ -d $owned && -O $owned ]] &&
-        { (( (8#$(stat -L -c %a -- "$owned") & 8#022) == 0 )) ||
-          [[ $owned != "$dir" && -k $owned ]]; }; }; then
-      printf 'cnish-store: refusing to use %s: %s is owned by another user or writable by one\n' \
-        "$dir" "$owned" >&2
+  if [[ ! -d $dir ]]; then
+    [[ $op != check ]] || return 1            # nothing is held here
+    [[ $op == reserve ]] || return 0          # nothing was ever reserved here
+    # (not in a directory another user could swap: the nearest one there is is checked)
+    local above=$dir
+    while [[ ! -e $above && $above == /* && $above != / ]]; do above=$(dirname -- "$above"); done
+    if ! cnish-trusted-dir "$above" above >/dev/null; then
+      printf 'cnish-store: refusing to make %s: another user could swap its files\n' "$dir" >&2
       return 1
     fi
-  done
+    mkdir -p -- "$dir" && chmod 0755 -- "$dir"
+  fi
+  # as cnish: a store another user could swap a file of, or it, is not used
+  if ! real=$(cnish-trusted-dir "$dir"); then
+    printf 'cnish-store: refusing to use %s: another user could swap its files\n' "$dir" >&2
+    return 1
+  fi
+  dir=$real
   if [[ $op == check ]]; then
     [[ ! -L $dir/$1 && -f $dir/$1 ]] || return 1
     local content
     content=$(<"$dir/$1")
     [[ $content == "$2"$'\r\n'"$3" || $content == "$2" ]]
-    return
-  fi
-  if [[ ! -d $dir ]]; then
-    [[ $op == reserve ]] || return 0          # nothing was ever reserved here
-    mkdir -p -- "$dir" && chmod 0755 -- "$dir"
+    return $?             # (explicit: a bare return in a trap returns the trap's cause)
   fi
   if [[ -L $dir/lock ]]; then                  # as cnish: never write through a symlink
     printf 'cnish-store: refusing to use %s/lock: it is a symlink\n' "$dir" >&2
@@ -220,11 +295,12 @@ cnish-nft-delete-commented() {
 # One ADD or DEL of this attachment at a time, and none while the tools of a killed one still
 # run: the lock cnish takes (cnish/attachlock.py), an flock on a file named after the
 # attachment, held on a descriptor the tools inherit; given up after 30 s. A lock directory
-# that is not root's own alone (or CNISH_ATTACHMENT_LOCKS=off) means no lock, as for cnish.
+# another user could swap a file of (cnish-trusted-dir), or CNISH_ATTACHMENT_LOCKS=off,
+# means no lock, as for cnish.
 CNISH_LOCK_DIR=${CNISH_ATTACHMENT_LOCKS-/run/cnish/attachments}
 CNISH_LOCK=
 cnish-lock() {
-  local path=$CNISH_LOCK_DIR/$1 deadline=$((SECONDS + 30)) fd status
+  local path deadline=$((SECONDS + 30)) fd status dir
   [[ -n $CNISH_LOCK_DIR && $CNISH_LOCK_DIR != off ]] || return 0
   if ! command -v flock >/dev/null; then     # (util-linux's)
     printf 'cnish: no flock here: the attachment is not locked\n' >&2
@@ -233,8 +309,8 @@ cnish-lock() {
   # (its parents as the umask makes them, the directory itself 0700, as cnish makes them)
   [[ -d $CNISH_LOCK_DIR ]] || { mkdir -p -- "$(dirname -- "$CNISH_LOCK_DIR")" &&
     mkdir -m 0700 -- "$CNISH_LOCK_DIR"; } 2>/dev/null || [[ -d $CNISH_LOCK_DIR ]] || return 0
-  [[ -d $CNISH_LOCK_DIR && ! -L $CNISH_LOCK_DIR && -O $CNISH_LOCK_DIR ]] || return 0
-  (( (8#$(stat -c %a -- "$CNISH_LOCK_DIR") & 8#022) == 0 )) || return 0
+  dir=$(cnish-trusted-dir "$CNISH_LOCK_DIR" 2>/dev/null) || return 0
+  path=$dir/$1
   while :; do
     [[ ! -L $path ]] || return 0          # (a planted link: work on unguarded, as cnish does)
     exec {fd}<>"$path" || return 0
