@@ -300,3 +300,89 @@ def test_a_symlink_another_user_owns_in_a_sticky_directory_is_not_followed(base)
     os.lchown(sticky / "link", NOBODY, NOBODY)
     assert trusteddirs.refusal(str(sticky / "link")) == \
         f"{sticky / 'link'} is a symlink another user owns"
+
+
+def test_the_stores_reads_check_the_directory_too(base):
+    """DEL, GC and CHECK read the store without taking its lock: they checked nothing, so
+    reservations forged under a directory others can write made GC and DEL act on addresses
+    of another user's choosing (found by a review). A missing store is fine: it has none."""
+    (base / "open").mkdir()
+    store_dir = base / "open" / "cni" / "net"
+    store_dir.mkdir(parents=True)
+    (store_dir / "10.0.0.5").write_text("victim\r\neth9")
+    os.chmod(base / "open", 0o777)
+    s = store.Store(str(base / "open" / "cni"), "net")
+    with pytest.raises(CNIError) as caught:
+        s.owned("victim", "eth9")
+    assert caught.value.code == IPAM_FAILED and "writable by other users" in caught.value.details
+    with pytest.raises(CNIError):
+        store.Store(str(base / "open" / "cni"), "net").files()
+    os.chmod(base / "open", 0o755)
+    assert store.Store(str(base / "open" / "cni"), "net").owned("victim", "eth9") == ["10.0.0.5"]
+    assert store.Store(str(base / "missing"), "net").files() == {}
+
+
+def test_files_another_user_owns_are_not_read(base, monkeypatch):
+    """Planted while a directory was still open (before `chmod go-w`), they would be trusted
+    afterwards: a plan, a reservation, a kernel answer, a cache entry."""
+    plans = base / "plans"
+    plans.mkdir(mode=0o700)
+    (plans / "k.json").write_text(json.dumps({"sources": [], "value": [["/bin/true"]]}))
+    assert plancache._load(str(plans), "k") is not None
+    os.chown(plans / "k.json", NOBODY, NOBODY)
+    assert plancache._load(str(plans), "k") is None
+    (base / "cni" / "net").mkdir(parents=True)
+    (base / "cni" / "net" / "10.0.0.5").write_text("victim\r\neth9")
+    os.chown(base / "cni" / "net" / "10.0.0.5", NOBODY, NOBODY)
+    assert store.Store(str(base / "cni"), "net")._read("10.0.0.5") is None
+    monkeypatch.setattr(kernel, "CACHE", str(base / "kernel"))
+    kernel._remember("macvlan")
+    os.chown(base / "kernel" / "macvlan", NOBODY, NOBODY)
+    assert not kernel._remembered("macvlan")
+    libcni.write_cache(str(base / "c"), b"{}", "net", "c1", "eth0", "/run/netns/x", {}, {}, {})
+    os.chown(libcni.cache_path(str(base / "c"), "net", "c1", "eth0"), NOBODY, NOBODY)
+    with pytest.raises(ValueError):
+        libcni.read_cache_entry(str(base / "c"), "net", "c1", "eth0")
+
+
+def test_a_cache_entry_is_not_removed_from_a_directory_others_can_write(base):
+    """`cnish del` unlinked the entry by path: a symlinked `results` there made root remove
+    a file of that name anywhere (found by a review)."""
+    libcni.write_cache(str(base / "c"), b"{}", "net", "c1", "eth0", "/run/netns/x", {}, {}, {})
+    os.chmod(base / "c", 0o777)
+    with pytest.raises(CNIError) as caught:
+        libcni.remove_cache(str(base / "c"), "net", "c1", "eth0")
+    assert caught.value.code == IO_FAILURE
+    assert os.path.exists(libcni.cache_path(str(base / "c"), "net", "c1", "eth0"))
+    os.chmod(base / "c", 0o755)
+    libcni.remove_cache(str(base / "c"), "net", "c1", "eth0")
+    assert not os.path.exists(libcni.cache_path(str(base / "c"), "net", "c1", "eth0"))
+
+
+def test_the_scripts_walk_decides_as_cnish_does(base):
+    """cnish-trusted-dir, the dry-run script's walk, against trusteddirs on the same paths:
+    it checked only the last one or two directories (a review raced a lock file through a
+    0777 directory above)."""
+    from cnish.paths import templates_dir
+    function = os.path.join(templates_dir(), "script", "cnish-trusted-dir.sh")
+
+    def script(path):
+        proc = subprocess.run(["bash", "-c", 'source "$0"; cnish-trusted-dir "$1"', function,
+                               path], capture_output=True, text=True)
+        return proc.stdout.strip() if proc.returncode == 0 else None
+    (base / "a" / "b" / "c").mkdir(parents=True)
+    (base / "sticky").mkdir()
+    os.chmod(base / "sticky", 0o1777)
+    os.symlink(str(base / "a" / "b"), base / "sticky" / "roots")
+    os.symlink(str(base / "a" / "b"), base / "sticky" / "theirs")
+    os.lchown(base / "sticky" / "theirs", NOBODY, NOBODY)
+    os.symlink("a/b/../b/c", base / "rel")
+    cases = [base / "a" / "b" / "c", base / "sticky" / "roots" / "c",
+             base / "sticky" / "theirs" / "c", base / "rel", base / "missing", base / "sticky"]
+    for mode_a in (0o755, 0o777, 0o1777):
+        os.chmod(base / "a", mode_a)
+        for path in cases:
+            expected = trusteddirs.trusted(str(path))
+            assert (script(str(path)) is not None) == expected, (oct(mode_a), path, expected)
+    os.chmod(base / "a", 0o755)
+    assert script(str(base / "rel")) == str(base / "a" / "b" / "c")      # the physical path
