@@ -17,7 +17,8 @@ made root run its commands, and overwrite a file of its choosing, that way). So:
   remove what is not theirs there; in a user namespace, the host's directories the namespace
   has no owner for count as root's: `_unmapped`), and the directory it ends at is this
   user's own. A symlink on the way lies in a directory already accepted, so no one else can
-  repoint it: the path keeps naming the same directory for as long as cnish uses it.
+  repoint it (in a sticky one, only root's or this user's is followed): the path keeps naming
+  the same directory for as long as cnish uses it.
 """
 
 import os
@@ -126,8 +127,8 @@ def _walk(path: str, mode: int | None, missing_ok: bool = False) -> str | None:
                 return f"{path} has too many symlinks"
             target = os.readlink(following)
             parts[:0] = [p for p in target.split("/") if p not in ("", ".")]
-            if target.startswith("/"):
-                current, current_st, parent_st = "/", root_st, None
+            if target.startswith("/"):     # (a new way down from /: its own host part)
+                current, current_st, parent_st, above_own = "/", root_st, None, True
             continue
         parent_st = current_st
         current, current_st = following, st
