@@ -41,9 +41,9 @@ def _directory() -> str | None:
     from cnish import trusteddirs
     global refused
     try:
-        if trusteddirs.make(directory, 0o700):
+        refused = trusteddirs.make(directory, 0o700)
+        if refused is None:
             return directory
-        refused = trusteddirs.refusal(directory)
     except OSError as exc:
         refused = f"{directory} cannot be made: {exc.strerror}"   # (a read-only /run)
     return None                         # (unguarded, as without locks)

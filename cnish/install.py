@@ -197,10 +197,9 @@ def install(directory: str, links=(), python: str | None = None) -> list:
     `python`: the launcher's interpreter (checked by check_interpreter; default_python())."""
     python = check_interpreter(python) if python is not None else default_python()
     from cnish import trusteddirs
-    if not trusteddirs.make(directory, 0o755):
-        # (another user could replace the launcher every runtime execs as root)
-        raise PermissionError(f"{directory}, or a directory above it, is owned by another "
-                              "user than root or writable by one: not a plugin directory")
+    why = trusteddirs.make(directory, 0o755)
+    if why:     # (another user could replace the launcher every runtime execs as root)
+        raise PermissionError(f"{directory} is not a plugin directory: {why}")
     target = os.path.join(directory, "cnish")
     # a new file of a random name, this user's alone until it is complete: no other user
     # can open it for writing meanwhile, nor plant a link where it is written

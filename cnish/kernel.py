@@ -51,8 +51,8 @@ def _remember(kind: str) -> None:
     from cnish import trusteddirs
     tmp = os.path.join(CACHE, f".{kind}.{os.urandom(8).hex()}")
     try:
-        if not trusteddirs.make(CACHE, 0o700):
-            return
+        if trusteddirs.make(CACHE, 0o700):
+            return                             # (refused: not remembered)
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
         try:
             os.write(fd, _boot_id().encode())

@@ -229,9 +229,10 @@ def write_cache(cache_dir, conflist_bytes: bytes, network, cid, ifname, netns, c
             raise CNIError(INVALID_CONFIG,
                            f"refusing to write the result cache: {directory} is a symlink")
         from cnish import trusteddirs
-        if not trusteddirs.make(directory, 0o700):
+        why = trusteddirs.make(directory, 0o700)
+        if why:
             raise CNIError(IO_FAILURE, f"refusing to write the result cache in {directory}",
-                           trusteddirs.refusal(directory) or "")
+                           why)
         entry = cache_entry(conflist_bytes, network, cid, ifname, netns, cni_args, cap_args,
                             result)
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)

@@ -135,9 +135,10 @@ def _store(directory, key, value) -> None:
         if len(data) > MAX_ENTRY_BYTES:
             return                # rendered at every call instead: such configs are rare
         from cnish import trusteddirs
-        if not trusteddirs.make(directory, 0o700):
+        why = trusteddirs.make(directory, 0o700)
+        if why:
             global refused
-            refused = trusteddirs.refusal(directory)
+            refused = why
             return
         final = os.path.join(directory, key + ".json")
         tmp = f"{final}.{os.getpid()}.tmp"

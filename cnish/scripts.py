@@ -64,8 +64,8 @@ def bash(plan) -> str:
         delegate="cnish-delegate" in used, invocation=plan.invocation,
         guarded=(any(s.guards_addresses for s in plan.steps) and any(s.ipam for s in plan.steps)),
         by_attachment=any(s.attachment for s in plan.steps),     # GC: per attachment
-        cache=plan.cache, cache_dir=cache_dir,
-        cache_name=os.path.basename(plan.cache["path"]) if plan.cache else "", cache_parent=os.path.dirname(cache_dir) or ".",
+        cache=plan.cache, cache_dir=cache_dir, cache_parent=os.path.dirname(cache_dir) or ".",
+        cache_name=os.path.basename(plan.cache["path"]) if plan.cache else "",
         cache_json=json.dumps(plan.cache["entry"]) if plan.cache and "entry" in plan.cache else "",
         result=result, title=title + " (dry run: nothing was changed)", version=__version__,
         cni_version=plan.cni_version, intro=INTRO[mode], lock=lock,

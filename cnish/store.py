@@ -87,21 +87,21 @@ class Store:
         use it only if no other user can swap a file in it, or it (trusteddirs.py): the data
         directory and every directory above it must be root's alone."""
         from cnish import trusteddirs
-        self._trusted = True      # (made and checked below, or refused)
         try:
             # (a symlink is refused before it is followed; the walk then accepts the data
             # directory only if no other user could have put one there since)
             if os.path.islink(self.dir):
                 raise CNIError(IPAM_FAILED, f"refusing to use IPAM store {self.dir}",
                                "it is a symlink or not a directory")
-            if not trusteddirs.make(self.dir, 0o755):
+            why = trusteddirs.make(self.dir, 0o755)
+            if why:
                 # (e.g. "/var/lib/cni is writable by other users": cnish before b989165
                 # made parents so under umask 000; `chmod go-w` them, README says)
                 raise CNIError(IPAM_FAILED, f"refusing to use IPAM store {self.dir}",
-                               f"{trusteddirs.refusal(self.dir)}: another user could swap "
-                               "its files")
+                               f"{why}: another user could swap its files")
         except OSError as exc:
             raise _fail(f"cannot create the IPAM store directory {self.dir}", exc) from None
+        self._trusted = True      # (reads need not walk it again)
 
     def acquire(self) -> None:
         """Take the store's flock (blocking); re-entrant within this process."""

@@ -150,7 +150,7 @@ def refusal(path: str, missing_ok: bool = False) -> str | None:
         return f"{path} cannot be looked at: {exc.strerror}"
 
 
-def make(path: str, mode: int = 0o700) -> bool:
-    """Create `path` if missing (parents 0755, it `mode`); is it then trusted? OSError when
-    it cannot be made (a read-only file system, say)."""
-    return _walk(path, mode) is None
+def make(path: str, mode: int = 0o700) -> str | None:
+    """Create `path` if missing (parents 0755, it `mode`); None when it is then trusted,
+    else why not (as `refusal`). OSError when it cannot be made (a read-only file system)."""
+    return _walk(path, mode)

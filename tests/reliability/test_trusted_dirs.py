@@ -42,7 +42,7 @@ def base(tmp_path):
 
 
 def test_make_gives_every_level_a_fixed_mode_whatever_the_umask(base, umask_000):
-    assert trusteddirs.make(str(base / "a" / "b" / "c"), 0o700)
+    assert trusteddirs.make(str(base / "a" / "b" / "c"), 0o700) is None
     assert [mode(base / "a"), mode(base / "a" / "b"), mode(base / "a" / "b" / "c")] == \
         [0o755, 0o755, 0o700]
 
@@ -65,7 +65,7 @@ def test_the_directory_itself_must_be_this_users_and_not_writable_by_others(base
     os.chmod(base / "d", 0o700)
     os.chown(base / "d", NOBODY, NOBODY)
     assert not trusteddirs.trusted(str(base / "d"))
-    assert not trusteddirs.make(str(base / "d" / "sub"), 0o700)
+    assert trusteddirs.make(str(base / "d" / "sub"), 0o700) == f"{base / 'd'} is owned by another user"
     (base / "f").write_text("")
     assert not trusteddirs.trusted(str(base / "f"))
     assert not trusteddirs.trusted(str(base / "missing"))
