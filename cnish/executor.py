@@ -263,7 +263,8 @@ class Executor:
         if failure is None:
             return outcomes
         undo_errors = self.rollback(outcomes)
-        raise step_error(failure, undo_errors)
+        shared = [o.step for o in outcomes if o.status == "done" and o.step.shared]
+        raise step_error(failure, undo_errors, shared)
 
     def rollback(self, outcomes) -> list:
         """Undo, newest first, every step this invocation completed. Returns undo failures."""
@@ -325,7 +326,7 @@ class Executor:
                 " | ".join(f"step {s.number} {s.id}: `{show(r.argv)}` "
                            + (f"exited {r.returncode}" if r.returncode
                               else f"printed no {missing[0]!r}" if missing
-                              else "printed nothing expected")
+                              else "printed nothing, where output was expected")
                            + (f": {r.stderr.strip()}" if r.stderr.strip() else "")
                            for s, r, missing in problems))
         return []
@@ -358,7 +359,10 @@ def _failure_details(o) -> str:
     return text
 
 
-def step_error(failure, undo_errors) -> CNIError:
+def step_error(failure, undo_errors, shared=()) -> CNIError:
+    """The ADD's error: the step that failed, why, and what the rollback left (`shared`: the
+    completed steps it keeps because other attachments may rely on them, such as a bridge
+    this ADD created)."""
     step = failure.step
     msg = f"step {step.number} ({step.id}) failed: {step.description}"
     details = _failure_details(failure)
@@ -370,6 +374,9 @@ def step_error(failure, undo_errors) -> CNIError:
             for o in undo_errors)
     else:
         details += "; everything this ADD had done was undone"
+    if shared:
+        details += (", except what other attachments may share, which stays: "
+                    + ", ".join(f"step {s.number} ({s.description})" for s in shared))
     return CNIError(STEP_FAILED, msg, details)
 
 

@@ -331,6 +331,23 @@ def test_an_undo_finding_its_object_gone_is_no_rollback_error(host):
     assert "everything this ADD had done was undone" in info.value.details
 
 
+def test_the_error_names_the_shared_steps_a_rollback_keeps(host):
+    """A failed ADD keeps what other attachments may use (the bridge it created, forwarding):
+    its error says which steps those were, instead of claiming everything was undone."""
+    steps = add_steps()
+    ids = [s.id for s in steps]
+    target = steps[ids.index("masquerade[1].jump[0]")]
+    fake = host(fail=target.run.argv)
+    with pytest.raises(CNIError) as info:
+        execute_add(fake, steps)
+    details = info.value.details
+    kept = details.partition("except what other attachments may share, which stays: ")[2]
+    bridge = steps[ids.index("bridge")]
+    assert f"step {bridge.number} ({bridge.description})" in kept
+    assert "(bring the bridge br9 up)" in kept
+    assert not any(f"({s.description})" in kept for s in steps if not s.shared)
+
+
 def test_exists_is_tolerated_where_declared(host):
     steps = add_steps()
     bridge = next(s for s in steps if s.id == "bridge")
