@@ -299,7 +299,7 @@ def ipam_add(op):
         if not op.dry_run:
             store.sweep(files)   # a killed ADD's temporary file (we hold the lock)
         owned = set(store.owned(cid, ifname, files))
-        reservations, ips = [], []
+        reservations, ips, asked_for = [], [], set()
         for index, ranges in enumerate(conf.sets):
             want = next((ip for ip in requested if any(r.contains(ip) for r in ranges)), None)
             if want is not None:
@@ -329,6 +329,8 @@ def ipam_add(op):
             ip, r = chosen
             reservations.append({"ip": str(ip), "set": index,
                                  "previous": store.last_reserved(index) or ""})
+            if want is not None:
+                asked_for.add(str(ip))
             entry = {"address": f"{ip}/{r.subnet.length}"}
             entry["gateway"] = str(r.gateway)
             ips.append(entry)
@@ -341,9 +343,18 @@ def ipam_add(op):
         raise
     result = {"ips": ips, "routes": [dict(r) for r in conf.routes], "dns": dns}
     if op.dry_run and reservations:
-        op.notes.append("host-local: " + ", ".join(r["ip"] for r in reservations)
-                        + f" is the next free address in {store.dir} now; this script reserves"
-                        " it, and fails (rolling back) if another ADD took it in the meantime")
+        # (the note must not call an address the runtime asked for "the next free one")
+        one = len(reservations) == 1
+        if asked_for:
+            chosen = " and ".join(r["ip"] + (" (requested)" if r["ip"] in asked_for
+                                            else " (the next free address)")
+                                  for r in reservations) + ", free"
+        else:
+            chosen = (" and ".join(r["ip"] for r in reservations)
+                      + (", the next free address" if one else ", the next free addresses"))
+        op.notes.append(f"host-local: this script reserves {chosen} in {store.dir} now, and "
+                        "fails (rolling back) if another ADD took " + ("it" if one else "one")
+                        + " in the meantime")
     return {"store": store.dir, "key": owner_key(cid, ifname), "reservations": reservations}, result
 
 
@@ -402,8 +413,9 @@ def ipam_status(op) -> None:
         free = next((ip for ip, _r in _candidates(ranges, None)
                      if not store.taken(str(ip))), None)
         if free is None:
-            raise CNIError(NOT_AVAILABLE, "no IP addresses available in range set: "
-                           + _describe(ranges), f"every address is reserved in {store.dir}")
+            raise CNIError(NOT_AVAILABLE, "cannot serve ADD: no IP addresses available in "
+                           "range set: " + _describe(ranges),
+                           f"every address is reserved in {store.dir}")
 
 
 def ipam_gc(op, valid: set) -> dict:

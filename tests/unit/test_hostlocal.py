@@ -543,3 +543,14 @@ def test_gc_finds_the_nftables_masquerade_rules_of_stale_attachments():
     assert gc.stale_masq_nft(listing, "A", {("live", "eth0")}) == [
         gone, names.masq_nft_comment("A", "live", "eth1")]
     assert gc.stale_masq_nft("", "A", set()) == []
+
+
+def test_a_dry_runs_note_tells_a_requested_address_from_the_next_free_one(tmp_path):
+    """The script's note names what it will reserve: an address the runtime asked for
+    (CNI_ARGS IP=) is not "the next free address" (an operator audit found it so called)."""
+    raw = conf(tmp_path, [[{"subnet": "10.99.0.0/24"}], [{"subnet": "fd99::/120"}]])
+    op = operation(raw, args="IP=10.99.0.60", dry_run=True)
+    hostlocal.ipam_add(op)
+    assert op.notes == [f"host-local: this script reserves 10.99.0.60 (requested) and fd99::2 "
+                        f"(the next free address), free in {tmp_path}/net1 now, and fails "
+                        "(rolling back) if another ADD took one in the meantime"]

@@ -11,7 +11,7 @@
 # Running this script does what cnish would do: the same commands in the same
 # order. If a step fails, the completed steps are undone newest first (shared
 # objects such as the bridge are kept) and the script exits with the failure.
-# Note: host-local: 10.15.0.2 is the next free address in /nonexistent/cnish-golden/lesson now; this script reserves it, and fails (rolling back) if another ADD took it in the meantime
+# Note: host-local: this script reserves 10.15.0.2, the next free address in /nonexistent/cnish-golden/lesson now, and fails (rolling back) if another ADD took it in the meantime
 
 set -euo pipefail
 # Like cnish: no directory or file it makes is writable by another user, whatever umask it
