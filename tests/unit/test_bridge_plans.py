@@ -109,7 +109,10 @@ def test_dual_stack_has_ipv6_sysctls_and_both_tables():
                      "ranges": [[{"subnet": "10.5.0.0/24"}], [{"subnet": "fd05::/64"}]]})
     p, _ = plan(conf)
     got = ids(p)
-    assert {"ipv6-on[0]", "ipv6-on[1]", "no-dad", "forward-ipv6", "address[1]"} <= set(got)
+    assert {"ipv6-on-lo", "ipv6-on", "no-dad", "forward-ipv6", "address[1]"} <= set(got)
+    # (the container's lo serves all its interfaces: a rollback or DEL of this one keeps it)
+    by_id = {s.id: s for s in p.steps}
+    assert by_id["ipv6-on-lo"].shared and not by_id["ipv6-on"].shared
     tools = {s.run.argv[0] for s in p.steps if s.id.startswith("masquerade")}
     assert tools == {"iptables", "ip6tables"}
 

@@ -403,11 +403,12 @@ fi
 #   undo: none of its own, undone with step "veth"
 run 18 strict -- nsenter --net=/var/run/netns/cnish-test sysctl -q -w net/ipv4/conf/eth0/arp_notify=1
 
-# Step 19/35 [ipv6-on[0]] enable IPv6 on lo in the container
-#   undo: none of its own, undone with step "veth"
+# Step 19/35 [ipv6-on-lo] enable IPv6 on lo in the container
+#   why:  the container's loopback belongs to its namespace, not to this interface: another interface of the container may rely on it, so neither rollback nor DEL turns IPv6 off there again
+#   undo: none, shared with other attachments
 run 19 strict -- nsenter --net=/var/run/netns/cnish-test sysctl -q -w net/ipv6/conf/lo/disable_ipv6=0
 
-# Step 20/35 [ipv6-on[1]] enable IPv6 on eth0 in the container
+# Step 20/35 [ipv6-on] enable IPv6 on eth0 in the container
 #   undo: none of its own, undone with step "veth"
 run 20 strict -- nsenter --net=/var/run/netns/cnish-test sysctl -q -w net/ipv6/conf/eth0/disable_ipv6=0
 
