@@ -76,7 +76,12 @@ class Session:
         if create_netns and self.netns_name is None:
             raise CNIError(INVALID_CONFIG, "--create-netns needs a namespace name",
                            f"{netns!r} is a path outside {NETNS_DIR}")
+        if create_netns and os.path.lexists(self.netns):
+            raise CNIError(INVALID_CONFIG, f"--create-netns: the namespace {self.netns_name!r} "
+                           "exists already", "leave out --create-netns to attach it, or "
+                           f"delete it first with `ip netns del {self.netns_name}`")
         self.ifname = ifname
+        self.cid_given = cid is not None
         self.cid = cid or (_default_cid(self.netns) if self.netns else "")
         # (checked here, not only by cnish's own plugins: the result cache's path is made of
         # them, also for a list of other plugins only)
@@ -95,7 +100,9 @@ class Session:
         if not isinstance(self.cap_args, dict):
             raise CNIError(INVALID_CONFIG, "--cap-args (CAP_ARGS) must be a JSON object",
                            'e.g. {"portMappings": [...]}; got ' + cap_args[:80])
-        self.cache_dir = cache_dir
+        # (absolute: the dry-run script records it, and a later `cnish check` or `del` may run
+        # from another directory)
+        self.cache_dir = os.path.abspath(cache_dir)
         self.create_netns = create_netns
         self.dry_run = dry_run
         self.cni_path = [d for d in os.environ.get("CNI_PATH", "/opt/cni/bin:/usr/lib/cni").split(":") if d]
@@ -129,7 +136,13 @@ class Session:
         raw = canonical_keys(self.request(index, prev_result, version, extra))
         # A dry-run checks the namespace as the real operation would: a plan for a namespace
         # that does not exist would fail half-way when run (only --create-netns makes it).
-        runtime = parse_env(self.env(command), netns_exists=not self.create_netns)
+        try:
+            runtime = parse_env(self.env(command), netns_exists=not self.create_netns)
+        except CNIError as exc:
+            if command == "ADD" and self.netns_name and not os.path.lexists(self.netns):
+                exc.details = "; ".join(([exc.details] if exc.details else [])
+                                        + ["--create-netns makes it as the plan's first step"])
+            raise
         # (a dry run changes nothing: not even the log file, or the log's directory)
         log = Log(None if self.dry_run else log_file(os.environ, raw),
                   f"{command} {self.network}/{self.cid or '-'}/{self.ifname}", sys.stderr)
@@ -169,6 +182,25 @@ class Session:
                 self._ignore_cache(exc)
                 self._cache_entry = None
         return self._cache_entry
+
+    def cached_here(self, cid: str) -> bool:
+        return os.path.lexists(libcni.cache_path(self.cache_dir, self.network, cid, self.ifname))
+
+    def find_other_spelling(self) -> None:
+        """DEL and CHECK of an attachment whose ADD named the namespace another way (`n1`,
+        /var/run/netns/n1, /run/netns/n1: one namespace, two default container ids, as in
+        cnitool): when the container id was not given and this spelling's id has no cache
+        entry, take the other spelling's id if that one has an entry, and say so."""
+        if self.cid_given or self.netns_name is None or self.cached_here(self.cid):
+            return
+        for path in (f"{NETNS_DIR}/{self.netns_name}", f"/run/netns/{self.netns_name}"):
+            cid = _default_cid(path)
+            if path != self.netns and self.cached_here(cid):
+                click.echo(f"cnish: using the attachment ADD cached for {path} (container id "
+                           f"{cid}): there is none for {self.netns}", err=True)
+                self.cid = cid
+                self.__dict__.pop("_cache_entry", None)
+                return
 
     def _ignore_cache(self, why) -> None:
         click.echo(f"cnish: ignoring the cached result of {self.network}/{self.cid}/"
@@ -255,8 +287,9 @@ def _resolve_netns(netns, pid) -> str:
 
 
 def network_options(fn):
-    fn = click.option("--cache-dir", envvar="CNI_CACHE_DIR", default=libcni.DEFAULT_CACHE_DIR,
-                      show_default=True, help="Where results are cached (libcni layout).")(fn)
+    fn = click.option("--cache-dir", envvar="CNI_CACHE_DIR", show_envvar=True,
+                      default=libcni.DEFAULT_CACHE_DIR, show_default=True,
+                      help="Where results are cached (libcni layout).")(fn)
     fn = click.option("--config", "config", type=click.Path(dir_okay=False),
                       help="Read the network config from this file instead of NETCONFPATH.")(fn)
     return fn
@@ -264,17 +297,17 @@ def network_options(fn):
 
 def attachment_options(fn):
     fn = network_options(fn)
-    fn = click.option("--cap-args", envvar="CAP_ARGS", default="",
+    fn = click.option("--cap-args", envvar="CAP_ARGS", show_envvar=True, default="",
                       help="Capability arguments as JSON (like cnitool's CAP_ARGS).")(fn)
-    fn = click.option("--args", "cni_args", envvar="CNI_ARGS", default="",
+    fn = click.option("--args", "cni_args", envvar="CNI_ARGS", show_envvar=True, default="",
                       help="CNI_ARGS for the plugins: K=V;K2=V2.")(fn)
     fn = click.option("--format", "fmt", type=click.Choice(["bash", "json"]), default="bash",
                       show_default=True, help="Dry-run output: a bash script or the JSON plan.")(fn)
     fn = click.option("--dry-run", is_flag=True,
                       help="Print the plan instead of running it; changes nothing.")(fn)
     fn = click.option("--cid", help="Container id (default: derived from NETNS, like cnitool).")(fn)
-    fn = click.option("--ifname", "-i", envvar="CNI_IFNAME", default="eth0", show_default=True,
-                      help="Interface name inside the namespace.")(fn)
+    fn = click.option("--ifname", "-i", envvar="CNI_IFNAME", show_envvar=True, default="eth0",
+                      show_default=True, help="Interface name inside the namespace.")(fn)
     fn = click.option("--pid", type=int, default=None,
                       help="Use the network namespace of this process (/proc/PID/ns/net); "
                            "NETNS may then be omitted.")(fn)
@@ -309,6 +342,11 @@ def add(network, netns, pid, ifname, cid, config, dry_run, fmt, cni_args, cap_ar
             raise CNIError(INVALID_CONFIG, f"the network's name, --cid and --ifname are too "
                            f"long together: {problem}", "use a shorter container id, "
                            "interface or network name")
+        # Every plugin that is not cnish's must be there before the first one runs: one
+        # missing half-way would have the others' work undone for nothing.
+        for plugin in s.plugins:
+            if plugins.get(plugin.get("type")) is None:
+                plugin_exec.find_in_path(plugin.get("type"), s.cni_path)
         if dry_run:
             _print_plan(s.dry_run_plan("ADD", None, opts), fmt)
             return
@@ -331,9 +369,12 @@ def add(network, netns, pid, ifname, cid, config, dry_run, fmt, cni_args, cap_ar
         except CNIError as exc:
             left = []
             failed = len(done) if len(done) < len(s.plugins) else None
-            if failed is not None and (internal or not s.ours(failed)):
+            undone = list(done)          # the plugins whose ADD had succeeded
+            if (failed is not None and (internal or not s.ours(failed))
+                    and not isinstance(exc, plugin_exec.NotFound)):
                 # (the plugin that failed, if it is not cnish's: it may have left something,
-                # which DEL removes; cnish's own undo their part before they report)
+                # which DEL removes; cnish's own undo their part before they report; one that
+                # could not be found never ran)
                 done.append(failed)
             for index in reversed(done):       # leave nothing of a half-made attachment,
                 undo = {"delete_netns": create_netns and index == 0,      # nor the namespace
@@ -349,6 +390,9 @@ def add(network, netns, pid, ifname, cid, config, dry_run, fmt, cni_args, cap_ar
                         left.append(f"{_plugins_up_to(index)} not asked to DEL: cnish "
                                     "del removes the rest")
                     break
+            if not left and undone:             # (the operator must know that, too)
+                left.append(f"{_plugins_up_to(len(undone))} deleted again"
+                            + (", the namespace with them" if create_netns else ""))
             if left:
                 exc.details = "; ".join(([exc.details] if exc.details else []) + left)
             raise
@@ -369,7 +413,9 @@ def check(network, netns, pid, ifname, cid, config, dry_run, fmt, cni_args, cap_
                            "not support the CHECK command", "CHECK needs cniVersion 0.4.0 or "
                            "later")
         if libcni.flag(s.conflist, "disableCheck"):
+            click.echo(f"cnish: {s.network} has disableCheck: nothing was checked", err=True)
             return
+        s.find_other_spelling()
         prev = s.cached()
         s.reuse_cached_args()
         if prev is None:
@@ -399,6 +445,14 @@ def delete(network, netns, pid, ifname, cid, config, dry_run, fmt, cni_args, cap
             raise CNIError(INVALID_CONFIG, "--delete-netns needs a namespace name in /var/run/netns")
         if delete_netns:
             s.require_cnish_first("--delete-netns", "delete it with `ip netns del` afterwards")
+        s.find_other_spelling()
+        if s.netns and not s.cached_here(s.cid):
+            # (safe, and what a repeated DEL meets; but a DEL given another id than its ADD's
+            # would find nothing of the attachment: the operator must be able to tell)
+            click.echo(f"cnish: no cached result for {s.network}/{s.cid}/{s.ifname} in "
+                       f"{s.cache_dir}: this DEL goes by the config alone" + (
+                           "" if s.cid_given else " (an ADD given --cid has another container "
+                           "id: give it here too)"), err=True)
         prev = s.cached() if results.at_least(s.version, "0.4.0") else None
         s.reuse_cached_args()
         if dry_run:

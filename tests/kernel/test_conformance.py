@@ -5,6 +5,7 @@ import base64
 import hashlib
 import json
 import os
+import subprocess
 
 import pytest
 
@@ -718,6 +719,78 @@ def test_cli_chain_failures_leave_nothing_and_say_everything(lab, tmp_path):
     assert proc.returncode == 1 and "is the network 'chain', not 'another'" in proc.stderr
     proc = cli([bridge, {"type": "loopback"}], "gc", "chain", "--dry-run")
     assert proc.returncode == 1 and "has 2 cnish plugins" in proc.stderr, proc.stderr
+
+
+def test_cli_operator_audit_mends(lab, tmp_path):
+    """Found by a hands-on audit of the operator CLI (each failed before its fix):
+    - ADD given a name, DEL given /run/netns/NAME (two default container ids, as in cnitool):
+      the DEL exited 0 and removed nothing; it now finds the other spelling's cache entry,
+      says so and cleans up; a DEL that finds no entry at all says so;
+    - a relative --cache-dir: the dry-run script refused it, and a `check` from another
+      directory did not find what `add` cached; it is made absolute;
+    - a list whose second plugin is missing set up the first, undid it and reported a failed
+      DEL of the missing one; the list is looked through first. A plugin failing after the
+      first says that the first was deleted again;
+    - --create-netns on an existing namespace failed at the plan's first step; a missing
+      namespace did not hint at --create-netns; `check` of a disableCheck list said nothing."""
+    host, c = lab.host(), lab.netns()
+    bindir = fake_plugins(tmp_path, garbled=GARBLED)
+    bridge = {k: v for k, v in bridge_conf(lab, name="mend").items()
+              if k not in ("cniVersion", "name")}
+    env = dict(os.environ, CNI_PATH=f"{bindir}:{REFERENCE}")
+    run = ["ip", "netns", "exec", host.name, *cnish_command()]
+
+    def cli(plugins, *args, cwd=None, **extra):
+        path = tmp_path / "mend.conflist"
+        path.write_text(json.dumps(dict({"cniVersion": "1.0.0", "name": "mend",
+                                         "plugins": plugins}, **extra)))
+        return subprocess.run([*run, *args, "--config", str(path)], env=env, cwd=cwd,
+                              capture_output=True, text=True, stdin=subprocess.DEVNULL)
+
+    def attached():
+        return "eth0" in sh("ip", "-n", c, "-o", "link", "show").stdout
+
+    def clean():
+        assert not attached()
+        assert not [k for k in store_files(lab.data_dir) if "/10.77." in k]
+        assert 'id: \\"' not in host.run("iptables-save", "-t", "nat").stdout
+
+    cache = ["--cache-dir", lab.cache_dir]
+    assert cli([bridge], "add", "mend", c, *cache).returncode == 0
+    proc = cli([bridge], "del", "mend", f"/run/netns/{c}", *cache)
+    assert proc.returncode == 0, proc.stderr
+    assert f"using the attachment ADD cached for /var/run/netns/{c}" in proc.stderr, proc.stderr
+    assert not os.listdir(os.path.join(lab.cache_dir, "results"))
+    clean()
+    proc = cli([bridge], "del", "mend", c, *cache)
+    assert proc.returncode == 0 and "no cached result for mend/" in proc.stderr, proc.stderr
+
+    workdir = tmp_path / "wd"
+    workdir.mkdir()
+    script = cli([bridge], "add", "mend", c, "--cache-dir", "rel", "--dry-run", cwd=workdir)
+    assert f"{workdir}/rel" in script.stdout and "--cache-dir" not in script.stderr
+    assert cli([bridge], "add", "mend", c, "--cache-dir", "rel", cwd=workdir).returncode == 0
+    proc = cli([bridge], "check", "mend", c, "--cache-dir", str(workdir / "rel"))
+    assert proc.returncode == 0, proc.stderr
+    assert cli([bridge], "del", "mend", c, "--cache-dir", "rel", cwd=workdir).returncode == 0
+    clean()
+
+    proc = cli([bridge, {"type": "nonexistent"}], "add", "mend", c, *cache)
+    assert proc.returncode == 1 and "failed to find plugin 'nonexistent'" in proc.stderr
+    assert "DEL of plugin" not in proc.stderr and "deleted again" not in proc.stderr, proc.stderr
+    clean()
+    proc = cli([bridge, {"type": "garbled"}], "add", "mend", c, *cache)
+    assert proc.returncode == 1 and "plugin 1 was deleted again" in proc.stderr, proc.stderr
+    clean()
+
+    for dry in ([], ["--dry-run"]):
+        proc = cli([bridge], "add", "mend", c, "--create-netns", *cache, *dry)
+        assert proc.returncode == 1 and f"the namespace '{c}' exists already" in proc.stderr
+    clean()
+    proc = cli([bridge], "add", "mend", f"{c}-missing", *cache)
+    assert proc.returncode == 1 and "--create-netns makes it" in proc.stderr, proc.stderr
+    proc = cli([bridge], "check", "mend", c, *cache, disableCheck=True)
+    assert proc.returncode == 0 and "has disableCheck: nothing was checked" in proc.stderr
 
 
 RECORDER = """#!/bin/sh
