@@ -350,12 +350,12 @@ def add(network, netns, pid, ifname, cid, config, dry_run, fmt, cni_args, cap_ar
         if dry_run:
             _print_plan(s.dry_run_plan("ADD", None, opts), fmt)
             return
-        prev, done, internal = None, [], False
+        prev, succeeded, internal = None, [], False
         try:
             for index in range(len(s.plugins)):
-                first = {"create_netns": create_netns and index == 0, "netns_name": s.netns_name}
+                opts = {"create_netns": create_netns and index == 0, "netns_name": s.netns_name}
                 try:
-                    prev = s.run(index, "ADD", prev, first)
+                    prev = s.run(index, "ADD", prev, opts)
                 except CNIError:
                     raise
                 except Exception as exc:        # a bug: undone like any failure, its own
@@ -363,20 +363,20 @@ def add(network, netns, pid, ifname, cid, config, dry_run, fmt, cni_args, cap_ar
                     kind = s.plugins[index].get("type")
                     raise CNIError(INTERNAL, f"plugin {index + 1} ({kind}) failed with an "
                                    f"internal error: {exc!r}") from exc
-                done.append(index)
+                succeeded.append(index)
             libcni.write_cache(s.cache_dir, s.conf_bytes, s.network, s.cid, s.ifname, s.netns,
                                s.cni_args, s.cap_args, prev)
         except CNIError as exc:
             left = []
-            failed = len(done) if len(done) < len(s.plugins) else None
-            undone = list(done)          # the plugins whose ADD had succeeded
+            failed = len(succeeded) if len(succeeded) < len(s.plugins) else None
+            to_delete = list(succeeded)
             if (failed is not None and (internal or not s.ours(failed))
                     and not isinstance(exc, plugin_exec.NotFound)):
                 # (the plugin that failed, if it is not cnish's: it may have left something,
                 # which DEL removes; cnish's own undo their part before they report; one that
                 # could not be found never ran)
-                done.append(failed)
-            for index in reversed(done):       # leave nothing of a half-made attachment,
+                to_delete.append(failed)
+            for index in reversed(to_delete):   # leave nothing of a half-made attachment,
                 undo = {"delete_netns": create_netns and index == 0,      # nor the namespace
                         "netns_name": s.netns_name}
                 try:
@@ -390,9 +390,9 @@ def add(network, netns, pid, ifname, cid, config, dry_run, fmt, cni_args, cap_ar
                         left.append(f"{_plugins_up_to(index)} not asked to DEL: cnish "
                                     "del removes the rest")
                     break
-            if not left and undone:             # (the operator must know that, too)
-                left.append(f"{_plugins_up_to(len(undone))} deleted again"
-                            + (", the namespace with them" if create_netns else ""))
+            if to_delete and not left:          # (the operator must know that, too)
+                left.append(f"{_plugins_up_to(len(to_delete))} deleted again"
+                            + (" and the namespace removed" if create_netns else ""))
             if left:
                 exc.details = "; ".join(([exc.details] if exc.details else []) + left)
             raise
@@ -492,7 +492,7 @@ def gc(network, config, cache_dir, dry_run, fmt):
             click.echo(f"{s.network} has disableGC: nothing to do")
             return
         valid = [{"containerID": cid, "ifname": ifname}
-                 for cid, ifname in libcni.cached_attachments(cache_dir, s.network)]
+                 for cid, ifname in libcni.cached_attachments(s.cache_dir, s.network)]
         extra = {"cni.dev/valid-attachments": valid, "cni.dev/attachments": valid}
         # cnish's own plugins serve GC whatever the list's version; others need 1.1.0
         version = "1.1.0"

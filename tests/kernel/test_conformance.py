@@ -730,7 +730,7 @@ def test_cli_operator_audit_mends(lab, tmp_path):
       directory did not find what `add` cached; it is made absolute;
     - a list whose second plugin is missing set up the first, undid it and reported a failed
       DEL of the missing one; the list is looked through first. A plugin failing after the
-      first says that the first was deleted again;
+      first says which were deleted again;
     - --create-netns on an existing namespace failed at the plan's first step; a missing
       namespace did not hint at --create-netns; `check` of a disableCheck list said nothing."""
     host, c = lab.host(), lab.netns()
@@ -780,7 +780,7 @@ def test_cli_operator_audit_mends(lab, tmp_path):
     assert "DEL of plugin" not in proc.stderr and "deleted again" not in proc.stderr, proc.stderr
     clean()
     proc = cli([bridge, {"type": "garbled"}], "add", "mend", c, *cache)
-    assert proc.returncode == 1 and "plugin 1 was deleted again" in proc.stderr, proc.stderr
+    assert proc.returncode == 1 and "plugins 1-2 were deleted again" in proc.stderr, proc.stderr
     clean()
 
     for dry in ([], ["--dry-run"]):

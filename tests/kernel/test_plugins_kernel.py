@@ -1066,20 +1066,28 @@ def test_a_failed_chain_add_removes_the_namespace_it_created(lab, machine, tmp_p
     ptp = conf(lab, "ptp", ipam=hostlocal(lab, "198.18.94.0/24"))
     conflist = {"cniVersion": "1.0.0", "name": ptp["name"], "plugins": [
         {k: v for k, v in ptp.items() if k not in ("cniVersion", "name")},
-        {"type": "no-such-plugin"}]}
+        {"type": "refuses-add"}]}
     (tmp_path / "list.conflist").write_text(json.dumps(conflist))
+    bindir = tmp_path / "bin"          # a plugin that refuses every ADD (and DELs fine)
+    bindir.mkdir()
+    (bindir / "refuses-add").write_text(
+        '#!/bin/sh\n[ "$CNI_COMMAND" = ADD ] || exit 0\n'
+        'echo \'{"cniVersion":"1.0.0","code":11,"msg":"refuses-add: no"}\'; exit 1\n')
+    (bindir / "refuses-add").chmod(0o755)
+    env = dict(os.environ, CNI_PATH=str(bindir))
     cli = [*cnish_command(), "add", ptp["name"], name, "--config", str(tmp_path / "list.conflist"),
            "--cache-dir", lab.cache_dir]
     links = machine_links()
-    proc = sh(*cli, "--create-netns", check=False)
-    assert proc.returncode == 1 and "no-such-plugin" in proc.stderr, proc.stderr
+    proc = sh(*cli, "--create-netns", check=False, env=env)
+    assert proc.returncode == 1 and "refuses-add: no" in proc.stderr, proc.stderr
+    assert "plugins 1-2 were deleted again and the namespace removed" in proc.stderr, proc.stderr
     assert not os.path.exists(f"/var/run/netns/{name}")
     assert machine_links() == links
     assert not [f for f in store_files(lab.data_dir) if "198.18.94." in f]
     # a dry-run for a namespace that does not exist is refused, as the ADD itself is
-    proc = sh(*cli, "--dry-run", check=False)
+    proc = sh(*cli, "--dry-run", check=False, env=env)
     assert proc.returncode == 1 and "CNI_NETNS" in proc.stderr and not proc.stdout, proc.stderr
-    proc = sh(*cli, "--dry-run", "--create-netns", check=False)         # unless it makes it
+    proc = sh(*cli, "--dry-run", "--create-netns", check=False, env=env)  # unless it makes it
     assert proc.returncode == 0 and f"ip netns add {name}" in proc.stdout
 
 
