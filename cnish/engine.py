@@ -23,8 +23,9 @@ from cnish.runner import Runner
 SECTION = {"ADD": "add", "CHECK": "add", "DEL": "del", "GC": "gc"}
 
 
-# Fields of every config that DEL and GC never read (see Operation._tolerated).
-DEL_TOLERATES = ("dns",)
+# Fields of every config that DEL and GC never read (see Operation._tolerated); the capability
+# ipRanges is host-local's, whose DEL and GC release by owner, whatever the ranges are now.
+DEL_TOLERATES = ("dns", "runtimeConfig.ipRanges")
 # Fields DEL reads but can do without: an unreadable prevResult is taken as none, as libcni
 # takes an unreadable cached result; DEL then cleans up from the config and the store.
 DEL_DOES_WITHOUT = ("prevResult",)
@@ -140,8 +141,8 @@ class Operation:
         they do, and refusing it would fail the attachment's every DEL, for good (a runtime
         retries DEL until it succeeds, also after an ADD refused for that very field). Such a
         field is taken out of the config and the operation goes on (the plugins' and the IPAM
-        plugins' DEL_TOLERATES name them; anything else stays an error). Returns the field's
-        top-level path ("mtu", "ipam.routes"), or None."""
+        plugins' DEL_TOLERATES name them; anything else stays an error). Returns the path of
+        the field taken out ("mtu", "ipam.routes"), or None."""
         if self.command not in ("DEL", "GC") or exc.field is None:
             return None
         tolerated = DEL_TOLERATES + DEL_DOES_WITHOUT + getattr(self.plugin, "DEL_TOLERATES", ())

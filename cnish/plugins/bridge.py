@@ -372,11 +372,9 @@ def prepare(op) -> dict:
         ips = common.ips_for_del(op, held, att["netns"])
         routes = []
     accept_ra = op.conf.acceptRA if op.conf.acceptRA is not None else not ips
-    common.container(att, ips, routes, link_step="veth", mtu=op.conf.mtu, ignore_ra=not accept_ra,
-                     keep_down=op.conf.disableContainerInterface, dad=op.conf.enabledad,
-                     adding=op.command == "ADD")
-    if op.command == "CHECK":
-        att["mtu"] = common.checked_mtu(op)
+    common.container(op, att, ips, routes, link_step="veth", link_mtu=op.conf.mtu,
+                     ignore_ra=not accept_ra, keep_down=op.conf.disableContainerInterface,
+                     dad=op.conf.enabledad)
     att["gateways"] = _gateways(att["ips"]) if op.conf.isGateway else []
     if op.conf.gatewayPeer:
         att["vlan_gateway_mac"] = names.mac_address(op.machine_id, "vlan-gateway",

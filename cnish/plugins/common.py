@@ -196,18 +196,20 @@ def masq_tools(op) -> list:
     return tools
 
 
-def container(att: dict, ips: list, wanted_routes: list, link_step: str,
-              ndisc_notify: bool = False, noprefixroute: bool = False, mtu: int = 0,
-              ignore_ra: bool = False, keep_down: bool = False, dad: bool = False,
-              adding: bool = False) -> dict:
-    """Fill the fields plans/container-ip.toml reads. With `mtu` (the link's, which CHECK
-    compares), refuse IPv6 addresses on a link whose MTU is below IPv6's minimum (what IPAM
-    hands out is only known now); when `adding`, refuse routes the kernel would refuse."""
+def container(op, att: dict, ips: list, wanted_routes: list, link_step: str,
+              ndisc_notify: bool = False, noprefixroute: bool = False, link_mtu: int = 0,
+              ignore_ra: bool = False, keep_down: bool = False, dad: bool = False) -> dict:
+    """Fill the fields plans/container-ip.toml reads. An ADD refuses routes the kernel would
+    refuse and, with `link_mtu` (the MTU the plugin gives the link), IPv6 addresses on a link
+    below IPv6's minimum (what a delegated IPAM hands out is only known now; check_early
+    refused what the config shows). DEL and CHECK refuse neither: they only remove or read,
+    and a DEL refused for a value it does not use would fail for good."""
+    adding = op.command == "ADD"
     att["ips"] = addresses(ips, noprefixroute)
-    if mtu and mtu < 1280 and any(ip["version"] == 6 for ip in att["ips"]):
-        raise invalid_config("mtu", mtu, "must be at least 1280 for IPv6 addresses")
     att["v4"] = any(ip["version"] == 4 for ip in att["ips"])
     att["v6"] = any(ip["version"] == 6 for ip in att["ips"])
+    if adding:
+        refuse_mtu_below_ipv6_minimum(link_mtu, att["v6"])
     att["routes"] = routes(att["ips"], wanted_routes)
     if adding:
         refuse_unreachable_next_hops(att["ips"], att["routes"])
@@ -216,8 +218,15 @@ def container(att: dict, ips: list, wanted_routes: list, link_step: str,
     att["ignore_ra"] = ignore_ra
     att["keep_down"] = keep_down        # the link stays down (bridge's disableContainerInterface)
     att["dad"] = dad                    # IPv6 duplicate address detection (bridge's enabledad)
-    att["mtu"] = mtu            # the MTU the plugin gave the link (CHECK: checked_mtu's)
+    # The MTU the `container-up` step's check expects: CHECK's checked_mtu, never the config's
+    # (an ADD or DEL plan shows no MTU there, since CHECK would not compare one)
+    att["mtu"] = checked_mtu(op) if op.command == "CHECK" else 0
     return att
+
+
+def refuse_mtu_below_ipv6_minimum(mtu: int, ipv6: bool) -> None:
+    if mtu and mtu < 1280 and ipv6:
+        raise invalid_config("mtu", mtu, "must be at least 1280 for IPv6 addresses")
 
 
 def checked_mtu(op) -> int:
@@ -534,6 +543,4 @@ def ipam_has_ipv6(op) -> bool:
 def check_early(op) -> None:
     """Refusals that need no host state, made before IPAM takes the store's lock (whose file
     the first use creates): an MTU too small for IPv6."""
-    mtu = op.conf.get("mtu")
-    if mtu and mtu < 1280 and ipam_has_ipv6(op):
-        raise invalid_config("mtu", mtu, "must be at least 1280 for IPv6 addresses")
+    refuse_mtu_below_ipv6_minimum(op.conf.get("mtu"), ipam_has_ipv6(op))

@@ -136,7 +136,7 @@ def prepare(op) -> dict:
     if op.command == "DEL" and not att["device"]:
         att["device"] = _labelled_in_host(op)
         att["unlabel"] = bool(att["device"])
-    common.container(att, ips, routes, link_step="move", adding=op.command == "ADD")
+    common.container(op, att, ips, routes, link_step="move")
     att["ipam"] = ipam_att
     return att
 

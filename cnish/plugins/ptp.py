@@ -114,10 +114,8 @@ def prepare(op) -> dict:
         if gw:
             wanted.append({"dst": f"{gw}/{prefix.ip.bits}", "scope": "link", "src": str(prefix.ip)})
             wanted.append({"dst": str(prefix.subnet), "gw": gw, "src": str(prefix.ip)})
-    common.container(att, ips, wanted + list(routes), link_step="veth", noprefixroute=True,
-                     mtu=op.conf.mtu, adding=op.command == "ADD")
-    if op.command == "CHECK":
-        att["mtu"] = common.checked_mtu(op)
+    common.container(op, att, ips, wanted + list(routes), link_step="veth", noprefixroute=True,
+                     link_mtu=op.conf.mtu)
     for ip in att["ips"]:
         ip["gateway_host"] = f"{ip['gateway']}/{128 if ip['version'] == 6 else 32}" \
             if ip["gateway"] else None

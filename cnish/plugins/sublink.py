@@ -226,11 +226,10 @@ def prepare(op) -> dict:
         att["netns"] = common.live_netns(att["netns"], op.runtime.ifname)
         ipam_att, held = op.ipam_del()
         ips, routes = common.ips_for_del(op, held), []
-    common.container(att, ips, routes,
+    common.container(op, att, ips, routes,
                      link_step=("link-in-container" if op.conf.linkInContainer
                                 else "link" if kind == "dummy" else "move"),
-                     ndisc_notify=kind in ("macvlan", "ipvlan"), adding=op.command == "ADD")
-    att["mtu"] = common.checked_mtu(op) if op.command == "CHECK" else op.conf.mtu
+                     ndisc_notify=kind in ("macvlan", "ipvlan"), link_mtu=op.conf.mtu)
     att["ipam"] = ipam_att
     return att
 

@@ -184,6 +184,10 @@ _NOT_READ_BY_DEL = [
     ("macvlan", {"master": "eth9", "mode": "l2", "mac": "zz:11"}, "mode"),
     ("bridge", {"cniVersion": "0.2.0", "ipam": {"type": "static", "addresses": [
         {"address": "10.5.0.2/24"}, {"address": "10.6.0.2/24"}], "routes": "x"}}, "ipam.routes"),
+    # (the capability host-local reads ranges from: it was refused on DEL, a code review found)
+    ("bridge", {"runtimeConfig": {"ipRanges": [[{"subnet": "10.9.0.1/24"}]]}},
+     "runtimeConfig.ipRanges"),
+    ("ptp", {"runtimeConfig": {"ipRanges": "x"}}, "runtimeConfig.ipRanges"),
 ]
 
 
@@ -370,3 +374,42 @@ def test_every_key_the_plugins_read_is_one_that_case_folding_knows():
     keys = {m.group(1) for path in glob.glob(f"{root}/*.py") + glob.glob(f"{root}/plugins/*.py")
             for m in read.finditer(open(path).read())}
     assert len(keys) > 40 and keys <= set(CONFIG_KEYS), sorted(keys - set(CONFIG_KEYS))
+
+
+@pytest.mark.parametrize("plugin", ["bridge", "ptp", "macvlan"])
+def test_del_takes_no_notice_of_an_mtu_too_small_for_the_ipv6_address_it_removes(plugin):
+    """The MTU was lowered below IPv6's minimum after an ADD that gave the container an IPv6
+    address (or a delegated IPAM handed one out): bridge's and ptp's DEL refused that, code 7,
+    on every retry (a code review found it: the refusal ran where the IPAM's addresses are
+    known, past DEL's tolerance of fields it does not read). Only ADD refuses it."""
+    from cnish import engine
+    from lab import operation
+    prev = {"cniVersion": "1.0.0", "interfaces": [{"name": "eth0",
+                                                   "sandbox": "/var/run/netns/cnish-test"}],
+            "ips": [{"address": "fd00:9::2/64", "interface": 0}]}
+    conf = {"cniVersion": "1.0.0", "name": "n1", "type": plugin, "mtu": 1200, "ipam": _IPAM,
+            "prevResult": prev, **({"master": "eth9"} if plugin == "macvlan" else {})}
+    plan, att = engine.build_plan(operation(conf, "DEL"))
+    assert plan.steps and att["mtu"] == 0
+
+
+def test_del_goes_on_without_a_log_file_it_may_not_write(tmp_path):
+    """`logFile` is checked before anything else reads the config (only cnish's own log files
+    may be named); DEL refused a config naming another, code 7, for good (a code review). DEL
+    and GC now go on without it and say why on stderr; ADD still refuses it."""
+    from cnish import cni
+    conf = {"cniVersion": "1.0.0", "name": "n1", "type": "bridge", "logFile": str(tmp_path / "x"),
+            "ipam": _IPAM}
+    env = {"CNI_CONTAINERID": "ctr1", "CNI_NETNS": "", "CNI_IFNAME": "eth0",
+           "CNI_PATH": "/nonexistent", "CNISH_PLAN_CACHE": "off"}
+    from cnish.log import log_file
+    with pytest.raises(CNIError) as info:              # what ADD meets first
+        log_file({}, conf)
+    assert info.value.code == 7 and "logFile" in info.value.msg
+    out, err = io.StringIO(), io.StringIO()
+    # (an empty CNI_NETNS: this DEL touches no namespace, and the store is /nonexistent)
+    rc = cni.main(dict(env, CNI_COMMAND="DEL"), io.BytesIO(json.dumps(conf).encode()), out, err,
+                  "bridge")
+    assert rc == 0 and out.getvalue() == "", (out.getvalue(), err.getvalue())
+    assert "DEL goes on without a log file" in err.getvalue()
+    assert not os.path.exists(tmp_path / "x")
