@@ -494,14 +494,17 @@ def gc(network, config, cache_dir, dry_run, fmt):
         valid = [{"containerID": cid, "ifname": ifname}
                  for cid, ifname in libcni.cached_attachments(s.cache_dir, s.network)]
         extra = {"cni.dev/valid-attachments": valid, "cni.dev/attachments": valid}
-        # cnish's own plugins serve GC whatever the list's version; others need 1.1.0
+        # cnish's own plugins serve GC whatever the list's version; others need 1.1.0, and so
+        # does a delegated IPAM plugin of cnish's (list_version: it must not get GC or STATUS
+        # under a cniVersion the list does not have)
         version = "1.1.0"
         if dry_run:
             ours = [i for i in range(len(s.plugins)) if s.ours(i)]
             if len(ours) != 1:
                 raise CNIError(INVALID_CONFIG, "--dry-run prints the plan of one cnish plugin",
                                f"{s.network} has {len(ours)} cnish plugins")
-            op = s.operation(ours[0], "GC", None, version=version, extra=extra)
+            op = s.operation(ours[0], "GC", None, {"list_version": s.version}, version=version,
+                             extra=extra)
             _print_plan(engine.dry_run(op), fmt)
             return
         errors = []
@@ -509,7 +512,8 @@ def gc(network, config, cache_dir, dry_run, fmt):
             if not s.ours(index) and not results.at_least(s.version, "1.1.0"):
                 continue
             try:
-                s.run(index, "GC", None, version=version if s.ours(index) else None, extra=extra)
+                s.run(index, "GC", None, {"list_version": s.version},
+                      version=version if s.ours(index) else None, extra=extra)
             except CNIError as exc:
                 errors.append(exc)
         if errors:
@@ -529,7 +533,7 @@ def status(network, config, cache_dir):
         s = Session(network, config=config, cache_dir=cache_dir)
         for index in range(len(s.plugins)):
             if s.ours(index):
-                s.run(index, "STATUS", None, version="1.1.0")
+                s.run(index, "STATUS", None, {"list_version": s.version}, version="1.1.0")
                 continue
             try:                  # it must be there: without it, ADD cannot be served
                 plugin_exec.find_in_path(s.plugins[index].get("type"), s.cni_path)

@@ -130,9 +130,17 @@ def ipam_check(op, ips):
     return {"plugin": op.ipam_conf.path}
 
 
+def _serves_gc_and_status(op) -> bool:
+    """GC and STATUS exist from spec 1.1.0: libcni sends them to a plugin only for a list of
+    that version. cnish's CLI runs its own plugins' GC and STATUS whatever the list's version
+    (opts list_version), but must not hand them on to the IPAM plugin under a cniVersion the
+    list does not have (the reference's host-local answered such a STATUS with code 3)."""
+    return results.at_least(op.opts.get("list_version") or op.version, "1.1.0")
+
+
 def ipam_status(op) -> None:
     """STATUS is forwarded; the delegate's error (code 50/51 included) is passed on."""
-    if not results.at_least(op.version, "1.1.0"):
+    if not _serves_gc_and_status(op):
         return
     d = _delegate(op)
     rc, out, err = d.run("STATUS")
@@ -143,5 +151,5 @@ def ipam_status(op) -> None:
 def ipam_gc(op, valid: set) -> dict:
     """GC is forwarded by the plan's gc step (with the valid attachments in the config)."""
     _delegate(op)
-    return {"plugin": op.ipam_conf.path}
+    return {"plugin": op.ipam_conf.path, "forward": _serves_gc_and_status(op)}
 

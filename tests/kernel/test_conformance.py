@@ -918,6 +918,35 @@ def test_status_and_gc_are_forwarded_to_a_delegated_ipam(lab, tmp_path):
     assert rc == 1 and out["code"] == 7 and "failed to find IPAM plugin" in out["msg"], out
 
 
+def test_the_cli_forwards_no_gc_or_status_to_a_delegated_ipam_of_an_older_list(lab, tmp_path):
+    """`cnish gc` and `cnish status` serve cnish's own plugins whatever the list's version;
+    they handed GC and STATUS on to a delegated IPAM plugin of a 1.0.0 list with cniVersion
+    rewritten to 1.1.0 (the reference's host-local then answered code 3, and the network's GC
+    and STATUS could never succeed; found by a recipe audit). libcni sends neither to a
+    plugin of such a list; nor does cnish now. A 1.1.0 list still forwards both."""
+    host = lab.host()
+    bindir = tmp_path / "fake"
+    bindir.mkdir()
+    (bindir / "fake-ipam").write_text(FAKE_IPAM)
+    (bindir / "fake-ipam").chmod(0o755)
+    env = dict(os.environ, CNI_PATH=str(bindir))
+    for version, forwarded in (("1.0.0", False), ("1.1.0", True)):
+        name = "dl" + version.replace(".", "")
+        run, common = cli_in(lab, host, tmp_path, bridge_conf(lab, name=name, cniVersion=version,
+                                                              ipam={"type": "fake-ipam"}))
+        status, gc = (subprocess.run([*run, verb, name, *common], env=env, capture_output=True,
+                                     text=True, stdin=subprocess.DEVNULL)
+                      for verb in ("status", "gc"))
+        sent = sorted(f.name for f in bindir.iterdir() if f.name.startswith("stdin."))
+        if forwarded:
+            assert status.returncode == 1 and "pool drained" in status.stderr, status.stderr
+            assert gc.returncode == 0 and sent == ["stdin.GC", "stdin.STATUS"], (gc.stderr, sent)
+            assert json.loads((bindir / "stdin.GC").read_text())["cniVersion"] == "1.1.0"
+        else:
+            assert status.returncode == 0 and gc.returncode == 0, (status.stderr, gc.stderr)
+            assert sent == [], sent
+
+
 # -- the host-local store shared with the reference: leftover index entries, foreign files ----
 
 ONE_ADDRESS = {"ranges": [[{"subnet": "10.77.0.0/24", "rangeStart": "10.77.0.9",
