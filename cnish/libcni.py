@@ -236,9 +236,17 @@ def write_cache(cache_dir, conflist_bytes: bytes, network, cid, ifname, netns, c
         entry = cache_entry(conflist_bytes, network, cid, ifname, netns, cni_args, cap_args,
                             result)
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-        with os.fdopen(fd, "w") as f:
-            json.dump(entry, f)
-        os.rename(tmp, path)
+        try:
+            with os.fdopen(fd, "w") as f:
+                json.dump(entry, f)
+            os.rename(tmp, path)
+        except OSError:
+            # (a full disk, say: nothing else would ever remove it, as nothing lists it)
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise
     except OSError as exc:
         raise CNIError(IO_FAILURE, f"cannot write the result cache {path}", str(exc)) from None
 

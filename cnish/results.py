@@ -46,12 +46,20 @@ def _family(address: str) -> str:
     return "6" if ":" in address else "4"
 
 
+def _interfaces(interfaces: list, fields: tuple) -> list:
+    """The interfaces with the fields of their version only: another plugin's entry of a
+    prevResult keeps no key its version lacks (as Go's decoder drops it)."""
+    return [{k: v for k, v in itf.items() if k in fields} for itf in interfaces]
+
+
 def convert(result: dict, version: str) -> dict:
     """Internal result -> the JSON object for `version` (cniVersion first, as runtimes print it)."""
     key = version_key(version)
     if key >= (1, 0, 0):
         out = {"cniVersion": version}
-        for field in ("interfaces", "ips", "routes"):
+        if result.get("interfaces"):
+            out["interfaces"] = _interfaces(result["interfaces"], INTERFACE_FIELDS_100)
+        for field in ("ips", "routes"):
             if result.get(field):
                 out[field] = result[field]
         if result.get("dns"):
@@ -60,9 +68,7 @@ def convert(result: dict, version: str) -> dict:
     if key >= (0, 3, 0):
         out = {"cniVersion": version}
         if result.get("interfaces"):
-            fields = INTERFACE_FIELDS_100 if key >= (1, 0, 0) else INTERFACE_FIELDS_040
-            out["interfaces"] = [{k: v for k, v in itf.items() if k in fields}
-                                 for itf in result["interfaces"]]
+            out["interfaces"] = _interfaces(result["interfaces"], INTERFACE_FIELDS_040)
         if result.get("ips"):
             ips = [{"version": _family(ip["address"]), **ip} for ip in result["ips"]]
             if key == (0, 3, 0):

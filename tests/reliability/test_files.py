@@ -131,6 +131,19 @@ def test_result_cache_is_private_and_atomic(tmp_path):
     assert os.listdir(tmp_path / "results") == ["net-c1-eth0"]
 
 
+def test_a_cache_entry_that_cannot_be_written_leaves_no_temporary_file(tmp_path):
+    """The entry is written to a temporary name and renamed; when the rename (or the write:
+    a full disk) fails, the temporary file stayed for good, since nothing lists it (a code
+    review)."""
+    (tmp_path / "results" / "net-c1-eth0").mkdir(parents=True)      # where the entry goes
+    (tmp_path / "results" / "net-c1-eth0" / "x").write_text("")
+    os.chmod(tmp_path / "results", 0o700)
+    with pytest.raises(CNIError) as info:
+        libcni.write_cache(str(tmp_path), b"{}", "net", "c1", "eth0", "", {}, {}, {})
+    assert info.value.code == 5
+    assert os.listdir(tmp_path / "results") == ["net-c1-eth0"]
+
+
 def test_a_planted_cache_symlink_is_neither_followed_nor_written_through(tmp_path):
     victim = tmp_path / "victim"
     victim.write_text("precious")

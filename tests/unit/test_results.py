@@ -84,6 +84,10 @@ def test_other_plugins_entries_pass_through_a_chain():
     assert parsed["ips"] == [{"address": "10.1.0.5/24", "interface": 2}]
     assert parsed["routes"] == [{"dst": "10.9.0.0/16"}]
     assert results.convert(parsed, "1.1.0")["interfaces"] == FOREIGN["interfaces"]
+    # a key no version has is dropped at 1.x too, as at 0.x (it was kept: a code review)
+    odd = dict(FOREIGN, interfaces=[dict(FOREIGN["interfaces"][2], bogus="x")])
+    assert results.convert(results.parse(odd, "1.1.0"), "1.0.0")["interfaces"] == [
+        FOREIGN["interfaces"][2]]
     assert results.convert(parsed, "0.4.0")["interfaces"] == [
         {"name": "vhost-user-net-0"}, {"name": "tap@0", "mac": ""},
         {"name": "eth0", "mac": "0a:58:0a:16:00:02", "sandbox": "/x\ty"}]
