@@ -162,11 +162,11 @@ class Session:
         out = libcni.exec_plugin(Runner(), path, self.env(command), raw)
         if command == "ADD":
             if out is None:
-                raise CNIError(999, f"plugin {path} printed no result for ADD")
+                raise CNIError(INTERNAL, f"plugin {path} printed no result for ADD")
             try:
                 return results.convert(results.parse(out, self.version), self.version)
             except (ValueError, TypeError) as exc:
-                raise CNIError(999, f"plugin {path} printed a result that cannot be read",
+                raise CNIError(INTERNAL, f"plugin {path} printed a result that cannot be read",
                                str(exc)) from None
         return None
 

@@ -381,5 +381,7 @@ def step_error(failure, undo_errors, shared=()) -> CNIError:
 
 
 def _native(cmd) -> bool:
-    """Commands natives.py may run in-process (they never start a process of their own)."""
+    """Commands natives.py may run in-process: no process for the command itself (some start
+    the one tool they wrap: cnish-chain-used's iptables, cnish-nft-delete-commented's nft, a
+    delegated IPAM plugin)."""
     return cmd.argv[0] in natives.NAMES

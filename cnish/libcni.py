@@ -11,8 +11,8 @@ import stat
 
 from cnish import jsonfast, results
 from cnish.config import canonical_keys
-from cnish.plugin_exec import printed_error
-from cnish.errors import INVALID_CONFIG, IO_FAILURE, CNIError
+from cnish.plugin_exec import failure, printed_error
+from cnish.errors import INTERNAL, INVALID_CONFIG, IO_FAILURE, CNIError
 
 NAME_MAX = 255                  # bytes in a file name (Linux; the result cache's entries)
 
@@ -145,17 +145,15 @@ def exec_plugin(runner, path: str, env: dict, config: dict) -> dict | None:
     if res.returncode != 0:
         error = printed_error(out, f"plugin type=\"{os.path.basename(path)}\" failed "
                                    f"({env['CNI_COMMAND']})")
-        if error is not None:
-            raise error
-        raise CNIError(999, f"plugin {os.path.basename(path)} failed ({env['CNI_COMMAND']}, "
-                       f"exit {res.returncode})", (res.stderr or out).strip())
+        raise error or failure(f"plugin {os.path.basename(path)}", env["CNI_COMMAND"],
+                               res.returncode, out, res.stderr)
     if not out:
         return None
     try:
         return json.loads(out)
     except ValueError as exc:
-        raise CNIError(999, f"plugin {os.path.basename(path)} printed something that is not JSON",
-                       str(exc)) from None
+        raise CNIError(INTERNAL, f"plugin {os.path.basename(path)} printed something that is "
+                       "not JSON", str(exc)) from None
 
 
 def cached_attachments(cache_dir: str, network: str) -> list:

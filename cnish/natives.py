@@ -47,7 +47,9 @@
   label (one the reference made, or cnish before it labelled them), and when that cannot be
   found out. templates/script/cnish-foreign-link.sh reads `ip -j -d link show`.
 
-Anything else (or an unexpected argument shape) returns None and is executed for real.
+Anything else (or an unexpected argument shape) returns None and is executed for real: `test`
+and `grep`; cnish's own commands, which exist only here and as the script's functions, fail
+with exit status 2 and say why instead.
 """
 
 import os
@@ -68,6 +70,15 @@ DELEGATES = {}
 def run(argv: tuple, execute=None):
     """(exit status, stdout, stderr), or None. `execute(argv)` runs a real command (the
     runner's run), for the natives that need one."""
+    out = _run(argv, execute)
+    if out is None and argv[0] in SCRIPT_FUNCTIONS:
+        # cnish's own commands exist only here and as the dry-run script's functions: no
+        # executable of that name is installed, so an exec would only say "not found"
+        return 2, "", f"{argv[0]}: cannot run {' '.join(argv[1:])!r} in-process here\n"
+    return out
+
+
+def _run(argv: tuple, execute):
     tool = argv[0]
     if tool == "test":
         return _test(argv[1:])
@@ -147,7 +158,7 @@ def _dad_wait(path, ifname, seconds):
     from cnish.runner import _own_netns_fd
     home = _own_netns_fd()
     if home is None:
-        return None                       # (the script's function runs instead)
+        return 1, "", "cnish-dad-wait: cannot open this process's own network namespace\n"
     deadline = time.monotonic() + seconds
     while True:
         try:

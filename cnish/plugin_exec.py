@@ -1,13 +1,13 @@
-"""Finding and running another CNI plugin, as libcni does: FindInPath, the CNI_* environment,
-and reading the error a plugin prints. Shared by the operator CLI (libcni.py: the other
-plugins of a list) and the delegated IPAM plugin (plugins/delegate.py, on the CNI path: no
-heavy imports here).
+"""What running another CNI plugin takes, as libcni does it: FindInPath, the CNI_* environment,
+and the error a plugin that failed reports. Shared by the operator CLI (libcni.exec_plugin: the
+other plugins of a list) and the delegated IPAM plugin (plugins/delegate.py, on the CNI path: no
+heavy imports here); both run the plugin through the runner.
 """
 
 import os
 
 from cnish import jsonfast
-from cnish.errors import INVALID_CONFIG, CNIError
+from cnish.errors import INTERNAL, INVALID_CONFIG, CNIError
 
 
 class NotFound(CNIError):
@@ -47,5 +47,17 @@ def printed_error(out: str, label: str) -> CNIError | None:
     if isinstance(code, float) and code.is_integer() and abs(code) < 2 ** 31:
         code = int(code)
     if not isinstance(code, int) or isinstance(code, bool) or not 0 < code < 2 ** 31:
-        code = 999            # (an error object without a usable code is still an error)
+        code = INTERNAL       # (an error object without a usable code is still an error)
     return CNIError(code, f"{label}: {obj.get('msg', '')}", str(obj.get("details", "")))
+
+
+def failure(label: str, command: str, returncode: int, out: str, err: str) -> CNIError:
+    """The error of a plugin that exited with `returncode` != 0: the one it printed (its own
+    code, message and details), else how it ended, with its stderr: code 7 when it could not
+    be executed at all (127: a missing interpreter, say), else 999, as the reference's skel
+    reports an error that is no CNI error."""
+    printed = printed_error(out, label)
+    if printed is not None:
+        return printed
+    return CNIError(INVALID_CONFIG if returncode == 127 else INTERNAL,
+                    f"{label} failed ({command}, exit {returncode})", (err or out).strip())

@@ -415,8 +415,8 @@ def _global_addresses(found) -> list:
     """The global addresses (no link-local, loopback or host ones) an `ip -j addr show dev`
     fact lists, the oldest ADDRESSES_READ_MAX of each family: the kernel lists IPv4 ones in
     the order they came (primaries first) and IPv6 ones newest first, and ADD's came first; a
-    container that can add thousands must not make DEL as many steps. None when the fact
-    failed (the interface is gone) or printed something else."""
+    container that can add thousands must not make DEL as many steps. None of them (an empty
+    list) when the fact failed (the interface is gone) or printed something else."""
     from cnish import jsonfast
     if found is None or found.returncode != 0:
         return []

@@ -13,7 +13,7 @@ fine.
 """
 
 from cnish import jsonfast, natives, plugin_exec, plugins, results
-from cnish.errors import INVALID_CONFIG, NOT_AVAILABLE, CNIError
+from cnish.errors import INTERNAL, INVALID_CONFIG, NOT_AVAILABLE, CNIError
 
 TYPE = "delegate"
 KIND = "ipam"
@@ -62,12 +62,7 @@ class Delegate:
 
     def error(self, command: str, rc: int, out: str, err: str) -> CNIError:
         """The delegate's own error (code, msg, details) when it printed one."""
-        printed = plugin_exec.printed_error(out, f"IPAM plugin {self.op.ipam_conf.type}")
-        if printed is not None:
-            return printed
-        return CNIError(INVALID_CONFIG if rc == 127 else 999,
-                        f"IPAM plugin {self.op.ipam_conf.type} failed ({command}, exit {rc})",
-                        (err or out).strip())
+        return plugin_exec.failure(f"IPAM plugin {self.op.ipam_conf.type}", command, rc, out, err)
 
 
     def step(self, command: str):
@@ -102,7 +97,7 @@ def ipam_add(op):
         result = results.parse(jsonfast.loads(out), op.version)
     except ValueError as exc:
         d.run("DEL")
-        raise CNIError(999, f"IPAM plugin {op.ipam_conf.type} returned an unreadable result",
+        raise CNIError(INTERNAL, f"IPAM plugin {op.ipam_conf.type} returned an unreadable result",
                        str(exc)) from None
     return {"plugin": d.path}, result
 

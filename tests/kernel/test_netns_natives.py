@@ -299,3 +299,17 @@ def test_deleting_the_newest_commented_rule_of_an_address_keeps_the_older_ones(l
         sh("ip", "netns", "exec", c, "bash", "-c",
            f'source "{script}" && cnish-nft-delete-commented "$@"', "-", *args)
     assert handles() == first[:2]               # the newest 10.1.2.3 rule only
+
+
+@pytest.mark.parametrize("argv", [("cnish-store",), ("cnish-store", "bogus"),
+                                  ("cnish-dad-wait", "/x", "eth0", "ten"),
+                                  ("cnish-foreign-veth", "only-one")])
+def test_cnish_commands_it_cannot_run_in_process_fail_saying_why(argv):
+    """cnish's own commands exist only in-process and as the dry-run script's functions; an
+    argument shape natives.py does not take was executed from PATH, where nothing of that name
+    is installed: exit status 127, "not found" (a code review). They now fail with status 2
+    and name the command."""
+    from cnish import natives
+    rc, out, err = natives.run(argv)
+    assert rc == 2 and out == "" and err.startswith(f"{argv[0]}: cannot run"), err
+    assert natives.run(("test", "-z", "x")) is None          # (real tools still run for real)

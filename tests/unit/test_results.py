@@ -140,3 +140,15 @@ def test_an_address_of_interface_minus_one_has_no_interface():
     for bad in (-2, -1.0, True):
         with pytest.raises(ValueError, match="interface"):
             results.parse({"ips": [{"address": "10.21.0.2/24", "interface": bad}]}, "1.0.0")
+
+
+def test_the_error_of_a_plugin_cnish_executes():
+    """One rule for the CLI's other plugins and a delegated IPAM (they had drifted apart: a
+    plugin that could not be executed was 7 for one and 999 for the other; a code review)."""
+    from cnish.plugin_exec import failure
+    printed = failure("plugin x", "ADD", 1, '{"code": 11, "msg": "busy", "details": "d"}', "")
+    assert (printed.code, printed.msg, printed.details) == (11, "plugin x: busy", "d")
+    assert failure("plugin x", "DEL", 127, "", "x: not found").code == 7
+    other = failure("plugin x", "DEL", 2, "garbage", "it broke")
+    assert (other.code, other.msg, other.details) == (999, "plugin x failed (DEL, exit 2)",
+                                                      "it broke")
