@@ -199,7 +199,7 @@ undo_1() { undo ip link set dev hd9 alias ''; }
 run 1 strict -- ip link set dev hd9 alias hd9
 
 # Step 2/6 [move] move hd9 into /var/run/netns/cnish-test as net1
-#   why:  one command; the kernel moves the device under its current name and renames it after, so a clash of names is ruled out first (ADD: no net1 in the container; DEL: the original name free in the host), or the device would stay moved under the wrong name
+#   why:  one command; the kernel moves the device under its current name and renames it after, so a clash of names is ruled out first (ADD: no net1 in the container; DEL: the original name free in the host), or the device would stay moved under the wrong name. The move flushes the device's addresses and takes it down, both ways: it comes back to the host down and without the addresses it had there
 #   undo: nsenter --net=/var/run/netns/cnish-test ip link set dev net1 netns /dev/fd/3 name hd9
 undo_2() { undo nsenter --net=/var/run/netns/cnish-test ip link set dev net1 netns /dev/fd/3 name hd9; }
 run 2 strict -- ip link set dev hd9 netns /var/run/netns/cnish-test name net1

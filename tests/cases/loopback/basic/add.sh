@@ -189,6 +189,8 @@ cnish-lock 09870025f776aa3b.lock
 # ---------------------------------------------------------------------------------------------
 
 # Step 1/1 [lo-up] bring lo up inside the container
+#   undo: nsenter --net=/var/run/netns/cnish-test ip link set dev lo down
+undo_1() { undo nsenter --net=/var/run/netns/cnish-test ip link set dev lo down; }
 run 1 strict -- nsenter --net=/var/run/netns/cnish-test ip link set dev lo up
 
 # ---------------------------------------------------------------------------------------------
