@@ -204,10 +204,11 @@ class Operation:
             return {}
         return self.ipam_module.ipam_check(self, ips)
 
-    def ipam_gc(self, valid: set | None = None):
+    def ipam_gc(self):
+        """The IPAM plugin's GC values, for the attachments the config lists as valid."""
         if self.ipam_module is None:
             return {}
-        return self.ipam_module.ipam_gc(self, self.valid_attachments if valid is None else valid)
+        return self.ipam_module.ipam_gc(self, self.valid_attachments)
 
     @staticmethod
     def read_sys(path: str) -> str | None:

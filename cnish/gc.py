@@ -188,7 +188,7 @@ def veth_plugin_values(op) -> dict:
     chains and reservations of this network (from the facts the recipes read)."""
     valid = op.valid_attachments
     cids = {cid for cid, _ in valid}
-    ipam = op.ipam_gc(valid)
+    ipam = op.ipam_gc()
     # addresses of stale interfaces whose containers still have a valid one (host-local)
     sources = {(owner["cid"], ip) for owner in ipam.get("stale", ())
                if owner["cid"] in cids for ip in owner.get("ips", ())}

@@ -307,11 +307,8 @@ def own_part(op, prev: dict) -> dict:
     ips = [ip for ip in prev.get("ips") or []
            if index is None or ip.get("interface", index) == index]
     subnets, gateways = [], set()
-    for ip in ips:
-        try:
-            subnets.append(Prefix.parse(ip["address"]).subnet)
-        except (KeyError, TypeError, ValueError):
-            pass                # an address that does not parse fails its own check later
+    for ip in ips:          # (results.parse made every address a prefix)
+        subnets.append(Prefix.parse(ip["address"]).subnet)
         gateways.add(ip.get("gateway"))
 
     # A route without a gateway names no interface: it is ours when our IPAM config lists its
