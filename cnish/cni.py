@@ -1,4 +1,5 @@
-"""CNI binary mode: what a runtime gets when it execs cnish (cni-reference.md §1, §2.1).
+"""CNI binary mode: what a runtime gets when it execs cnish (the CNI spec, SPEC.md in
+containernetworking/cni, and what the reference plugins' skel does before a plugin's code runs).
 
 Environment and stdin in, exactly one JSON document out: the result (converted to the
 request's cniVersion) or the error object with exit status 1. No click, no jinja2 on this path

@@ -16,7 +16,8 @@ from cnish.validate import (CONTROLS, KERNEL_KEEPS, identifier_problem, ifname_p
 
 VERBS = ("ADD", "DEL", "CHECK", "VERSION", "STATUS", "GC")
 
-# Which variables each verb needs (the reference's skel; cni-reference.md §1.3).
+# Which variables each verb needs (the spec's "Parameters", as the reference's skel, pkg/skel,
+# checks them).
 REQUIRED_ENV = {
     "ADD": ("CNI_CONTAINERID", "CNI_NETNS", "CNI_IFNAME", "CNI_PATH"),
     "CHECK": ("CNI_CONTAINERID", "CNI_NETNS", "CNI_IFNAME", "CNI_PATH"),

@@ -1,5 +1,5 @@
 """What a runtime does around a plugin, for the operator CLI: find a network config, build
-each plugin's request, cache results — the way libcni does it (cni-reference.md §1.6, §6.3),
+each plugin's request, cache results — the way libcni does it (containernetworking/cni, libcni),
 so that files written by `cnish add` and by podman or cnitool are interchangeable.
 """
 

@@ -4,7 +4,7 @@ Internal shape (what plugins build):
     {"interfaces": [{"name", "mac", "sandbox"?, "mtu"?}], "ips": [{"address", "gateway"?,
      "interface"?}], "routes": [{"dst", "gw"?, ...}], "dns": {...}}
 
-Output follows the Go library's conversions (cni-reference.md §1.11-§1.12) with one deliberate
+Output follows the Go library's conversions (containernetworking/cni, pkg/types) with one deliberate
 extension: a 0.3.0 result carries its address list under both "ip" (the key the 0.3.0 spec text
 names) and "ips" (the key every Go runtime and plugin reads for 0.3.0), so readers of either
 kind find it.

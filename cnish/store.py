@@ -1,6 +1,7 @@
 """The host-local IPAM store, byte-compatible with the reference plugin's on-disk format.
 
-Layout of `<dataDir>/<network>/` (cni-reference.md §3.10):
+Layout of `<dataDir>/<network>/` (the reference's: containernetworking/plugins,
+plugins/ipam/host-local):
     <ip>                    "<containerID>\\r\\n<ifname>" (no trailing newline), mode 0600
     last_reserved_ip.<set>  the last address reserved in range set <set>, no newline
     lock                    empty; flock()ed around every read-modify-write, release included

@@ -2,8 +2,9 @@
 
 The commands are in plans/bridge.toml. This module decides the values they use: the host
 veth's name and MACs (hashes of the attachment, see names.py), the container's addresses and
-routes (from IPAM, with the reference's gateway and default-route rules, cni-reference.md §3.1),
-the bridge's gateway addresses, and the masquerade chain.
+routes (from IPAM, with the gateway and default-route rules of the reference,
+containernetworking/plugins plugins/main/bridge), the bridge's gateway addresses, and the
+masquerade chain.
 """
 
 from cnish import names

@@ -1,6 +1,6 @@
 """Delegated IPAM: an IPAM plugin cnish does not implement, executed from CNI_PATH.
 
-As the spec wants (cni-reference.md §1.10): the plugin gets the same environment and the full
+As the spec wants (SPEC.md, "Delegated plugins"): the plugin gets the same environment and the full
 config cnish received, for ADD, DEL, CHECK, STATUS and GC; its errors are passed on; when a
 later step of ADD fails, cnish runs DEL on it. The ADD happens while cnish prepares the plan
 (the plan needs the addresses it returns), and appears in the plan as the step `ipam` whose

@@ -1,5 +1,5 @@
 """The host-device plugin: an existing link of the host handed to the container
-(cni-reference.md §3.6), given back on DEL.
+(containernetworking/plugins, plugins/main/host-device), given back on DEL.
 
 The device is chosen by `device` (its name), `hwaddr`, `kernelpath` (its sysfs path) or
 `pciBusID`, or by the runtime's `runtimeConfig.deviceID` (a PCI address or an auxiliary

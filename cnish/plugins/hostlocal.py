@@ -1,9 +1,10 @@
 """host-local IPAM: address ranges, round-robin allocation, and the shared on-disk store.
 
-Config keys and semantics are the reference's (cni-reference.md §3.10): `ranges` (a list of
-range sets; one address per set), legacy `subnet`/`rangeStart`/`rangeEnd`/`gateway`, `routes`,
-`dataDir`, `resolvConf`, the `ipRanges` capability, and requested addresses from CNI_ARGS
-`IP=`, `args.cni.ips` and `runtimeConfig.ips`.
+Config keys and semantics are the reference's (containernetworking/plugins,
+plugins/ipam/host-local): `ranges` (a list of range sets; one address per set), legacy
+`subnet`/`rangeStart`/`rangeEnd`/`gateway`, `routes`, `dataDir`, `resolvConf`, the `ipRanges`
+capability, and requested addresses from CNI_ARGS `IP=`, `args.cni.ips` and
+`runtimeConfig.ips`.
 
 Allocation happens here, under the store's lock, and is *held*: the plan's reserve step
 writes the files and the lock is dropped right after, before any slow command runs. In a

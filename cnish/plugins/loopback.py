@@ -1,4 +1,5 @@
-"""The loopback plugin: bring `lo` up in the container (cni-reference.md §3.7).
+"""The loopback plugin: bring `lo` up in the container (containernetworking/plugins,
+plugins/main/loopback).
 
 It acts on `lo` whatever CNI_IFNAME says; ADD's result is prevResult when chained, else `lo`
 with the loopback addresses it will have (::1 only where IPv6 is on for it); DEL brings `lo` down (and succeeds without a namespace);

@@ -1,4 +1,5 @@
-"""The ptp plugin's Python half: a veth pair, routed instead of bridged (cni-reference.md §3.2).
+"""The ptp plugin's Python half: a veth pair, routed instead of bridged
+(containernetworking/plugins, plugins/main/ptp).
 
 Each container address gets a point-to-point link to the host: the host end of the veth
 carries the gateway address as a /32 (/128), the host routes the container's address to its

@@ -1,4 +1,5 @@
-"""static IPAM: addresses given by the config or the runtime, no state (cni-reference.md §3.11).
+"""static IPAM: addresses given by the config or the runtime, no state
+(containernetworking/plugins, plugins/ipam/static).
 
 Config (inside `ipam`): `addresses` [{`address` (CIDR, required), `gateway`}], `routes`, `dns`.
 The runtime may add or replace addresses: CNI_ARGS `IP=` (comma-separated CIDRs, appended) and

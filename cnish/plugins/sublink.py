@@ -1,9 +1,10 @@
 """macvlan, ipvlan, vlan and dummy: one link, created for the container, on top of a master
 link of the host (or of the container, with linkInContainer) — dummy has no master.
 
-Config keys and semantics are the reference plugins' (cni-reference.md §3.3-§3.5, §3.8); this
-module holds what the four share. macvlan's, ipvlan's and vlan's link is made in the host under
-a temporary name and moved into the container under its own (plans/macvlan.toml says why);
+Config keys and semantics are the reference plugins' (containernetworking/plugins,
+plugins/main/macvlan, ipvlan, vlan, dummy); this module holds what the four share. macvlan's,
+ipvlan's and vlan's link is made in the host under a temporary name and moved into the
+container under its own (plans/macvlan.toml says why);
 dummy's is made inside the container. Where the reference fails DEL because the master or
 the device is gone, or when DEL is repeated, cnish succeeds: DEL never looks at the master.
 """

@@ -26,7 +26,7 @@ def test_prefix_rejects(bad):
 
 def test_reference_chain_and_comment_names():
     # The reference plugin's masquerade chain for network "brnet", container "ctr1"
-    # (cni-reference.md §4: CNI-2fbf118d4cafd020f013271b).
+    # (Debian's 1.1.1 binary, run for this config, names it CNI-2fbf118d4cafd020f013271b).
     assert names.masq_chain("brnet", "ctr1") == "CNI-2fbf118d4cafd020f013271b"
     assert names.masq_comment("brnet", "ctr1") == 'name: "brnet" id: "ctr1"'
 
