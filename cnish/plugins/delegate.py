@@ -96,7 +96,7 @@ def ipam_add(op):
     try:
         result = results.parse(jsonfast.loads(out), op.version)
     except ValueError as exc:
-        d.run("DEL")
+        # (the engine's abandon_ipam sends the DEL: ADD succeeded, so the plugin holds addresses)
         raise CNIError(INTERNAL, f"IPAM plugin {op.ipam_conf.type} returned an unreadable result",
                        str(exc)) from None
     return {"plugin": d.path}, result
