@@ -192,10 +192,9 @@ def prepare(op) -> dict:
     if op.command == "ADD":
         op.ipam_result = _result(op)
     elif op.command == "CHECK":
-        if op.prev_result is None:       # (static keeps no state: the result is all there is)
-            raise CNIError(INVALID_CONFIG, "prevResult is required for CHECK",
-                           "the runtime must pass the result of ADD as prevResult")
-        ipam_check(op, op.prev_result.get("ips", []))
+        # (static keeps no state: the result is all there is to compare)
+        from cnish.plugins.common import prev_for_check
+        ipam_check(op, prev_for_check(op).get("ips", []))
     return att
 
 
