@@ -10,7 +10,7 @@ configured addresses and gateways.
 """
 
 from cnish.config import Fields, parse_dns, parse_routes
-from cnish.errors import CHECK_FAILED, INVALID_CONFIG, CNIError, invalid_config
+from cnish.errors import CHECK_FAILED, CNIError, invalid_config
 from cnish.ipnet import IP, Prefix, special_use
 
 TYPE = "static"
