@@ -11,7 +11,9 @@ commands. What the engine (engine.py) uses:
   the IPAM's config together), tools(op) (the programs ADD needs, for STATUS), status(op),
   and WORKS_ON_LO (loopback: CNI_IFNAME=lo is its own; the others' ADD and CHECK refuse it);
 - IPAM plugins: ipam_add, ipam_del, ipam_check, ipam_gc, ipam_status, called by the main
-  plugin through the Operation; optionally ipam_abandon (delegate.py).
+  plugin through the Operation; optionally ipam_abandon (delegate.py) and
+  RESERVES_PER_ATTACHMENT (host-local: what its DEL releases is exactly what this attachment's
+  ADD reserved, which host-device's DEL relies on).
 """
 
 PLUGINS = {

@@ -190,8 +190,10 @@ def masq_tools(op) -> list:
     if op.conf.ipMasqBackend == "nftables":
         return ["nft"]
     tools = ["iptables", "iptables-restore"]
+    # (IPv6's tools too unless the config shows IPv4 only: without host-local's or static's
+    # config, the addresses and their families are only known at ADD)
     if ipam_has_ipv6(op) or op.ipam_conf is None or op.ipam_conf.get("type") not in \
-            ("host-local", "static"):       # (a delegated plugin may hand out IPv6 too)
+            ("host-local", "static"):
         tools += ["ip6tables", "ip6tables-restore"]
     return tools
 
