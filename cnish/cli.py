@@ -44,6 +44,16 @@ def _plugins_up_to(index: int) -> str:
     return "plugin 1 was" if index == 1 else f"plugins 1-{index} were"
 
 
+def _plugins_named(indexes: list) -> str:
+    """'plugin 2 was', 'plugins 1-3 were', 'plugins 1, 3 were' for 0-based `indexes`."""
+    numbers = [i + 1 for i in indexes]
+    if len(numbers) == 1:
+        return f"plugin {numbers[0]} was"
+    if numbers == list(range(numbers[0], numbers[-1] + 1)):
+        return f"plugins {numbers[0]}-{numbers[-1]} were"
+    return "plugins " + ", ".join(map(str, numbers)) + " were"
+
+
 def _default_cid(netns_path: str) -> str:
     """cnitool's container id: "cnitool-" + the first 10 bytes of sha512(netns path), in hex."""
     return "cnitool-" + hashlib.sha512(netns_path.encode()).hexdigest()[:20]
@@ -144,7 +154,7 @@ class Session:
                                         + ["--create-netns makes it as the plan's first step"])
             raise
         # (a dry run changes nothing: not even the log file, or the log's directory)
-        log = Log(None if self.dry_run else log_file(os.environ, raw),
+        log = Log(None if self.dry_run else log_file(os.environ, raw, command, sys.stderr),
                   f"{command} {self.network}/{self.cid or '-'}/{self.ifname}", sys.stderr)
         return engine.Operation(raw, runtime, dry_run=self.dry_run, opts=opts, log=log)
 
@@ -189,10 +199,13 @@ class Session:
     def find_other_spelling(self) -> None:
         """DEL and CHECK of an attachment whose ADD named the namespace another way (`n1`,
         /var/run/netns/n1, /run/netns/n1: one namespace, two default container ids, as in
-        cnitool): when the container id was not given and this spelling's id has no cache
-        entry, take the other spelling's id if that one has an entry, and say so."""
+        cnitool; where /var/run is /run): when the container id was not given and this
+        spelling's id has no cache entry, take the other spelling's id if that one has an
+        entry, and say so."""
         if self.cid_given or self.netns_name is None or self.cached_here(self.cid):
             return
+        if os.path.realpath(NETNS_DIR) != os.path.realpath("/run/netns"):
+            return              # (/var/run is no link to /run here: two namespaces, not one)
         for path in (f"{NETNS_DIR}/{self.netns_name}", f"/run/netns/{self.netns_name}"):
             cid = _default_cid(path)
             if path != self.netns and self.cached_here(cid):
@@ -260,6 +273,10 @@ class Session:
                 plan.notes.append(f"the runtime also runs plugin {i + 1} ({plugin.get('type')}) "
                                   f"{when} this one; it is not cnish's, so its actions are not "
                                   "shown here")
+                try:
+                    plugin_exec.find_in_path(plugin.get("type"), self.cni_path)
+                except plugin_exec.NotFound as exc:     # (what `cnish add` would refuse)
+                    plan.notes.append(f"plugin {i + 1}: {exc.msg}")
         return plan
 
 
@@ -342,14 +359,14 @@ def add(network, netns, pid, ifname, cid, config, dry_run, fmt, cni_args, cap_ar
             raise CNIError(INVALID_CONFIG, f"the network's name, --cid and --ifname are too "
                            f"long together: {problem}", "use a shorter container id, "
                            "interface or network name")
-        # Every plugin that is not cnish's must be there before the first one runs: one
-        # missing half-way would have the others' work undone for nothing.
-        for plugin in s.plugins:
-            if plugins.get(plugin.get("type")) is None:
-                plugin_exec.find_in_path(plugin.get("type"), s.cni_path)
         if dry_run:
             _print_plan(s.dry_run_plan("ADD", None, opts), fmt)
             return
+        # Every plugin that is not cnish's must be there before the first one runs: one
+        # missing half-way would have the others' work undone for nothing.
+        for index in range(len(s.plugins)):
+            if not s.ours(index):
+                plugin_exec.find_in_path(s.plugins[index].get("type"), s.cni_path)
         prev, succeeded, internal = None, [], False
         try:
             for index in range(len(s.plugins)):
@@ -376,11 +393,13 @@ def add(network, netns, pid, ifname, cid, config, dry_run, fmt, cni_args, cap_ar
                 # which DEL removes; cnish's own undo their part before they report; one that
                 # could not be found never ran)
                 to_delete.append(failed)
+            deleted = []
             for index in reversed(to_delete):   # leave nothing of a half-made attachment,
                 undo = {"delete_netns": create_netns and index == 0,      # nor the namespace
                         "netns_name": s.netns_name}
                 try:
                     s.run(index, "DEL", prev, undo)
+                    deleted.append(index)
                 except CNIError as undo_exc:   # the operator must know what is still there
                     left.append(f"DEL of plugin {index + 1} ({s.plugins[index].get('type')}) "
                                 f"failed: {undo_exc}")
@@ -390,9 +409,9 @@ def add(network, netns, pid, ifname, cid, config, dry_run, fmt, cni_args, cap_ar
                         left.append(f"{_plugins_up_to(index)} not asked to DEL: cnish "
                                     "del removes the rest")
                     break
-            if to_delete and not left:          # (the operator must know that, too)
-                left.append(f"{_plugins_up_to(len(to_delete))} deleted again"
-                            + (" and the namespace removed" if create_netns else ""))
+            if deleted:                         # (the operator must know that, too)
+                left.insert(0, _plugins_named(sorted(deleted)) + " deleted again" + (
+                    " and the namespace removed" if create_netns and 0 in deleted else ""))
             if left:
                 exc.details = "; ".join(([exc.details] if exc.details else []) + left)
             raise

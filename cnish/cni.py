@@ -58,16 +58,7 @@ def main(env, stdin, stdout, stderr, plugin_type: str | None = None) -> int:
             raise
         raw = decode_config(read_stdin(stdin))
         from cnish.log import Log, log_file
-        try:
-            path = log_file(env, raw)
-        except CNIError as exc:
-            if command not in ("DEL", "GC"):
-                raise
-            # (DEL and GC only remove: a log file they may not write must not fail every DEL
-            # of the attachment, for good; ADD refused that config already)
-            stderr.write(f"cnish: {command} goes on without a log file: {exc}\n")
-            path = None
-        log = Log(path,
+        log = Log(log_file(env, raw, command, stderr),
                   f"{command} {raw.get('name')}/{runtime.container_id or '-'}/{runtime.ifname or '-'}",
                   stderr)
         from cnish import engine

@@ -263,7 +263,7 @@ class Executor:
         if failure is None:
             return outcomes
         undo_errors = self.rollback(outcomes)
-        shared = [o.step for o in outcomes if o.status == "done" and o.step.shared]
+        shared = [o.step for o in outcomes if o.status in ("done", "unknown") and o.step.shared]
         raise step_error(failure, undo_errors, shared)
 
     def rollback(self, outcomes) -> list:
@@ -373,9 +373,10 @@ def step_error(failure, undo_errors, shared=()) -> CNIError:
             f"step {o.step.number} ({o.step.id}) `{show(o.argv)}`: {o.stderr or o.status}"
             for o in undo_errors)
     else:
-        details += "; everything this ADD had done was undone"
+        details += "; everything this ADD had done was undone" + (
+            " but its shared steps" if shared else "")
     if shared:
-        details += (", except what other attachments may share, which stays: "
+        details += ("; kept, since other attachments may use them: "
                     + ", ".join(f"step {s.number} ({s.description})" for s in shared))
     return CNIError(STEP_FAILED, msg, details)
 

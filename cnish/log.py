@@ -12,6 +12,7 @@ import os
 import stat
 import time
 
+from cnish.errors import CNIError
 from cnish.validate import CONTROLS
 
 # A network config may come from a user (Kubernetes with Multus: NetworkAttachmentDefinitions
@@ -41,10 +42,20 @@ def config_log_file(value) -> str | None:
                          f"{CONFIG_LOG_DIR}/ (the runtime's CNISH_LOG_FILE may name any file)")
 
 
-def log_file(env, raw) -> str | None:
-    """Where an invocation logs: CNISH_LOG_FILE (the runtime's), else the config's logFile."""
-    return env.get("CNISH_LOG_FILE") or config_log_file(
-        raw.get("logFile") if isinstance(raw, dict) else None)
+def log_file(env, raw, command: str | None = None, stderr=None) -> str | None:
+    """Where an invocation logs: CNISH_LOG_FILE (the runtime's), else the config's logFile.
+    DEL and GC (`command`) go on without a `logFile` cnish may not write, and say so on
+    `stderr`: they only remove, and refusing that config would fail the attachment's every
+    DEL for good (ADD refused it already)."""
+    try:
+        return env.get("CNISH_LOG_FILE") or config_log_file(
+            raw.get("logFile") if isinstance(raw, dict) else None)
+    except CNIError as exc:
+        if command not in ("DEL", "GC"):
+            raise
+        if stderr is not None:
+            stderr.write(f"cnish: {command} goes on without a log file: {exc}\n")
+        return None
 
 
 class Log:

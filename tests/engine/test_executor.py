@@ -341,7 +341,8 @@ def test_the_error_names_the_shared_steps_a_rollback_keeps(host):
     with pytest.raises(CNIError) as info:
         execute_add(fake, steps)
     details = info.value.details
-    kept = details.partition("except what other attachments may share, which stays: ")[2]
+    assert "everything this ADD had done was undone but its shared steps; kept, since" in details
+    kept = details.partition("; kept, since other attachments may use them: ")[2]
     bridge = steps[ids.index("bridge")]
     assert f"step {bridge.number} ({bridge.description})" in kept
     assert "(bring the bridge br9 up)" in kept
