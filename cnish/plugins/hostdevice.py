@@ -70,7 +70,8 @@ def find_device(op) -> str:
     if conf.device:
         if not os.path.exists(f"/sys/class/net/{conf.device}"):
             raise CNIError(INVALID_CONFIG, f"device {conf.device} not found",
-                           "no link of that name in the host's namespace")
+                           "no link of that name in the host's namespace (lent to a container "
+                           "already? a device is in one namespace at a time)")
         return conf.device
     if conf.hwaddr:
         # In ifindex order, as the reference looks: several links can share a MAC (a bridge
