@@ -107,6 +107,15 @@ class Executor:
         i = 0
         while i < len(jobs):
             job = jobs[i]
+            if job.step.ipam and any(j.step.guards_addresses
+                                     for j in background + [j for g, _ in pending for j in g]):
+                # A concurrent step that guards addresses (DEL's masquerade rules, found by
+                # these addresses) must have ended before IPAM releases them: collected here.
+                pending += self._start_all(background)
+                background = []
+                for group, started in pending:
+                    outcomes.extend(self._finish_group(group, stop_on_failure, started))
+                pending = []
             if job.step.ipam and any(o.step.guards_addresses and o.status in ("failed", "unknown")
                                      and o.step.keeps_addresses_of(job.step) for o in outcomes):
                 outcomes.append(Outcome(job.step, "kept"))      # see teardown
@@ -288,7 +297,8 @@ class Executor:
                 STEP_FAILED,
                 "could not remove everything: " + "; ".join(
                     f"step {o.step.number} ({o.step.description})" for o in failures)
-                + ("; the addresses stay reserved while the interface may still hold them "
+                + ("; the addresses stay reserved while the interface may still hold them, "
+                   "and so that the next DEL finds the rules made for them "
                    f"(step{'s' if len(kept) > 1 else ''} {', '.join(str(o.step.number) for o in kept)} "
                    "not run): DEL (GC) again once it can be removed" if kept else ""),
                 " | ".join(_failure_details(o) for o in failures))

@@ -123,6 +123,31 @@ def test_gc_keeps_only_the_addresses_of_a_stale_veth_that_remains(warm, script):
     count("faults survived")
 
 
+def test_del_keeps_the_addresses_while_their_masquerade_rule_remains(warm):
+    """A DEL (without prevResult) whose masquerade jump cannot be removed released the address
+    anyway: the runtime's next DEL, which finds the rules by the reserved addresses, then found
+    none, and the chain and its jump stayed for good, matching the next container given that
+    address (found by a resource-exhaustion audit). The addresses now stay reserved until the
+    rules are gone, and the next DEL removes both."""
+    host, c, conf, wrap = warm
+    rc, res, err = host.cni("ADD", conf, c)
+    assert rc == 0, err
+    mine = tuple(ip["address"].split("/")[0] for ip in res["ips"])
+    steps = {s["id"]: s for s in plan_steps(host, conf, c, command="del")}
+    env = fault_env(wrap, [strip_netns(steps["masquerade[0].jump[0]"]["argv"])])
+    rc, out, err = host.cni("DEL", conf, c, path_prefix=str(wrap), extra_env=env)
+    count("faults injected (DEL cannot remove a masquerade rule)")
+    assert rc == 1 and "stay reserved" in out["msg"], (out, err)
+    state = host.state(c)
+    assert len([k for k in state["store"] if k.endswith(mine)]) == 4, state["store"]  # + index
+    assert [l for l in state["iptables"] if l.startswith("-A POSTROUTING")]
+    assert host.cni("DEL", conf, c)[0] == 0            # (no prevResult either)
+    state = host.state(c)
+    assert not [k for k in state["store"] if k.endswith(mine)]
+    assert not [l for l in state["iptables"] + state["ip6tables"] if l.startswith(("-A", ":CNI"))]
+    count("faults survived")
+
+
 def test_del_keeps_the_addresses_when_only_the_container_end_could_go(warm):
     """The container's end is what holds the addresses: when deleting it fails and the host end
     is not found by cnish's name (a pair the reference made has a random host name), nothing

@@ -348,18 +348,18 @@ if ! test '!' -e /sys/class/net/veth99acba053a2 2>/dev/null; then
 fi
 
 # Step 2/7 [masquerade[0].jump[0]] stop sending traffic from 10.15.0.2/32 through CNI-ec2983819f7f63df7b4b7315
-run 2 missing-ok -- iptables -w -t nat -D POSTROUTING -s 10.15.0.2/32 -m comment --comment 'name: "lesson" id: "ctr1"' -j CNI-ec2983819f7f63df7b4b7315 || FAILED+=(2)
+run 2 missing-ok -- iptables -w -t nat -D POSTROUTING -s 10.15.0.2/32 -m comment --comment 'name: "lesson" id: "ctr1"' -j CNI-ec2983819f7f63df7b4b7315 || { FAILED+=(2); KEEP_ADDRESSES=1; }
 
 # Step 3/7 [masquerade[0].flush] empty the masquerade chain CNI-ec2983819f7f63df7b4b7315 (IPv4) unless another interface of this container still uses it
 #   why:  deleting the chain fails while a jump still uses it, and then the whole transaction is undone: the flush runs only together with the deletion, or after the probe found no jump
 if ! cnish-chain-used 4 nat CNI-ec2983819f7f63df7b4b7315 2>/dev/null; then
-  run 3 missing-ok -- iptables -w -t nat -F CNI-ec2983819f7f63df7b4b7315 || FAILED+=(3)
+  run 3 missing-ok -- iptables -w -t nat -F CNI-ec2983819f7f63df7b4b7315 || { FAILED+=(3); KEEP_ADDRESSES=1; }
 fi
 
 # Step 4/7 [masquerade[0].chain] delete the masquerade chain CNI-ec2983819f7f63df7b4b7315 (IPv4) unless another interface of this container still uses it
 #   why:  unless the chain still holds rules, too: the flush above was skipped for another interface's jump, which that interface's DEL has removed since; that DEL, running now, empties and deletes the chain (deleting a chain with rules fails)
 if ! cnish-chain-used 4 nat CNI-ec2983819f7f63df7b4b7315 rules 2>/dev/null; then
-  run 4 missing-ok -- iptables -w -t nat -X CNI-ec2983819f7f63df7b4b7315 || FAILED+=(4)
+  run 4 missing-ok -- iptables -w -t nat -X CNI-ec2983819f7f63df7b4b7315 || { FAILED+=(4); KEEP_ADDRESSES=1; }
 fi
 
 # Step 5/7 [masquerade-nft] delete the nftables masquerade rules of this attachment (table inet cni_plugins_masquerade)

@@ -348,33 +348,33 @@ if ! test '!' -e /sys/class/net/vethdee133599eb 2>/dev/null; then
 fi
 
 # Step 2/9 [masquerade[0].jump[0]] stop sending traffic from 10.12.0.10/32 through CNI-dec9eef1d807df1b11671029
-run 2 missing-ok -- iptables -w -t nat -D POSTROUTING -s 10.12.0.10/32 -m comment --comment 'name: "dualnet" id: "ctr1"' -j CNI-dec9eef1d807df1b11671029 || FAILED+=(2)
+run 2 missing-ok -- iptables -w -t nat -D POSTROUTING -s 10.12.0.10/32 -m comment --comment 'name: "dualnet" id: "ctr1"' -j CNI-dec9eef1d807df1b11671029 || { FAILED+=(2); KEEP_ADDRESSES=1; }
 
 # Step 3/9 [masquerade[0].flush] empty the masquerade chain CNI-dec9eef1d807df1b11671029 (IPv4) unless another interface of this container still uses it
 #   why:  deleting the chain fails while a jump still uses it, and then the whole transaction is undone: the flush runs only together with the deletion, or after the probe found no jump
 if ! cnish-chain-used 4 nat CNI-dec9eef1d807df1b11671029 2>/dev/null; then
-  run 3 missing-ok -- iptables -w -t nat -F CNI-dec9eef1d807df1b11671029 || FAILED+=(3)
+  run 3 missing-ok -- iptables -w -t nat -F CNI-dec9eef1d807df1b11671029 || { FAILED+=(3); KEEP_ADDRESSES=1; }
 fi
 
 # Step 4/9 [masquerade[0].chain] delete the masquerade chain CNI-dec9eef1d807df1b11671029 (IPv4) unless another interface of this container still uses it
 #   why:  unless the chain still holds rules, too: the flush above was skipped for another interface's jump, which that interface's DEL has removed since; that DEL, running now, empties and deletes the chain (deleting a chain with rules fails)
 if ! cnish-chain-used 4 nat CNI-dec9eef1d807df1b11671029 rules 2>/dev/null; then
-  run 4 missing-ok -- iptables -w -t nat -X CNI-dec9eef1d807df1b11671029 || FAILED+=(4)
+  run 4 missing-ok -- iptables -w -t nat -X CNI-dec9eef1d807df1b11671029 || { FAILED+=(4); KEEP_ADDRESSES=1; }
 fi
 
 # Step 5/9 [masquerade[1].jump[0]] stop sending traffic from fd12::2/128 through CNI-dec9eef1d807df1b11671029
-run 5 missing-ok -- ip6tables -w -t nat -D POSTROUTING -s fd12::2/128 -m comment --comment 'name: "dualnet" id: "ctr1"' -j CNI-dec9eef1d807df1b11671029 || FAILED+=(5)
+run 5 missing-ok -- ip6tables -w -t nat -D POSTROUTING -s fd12::2/128 -m comment --comment 'name: "dualnet" id: "ctr1"' -j CNI-dec9eef1d807df1b11671029 || { FAILED+=(5); KEEP_ADDRESSES=1; }
 
 # Step 6/9 [masquerade[1].flush] empty the masquerade chain CNI-dec9eef1d807df1b11671029 (IPv6) unless another interface of this container still uses it
 #   why:  deleting the chain fails while a jump still uses it, and then the whole transaction is undone: the flush runs only together with the deletion, or after the probe found no jump
 if ! cnish-chain-used 6 nat CNI-dec9eef1d807df1b11671029 2>/dev/null; then
-  run 6 missing-ok -- ip6tables -w -t nat -F CNI-dec9eef1d807df1b11671029 || FAILED+=(6)
+  run 6 missing-ok -- ip6tables -w -t nat -F CNI-dec9eef1d807df1b11671029 || { FAILED+=(6); KEEP_ADDRESSES=1; }
 fi
 
 # Step 7/9 [masquerade[1].chain] delete the masquerade chain CNI-dec9eef1d807df1b11671029 (IPv6) unless another interface of this container still uses it
 #   why:  unless the chain still holds rules, too: the flush above was skipped for another interface's jump, which that interface's DEL has removed since; that DEL, running now, empties and deletes the chain (deleting a chain with rules fails)
 if ! cnish-chain-used 6 nat CNI-dec9eef1d807df1b11671029 rules 2>/dev/null; then
-  run 7 missing-ok -- ip6tables -w -t nat -X CNI-dec9eef1d807df1b11671029 || FAILED+=(7)
+  run 7 missing-ok -- ip6tables -w -t nat -X CNI-dec9eef1d807df1b11671029 || { FAILED+=(7); KEEP_ADDRESSES=1; }
 fi
 
 # Step 8/9 [masquerade-nft] delete the nftables masquerade rules of this attachment (table inet cni_plugins_masquerade)
