@@ -73,8 +73,10 @@ def acquire(network: str, cid: str, ifname: str) -> str | None:
     while True:
         try:
             fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-        except OSError:
-            return None                 # (a planted link, say: cnish works on unguarded)
+        except OSError as exc:          # (a planted link, a full /run: cnish works on
+            global refused              # unguarded, and the log says why, as for the directory)
+            refused = f"{path} cannot be opened: {exc.strerror}"
+            return None
         while True:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -75,3 +75,13 @@ def test_off_or_not_private_means_no_lock(locks, monkeypatch):
     os.chmod(locks, 0o777)
     monkeypatch.setenv("CNISH_ATTACHMENT_LOCKS", str(locks))
     assert attachlock.acquire("net", "ctr1", "eth0") is None
+
+
+def test_a_lock_file_that_cannot_be_made_is_said(locks, monkeypatch):
+    """Without its lock file (a planted link, a full /run) the operation goes on unguarded, as
+    without a lock directory, and `refused` says why for the log; it said nothing (an audit)."""
+    monkeypatch.setattr(attachlock, "refused", None)
+    locks.mkdir(mode=0o700)
+    os.symlink("/nonexistent", locks / attachlock.lock_name("net", "ctr1", "eth0"))
+    assert attachlock.acquire("net", "ctr1", "eth0") is None
+    assert attachlock.refused and "cannot be opened" in attachlock.refused
