@@ -23,9 +23,8 @@ from cnish.runner import Runner
 SECTION = {"ADD": "add", "CHECK": "add", "DEL": "del", "GC": "gc"}
 
 
-# Fields of every config that DEL and GC never read (see Operation._tolerated); the capability
-# ipRanges is host-local's, whose DEL and GC release by owner, whatever the ranges are now.
-DEL_TOLERATES = ("dns", "runtimeConfig.ipRanges")
+# Fields of every config that DEL and GC never read (see Operation._tolerated).
+DEL_TOLERATES = ("dns",)
 # Fields DEL reads but can do without: an unreadable prevResult is taken as none, as libcni
 # takes an unreadable cached result; DEL then cleans up from the config and the store.
 DEL_DOES_WITHOUT = ("prevResult",)
@@ -153,6 +152,9 @@ class Operation:
             module = self.plugin
         if module is not None and module.KIND == "ipam":
             tolerated += tuple("ipam." + k for k in getattr(module, "DEL_TOLERATES", ()))
+        for reader in (self.plugin, module):     # (capability arguments: runtimeConfig's)
+            tolerated += tuple("runtimeConfig." + k
+                               for k in getattr(reader, "DEL_TOLERATES_CAPABILITIES", ()))
         for path in tolerated:
             if exc.field == path or exc.field.startswith((path + ".", path + "[")):
                 return path if path not in (f for f, _ in self.ignored) else None

@@ -5,7 +5,8 @@ Each plugin module provides the Python half of a plugin, while plans/<type>.toml
 commands. What the engine (engine.py) uses:
 - every plugin: TYPE, KIND ("interface" or "ipam"), CNI_ARGS (the CNI_ARGS keys it reads),
   parse(fields, op) -> its validated config; optionally DEL_TOLERATES, the config keys its
-  DEL and GC never read (a bad value of one is taken out of their config: engine.py);
+  DEL and GC never read (a bad value of one is taken out of their config: engine.py), and
+  DEL_TOLERATES_CAPABILITIES, the same for capability arguments (runtimeConfig's keys);
 - interface plugins: prepare(op) -> the per-container values its recipe reads, and
   result(op, att) -> its CNI result; optionally check_early(op) (what needs the plugin's and
   the IPAM's config together), tools(op) (the programs ADD needs, for STATUS), status(op),

@@ -29,6 +29,7 @@ RESERVES_PER_ATTACHMENT = True  # ipam_del's addresses are what an ADD reserved 
 # attachment's DEL fail for good; only the store's place (dataDir, the network's name) counts.
 DEL_TOLERATES = ("routes", "resolvConf", "ranges", "subnet", "rangeStart", "rangeEnd",
                  "gateway")
+DEL_TOLERATES_CAPABILITIES = ("ipRanges",)     # (the same ranges, from the runtime)
 DEFAULT_DATA_DIR = "/var/lib/cni/networks"
 RESOLV_MAX = 64 * 1024          # a resolv.conf is a few hundred bytes
 
