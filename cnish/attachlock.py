@@ -63,6 +63,7 @@ def lock_name(network: str, cid: str, ifname: str) -> str:
 
 def acquire(network: str, cid: str, ifname: str) -> str | None:
     """Hold the attachment's lock (waiting for it); its path, or None without a lock."""
+    global refused
     directory = _directory()
     if directory is None:
         return None
@@ -73,9 +74,8 @@ def acquire(network: str, cid: str, ifname: str) -> str | None:
     while True:
         try:
             fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-        except OSError as exc:          # (a planted link, a full /run: cnish works on
-            global refused              # unguarded, and the log says why, as for the directory)
-            refused = f"{path} cannot be opened: {exc.strerror}"
+        except OSError as exc:  # (a planted link, a full /run: cnish works on unguarded, and
+            refused = f"{path} cannot be opened: {exc.strerror}"   # the log says why)
             return None
         while True:
             try:

@@ -41,7 +41,7 @@ def _netns_path(netns: str) -> tuple[str, str | None]:
 
 
 def _plugins_up_to(index: int) -> str:
-    return "plugin 1 was" if index == 1 else f"plugins 1-{index} were"
+    return _plugins_named(list(range(index)))
 
 
 def _plugins_named(indexes: list) -> str:

@@ -11,7 +11,7 @@ import stat
 
 from cnish import jsonfast, results
 from cnish.config import canonical_keys
-from cnish.plugin_exec import failure, printed_error
+from cnish.plugin_exec import failure
 from cnish.errors import INTERNAL, INVALID_CONFIG, IO_FAILURE, CNIError
 
 NAME_MAX = 255                  # bytes in a file name (Linux; the result cache's entries)
@@ -143,10 +143,9 @@ def exec_plugin(runner, path: str, env: dict, config: dict) -> dict | None:
     res = runner.run((path,), stdin=json.dumps(config), env=env)
     out = res.stdout.strip()
     if res.returncode != 0:
-        error = printed_error(out, f"plugin type=\"{os.path.basename(path)}\" failed "
-                                   f"({env['CNI_COMMAND']})")
-        raise error or failure(f"plugin {os.path.basename(path)}", env["CNI_COMMAND"],
-                               res.returncode, out, res.stderr)
+        name, command = os.path.basename(path), env["CNI_COMMAND"]
+        raise failure(f"plugin {name}", command, res.returncode, out, res.stderr,
+                      printed_label=f"plugin type=\"{name}\" failed ({command})")
     if not out:
         return None
     try:

@@ -51,13 +51,14 @@ def printed_error(out: str, label: str) -> CNIError | None:
     return CNIError(code, f"{label}: {obj.get('msg', '')}", str(obj.get("details", "")))
 
 
-def failure(label: str, command: str, returncode: int, out: str, err: str) -> CNIError:
+def failure(label: str, command: str, returncode: int, out: str, err: str,
+            printed_label: str | None = None) -> CNIError:
     """The error of a plugin that exited with `returncode` != 0: the one it printed (its own
-    code, message and details), else how it ended, with its stderr: code 7 when it could not
-    be executed at all (126, 127: not executable, no interpreter; the runner's statuses when
-    it cannot start it), else 999, as the reference's skel reports an error that is no CNI
-    error."""
-    printed = printed_error(out, label)
+    code, message and details, after `printed_label`, by default `label`), else how it ended,
+    with its stderr: code 7 when it could not be executed at all (126, 127: not executable, no
+    interpreter; the runner's statuses when it cannot start it), else 999, as the reference's
+    skel reports an error that is no CNI error."""
+    printed = printed_error(out, printed_label or label)
     if printed is not None:
         return printed
     return CNIError(INVALID_CONFIG if returncode in (126, 127) else INTERNAL,

@@ -25,8 +25,9 @@ share one store: either can release what the other reserved. Beyond the referenc
   planted in the store cannot redirect a write;
 - scans look at regular files only and a file's read never raises, so a directory, a FIFO or
   a symlink in the store is skipped (the reference skips it too) — a store whose directories
-  another user could swap is refused (code 102) before anything is read, see trusteddirs.py; the allocator treats any entry named
-  like an address, whatever its type, as taken and moves on to the next address;
+  another user could swap is refused (code 102) before anything is read, see trusteddirs.py;
+  the allocator treats any entry named like an address, whatever its type, as taken and
+  moves on to the next address;
 - scans tolerate files that disappear while they run (parallel DELs).
 """
 
