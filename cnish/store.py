@@ -23,8 +23,11 @@ share one store: either can release what the other reserved. Beyond the referenc
   leaves an empty address file behind (reference issue #498);
 - files are opened with O_NOFOLLOW and the network directory may not be a symlink, so a link
   planted in the store cannot redirect a write;
-- scans look at regular files only and a file's read never raises, so a directory, a FIFO or
-  a symlink in the store is skipped (the reference skips it too) — a store whose directories
+- scans look at regular files only, so a directory, a FIFO or a symlink in the store is
+  skipped (the reference skips it too); a file that is missing or cannot be opened for what it
+  is (a link, no permission) is no reservation, but a read the host could not serve (too many
+  open files, no memory, an I/O error) fails the operation instead of passing for an empty
+  store, which would let DEL report a release it never made — a store whose directories
   another user could swap is refused (code 102) before anything is read, see trusteddirs.py;
   the allocator treats any entry named like an address, whatever its type, as taken and
   moves on to the next address;
@@ -36,7 +39,7 @@ import fcntl
 import os
 import stat
 
-from cnish.errors import IPAM_FAILED, CNIError
+from cnish.errors import IPAM_FAILED, TRY_AGAIN, CNIError
 from cnish.ipnet import IP
 
 _ADDRESS_CHARS = frozenset("0123456789abcdefABCDEF.:")
@@ -67,11 +70,20 @@ def _index_key(name: str) -> str:
 _held = {}   # directory -> [fd, depth]: the lock is re-entrant within one process
 
 
+# What opening a store file may say that means "not a reservation here": missing (a parallel
+# release), a symlink (O_NOFOLLOW), not openable for reading. Any other error is the host's.
+_NOT_THERE = frozenset((errno.ENOENT, errno.ENOTDIR, errno.ELOOP, errno.EACCES, errno.EPERM,
+                        errno.ENXIO, errno.EISDIR))
+# The host's errors that pass: the runtime's retry (code 11) may find them gone.
+_TRANSIENT = frozenset((errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.EAGAIN, errno.EINTR))
+
+
 def _fail(msg: str, exc: OSError | None = None) -> CNIError:
     details = ""
     if exc is not None:
         details = f"{exc.strerror}: {exc.filename}" if exc.filename else str(exc.strerror)
-    return CNIError(IPAM_FAILED, msg, details)
+    code = TRY_AGAIN if exc is not None and exc.errno in _TRANSIENT else IPAM_FAILED
+    return CNIError(code, msg, details)
 
 
 class Store:
@@ -157,27 +169,31 @@ class Store:
 
     def _read(self, name: str) -> str | None:
         """The content of regular file `name`; None when it is missing, not a regular file
-        (never followed: O_NOFOLLOW; a FIFO does not block: O_NONBLOCK) or unreadable."""
+        (never followed: O_NOFOLLOW; a FIFO does not block: O_NONBLOCK) or unreadable. An
+        error of the host's (EMFILE, EIO...) raises: None would say "no reservation"."""
         self._require_trusted()
         try:
             fd = os.open(os.path.join(self.dir, name),
                          os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-        except OSError:
-            return None          # vanished (a parallel release), a symlink, or unreadable
+        except OSError as exc:
+            if exc.errno in _NOT_THERE:
+                return None      # vanished (a parallel release), a symlink, or unreadable
+            raise _fail(f"cannot read {name} in IPAM store {self.dir}", exc) from None
         try:
             st = os.fstat(fd)
             if not stat.S_ISREG(st.st_mode) or st.st_uid not in (0, os.geteuid()):
                 return None      # a directory, a FIFO, a device, another user's: not one
             return os.read(fd, 4096).decode("utf-8", "replace")
-        except OSError:
-            return None
+        except OSError as exc:
+            raise _fail(f"cannot read {name} in IPAM store {self.dir}", exc) from None
         finally:
             os.close(fd)
 
     def files(self) -> dict:
         """Regular files of the store: name -> inode number, both from one getdents pass
         (no stat where the file system reports types). Anything else is not the store's; a
-        file that cannot be looked at is skipped, a missing directory has none."""
+        file that cannot be looked at is skipped, a missing directory has none; a listing the
+        host cannot give (EMFILE, EIO...) raises rather than pass for an empty store."""
         self._require_trusted()
         files = {}
         try:
@@ -188,8 +204,10 @@ class Store:
                             files[entry.name] = entry.inode()
                     except OSError:
                         pass
-        except OSError:
+        except FileNotFoundError:
             pass
+        except OSError as exc:
+            raise _fail(f"cannot list IPAM store {self.dir}", exc) from None
         return files
 
     @staticmethod

@@ -218,6 +218,58 @@ def test_release_legacy_and_vanishing_files(tmp_path):
     assert s.release("old-ctr", "eth0") == []          # idempotent
 
 
+def test_a_host_short_of_file_descriptors_fails_the_release_instead_of_faking_it(tmp_path):
+    """EMFILE while reading or listing the store is the host's trouble, not "no reservation":
+    a release that read None would keep the address reserved and report nothing to release
+    (DEL answered 0, the address leaked). It fails with code 11, the runtime retries."""
+    import resource
+    import subprocess
+    import sys
+    d = tmp_path / "net1"
+    d.mkdir()
+    (d / "10.0.0.5").write_text("ctr\r\neth0")
+    # (a child process: the limit must not reach pytest's own descriptors)
+    child = f"""
+import os, resource, sys
+from cnish import store
+from cnish.errors import CNIError
+s = store.Store({str(tmp_path)!r}, "net1")
+s.acquire()                                   # (the lock file is open before the limit)
+spare = []
+while True:                                   # use up every descriptor there is
+    try:
+        spare.append(os.open("/dev/null", os.O_RDONLY))
+    except OSError:
+        break
+for call in (lambda: s.holder("10.0.0.5"), s.files, lambda: s.release("ctr", "eth0")):
+    try:
+        print("returned", call())
+    except CNIError as exc:
+        print("raised", exc.code, exc.msg, exc.details)
+"""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    out = subprocess.run([sys.executable, "-c", child], env=env, capture_output=True, text=True,
+                         preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64)))
+    lines = out.stdout.splitlines()
+    assert len(lines) == 3, out
+    assert lines[0].startswith("raised 11 cannot read 10.0.0.5 in IPAM store"), lines
+    assert "Too many open files" in lines[0]
+    assert lines[1].startswith("raised 11 cannot list IPAM store"), lines
+    assert lines[2].startswith("raised 11"), lines
+    assert (d / "10.0.0.5").read_bytes() == b"ctr\r\neth0"    # still reserved, not lost
+
+
+def test_files_that_are_not_reservations_still_read_as_none(tmp_path):
+    d = tmp_path / "net1"
+    d.mkdir()
+    os.symlink("/etc/hostname", d / "10.0.0.6")
+    os.mkdir(d / "10.0.0.7")
+    s = store.Store(str(tmp_path), "net1")
+    assert s.holder("10.0.0.6") is None and s.holder("10.0.0.7") is None
+    assert s.holder("10.0.0.8") is None
+    assert store.Store(str(tmp_path), "no-such-network").files() == {}
+
+
 def test_symlinked_store_refused(tmp_path):
     (tmp_path / "elsewhere").mkdir()
     os.symlink(tmp_path / "elsewhere", tmp_path / "net1")
