@@ -16,6 +16,12 @@ The executor knows steps, commands and tools — nothing about bridges or addres
   address in use to the next container, so they stay reserved until a DEL succeeds.
 - **check** (CHECK): every step's check runs (all at once: they only read); all mismatches are
   reported together.
+- **deadlines**: a runtime gives up on a plugin after its own timeout (kubelet's calls to the
+  runtime: 2 min), kills it (not its tools) and retries; work that goes on after that only
+  gets in the retry's way. So each phase has a deadline (PHASE_SECONDS): a tool still running
+  then is killed (the runner's limit), an ADD starts no step after it and rolls back, with time
+  of its own for the undo; a DEL still tries its later steps, a few seconds each. An ADD whose
+  tools hang ends within ≈ 100 s where it took up to 120 s a tool, undo included.
 
 Consecutive commands of one tool in one namespace are sent to the tool's batch mode
 (batching.py); a batch failure is traced back to its step, so rollback stays per step. A step
@@ -26,6 +32,10 @@ has one: how two interfaces of one container share a masquerade chain (plans/REA
 
 from cnish import batching, natives
 from cnish.errors import CHECK_FAILED, STEP_FAILED, CNIError
+
+# Seconds each phase may take (see "deadlines" above): ADD's steps and their undo together
+# stay under kubelet's 2 minutes, with the runner's GRACE after each.
+PHASE_SECONDS = {"apply": 60, "rollback": 40, "teardown": 90, "check": 60}
 
 # Stderr fragments that mean "already there" / "already gone" for the tools plans use
 # (cnish-store's "is already reserved ...: File exists" included).
@@ -82,6 +92,17 @@ class Executor:
     def __init__(self, runner, log=None):
         self.runner = runner
         self.log = log
+        self.phase_seconds = None
+
+    def _run_phase(self, phase: str, jobs, stop_on_failure: bool, concurrent: bool = True):
+        """run_jobs on a phase's clock: the runner kills what runs past it (see deadlines
+        above); what runs outside a phase gets the runner's TIMEOUT."""
+        self.phase_seconds = PHASE_SECONDS[phase]
+        self.runner.limit(self.phase_seconds)
+        try:
+            return self.run_jobs(jobs, stop_on_failure, concurrent)
+        finally:
+            self.runner.limit(None)
 
     # -- running jobs, batched ------------------------------------------------------------------
 
@@ -129,6 +150,13 @@ class Executor:
                     outcomes.append(Outcome(job.step, "skipped", argv=job.probe.argv))
                     i += 1
                     continue
+            if stop_on_failure and self.runner.overdue():
+                # (ADD: what is left does not start; what ran is undone, in time of its own)
+                outcomes.append(Outcome(job.step, "failed", 124, "not started: the steps before "
+                                        f"it took longer than the {self.phase_seconds} s an ADD's "
+                                        "steps may take", job.cmd.argv))
+                stopped = True
+                break
             group = self._group(jobs, i)
             started = self._start_group(group)
             if background and not _native(job.cmd):
@@ -266,7 +294,7 @@ class Executor:
     def apply(self, steps) -> list:
         """ADD: run steps in order; on failure undo what was done and raise the error."""
         jobs = [Job(s, s.run, tolerated(s), s.skip_if, alone=True) for s in steps if s.run is not None]
-        outcomes = self.run_jobs(jobs, stop_on_failure=True)
+        outcomes = self._run_phase("apply", jobs, stop_on_failure=True)
         self._log_outcomes("apply", outcomes)
         failure = next((o for o in outcomes if o.status in ("failed", "unknown")), None)
         if failure is None:
@@ -281,14 +309,14 @@ class Executor:
                 if o.status in ("done", "unknown") and o.step.undo is not None
                 and not o.step.shared]
         jobs = [Job(o.step, o.step.undo, ("missing",)) for o in reversed(done)]
-        undone = self.run_jobs(jobs, stop_on_failure=False, concurrent=False)   # strictly newest first
+        undone = self._run_phase("rollback", jobs, stop_on_failure=False, concurrent=False)   # strictly newest first
         self._log_outcomes("rollback", undone)
         return [o for o in undone if o.status in ("failed", "unknown")]
 
     def teardown(self, steps) -> list:
         """DEL: run every step; "not found" is fine; raise once at the end if anything failed."""
         jobs = [Job(s, s.run, tolerated(s), s.skip_if, alone=True) for s in steps if s.run is not None]
-        outcomes = self.run_jobs(jobs, stop_on_failure=False)
+        outcomes = self._run_phase("teardown", jobs, stop_on_failure=False)
         self._log_outcomes("teardown", outcomes)
         failures = [o for o in outcomes if o.status in ("failed", "unknown")]
         kept = [o for o in outcomes if o.status == "kept"]
@@ -309,10 +337,14 @@ class Executor:
         problems = []
         # The checks only read, and none depends on another: all are started at once and
         # collected in plan order, so the processes' start-up costs overlap.
-        started = [(step, self.runner.start(step.check.argv)) for step in steps
-                   if step.check is not None]
-        for step, pending in started:
-            res = pending.wait()
+        self.runner.limit(PHASE_SECONDS["check"])           # (see deadlines above)
+        try:
+            started = [(step, self.runner.start(step.check.argv)) for step in steps
+                       if step.check is not None]
+            results = [(step, pending.wait()) for step, pending in started]
+        finally:
+            self.runner.limit(None)
+        for step, res in results:
             ok = res.returncode == 0
             missing = []         # the expected texts its output lacks
             if ok and step.expect == "output":

@@ -25,6 +25,7 @@ from cnish import natives
 
 SYSTEM_PATH = ("/usr/sbin", "/sbin", "/usr/bin", "/bin")
 TIMEOUT = 120   # seconds; a tool that hangs this long is broken, not slow
+GRACE = 2       # seconds a command still gets once its phase's deadline has passed (limit)
 
 
 def search_path(path: str | None) -> str:
@@ -57,6 +58,22 @@ class Runner:
         self.before_exec = before_exec    # called once, before the first process is started
         self.spawner = spawner
         self._native_ok = {}
+        self.deadline = None              # time.monotonic() by which the phase ends (limit)
+
+    def limit(self, seconds: float | None) -> None:
+        """The phase starting now (ADD's steps, their undo, DEL's steps) ends within `seconds`:
+        a command still running then is killed, and each started later gets GRACE seconds
+        (a DEL still tries every step). None: each command gets TIMEOUT."""
+        self.deadline = None if seconds is None else time.monotonic() + seconds
+
+    def overdue(self) -> bool:
+        return self.deadline is not None and time.monotonic() >= self.deadline
+
+    def time_left(self) -> float:
+        """How long the command waited for now may still take."""
+        if self.deadline is None:
+            return TIMEOUT
+        return min(TIMEOUT, max(GRACE, self.deadline - time.monotonic()))
 
     def _native_allowed(self, name: str) -> bool:
         """Natives stand in for the system's own tools only: an executable of that name placed
@@ -102,7 +119,8 @@ class Runner:
             hook()
         child_env = dict(self.env, **env) if env else self.env
         if self.spawner == "subprocess":
-            return Pending(self, argv, started, _subprocess_run(argv, stdin, child_env))
+            return Pending(self, argv, started,
+                           _subprocess_run(argv, stdin, child_env, self.time_left()))
         program = argv[0] if "/" in argv[0] else self.which(argv[0])
         if program is None:
             return Pending(self, argv, started,
@@ -183,7 +201,7 @@ class Pending:
             runner, argv, started, done, child
 
     def wait(self) -> Completed:
-        done = self.done if self.child is None else self.child.collect()
+        done = self.done if self.child is None else self.child.collect(self.runner.time_left())
         return Completed(self.argv, done[0], done[1], done[2], time.monotonic() - self.started)
 
 
@@ -236,7 +254,7 @@ class Child:
             os.close(self.in_w)
             self.in_w = None
 
-    def collect(self, timeout: float = TIMEOUT):
+    def collect(self, timeout: float):
         import select
         in_w, data = self.in_w, self.data
         out_r, err_r = self.out_r, self.err_r
@@ -280,21 +298,21 @@ class Child:
                 os.kill(self.pid, 9)
             _, status = os.waitpid(self.pid, 0)
         if timed_out:
-            return 124, "", f"{self.argv[0]}: timed out after {timeout} s"
+            return 124, "", f"{self.argv[0]}: timed out after {timeout:.0f} s, killed"
         return (os.waitstatus_to_exitcode(status),
                 b"".join(chunks[out_r]).decode("utf-8", "replace"),
                 b"".join(chunks[err_r]).decode("utf-8", "replace"))
 
 
-def _subprocess_run(argv, stdin, env):
+def _subprocess_run(argv, stdin, env, timeout):
     import subprocess
     try:
         proc = subprocess.run(argv, input=stdin, capture_output=True, text=True,
-                              encoding="utf-8", errors="replace", timeout=TIMEOUT, env=env)
+                              encoding="utf-8", errors="replace", timeout=timeout, env=env)
     except FileNotFoundError:
         return 127, "", f"{argv[0]}: command not found (PATH={env.get('PATH')})"
     except PermissionError as exc:
         return 126, "", f"{argv[0]}: cannot execute: {exc.strerror}"
     except subprocess.TimeoutExpired:
-        return 124, "", f"{argv[0]}: timed out after {TIMEOUT} s"
+        return 124, "", f"{argv[0]}: timed out after {timeout:.0f} s, killed"
     return proc.returncode, proc.stdout or "", proc.stderr or ""

@@ -549,6 +549,9 @@ class RecordingRunner:
     def run(self, argv, stdin=None, env=None):      # one at a time: start, then wait
         return self.start(argv, stdin, env).wait()
 
+    def limit(self, seconds):       # (the phase's deadline: nothing here takes time)
+        self.seconds = seconds
+
 
 def check_plan(interface=None, **conf):
     raw = dict(RAW, prevResult={"cniVersion": "1.0.0", "interfaces": [interface or {"name": "eth0"}],
@@ -663,3 +666,103 @@ def test_a_failed_guard_holds_back_its_own_attachments_addresses(guard, ipam, he
     veth, release = Step(), Step()
     veth.attachment, release.attachment = guard, ipam
     assert veth.keeps_addresses_of(release) is held
+
+
+# -- deadlines: real processes, a phase of a second ------------------------------------------
+
+def _steps(*runs, undos=None):
+    """Steps running these argvs (and undoing with `undos`), bound like a plan's."""
+    from cnish import plan
+    undos = undos or [None] * len(runs)
+
+    def command(argv):
+        return {"argv": list(argv), "prefix": 0} if argv else None
+    return plan.bind([{"id": f"s{n}", "description": f"step {n}", "netns": "host",
+                       "run": command(run), "undo": command(undo), "check": None,
+                       "skip_if": None, "on_exists": "error", "on_missing": "error",
+                       "shared": False, "undone_by": None}
+                      for n, (run, undo) in enumerate(zip(runs, undos), start=1)], {})
+
+
+@pytest.fixture
+def short_phases(monkeypatch):
+    from cnish import executor, runner
+    monkeypatch.setattr(executor, "PHASE_SECONDS",
+                        {"apply": 1, "rollback": 1, "teardown": 1, "check": 1})
+    monkeypatch.setattr(runner, "GRACE", 0.5)
+
+
+def _log(path):
+    return path.read_text().split() if path.exists() else []
+
+
+def test_a_hung_tool_is_killed_at_the_deadline_and_the_add_rolled_back(short_phases, tmp_path):
+    """A tool that hangs (an `ip` stuck on a lock) used to hold ADD for 120 s, and its undo as
+    long again: longer than kubelet waits. It is killed when ADD's phase ends; the steps after
+    it do not start; what ran is undone."""
+    import time
+    log = tmp_path / "log"
+    steps = _steps(("sh", "-c", f"echo 1 >> {log}"), ("sleep", "30"),
+                   ("sh", "-c", f"echo 3 >> {log}"),
+                   undos=[("sh", "-c", f"echo undo1 >> {log}"), None, None])
+    t0 = time.monotonic()
+    with pytest.raises(CNIError) as info:
+        Executor(Runner()).apply(steps)
+    assert time.monotonic() - t0 < 5
+    assert "step 2" in info.value.msg
+    assert "timed out after 1 s, killed" in info.value.details
+    assert _log(log) == ["1", "undo1"]                  # step 3 never ran; step 1 was undone
+
+
+def test_no_step_starts_after_the_add_deadline(short_phases, tmp_path):
+    log = tmp_path / "log"
+    steps = _steps(("sh", "-c", f"sleep 0.8; echo 1 >> {log}"),
+                   ("sh", "-c", f"sleep 0.3; echo 2 >> {log}"),
+                   ("sh", "-c", f"echo 3 >> {log}"),
+                   undos=[("sh", "-c", f"echo undo1 >> {log}"),
+                          ("sh", "-c", f"echo undo2 >> {log}"), None])
+    with pytest.raises(CNIError) as info:
+        Executor(Runner()).apply(steps)
+    assert "step 3" in info.value.msg
+    assert "not started: the steps before it took longer than the 1 s" in info.value.details
+    assert _log(log) == ["1", "2", "undo2", "undo1"]    # (step 2 ran into the grace: done)
+
+
+def test_a_hung_undo_ends_with_the_rollbacks_own_deadline(short_phases, tmp_path):
+    import time
+    log = tmp_path / "log"
+    steps = _steps(("true",), ("true",), ("false",),
+                   undos=[("sh", "-c", f"echo undo1 >> {log}"), ("sleep", "30"), None])
+    t0 = time.monotonic()
+    with pytest.raises(CNIError) as info:
+        Executor(Runner()).apply(steps)
+    assert time.monotonic() - t0 < 5
+    assert "step 3" in info.value.msg
+    assert "rollback could not undo: step 2 (s2) `sleep 30`: sleep: timed out after 1 s" \
+        in info.value.details
+    assert _log(log) == ["undo1"]                       # the rollback went on after it
+
+
+def test_del_tries_every_step_after_its_deadline(short_phases, tmp_path):
+    import time
+    log = tmp_path / "log"
+    steps = _steps(("sleep", "30"), ("sleep", "30"), ("sh", "-c", f"echo 3 >> {log}"))
+    t0 = time.monotonic()
+    with pytest.raises(CNIError) as info:
+        Executor(Runner()).teardown(steps)
+    assert time.monotonic() - t0 < 4                    # 1 s, then 0.5 s of grace
+    assert "step 1" in info.value.msg and "step 2" in info.value.msg
+    assert _log(log) == ["3"]
+
+
+def test_hung_checks_end_with_checks_deadline(short_phases):
+    import time
+    from cnish import plan
+    steps = _steps(("true",), ("true",))
+    for step in steps:
+        step.check, step.expect = plan.Command(("sleep", "30")), None
+    t0 = time.monotonic()
+    with pytest.raises(CNIError) as info:
+        Executor(Runner()).check(steps)
+    assert time.monotonic() - t0 < 4                    # 1 s for both, not 120 s each
+    assert "(step 1)" in info.value.msg and "(step 2)" in info.value.msg
