@@ -37,6 +37,12 @@ class IP:
     def bits(self) -> int:
         return _BITS[self.version]
 
+    @property
+    def link_local(self) -> bool:
+        """In fe80::/10: an IPv6 address on the link whatever the subnet (routed IPv6's usual
+        next hop)."""
+        return self.version == 6 and self.value >> 118 == 0x3fa
+
     def __str__(self) -> str:
         return inet_ntop(_FAMILY[self.version], self.value.to_bytes(self.bits // 8, "big"))
 

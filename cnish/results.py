@@ -177,6 +177,19 @@ def _check_route_extras(route: dict, where: str) -> None:
                 raise ValueError(f"{where}.{field} {problem}")
 
 
+def _canonical(entry: dict) -> dict:
+    """`entry` with its addresses in the one spelling `ip` prints and the reference's results
+    use ("FD7A:0::5" -> "fd7a::5"): CHECK compares them with what `ip` prints, DEL and GC
+    match them against the store and the rules (an audit found CHECK failing on every healthy
+    attachment whose result had an upper-case or uncompressed IPv6 gateway)."""
+    from cnish.ipnet import IP, Prefix
+    for key, parse in (("address", Prefix.parse), ("gateway", IP.parse),
+                       ("dst", Prefix.parse), ("gw", IP.parse)):
+        if isinstance(entry.get(key), str) and entry[key]:
+            entry[key] = str(parse(entry[key]))        # (checked already: _check_str)
+    return entry
+
+
 def parse(obj, version: str) -> dict:
     """A result of any version (prevResult, a delegated IPAM plugin's output) -> internal shape.
 
@@ -200,11 +213,12 @@ def parse(obj, version: str) -> dict:
             gateway = _check_str(block, "gateway", family, kind="ip")
             if gateway:
                 ip["gateway"] = gateway
-            out["ips"].append(ip)
+            out["ips"].append(_canonical(ip))
             for i, route in enumerate(_check_list(block, "routes")):
                 _check_str(route, "dst", f"{family}.routes[{i}]", required=True, kind="cidr")
                 _check_str(route, "gw", f"{family}.routes[{i}]", kind="ip")
-                out["routes"].append({k: route[k] for k in ("dst", "gw") if route.get(k)})
+                out["routes"].append(_canonical({k: route[k] for k in ("dst", "gw")
+                                                 if route.get(k)}))
     else:
         # Interfaces are passed on as they are: in a chain, other plugins' entries need not
         # look like cnish's (a vhost-user `socketPath`, a name that is no kernel name, an empty
@@ -232,14 +246,15 @@ def parse(obj, version: str) -> dict:
                 # (an index into `interfaces`: a runtime in Go reads it into an int, and a result
                 # it cannot read fails the attachment after the fact)
                 raise ValueError(f"ips[{i}].interface must be an integer from 0 to 2^31-1")
-            out["ips"].append({k: v for k, v in _without_empty(ip, "gateway").items()
-                               if k in IP_FIELDS})
+            out["ips"].append(_canonical({k: v for k, v in _without_empty(ip, "gateway").items()
+                                          if k in IP_FIELDS}))
         for i, route in enumerate(_check_list(obj, "routes")):
             route = _without_empty(route, "gw")
             _check_str(route, "dst", f"routes[{i}]", required=True, kind="cidr")
             _check_str(route, "gw", f"routes[{i}]", kind="ip")
             _check_route_extras(route, f"routes[{i}]")
-            out["routes"].append({k: v for k, v in route.items() if k in ROUTE_FIELDS})
+            out["routes"].append(_canonical({k: v for k, v in route.items()
+                                             if k in ROUTE_FIELDS}))
     dns = obj.get("dns") or {}
     if not isinstance(dns, dict):
         raise ValueError("dns must be an object")

@@ -277,10 +277,11 @@ def _stale_addresses(op, gateways: list) -> list:
     for s in stale:      # forceAddress's undo gives the address back as it was
         s.update(_as_it_was(infos[s["cidr"]], bridge))
     if stale and not op.conf.forceAddress:
+        families = {":" in s["cidr"] for s in stale}       # (only the gateways in conflict)
         raise CNIError(INVALID_CONFIG,
                        f"{'bridge ' if bridge == op.conf.bridge else ''}{bridge} already has an "
                        "IP address different from "
-                       + ", ".join(g["cidr"] for g in gateways),
+                       + ", ".join(g["cidr"] for g in gateways if (":" in g["cidr"]) in families),
                        f"it has {', '.join(s['cidr'] for s in stale)}; set \"forceAddress\": true "
                        "to replace it, or use another bridge name")
     return stale

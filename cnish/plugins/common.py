@@ -178,8 +178,8 @@ def _unreachable(gw, route: dict, scope, known: _Routes, local: set,
                 "host scope")
     if gw in local:
         return f"{gw} is the container's own address"
-    if gw.value >> 118 == 0x3fa:
-        return None                     # fe80::/10: link-local, always on the link
+    if gw.link_local:
+        return None                     # (always on the link)
     if any(r["via"] is None for where in lookups for r in longest(where, 0)):
         return None                     # (of routes to one prefix, the metric picks)
     found = longest(None, 0)

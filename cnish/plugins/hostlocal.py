@@ -111,8 +111,11 @@ def _range(raw, where: str) -> Range:
             ip = IP.parse(value)
         except ValueError as exc:
             raise invalid_config(f.path(key), value, str(exc)) from None
-        if not subnet.contains(ip):
-            raise invalid_config(f.path(key), value, f"is not in the subnet {subnet}")
+        if not subnet.contains(ip) and not (key == "gateway" and ip.link_local
+                                            and subnet.version == 6):
+            raise invalid_config(f.path(key), value, f"is not in the subnet {subnet}"
+                                 + (" (an IPv6 gateway may be link-local)"
+                                    if key == "gateway" and subnet.version == 6 else ""))
         if subnet.version == 4 and ip in (subnet.network, subnet.last):
             raise invalid_config(f.path(key), value, "is the network or broadcast address of "
                                  f"the subnet {subnet}, which no interface can use")

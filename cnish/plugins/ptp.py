@@ -42,11 +42,13 @@ def parse(f, op) -> dict:
 def _gateway(entry: dict) -> str:
     """The gateway of an address: IPAM's, else the first address of the subnet. The host end
     of the veth takes it, so it must be another address of the subnet than the container's
-    (the reference fails without an IPAM gateway; static IPAM often gives none)."""
+    (the reference fails without an IPAM gateway; static IPAM often gives none) or, for IPv6,
+    a link-local address (routed IPv6's usual design: fe80::1 on every host end, as the
+    reference allows)."""
     prefix = Prefix.parse(entry["address"])
     gateway = entry.get("gateway") or str(prefix.network + 1)   # (IPAM's: checked on entry)
     mine = IP.parse(gateway) == prefix.ip
-    if mine or not prefix.subnet.contains(IP.parse(gateway)):
+    if mine or not (prefix.subnet.contains(IP.parse(gateway)) or IP.parse(gateway).link_local):
         raise CNIError(INVALID_CONFIG, f"ptp has no gateway for {entry['address']}",
                        (f"IPAM's gateway {gateway} "
                         + ("is the container's own address" if mine else

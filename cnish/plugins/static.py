@@ -90,6 +90,7 @@ def addresses(op, lenient: bool = False) -> list:
             text = text.strip()                 # ("IP=a, b": trimmed, as the reference)
             if not readable(text, "CNI_ARGS IP"):
                 continue
+            text = str(Prefix.parse(text))      # (as the config's: config.Fields.cidr)
             from_args.append({"address": text})
             source[text] = "CNI_ARGS IP"
     # GATEWAY= gives CNI_ARGS IP='s addresses their gateway, as the reference's does (the
@@ -124,7 +125,7 @@ def addresses(op, lenient: bool = False) -> list:
                 raise invalid_config(where, values,
                                      "must be a list of addresses with prefix lengths")
             values = []
-        values = [v for v in values if readable(v, where)]
+        values = [str(Prefix.parse(v)) for v in values if readable(v, where)]
         out = [{"address": v} for v in values]
         source = dict.fromkeys(values, where)
     if not out and not lenient:

@@ -171,6 +171,67 @@ def test_ptp_names_a_gateway_outside_the_subnet_as_such(lab, address, gateway):
     assert "own address" not in out["details"], out
 
 
+@pytest.mark.parametrize("ipam", [
+    {"type": "static", "addresses": [{"address": "fd7f::5/64", "gateway": "fe80::1"}]},
+    {"type": "static", "addresses": [{"address": "fd7f::5/128", "gateway": "fe80::1"}]},
+    {"type": "host-local", "ranges": [[{"subnet": "fd7f::/64", "gateway": "fe80::1"}]]}],
+    ids=["static", "static-128", "host-local"])
+def test_ptp_routes_ipv6_through_a_link_local_gateway(lab, ipam):
+    """Routed IPv6's usual design: every host end carries fe80::1, the container's default
+    route goes via it. The reference allows it; cnish refused it as "outside the container's
+    subnet" (an IPv6 audit's find), and host-local refused such a range gateway."""
+    host, c1, c2 = lab.host(), lab.netns(), lab.netns()
+    ipam = dict(ipam, routes=[{"dst": "::/0"}], **({"dataDir": lab.data_dir}
+                                                    if ipam["type"] == "host-local" else {}))
+    net = conf(lab, "ptp", ipam=ipam)
+    rc, res, err = host.cni("ADD", net, c1)
+    assert rc == 0, (res, err)
+    assert res["ips"][0]["gateway"] == "fe80::1"
+    routes = sh("ip", "-n", c1, "-6", "route").stdout
+    assert "default via fe80::1 dev eth0" in routes, routes
+    assert ping(c1, "fe80::1%eth0")
+    if ipam["type"] == "host-local":        # (a second host end with the same fe80::1)
+        rc, res2, err = host.cni("ADD", net, c2, cid="ctr2")
+        assert rc == 0, (res2, err)
+        assert ping(c2, "fe80::1%eth0")
+        assert host.cni("DEL", dict(net, prevResult=res2), c2, cid="ctr2")[0] == 0
+    assert host.cni("CHECK", dict(net, prevResult=res), c1)[0] == 0
+    sh("ip", "-n", c1, "-6", "route", "del", "default")
+    rc, out, _ = host.cni("CHECK", dict(net, prevResult=res), c1)
+    assert rc == 1 and "::/0" in out["msg"], out
+    assert host.cni("DEL", dict(net, prevResult=res), c1)[0] == 0
+    assert res["interfaces"][0]["name"] not in host.run("ip", "-o", "link").stdout
+
+
+@pytest.mark.parametrize("kind", ["ptp", "bridge"])
+def test_ipv6_addresses_spelled_otherwise_are_the_same_addresses(lab, kind):
+    """Upper-case or uncompressed IPv6 in the config (and in a prevResult) is what `ip` prints
+    compressed and lower-case: cnish compared the texts, so a second container's ADD on a
+    bridge found "a different address" on it, and CHECK failed on healthy attachments (an
+    IPv6 audit's find). The result now gives the canonical spelling, as the reference's."""
+    host, c1, c2 = lab.host(), lab.netns(), lab.netns()
+    extra = {"bridge": "cni-test0", "isGateway": True} if kind == "bridge" else {}
+
+    def net(address):
+        return conf(lab, kind, **extra, ipam={
+            "type": "static",
+            "addresses": [{"address": address, "gateway": "FD7A:0:0::0001"}],
+            "routes": [{"dst": "FD7B:0::/64", "gw": "FD7A:0:0:0::1"}, {"dst": "::0/0"}]})
+    rc, res, err = host.cni("ADD", net("FD7A:0:0:0:0:0:0:0010/64"), c1)
+    assert rc == 0, (res, err)
+    assert res["ips"][0]["address"] == "fd7a::10/64" and res["ips"][0]["gateway"] == "fd7a::1"
+    assert {r["dst"] for r in res["routes"]} == {"fd7b::/64", "::/0"}
+    rc, res2, err = host.cni("ADD", net("fd7a::11/64"), c2, cid="ctr2")
+    assert rc == 0, (res2, err)
+    host.settle(c1)
+    assert host.cni("CHECK", dict(net("FD7A::10/64"), prevResult=res), c1)[0] == 0
+    shouting = json.loads(json.dumps(res).replace("fd7a", "FD7A").replace("fd7b", "FD7B"))
+    rc, out, err = host.cni("CHECK", dict(net("FD7A::10/64"), prevResult=shouting), c1)
+    assert rc == 0, (out, err)
+    for c, cid, r in ((c1, "ctr1", res), (c2, "ctr2", res2)):
+        assert host.cni("DEL", dict(net("fd7a::10/64"), prevResult=r), c, cid=cid)[0] == 0
+
+
 @pytest.mark.parametrize("address,gateway", [("10.85.0.1/24", None), ("10.85.0.4/32", None),
                                              ("fd85::1/64", None), ("10.85.0.5/31", None),
                                              ("10.85.0.5/24", "10.85.0.5")])
