@@ -519,9 +519,13 @@ def parse_routes(fields: Fields) -> list:
             raise invalid_config(rf.path("dst"), None, "is required")
         from cnish.ipnet import IP, Prefix, special_use
         prefix = Prefix.parse(dst)
-        if prefix.ip != prefix.network:     # (the kernel refuses it, after the rest)
+        if prefix.ip != prefix.network and prefix.version == 4:    # (the kernel refuses it,
             raise invalid_config(rf.path("dst"), dst, "must be a network: it has host bits set "
-                                 f"(the network is {prefix.subnet})")
+                                 f"(the network is {prefix.subnet})")   # after the rest)
+        # IPv6: the kernel takes the network (fd00:200::1/24 is fd00:200::/24), and so does
+        # cnish, in its commands, checks and result; configs in the wild have such routes
+        # (CRI-O's 10-crio-bridge, the static and host-local READMEs: a configs audit)
+        dst = str(prefix.subnet)
         gw = rf.ip("gw")
         if gw is not None and (":" in gw) != (":" in dst):
             raise invalid_config(rf.path("gw"), gw, f"is not of the IP family of dst {dst}")

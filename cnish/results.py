@@ -187,6 +187,9 @@ def _canonical(entry: dict) -> dict:
                        ("dst", Prefix.parse), ("gw", IP.parse)):
         if isinstance(entry.get(key), str) and entry[key]:
             entry[key] = str(parse(entry[key]))        # (checked already: _check_str)
+    dst = entry.get("dst")
+    if isinstance(dst, str) and ":" in dst:            # (IPv6: the kernel's route is to the
+        entry["dst"] = str(Prefix.parse(dst).subnet)   # network, whatever the host bits said)
     return entry
 
 

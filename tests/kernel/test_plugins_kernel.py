@@ -232,6 +232,25 @@ def test_ipv6_addresses_spelled_otherwise_are_the_same_addresses(lab, kind):
         assert host.cni("DEL", dict(net("fd7a::10/64"), prevResult=r), c, cid=cid)[0] == 0
 
 
+def test_crio_bridges_ipv6_route_with_host_bits(lab):
+    """CRI-O's 10-crio-bridge has the route {"dst": "1100:200::1/24"}: the kernel and the
+    reference take it as the network, cnish refused every ADD with it (a configs audit).
+    CHECK also reads a prevResult that spells it with the host bits, as the reference's does."""
+    host, c = lab.host(), lab.netns()
+    net = conf(lab, "bridge", bridge="cni-test0", isGateway=True, ipMasq=True, hairpinMode=True,
+               ipam=dict(hostlocal(lab, "10.85.0.0/16", "fd00:200::/24", routes=["0.0.0.0/0"]),
+                         routes=[{"dst": "0.0.0.0/0"}, {"dst": "fd00:200::1/24"}]))
+    rc, res, err = host.cni("ADD", net, c)
+    assert rc == 0, (res, err)
+    assert {"dst": "fd00:200::/24"} in res["routes"], res
+    assert "fd00:200::/24 " in sh("ip", "-n", c, "-6", "route").stdout
+    host.settle(c)
+    as_reference = json.loads(json.dumps(res).replace('"fd00:200::/24"', '"fd00:200::1/24"'))
+    rc, out, err = host.cni("CHECK", dict(net, prevResult=as_reference), c)
+    assert rc == 0, (out, err)
+    assert host.cni("DEL", dict(net, prevResult=res), c)[0] == 0
+
+
 @pytest.mark.parametrize("address,gateway", [("10.85.0.1/24", None), ("10.85.0.4/32", None),
                                              ("fd85::1/64", None), ("10.85.0.5/31", None),
                                              ("10.85.0.5/24", "10.85.0.5")])

@@ -174,15 +174,24 @@ def test_bad_ranges(tmp_path, ranges, field):
     assert info.value.code == 7 and field in info.value.msg
 
 
-@pytest.mark.parametrize("dst", ["10.9.0.1/16", "fd00::1/64"])
-def test_a_route_with_host_bits_is_refused_before_anything_runs(tmp_path, dst):
+def test_an_ipv4_route_with_host_bits_is_refused_before_anything_runs(tmp_path):
     """The kernel refuses such a route ("Invalid prefix for given prefix length") only at the
     route step, after the bridge and its address were made: code 7 at once instead."""
-    raw = conf(tmp_path, [[{"subnet": "10.0.0.0/24"}]], routes=[{"dst": dst}])
+    raw = conf(tmp_path, [[{"subnet": "10.0.0.0/24"}]], routes=[{"dst": "10.9.0.1/16"}])
     with pytest.raises(CNIError) as info:
         operation(raw)
     assert info.value.code == 7 and "ipam.routes[0].dst" in info.value.msg
     assert "host bits" in info.value.msg
+
+
+def test_an_ipv6_route_with_host_bits_is_to_its_network(tmp_path):
+    """The kernel takes fd00:200::1/24 as fd00:200::/24, and so does the reference: CRI-O's
+    10-crio-bridge ships such a route, and cnish refused every ADD of it (a configs audit)."""
+    raw = conf(tmp_path, [[{"subnet": "fd00:200::/24"}]],
+               routes=[{"dst": "fd00:200::1/24"}, {"dst": "3ffe:ffff:0:01ff::1/64"}])
+    op = operation(raw)
+    _, result = hostlocal.ipam_add(op)
+    assert [r["dst"] for r in result["routes"]] == ["fd00:200::/24", "3ffe:ffff:0:1ff::/64"]
 
 
 def test_overlaps_among_thousands_of_ranges(tmp_path):
