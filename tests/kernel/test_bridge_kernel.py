@@ -1275,6 +1275,21 @@ def test_port_isolation_keeps_isolated_containers_apart(lab):
         assert host.cni("DEL", dict(conf, prevResult=results[ns]), ns, cid=ns)[0] == 0
 
 
+def test_an_l2_only_container_interface_keeps_the_kernels_dad_and_arp_notify(lab):
+    """Without IPAM the container's addresses come from SLAAC or by hand: duplicate address
+    detection is all that finds their duplicates. cnish turned it off (and arp_notify on)
+    as it does for IPAM's addresses; the reference leaves both (a configs audit)."""
+    host, c = lab.host(), lab.netns()
+    conf = bridge_conf(lab, ipam={}, isGateway=False, ipMasq=False)
+    rc, res, err = host.cni("ADD", conf, c)
+    assert rc == 0, (res, err)
+    read = {k: sh("ip", "netns", "exec", c, "cat", f"/proc/sys/net/{k}").stdout.strip()
+            for k in ("ipv6/conf/eth0/accept_dad", "ipv4/conf/eth0/arp_notify")}
+    assert read == {"ipv6/conf/eth0/accept_dad": "1", "ipv4/conf/eth0/arp_notify": "0"}, read
+    assert host.cni("CHECK", dict(conf, prevResult=res), c)[0] == 0
+    assert host.cni("DEL", dict(conf, prevResult=res), c)[0] == 0
+
+
 def test_disable_container_interface_leaves_the_link_down(lab):
     """disableContainerInterface (L2-only, as the reference requires): the veth pair is made
     and attached, the container's end stays down; CHECK passes, DEL removes it."""

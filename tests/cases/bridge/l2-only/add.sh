@@ -188,68 +188,58 @@ cnish-lock 9119b813cb05a1fb.lock
 
 # ---------------------------------------------------------------------------------------------
 
-# Step 1/13 [new-attachment] verify that veth9119b813cb0 does not exist: eth0 of this container is not attached to this network already
+# Step 1/11 [new-attachment] verify that veth9119b813cb0 does not exist: eth0 of this container is not attached to this network already
 #   why:  before anything that names the attachment (the MAC spoof check's chains and rules, the masquerade rules, which cnish starts alongside the first command): an ADD repeated for an attachment that exists would otherwise fail only at the veth, and its rollback would delete what the existing attachment uses; a check in-process, no command
 run 1 strict -- test '!' -e /sys/class/net/veth9119b813cb0
 
-# Step 2/13 [bridge] lesson step 2: create the bridge golden3 unless it exists
+# Step 2/11 [bridge] lesson step 2: create the bridge golden3 unless it exists
 #   why:  the bridge is shared by every container of the network, so neither rollback nor DEL removes it; a bridge created by a parallel ADD in the meantime is fine. The probe looks for the bridge's own sysfs directory, which the kernel adds after the link's: a bridge that a parallel ADD is still creating counts as missing, and `ip link add` then waits for that creation to finish and answers "File exists"
 #   undo: none, shared with other attachments
 if ! test -d /sys/class/net/golden3/bridge 2>/dev/null; then
   run 2 exists-ok -- ip link add name golden3 address 92:a3:1f:35:e9:e9 type bridge
 fi
 
-# Step 3/13 [bridge-is-bridge] verify that golden3 is a bridge
+# Step 3/11 [bridge-is-bridge] verify that golden3 is a bridge
 #   why:  an existing link of that name that is not a bridge would otherwise receive the container's veth
 run 3 strict -- test -d /sys/class/net/golden3/bridge
 
-# Step 4/13 [bridge-up] bring the bridge golden3 up
+# Step 4/11 [bridge-up] bring the bridge golden3 up
 #   undo: none, shared with other attachments
 run 4 strict -- ip link set dev golden3 up
 
-# Step 5/13 [bridge-promisc] put the bridge golden3 into promiscuous mode (promiscMode)
+# Step 5/11 [bridge-promisc] put the bridge golden3 into promiscuous mode (promiscMode)
 #   undo: none, shared with other attachments
 run 5 strict -- ip link set dev golden3 promisc on
 
-# Step 6/13 [veth] lesson steps 3-4: create the veth pair veth9119b813cb0 (host) / eth0 (inside /var/run/netns/cnish-test)
+# Step 6/11 [veth] lesson steps 3-4: create the veth pair veth9119b813cb0 (host) / eth0 (inside /var/run/netns/cnish-test)
 #   why:  the container end is created directly inside the namespace, so it never appears on the host under the container's interface name
 #   undo: ip link del dev veth9119b813cb0
 undo_6() { undo ip link del dev veth9119b813cb0; }
 run 6 strict -- ip link add name veth9119b813cb0 address be:98:bb:e9:08:7a type veth peer name eth0 address ea:a9:7f:b3:22:4a netns /var/run/netns/cnish-test
 
-# Step 7/13 [label] label veth9119b813cb0 with its attachment (cnish/l2net/ctr1/eth0)
+# Step 7/11 [label] label veth9119b813cb0 with its attachment (cnish/l2net/ctr1/eth0)
 #   why:  GC recognises the host ends of attachments it must remove by this label; operators see whose veth it is
 #   undo: none of its own, undone with step "veth"
 run 7 strict -- ip link set dev veth9119b813cb0 alias cnish/l2net/ctr1/eth0
 
-# Step 8/13 [attach] lesson step 5: attach veth9119b813cb0 to the bridge golden3
+# Step 8/11 [attach] lesson step 5: attach veth9119b813cb0 to the bridge golden3
 #   undo: none of its own, undone with step "veth"
 run 8 strict -- ip link set dev veth9119b813cb0 master golden3
 
-# Step 9/13 [host-up] lesson step 7: bring veth9119b813cb0 up
+# Step 9/11 [host-up] lesson step 7: bring veth9119b813cb0 up
 #   undo: none of its own, undone with step "veth"
 run 9 strict -- ip link set dev veth9119b813cb0 up
 
-# Step 10/13 [bridge-no-ra] make the bridge golden3 ignore IPv6 router advertisements
+# Step 10/11 [bridge-no-ra] make the bridge golden3 ignore IPv6 router advertisements
 #   why:  otherwise a container could announce itself as the host's IPv6 router; skipped when already set, tolerated on hosts without IPv6
 #   undo: none, shared with other attachments
 if ! grep -qxF 0 /proc/sys/net/ipv6/conf/golden3/accept_ra 2>/dev/null; then
   run 10 missing-ok -- sysctl -q -w net/ipv6/conf/golden3/accept_ra=0
 fi
 
-# Step 11/13 [arp-notify] announce eth0's address with a gratuitous ARP when it comes up (arp_notify)
-#   why:  a reused address gets a new MAC; neighbours learn it at once instead of after their ARP entry expires
+# Step 11/11 [container-up] lesson step 7: bring eth0 up inside the container
 #   undo: none of its own, undone with step "veth"
-run 11 strict -- nsenter --net=/var/run/netns/cnish-test sysctl -q -w net/ipv4/conf/eth0/arp_notify=1
-
-# Step 12/13 [no-dad] skip duplicate address detection on eth0
-#   why:  IPAM guarantees the address is unique; DAD would keep it unusable for a second or more (set for IPv4-only networks too, like the reference, for addresses added later; tolerated when the kernel has no IPv6)
-#   undo: none of its own, undone with step "veth"
-run 12 missing-ok -- nsenter --net=/var/run/netns/cnish-test sysctl -q -w net/ipv6/conf/eth0/accept_dad=0
-
-# Step 13/13 [container-up] lesson step 7: bring eth0 up inside the container
-#   undo: none of its own, undone with step "veth"
-run 13 strict -- nsenter --net=/var/run/netns/cnish-test ip link set dev eth0 up
+run 11 strict -- nsenter --net=/var/run/netns/cnish-test ip link set dev eth0 up
 
 # ---------------------------------------------------------------------------------------------
 trap - EXIT

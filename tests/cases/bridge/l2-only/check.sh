@@ -91,8 +91,8 @@ check 8 status '' -- test -e /sys/class/net/golden3/brif/veth9119b813cb0
 # Check of ADD step 9 [host-up] lesson step 7: bring veth9119b813cb0 up
 check 9 status '' -- grep -qxF 1 /sys/class/net/veth9119b813cb0/carrier
 
-# Check of ADD step 13 [container-up] lesson step 7: bring eth0 up inside the container
-check 13 contains ea:a9:7f:b3:22:4a -- nsenter --net=/var/run/netns/cnish-test ip -o link show dev eth0 up
+# Check of ADD step 11 [container-up] lesson step 7: bring eth0 up inside the container
+check 11 contains ea:a9:7f:b3:22:4a -- nsenter --net=/var/run/netns/cnish-test ip -o link show dev eth0 up
 
 # ---------------------------------------------------------------------------------------------
 if (( ${#FAILED[@]} )); then

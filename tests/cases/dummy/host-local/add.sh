@@ -330,7 +330,7 @@ run 3 strict -- nsenter --net=/var/run/netns/cnish-test ip link add name eth0 ad
 run 4 strict -- nsenter --net=/var/run/netns/cnish-test ip link set dev eth0 alias 'cnish#4da65747f8bc1c609e48290cdeb298fa'
 
 # Step 5/11 [arp-notify] announce eth0's address with a gratuitous ARP when it comes up (arp_notify)
-#   why:  a reused address gets a new MAC; neighbours learn it at once instead of after their ARP entry expires
+#   why:  a reused address gets a new MAC; neighbours learn it at once instead of after their ARP entry expires (with IPAM's addresses, as the reference: an interface without them keeps the kernel's settings)
 #   undo: none of its own, undone with step "link"
 run 5 strict -- nsenter --net=/var/run/netns/cnish-test sysctl -q -w net/ipv4/conf/eth0/arp_notify=1
 
@@ -344,7 +344,7 @@ run 6 strict -- nsenter --net=/var/run/netns/cnish-test sysctl -q -w net/ipv6/co
 run 7 strict -- nsenter --net=/var/run/netns/cnish-test sysctl -q -w net/ipv6/conf/eth0/disable_ipv6=0
 
 # Step 8/11 [no-dad] skip duplicate address detection on eth0
-#   why:  IPAM guarantees the address is unique; DAD would keep it unusable for a second or more (set for IPv4-only networks too, like the reference, for addresses added later; tolerated when the kernel has no IPv6)
+#   why:  IPAM guarantees the address is unique; DAD would keep it unusable for a second or more (set for IPv4-only networks too, like the reference, for addresses added later; tolerated when the kernel has no IPv6). Not without IPAM: the addresses then come from SLAAC or by hand, and only DAD finds their duplicates (a configs audit)
 #   undo: none of its own, undone with step "link"
 run 8 missing-ok -- nsenter --net=/var/run/netns/cnish-test sysctl -q -w net/ipv6/conf/eth0/accept_dad=0
 

@@ -188,29 +188,19 @@ cnish-lock 8b5533acd2403bde.lock
 
 # ---------------------------------------------------------------------------------------------
 
-# Step 1/5 [link-in-container] create the macvlan eth0 on eth9 (mode private) (linkInContainer: the master is in the container)
+# Step 1/3 [link-in-container] create the macvlan eth0 on eth9 (mode private) (linkInContainer: the master is in the container)
 #   undo: nsenter --net=/var/run/netns/cnish-test ip link del dev eth0
 undo_1() { undo nsenter --net=/var/run/netns/cnish-test ip link del dev eth0; }
 run 1 strict -- nsenter --net=/var/run/netns/cnish-test ip link add link eth9 name eth0 address aa:21:41:ce:20:19 type macvlan mode private
 
-# Step 2/5 [label-in-container] label eth0 as this attachment's link (its alias cnish#8b5533acd2403bde7df040897db59c0c)
+# Step 2/3 [label-in-container] label eth0 as this attachment's link (its alias cnish#8b5533acd2403bde7df040897db59c0c)
 #   why:  as in step label: DEL tells this attachment's link by it
 #   undo: none of its own, undone with step "link-in-container"
 run 2 strict -- nsenter --net=/var/run/netns/cnish-test ip link set dev eth0 alias 'cnish#8b5533acd2403bde7df040897db59c0c'
 
-# Step 3/5 [arp-notify] announce eth0's address with a gratuitous ARP when it comes up (arp_notify)
-#   why:  a reused address gets a new MAC; neighbours learn it at once instead of after their ARP entry expires
+# Step 3/3 [container-up] lesson step 7: bring eth0 up inside the container
 #   undo: none of its own, undone with step "link-in-container"
-run 3 strict -- nsenter --net=/var/run/netns/cnish-test sysctl -q -w net/ipv4/conf/eth0/arp_notify=1
-
-# Step 4/5 [no-dad] skip duplicate address detection on eth0
-#   why:  IPAM guarantees the address is unique; DAD would keep it unusable for a second or more (set for IPv4-only networks too, like the reference, for addresses added later; tolerated when the kernel has no IPv6)
-#   undo: none of its own, undone with step "link-in-container"
-run 4 missing-ok -- nsenter --net=/var/run/netns/cnish-test sysctl -q -w net/ipv6/conf/eth0/accept_dad=0
-
-# Step 5/5 [container-up] lesson step 7: bring eth0 up inside the container
-#   undo: none of its own, undone with step "link-in-container"
-run 5 strict -- nsenter --net=/var/run/netns/cnish-test ip link set dev eth0 up
+run 3 strict -- nsenter --net=/var/run/netns/cnish-test ip link set dev eth0 up
 
 # ---------------------------------------------------------------------------------------------
 trap - EXIT

@@ -77,8 +77,8 @@ check() {
 # Check of ADD step 1 [link-in-container] create the macvlan eth0 on eth9 (mode private) (linkInContainer: the master is in the container)
 check 1 contains 'macvlan mode private' -- nsenter --net=/var/run/netns/cnish-test ip -d -o link show dev eth0
 
-# Check of ADD step 5 [container-up] lesson step 7: bring eth0 up inside the container
-check 5 contains aa:21:41:ce:20:19 -- nsenter --net=/var/run/netns/cnish-test ip -o link show dev eth0 up
+# Check of ADD step 3 [container-up] lesson step 7: bring eth0 up inside the container
+check 3 contains aa:21:41:ce:20:19 -- nsenter --net=/var/run/netns/cnish-test ip -o link show dev eth0 up
 
 # ---------------------------------------------------------------------------------------------
 if (( ${#FAILED[@]} )); then
