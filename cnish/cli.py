@@ -266,7 +266,8 @@ class Session:
         elif command == "ADD":
             plan.notes.append("this script does not write the CLI's result cache (the other "
                               "plugins' results are unknown): `cnish check` will not find the "
-                              "attachment and `cnish gc` will take it for a stale one")
+                              "attachment" + (" and `cnish gc` will take it for a stale one"
+                                              if results.at_least(self.version, "1.1.0") else ""))
         for i, plugin in enumerate(self.plugins):
             if i != ours[0]:
                 when = "before" if (i < ours[0]) != (command == "DEL") else "after"   # DEL: reversed
@@ -510,6 +511,23 @@ def gc(network, config, cache_dir, dry_run, fmt):
             # example because several runtimes share the network and none knows every attachment)
             click.echo(f"{s.network} has disableGC: nothing to do")
             return
+        others = [p.get("type") for i, p in enumerate(s.plugins) if not s.ours(i)]
+        if others and not results.at_least(s.version, "1.1.0"):
+            # Below 1.1.0 the other plugins get no GC (libcni's GCNetworkList neither), and
+            # portmap, firewall, bandwidth keep what they made for a stale attachment: cnish's
+            # plugins releasing its address would hand their port forwards and rules to the
+            # next container given it (a mixing audit: `cnish gc` freed the address under
+            # portmap's DNAT). libcni collects nothing more for such a list either.
+            raise CNIError(INVALID_CONFIG, f"cannot garbage-collect {s.network}: "
+                           + ", ".join(others) + " get no GC below cniVersion 1.1.0 (the list "
+                           f"has {s.version})",
+                           "they may keep state (port forwards, firewall rules) for a stale "
+                           "attachment, which releasing its address would hand to the next "
+                           "container given it; DEL a stale attachment by its container id "
+                           "instead (cnish del NETWORK NETNS --cid ID, with the --cap-args it "
+                           "was added with: portmap finds its rules by them), which every "
+                           "plugin of the list gets, or give the list cniVersion 1.1.0 with "
+                           "plugins that serve GC")
         valid = [{"containerID": cid, "ifname": ifname}
                  for cid, ifname in libcni.cached_attachments(s.cache_dir, s.network)]
         extra = {"cni.dev/valid-attachments": valid, "cni.dev/attachments": valid}

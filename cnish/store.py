@@ -2,9 +2,11 @@
 
 Layout of `<dataDir>/<network>/` (the reference's: containernetworking/plugins,
 plugins/ipam/host-local):
-    <ip>                    "<containerID>\\r\\n<ifname>" (no trailing newline), mode 0600
+    <ip>                    "<containerID>\\r\\n<ifname>" (no trailing newline)
     last_reserved_ip.<set>  the last address reserved in range set <set>, no newline
     lock                    empty; flock()ed around every read-modify-write, release included
+cnish writes its files with mode 0600 (the reference: 0644, and 0750 for `lock`; README,
+"Where cnish deliberately differs"): a reservation names a container.
 
 Because the format and the lock are the reference's, cnish and the reference host-local can
 share one store: either can release what the other reserved. Beyond the reference:

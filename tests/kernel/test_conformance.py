@@ -476,6 +476,40 @@ def cli_in(lab, host, tmp_path, conf: dict) -> tuple[list, list]:
             ["--config", str(path), "--cache-dir", lab.cache_dir])
 
 
+def test_cli_gc_of_an_older_list_with_other_plugins_releases_nothing(lab, tmp_path):
+    """A 1.0.0 list of cnish's bridge and the reference portmap: portmap gets no GC below
+    1.1.0, so `cnish gc` released a stale attachment's address while portmap's DNAT to it
+    stayed, and the next container given the address got the old one's forwarded port (a
+    mixing audit). It now refuses (code 7) and changes nothing; the DEL it points to, by
+    container id, removes both."""
+    host, c = lab.host(), lab.netns()
+    bridge = bridge_conf(lab, name="pmgc")
+    conflist = {"cniVersion": "1.0.0", "name": "pmgc", "plugins": [
+        {k: v for k, v in bridge.items() if k not in ("cniVersion", "name")},
+        {"type": "portmap", "capabilities": {"portMappings": True}}]}
+    path = tmp_path / "pmgc.conflist"
+    path.write_text(json.dumps(conflist))
+    common = ["--config", str(path), "--cache-dir", lab.cache_dir]
+    env = dict(os.environ, CNI_PATH=REFERENCE)
+    run = ["ip", "netns", "exec", host.name, *cnish_command()]
+    sh(*run, "add", "pmgc", c, "--cid", "lost", *common, "--cap-args",
+       '{"portMappings": [{"hostPort": 8080, "containerPort": 80, "protocol": "tcp"}]}', env=env)
+    for cached in os.listdir(os.path.join(lab.cache_dir, "results")):
+        os.unlink(os.path.join(lab.cache_dir, "results", cached))   # the runtime lost it
+    before = host.state()
+    proc = sh(*run, "gc", "pmgc", *common, env=env, check=False)
+    assert proc.returncode == 1 and "error 7" in proc.stderr and "portmap" in proc.stderr, \
+        proc.stderr
+    assert "cannot garbage-collect pmgc" in proc.stderr and "--cid" in proc.stderr
+    assert host.state() == before
+    assert "--to-destination 10.77.0.2:80" in host.run("iptables-save", "-t", "nat").stdout
+    sh(*run, "del", "pmgc", c, "--cid", "lost", *common, "--cap-args",
+       '{"portMappings": [{"hostPort": 8080, "containerPort": 80, "protocol": "tcp"}]}', env=env)
+    nat = host.run("iptables-save", "-t", "nat").stdout
+    assert "10.77.0.2" not in nat and "-j DNAT" not in nat
+    assert not [k for k in store_files(lab.data_dir) if "/10.77." in k]
+
+
 def test_cli_gc_removes_nothing_when_the_result_cache_cannot_be_trusted(lab, tmp_path):
     """GC removes every attachment the result cache does not list. When the cache directory
     was refused (another user could write to a directory above it), GC took that as "no
