@@ -16,7 +16,7 @@ from cnish import __version__, plugins, results, store
 from cnish.config import (Conf, Fields, check_cni_args, check_name, check_version, parse_dns,
                           parse_prev_result)
 from cnish.errors import INVALID_CONFIG, INVALID_ENV, CNIError, invalid_config
-from cnish.executor import Executor
+from cnish.executor import Executor, preparing
 from cnish.plan import Plan, bind
 from cnish.runner import Runner
 
@@ -284,6 +284,8 @@ def execute(op: Operation):
     if attachlock.guards(op.command, op.plugin.KIND):       # (before IPAM: see there)
         lock = attachlock.acquire(op.name, op.runtime.container_id, op.runtime.ifname)
     try:
+        # (the facts and a delegated IPAM's ADD run now: executor.py, deadlines)
+        preparing(op.runner)
         try:
             plan, att = build_plan(op)
             if op.command == "ADD" and not results.at_least(op.version, "0.3.0"):
@@ -293,6 +295,8 @@ def execute(op: Operation):
         except Exception as exc:        # a CNI error, or an internal one (code 999)
             op.abandon_ipam(exc)
             raise
+        finally:
+            op.runner.limit(None)
         if op.log:
             op.log.plan(plan)
             from cnish import plancache

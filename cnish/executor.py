@@ -20,8 +20,10 @@ The executor knows steps, commands and tools — nothing about bridges or addres
   runtime: 2 min), kills it (not its tools) and retries; work that goes on after that only
   gets in the retry's way. So each phase has a deadline (PHASE_SECONDS): a tool still running
   then is killed (the runner's limit), an ADD starts no step after it and rolls back, with time
-  of its own for the undo; a DEL still tries its later steps, a few seconds each. An ADD whose
-  tools hang ends within ≈ 100 s where it took up to 120 s a tool, undo included.
+  of its own for the undo; a DEL still tries its later steps, a few seconds each. A batch or
+  command killed that way may have done part of its work: its steps count as "unknown", so an
+  ADD undoes them (never replayed one by one past the deadline). An ADD whose tools hang ends
+  within ≈ 110 s where it took up to 120 s a tool, undo included.
 
 Consecutive commands of one tool in one namespace are sent to the tool's batch mode
 (batching.py); a batch failure is traced back to its step, so rollback stays per step. A step
@@ -32,10 +34,12 @@ has one: how two interfaces of one container share a masquerade chain (plans/REA
 
 from cnish import batching, natives
 from cnish.errors import CHECK_FAILED, STEP_FAILED, CNIError
+from cnish.runner import TIMED_OUT
 
-# Seconds each phase may take (see "deadlines" above): ADD's steps and their undo together
-# stay under kubelet's 2 minutes, with the runner's GRACE after each.
-PHASE_SECONDS = {"apply": 60, "rollback": 40, "teardown": 90, "check": 60}
+# Seconds each phase may take (see "deadlines" above): "prepare" is what runs while the plan
+# is made (the recipes' facts, a delegated IPAM's ADD; engine.execute); an ADD's three phases
+# stay under kubelet's 2 minutes with the runner's GRACE after each, and so do a DEL's two.
+PHASE_SECONDS = {"prepare": 20, "apply": 50, "rollback": 35, "teardown": 90, "check": 60}
 
 # Stderr fragments that mean "already there" / "already gone" for the tools plans use
 # (cnish-store's "is already reserved ...: File exists" included).
@@ -86,6 +90,11 @@ class Job:
         self.tolerate = tolerate
         self.probe = probe
         self.alone = alone      # the step's run: its skip_if_unbatched applies (not to undos)
+
+
+def preparing(runner) -> None:
+    """Start the clock of what runs while the plan is made (PHASE_SECONDS["prepare"])."""
+    runner.limit(PHASE_SECONDS["prepare"])
 
 
 class Executor:
@@ -152,9 +161,7 @@ class Executor:
                     continue
             if stop_on_failure and self.runner.overdue():
                 # (ADD: what is left does not start; what ran is undone, in time of its own)
-                outcomes.append(Outcome(job.step, "failed", 124, "not started: the steps before "
-                                        f"it took longer than the {self.phase_seconds} s an ADD's "
-                                        "steps may take", job.cmd.argv))
+                outcomes.append(self._not_started(job))
                 stopped = True
                 break
             group = self._group(jobs, i)
@@ -181,6 +188,10 @@ class Executor:
         if concurrent:
             outcomes.sort(key=lambda o: o.step.number)         # back in plan order
         return outcomes
+
+    def _not_started(self, job) -> Outcome:
+        return Outcome(job.step, "failed", None, "not started: the steps before it took longer "
+                       f"than the {self.phase_seconds} s an ADD's steps may take", job.cmd.argv)
 
     def _start_all(self, jobs) -> list:
         pending, i = [], 0
@@ -221,6 +232,9 @@ class Executor:
         res = (started or self.runner.start(job.cmd.argv)).wait()
         if res.returncode == 0:
             return Outcome(job.step, "done", 0, res.stderr, job.cmd.argv, res.seconds)
+        if res.returncode == TIMED_OUT:          # (killed: it may have done its part)
+            return Outcome(job.step, "unknown", res.returncode, res.stderr, job.cmd.argv,
+                           res.seconds)
         status = classify(res.stderr)
         if status not in job.tolerate:
             status = "failed"
@@ -255,6 +269,11 @@ class Executor:
         res = pending.wait()
         if res.returncode == 0:
             return [Outcome(j.step, "done", 0, "", j.cmd.argv, res.seconds) for j in group]
+        if res.returncode == TIMED_OUT:
+            # Killed at its phase's deadline: any of its lines may have run, and none is
+            # replayed alone (past the deadline): every step of it is undone.
+            return [Outcome(group[0].step, "unknown", res.returncode, res.stderr, res.argv)] + \
+                   [Outcome(j.step, "unknown", res.returncode, "", j.cmd.argv) for j in group[1:]]
         if family == "ip":
             line = batching.ip_batch_failed_line(res.stderr)
             if line is None or not 1 <= line <= len(group):
@@ -284,6 +303,9 @@ class Executor:
     def _one_by_one(self, group, stop_on_failure) -> list:
         out = []
         for job in group:
+            if stop_on_failure and self.runner.overdue():
+                out.append(self._not_started(job))
+                break
             out.append(self._single(job))
             if stop_on_failure and out[-1].status == "failed":
                 break
@@ -393,6 +415,8 @@ def tolerated(step) -> tuple:
 
 
 def _failure_details(o) -> str:
+    if o.returncode is None:                            # (a step never started)
+        return f"command `{show(o.argv)}` {o.stderr}"
     text = f"command `{show(o.argv)}` exited with status {o.returncode}"
     if o.stderr:
         text += f": {o.stderr}"

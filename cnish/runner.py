@@ -26,6 +26,7 @@ from cnish import natives
 SYSTEM_PATH = ("/usr/sbin", "/sbin", "/usr/bin", "/bin")
 TIMEOUT = 120   # seconds; a tool that hangs this long is broken, not slow
 GRACE = 2       # seconds a command still gets once its phase's deadline has passed (limit)
+TIMED_OUT = 124     # the status of a command killed for taking too long (as timeout(1)'s)
 
 
 def search_path(path: str | None) -> str:
@@ -296,12 +297,28 @@ class Child:
                 os.close(fd)
             if timed_out:
                 os.kill(self.pid, 9)
-            _, status = os.waitpid(self.pid, 0)
+                gone = self._reaped()
+            else:
+                _, status = os.waitpid(self.pid, 0)
         if timed_out:
-            return 124, "", f"{self.argv[0]}: timed out after {timeout:.0f} s, killed"
+            return TIMED_OUT, "", (f"{self.argv[0]}: timed out after {timeout:.0f} s, killed"
+                                   + ("" if gone else ", but it has not ended (stuck in the "
+                                      "kernel, where a signal waits); left running"))
         return (os.waitstatus_to_exitcode(status),
                 b"".join(chunks[out_r]).decode("utf-8", "replace"),
                 b"".join(chunks[err_r]).decode("utf-8", "replace"))
+
+    def _reaped(self, seconds: float = 1.0) -> bool:
+        """Wait up to `seconds` for a killed child: one asleep in the kernel (an `ip` waiting
+        for the RTNL lock) dies only when it wakes, and a blocking wait would hold cnish as
+        long. Not reaped, it is left to init when cnish exits."""
+        deadline = time.monotonic() + seconds
+        while True:
+            if os.waitpid(self.pid, os.WNOHANG)[0] != 0:
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.01)
 
 
 def _subprocess_run(argv, stdin, env, timeout):
@@ -314,5 +331,5 @@ def _subprocess_run(argv, stdin, env, timeout):
     except PermissionError as exc:
         return 126, "", f"{argv[0]}: cannot execute: {exc.strerror}"
     except subprocess.TimeoutExpired:
-        return 124, "", f"{argv[0]}: timed out after {timeout:.0f} s, killed"
+        return TIMED_OUT, "", f"{argv[0]}: timed out after {timeout:.0f} s, killed"
     return proc.returncode, proc.stdout or "", proc.stderr or ""

@@ -688,7 +688,7 @@ def _steps(*runs, undos=None):
 def short_phases(monkeypatch):
     from cnish import executor, runner
     monkeypatch.setattr(executor, "PHASE_SECONDS",
-                        {"apply": 1, "rollback": 1, "teardown": 1, "check": 1})
+                        {"prepare": 1, "apply": 1, "rollback": 1, "teardown": 1, "check": 1})
     monkeypatch.setattr(runner, "GRACE", 0.5)
 
 
@@ -714,18 +714,64 @@ def test_a_hung_tool_is_killed_at_the_deadline_and_the_add_rolled_back(short_pha
     assert _log(log) == ["1", "undo1"]                  # step 3 never ran; step 1 was undone
 
 
-def test_no_step_starts_after_the_add_deadline(short_phases, tmp_path):
+def test_no_step_starts_after_the_add_deadline(short_phases, monkeypatch, tmp_path):
+    from cnish import runner
+    monkeypatch.setattr(runner, "GRACE", 3)     # (step 1 may outlive the deadline: 1 s)
     log = tmp_path / "log"
-    steps = _steps(("sh", "-c", f"sleep 0.8; echo 1 >> {log}"),
-                   ("sh", "-c", f"sleep 0.3; echo 2 >> {log}"),
-                   ("sh", "-c", f"echo 3 >> {log}"),
-                   undos=[("sh", "-c", f"echo undo1 >> {log}"),
-                          ("sh", "-c", f"echo undo2 >> {log}"), None])
+    steps = _steps(("sh", "-c", f"sleep 1.2; echo 1 >> {log}"), ("sh", "-c", f"echo 2 >> {log}"),
+                   undos=[("sh", "-c", f"echo undo1 >> {log}"), None])
     with pytest.raises(CNIError) as info:
         Executor(Runner()).apply(steps)
-    assert "step 3" in info.value.msg
-    assert "not started: the steps before it took longer than the 1 s" in info.value.details
-    assert _log(log) == ["1", "2", "undo2", "undo1"]    # (step 2 ran into the grace: done)
+    assert "step 2" in info.value.msg
+    assert "`sh -c 'echo 2 >> " in info.value.details
+    assert "log'` not started: the steps before it took longer than the 1 s" in info.value.details
+    assert _log(log) == ["1", "undo1"]
+
+
+def test_a_batch_killed_at_the_deadline_is_undone_whole_and_not_replayed(short_phases,
+                                                                        tmp_path):
+    """A killed `iptables-restore` may have applied its rules: every step of it is undone,
+    and none is replayed alone past the deadline (they were, with `iptables`, and the error
+    then blamed a step that had not run; a review's find)."""
+    import time
+    bindir, log = tmp_path / "bin", tmp_path / "log"
+    bindir.mkdir()
+    for tool, hang in (("iptables-restore", True), ("iptables", False)):
+        (bindir / tool).write_text(f"#!/bin/sh\necho \"{tool} $*\" >> {log}\n"
+                                   + ("cat > /dev/null\nexec sleep 30\n" if hang else ""))
+        (bindir / tool).chmod(0o755)
+    steps = _steps(("iptables", "-w", "-t", "nat", "-N", "CNI-X"),
+                   ("iptables", "-w", "-t", "nat", "-A", "CNI-X", "-j", "ACCEPT"),
+                   undos=[("sh", "-c", f"echo undo1 >> {log}"),
+                          ("sh", "-c", f"echo undo2 >> {log}")])
+    t0 = time.monotonic()
+    with pytest.raises(CNIError) as info:
+        Executor(Runner(path=str(bindir), use_natives=False)).apply(steps)
+    assert time.monotonic() - t0 < 5
+    assert "step 1" in info.value.msg and "timed out after 1 s, killed" in info.value.details
+    lines = log.read_text().splitlines()
+    assert [l.split()[0] for l in lines] == ["iptables-restore", "undo2", "undo1"], lines
+
+
+def test_what_runs_while_the_plan_is_made_has_a_deadline_too(short_phases, monkeypatch):
+    """The recipes' facts (a macvlan's container-link probe, DEL's chain reads) and a delegated
+    IPAM's ADD run before the steps: they had 120 s each (a review's find)."""
+    import time
+    from cnish import engine
+    seen = []
+
+    def plan_with_a_hung_fact(op):
+        seen.append(op.runner.run(("sleep", "30")))
+        raise CNIError(7, "stop here")
+    monkeypatch.setattr(engine, "build_plan", plan_with_a_hung_fact)
+    op = operation(dict(RAW), dry_run=False, runner=Runner())
+    monkeypatch.setattr(op, "abandon_ipam", lambda exc: None)
+    t0 = time.monotonic()
+    with pytest.raises(CNIError):
+        engine.execute(op)
+    assert time.monotonic() - t0 < 4
+    assert seen[0].returncode == 124 and "timed out after 1 s" in seen[0].stderr
+    assert op.runner.deadline is None                   # (and the clock is off again)
 
 
 def test_a_hung_undo_ends_with_the_rollbacks_own_deadline(short_phases, tmp_path):
