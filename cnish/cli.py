@@ -64,10 +64,13 @@ class Session:
 
     def __init__(self, network, netns=None, ifname="eth0", cid=None, config=None, cni_args="",
                  cap_args="", cache_dir=libcni.DEFAULT_CACHE_DIR, create_netns=False,
-                 dry_run=False):
+                 dry_run=False, adding=False):
+        # (adding: a file must hold what its name says, as libcni reads it; DEL, CHECK and GC
+        # still take what an older cnish let ADD use, or its attachments could not go)
         if config:
             conf, data = libcni.read_config(config)
-            self.conflist, self.source = libcni.as_list(conf, config), config
+            self.conflist = libcni.as_list(conf, config, by_name=adding)
+            self.source = config
             if network is not None and self.conflist.get("name") != network:
                 raise CNIError(INVALID_CONFIG, f"--config {config} is the network "
                                f"{self.conflist.get('name')!r}, not {network!r}",
@@ -76,7 +79,7 @@ class Session:
             # (an empty NETCONFPATH is cnitool's default directory too)
             dirs = [d for d in (os.environ.get("NETCONFPATH") or libcni.DEFAULT_CONF_DIR).split(":") if d]
             conf, self.source, data = libcni.find(network, dirs)
-            self.conflist = libcni.as_list(conf, self.source)
+            self.conflist = libcni.as_list(conf, self.source, by_name=adding)
         # What the result cache keeps: the list as run (a .conf as the list libcni makes of it).
         self.conf_bytes = data if self.conflist is conf else json.dumps(self.conflist).encode()
         # (the network's name, too, is part of the result cache's path: checked as libcni does)
@@ -352,7 +355,7 @@ def add(network, netns, pid, ifname, cid, config, dry_run, fmt, cni_args, cap_ar
         create_netns):
     try:
         s = Session(network, _resolve_netns(netns, pid), ifname, cid, config, cni_args, cap_args,
-                    cache_dir, create_netns, dry_run)
+                    cache_dir, create_netns, dry_run, adding=True)
         opts = {"create_netns": create_netns, "netns_name": s.netns_name}
         # (before anything is done: a result that cannot be cached undoes the whole ADD)
         problem = libcni.cache_name_problem(s.network, s.cid, s.ifname)

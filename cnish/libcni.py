@@ -34,19 +34,19 @@ def read_config(path: str) -> tuple[dict, bytes]:
     return obj, data
 
 
-def as_list(conf: dict, path: str) -> dict:
+def as_list(conf: dict, path: str, by_name: bool = True) -> dict:
     """A .conf (one plugin) becomes a one-element list carrying its name and cniVersion.
     Checked before anything runs, as libcni loads a list: a malformed plugin or field would
     otherwise fail half-way through the list."""
     # What a file holds goes by its name, as libcni reads it (ConfListFromFile needs
     # "plugins", ConfFromFile "type"; CRI-O and containerd skip such a file): a check with the
     # CLI must not pass a file the runtime will not load (a configs audit found both run).
-    # Another name (a pipe: /dev/fd/N) goes by its content.
-    if path.endswith(".conflist") and "plugins" not in conf:
+    # Another name (a pipe: /dev/fd/N), or by_name False, goes by its content.
+    if by_name and path.endswith(".conflist") and "plugins" not in conf:
         raise CNIError(INVALID_CONFIG, f"network config list {path} has no \"plugins\"",
                        "a .conflist holds a list of plugins, which libcni and the runtimes "
                        "read by that name; one plugin's config goes in a .conf file")
-    if path.endswith((".conf", ".json")) and "type" not in conf:
+    if by_name and path.endswith((".conf", ".json")) and "type" not in conf:
         raise CNIError(INVALID_CONFIG, f"network config {path} has no \"type\"",
                        "a .conf or .json file holds one plugin's config, which libcni and the "
                        "runtimes read by that name; a list of plugins goes in a .conflist file")

@@ -191,6 +191,16 @@ class Store:
         finally:
             os.close(fd)
 
+    def exists(self) -> bool:
+        """Is there a store directory? Missing is False; a stat the host cannot serve (EIO,
+        ENOMEM...) raises: taken for "no store", a DEL would release nothing and succeed."""
+        try:
+            return stat.S_ISDIR(os.stat(self.dir).st_mode)
+        except (FileNotFoundError, NotADirectoryError):
+            return False
+        except OSError as exc:
+            raise _fail(f"cannot look at IPAM store {self.dir}", exc) from None
+
     def files(self) -> dict:
         """Regular files of the store: name -> inode number, both from one getdents pass
         (no stat where the file system reports types). Anything else is not the store's; a
@@ -201,11 +211,14 @@ class Store:
         try:
             with os.scandir(self.dir) as it:
                 for entry in it:
-                    try:
+                    try:     # (an lstat where the file system reports no types)
                         if entry.is_file(follow_symlinks=False):
                             files[entry.name] = entry.inode()
-                    except OSError:
-                        pass
+                    except FileNotFoundError:
+                        pass                    # (gone since: a parallel release)
+                    except OSError as exc:
+                        raise _fail(f"cannot look at {entry.name} in IPAM store {self.dir}",
+                                    exc) from None
         except FileNotFoundError:
             pass
         except OSError as exc:
@@ -369,7 +382,7 @@ class Store:
         """Undo a reservation: remove `ip` (and its index entry) if (cid, ifname) holds it and,
         when the range set's last_reserved_ip still names it, put back the value it had before
         (`previous`; none when empty). True if the address file was removed."""
-        if not os.path.isdir(self.dir):
+        if not self.exists():
             return False
         with self:
             self._unlink(f"{INDEX_PREFIX}{owner_key(cid, ifname)}.{ip}")
@@ -386,7 +399,7 @@ class Store:
     def release(self, cid: str, ifname: str) -> list[str]:
         """Remove every reservation of (cid, ifname) (legacy id-only files if none match),
         with their index entries."""
-        if not os.path.isdir(self.dir):
+        if not self.exists():
             return []
         with self:
             files = self.files()

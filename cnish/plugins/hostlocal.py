@@ -300,7 +300,7 @@ def ipam_add(op):
     if not op.dry_run:
         store.acquire()          # held until the reserve steps have run (engine drops it)
     try:
-        files = store.files() if os.path.isdir(store.dir) else {}
+        files = store.files() if store.exists() else {}
         if not op.dry_run:
             store.sweep(files)   # a killed ADD's temporary file (we hold the lock)
         owned = set(store.owned(cid, ifname, files))
@@ -379,7 +379,7 @@ def ipam_del(op):
     """att.ipam for DEL, plus the addresses the store holds for this attachment."""
     conf = op.ipam_conf
     store = Store(conf.dataDir, op.name)
-    held = store.owned(op.runtime.container_id, op.runtime.ifname) if os.path.isdir(store.dir) else []
+    held = store.owned(op.runtime.container_id, op.runtime.ifname) if store.exists() else []
     return {"store": store.dir, "key": owner_key(op.runtime.container_id, op.runtime.ifname),
             "reservations": []}, held
 
@@ -404,7 +404,7 @@ def _require_some_reservation(op, store) -> None:
     """CHECK with no address to look up: the attachment must hold some reservation, as the
     reference's CHECK requires (the ranges may have changed since ADD)."""
     cid, ifname = op.runtime.container_id, op.runtime.ifname
-    if not (os.path.isdir(store.dir) and store.owned(cid, ifname)):
+    if not (store.exists() and store.owned(cid, ifname)):
         raise CNIError(CHECK_FAILED, f"host-local: Failed to find address added by container "
                        f"{cid}", f"no reservation for {cid}/{ifname} in {store.dir}")
 
@@ -428,7 +428,7 @@ def ipam_gc(op, valid: set) -> dict:
     from cnish.gc import stale_owners
     conf = op.ipam_conf
     store = Store(conf.dataDir, op.name)
-    stale = stale_owners(store, valid) if os.path.isdir(store.dir) else []
+    stale = stale_owners(store, valid) if store.exists() else []
     return {"store": store.dir, "stale": stale}
 
 

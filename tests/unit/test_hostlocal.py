@@ -268,6 +268,19 @@ for call in (lambda: s.holder("10.0.0.5"), s.files, lambda: s.release("ctr", "et
     assert (d / "10.0.0.5").read_bytes() == b"ctr\r\neth0"    # still reserved, not lost
 
 
+def test_a_store_directory_that_cannot_be_looked_at_is_no_missing_store(tmp_path):
+    """release() took any failed stat of the store's directory for "no store": DEL released
+    nothing and succeeded (a review's find). Only a missing one is that now."""
+    os.symlink("loop", tmp_path / "loop")
+    with pytest.raises(CNIError) as info:
+        store.Store(str(tmp_path), "loop").release("ctr", "eth0")
+    assert "cannot look at IPAM store" in info.value.msg
+    assert info.value.details.startswith("Too many levels of symbolic links")
+    assert store.Store(str(tmp_path), "missing").release("ctr", "eth0") == []
+    (tmp_path / "file").write_text("")
+    assert store.Store(str(tmp_path / "file"), "net1").release("ctr", "eth0") == []
+
+
 def test_files_that_are_not_reservations_still_read_as_none(tmp_path):
     d = tmp_path / "net1"
     d.mkdir()

@@ -152,3 +152,29 @@ def test_the_error_of_a_plugin_cnish_executes():
     other = failure("plugin x", "DEL", 2, "garbage", "it broke")
     assert (other.code, other.msg, other.details) == (999, "plugin x failed (DEL, exit 2)",
                                                       "it broke")
+
+
+def test_addresses_are_read_in_the_spelling_ip_prints():
+    """A prevResult (or a delegated IPAM's result) may spell addresses any way inet_pton reads
+    them; cnish compares them with what `ip` prints (an IPv6 audit found CHECK failing on
+    upper-case gateways). IPv6 route destinations are their networks, as the kernel's routes."""
+    parsed = results.parse({"cniVersion": "1.0.0",
+                            "ips": [{"address": "FD7A:0:0::0010/64", "gateway": "FD7A::0001"}],
+                            "routes": [{"dst": "FD00:200::1/24", "gw": "fd7a:0::1"},
+                                       {"dst": "::0/0"}, {"dst": "10.1.0.0/16"}]}, "1.0.0")
+    assert parsed["ips"] == [{"address": "fd7a::10/64", "gateway": "fd7a::1"}]
+    assert parsed["routes"] == [{"dst": "fd00:200::/24", "gw": "fd7a::1"}, {"dst": "::/0"},
+                                {"dst": "10.1.0.0/16"}]
+    old = results.parse({"cniVersion": "0.2.0", "ip6": {"ip": "FD7A::10/64",
+                                                        "gateway": "FD7A::1"}}, "0.2.0")
+    assert old["ips"] == [{"address": "fd7a::10/64", "gateway": "fd7a::1"}]
+
+
+def test_config_addresses_are_read_in_the_spelling_ip_prints():
+    from cnish.config import Fields
+    f = Fields({"gw": "2001:DB8:0::1", "dst": "2001:DB8::/32", "bad": "2001:DB8::x"}, "r")
+    assert f.ip("gw") == "2001:db8::1" and f.cidr("dst") == "2001:db8::/32"
+    assert f.ip("none") is None and f.cidr("none") is None
+    with pytest.raises(CNIError) as info:
+        f.ip("bad")
+    assert info.value.code == 7 and "r.bad" in info.value.msg

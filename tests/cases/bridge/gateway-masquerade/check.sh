@@ -222,8 +222,12 @@ cnish-store() {
       rm -f -- "$dir/.cnish-owner-$6.$1"
       if [[ ! -L $dir/$1 && -f $dir/$1 ]]; then
         local content
-        content=$(<"$dir/$1")
-        if [[ $content == "$2"$'\r\n'"$3" || $content == "$2" ]]; then
+        if ! content=$(<"$dir/$1"); then
+          if [[ -e $dir/$1 ]]; then            # (there but unreadable: the host's trouble,
+            printf 'cnish-store: cannot read %s in %s\n' "$1" "$dir" >&2    # as in cnish)
+            status=1
+          fi
+        elif [[ $content == "$2"$'\r\n'"$3" || $content == "$2" ]]; then
           rm -f -- "$dir/$1"
           if [[ -f $dir/last_reserved_ip.$4 && $(<"$dir/last_reserved_ip.$4") == "$1" ]]; then
             if [[ -n $5 ]]; then _cnish_store_last "$dir" "$4" "$5"
@@ -241,7 +245,12 @@ cnish-store() {
           [[ ${f##*/} =~ ^([0-9]{1,3}\.){3}[0-9]{1,3}$ ||
              ( ${f##*/} == *:* && ${f##*/} != *[!0-9a-fA-F.:]* ) ]] || continue
           [[ ! -L $f && -f $f ]] || continue
-          content=$(<"$f") || continue
+          if ! content=$(<"$f"); then
+            [[ -e $f ]] || continue                # (gone: a parallel release)
+            printf 'cnish-store: cannot read %s\n' "$f" >&2   # (the host's trouble, as cnish)
+            status=1
+            continue
+          fi
           if [[ $content == "$match" ]]; then rm -f -- "$f"; found=1; fi
         done
         (( found )) && break
