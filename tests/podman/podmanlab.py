@@ -100,6 +100,7 @@ class Podman:
         self.podman = shutil.which("podman")
         self.root = Path(tempfile.mkdtemp(prefix=f"cnish-podman-{RUN_ID}-"))
         self.existed = {d: os.path.exists(d) for d in CREATED_DIRS + (BLOB_CACHE_DIR,)}
+        self.nat_tables_before = nft_nat_tables()
         self.plugins = self.root / "plugins"
         self.netd = self.root / "netd"
         for d in (self.plugins, self.netd, self.root / "tmp"):
@@ -228,6 +229,8 @@ graphroot = "{r}/storage"
         for d in CREATED_DIRS:
             if not self.existed[d] and os.path.isdir(d) and not os.listdir(d):
                 os.rmdir(d)
+        for table in nft_nat_tables() - self.nat_tables_before:
+            remove_if_empty(table)
         if not self.existed[BLOB_CACHE_DIR]:
             # only the blob-info cache podman made, and the directories when empty again: a
             # podman of someone else's may have started using /var/lib/containers since
@@ -370,6 +373,31 @@ def bridge_ports(bridge: str) -> list:
     """Names of the links whose master is `bridge`."""
     brif = f"/sys/class/net/{bridge}/brif"
     return sorted(os.listdir(brif)) if os.path.isdir(brif) else []
+
+
+def nft_nat_tables() -> set:
+    """The nftables nat tables there are ("ip nat", "ip6 nat"): iptables-nft makes one at its
+    first use of `-t nat` (a listing included: nat_lines below) and never removes it."""
+    proc = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True)
+    return {line[len("table "):] for line in proc.stdout.splitlines()
+            if line.startswith("table ") and line.endswith(" nat")}
+
+
+BUILTIN_CHAINS = ("PREROUTING", "INPUT", "OUTPUT", "POSTROUTING")
+
+
+def remove_if_empty(table: str) -> None:
+    """Delete a nat table this session made when nothing is in it but its built-in chains,
+    without rules (anything else someone may have put there since keeps it)."""
+    proc = subprocess.run(["nft", "list", "table", *table.split()], capture_output=True,
+                          text=True)
+    for line in (l.strip() for l in proc.stdout.splitlines()):
+        if line.startswith("chain ") and line.split()[1] not in BUILTIN_CHAINS:
+            return
+        if line and not line.startswith(("table ", "chain ", "type ", "}")):
+            return                  # a rule, a set, a map...
+    if proc.returncode == 0:
+        subprocess.run(["nft", "delete", "table", *table.split()], capture_output=True)
 
 
 def link_exists(name: str) -> bool:
