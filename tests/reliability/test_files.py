@@ -194,6 +194,24 @@ def test_the_scripts_store_function_never_writes_through_a_symlink(tmp_path):
     assert not (tmp_path / "elsewhere").exists() and not (d / "10.0.0.6").exists()
 
 
+def test_the_scripts_store_function_fails_when_the_host_is_out_of_descriptors(tmp_path):
+    """With no file descriptor left, the dry-run script's cnish-store went on without its lock
+    and without reading the reservations, and answered 0 having released nothing, as cnish's
+    store did under EMFILE (a review's find): it fails now, and the reservation stays."""
+    import subprocess
+    from cnish.paths import templates_dir
+    function = os.path.join(templates_dir(), "script", "cnish-store.sh")
+    d = tmp_path / "net"
+    d.mkdir()
+    (d / "10.0.0.5").write_bytes(b"c1\r\neth0")
+    fill = " ".join(f"{n}</dev/null" for n in range(3, 10))
+    proc = subprocess.run(["bash", "-c", 'source "${0%/*}/cnish-trusted-dir.sh"; source "$0"; '
+                           f'ulimit -n 11; exec {fill}; cnish-store release "$@"', function,
+                           str(d), "c1", "eth0", "k" * 16], capture_output=True, text=True)
+    assert proc.returncode != 0, proc.stderr
+    assert (d / "10.0.0.5").read_bytes() == b"c1\r\neth0"
+
+
 def test_the_scripts_prune_sweeps_temporary_files_like_cnish(tmp_path):
     """The dry-run script's `cnish-store prune` (a GC script's step) removes the temporary
     files killed writers left, as cnish's own prune does, and keeps reservations."""

@@ -188,6 +188,10 @@ cnish-store() {
     printf 'cnish-store: refusing to use %s: another user could swap its files\n' "$dir" >&2
     return 1
   fi
+  if [[ $real != /?* ]]; then       # (bash cannot always say why: with no descriptor left for
+    printf 'cnish-store: cannot look at IPAM store %s\n' "$dir" >&2   # its pipe, $(...) is
+    return 1                        # empty, and status 0: the store would be / itself)
+  fi
   dir=$real
   if [[ $op == check ]]; then
     [[ ! -L $dir/$1 && -f $dir/$1 ]] || return 1
@@ -202,8 +206,19 @@ cnish-store() {
   fi
   old_umask=$(umask)
   umask 077
-  exec {fd}>>"$dir/lock"
-  flock "$fd"
+  # (as cnish: no change to the store without its lock; a store whose lock cannot be opened
+  # or taken, on a full file system or with no descriptor left, fails the step)
+  if ! exec {fd}>>"$dir/lock"; then
+    umask "$old_umask"
+    printf 'cnish-store: cannot open the lock of IPAM store %s\n' "$dir" >&2
+    return 1
+  fi
+  if ! flock "$fd"; then
+    exec {fd}>&-
+    umask "$old_umask"
+    printf 'cnish-store: cannot lock IPAM store %s\n' "$dir" >&2
+    return 1
+  fi
   case $op in
     reserve)
       if (set -o noclobber; printf '%s\r\n%s' "$2" "$3" >"$dir/$1") 2>/dev/null; then
@@ -286,6 +301,7 @@ cnish-lock() {
   [[ -d $CNISH_LOCK_DIR ]] || { mkdir -p -- "$(dirname -- "$CNISH_LOCK_DIR")" &&
     mkdir -m 0700 -- "$CNISH_LOCK_DIR"; } 2>/dev/null || [[ -d $CNISH_LOCK_DIR ]] || return 0
   dir=$(cnish-trusted-dir "$CNISH_LOCK_DIR" 2>/dev/null) || return 0
+  [[ $dir == /?* ]] || return 0     # (no descriptor left for $(...)'s pipe: empty, status 0)
   path=$dir/$1
   while :; do
     [[ ! -L $path ]] || return 0          # (a planted link: work on unguarded, as cnish does)
