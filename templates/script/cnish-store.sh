@@ -63,19 +63,15 @@ cnish-store() {
   fi
   old_umask=$(umask)
   umask 077
-  # (as cnish: no change to the store without its lock; a store whose lock cannot be opened
-  # or taken, on a full file system or with no descriptor left, fails the step)
+  # (as cnish: a store whose lock file cannot be opened, with no descriptor left, say, fails
+  # the step; an flock that fails, a BusyBox one say, is reported and the step goes on, as
+  # the attachment's lock does, cnish-lock)
   if ! exec {fd}>>"$dir/lock"; then
     umask "$old_umask"
     printf 'cnish-store: cannot open the lock of IPAM store %s\n' "$dir" >&2
     return 1
   fi
-  if ! flock "$fd"; then
-    exec {fd}>&-
-    umask "$old_umask"
-    printf 'cnish-store: cannot lock IPAM store %s\n' "$dir" >&2
-    return 1
-  fi
+  flock "$fd" || printf 'cnish-store: flock failed: IPAM store %s is not locked\n' "$dir" >&2
   case $op in
     reserve)
       if (set -o noclobber; printf '%s\r\n%s' "$2" "$3" >"$dir/$1") 2>/dev/null; then

@@ -94,3 +94,28 @@ def test_golden_scripts_are_valid(case):
                 proc = subprocess.run(["shellcheck", "-s", "bash", str(path)],
                                       capture_output=True, text=True)
                 assert proc.returncode == 0, proc.stdout
+
+
+def test_scripts_never_take_a_command_bash_could_not_start_for_done(tmp_path):
+    """With no file descriptor left for the pipe, bash runs no $(...) and reports status 0:
+    the script's `run` took every step for done without running it (and its helpers took /
+    for the store; a review's find). Its `capture` says status 126 instead, and the script
+    stops before its first step. Both parts of a rendered script run here, and no step."""
+    script = (CASES / "bridge" / "minimal" / "add.sh").read_text()
+    head = script[:script.index("\nfi\n", script.index("if [[ $(printf ok) != ok ]]")) + 4]
+    assert "\nrun " not in head and "\ncnish-" not in head      # (no step in it)
+    starved = "ulimit -n 10; exec 3</dev/null 4</dev/null 5</dev/null 6</dev/null " \
+              "7</dev/null 8</dev/null 9</dev/null; "
+    marker = tmp_path / "ran"
+    proc = subprocess.run(["bash", "-c", head + starved + f"capture touch {marker}\n"
+                           'printf "%s|%s" "$STATUS" "$OUT" >&2'], capture_output=True, text=True)
+    assert proc.returncode == 0 and proc.stderr.endswith(
+        "126|cannot run touch: bash could not start it (no file descriptor left?)"), proc.stderr
+    assert not marker.exists()
+    proc = subprocess.run(["bash", "-c", head + 'capture sh -c "echo a; echo b >&2; exit 3"\n'
+                           'printf "%s|%s" "$STATUS" "$OUT"'], capture_output=True, text=True)
+    assert proc.stdout == "3|a\nb", proc.stdout
+    proc = subprocess.run(["bash", "-c", starved + head + "echo not-reached"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 1 and "no file descriptor left?): nothing done" in proc.stderr
+    assert "not-reached" not in proc.stdout

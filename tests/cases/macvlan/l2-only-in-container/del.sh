@@ -19,6 +19,24 @@ umask g-w,o-w
 PATH="${PATH:+$PATH:}/usr/sbin:/sbin:/usr/bin:/bin"
 export LC_ALL=C
 
+# capture COMMAND...: its output (stdout and stderr) in OUT, its exit status in STATUS. With
+# no file descriptor left for the pipe, bash runs no $(...) and reports status 0: a step that
+# never ran would pass for done; here it is status 126, saying so.
+capture() {
+  OUT=$("$@" 2>&1; printf '\n%s' "$?") || true
+  if [[ $OUT != *$'\n'* ]]; then
+    STATUS=126 OUT="cannot run $1: bash could not start it (no file descriptor left?)"
+    return 0
+  fi
+  STATUS=${OUT##*$'\n'}
+  OUT=${OUT%$'\n'*}
+  while [[ $OUT == *$'\n' ]]; do OUT=${OUT%$'\n'}; done    # (as $(...) strips them)
+}
+if [[ $(printf ok) != ok ]]; then       # (the helpers' own $(...) would misjudge, likewise)
+  printf 'cnish: bash cannot start commands here (no file descriptor left?): nothing done\n' >&2
+  exit 1
+fi
+
 # Failures that mean "already there" (steps marked on_exists = done) and "already gone"
 # (on_missing = done, and every undo): the same list cnish's executor uses.
 already_there() { case $1 in *'File exists'*|*'Chain already exists'*) return 0 ;; esac; return 1; }
@@ -28,7 +46,8 @@ already_gone() { case $1 in *'Cannot find device'*|*'No such device'*|*'No such 
 run() {
   local step=$1 mode=$2 out status=0
   shift 3
-  out=$("$@" 2>&1) || status=$?
+  capture "$@"
+  out=$OUT status=$STATUS
   if (( status == 0 )); then
     if declare -F "undo_$step" >/dev/null; then DONE+=("$step"); fi
     return 0
@@ -42,7 +61,8 @@ run() {
 # undo COMMAND...: an undo; an object that is already gone counts as undone.
 undo() {
   local out status=0
-  out=$("$@" 2>&1) || status=$?
+  capture "$@"
+  out=$OUT status=$STATUS
   if (( status != 0 )) && ! already_gone "$out"; then
     printf 'cnish: undo failed with status %s: %s\n' "$status" "$out" >&2
     return 1
