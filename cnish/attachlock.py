@@ -12,7 +12,8 @@ attachment from interleaving when a runtime runs them at once (which the spec fo
 When the operation ends, its tools have ended too, and the file is removed (a waiter then
 finds that the file it locked is no longer the one in the directory, and starts over): a file
 stays only while an operation runs, or after one was killed, until its tools are done and
-the next ADD or DEL of that attachment comes. After WAIT seconds a waiter gives up with code
+the next ADD or DEL of that attachment comes — or when a tool killed at its deadline had not
+ended (asleep in the kernel, runner.py): it holds the lock still, on the file that stays. After WAIT seconds a waiter gives up with code
 11 (try again later): the runtime retries. CNISH_ATTACHMENT_LOCKS names another directory
 (the tests' own), or "off".
 IPAM plugins take no lock: their main plugin holds it (and may run cnish as its IPAM, a
@@ -99,13 +100,17 @@ def acquire(network: str, cid: str, ifname: str) -> str | None:
         os.close(fd)
 
 
-def release(path: str | None) -> None:
-    """Let go of the lock, its file removed first (the operation's tools have ended)."""
+def release(path: str | None, tools_left: bool = False) -> None:
+    """Let go of the lock, its file removed first (the operation's tools have ended). With
+    `tools_left` (a killed tool had not ended: runner.left_running) the file stays: the tool
+    holds the lock through its inherited descriptor, and the next ADD or DEL of the
+    attachment must find that file, and wait for it, not make a new one."""
     fd = _held.pop(path, None) if path else None
     if fd is None:
         return
-    try:
-        os.unlink(path)
-    except OSError:
-        pass
+    if not tools_left:
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
     os.close(fd)

@@ -514,23 +514,16 @@ def gc(network, config, cache_dir, dry_run, fmt):
             # example because several runtimes share the network and none knows every attachment)
             click.echo(f"{s.network} has disableGC: nothing to do")
             return
-        others = [p.get("type") for i, p in enumerate(s.plugins) if not s.ours(i)]
-        if others and not results.at_least(s.version, "1.1.0"):
-            # Below 1.1.0 the other plugins get no GC (libcni's GCNetworkList neither), and
-            # portmap, firewall, bandwidth keep what they made for a stale attachment: cnish's
-            # plugins releasing its address would hand their port forwards and rules to the
-            # next container given it (a mixing audit: `cnish gc` freed the address under
-            # portmap's DNAT). libcni collects nothing more for such a list either.
+        blockers = _gc_blockers(s)
+        if blockers:
             raise CNIError(INVALID_CONFIG, f"cannot garbage-collect {s.network}: "
-                           + ", ".join(others) + " get no GC below cniVersion 1.1.0 (the list "
-                           f"has {s.version})",
-                           "they may keep state (port forwards, firewall rules) for a stale "
-                           "attachment, which releasing its address would hand to the next "
-                           "container given it; DEL a stale attachment by its container id "
-                           "instead (cnish del NETWORK NETNS --cid ID, with the --cap-args it "
-                           "was added with: portmap finds its rules by them), which every "
-                           "plugin of the list gets, or give the list cniVersion 1.1.0 with "
-                           "plugins that serve GC")
+                           + "; ".join(blockers),
+                           "releasing a stale attachment's address would hand what they keep "
+                           "for it to the next container given the address; DEL the stale "
+                           "attachment by its container id instead (cnish del NETWORK NETNS "
+                           "--cid ID, with the --cap-args it was added with: portmap finds its "
+                           "rules by them; NETNS may be a path that is gone), which every "
+                           "plugin of the list gets")
         valid = [{"containerID": cid, "ifname": ifname}
                  for cid, ifname in libcni.cached_attachments(s.cache_dir, s.network)]
         extra = {"cni.dev/valid-attachments": valid, "cni.dev/attachments": valid}
@@ -563,6 +556,32 @@ def gc(network, config, cache_dir, dry_run, fmt):
         click.echo(f"kept {len(valid)} attachment(s) with a cached result")
     except CNIError as exc:
         _fail(exc)
+
+
+# Plugins that keep state for an attachment by its address (portmap's port forwards,
+# firewall's rules) and do not remove it on GC (the reference's answer GC without cleaning
+# up): cnish's plugins releasing a stale attachment's address would hand that state to the
+# next container given it (a mixing audit: the next container got the old one's forwarded
+# port). The reference's others keep theirs by container id or in the container.
+ADDRESS_KEYED = ("portmap", "firewall")
+NOT_ADDRESS_KEYED = ("tuning", "bandwidth", "sbr", "vrf")
+
+
+def _gc_blockers(s) -> list:
+    """Why `cnish gc` must not run cnish's plugins' GC on this list, if it must not."""
+    others = [p.get("type") for i, p in enumerate(s.plugins) if not s.ours(i)]
+    keyed = [t for t in others if t in ADDRESS_KEYED]
+    unknown = [t for t in others if t not in ADDRESS_KEYED + NOT_ADDRESS_KEYED]
+    out = []
+    if keyed:
+        out.append(", ".join(keyed) + " keep" + ("s" if len(keyed) == 1 else "")
+                   + " state by the attachment's address and do" + ("es" if len(keyed) == 1
+                                                                     else "")
+                   + " not remove it on GC")
+    if unknown and not results.at_least(s.version, "1.1.0"):
+        out.append(", ".join(unknown) + f" get{'s' if len(unknown) == 1 else ''} no GC below "
+                   f"cniVersion 1.1.0 (the list has {s.version}) and may keep such state")
+    return out
 
 
 @cli.command(help="Can every plugin of NETWORK serve ADD now? (CNI STATUS)")

@@ -15,10 +15,10 @@ import os
 from cnish import __version__, plugins, results, store
 from cnish.config import (Conf, Fields, check_cni_args, check_name, check_version, parse_dns,
                           parse_prev_result)
-from cnish.errors import INVALID_CONFIG, INVALID_ENV, CNIError, invalid_config
-from cnish.executor import Executor, preparing
+from cnish.errors import INVALID_CONFIG, INVALID_ENV, TRY_AGAIN, CNIError, invalid_config
+from cnish.executor import Executor, abandoning, preparing
 from cnish.plan import Plan, bind
-from cnish.runner import Runner
+from cnish.runner import TIMED_OUT, Runner
 
 SECTION = {"ADD": "add", "CHECK": "add", "DEL": "del", "GC": "gc"}
 
@@ -237,6 +237,11 @@ class Operation:
             if probe is None or self.runner.run([fill(t, identity) for t in probe["argv"]]
                                                 ).returncode != 0:
                 result = self.runner.run([fill(t, identity) for t in spec["run"]["argv"]])
+            if result is not None and result.returncode == TIMED_OUT:
+                # (killed at the prepare phase's deadline: its silence is no answer, where
+                # "no such chain" would let a DEL succeed having removed less; a review's find)
+                raise CNIError(TRY_AGAIN, f"cannot tell {fact_id}: {result.stderr.strip()}",
+                               "the host's tools are too slow or hung now: try again later")
             self._facts[fact_id] = result
         return self._facts[fact_id]
 
@@ -293,6 +298,7 @@ def execute(op: Operation):
                 # before anything changes, not after (the result is known in advance).
                 results.convert(op.plugin.result(op, att), op.version)
         except Exception as exc:        # a CNI error, or an internal one (code 999)
+            abandoning(op.runner)
             op.abandon_ipam(exc)
             raise
         finally:
@@ -318,8 +324,8 @@ def execute(op: Operation):
         return None
     finally:
         store.drop_locks()
-        if lock is not None:
-            attachlock.release(lock)        # (its tools have ended: nothing left to guard)
+        if lock is not None:    # (its tools have ended, but for killed ones left running)
+            attachlock.release(lock, tools_left=op.runner.left_running > 0)
 
 
 def status(op: Operation) -> None:

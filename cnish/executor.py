@@ -22,7 +22,8 @@ The executor knows steps, commands and tools — nothing about bridges or addres
   then is killed (the runner's limit), an ADD starts no step after it and rolls back, with time
   of its own for the undo; a DEL still tries its later steps, a few seconds each. A batch or
   command killed that way may have done part of its work: its steps count as "unknown", so an
-  ADD undoes them (never replayed one by one past the deadline). An ADD whose tools hang ends
+  ADD undoes them, but for those whose object may be another attachment's (_killed); a killed
+  batch is never replayed one step at a time past the deadline. An ADD whose tools hang ends
   within ≈ 110 s where it took up to 120 s a tool, undo included.
 
 Consecutive commands of one tool in one namespace are sent to the tool's batch mode
@@ -39,7 +40,7 @@ from cnish.runner import TIMED_OUT
 # Seconds each phase may take (see "deadlines" above): "prepare" is what runs while the plan
 # is made (the recipes' facts, a delegated IPAM's ADD; engine.execute); an ADD's three phases
 # stay under kubelet's 2 minutes with the runner's GRACE after each, and so do a DEL's two.
-PHASE_SECONDS = {"prepare": 20, "apply": 50, "rollback": 35, "teardown": 90, "check": 60}
+PHASE_SECONDS = {"prepare": 30, "apply": 45, "rollback": 30, "teardown": 90, "check": 60}
 
 # Stderr fragments that mean "already there" / "already gone" for the tools plans use
 # (cnish-store's "is already reserved ...: File exists" included).
@@ -95,6 +96,12 @@ class Job:
 def preparing(runner) -> None:
     """Start the clock of what runs while the plan is made (PHASE_SECONDS["prepare"])."""
     runner.limit(PHASE_SECONDS["prepare"])
+
+
+def abandoning(runner) -> None:
+    """Start the clock of giving back what a delegated IPAM allocated before the plan could
+    run (a rollback's time, not what the prepare phase left)."""
+    runner.limit(PHASE_SECONDS["rollback"])
 
 
 class Executor:
@@ -232,9 +239,8 @@ class Executor:
         res = (started or self.runner.start(job.cmd.argv)).wait()
         if res.returncode == 0:
             return Outcome(job.step, "done", 0, res.stderr, job.cmd.argv, res.seconds)
-        if res.returncode == TIMED_OUT:          # (killed: it may have done its part)
-            return Outcome(job.step, "unknown", res.returncode, res.stderr, job.cmd.argv,
-                           res.seconds)
+        if res.returncode == TIMED_OUT:
+            return _killed(job, res.stderr, job.cmd.argv)
         status = classify(res.stderr)
         if status not in job.tolerate:
             status = "failed"
@@ -271,9 +277,9 @@ class Executor:
             return [Outcome(j.step, "done", 0, "", j.cmd.argv, res.seconds) for j in group]
         if res.returncode == TIMED_OUT:
             # Killed at its phase's deadline: any of its lines may have run, and none is
-            # replayed alone (past the deadline): every step of it is undone.
-            return [Outcome(group[0].step, "unknown", res.returncode, res.stderr, res.argv)] + \
-                   [Outcome(j.step, "unknown", res.returncode, "", j.cmd.argv) for j in group[1:]]
+            # replayed alone (past the deadline); see _killed
+            return [_killed(group[0], res.stderr, res.argv)] + \
+                   [_killed(j, "", j.cmd.argv) for j in group[1:]]
         if family == "ip":
             line = batching.ip_batch_failed_line(res.stderr)
             if line is None or not 1 <= line <= len(group):
@@ -405,6 +411,19 @@ class Executor:
             if o.status not in ("done", "skipped") and o.stderr:
                 line += f" -> {o.stderr}"
             self.log.write(line)
+
+
+def _killed(job, stderr: str, argv) -> Outcome:
+    """The outcome of a step whose command (or batch) was killed at its deadline: it may have
+    done its part, so it is "unknown" and ADD undoes it — unless its object may be another
+    attachment's (the step takes finding it there for done, or a probe skips it then: a second
+    interface's masquerade chain, rules and jump, which are the first's too). An undo on a
+    guess would take that from it (a review's find: eth0's rules went with eth1's rollback),
+    so such a step is "failed", not undone; what it may have left, DEL finds by its address."""
+    step = job.step
+    theirs_too = (step.on_exists == "done" or step.skip_if is not None
+                  or step.skip_if_unbatched is not None)
+    return Outcome(step, "failed" if theirs_too else "unknown", TIMED_OUT, stderr, argv)
 
 
 def tolerated(step) -> tuple:

@@ -60,6 +60,7 @@ class Runner:
         self.spawner = spawner
         self._native_ok = {}
         self.deadline = None              # time.monotonic() by which the phase ends (limit)
+        self.left_running = 0             # killed tools that had not ended when cnish went on
 
     def limit(self, seconds: float | None) -> None:
         """The phase starting now (ADD's steps, their undo, DEL's steps) ends within `seconds`:
@@ -203,6 +204,8 @@ class Pending:
 
     def wait(self) -> Completed:
         done = self.done if self.child is None else self.child.collect(self.runner.time_left())
+        if self.child is not None and self.child.left:
+            self.runner.left_running += 1
         return Completed(self.argv, done[0], done[1], done[2], time.monotonic() - self.started)
 
 
@@ -235,6 +238,7 @@ class Child:
             if netns is not None:
                 actions.append((os.POSIX_SPAWN_DUP2, netns, 3))
         self.argv = argv
+        self.left = False           # killed but not ended (asleep in the kernel): left running
         try:
             self.pid = os.posix_spawn(program, list(argv), env, file_actions=actions)
         except OSError:
@@ -298,6 +302,7 @@ class Child:
             if timed_out:
                 os.kill(self.pid, 9)
                 gone = self._reaped()
+                self.left = not gone
             else:
                 _, status = os.waitpid(self.pid, 0)
         if timed_out:

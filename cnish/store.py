@@ -80,12 +80,16 @@ _NOT_THERE = frozenset((errno.ENOENT, errno.ENOTDIR, errno.ELOOP, errno.EACCES, 
 _TRANSIENT = frozenset((errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.EAGAIN, errno.EINTR))
 
 
-def _fail(msg: str, exc: OSError | None = None) -> CNIError:
+class Unreadable(CNIError):
+    """The host could not serve a read of the store (see _read): not "nothing there"."""
+
+
+def _fail(msg: str, exc: OSError | None = None, kind=CNIError) -> CNIError:
     details = ""
     if exc is not None:
         details = f"{exc.strerror}: {exc.filename}" if exc.filename else str(exc.strerror)
     code = TRY_AGAIN if exc is not None and exc.errno in _TRANSIENT else IPAM_FAILED
-    return CNIError(code, msg, details)
+    return kind(code, msg, details)
 
 
 class Store:
@@ -180,14 +184,14 @@ class Store:
         except OSError as exc:
             if exc.errno in _NOT_THERE:
                 return None      # vanished (a parallel release), a symlink, or unreadable
-            raise _fail(f"cannot read {name} in IPAM store {self.dir}", exc) from None
+            raise _fail(f"cannot read {name} in IPAM store {self.dir}", exc, Unreadable) from None
         try:
             st = os.fstat(fd)
             if not stat.S_ISREG(st.st_mode) or st.st_uid not in (0, os.geteuid()):
                 return None      # a directory, a FIFO, a device, another user's: not one
             return os.read(fd, 4096).decode("utf-8", "replace")
         except OSError as exc:
-            raise _fail(f"cannot read {name} in IPAM store {self.dir}", exc) from None
+            raise _fail(f"cannot read {name} in IPAM store {self.dir}", exc, Unreadable) from None
         finally:
             os.close(fd)
 
@@ -199,7 +203,7 @@ class Store:
         except (FileNotFoundError, NotADirectoryError):
             return False
         except OSError as exc:
-            raise _fail(f"cannot look at IPAM store {self.dir}", exc) from None
+            raise _fail(f"cannot look at IPAM store {self.dir}", exc, Unreadable) from None
 
     def files(self) -> dict:
         """Regular files of the store: name -> inode number, both from one getdents pass
@@ -218,11 +222,11 @@ class Store:
                         pass                    # (gone since: a parallel release)
                     except OSError as exc:
                         raise _fail(f"cannot look at {entry.name} in IPAM store {self.dir}",
-                                    exc) from None
+                                    exc, Unreadable) from None
         except FileNotFoundError:
             pass
         except OSError as exc:
-            raise _fail(f"cannot list IPAM store {self.dir}", exc) from None
+            raise _fail(f"cannot list IPAM store {self.dir}", exc, Unreadable) from None
         return files
 
     @staticmethod

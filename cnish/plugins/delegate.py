@@ -14,6 +14,7 @@ fine.
 
 from cnish import jsonfast, natives, plugin_exec, plugins, results
 from cnish.errors import INTERNAL, INVALID_CONFIG, NOT_AVAILABLE, CNIError
+from cnish.runner import TIMED_OUT
 
 TYPE = "delegate"
 KIND = "ipam"
@@ -44,6 +45,7 @@ class Delegate:
         self.path = op.ipam_conf.path
         self.config = jsonfast.dumps(op.raw)
         self.done = set()
+        self.may_hold = False       # its ADD ran (or was killed running): DEL gives back
 
     def env(self, command: str) -> dict:
         rt = self.op.runtime
@@ -58,6 +60,8 @@ class Delegate:
         res = self.op.runner.run((self.path,), stdin=self.config, env=self.env(command))
         if res.returncode == 0:
             self.done.add(command)
+        if command == "ADD" and res.returncode in (0, TIMED_OUT):
+            self.may_hold = True    # (killed at its deadline, it may have allocated already)
         return res.returncode, res.stdout, res.stderr
 
     def error(self, command: str, rc: int, out: str, err: str) -> CNIError:
@@ -106,7 +110,7 @@ def ipam_abandon(op) -> str:
     """The ADD failed before its plan ran (the plan's rollback would have run DEL): give the
     addresses back now. Returns what went wrong with that DEL, or ""."""
     d = getattr(op, "_delegate", None)
-    if d is None or "ADD" not in d.done:
+    if d is None or not d.may_hold:
         return ""
     rc, out, err = d.run("DEL")
     if rc == 0:

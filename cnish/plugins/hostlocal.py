@@ -18,7 +18,7 @@ import stat
 from cnish.config import Fields, parse_routes
 from cnish.errors import CHECK_FAILED, IPAM_FAILED, INVALID_CONFIG, CNIError, invalid_config
 from cnish.ipnet import IP, Prefix, parse_ip_or_prefix, special_use
-from cnish.store import Store, owner_key
+from cnish.store import Store, Unreadable, owner_key
 
 TYPE = "host-local"
 KIND = "ipam"
@@ -379,7 +379,14 @@ def ipam_del(op):
     """att.ipam for DEL, plus the addresses the store holds for this attachment."""
     conf = op.ipam_conf
     store = Store(conf.dataDir, op.name)
-    held = store.owned(op.runtime.container_id, op.runtime.ifname) if store.exists() else []
+    try:
+        held = store.owned(op.runtime.container_id, op.runtime.ifname) if store.exists() else []
+    except Unreadable as exc:
+        # (DEL goes on without them: the link and the rules it finds otherwise go, and the
+        # release step, which reads the store again, fails and is retried with the DEL)
+        if op.log:
+            op.log.write(f"DEL goes on without the reserved addresses: {exc} ({exc.details})")
+        held = []
     return {"store": store.dir, "key": owner_key(op.runtime.container_id, op.runtime.ifname),
             "reservations": []}, held
 

@@ -685,8 +685,10 @@ def _steps(*runs, undos=None):
 
 
 @pytest.fixture
-def short_phases(monkeypatch):
+def short_phases(monkeypatch, tmp_path):
     from cnish import executor, runner
+    # (engine.execute takes the attachment's lock: the test's own directory, not /run/cnish)
+    monkeypatch.setenv("CNISH_ATTACHMENT_LOCKS", str(tmp_path / "locks"))
     monkeypatch.setattr(executor, "PHASE_SECONDS",
                         {"prepare": 1, "apply": 1, "rollback": 1, "teardown": 1, "check": 1})
     monkeypatch.setattr(runner, "GRACE", 0.5)
@@ -751,6 +753,70 @@ def test_a_batch_killed_at_the_deadline_is_undone_whole_and_not_replayed(short_p
     assert "step 1" in info.value.msg and "timed out after 1 s, killed" in info.value.details
     lines = log.read_text().splitlines()
     assert [l.split()[0] for l in lines] == ["iptables-restore", "undo2", "undo1"], lines
+
+
+def test_a_killed_batch_leaves_what_may_be_another_attachments(short_phases, tmp_path):
+    """Of a killed batch, a step whose object may be another attachment's (it takes finding
+    it for done, or a probe skips it: a second interface's masquerade chain and rules, which
+    are the first's too) is not undone on a guess: eth0's rules went with eth1's rollback (a
+    review's find). The others are."""
+    from cnish import plan
+    bindir, log = tmp_path / "bin", tmp_path / "log"
+    bindir.mkdir()
+    (bindir / "iptables-restore").write_text(f"#!/bin/sh\necho restore >> {log}\n"
+                                             "cat > /dev/null\nexec sleep 30\n")
+    (bindir / "iptables-restore").chmod(0o755)
+    steps = _steps(("iptables", "-w", "-t", "nat", "-N", "CNI-A"),
+                   ("iptables", "-w", "-t", "nat", "-N", "CNI-X"),
+                   ("iptables", "-w", "-t", "nat", "-A", "CNI-X", "-j", "ACCEPT"),
+                   undos=[("sh", "-c", f"echo undo{n} >> {log}") for n in (1, 2, 3)])
+    steps[1].on_exists = "done"                                   # (the chain: shared)
+    steps[2].skip_if_unbatched = plan.Command(("false",))         # (the rule: probed alone)
+    with pytest.raises(CNIError) as info:
+        Executor(Runner(path=str(bindir), use_natives=False)).apply(steps)
+    assert "timed out" in info.value.details
+    assert log.read_text().split() == ["restore", "undo1"]
+
+
+def test_a_delegated_ipam_killed_at_the_deadline_gets_its_del(short_phases, tmp_path):
+    """A delegated IPAM's ADD killed at the prepare phase's deadline may have allocated: it
+    gets its DEL (none was sent: only a finished ADD counted), in time of its own (the DEL ran
+    under what the prepare phase had left: a review's find)."""
+    from cnish import engine
+    from cnish.config import parse_env
+    bindir, log = tmp_path / "bin", tmp_path / "log"
+    bindir.mkdir()
+    (bindir / "slow-ipam").write_text(
+        f'#!/bin/sh\necho "$CNI_COMMAND" >> {log}\ncat > /dev/null\n'
+        '[ "$CNI_COMMAND" = ADD ] && exec sleep 30\nsleep 0.6\nexit 0\n')
+    (bindir / "slow-ipam").chmod(0o755)
+    env = {"CNI_COMMAND": "ADD", "CNI_CONTAINERID": "ctr1", "CNI_NETNS": "/var/run/netns/x",
+           "CNI_IFNAME": "eth0", "CNI_PATH": str(bindir), "CNI_ARGS": ""}
+    op = engine.Operation(dict(RAW, ipam={"type": "slow-ipam"}),
+                          parse_env(env, netns_exists=False), dry_run=False, runner=Runner())
+    with pytest.raises(CNIError) as info:
+        engine.execute(op)
+    assert "timed out after 1 s" in str(info.value) + info.value.details
+    assert "releasing the addresses failed" not in info.value.details  # (its DEL took 0.6 s)
+    assert log.read_text().split() == ["ADD", "DEL"]
+
+
+def test_a_fact_killed_at_the_deadline_is_no_answer(short_phases, tmp_path):
+    """A recipe's fact (a read-only command while the plan is made) killed at the prepare
+    phase's deadline read as its tool's silence: "no such chain", "no address", and a DEL
+    then succeeded having removed less (a review's find). It is code 11 now: try again."""
+    from cnish.executor import preparing
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (bindir / "ip").write_text("#!/bin/sh\nexec sleep 30\n")
+    (bindir / "ip").chmod(0o755)
+    op = operation(dict(RAW, bridge="lo"), dry_run=False,
+                   runner=Runner(path=str(bindir), use_natives=False))
+    preparing(op.runner)
+    with pytest.raises(CNIError) as info:
+        op.fact("bridge-addresses")
+    assert info.value.code == 11 and "cannot tell bridge-addresses" in info.value.msg
+    assert "timed out after 1 s" in info.value.msg
 
 
 def test_what_runs_while_the_plan_is_made_has_a_deadline_too(short_phases, monkeypatch):

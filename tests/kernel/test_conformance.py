@@ -508,6 +508,16 @@ def test_cli_gc_of_an_older_list_with_other_plugins_releases_nothing(lab, tmp_pa
     nat = host.run("iptables-save", "-t", "nat").stdout
     assert "10.77.0.2" not in nat and "-j DNAT" not in nat
     assert not [k for k in store_files(lab.data_dir) if "/10.77." in k]
+    # portmap keeps its forwards by address and its GC (the reference's, at 1.1.0) removes
+    # nothing: refused at 1.1.0 too; tuning keeps its state by container id: no refusal
+    for version, plugins, refused in (("1.1.0", conflist["plugins"], True),
+                                      ("1.0.0", [conflist["plugins"][0], {"type": "tuning"}],
+                                       False)):
+        path.write_text(json.dumps(dict(conflist, cniVersion=version, plugins=plugins)))
+        proc = sh(*run, "gc", "pmgc", *common, env=env, check=False)
+        assert (proc.returncode == 1 and "portmap keeps state" in proc.stderr) == refused, \
+            (version, proc.stderr)
+        assert refused or proc.returncode == 0, proc.stderr
 
 
 def test_cli_gc_removes_nothing_when_the_result_cache_cannot_be_trusted(lab, tmp_path):

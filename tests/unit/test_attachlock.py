@@ -50,6 +50,37 @@ def test_a_tool_started_meanwhile_keeps_holding_it(locks, monkeypatch):
     attachlock.release(held)
 
 
+def test_a_killed_tool_left_running_keeps_the_lock_file(locks, monkeypatch):
+    """A tool killed at its deadline that has not ended (asleep in the kernel) still holds the
+    lock through its inherited descriptor: the engine's release leaves the file, so the next
+    ADD or DEL waits for the tool (code 11 after WAIT) instead of making a new file and going
+    on beside it (a review's find)."""
+    from cnish import runner
+    monkeypatch.setattr(attachlock, "WAIT", 0.2)
+    path = attachlock.acquire("net", "ctr1", "eth0")
+    # (a tool SIGKILL does not end at once cannot be made here: the runner's kill misses)
+    real_kill = os.kill
+    monkeypatch.setattr(os, "kill", lambda pid, sig: None)
+    r = runner.Runner()
+    pending = r.start(("sleep", "30"))
+    try:
+        r.limit(0.1)
+        res = pending.wait()
+        assert res.returncode == runner.TIMED_OUT and "left running" in res.stderr
+        assert r.left_running == 1
+        attachlock.release(path, tools_left=r.left_running > 0)
+        assert os.path.exists(path)
+        with pytest.raises(CNIError) as info:
+            attachlock.acquire("net", "ctr1", "eth0")          # the tool holds it still
+        assert info.value.code == 11
+    finally:
+        real_kill(pending.child.pid, 9)
+        os.waitpid(pending.child.pid, 0)
+    held = attachlock.acquire("net", "ctr1", "eth0")
+    assert held == path
+    attachlock.release(held)
+
+
 def test_a_waiter_on_a_removed_file_starts_over(locks):
     """An operation that held the lock removes its file when it ends; another process that
     waited on that file must not go on with a lock nobody else can see: it locks the file

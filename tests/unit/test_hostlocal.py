@@ -281,6 +281,21 @@ def test_a_store_directory_that_cannot_be_looked_at_is_no_missing_store(tmp_path
     assert store.Store(str(tmp_path / "file"), "net1").release("ctr", "eth0") == []
 
 
+def test_del_goes_on_when_the_store_cannot_be_read_while_its_plan_is_made(tmp_path,
+                                                                         monkeypatch):
+    """DEL reads the store while its plan is made (the addresses it finds the rules by): a
+    read the host cannot serve failed the whole DEL there, the link and rules kept too (a
+    review's find). It goes on without them; the release step reads the store again and
+    fails, and the runtime retries the DEL."""
+    def unreadable(self, *args):
+        raise store.Unreadable(11, f"cannot list IPAM store {self.dir}", "Too many open files")
+    monkeypatch.setattr(store.Store, "owned", unreadable)
+    (tmp_path / "net1").mkdir()
+    att, held = hostlocal.ipam_del(operation(conf(tmp_path, [[{"subnet": "10.0.0.0/24"}]]),
+                                             "DEL"))
+    assert held == [] and att["store"] == str(tmp_path / "net1")
+
+
 def test_files_that_are_not_reservations_still_read_as_none(tmp_path):
     d = tmp_path / "net1"
     d.mkdir()
