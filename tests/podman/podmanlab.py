@@ -378,6 +378,8 @@ def bridge_ports(bridge: str) -> list:
 def nft_nat_tables() -> set:
     """The nftables nat tables there are ("ip nat", "ip6 nat"): iptables-nft makes one at its
     first use of `-t nat` (a listing included: nat_lines below) and never removes it."""
+    if shutil.which("nft") is None:
+        return set()                    # (no nft: nothing to see, nothing to remove)
     proc = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True)
     return {line[len("table "):] for line in proc.stdout.splitlines()
             if line.startswith("table ") and line.endswith(" nat")}
