@@ -13,9 +13,9 @@ When the operation ends, its tools have ended too, and the file is removed (a wa
 finds that the file it locked is no longer the one in the directory, and starts over): a file
 stays only while an operation runs, or after one was killed, until its tools are done and
 the next ADD or DEL of that attachment comes — or when a tool killed at its deadline had not
-ended (asleep in the kernel, runner.py): it holds the lock still, on the file that stays. After WAIT seconds a waiter gives up with code
-11 (try again later): the runtime retries. CNISH_ATTACHMENT_LOCKS names another directory
-(the tests' own), or "off".
+ended (asleep in the kernel, runner.py): it holds the lock still, on the file that stays.
+After WAIT seconds a waiter gives up with code 11 (try again later): the runtime retries.
+CNISH_ATTACHMENT_LOCKS names another directory (the tests' own), or "off".
 IPAM plugins take no lock: their main plugin holds it (and may run cnish as its IPAM, a
 child that inherits the lock and would wait for it for ever if it asked again).
 """

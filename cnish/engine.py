@@ -16,7 +16,7 @@ from cnish import __version__, plugins, results, store
 from cnish.config import (Conf, Fields, check_cni_args, check_name, check_version, parse_dns,
                           parse_prev_result)
 from cnish.errors import INVALID_CONFIG, INVALID_ENV, TRY_AGAIN, CNIError, invalid_config
-from cnish.executor import Executor, abandoning, preparing
+from cnish.executor import Executor, start_phase
 from cnish.plan import Plan, bind
 from cnish.runner import TIMED_OUT, Runner
 
@@ -290,7 +290,7 @@ def execute(op: Operation):
         lock = attachlock.acquire(op.name, op.runtime.container_id, op.runtime.ifname)
     try:
         # (the facts and a delegated IPAM's ADD run now: executor.py, deadlines)
-        preparing(op.runner)
+        start_phase(op.runner, "prepare")
         try:
             plan, att = build_plan(op)
             if op.command == "ADD" and not results.at_least(op.version, "0.3.0"):
@@ -298,7 +298,7 @@ def execute(op: Operation):
                 # before anything changes, not after (the result is known in advance).
                 results.convert(op.plugin.result(op, att), op.version)
         except Exception as exc:        # a CNI error, or an internal one (code 999)
-            abandoning(op.runner)
+            start_phase(op.runner, "rollback")  # (not what the prepare phase left)
             op.abandon_ipam(exc)
             raise
         finally:

@@ -93,15 +93,11 @@ class Job:
         self.alone = alone      # the step's run: its skip_if_unbatched applies (not to undos)
 
 
-def preparing(runner) -> None:
-    """Start the clock of what runs while the plan is made (PHASE_SECONDS["prepare"])."""
-    runner.limit(PHASE_SECONDS["prepare"])
-
-
-def abandoning(runner) -> None:
-    """Start the clock of giving back what a delegated IPAM allocated before the plan could
-    run (a rollback's time, not what the prepare phase left)."""
-    runner.limit(PHASE_SECONDS["rollback"])
+def start_phase(runner, phase: str) -> int:
+    """Start `phase`'s clock on the runner (see deadlines above); returns its seconds."""
+    seconds = PHASE_SECONDS[phase]
+    runner.limit(seconds)
+    return seconds
 
 
 class Executor:
@@ -113,8 +109,7 @@ class Executor:
     def _run_phase(self, phase: str, jobs, stop_on_failure: bool, concurrent: bool = True):
         """run_jobs on a phase's clock: the runner kills what runs past it (see deadlines
         above); what runs outside a phase gets the runner's TIMEOUT."""
-        self.phase_seconds = PHASE_SECONDS[phase]
-        self.runner.limit(self.phase_seconds)
+        self.phase_seconds = start_phase(self.runner, phase)
         try:
             return self.run_jobs(jobs, stop_on_failure, concurrent)
         finally:
@@ -365,7 +360,7 @@ class Executor:
         problems = []
         # The checks only read, and none depends on another: all are started at once and
         # collected in plan order, so the processes' start-up costs overlap.
-        self.runner.limit(PHASE_SECONDS["check"])           # (see deadlines above)
+        start_phase(self.runner, "check")
         try:
             started = [(step, self.runner.start(step.check.argv)) for step in steps
                        if step.check is not None]

@@ -81,8 +81,13 @@ def ipv6_entries(dev: str) -> list:
 SCOPE_LINK = 0x20
 
 
+def ipv6_text(address: str) -> str:
+    """An address of ipv6_entries (32 hex digits) as `ip` prints it ("fd77::2")."""
+    from _socket import AF_INET6
+    return inet_ntop(AF_INET6, bytes.fromhex(address))
+
+
 def ipv6_addresses(dev: str) -> list:
     """The link's global IPv6 addresses as "addr/len" (link-local ones left out)."""
-    from _socket import AF_INET6
-    return [f"{inet_ntop(AF_INET6, bytes.fromhex(address))}/{length}"
+    return [f"{ipv6_text(address)}/{length}"
             for address, length, scope, _flags in ipv6_entries(dev) if scope != SCOPE_LINK]

@@ -155,7 +155,6 @@ IFA_F_TENTATIVE, IFA_F_DADFAILED = 0x40, 0x08
 def _dad_wait(path, ifname, seconds):
     import time
     from cnish import hostinfo, netns
-    from cnish.ipnet import IP
     from cnish.runner import _own_netns_fd
     home = _own_netns_fd()
     if home is None:
@@ -170,7 +169,7 @@ def _dad_wait(path, ifname, seconds):
             entries = hostinfo.ipv6_entries(ifname)      # (no IPv6 in this kernel: none)
         finally:
             netns.leave(home)
-        failed = [str(IP.parse(":".join(address[i:i + 4] for i in range(0, 32, 4))))
+        failed = [hostinfo.ipv6_text(address)
                   for address, _, _, flags in entries if flags & IFA_F_DADFAILED]
         if failed:
             return 1, "", (f"cnish-dad-wait: duplicate address detection failed on {ifname} "

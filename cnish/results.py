@@ -186,10 +186,10 @@ def _canonical(entry: dict) -> dict:
     for key, parse in (("address", Prefix.parse), ("gateway", IP.parse),
                        ("dst", Prefix.parse), ("gw", IP.parse)):
         if isinstance(entry.get(key), str) and entry[key]:
-            entry[key] = str(parse(entry[key]))        # (checked already: _check_str)
-    dst = entry.get("dst")
-    if isinstance(dst, str) and ":" in dst:            # (IPv6: the kernel's route is to the
-        entry["dst"] = str(Prefix.parse(dst).subnet)   # network, whatever the host bits said)
+            value = parse(entry[key])                  # (checked already: _check_str)
+            if key == "dst" and value.version == 6:    # (the kernel's route is to the network,
+                value = value.subnet                   # whatever the host bits said)
+            entry[key] = str(value)
     return entry
 
 

@@ -47,8 +47,9 @@ def _gateway(entry: dict) -> str:
     reference allows)."""
     prefix = Prefix.parse(entry["address"])
     gateway = entry.get("gateway") or str(prefix.network + 1)   # (IPAM's: checked on entry)
-    mine = IP.parse(gateway) == prefix.ip
-    if mine or not (prefix.subnet.contains(IP.parse(gateway)) or IP.parse(gateway).link_local):
+    gw = IP.parse(gateway)
+    mine = gw == prefix.ip
+    if mine or not (prefix.subnet.contains(gw) or gw.link_local):
         raise CNIError(INVALID_CONFIG, f"ptp has no gateway for {entry['address']}",
                        (f"IPAM's gateway {gateway} "
                         + ("is the container's own address" if mine else

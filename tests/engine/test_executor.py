@@ -805,14 +805,14 @@ def test_a_fact_killed_at_the_deadline_is_no_answer(short_phases, tmp_path):
     """A recipe's fact (a read-only command while the plan is made) killed at the prepare
     phase's deadline read as its tool's silence: "no such chain", "no address", and a DEL
     then succeeded having removed less (a review's find). It is code 11 now: try again."""
-    from cnish.executor import preparing
+    from cnish.executor import start_phase
     bindir = tmp_path / "bin"
     bindir.mkdir()
     (bindir / "ip").write_text("#!/bin/sh\nexec sleep 30\n")
     (bindir / "ip").chmod(0o755)
     op = operation(dict(RAW, bridge="lo"), dry_run=False,
                    runner=Runner(path=str(bindir), use_natives=False))
-    preparing(op.runner)
+    start_phase(op.runner, "prepare")
     with pytest.raises(CNIError) as info:
         op.fact("bridge-addresses")
     assert info.value.code == 11 and "cannot tell bridge-addresses" in info.value.msg
