@@ -81,6 +81,11 @@ def test_dual_stack(lab):
     assert "default via fd78::1" in sh("ip", "-n", c, "-6", "route").stdout
     assert any("fd78::2/128" in r for r in nat_rules(host, "ip6tables"))
     assert host.cni("CHECK", dict(conf, prevResult=res), c)[0] == 0
+    # the container takes its interface down and up: the kernel flushes IPv6 addresses on
+    # down unless keep_addr_on_down (IPv4's it keeps), so IPAM's IPv6 address must survive
+    sh("ip", "-n", c, "link", "set", "eth0", "down")
+    sh("ip", "-n", c, "link", "set", "eth0", "up")
+    assert "fd78::2/64" in sh("ip", "-n", c, "-6", "-o", "addr", "show", "dev", "eth0").stdout
     assert host.cni("DEL", dict(conf, prevResult=res), c)[0] == 0
     assert nat_rules(host) == [] and nat_rules(host, "ip6tables") == []
 

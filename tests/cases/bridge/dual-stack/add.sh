@@ -348,197 +348,202 @@ cnish-lock dee133599eb41ef8.lock
 
 # ---------------------------------------------------------------------------------------------
 
-# Step 1/35 [reserve[0]] reserve 10.12.0.10 for ctr1/eth0 in /nonexistent/cnish-golden/dualnet
+# Step 1/36 [reserve[0]] reserve 10.12.0.10 for ctr1/eth0 in /nonexistent/cnish-golden/dualnet
 #   why:  the file is created exclusively, so two ADDs can never hold the same address
 #   undo: cnish-store release-ip /nonexistent/cnish-golden/dualnet 10.12.0.10 ctr1 eth0 0 '' 608c92e125bbee99
 undo_1() { undo cnish-store release-ip /nonexistent/cnish-golden/dualnet 10.12.0.10 ctr1 eth0 0 '' 608c92e125bbee99; }
 run 1 strict -- cnish-store reserve /nonexistent/cnish-golden/dualnet 10.12.0.10 ctr1 eth0 0 608c92e125bbee99
 
-# Step 2/35 [reserve[1]] reserve fd12::2 for ctr1/eth0 in /nonexistent/cnish-golden/dualnet
+# Step 2/36 [reserve[1]] reserve fd12::2 for ctr1/eth0 in /nonexistent/cnish-golden/dualnet
 #   why:  the file is created exclusively, so two ADDs can never hold the same address
 #   undo: cnish-store release-ip /nonexistent/cnish-golden/dualnet fd12::2 ctr1 eth0 1 '' 608c92e125bbee99
 undo_2() { undo cnish-store release-ip /nonexistent/cnish-golden/dualnet fd12::2 ctr1 eth0 1 '' 608c92e125bbee99; }
 run 2 strict -- cnish-store reserve /nonexistent/cnish-golden/dualnet fd12::2 ctr1 eth0 1 608c92e125bbee99
 
-# Step 3/35 [new-attachment] verify that vethdee133599eb does not exist: eth0 of this container is not attached to this network already
+# Step 3/36 [new-attachment] verify that vethdee133599eb does not exist: eth0 of this container is not attached to this network already
 #   why:  before anything that names the attachment (the MAC spoof check's chains and rules, the masquerade rules, which cnish starts alongside the first command): an ADD repeated for an attachment that exists would otherwise fail only at the veth, and its rollback would delete what the existing attachment uses; a check in-process, no command
 run 3 strict -- test '!' -e /sys/class/net/vethdee133599eb
 
-# Step 4/35 [bridge] lesson step 2: create the bridge golden2 unless it exists
+# Step 4/36 [bridge] lesson step 2: create the bridge golden2 unless it exists
 #   why:  the bridge is shared by every container of the network, so neither rollback nor DEL removes it; a bridge created by a parallel ADD in the meantime is fine. The probe looks for the bridge's own sysfs directory, which the kernel adds after the link's: a bridge that a parallel ADD is still creating counts as missing, and `ip link add` then waits for that creation to finish and answers "File exists"
 #   undo: none, shared with other attachments
 if ! test -d /sys/class/net/golden2/bridge 2>/dev/null; then
   run 4 exists-ok -- ip link add name golden2 mtu 1400 address 86:20:7c:fc:f5:b3 type bridge
 fi
 
-# Step 5/35 [bridge-is-bridge] verify that golden2 is a bridge
+# Step 5/36 [bridge-is-bridge] verify that golden2 is a bridge
 #   why:  an existing link of that name that is not a bridge would otherwise receive the container's veth
 run 5 strict -- test -d /sys/class/net/golden2/bridge
 
-# Step 6/35 [bridge-mac] pin the MAC address of golden2 to 86:20:7c:fc:f5:b3 unless it is set already
+# Step 6/36 [bridge-mac] pin the MAC address of golden2 to 86:20:7c:fc:f5:b3 unless it is set already
 #   why:  a bridge whose MAC was never set takes the lowest MAC of its ports, which changes as containers come and go, and the containers keep the gateway's old MAC until they ask again (seconds without a gateway); cnish sets it when it creates the bridge, and pins an existing bridge's current MAC (one made by hand or by another tool), as the reference does with isGateway. The probe reads the kernel's addr_assign_type (3: set)
 #   undo: none, shared with other attachments
 if ! grep -qxF 3 /sys/class/net/golden2/addr_assign_type 2>/dev/null; then
   run 6 strict -- ip link set dev golden2 address 86:20:7c:fc:f5:b3
 fi
 
-# Step 7/35 [bridge-up] bring the bridge golden2 up
+# Step 7/36 [bridge-up] bring the bridge golden2 up
 #   undo: none, shared with other attachments
 run 7 strict -- ip link set dev golden2 up
 
-# Step 8/35 [veth] lesson steps 3-4: create the veth pair vethdee133599eb (host) / eth0 (inside /var/run/netns/cnish-test)
+# Step 8/36 [veth] lesson steps 3-4: create the veth pair vethdee133599eb (host) / eth0 (inside /var/run/netns/cnish-test)
 #   why:  the container end is created directly inside the namespace, so it never appears on the host under the container's interface name
 #   undo: ip link del dev vethdee133599eb
 undo_8() { undo ip link del dev vethdee133599eb; }
 run 8 strict -- ip link add name vethdee133599eb mtu 1400 address be:b2:2c:32:00:87 type veth peer name eth0 mtu 1400 address 52:7f:62:49:1d:58 netns /var/run/netns/cnish-test
 
-# Step 9/35 [label] label vethdee133599eb with its attachment (cnish/dualnet/ctr1/eth0)
+# Step 9/36 [label] label vethdee133599eb with its attachment (cnish/dualnet/ctr1/eth0)
 #   why:  GC recognises the host ends of attachments it must remove by this label; operators see whose veth it is
 #   undo: none of its own, undone with step "veth"
 run 9 strict -- ip link set dev vethdee133599eb alias cnish/dualnet/ctr1/eth0
 
-# Step 10/35 [attach] lesson step 5: attach vethdee133599eb to the bridge golden2
+# Step 10/36 [attach] lesson step 5: attach vethdee133599eb to the bridge golden2
 #   undo: none of its own, undone with step "veth"
 run 10 strict -- ip link set dev vethdee133599eb master golden2
 
-# Step 11/35 [hairpin] enable hairpin mode on the bridge port vethdee133599eb
+# Step 11/36 [hairpin] enable hairpin mode on the bridge port vethdee133599eb
 #   undo: none of its own, undone with step "veth"
 run 11 strict -- ip link set dev vethdee133599eb type bridge_slave hairpin on
 
-# Step 12/35 [host-up] lesson step 7: bring vethdee133599eb up
+# Step 12/36 [host-up] lesson step 7: bring vethdee133599eb up
 #   undo: none of its own, undone with step "veth"
 run 12 strict -- ip link set dev vethdee133599eb up
 
-# Step 13/35 [gateway[0]] give the bridge the gateway address 10.12.0.1/24
+# Step 13/36 [gateway[0]] give the bridge the gateway address 10.12.0.1/24
 #   why:  isGateway: the bridge is the containers' next hop; `replace` makes this idempotent for the second and later containers
 #   undo: none, shared with other attachments
 run 13 strict -- ip addr replace 10.12.0.1/24 dev golden2 brd +
 
-# Step 14/35 [gateway[1]] give the bridge the gateway address fd12::1/64
+# Step 14/36 [gateway[1]] give the bridge the gateway address fd12::1/64
 #   why:  isGateway: the bridge is the containers' next hop; `replace` makes this idempotent for the second and later containers
 #   undo: none, shared with other attachments
 run 14 strict -- ip addr replace fd12::1/64 dev golden2 nodad
 
-# Step 15/35 [forward-ipv4] enable IPv4 forwarding on the host
+# Step 15/36 [forward-ipv4] enable IPv4 forwarding on the host
 #   why:  a gateway forwards; host-wide and shared, never turned off again
 #   undo: none, shared with other attachments
 if ! grep -qxF 1 /proc/sys/net/ipv4/ip_forward 2>/dev/null; then
   run 15 strict -- sysctl -q -w net/ipv4/ip_forward=1
 fi
 
-# Step 16/35 [forward-ipv6] enable IPv6 forwarding on the host
+# Step 16/36 [forward-ipv6] enable IPv6 forwarding on the host
 #   undo: none, shared with other attachments
 if ! grep -qxF 1 /proc/sys/net/ipv6/conf/all/forwarding 2>/dev/null; then
   run 16 strict -- sysctl -q -w net/ipv6/conf/all/forwarding=1
 fi
 
-# Step 17/35 [bridge-no-ra] make the bridge golden2 ignore IPv6 router advertisements
+# Step 17/36 [bridge-no-ra] make the bridge golden2 ignore IPv6 router advertisements
 #   why:  otherwise a container could announce itself as the host's IPv6 router; skipped when already set, tolerated on hosts without IPv6
 #   undo: none, shared with other attachments
 if ! grep -qxF 0 /proc/sys/net/ipv6/conf/golden2/accept_ra 2>/dev/null; then
   run 17 missing-ok -- sysctl -q -w net/ipv6/conf/golden2/accept_ra=0
 fi
 
-# Step 18/35 [arp-notify] announce eth0's address with a gratuitous ARP when it comes up (arp_notify)
+# Step 18/36 [arp-notify] announce eth0's address with a gratuitous ARP when it comes up (arp_notify)
 #   why:  a reused address gets a new MAC; neighbours learn it at once instead of after their ARP entry expires (with IPAM's addresses, as the reference: an interface without them keeps the kernel's settings)
 #   undo: none of its own, undone with step "veth"
 run 18 strict -- nsenter --net=/var/run/netns/cnish-test sysctl -q -w net/ipv4/conf/eth0/arp_notify=1
 
-# Step 19/35 [ipv6-on-lo] enable IPv6 on lo in the container
+# Step 19/36 [ipv6-on-lo] enable IPv6 on lo in the container
 #   why:  the container's loopback belongs to its namespace, not to this interface: another interface of the container may rely on it, so neither rollback nor DEL turns IPv6 off there again
 #   undo: none, shared with other attachments
 run 19 strict -- nsenter --net=/var/run/netns/cnish-test sysctl -q -w net/ipv6/conf/lo/disable_ipv6=0
 
-# Step 20/35 [ipv6-on] enable IPv6 on eth0 in the container
+# Step 20/36 [ipv6-on] enable IPv6 on eth0 in the container
 #   undo: none of its own, undone with step "veth"
 run 20 strict -- nsenter --net=/var/run/netns/cnish-test sysctl -q -w net/ipv6/conf/eth0/disable_ipv6=0
 
-# Step 21/35 [no-dad] skip duplicate address detection on eth0
+# Step 21/36 [keep-ipv6-addresses-on-down] keep eth0's IPv6 addresses when it goes down (keep_addr_on_down)
+#   why:  the kernel flushes an interface's IPv6 addresses when it goes down, IPv4's it keeps: a container that takes its interface down and up again would lose IPAM's IPv6 addresses for good (the reference sets it since v1.7.0)
+#   undo: none of its own, undone with step "veth"
+run 21 strict -- nsenter --net=/var/run/netns/cnish-test sysctl -q -w net/ipv6/conf/eth0/keep_addr_on_down=1
+
+# Step 22/36 [no-dad] skip duplicate address detection on eth0
 #   why:  IPAM guarantees the address is unique; DAD would keep it unusable for a second or more (set for IPv4-only networks too, like the reference, for addresses added later; tolerated when the kernel has no IPv6). Not without IPAM: the addresses then come from SLAAC or by hand, and only DAD finds their duplicates (a configs audit)
 #   undo: none of its own, undone with step "veth"
-run 21 missing-ok -- nsenter --net=/var/run/netns/cnish-test sysctl -q -w net/ipv6/conf/eth0/accept_dad=0
+run 22 missing-ok -- nsenter --net=/var/run/netns/cnish-test sysctl -q -w net/ipv6/conf/eth0/accept_dad=0
 
-# Step 22/35 [no-router-advertisements] ignore IPv6 router advertisements on eth0 (accept_ra=0)
+# Step 23/36 [no-router-advertisements] ignore IPv6 router advertisements on eth0 (accept_ra=0)
 #   why:  IPAM gives the container its addresses and routes: another container on the bridge could otherwise give it an IPv6 address and default route with one router advertisement (the reference guards only the host's side); nor does it send router solicitations, which the bridge floods to every port (set for IPv4-only networks too; acceptRA: true keeps the kernel's default; tolerated when the kernel has no IPv6)
 #   undo: none of its own, undone with step "veth"
-run 22 missing-ok -- nsenter --net=/var/run/netns/cnish-test sysctl -q -w net/ipv6/conf/eth0/accept_ra=0
+run 23 missing-ok -- nsenter --net=/var/run/netns/cnish-test sysctl -q -w net/ipv6/conf/eth0/accept_ra=0
 
-# Step 23/35 [address[0]] lesson step 6: assign 10.12.0.10/24 to eth0
+# Step 24/36 [address[0]] lesson step 6: assign 10.12.0.10/24 to eth0
 #   undo: none of its own, undone with step "veth"
-run 23 strict -- nsenter --net=/var/run/netns/cnish-test ip addr add 10.12.0.10/24 dev eth0 brd +
+run 24 strict -- nsenter --net=/var/run/netns/cnish-test ip addr add 10.12.0.10/24 dev eth0 brd +
 
-# Step 24/35 [address[1]] lesson step 6: assign fd12::2/64 to eth0
+# Step 25/36 [address[1]] lesson step 6: assign fd12::2/64 to eth0
 #   undo: none of its own, undone with step "veth"
-run 24 strict -- nsenter --net=/var/run/netns/cnish-test ip addr add fd12::2/64 dev eth0 nodad
+run 25 strict -- nsenter --net=/var/run/netns/cnish-test ip addr add fd12::2/64 dev eth0 nodad
 
-# Step 25/35 [container-up] lesson step 7: bring eth0 up inside the container
+# Step 26/36 [container-up] lesson step 7: bring eth0 up inside the container
 #   undo: none of its own, undone with step "veth"
-run 25 strict -- nsenter --net=/var/run/netns/cnish-test ip link set dev eth0 up
+run 26 strict -- nsenter --net=/var/run/netns/cnish-test ip link set dev eth0 up
 
-# Step 26/35 [route[0]] route 0.0.0.0/0 via 10.12.0.1 through eth0
+# Step 27/36 [route[0]] route 0.0.0.0/0 via 10.12.0.1 through eth0
 #   why:  prepend, like the reference: a container on several networks may already have a route to the same destination (a default route) through another interface
 #   undo: none of its own, undone with step "veth"
-run 26 strict -- nsenter --net=/var/run/netns/cnish-test ip route prepend 0.0.0.0/0 via 10.12.0.1 dev eth0
+run 27 strict -- nsenter --net=/var/run/netns/cnish-test ip route prepend 0.0.0.0/0 via 10.12.0.1 dev eth0
 
-# Step 27/35 [route[1]] route ::/0 via fd12::1 through eth0
+# Step 28/36 [route[1]] route ::/0 via fd12::1 through eth0
 #   why:  prepend, like the reference: a container on several networks may already have a route to the same destination (a default route) through another interface
 #   undo: none of its own, undone with step "veth"
-run 27 strict -- nsenter --net=/var/run/netns/cnish-test ip route prepend ::/0 via fd12::1 dev eth0
+run 28 strict -- nsenter --net=/var/run/netns/cnish-test ip route prepend ::/0 via fd12::1 dev eth0
 
-# Step 28/35 [masquerade[0].chain] lesson step 8: create the masquerade chain CNI-dec9eef1d807df1b11671029 (IPv4, nat table)
+# Step 29/36 [masquerade[0].chain] lesson step 8: create the masquerade chain CNI-dec9eef1d807df1b11671029 (IPv4, nat table)
 #   why:  one chain per container and network, named like the reference plugin's (CNI- + sha512 of network and container id) so that either plugin can remove the other's; already there when another interface of this container is on this network
 #   undo: iptables -w -t nat -X CNI-dec9eef1d807df1b11671029
-undo_28() { undo iptables -w -t nat -X CNI-dec9eef1d807df1b11671029; }
-run 28 exists-ok -- iptables -w -t nat -N CNI-dec9eef1d807df1b11671029
+undo_29() { undo iptables -w -t nat -X CNI-dec9eef1d807df1b11671029; }
+run 29 exists-ok -- iptables -w -t nat -N CNI-dec9eef1d807df1b11671029
 
-# Step 29/35 [masquerade[0].accept[0]] do not masquerade traffic from the container to its own subnet 10.12.0.0/24
+# Step 30/36 [masquerade[0].accept[0]] do not masquerade traffic from the container to its own subnet 10.12.0.0/24
 #   why:  inserted at the top, so that it comes before the masquerade rule also when another interface made the chain
 #   undo: iptables -w -t nat -D CNI-dec9eef1d807df1b11671029 -d 10.12.0.0/24 -m comment --comment 'name: "dualnet" id: "ctr1"' -j ACCEPT
-undo_29() { undo iptables -w -t nat -D CNI-dec9eef1d807df1b11671029 -d 10.12.0.0/24 -m comment --comment 'name: "dualnet" id: "ctr1"' -j ACCEPT; }
+undo_30() { undo iptables -w -t nat -D CNI-dec9eef1d807df1b11671029 -d 10.12.0.0/24 -m comment --comment 'name: "dualnet" id: "ctr1"' -j ACCEPT; }
 if ! iptables -w -t nat -C CNI-dec9eef1d807df1b11671029 -d 10.12.0.0/24 -m comment --comment 'name: "dualnet" id: "ctr1"' -j ACCEPT 2>/dev/null; then
-  run 29 strict -- iptables -w -t nat -I CNI-dec9eef1d807df1b11671029 -d 10.12.0.0/24 -m comment --comment 'name: "dualnet" id: "ctr1"' -j ACCEPT
+  run 30 strict -- iptables -w -t nat -I CNI-dec9eef1d807df1b11671029 -d 10.12.0.0/24 -m comment --comment 'name: "dualnet" id: "ctr1"' -j ACCEPT
 fi
 
-# Step 30/35 [masquerade[0].masquerade] masquerade everything else the container sends, except multicast
+# Step 31/36 [masquerade[0].masquerade] masquerade everything else the container sends, except multicast
 #   undo: iptables -w -t nat -D CNI-dec9eef1d807df1b11671029 '!' -d 224.0.0.0/4 -m comment --comment 'name: "dualnet" id: "ctr1"' -j MASQUERADE
-undo_30() { undo iptables -w -t nat -D CNI-dec9eef1d807df1b11671029 '!' -d 224.0.0.0/4 -m comment --comment 'name: "dualnet" id: "ctr1"' -j MASQUERADE; }
+undo_31() { undo iptables -w -t nat -D CNI-dec9eef1d807df1b11671029 '!' -d 224.0.0.0/4 -m comment --comment 'name: "dualnet" id: "ctr1"' -j MASQUERADE; }
 if ! iptables -w -t nat -C CNI-dec9eef1d807df1b11671029 '!' -d 224.0.0.0/4 -m comment --comment 'name: "dualnet" id: "ctr1"' -j MASQUERADE 2>/dev/null; then
-  run 30 strict -- iptables -w -t nat -A CNI-dec9eef1d807df1b11671029 '!' -d 224.0.0.0/4 -m comment --comment 'name: "dualnet" id: "ctr1"' -j MASQUERADE
+  run 31 strict -- iptables -w -t nat -A CNI-dec9eef1d807df1b11671029 '!' -d 224.0.0.0/4 -m comment --comment 'name: "dualnet" id: "ctr1"' -j MASQUERADE
 fi
 
-# Step 31/35 [masquerade[0].jump[0]] send traffic from 10.12.0.10/32 through CNI-dec9eef1d807df1b11671029
+# Step 32/36 [masquerade[0].jump[0]] send traffic from 10.12.0.10/32 through CNI-dec9eef1d807df1b11671029
 #   undo: iptables -w -t nat -D POSTROUTING -s 10.12.0.10/32 -m comment --comment 'name: "dualnet" id: "ctr1"' -j CNI-dec9eef1d807df1b11671029
-undo_31() { undo iptables -w -t nat -D POSTROUTING -s 10.12.0.10/32 -m comment --comment 'name: "dualnet" id: "ctr1"' -j CNI-dec9eef1d807df1b11671029; }
+undo_32() { undo iptables -w -t nat -D POSTROUTING -s 10.12.0.10/32 -m comment --comment 'name: "dualnet" id: "ctr1"' -j CNI-dec9eef1d807df1b11671029; }
 if ! iptables -w -t nat -C POSTROUTING -s 10.12.0.10/32 -m comment --comment 'name: "dualnet" id: "ctr1"' -j CNI-dec9eef1d807df1b11671029 2>/dev/null; then
-  run 31 strict -- iptables -w -t nat -A POSTROUTING -s 10.12.0.10/32 -m comment --comment 'name: "dualnet" id: "ctr1"' -j CNI-dec9eef1d807df1b11671029
+  run 32 strict -- iptables -w -t nat -A POSTROUTING -s 10.12.0.10/32 -m comment --comment 'name: "dualnet" id: "ctr1"' -j CNI-dec9eef1d807df1b11671029
 fi
 
-# Step 32/35 [masquerade[1].chain] lesson step 8: create the masquerade chain CNI-dec9eef1d807df1b11671029 (IPv6, nat table)
+# Step 33/36 [masquerade[1].chain] lesson step 8: create the masquerade chain CNI-dec9eef1d807df1b11671029 (IPv6, nat table)
 #   why:  one chain per container and network, named like the reference plugin's (CNI- + sha512 of network and container id) so that either plugin can remove the other's; already there when another interface of this container is on this network
 #   undo: ip6tables -w -t nat -X CNI-dec9eef1d807df1b11671029
-undo_32() { undo ip6tables -w -t nat -X CNI-dec9eef1d807df1b11671029; }
-run 32 exists-ok -- ip6tables -w -t nat -N CNI-dec9eef1d807df1b11671029
+undo_33() { undo ip6tables -w -t nat -X CNI-dec9eef1d807df1b11671029; }
+run 33 exists-ok -- ip6tables -w -t nat -N CNI-dec9eef1d807df1b11671029
 
-# Step 33/35 [masquerade[1].accept[0]] do not masquerade traffic from the container to its own subnet fd12::/64
+# Step 34/36 [masquerade[1].accept[0]] do not masquerade traffic from the container to its own subnet fd12::/64
 #   why:  inserted at the top, so that it comes before the masquerade rule also when another interface made the chain
 #   undo: ip6tables -w -t nat -D CNI-dec9eef1d807df1b11671029 -d fd12::/64 -m comment --comment 'name: "dualnet" id: "ctr1"' -j ACCEPT
-undo_33() { undo ip6tables -w -t nat -D CNI-dec9eef1d807df1b11671029 -d fd12::/64 -m comment --comment 'name: "dualnet" id: "ctr1"' -j ACCEPT; }
+undo_34() { undo ip6tables -w -t nat -D CNI-dec9eef1d807df1b11671029 -d fd12::/64 -m comment --comment 'name: "dualnet" id: "ctr1"' -j ACCEPT; }
 if ! ip6tables -w -t nat -C CNI-dec9eef1d807df1b11671029 -d fd12::/64 -m comment --comment 'name: "dualnet" id: "ctr1"' -j ACCEPT 2>/dev/null; then
-  run 33 strict -- ip6tables -w -t nat -I CNI-dec9eef1d807df1b11671029 -d fd12::/64 -m comment --comment 'name: "dualnet" id: "ctr1"' -j ACCEPT
+  run 34 strict -- ip6tables -w -t nat -I CNI-dec9eef1d807df1b11671029 -d fd12::/64 -m comment --comment 'name: "dualnet" id: "ctr1"' -j ACCEPT
 fi
 
-# Step 34/35 [masquerade[1].masquerade] masquerade everything else the container sends, except multicast
+# Step 35/36 [masquerade[1].masquerade] masquerade everything else the container sends, except multicast
 #   undo: ip6tables -w -t nat -D CNI-dec9eef1d807df1b11671029 '!' -d ff00::/8 -m comment --comment 'name: "dualnet" id: "ctr1"' -j MASQUERADE
-undo_34() { undo ip6tables -w -t nat -D CNI-dec9eef1d807df1b11671029 '!' -d ff00::/8 -m comment --comment 'name: "dualnet" id: "ctr1"' -j MASQUERADE; }
+undo_35() { undo ip6tables -w -t nat -D CNI-dec9eef1d807df1b11671029 '!' -d ff00::/8 -m comment --comment 'name: "dualnet" id: "ctr1"' -j MASQUERADE; }
 if ! ip6tables -w -t nat -C CNI-dec9eef1d807df1b11671029 '!' -d ff00::/8 -m comment --comment 'name: "dualnet" id: "ctr1"' -j MASQUERADE 2>/dev/null; then
-  run 34 strict -- ip6tables -w -t nat -A CNI-dec9eef1d807df1b11671029 '!' -d ff00::/8 -m comment --comment 'name: "dualnet" id: "ctr1"' -j MASQUERADE
+  run 35 strict -- ip6tables -w -t nat -A CNI-dec9eef1d807df1b11671029 '!' -d ff00::/8 -m comment --comment 'name: "dualnet" id: "ctr1"' -j MASQUERADE
 fi
 
-# Step 35/35 [masquerade[1].jump[0]] send traffic from fd12::2/128 through CNI-dec9eef1d807df1b11671029
+# Step 36/36 [masquerade[1].jump[0]] send traffic from fd12::2/128 through CNI-dec9eef1d807df1b11671029
 #   undo: ip6tables -w -t nat -D POSTROUTING -s fd12::2/128 -m comment --comment 'name: "dualnet" id: "ctr1"' -j CNI-dec9eef1d807df1b11671029
-undo_35() { undo ip6tables -w -t nat -D POSTROUTING -s fd12::2/128 -m comment --comment 'name: "dualnet" id: "ctr1"' -j CNI-dec9eef1d807df1b11671029; }
+undo_36() { undo ip6tables -w -t nat -D POSTROUTING -s fd12::2/128 -m comment --comment 'name: "dualnet" id: "ctr1"' -j CNI-dec9eef1d807df1b11671029; }
 if ! ip6tables -w -t nat -C POSTROUTING -s fd12::2/128 -m comment --comment 'name: "dualnet" id: "ctr1"' -j CNI-dec9eef1d807df1b11671029 2>/dev/null; then
-  run 35 strict -- ip6tables -w -t nat -A POSTROUTING -s fd12::2/128 -m comment --comment 'name: "dualnet" id: "ctr1"' -j CNI-dec9eef1d807df1b11671029
+  run 36 strict -- ip6tables -w -t nat -A POSTROUTING -s fd12::2/128 -m comment --comment 'name: "dualnet" id: "ctr1"' -j CNI-dec9eef1d807df1b11671029
 fi
 
 # ---------------------------------------------------------------------------------------------

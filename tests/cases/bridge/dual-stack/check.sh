@@ -350,42 +350,42 @@ check 15 status '' -- grep -qxF 1 /proc/sys/net/ipv4/ip_forward
 # Check of ADD step 16 [forward-ipv6] enable IPv6 forwarding on the host
 check 16 status '' -- grep -qxF 1 /proc/sys/net/ipv6/conf/all/forwarding
 
-# Check of ADD step 23 [address[0]] lesson step 6: assign 10.12.0.10/24 to eth0
-check 23 contains ' 10.12.0.10/24 ' -- nsenter --net=/var/run/netns/cnish-test ip -o addr show dev eth0 to 10.12.0.10
+# Check of ADD step 24 [address[0]] lesson step 6: assign 10.12.0.10/24 to eth0
+check 24 contains ' 10.12.0.10/24 ' -- nsenter --net=/var/run/netns/cnish-test ip -o addr show dev eth0 to 10.12.0.10
 
-# Check of ADD step 24 [address[1]] lesson step 6: assign fd12::2/64 to eth0
-check 24 contains ' fd12::2/64 ' -- nsenter --net=/var/run/netns/cnish-test ip -o addr show dev eth0 to fd12::2
+# Check of ADD step 25 [address[1]] lesson step 6: assign fd12::2/64 to eth0
+check 25 contains ' fd12::2/64 ' -- nsenter --net=/var/run/netns/cnish-test ip -o addr show dev eth0 to fd12::2
 
-# Check of ADD step 25 [container-up] lesson step 7: bring eth0 up inside the container
-check 25 contains 52:7f:62:49:1d:58 -- nsenter --net=/var/run/netns/cnish-test ip -o link show dev eth0 up
+# Check of ADD step 26 [container-up] lesson step 7: bring eth0 up inside the container
+check 26 contains 52:7f:62:49:1d:58 -- nsenter --net=/var/run/netns/cnish-test ip -o link show dev eth0 up
 
-# Check of ADD step 26 [route[0]] route 0.0.0.0/0 via 10.12.0.1 through eth0
+# Check of ADD step 27 [route[0]] route 0.0.0.0/0 via 10.12.0.1 through eth0
 #   why:  prepend, like the reference: a container on several networks may already have a route to the same destination (a default route) through another interface
-check 26 output '' -- nsenter --net=/var/run/netns/cnish-test ip -4 -o route show exact 0.0.0.0/0 via 10.12.0.1 dev eth0
+check 27 output '' -- nsenter --net=/var/run/netns/cnish-test ip -4 -o route show exact 0.0.0.0/0 via 10.12.0.1 dev eth0
 
-# Check of ADD step 27 [route[1]] route ::/0 via fd12::1 through eth0
+# Check of ADD step 28 [route[1]] route ::/0 via fd12::1 through eth0
 #   why:  prepend, like the reference: a container on several networks may already have a route to the same destination (a default route) through another interface
-check 27 contains 'via fd12::1 dev eth0 ' -- nsenter --net=/var/run/netns/cnish-test ip -6 -o route show exact ::/0
+check 28 contains 'via fd12::1 dev eth0 ' -- nsenter --net=/var/run/netns/cnish-test ip -6 -o route show exact ::/0
 
-# Check of ADD step 29 [masquerade[0].accept[0]] do not masquerade traffic from the container to its own subnet 10.12.0.0/24
+# Check of ADD step 30 [masquerade[0].accept[0]] do not masquerade traffic from the container to its own subnet 10.12.0.0/24
 #   why:  inserted at the top, so that it comes before the masquerade rule also when another interface made the chain
-check 29 status '' -- iptables -w -t nat -C CNI-dec9eef1d807df1b11671029 -d 10.12.0.0/24 -m comment --comment 'name: "dualnet" id: "ctr1"' -j ACCEPT
+check 30 status '' -- iptables -w -t nat -C CNI-dec9eef1d807df1b11671029 -d 10.12.0.0/24 -m comment --comment 'name: "dualnet" id: "ctr1"' -j ACCEPT
 
-# Check of ADD step 30 [masquerade[0].masquerade] masquerade everything else the container sends, except multicast
-check 30 status '' -- iptables -w -t nat -C CNI-dec9eef1d807df1b11671029 '!' -d 224.0.0.0/4 -m comment --comment 'name: "dualnet" id: "ctr1"' -j MASQUERADE
+# Check of ADD step 31 [masquerade[0].masquerade] masquerade everything else the container sends, except multicast
+check 31 status '' -- iptables -w -t nat -C CNI-dec9eef1d807df1b11671029 '!' -d 224.0.0.0/4 -m comment --comment 'name: "dualnet" id: "ctr1"' -j MASQUERADE
 
-# Check of ADD step 31 [masquerade[0].jump[0]] send traffic from 10.12.0.10/32 through CNI-dec9eef1d807df1b11671029
-check 31 status '' -- iptables -w -t nat -C POSTROUTING -s 10.12.0.10/32 -m comment --comment 'name: "dualnet" id: "ctr1"' -j CNI-dec9eef1d807df1b11671029
+# Check of ADD step 32 [masquerade[0].jump[0]] send traffic from 10.12.0.10/32 through CNI-dec9eef1d807df1b11671029
+check 32 status '' -- iptables -w -t nat -C POSTROUTING -s 10.12.0.10/32 -m comment --comment 'name: "dualnet" id: "ctr1"' -j CNI-dec9eef1d807df1b11671029
 
-# Check of ADD step 33 [masquerade[1].accept[0]] do not masquerade traffic from the container to its own subnet fd12::/64
+# Check of ADD step 34 [masquerade[1].accept[0]] do not masquerade traffic from the container to its own subnet fd12::/64
 #   why:  inserted at the top, so that it comes before the masquerade rule also when another interface made the chain
-check 33 status '' -- ip6tables -w -t nat -C CNI-dec9eef1d807df1b11671029 -d fd12::/64 -m comment --comment 'name: "dualnet" id: "ctr1"' -j ACCEPT
+check 34 status '' -- ip6tables -w -t nat -C CNI-dec9eef1d807df1b11671029 -d fd12::/64 -m comment --comment 'name: "dualnet" id: "ctr1"' -j ACCEPT
 
-# Check of ADD step 34 [masquerade[1].masquerade] masquerade everything else the container sends, except multicast
-check 34 status '' -- ip6tables -w -t nat -C CNI-dec9eef1d807df1b11671029 '!' -d ff00::/8 -m comment --comment 'name: "dualnet" id: "ctr1"' -j MASQUERADE
+# Check of ADD step 35 [masquerade[1].masquerade] masquerade everything else the container sends, except multicast
+check 35 status '' -- ip6tables -w -t nat -C CNI-dec9eef1d807df1b11671029 '!' -d ff00::/8 -m comment --comment 'name: "dualnet" id: "ctr1"' -j MASQUERADE
 
-# Check of ADD step 35 [masquerade[1].jump[0]] send traffic from fd12::2/128 through CNI-dec9eef1d807df1b11671029
-check 35 status '' -- ip6tables -w -t nat -C POSTROUTING -s fd12::2/128 -m comment --comment 'name: "dualnet" id: "ctr1"' -j CNI-dec9eef1d807df1b11671029
+# Check of ADD step 36 [masquerade[1].jump[0]] send traffic from fd12::2/128 through CNI-dec9eef1d807df1b11671029
+check 36 status '' -- ip6tables -w -t nat -C POSTROUTING -s fd12::2/128 -m comment --comment 'name: "dualnet" id: "ctr1"' -j CNI-dec9eef1d807df1b11671029
 
 # ---------------------------------------------------------------------------------------------
 if (( ${#FAILED[@]} )); then

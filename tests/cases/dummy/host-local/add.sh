@@ -348,58 +348,63 @@ cnish-lock 4da65747f8bc1c60.lock
 
 # ---------------------------------------------------------------------------------------------
 
-# Step 1/11 [reserve[0]] reserve 10.24.0.2 for ctr1/eth0 in /nonexistent/cnish-golden/dmnet
+# Step 1/12 [reserve[0]] reserve 10.24.0.2 for ctr1/eth0 in /nonexistent/cnish-golden/dmnet
 #   why:  the file is created exclusively, so two ADDs can never hold the same address
 #   undo: cnish-store release-ip /nonexistent/cnish-golden/dmnet 10.24.0.2 ctr1 eth0 0 '' 608c92e125bbee99
 undo_1() { undo cnish-store release-ip /nonexistent/cnish-golden/dmnet 10.24.0.2 ctr1 eth0 0 '' 608c92e125bbee99; }
 run 1 strict -- cnish-store reserve /nonexistent/cnish-golden/dmnet 10.24.0.2 ctr1 eth0 0 608c92e125bbee99
 
-# Step 2/11 [reserve[1]] reserve fd24::2 for ctr1/eth0 in /nonexistent/cnish-golden/dmnet
+# Step 2/12 [reserve[1]] reserve fd24::2 for ctr1/eth0 in /nonexistent/cnish-golden/dmnet
 #   why:  the file is created exclusively, so two ADDs can never hold the same address
 #   undo: cnish-store release-ip /nonexistent/cnish-golden/dmnet fd24::2 ctr1 eth0 1 '' 608c92e125bbee99
 undo_2() { undo cnish-store release-ip /nonexistent/cnish-golden/dmnet fd24::2 ctr1 eth0 1 '' 608c92e125bbee99; }
 run 2 strict -- cnish-store reserve /nonexistent/cnish-golden/dmnet fd24::2 ctr1 eth0 1 608c92e125bbee99
 
-# Step 3/11 [link] create the dummy link eth0 inside the container
+# Step 3/12 [link] create the dummy link eth0 inside the container
 #   undo: nsenter --net=/var/run/netns/cnish-test ip link del dev eth0
 undo_3() { undo nsenter --net=/var/run/netns/cnish-test ip link del dev eth0; }
 run 3 strict -- nsenter --net=/var/run/netns/cnish-test ip link add name eth0 address aa:8d:51:63:cc:b2 type dummy
 
-# Step 4/11 [label] label eth0 as this attachment's link (its alias cnish#4da65747f8bc1c609e48290cdeb298fa)
+# Step 4/12 [label] label eth0 as this attachment's link (its alias cnish#4da65747f8bc1c609e48290cdeb298fa)
 #   why:  DEL deletes the container's eth0 only when it is this attachment's link: a dummy link with this label, or with none (one the reference plugin made). After an ADD refused because the container had an interface of that name already (another network's), the runtime sends a DEL, which would otherwise delete that other interface (the reference's does). The alias is a hash, since the container sees it
 #   undo: none of its own, undone with step "link"
 run 4 strict -- nsenter --net=/var/run/netns/cnish-test ip link set dev eth0 alias 'cnish#4da65747f8bc1c609e48290cdeb298fa'
 
-# Step 5/11 [arp-notify] announce eth0's address with a gratuitous ARP when it comes up (arp_notify)
+# Step 5/12 [arp-notify] announce eth0's address with a gratuitous ARP when it comes up (arp_notify)
 #   why:  a reused address gets a new MAC; neighbours learn it at once instead of after their ARP entry expires (with IPAM's addresses, as the reference: an interface without them keeps the kernel's settings)
 #   undo: none of its own, undone with step "link"
 run 5 strict -- nsenter --net=/var/run/netns/cnish-test sysctl -q -w net/ipv4/conf/eth0/arp_notify=1
 
-# Step 6/11 [ipv6-on-lo] enable IPv6 on lo in the container
+# Step 6/12 [ipv6-on-lo] enable IPv6 on lo in the container
 #   why:  the container's loopback belongs to its namespace, not to this interface: another interface of the container may rely on it, so neither rollback nor DEL turns IPv6 off there again
 #   undo: none, shared with other attachments
 run 6 strict -- nsenter --net=/var/run/netns/cnish-test sysctl -q -w net/ipv6/conf/lo/disable_ipv6=0
 
-# Step 7/11 [ipv6-on] enable IPv6 on eth0 in the container
+# Step 7/12 [ipv6-on] enable IPv6 on eth0 in the container
 #   undo: none of its own, undone with step "link"
 run 7 strict -- nsenter --net=/var/run/netns/cnish-test sysctl -q -w net/ipv6/conf/eth0/disable_ipv6=0
 
-# Step 8/11 [no-dad] skip duplicate address detection on eth0
+# Step 8/12 [keep-ipv6-addresses-on-down] keep eth0's IPv6 addresses when it goes down (keep_addr_on_down)
+#   why:  the kernel flushes an interface's IPv6 addresses when it goes down, IPv4's it keeps: a container that takes its interface down and up again would lose IPAM's IPv6 addresses for good (the reference sets it since v1.7.0)
+#   undo: none of its own, undone with step "link"
+run 8 strict -- nsenter --net=/var/run/netns/cnish-test sysctl -q -w net/ipv6/conf/eth0/keep_addr_on_down=1
+
+# Step 9/12 [no-dad] skip duplicate address detection on eth0
 #   why:  IPAM guarantees the address is unique; DAD would keep it unusable for a second or more (set for IPv4-only networks too, like the reference, for addresses added later; tolerated when the kernel has no IPv6). Not without IPAM: the addresses then come from SLAAC or by hand, and only DAD finds their duplicates (a configs audit)
 #   undo: none of its own, undone with step "link"
-run 8 missing-ok -- nsenter --net=/var/run/netns/cnish-test sysctl -q -w net/ipv6/conf/eth0/accept_dad=0
+run 9 missing-ok -- nsenter --net=/var/run/netns/cnish-test sysctl -q -w net/ipv6/conf/eth0/accept_dad=0
 
-# Step 9/11 [address[0]] lesson step 6: assign 10.24.0.2/24 to eth0
+# Step 10/12 [address[0]] lesson step 6: assign 10.24.0.2/24 to eth0
 #   undo: none of its own, undone with step "link"
-run 9 strict -- nsenter --net=/var/run/netns/cnish-test ip addr add 10.24.0.2/24 dev eth0 brd +
+run 10 strict -- nsenter --net=/var/run/netns/cnish-test ip addr add 10.24.0.2/24 dev eth0 brd +
 
-# Step 10/11 [address[1]] lesson step 6: assign fd24::2/64 to eth0
+# Step 11/12 [address[1]] lesson step 6: assign fd24::2/64 to eth0
 #   undo: none of its own, undone with step "link"
-run 10 strict -- nsenter --net=/var/run/netns/cnish-test ip addr add fd24::2/64 dev eth0 nodad
+run 11 strict -- nsenter --net=/var/run/netns/cnish-test ip addr add fd24::2/64 dev eth0 nodad
 
-# Step 11/11 [container-up] lesson step 7: bring eth0 up inside the container
+# Step 12/12 [container-up] lesson step 7: bring eth0 up inside the container
 #   undo: none of its own, undone with step "link"
-run 11 strict -- nsenter --net=/var/run/netns/cnish-test ip link set dev eth0 up
+run 12 strict -- nsenter --net=/var/run/netns/cnish-test ip link set dev eth0 up
 
 # ---------------------------------------------------------------------------------------------
 trap - EXIT

@@ -348,182 +348,187 @@ cnish-lock 106fd44ef4136be8.lock
 
 # ---------------------------------------------------------------------------------------------
 
-# Step 1/33 [reserve[0]] reserve 10.20.0.2 for ctr1/eth0 in /nonexistent/cnish-golden/ptpnet
+# Step 1/34 [reserve[0]] reserve 10.20.0.2 for ctr1/eth0 in /nonexistent/cnish-golden/ptpnet
 #   why:  the file is created exclusively, so two ADDs can never hold the same address
 #   undo: cnish-store release-ip /nonexistent/cnish-golden/ptpnet 10.20.0.2 ctr1 eth0 0 '' 608c92e125bbee99
 undo_1() { undo cnish-store release-ip /nonexistent/cnish-golden/ptpnet 10.20.0.2 ctr1 eth0 0 '' 608c92e125bbee99; }
 run 1 strict -- cnish-store reserve /nonexistent/cnish-golden/ptpnet 10.20.0.2 ctr1 eth0 0 608c92e125bbee99
 
-# Step 2/33 [reserve[1]] reserve fd20::2 for ctr1/eth0 in /nonexistent/cnish-golden/ptpnet
+# Step 2/34 [reserve[1]] reserve fd20::2 for ctr1/eth0 in /nonexistent/cnish-golden/ptpnet
 #   why:  the file is created exclusively, so two ADDs can never hold the same address
 #   undo: cnish-store release-ip /nonexistent/cnish-golden/ptpnet fd20::2 ctr1 eth0 1 '' 608c92e125bbee99
 undo_2() { undo cnish-store release-ip /nonexistent/cnish-golden/ptpnet fd20::2 ctr1 eth0 1 '' 608c92e125bbee99; }
 run 2 strict -- cnish-store reserve /nonexistent/cnish-golden/ptpnet fd20::2 ctr1 eth0 1 608c92e125bbee99
 
-# Step 3/33 [new-attachment] verify that veth106fd44ef41 does not exist: eth0 of this container is not attached to this network already
+# Step 3/34 [new-attachment] verify that veth106fd44ef41 does not exist: eth0 of this container is not attached to this network already
 #   why:  before anything that names the attachment (the masquerade rules, which cnish starts alongside the first command): an ADD repeated for an attachment that exists would otherwise fail only at the veth, and its rollback would delete what the existing attachment uses; a check in-process, no command
 run 3 strict -- test '!' -e /sys/class/net/veth106fd44ef41
 
-# Step 4/33 [veth] create the veth pair veth106fd44ef41 (host) / eth0 (inside /var/run/netns/cnish-test)
+# Step 4/34 [veth] create the veth pair veth106fd44ef41 (host) / eth0 (inside /var/run/netns/cnish-test)
 #   undo: ip link del dev veth106fd44ef41
 undo_4() { undo ip link del dev veth106fd44ef41; }
 run 4 strict -- ip link add name veth106fd44ef41 mtu 1400 address 86:68:b0:b4:98:63 type veth peer name eth0 mtu 1400 address 4e:e1:72:8e:e8:b5 netns /var/run/netns/cnish-test
 
-# Step 5/33 [label] label veth106fd44ef41 with its attachment (cnish/ptpnet/ctr1/eth0)
+# Step 5/34 [label] label veth106fd44ef41 with its attachment (cnish/ptpnet/ctr1/eth0)
 #   why:  GC recognises the host ends of attachments it must remove by this label
 #   undo: none of its own, undone with step "veth"
 run 5 strict -- ip link set dev veth106fd44ef41 alias cnish/ptpnet/ctr1/eth0
 
-# Step 6/33 [host-no-ra] make veth106fd44ef41 ignore IPv6 router advertisements
+# Step 6/34 [host-no-ra] make veth106fd44ef41 ignore IPv6 router advertisements
 #   why:  the host end of a ptp pair is a routed interface of the host: a container could otherwise announce itself as the host's IPv6 router (routes, a SLAAC address); set before the link comes up, tolerated on hosts without IPv6
 #   undo: none of its own, undone with step "veth"
 run 6 missing-ok -- sysctl -q -w net/ipv6/conf/veth106fd44ef41/accept_ra=0
 
-# Step 7/33 [host-up] bring veth106fd44ef41 up
+# Step 7/34 [host-up] bring veth106fd44ef41 up
 #   undo: none of its own, undone with step "veth"
 run 7 strict -- ip link set dev veth106fd44ef41 up
 
-# Step 8/33 [host-gateway[0]] give veth106fd44ef41 the gateway address 10.20.0.1/32
+# Step 8/34 [host-gateway[0]] give veth106fd44ef41 the gateway address 10.20.0.1/32
 #   why:  the container's next hop is the host end of its own veth
 #   undo: none of its own, undone with step "veth"
 run 8 strict -- ip addr replace 10.20.0.1/32 dev veth106fd44ef41
 
-# Step 9/33 [host-gateway[1]] give veth106fd44ef41 the gateway address fd20::1/128
+# Step 9/34 [host-gateway[1]] give veth106fd44ef41 the gateway address fd20::1/128
 #   why:  the container's next hop is the host end of its own veth
 #   undo: none of its own, undone with step "veth"
 run 9 strict -- ip addr replace fd20::1/128 dev veth106fd44ef41 nodad
 
-# Step 10/33 [host-route[0]] route 10.20.0.2/32 to the container through veth106fd44ef41
+# Step 10/34 [host-route[0]] route 10.20.0.2/32 to the container through veth106fd44ef41
 #   undo: none of its own, undone with step "veth"
 run 10 strict -- ip route add 10.20.0.2/32 dev veth106fd44ef41 scope host
 
-# Step 11/33 [host-route[1]] route fd20::2/128 to the container through veth106fd44ef41
+# Step 11/34 [host-route[1]] route fd20::2/128 to the container through veth106fd44ef41
 #   undo: none of its own, undone with step "veth"
 run 11 strict -- ip route add fd20::2/128 dev veth106fd44ef41 scope host
 
-# Step 12/33 [forward-ipv4] enable IPv4 forwarding on the host
+# Step 12/34 [forward-ipv4] enable IPv4 forwarding on the host
 #   why:  the host routes the container's traffic; host-wide and shared, never turned off again, so it comes after the veth pair: an ADD refused there (the container has the name already) leaves it as it was
 #   undo: none, shared with other attachments
 if ! grep -qxF 1 /proc/sys/net/ipv4/ip_forward 2>/dev/null; then
   run 12 strict -- sysctl -q -w net/ipv4/ip_forward=1
 fi
 
-# Step 13/33 [forward-ipv6] enable IPv6 forwarding on the host
+# Step 13/34 [forward-ipv6] enable IPv6 forwarding on the host
 #   undo: none, shared with other attachments
 if ! grep -qxF 1 /proc/sys/net/ipv6/conf/all/forwarding 2>/dev/null; then
   run 13 strict -- sysctl -q -w net/ipv6/conf/all/forwarding=1
 fi
 
-# Step 14/33 [arp-notify] announce eth0's address with a gratuitous ARP when it comes up (arp_notify)
+# Step 14/34 [arp-notify] announce eth0's address with a gratuitous ARP when it comes up (arp_notify)
 #   why:  a reused address gets a new MAC; neighbours learn it at once instead of after their ARP entry expires (with IPAM's addresses, as the reference: an interface without them keeps the kernel's settings)
 #   undo: none of its own, undone with step "veth"
 run 14 strict -- nsenter --net=/var/run/netns/cnish-test sysctl -q -w net/ipv4/conf/eth0/arp_notify=1
 
-# Step 15/33 [ipv6-on-lo] enable IPv6 on lo in the container
+# Step 15/34 [ipv6-on-lo] enable IPv6 on lo in the container
 #   why:  the container's loopback belongs to its namespace, not to this interface: another interface of the container may rely on it, so neither rollback nor DEL turns IPv6 off there again
 #   undo: none, shared with other attachments
 run 15 strict -- nsenter --net=/var/run/netns/cnish-test sysctl -q -w net/ipv6/conf/lo/disable_ipv6=0
 
-# Step 16/33 [ipv6-on] enable IPv6 on eth0 in the container
+# Step 16/34 [ipv6-on] enable IPv6 on eth0 in the container
 #   undo: none of its own, undone with step "veth"
 run 16 strict -- nsenter --net=/var/run/netns/cnish-test sysctl -q -w net/ipv6/conf/eth0/disable_ipv6=0
 
-# Step 17/33 [no-dad] skip duplicate address detection on eth0
+# Step 17/34 [keep-ipv6-addresses-on-down] keep eth0's IPv6 addresses when it goes down (keep_addr_on_down)
+#   why:  the kernel flushes an interface's IPv6 addresses when it goes down, IPv4's it keeps: a container that takes its interface down and up again would lose IPAM's IPv6 addresses for good (the reference sets it since v1.7.0)
+#   undo: none of its own, undone with step "veth"
+run 17 strict -- nsenter --net=/var/run/netns/cnish-test sysctl -q -w net/ipv6/conf/eth0/keep_addr_on_down=1
+
+# Step 18/34 [no-dad] skip duplicate address detection on eth0
 #   why:  IPAM guarantees the address is unique; DAD would keep it unusable for a second or more (set for IPv4-only networks too, like the reference, for addresses added later; tolerated when the kernel has no IPv6). Not without IPAM: the addresses then come from SLAAC or by hand, and only DAD finds their duplicates (a configs audit)
 #   undo: none of its own, undone with step "veth"
-run 17 missing-ok -- nsenter --net=/var/run/netns/cnish-test sysctl -q -w net/ipv6/conf/eth0/accept_dad=0
+run 18 missing-ok -- nsenter --net=/var/run/netns/cnish-test sysctl -q -w net/ipv6/conf/eth0/accept_dad=0
 
-# Step 18/33 [address[0]] lesson step 6: assign 10.20.0.2/24 to eth0
+# Step 19/34 [address[0]] lesson step 6: assign 10.20.0.2/24 to eth0
 #   undo: none of its own, undone with step "veth"
-run 18 strict -- nsenter --net=/var/run/netns/cnish-test ip addr add 10.20.0.2/24 dev eth0 brd + noprefixroute
+run 19 strict -- nsenter --net=/var/run/netns/cnish-test ip addr add 10.20.0.2/24 dev eth0 brd + noprefixroute
 
-# Step 19/33 [address[1]] lesson step 6: assign fd20::2/64 to eth0
+# Step 20/34 [address[1]] lesson step 6: assign fd20::2/64 to eth0
 #   undo: none of its own, undone with step "veth"
-run 19 strict -- nsenter --net=/var/run/netns/cnish-test ip addr add fd20::2/64 dev eth0 noprefixroute nodad
+run 20 strict -- nsenter --net=/var/run/netns/cnish-test ip addr add fd20::2/64 dev eth0 noprefixroute nodad
 
-# Step 20/33 [container-up] lesson step 7: bring eth0 up inside the container
+# Step 21/34 [container-up] lesson step 7: bring eth0 up inside the container
 #   undo: none of its own, undone with step "veth"
-run 20 strict -- nsenter --net=/var/run/netns/cnish-test ip link set dev eth0 up
+run 21 strict -- nsenter --net=/var/run/netns/cnish-test ip link set dev eth0 up
 
-# Step 21/33 [route[0]] route 10.20.0.1/32 (scope link) through eth0
+# Step 22/34 [route[0]] route 10.20.0.1/32 (scope link) through eth0
 #   why:  prepend, like the reference: a container on several networks may already have a route to the same destination (a default route) through another interface
 #   undo: none of its own, undone with step "veth"
-run 21 strict -- nsenter --net=/var/run/netns/cnish-test ip route prepend 10.20.0.1/32 dev eth0 src 10.20.0.2 scope link
+run 22 strict -- nsenter --net=/var/run/netns/cnish-test ip route prepend 10.20.0.1/32 dev eth0 src 10.20.0.2 scope link
 
-# Step 22/33 [route[1]] route 10.20.0.0/24 via 10.20.0.1 through eth0
+# Step 23/34 [route[1]] route 10.20.0.0/24 via 10.20.0.1 through eth0
 #   why:  prepend, like the reference: a container on several networks may already have a route to the same destination (a default route) through another interface
 #   undo: none of its own, undone with step "veth"
-run 22 strict -- nsenter --net=/var/run/netns/cnish-test ip route prepend 10.20.0.0/24 via 10.20.0.1 dev eth0 src 10.20.0.2
+run 23 strict -- nsenter --net=/var/run/netns/cnish-test ip route prepend 10.20.0.0/24 via 10.20.0.1 dev eth0 src 10.20.0.2
 
-# Step 23/33 [route[2]] route fd20::1/128 (scope link) through eth0
+# Step 24/34 [route[2]] route fd20::1/128 (scope link) through eth0
 #   why:  prepend, like the reference: a container on several networks may already have a route to the same destination (a default route) through another interface
 #   undo: none of its own, undone with step "veth"
-run 23 strict -- nsenter --net=/var/run/netns/cnish-test ip route prepend fd20::1/128 dev eth0 src fd20::2 scope link
+run 24 strict -- nsenter --net=/var/run/netns/cnish-test ip route prepend fd20::1/128 dev eth0 src fd20::2 scope link
 
-# Step 24/33 [route[3]] route fd20::/64 via fd20::1 through eth0
+# Step 25/34 [route[3]] route fd20::/64 via fd20::1 through eth0
 #   why:  prepend, like the reference: a container on several networks may already have a route to the same destination (a default route) through another interface
 #   undo: none of its own, undone with step "veth"
-run 24 strict -- nsenter --net=/var/run/netns/cnish-test ip route prepend fd20::/64 via fd20::1 dev eth0 src fd20::2
+run 25 strict -- nsenter --net=/var/run/netns/cnish-test ip route prepend fd20::/64 via fd20::1 dev eth0 src fd20::2
 
-# Step 25/33 [route[4]] route 0.0.0.0/0 via 10.20.0.1 through eth0
+# Step 26/34 [route[4]] route 0.0.0.0/0 via 10.20.0.1 through eth0
 #   why:  prepend, like the reference: a container on several networks may already have a route to the same destination (a default route) through another interface
 #   undo: none of its own, undone with step "veth"
-run 25 strict -- nsenter --net=/var/run/netns/cnish-test ip route prepend 0.0.0.0/0 via 10.20.0.1 dev eth0
+run 26 strict -- nsenter --net=/var/run/netns/cnish-test ip route prepend 0.0.0.0/0 via 10.20.0.1 dev eth0
 
-# Step 26/33 [masquerade[0].chain] lesson step 8: create the masquerade chain CNI-341c64caf8d4656260708f60 (IPv4, nat table)
+# Step 27/34 [masquerade[0].chain] lesson step 8: create the masquerade chain CNI-341c64caf8d4656260708f60 (IPv4, nat table)
 #   why:  one chain per container and network, named like the reference plugin's (CNI- + sha512 of network and container id) so that either plugin can remove the other's; already there when another interface of this container is on this network
 #   undo: iptables -w -t nat -X CNI-341c64caf8d4656260708f60
-undo_26() { undo iptables -w -t nat -X CNI-341c64caf8d4656260708f60; }
-run 26 exists-ok -- iptables -w -t nat -N CNI-341c64caf8d4656260708f60
+undo_27() { undo iptables -w -t nat -X CNI-341c64caf8d4656260708f60; }
+run 27 exists-ok -- iptables -w -t nat -N CNI-341c64caf8d4656260708f60
 
-# Step 27/33 [masquerade[0].accept[0]] do not masquerade traffic from the container to its own subnet 10.20.0.0/24
+# Step 28/34 [masquerade[0].accept[0]] do not masquerade traffic from the container to its own subnet 10.20.0.0/24
 #   why:  inserted at the top, so that it comes before the masquerade rule also when another interface made the chain
 #   undo: iptables -w -t nat -D CNI-341c64caf8d4656260708f60 -d 10.20.0.0/24 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j ACCEPT
-undo_27() { undo iptables -w -t nat -D CNI-341c64caf8d4656260708f60 -d 10.20.0.0/24 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j ACCEPT; }
+undo_28() { undo iptables -w -t nat -D CNI-341c64caf8d4656260708f60 -d 10.20.0.0/24 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j ACCEPT; }
 if ! iptables -w -t nat -C CNI-341c64caf8d4656260708f60 -d 10.20.0.0/24 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j ACCEPT 2>/dev/null; then
-  run 27 strict -- iptables -w -t nat -I CNI-341c64caf8d4656260708f60 -d 10.20.0.0/24 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j ACCEPT
+  run 28 strict -- iptables -w -t nat -I CNI-341c64caf8d4656260708f60 -d 10.20.0.0/24 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j ACCEPT
 fi
 
-# Step 28/33 [masquerade[0].masquerade] masquerade everything else the container sends, except multicast
+# Step 29/34 [masquerade[0].masquerade] masquerade everything else the container sends, except multicast
 #   undo: iptables -w -t nat -D CNI-341c64caf8d4656260708f60 '!' -d 224.0.0.0/4 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j MASQUERADE
-undo_28() { undo iptables -w -t nat -D CNI-341c64caf8d4656260708f60 '!' -d 224.0.0.0/4 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j MASQUERADE; }
+undo_29() { undo iptables -w -t nat -D CNI-341c64caf8d4656260708f60 '!' -d 224.0.0.0/4 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j MASQUERADE; }
 if ! iptables -w -t nat -C CNI-341c64caf8d4656260708f60 '!' -d 224.0.0.0/4 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j MASQUERADE 2>/dev/null; then
-  run 28 strict -- iptables -w -t nat -A CNI-341c64caf8d4656260708f60 '!' -d 224.0.0.0/4 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j MASQUERADE
+  run 29 strict -- iptables -w -t nat -A CNI-341c64caf8d4656260708f60 '!' -d 224.0.0.0/4 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j MASQUERADE
 fi
 
-# Step 29/33 [masquerade[0].jump[0]] send traffic from 10.20.0.2/32 through CNI-341c64caf8d4656260708f60
+# Step 30/34 [masquerade[0].jump[0]] send traffic from 10.20.0.2/32 through CNI-341c64caf8d4656260708f60
 #   undo: iptables -w -t nat -D POSTROUTING -s 10.20.0.2/32 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j CNI-341c64caf8d4656260708f60
-undo_29() { undo iptables -w -t nat -D POSTROUTING -s 10.20.0.2/32 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j CNI-341c64caf8d4656260708f60; }
+undo_30() { undo iptables -w -t nat -D POSTROUTING -s 10.20.0.2/32 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j CNI-341c64caf8d4656260708f60; }
 if ! iptables -w -t nat -C POSTROUTING -s 10.20.0.2/32 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j CNI-341c64caf8d4656260708f60 2>/dev/null; then
-  run 29 strict -- iptables -w -t nat -A POSTROUTING -s 10.20.0.2/32 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j CNI-341c64caf8d4656260708f60
+  run 30 strict -- iptables -w -t nat -A POSTROUTING -s 10.20.0.2/32 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j CNI-341c64caf8d4656260708f60
 fi
 
-# Step 30/33 [masquerade[1].chain] lesson step 8: create the masquerade chain CNI-341c64caf8d4656260708f60 (IPv6, nat table)
+# Step 31/34 [masquerade[1].chain] lesson step 8: create the masquerade chain CNI-341c64caf8d4656260708f60 (IPv6, nat table)
 #   why:  one chain per container and network, named like the reference plugin's (CNI- + sha512 of network and container id) so that either plugin can remove the other's; already there when another interface of this container is on this network
 #   undo: ip6tables -w -t nat -X CNI-341c64caf8d4656260708f60
-undo_30() { undo ip6tables -w -t nat -X CNI-341c64caf8d4656260708f60; }
-run 30 exists-ok -- ip6tables -w -t nat -N CNI-341c64caf8d4656260708f60
+undo_31() { undo ip6tables -w -t nat -X CNI-341c64caf8d4656260708f60; }
+run 31 exists-ok -- ip6tables -w -t nat -N CNI-341c64caf8d4656260708f60
 
-# Step 31/33 [masquerade[1].accept[0]] do not masquerade traffic from the container to its own subnet fd20::/64
+# Step 32/34 [masquerade[1].accept[0]] do not masquerade traffic from the container to its own subnet fd20::/64
 #   why:  inserted at the top, so that it comes before the masquerade rule also when another interface made the chain
 #   undo: ip6tables -w -t nat -D CNI-341c64caf8d4656260708f60 -d fd20::/64 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j ACCEPT
-undo_31() { undo ip6tables -w -t nat -D CNI-341c64caf8d4656260708f60 -d fd20::/64 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j ACCEPT; }
+undo_32() { undo ip6tables -w -t nat -D CNI-341c64caf8d4656260708f60 -d fd20::/64 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j ACCEPT; }
 if ! ip6tables -w -t nat -C CNI-341c64caf8d4656260708f60 -d fd20::/64 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j ACCEPT 2>/dev/null; then
-  run 31 strict -- ip6tables -w -t nat -I CNI-341c64caf8d4656260708f60 -d fd20::/64 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j ACCEPT
+  run 32 strict -- ip6tables -w -t nat -I CNI-341c64caf8d4656260708f60 -d fd20::/64 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j ACCEPT
 fi
 
-# Step 32/33 [masquerade[1].masquerade] masquerade everything else the container sends, except multicast
+# Step 33/34 [masquerade[1].masquerade] masquerade everything else the container sends, except multicast
 #   undo: ip6tables -w -t nat -D CNI-341c64caf8d4656260708f60 '!' -d ff00::/8 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j MASQUERADE
-undo_32() { undo ip6tables -w -t nat -D CNI-341c64caf8d4656260708f60 '!' -d ff00::/8 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j MASQUERADE; }
+undo_33() { undo ip6tables -w -t nat -D CNI-341c64caf8d4656260708f60 '!' -d ff00::/8 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j MASQUERADE; }
 if ! ip6tables -w -t nat -C CNI-341c64caf8d4656260708f60 '!' -d ff00::/8 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j MASQUERADE 2>/dev/null; then
-  run 32 strict -- ip6tables -w -t nat -A CNI-341c64caf8d4656260708f60 '!' -d ff00::/8 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j MASQUERADE
+  run 33 strict -- ip6tables -w -t nat -A CNI-341c64caf8d4656260708f60 '!' -d ff00::/8 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j MASQUERADE
 fi
 
-# Step 33/33 [masquerade[1].jump[0]] send traffic from fd20::2/128 through CNI-341c64caf8d4656260708f60
+# Step 34/34 [masquerade[1].jump[0]] send traffic from fd20::2/128 through CNI-341c64caf8d4656260708f60
 #   undo: ip6tables -w -t nat -D POSTROUTING -s fd20::2/128 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j CNI-341c64caf8d4656260708f60
-undo_33() { undo ip6tables -w -t nat -D POSTROUTING -s fd20::2/128 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j CNI-341c64caf8d4656260708f60; }
+undo_34() { undo ip6tables -w -t nat -D POSTROUTING -s fd20::2/128 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j CNI-341c64caf8d4656260708f60; }
 if ! ip6tables -w -t nat -C POSTROUTING -s fd20::2/128 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j CNI-341c64caf8d4656260708f60 2>/dev/null; then
-  run 33 strict -- ip6tables -w -t nat -A POSTROUTING -s fd20::2/128 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j CNI-341c64caf8d4656260708f60
+  run 34 strict -- ip6tables -w -t nat -A POSTROUTING -s fd20::2/128 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j CNI-341c64caf8d4656260708f60
 fi
 
 # ---------------------------------------------------------------------------------------------

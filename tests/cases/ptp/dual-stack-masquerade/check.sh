@@ -345,54 +345,54 @@ check 12 status '' -- grep -qxF 1 /proc/sys/net/ipv4/ip_forward
 # Check of ADD step 13 [forward-ipv6] enable IPv6 forwarding on the host
 check 13 status '' -- grep -qxF 1 /proc/sys/net/ipv6/conf/all/forwarding
 
-# Check of ADD step 18 [address[0]] lesson step 6: assign 10.20.0.2/24 to eth0
-check 18 contains ' 10.20.0.2/24 ' -- nsenter --net=/var/run/netns/cnish-test ip -o addr show dev eth0 to 10.20.0.2
+# Check of ADD step 19 [address[0]] lesson step 6: assign 10.20.0.2/24 to eth0
+check 19 contains ' 10.20.0.2/24 ' -- nsenter --net=/var/run/netns/cnish-test ip -o addr show dev eth0 to 10.20.0.2
 
-# Check of ADD step 19 [address[1]] lesson step 6: assign fd20::2/64 to eth0
-check 19 contains ' fd20::2/64 ' -- nsenter --net=/var/run/netns/cnish-test ip -o addr show dev eth0 to fd20::2
+# Check of ADD step 20 [address[1]] lesson step 6: assign fd20::2/64 to eth0
+check 20 contains ' fd20::2/64 ' -- nsenter --net=/var/run/netns/cnish-test ip -o addr show dev eth0 to fd20::2
 
-# Check of ADD step 20 [container-up] lesson step 7: bring eth0 up inside the container
-check 20 contains 4e:e1:72:8e:e8:b5 -- nsenter --net=/var/run/netns/cnish-test ip -o link show dev eth0 up
+# Check of ADD step 21 [container-up] lesson step 7: bring eth0 up inside the container
+check 21 contains 4e:e1:72:8e:e8:b5 -- nsenter --net=/var/run/netns/cnish-test ip -o link show dev eth0 up
 
-# Check of ADD step 21 [route[0]] route 10.20.0.1/32 (scope link) through eth0
+# Check of ADD step 22 [route[0]] route 10.20.0.1/32 (scope link) through eth0
 #   why:  prepend, like the reference: a container on several networks may already have a route to the same destination (a default route) through another interface
-check 21 output '' -- nsenter --net=/var/run/netns/cnish-test ip -4 -o route show exact 10.20.0.1/32 dev eth0 scope link
+check 22 output '' -- nsenter --net=/var/run/netns/cnish-test ip -4 -o route show exact 10.20.0.1/32 dev eth0 scope link
 
-# Check of ADD step 22 [route[1]] route 10.20.0.0/24 via 10.20.0.1 through eth0
+# Check of ADD step 23 [route[1]] route 10.20.0.0/24 via 10.20.0.1 through eth0
 #   why:  prepend, like the reference: a container on several networks may already have a route to the same destination (a default route) through another interface
-check 22 output '' -- nsenter --net=/var/run/netns/cnish-test ip -4 -o route show exact 10.20.0.0/24 via 10.20.0.1 dev eth0
+check 23 output '' -- nsenter --net=/var/run/netns/cnish-test ip -4 -o route show exact 10.20.0.0/24 via 10.20.0.1 dev eth0
 
-# Check of ADD step 23 [route[2]] route fd20::1/128 (scope link) through eth0
+# Check of ADD step 24 [route[2]] route fd20::1/128 (scope link) through eth0
 #   why:  prepend, like the reference: a container on several networks may already have a route to the same destination (a default route) through another interface
-check 23 contains 'dev eth0 ' -- nsenter --net=/var/run/netns/cnish-test ip -6 -o route show exact fd20::1/128
+check 24 contains 'dev eth0 ' -- nsenter --net=/var/run/netns/cnish-test ip -6 -o route show exact fd20::1/128
 
-# Check of ADD step 24 [route[3]] route fd20::/64 via fd20::1 through eth0
+# Check of ADD step 25 [route[3]] route fd20::/64 via fd20::1 through eth0
 #   why:  prepend, like the reference: a container on several networks may already have a route to the same destination (a default route) through another interface
-check 24 contains 'via fd20::1 dev eth0 ' -- nsenter --net=/var/run/netns/cnish-test ip -6 -o route show exact fd20::/64
+check 25 contains 'via fd20::1 dev eth0 ' -- nsenter --net=/var/run/netns/cnish-test ip -6 -o route show exact fd20::/64
 
-# Check of ADD step 25 [route[4]] route 0.0.0.0/0 via 10.20.0.1 through eth0
+# Check of ADD step 26 [route[4]] route 0.0.0.0/0 via 10.20.0.1 through eth0
 #   why:  prepend, like the reference: a container on several networks may already have a route to the same destination (a default route) through another interface
-check 25 output '' -- nsenter --net=/var/run/netns/cnish-test ip -4 -o route show exact 0.0.0.0/0 via 10.20.0.1 dev eth0
+check 26 output '' -- nsenter --net=/var/run/netns/cnish-test ip -4 -o route show exact 0.0.0.0/0 via 10.20.0.1 dev eth0
 
-# Check of ADD step 27 [masquerade[0].accept[0]] do not masquerade traffic from the container to its own subnet 10.20.0.0/24
+# Check of ADD step 28 [masquerade[0].accept[0]] do not masquerade traffic from the container to its own subnet 10.20.0.0/24
 #   why:  inserted at the top, so that it comes before the masquerade rule also when another interface made the chain
-check 27 status '' -- iptables -w -t nat -C CNI-341c64caf8d4656260708f60 -d 10.20.0.0/24 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j ACCEPT
+check 28 status '' -- iptables -w -t nat -C CNI-341c64caf8d4656260708f60 -d 10.20.0.0/24 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j ACCEPT
 
-# Check of ADD step 28 [masquerade[0].masquerade] masquerade everything else the container sends, except multicast
-check 28 status '' -- iptables -w -t nat -C CNI-341c64caf8d4656260708f60 '!' -d 224.0.0.0/4 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j MASQUERADE
+# Check of ADD step 29 [masquerade[0].masquerade] masquerade everything else the container sends, except multicast
+check 29 status '' -- iptables -w -t nat -C CNI-341c64caf8d4656260708f60 '!' -d 224.0.0.0/4 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j MASQUERADE
 
-# Check of ADD step 29 [masquerade[0].jump[0]] send traffic from 10.20.0.2/32 through CNI-341c64caf8d4656260708f60
-check 29 status '' -- iptables -w -t nat -C POSTROUTING -s 10.20.0.2/32 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j CNI-341c64caf8d4656260708f60
+# Check of ADD step 30 [masquerade[0].jump[0]] send traffic from 10.20.0.2/32 through CNI-341c64caf8d4656260708f60
+check 30 status '' -- iptables -w -t nat -C POSTROUTING -s 10.20.0.2/32 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j CNI-341c64caf8d4656260708f60
 
-# Check of ADD step 31 [masquerade[1].accept[0]] do not masquerade traffic from the container to its own subnet fd20::/64
+# Check of ADD step 32 [masquerade[1].accept[0]] do not masquerade traffic from the container to its own subnet fd20::/64
 #   why:  inserted at the top, so that it comes before the masquerade rule also when another interface made the chain
-check 31 status '' -- ip6tables -w -t nat -C CNI-341c64caf8d4656260708f60 -d fd20::/64 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j ACCEPT
+check 32 status '' -- ip6tables -w -t nat -C CNI-341c64caf8d4656260708f60 -d fd20::/64 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j ACCEPT
 
-# Check of ADD step 32 [masquerade[1].masquerade] masquerade everything else the container sends, except multicast
-check 32 status '' -- ip6tables -w -t nat -C CNI-341c64caf8d4656260708f60 '!' -d ff00::/8 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j MASQUERADE
+# Check of ADD step 33 [masquerade[1].masquerade] masquerade everything else the container sends, except multicast
+check 33 status '' -- ip6tables -w -t nat -C CNI-341c64caf8d4656260708f60 '!' -d ff00::/8 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j MASQUERADE
 
-# Check of ADD step 33 [masquerade[1].jump[0]] send traffic from fd20::2/128 through CNI-341c64caf8d4656260708f60
-check 33 status '' -- ip6tables -w -t nat -C POSTROUTING -s fd20::2/128 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j CNI-341c64caf8d4656260708f60
+# Check of ADD step 34 [masquerade[1].jump[0]] send traffic from fd20::2/128 through CNI-341c64caf8d4656260708f60
+check 34 status '' -- ip6tables -w -t nat -C POSTROUTING -s fd20::2/128 -m comment --comment 'name: "ptpnet" id: "ctr1"' -j CNI-341c64caf8d4656260708f60
 
 # ---------------------------------------------------------------------------------------------
 if (( ${#FAILED[@]} )); then

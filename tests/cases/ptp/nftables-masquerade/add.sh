@@ -383,139 +383,144 @@ cnish-lock 3057d86864fb31d4.lock
 
 # ---------------------------------------------------------------------------------------------
 
-# Step 1/27 [reserve[0]] reserve 10.21.0.2 for ctr1/eth0 in /nonexistent/cnish-golden/ptpnft
+# Step 1/28 [reserve[0]] reserve 10.21.0.2 for ctr1/eth0 in /nonexistent/cnish-golden/ptpnft
 #   why:  the file is created exclusively, so two ADDs can never hold the same address
 #   undo: cnish-store release-ip /nonexistent/cnish-golden/ptpnft 10.21.0.2 ctr1 eth0 0 '' 608c92e125bbee99
 undo_1() { undo cnish-store release-ip /nonexistent/cnish-golden/ptpnft 10.21.0.2 ctr1 eth0 0 '' 608c92e125bbee99; }
 run 1 strict -- cnish-store reserve /nonexistent/cnish-golden/ptpnft 10.21.0.2 ctr1 eth0 0 608c92e125bbee99
 
-# Step 2/27 [reserve[1]] reserve fd21::2 for ctr1/eth0 in /nonexistent/cnish-golden/ptpnft
+# Step 2/28 [reserve[1]] reserve fd21::2 for ctr1/eth0 in /nonexistent/cnish-golden/ptpnft
 #   why:  the file is created exclusively, so two ADDs can never hold the same address
 #   undo: cnish-store release-ip /nonexistent/cnish-golden/ptpnft fd21::2 ctr1 eth0 1 '' 608c92e125bbee99
 undo_2() { undo cnish-store release-ip /nonexistent/cnish-golden/ptpnft fd21::2 ctr1 eth0 1 '' 608c92e125bbee99; }
 run 2 strict -- cnish-store reserve /nonexistent/cnish-golden/ptpnft fd21::2 ctr1 eth0 1 608c92e125bbee99
 
-# Step 3/27 [new-attachment] verify that veth3057d86864f does not exist: eth0 of this container is not attached to this network already
+# Step 3/28 [new-attachment] verify that veth3057d86864f does not exist: eth0 of this container is not attached to this network already
 #   why:  before anything that names the attachment (the masquerade rules, which cnish starts alongside the first command): an ADD repeated for an attachment that exists would otherwise fail only at the veth, and its rollback would delete what the existing attachment uses; a check in-process, no command
 run 3 strict -- test '!' -e /sys/class/net/veth3057d86864f
 
-# Step 4/27 [veth] create the veth pair veth3057d86864f (host) / eth0 (inside /var/run/netns/cnish-test)
+# Step 4/28 [veth] create the veth pair veth3057d86864f (host) / eth0 (inside /var/run/netns/cnish-test)
 #   undo: ip link del dev veth3057d86864f
 undo_4() { undo ip link del dev veth3057d86864f; }
 run 4 strict -- ip link add name veth3057d86864f address 82:2d:36:96:1a:e6 type veth peer name eth0 address 72:29:da:dc:33:80 netns /var/run/netns/cnish-test
 
-# Step 5/27 [label] label veth3057d86864f with its attachment (cnish/ptpnft/ctr1/eth0)
+# Step 5/28 [label] label veth3057d86864f with its attachment (cnish/ptpnft/ctr1/eth0)
 #   why:  GC recognises the host ends of attachments it must remove by this label
 #   undo: none of its own, undone with step "veth"
 run 5 strict -- ip link set dev veth3057d86864f alias cnish/ptpnft/ctr1/eth0
 
-# Step 6/27 [host-no-ra] make veth3057d86864f ignore IPv6 router advertisements
+# Step 6/28 [host-no-ra] make veth3057d86864f ignore IPv6 router advertisements
 #   why:  the host end of a ptp pair is a routed interface of the host: a container could otherwise announce itself as the host's IPv6 router (routes, a SLAAC address); set before the link comes up, tolerated on hosts without IPv6
 #   undo: none of its own, undone with step "veth"
 run 6 missing-ok -- sysctl -q -w net/ipv6/conf/veth3057d86864f/accept_ra=0
 
-# Step 7/27 [host-up] bring veth3057d86864f up
+# Step 7/28 [host-up] bring veth3057d86864f up
 #   undo: none of its own, undone with step "veth"
 run 7 strict -- ip link set dev veth3057d86864f up
 
-# Step 8/27 [host-gateway[0]] give veth3057d86864f the gateway address 10.21.0.1/32
+# Step 8/28 [host-gateway[0]] give veth3057d86864f the gateway address 10.21.0.1/32
 #   why:  the container's next hop is the host end of its own veth
 #   undo: none of its own, undone with step "veth"
 run 8 strict -- ip addr replace 10.21.0.1/32 dev veth3057d86864f
 
-# Step 9/27 [host-gateway[1]] give veth3057d86864f the gateway address fd21::1/128
+# Step 9/28 [host-gateway[1]] give veth3057d86864f the gateway address fd21::1/128
 #   why:  the container's next hop is the host end of its own veth
 #   undo: none of its own, undone with step "veth"
 run 9 strict -- ip addr replace fd21::1/128 dev veth3057d86864f nodad
 
-# Step 10/27 [host-route[0]] route 10.21.0.2/32 to the container through veth3057d86864f
+# Step 10/28 [host-route[0]] route 10.21.0.2/32 to the container through veth3057d86864f
 #   undo: none of its own, undone with step "veth"
 run 10 strict -- ip route add 10.21.0.2/32 dev veth3057d86864f scope host
 
-# Step 11/27 [host-route[1]] route fd21::2/128 to the container through veth3057d86864f
+# Step 11/28 [host-route[1]] route fd21::2/128 to the container through veth3057d86864f
 #   undo: none of its own, undone with step "veth"
 run 11 strict -- ip route add fd21::2/128 dev veth3057d86864f scope host
 
-# Step 12/27 [forward-ipv4] enable IPv4 forwarding on the host
+# Step 12/28 [forward-ipv4] enable IPv4 forwarding on the host
 #   why:  the host routes the container's traffic; host-wide and shared, never turned off again, so it comes after the veth pair: an ADD refused there (the container has the name already) leaves it as it was
 #   undo: none, shared with other attachments
 if ! grep -qxF 1 /proc/sys/net/ipv4/ip_forward 2>/dev/null; then
   run 12 strict -- sysctl -q -w net/ipv4/ip_forward=1
 fi
 
-# Step 13/27 [forward-ipv6] enable IPv6 forwarding on the host
+# Step 13/28 [forward-ipv6] enable IPv6 forwarding on the host
 #   undo: none, shared with other attachments
 if ! grep -qxF 1 /proc/sys/net/ipv6/conf/all/forwarding 2>/dev/null; then
   run 13 strict -- sysctl -q -w net/ipv6/conf/all/forwarding=1
 fi
 
-# Step 14/27 [arp-notify] announce eth0's address with a gratuitous ARP when it comes up (arp_notify)
+# Step 14/28 [arp-notify] announce eth0's address with a gratuitous ARP when it comes up (arp_notify)
 #   why:  a reused address gets a new MAC; neighbours learn it at once instead of after their ARP entry expires (with IPAM's addresses, as the reference: an interface without them keeps the kernel's settings)
 #   undo: none of its own, undone with step "veth"
 run 14 strict -- nsenter --net=/var/run/netns/cnish-test sysctl -q -w net/ipv4/conf/eth0/arp_notify=1
 
-# Step 15/27 [ipv6-on-lo] enable IPv6 on lo in the container
+# Step 15/28 [ipv6-on-lo] enable IPv6 on lo in the container
 #   why:  the container's loopback belongs to its namespace, not to this interface: another interface of the container may rely on it, so neither rollback nor DEL turns IPv6 off there again
 #   undo: none, shared with other attachments
 run 15 strict -- nsenter --net=/var/run/netns/cnish-test sysctl -q -w net/ipv6/conf/lo/disable_ipv6=0
 
-# Step 16/27 [ipv6-on] enable IPv6 on eth0 in the container
+# Step 16/28 [ipv6-on] enable IPv6 on eth0 in the container
 #   undo: none of its own, undone with step "veth"
 run 16 strict -- nsenter --net=/var/run/netns/cnish-test sysctl -q -w net/ipv6/conf/eth0/disable_ipv6=0
 
-# Step 17/27 [no-dad] skip duplicate address detection on eth0
+# Step 17/28 [keep-ipv6-addresses-on-down] keep eth0's IPv6 addresses when it goes down (keep_addr_on_down)
+#   why:  the kernel flushes an interface's IPv6 addresses when it goes down, IPv4's it keeps: a container that takes its interface down and up again would lose IPAM's IPv6 addresses for good (the reference sets it since v1.7.0)
+#   undo: none of its own, undone with step "veth"
+run 17 strict -- nsenter --net=/var/run/netns/cnish-test sysctl -q -w net/ipv6/conf/eth0/keep_addr_on_down=1
+
+# Step 18/28 [no-dad] skip duplicate address detection on eth0
 #   why:  IPAM guarantees the address is unique; DAD would keep it unusable for a second or more (set for IPv4-only networks too, like the reference, for addresses added later; tolerated when the kernel has no IPv6). Not without IPAM: the addresses then come from SLAAC or by hand, and only DAD finds their duplicates (a configs audit)
 #   undo: none of its own, undone with step "veth"
-run 17 missing-ok -- nsenter --net=/var/run/netns/cnish-test sysctl -q -w net/ipv6/conf/eth0/accept_dad=0
+run 18 missing-ok -- nsenter --net=/var/run/netns/cnish-test sysctl -q -w net/ipv6/conf/eth0/accept_dad=0
 
-# Step 18/27 [address[0]] lesson step 6: assign 10.21.0.2/24 to eth0
+# Step 19/28 [address[0]] lesson step 6: assign 10.21.0.2/24 to eth0
 #   undo: none of its own, undone with step "veth"
-run 18 strict -- nsenter --net=/var/run/netns/cnish-test ip addr add 10.21.0.2/24 dev eth0 brd + noprefixroute
+run 19 strict -- nsenter --net=/var/run/netns/cnish-test ip addr add 10.21.0.2/24 dev eth0 brd + noprefixroute
 
-# Step 19/27 [address[1]] lesson step 6: assign fd21::2/64 to eth0
+# Step 20/28 [address[1]] lesson step 6: assign fd21::2/64 to eth0
 #   undo: none of its own, undone with step "veth"
-run 19 strict -- nsenter --net=/var/run/netns/cnish-test ip addr add fd21::2/64 dev eth0 noprefixroute nodad
+run 20 strict -- nsenter --net=/var/run/netns/cnish-test ip addr add fd21::2/64 dev eth0 noprefixroute nodad
 
-# Step 20/27 [container-up] lesson step 7: bring eth0 up inside the container
+# Step 21/28 [container-up] lesson step 7: bring eth0 up inside the container
 #   undo: none of its own, undone with step "veth"
-run 20 strict -- nsenter --net=/var/run/netns/cnish-test ip link set dev eth0 up
+run 21 strict -- nsenter --net=/var/run/netns/cnish-test ip link set dev eth0 up
 
-# Step 21/27 [route[0]] route 10.21.0.1/32 (scope link) through eth0
+# Step 22/28 [route[0]] route 10.21.0.1/32 (scope link) through eth0
 #   why:  prepend, like the reference: a container on several networks may already have a route to the same destination (a default route) through another interface
 #   undo: none of its own, undone with step "veth"
-run 21 strict -- nsenter --net=/var/run/netns/cnish-test ip route prepend 10.21.0.1/32 dev eth0 src 10.21.0.2 scope link
+run 22 strict -- nsenter --net=/var/run/netns/cnish-test ip route prepend 10.21.0.1/32 dev eth0 src 10.21.0.2 scope link
 
-# Step 22/27 [route[1]] route 10.21.0.0/24 via 10.21.0.1 through eth0
+# Step 23/28 [route[1]] route 10.21.0.0/24 via 10.21.0.1 through eth0
 #   why:  prepend, like the reference: a container on several networks may already have a route to the same destination (a default route) through another interface
 #   undo: none of its own, undone with step "veth"
-run 22 strict -- nsenter --net=/var/run/netns/cnish-test ip route prepend 10.21.0.0/24 via 10.21.0.1 dev eth0 src 10.21.0.2
+run 23 strict -- nsenter --net=/var/run/netns/cnish-test ip route prepend 10.21.0.0/24 via 10.21.0.1 dev eth0 src 10.21.0.2
 
-# Step 23/27 [route[2]] route fd21::1/128 (scope link) through eth0
+# Step 24/28 [route[2]] route fd21::1/128 (scope link) through eth0
 #   why:  prepend, like the reference: a container on several networks may already have a route to the same destination (a default route) through another interface
 #   undo: none of its own, undone with step "veth"
-run 23 strict -- nsenter --net=/var/run/netns/cnish-test ip route prepend fd21::1/128 dev eth0 src fd21::2 scope link
+run 24 strict -- nsenter --net=/var/run/netns/cnish-test ip route prepend fd21::1/128 dev eth0 src fd21::2 scope link
 
-# Step 24/27 [route[3]] route fd21::/64 via fd21::1 through eth0
+# Step 25/28 [route[3]] route fd21::/64 via fd21::1 through eth0
 #   why:  prepend, like the reference: a container on several networks may already have a route to the same destination (a default route) through another interface
 #   undo: none of its own, undone with step "veth"
-run 24 strict -- nsenter --net=/var/run/netns/cnish-test ip route prepend fd21::/64 via fd21::1 dev eth0 src fd21::2
+run 25 strict -- nsenter --net=/var/run/netns/cnish-test ip route prepend fd21::/64 via fd21::1 dev eth0 src fd21::2
 
-# Step 25/27 [route[4]] route 0.0.0.0/0 via 10.21.0.1 through eth0
+# Step 26/28 [route[4]] route 0.0.0.0/0 via 10.21.0.1 through eth0
 #   why:  prepend, like the reference: a container on several networks may already have a route to the same destination (a default route) through another interface
 #   undo: none of its own, undone with step "veth"
-run 25 strict -- nsenter --net=/var/run/netns/cnish-test ip route prepend 0.0.0.0/0 via 10.21.0.1 dev eth0
+run 26 strict -- nsenter --net=/var/run/netns/cnish-test ip route prepend 0.0.0.0/0 via 10.21.0.1 dev eth0
 
-# Step 26/27 [masquerade-nft[0]] lesson step 8 (nftables): masquerade what 10.21.0.2 sends outside 10.21.0.0/24 (table inet cni_plugins_masquerade)
+# Step 27/28 [masquerade-nft[0]] lesson step 8 (nftables): masquerade what 10.21.0.2 sends outside 10.21.0.0/24 (table inet cni_plugins_masquerade)
 #   why:  one transaction: the shared table and chains if missing, the base chain's three rules rewritten (the same for every ADD), and this address's rule, whose comment DEL and GC find it by; the undo deletes only the newest rule of this address, so an ADD repeated for an attachment that exists (it adds the rule again, then fails) leaves the first one's rule in place
 #   undo: cnish-nft-delete-commented inet cni_plugins_masquerade masq_checks '3ba5bcc1b2e1d5c8-7883a6f9ce71eedb, net: ptpnft, if: eth0, id: ctr1' 'ip saddr 10.21.0.2 '
-undo_26() { undo cnish-nft-delete-commented inet cni_plugins_masquerade masq_checks '3ba5bcc1b2e1d5c8-7883a6f9ce71eedb, net: ptpnft, if: eth0, id: ctr1' 'ip saddr 10.21.0.2 '; }
-run 26 strict -- nft add table inet cni_plugins_masquerade '{' comment '"Masquerading for plugins from github.com/containernetworking/plugins"' ';' '}' ';' add chain inet cni_plugins_masquerade masq_checks '{' comment '"Masquerade traffic from certain IPs to any (non-multicast) IP outside their subnet"' ';' '}' ';' add chain inet cni_plugins_masquerade postrouting '{' type nat hook postrouting priority srcnat ';' '}' ';' flush chain inet cni_plugins_masquerade postrouting ';' add rule inet cni_plugins_masquerade postrouting ip daddr 224.0.0.0/4 return ';' add rule inet cni_plugins_masquerade postrouting ip6 daddr ff00::/8 return ';' add rule inet cni_plugins_masquerade postrouting goto masq_checks ';' add rule inet cni_plugins_masquerade masq_checks ip saddr 10.21.0.2 ip daddr '!=' 10.21.0.0/24 masquerade comment '"3ba5bcc1b2e1d5c8-7883a6f9ce71eedb, net: ptpnft, if: eth0, id: ctr1"'
+undo_27() { undo cnish-nft-delete-commented inet cni_plugins_masquerade masq_checks '3ba5bcc1b2e1d5c8-7883a6f9ce71eedb, net: ptpnft, if: eth0, id: ctr1' 'ip saddr 10.21.0.2 '; }
+run 27 strict -- nft add table inet cni_plugins_masquerade '{' comment '"Masquerading for plugins from github.com/containernetworking/plugins"' ';' '}' ';' add chain inet cni_plugins_masquerade masq_checks '{' comment '"Masquerade traffic from certain IPs to any (non-multicast) IP outside their subnet"' ';' '}' ';' add chain inet cni_plugins_masquerade postrouting '{' type nat hook postrouting priority srcnat ';' '}' ';' flush chain inet cni_plugins_masquerade postrouting ';' add rule inet cni_plugins_masquerade postrouting ip daddr 224.0.0.0/4 return ';' add rule inet cni_plugins_masquerade postrouting ip6 daddr ff00::/8 return ';' add rule inet cni_plugins_masquerade postrouting goto masq_checks ';' add rule inet cni_plugins_masquerade masq_checks ip saddr 10.21.0.2 ip daddr '!=' 10.21.0.0/24 masquerade comment '"3ba5bcc1b2e1d5c8-7883a6f9ce71eedb, net: ptpnft, if: eth0, id: ctr1"'
 
-# Step 27/27 [masquerade-nft[1]] lesson step 8 (nftables): masquerade what fd21::2 sends outside fd21::/64 (table inet cni_plugins_masquerade)
+# Step 28/28 [masquerade-nft[1]] lesson step 8 (nftables): masquerade what fd21::2 sends outside fd21::/64 (table inet cni_plugins_masquerade)
 #   why:  one transaction: the shared table and chains if missing, the base chain's three rules rewritten (the same for every ADD), and this address's rule, whose comment DEL and GC find it by; the undo deletes only the newest rule of this address, so an ADD repeated for an attachment that exists (it adds the rule again, then fails) leaves the first one's rule in place
 #   undo: cnish-nft-delete-commented inet cni_plugins_masquerade masq_checks '3ba5bcc1b2e1d5c8-7883a6f9ce71eedb, net: ptpnft, if: eth0, id: ctr1' 'ip6 saddr fd21::2 '
-undo_27() { undo cnish-nft-delete-commented inet cni_plugins_masquerade masq_checks '3ba5bcc1b2e1d5c8-7883a6f9ce71eedb, net: ptpnft, if: eth0, id: ctr1' 'ip6 saddr fd21::2 '; }
-run 27 strict -- nft add table inet cni_plugins_masquerade '{' comment '"Masquerading for plugins from github.com/containernetworking/plugins"' ';' '}' ';' add chain inet cni_plugins_masquerade masq_checks '{' comment '"Masquerade traffic from certain IPs to any (non-multicast) IP outside their subnet"' ';' '}' ';' add chain inet cni_plugins_masquerade postrouting '{' type nat hook postrouting priority srcnat ';' '}' ';' flush chain inet cni_plugins_masquerade postrouting ';' add rule inet cni_plugins_masquerade postrouting ip daddr 224.0.0.0/4 return ';' add rule inet cni_plugins_masquerade postrouting ip6 daddr ff00::/8 return ';' add rule inet cni_plugins_masquerade postrouting goto masq_checks ';' add rule inet cni_plugins_masquerade masq_checks ip6 saddr fd21::2 ip6 daddr '!=' fd21::/64 masquerade comment '"3ba5bcc1b2e1d5c8-7883a6f9ce71eedb, net: ptpnft, if: eth0, id: ctr1"'
+undo_28() { undo cnish-nft-delete-commented inet cni_plugins_masquerade masq_checks '3ba5bcc1b2e1d5c8-7883a6f9ce71eedb, net: ptpnft, if: eth0, id: ctr1' 'ip6 saddr fd21::2 '; }
+run 28 strict -- nft add table inet cni_plugins_masquerade '{' comment '"Masquerading for plugins from github.com/containernetworking/plugins"' ';' '}' ';' add chain inet cni_plugins_masquerade masq_checks '{' comment '"Masquerade traffic from certain IPs to any (non-multicast) IP outside their subnet"' ';' '}' ';' add chain inet cni_plugins_masquerade postrouting '{' type nat hook postrouting priority srcnat ';' '}' ';' flush chain inet cni_plugins_masquerade postrouting ';' add rule inet cni_plugins_masquerade postrouting ip daddr 224.0.0.0/4 return ';' add rule inet cni_plugins_masquerade postrouting ip6 daddr ff00::/8 return ';' add rule inet cni_plugins_masquerade postrouting goto masq_checks ';' add rule inet cni_plugins_masquerade masq_checks ip6 saddr fd21::2 ip6 daddr '!=' fd21::/64 masquerade comment '"3ba5bcc1b2e1d5c8-7883a6f9ce71eedb, net: ptpnft, if: eth0, id: ctr1"'
 
 # ---------------------------------------------------------------------------------------------
 trap - EXIT

@@ -380,42 +380,42 @@ check 12 status '' -- grep -qxF 1 /proc/sys/net/ipv4/ip_forward
 # Check of ADD step 13 [forward-ipv6] enable IPv6 forwarding on the host
 check 13 status '' -- grep -qxF 1 /proc/sys/net/ipv6/conf/all/forwarding
 
-# Check of ADD step 18 [address[0]] lesson step 6: assign 10.21.0.2/24 to eth0
-check 18 contains ' 10.21.0.2/24 ' -- nsenter --net=/var/run/netns/cnish-test ip -o addr show dev eth0 to 10.21.0.2
+# Check of ADD step 19 [address[0]] lesson step 6: assign 10.21.0.2/24 to eth0
+check 19 contains ' 10.21.0.2/24 ' -- nsenter --net=/var/run/netns/cnish-test ip -o addr show dev eth0 to 10.21.0.2
 
-# Check of ADD step 19 [address[1]] lesson step 6: assign fd21::2/64 to eth0
-check 19 contains ' fd21::2/64 ' -- nsenter --net=/var/run/netns/cnish-test ip -o addr show dev eth0 to fd21::2
+# Check of ADD step 20 [address[1]] lesson step 6: assign fd21::2/64 to eth0
+check 20 contains ' fd21::2/64 ' -- nsenter --net=/var/run/netns/cnish-test ip -o addr show dev eth0 to fd21::2
 
-# Check of ADD step 20 [container-up] lesson step 7: bring eth0 up inside the container
-check 20 contains 72:29:da:dc:33:80 -- nsenter --net=/var/run/netns/cnish-test ip -o link show dev eth0 up
+# Check of ADD step 21 [container-up] lesson step 7: bring eth0 up inside the container
+check 21 contains 72:29:da:dc:33:80 -- nsenter --net=/var/run/netns/cnish-test ip -o link show dev eth0 up
 
-# Check of ADD step 21 [route[0]] route 10.21.0.1/32 (scope link) through eth0
+# Check of ADD step 22 [route[0]] route 10.21.0.1/32 (scope link) through eth0
 #   why:  prepend, like the reference: a container on several networks may already have a route to the same destination (a default route) through another interface
-check 21 output '' -- nsenter --net=/var/run/netns/cnish-test ip -4 -o route show exact 10.21.0.1/32 dev eth0 scope link
+check 22 output '' -- nsenter --net=/var/run/netns/cnish-test ip -4 -o route show exact 10.21.0.1/32 dev eth0 scope link
 
-# Check of ADD step 22 [route[1]] route 10.21.0.0/24 via 10.21.0.1 through eth0
+# Check of ADD step 23 [route[1]] route 10.21.0.0/24 via 10.21.0.1 through eth0
 #   why:  prepend, like the reference: a container on several networks may already have a route to the same destination (a default route) through another interface
-check 22 output '' -- nsenter --net=/var/run/netns/cnish-test ip -4 -o route show exact 10.21.0.0/24 via 10.21.0.1 dev eth0
+check 23 output '' -- nsenter --net=/var/run/netns/cnish-test ip -4 -o route show exact 10.21.0.0/24 via 10.21.0.1 dev eth0
 
-# Check of ADD step 23 [route[2]] route fd21::1/128 (scope link) through eth0
+# Check of ADD step 24 [route[2]] route fd21::1/128 (scope link) through eth0
 #   why:  prepend, like the reference: a container on several networks may already have a route to the same destination (a default route) through another interface
-check 23 contains 'dev eth0 ' -- nsenter --net=/var/run/netns/cnish-test ip -6 -o route show exact fd21::1/128
+check 24 contains 'dev eth0 ' -- nsenter --net=/var/run/netns/cnish-test ip -6 -o route show exact fd21::1/128
 
-# Check of ADD step 24 [route[3]] route fd21::/64 via fd21::1 through eth0
+# Check of ADD step 25 [route[3]] route fd21::/64 via fd21::1 through eth0
 #   why:  prepend, like the reference: a container on several networks may already have a route to the same destination (a default route) through another interface
-check 24 contains 'via fd21::1 dev eth0 ' -- nsenter --net=/var/run/netns/cnish-test ip -6 -o route show exact fd21::/64
+check 25 contains 'via fd21::1 dev eth0 ' -- nsenter --net=/var/run/netns/cnish-test ip -6 -o route show exact fd21::/64
 
-# Check of ADD step 25 [route[4]] route 0.0.0.0/0 via 10.21.0.1 through eth0
+# Check of ADD step 26 [route[4]] route 0.0.0.0/0 via 10.21.0.1 through eth0
 #   why:  prepend, like the reference: a container on several networks may already have a route to the same destination (a default route) through another interface
-check 25 output '' -- nsenter --net=/var/run/netns/cnish-test ip -4 -o route show exact 0.0.0.0/0 via 10.21.0.1 dev eth0
+check 26 output '' -- nsenter --net=/var/run/netns/cnish-test ip -4 -o route show exact 0.0.0.0/0 via 10.21.0.1 dev eth0
 
-# Check of ADD step 26 [masquerade-nft[0]] lesson step 8 (nftables): masquerade what 10.21.0.2 sends outside 10.21.0.0/24 (table inet cni_plugins_masquerade)
+# Check of ADD step 27 [masquerade-nft[0]] lesson step 8 (nftables): masquerade what 10.21.0.2 sends outside 10.21.0.0/24 (table inet cni_plugins_masquerade)
 #   why:  one transaction: the shared table and chains if missing, the base chain's three rules rewritten (the same for every ADD), and this address's rule, whose comment DEL and GC find it by; the undo deletes only the newest rule of this address, so an ADD repeated for an attachment that exists (it adds the rule again, then fails) leaves the first one's rule in place
-check 26 contains 'ip saddr 10.21.0.2 ip daddr != 10.21.0.0/24 masquerade comment "3ba5bcc1b2e1d5c8-7883a6f9ce71eedb, net: ptpnft, if: eth0, id: ctr1"' 'type nat hook postrouting priority srcnat;' 'goto masq_checks' -- nft list table inet cni_plugins_masquerade
+check 27 contains 'ip saddr 10.21.0.2 ip daddr != 10.21.0.0/24 masquerade comment "3ba5bcc1b2e1d5c8-7883a6f9ce71eedb, net: ptpnft, if: eth0, id: ctr1"' 'type nat hook postrouting priority srcnat;' 'goto masq_checks' -- nft list table inet cni_plugins_masquerade
 
-# Check of ADD step 27 [masquerade-nft[1]] lesson step 8 (nftables): masquerade what fd21::2 sends outside fd21::/64 (table inet cni_plugins_masquerade)
+# Check of ADD step 28 [masquerade-nft[1]] lesson step 8 (nftables): masquerade what fd21::2 sends outside fd21::/64 (table inet cni_plugins_masquerade)
 #   why:  one transaction: the shared table and chains if missing, the base chain's three rules rewritten (the same for every ADD), and this address's rule, whose comment DEL and GC find it by; the undo deletes only the newest rule of this address, so an ADD repeated for an attachment that exists (it adds the rule again, then fails) leaves the first one's rule in place
-check 27 contains 'ip6 saddr fd21::2 ip6 daddr != fd21::/64 masquerade comment "3ba5bcc1b2e1d5c8-7883a6f9ce71eedb, net: ptpnft, if: eth0, id: ctr1"' 'type nat hook postrouting priority srcnat;' 'goto masq_checks' -- nft list table inet cni_plugins_masquerade
+check 28 contains 'ip6 saddr fd21::2 ip6 daddr != fd21::/64 masquerade comment "3ba5bcc1b2e1d5c8-7883a6f9ce71eedb, net: ptpnft, if: eth0, id: ctr1"' 'type nat hook postrouting priority srcnat;' 'goto masq_checks' -- nft list table inet cni_plugins_masquerade
 
 # ---------------------------------------------------------------------------------------------
 if (( ${#FAILED[@]} )); then
