@@ -121,6 +121,27 @@ def test_check_finds_an_ipv6_route_that_became_one_of_a_multipath_routes_next_ho
         assert host.cni("DEL", dict(net, prevResult=res), c, ifname=ifname)[0] == 0
 
 
+def test_check_tells_a_route_without_a_gateway_from_one_via_a_gateway(lab):
+    """A route without a gateway (static addresses without one) changed to go via a gateway
+    on the same interface: CHECK looked for the route through the interface (IPv4) or for
+    "dev IFNAME " among the destination's routes (IPv6), and both still matched."""
+    host, c = lab.host(), lab.netns()
+    net = conf(lab, "bridge", bridge="cni-test0", ipam={
+        "type": "static", "addresses": [{"address": "10.87.0.5/24"}, {"address": "fd87::5/64"}],
+        "routes": [{"dst": "10.97.0.0/24"}, {"dst": "fd97::/64"}, {"dst": "10.98.0.7/32"}]})
+    rc, res, err = host.cni("ADD", net, c)
+    assert rc == 0, (res, err)
+    assert "10.97.0.0/24 dev eth0 " in sh("ip", "-n", c, "-o", "route").stdout
+    assert host.cni("CHECK", dict(net, prevResult=res), c)[0] == 0
+    sh("ip", "-n", c, "route", "replace", "10.97.0.0/24", "via", "10.87.0.9", "dev", "eth0")
+    sh("ip", "-n", c, "-6", "route", "replace", "fd97::/64", "via", "fd87::9", "dev", "eth0")
+    sh("ip", "-n", c, "route", "replace", "10.98.0.7/32", "via", "10.87.0.9", "dev", "eth0")
+    rc, out, _ = host.cni("CHECK", dict(net, prevResult=res), c)
+    assert rc == 1 and out["code"] == 101, out
+    assert all(dst in out["msg"] for dst in ("10.97.0.0/24", "fd97::/64", "10.98.0.7/32")), out
+    assert host.cni("DEL", dict(net, prevResult=res), c)[0] == 0
+
+
 def test_ptp_masquerades_with_the_nftables_backend(lab):
     """ptp with ipMasqBackend nftables: the container reaches a namespace that has no route
     back to it only through the masquerade (both families); DEL stops it."""

@@ -333,10 +333,10 @@ check 8 output '' -- ip -o addr show dev veth106fd44ef41 to 10.20.0.1
 check 9 output '' -- ip -o addr show dev veth106fd44ef41 to fd20::1
 
 # Check of ADD step 10 [host-route[0]] route 10.20.0.2/32 to the container through veth106fd44ef41
-check 10 output '' -- ip -4 -o route show exact 10.20.0.2/32 dev veth106fd44ef41
+check 10 contains '10.20.0.2 dev veth106fd44ef41 ' -- ip -4 -o route show exact 10.20.0.2/32
 
 # Check of ADD step 11 [host-route[1]] route fd20::2/128 to the container through veth106fd44ef41
-check 11 contains 'dev veth106fd44ef41 ' -- ip -6 -o route show exact fd20::2/128
+check 11 contains 'fd20::2 dev veth106fd44ef41 ' -- ip -6 -o route show exact fd20::2/128
 
 # Check of ADD step 12 [forward-ipv4] enable IPv4 forwarding on the host
 #   why:  the host routes the container's traffic; host-wide and shared, never turned off again, so it comes after the veth pair: an ADD refused there (the container has the name already) leaves it as it was
@@ -356,7 +356,7 @@ check 21 contains 4e:e1:72:8e:e8:b5 -- nsenter --net=/var/run/netns/cnish-test i
 
 # Check of ADD step 22 [route[0]] route 10.20.0.1/32 (scope link) through eth0
 #   why:  prepend, like the reference: a container on several networks may already have a route to the same destination (a default route) through another interface
-check 22 output '' -- nsenter --net=/var/run/netns/cnish-test ip -4 -o route show exact 10.20.0.1/32 dev eth0 scope link
+check 22 contains '10.20.0.1 dev eth0 ' -- nsenter --net=/var/run/netns/cnish-test ip -4 -o route show exact 10.20.0.1/32 scope link
 
 # Check of ADD step 23 [route[1]] route 10.20.0.0/24 via 10.20.0.1 through eth0
 #   why:  prepend, like the reference: a container on several networks may already have a route to the same destination (a default route) through another interface
@@ -364,7 +364,7 @@ check 23 output '' -- nsenter --net=/var/run/netns/cnish-test ip -4 -o route sho
 
 # Check of ADD step 24 [route[2]] route fd20::1/128 (scope link) through eth0
 #   why:  prepend, like the reference: a container on several networks may already have a route to the same destination (a default route) through another interface
-check 24 contains 'dev eth0 ' -- nsenter --net=/var/run/netns/cnish-test ip -6 -o route show exact fd20::1/128
+check 24 contains 'fd20::1 dev eth0 ' -- nsenter --net=/var/run/netns/cnish-test ip -6 -o route show exact fd20::1/128
 
 # Check of ADD step 25 [route[3]] route fd20::/64 via fd20::1 through eth0
 #   why:  prepend, like the reference: a container on several networks may already have a route to the same destination (a default route) through another interface
