@@ -531,6 +531,7 @@ def gc(network, config, cache_dir, dry_run, fmt):
         # does a delegated IPAM plugin of cnish's (list_version: it must not get GC or STATUS
         # under a cniVersion the list does not have)
         version = "1.1.0"
+        caveats = _gc_caveats(s)
         if dry_run:
             ours = [i for i in range(len(s.plugins)) if s.ours(i)]
             if len(ours) != 1:
@@ -538,8 +539,17 @@ def gc(network, config, cache_dir, dry_run, fmt):
                                f"{s.network} has {len(ours)} cnish plugins")
             op = s.operation(ours[0], "GC", None, {"list_version": s.version}, version=version,
                              extra=extra)
-            _print_plan(engine.dry_run(op), fmt)
+            plan = engine.dry_run(op)
+            if not results.at_least(s.version, "1.1.0"):     # (why the header says 1.1.0)
+                others = [p.get("type") for i, p in enumerate(s.plugins) if not s.ours(i)]
+                plan.notes.append(f"the list's cniVersion is {s.version}: cnish's plugins are "
+                                  f"asked for GC at {version} all the same" + (
+                                      f"; {', '.join(others)} get none" if others else ""))
+            plan.notes.extend(caveats)
+            _print_plan(plan, fmt)
             return
+        for caveat in caveats:
+            click.echo(f"cnish: note: {caveat}", err=True)
         errors = []
         for index in range(len(s.plugins)):
             if not s.ours(index) and not results.at_least(s.version, "1.1.0"):
@@ -582,6 +592,26 @@ def _gc_blockers(s) -> list:
         out.append(", ".join(unknown) + f" get{'s' if len(unknown) == 1 else ''} no GC below "
                    f"cniVersion 1.1.0 (the list has {s.version}) and may keep such state")
     return out
+
+
+def _gc_caveats(s) -> list:
+    """What `cnish gc` leaves on a list older than GC (spec 1.1.0), for the operator to know:
+    not a reason to refuse (a leak, never state handed to another container)."""
+    out = []
+    if results.at_least(s.version, "1.1.0"):
+        return out
+    for i, conf in enumerate(s.plugins):
+        ipam = conf.get("ipam") if s.ours(i) else None
+        kind = ipam.get("type") if isinstance(ipam, dict) else None
+        if isinstance(kind, str) and plugins.canonical(kind) not in IN_PROCESS_IPAM:
+            out.append(f"the IPAM plugin {kind} of {conf.get('type')} gets no GC below cniVersion "
+                       f"1.1.0 (the list has {s.version}): what it holds for the stale "
+                       "attachments removed here stays reserved; DEL one by its container id "
+                       "(cnish del NETWORK NETNS --cid ID) to release it")
+    return out
+
+
+IN_PROCESS_IPAM = ("host-local", "static")      # cnish's own: GC'd with the main plugin
 
 
 @cli.command(help="Can every plugin of NETWORK serve ADD now? (CNI STATUS)")

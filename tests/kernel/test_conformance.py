@@ -520,6 +520,35 @@ def test_cli_gc_of_an_older_list_with_other_plugins_releases_nothing(lab, tmp_pa
         assert refused or proc.returncode == 0, proc.stderr
 
 
+def test_cli_gc_of_an_older_list_says_a_delegated_ipam_keeps_its_addresses(lab, tmp_path):
+    """Below 1.1.0 a delegated IPAM plugin gets no GC: `cnish gc` removed a stale
+    attachment's veth while the plugin kept its address reserved, and said nothing (a mixing
+    audit). It says so now (stderr, and the dry-run's header), and the DEL it points to
+    releases the address."""
+    host, c = lab.host(), lab.netns()
+    plugin_dir = tmp_path / "bin"
+    plugin_dir.mkdir()
+    (plugin_dir / "ref-host-local").symlink_to(os.path.join(REFERENCE, "host-local"))
+    conf = bridge_conf(lab, name="dlgc", cniVersion="0.4.0", ipMasq=False, ipam={
+        "type": "ref-host-local", "subnet": "10.77.0.0/24", "ranges": None})
+    conf["ipam"] = {k: v for k, v in conf["ipam"].items() if v is not None}
+    run, common = cli_in(lab, host, tmp_path, conf)
+    env = dict(os.environ, CNI_PATH=f"{plugin_dir}:{REFERENCE}")
+    res = json.loads(sh(*run, "add", "dlgc", c, "--cid", "lost", *common, env=env).stdout)
+    assert res["ips"][0]["address"] == "10.77.0.2/24"
+    for cached in os.listdir(os.path.join(lab.cache_dir, "results")):
+        os.unlink(os.path.join(lab.cache_dir, "results", cached))   # the runtime lost it
+    script = sh(*run, "gc", "dlgc", *common, "--dry-run", env=env).stdout
+    assert "# Note: the IPAM plugin ref-host-local of bridge gets no GC below" in script
+    assert "asked for GC at 1.1.0" in script            # (the header's version, explained)
+    proc = sh(*run, "gc", "dlgc", *common, env=env)
+    assert "ref-host-local of bridge gets no GC" in proc.stderr and "--cid" in proc.stderr
+    assert "eth0" not in sh("ip", "-n", c, "-o", "link", "show").stdout     # (removed)
+    assert "dlgc/10.77.0.2" in store_files(lab.data_dir)                    # (still held)
+    sh(*run, "del", "dlgc", c, "--cid", "lost", *common, env=env)
+    assert "dlgc/10.77.0.2" not in store_files(lab.data_dir)
+
+
 def test_cli_gc_removes_nothing_when_the_result_cache_cannot_be_trusted(lab, tmp_path):
     """GC removes every attachment the result cache does not list. When the cache directory
     was refused (another user could write to a directory above it), GC took that as "no
