@@ -227,6 +227,7 @@ class Operation:
         ifname and netns (a name derived from them, such as a masquerade chain); a fact is
         run once per operation."""
         if fact_id not in self._facts:
+            self.refuse_if_overdue(f"tell {fact_id}")
             from cnish import plancache
             from cnish.plan import fill
             identity = {"cid": self.runtime.container_id, "ifname": self.runtime.ifname,
@@ -244,6 +245,14 @@ class Operation:
                                "the host's tools are too slow or hung now: try again later")
             self._facts[fact_id] = result
         return self._facts[fact_id]
+
+    def refuse_if_overdue(self, what: str) -> None:
+        """While the plan is made, no command starts once the prepare phase's deadline has
+        passed (the runner would give each one GRACE seconds more): code 11, nothing changed
+        by this operation's steps yet."""
+        if self.runner.overdue():
+            raise CNIError(TRY_AGAIN, f"cannot {what}: the deadline for preparing the plan has "
+                           "passed", "the host's tools are too slow or hung now: try again later")
 
     # -- rendering context -----------------------------------------------------------------------
 

@@ -93,6 +93,7 @@ def ipam_add(op):
                        f"{op.ipam_conf.type}",
                        "asking an external IPAM plugin for addresses allocates them; DEL and "
                        "CHECK plans can be printed, and a real ADD logs its plan (logFile)")
+    op.refuse_if_overdue(f"ask the IPAM plugin {op.ipam_conf.type} for addresses")
     d = _delegate(op)
     rc, out, err = d.run("ADD")
     if rc != 0:

@@ -819,6 +819,39 @@ def test_a_fact_killed_at_the_deadline_is_no_answer(short_phases, tmp_path):
     assert "timed out after 1 s" in info.value.msg
 
 
+def test_nothing_starts_while_the_plan_is_made_once_its_deadline_has_passed(short_phases,
+                                                                              tmp_path):
+    """Past the prepare phase's deadline a fact, or a delegated IPAM's ADD, still started and
+    got the runner's grace (2 s each): neither starts now; code 11, and no DEL is owed."""
+    import time
+    from cnish import engine
+    from cnish.config import parse_env
+    from cnish.executor import start_phase
+    bindir, log = tmp_path / "bin", tmp_path / "log"
+    bindir.mkdir()
+    for tool in ("ip", "some-ipam"):
+        (bindir / tool).write_text(f'#!/bin/sh\necho "{tool} $CNI_COMMAND" >> {log}\n')
+        (bindir / tool).chmod(0o755)
+    op = operation(dict(RAW, bridge="lo"), dry_run=False,
+                   runner=Runner(path=str(bindir), use_natives=False))
+    start_phase(op.runner, "prepare")
+    op.runner.deadline = time.monotonic() - 0.1        # (the phase's time is up)
+    with pytest.raises(CNIError) as info:
+        op.fact("bridge-addresses")
+    assert info.value.code == 11 and "cannot tell bridge-addresses" in info.value.msg
+    env = {"CNI_COMMAND": "ADD", "CNI_CONTAINERID": "ctr1", "CNI_NETNS": "/var/run/netns/x",
+           "CNI_IFNAME": "eth0", "CNI_PATH": str(bindir), "CNI_ARGS": ""}
+    op = engine.Operation(dict(RAW, ipam={"type": "some-ipam"}),
+                          parse_env(env, netns_exists=False), dry_run=False,
+                          runner=Runner(path=str(bindir), use_natives=False))
+    start_phase(op.runner, "prepare")
+    op.runner.deadline = time.monotonic() - 0.1
+    with pytest.raises(CNIError) as info:
+        op.ipam_module.ipam_add(op)
+    assert info.value.code == 11 and "some-ipam" in info.value.msg, info.value
+    assert not log.exists()                             # (neither tool ran)
+
+
 def test_what_runs_while_the_plan_is_made_has_a_deadline_too(short_phases, monkeypatch):
     """The recipes' facts (a macvlan's container-link probe, DEL's chain reads) and a delegated
     IPAM's ADD run before the steps: they had 120 s each (a review's find)."""
