@@ -603,7 +603,8 @@ def _gc_caveats(s) -> list:
     for i, conf in enumerate(s.plugins):
         ipam = conf.get("ipam") if s.ours(i) else None
         kind = ipam.get("type") if isinstance(ipam, dict) else None
-        if isinstance(kind, str) and plugins.canonical(kind) not in IN_PROCESS_IPAM:
+        # ("": no IPAM, as the engine reads it: podman's --ipam-driver none)
+        if isinstance(kind, str) and kind and plugins.canonical(kind) not in IN_PROCESS_IPAM:
             out.append(f"the IPAM plugin {kind} of {conf.get('type')} gets no GC below cniVersion "
                        f"1.1.0 (the list has {s.version}): what it holds for the stale "
                        "attachments removed here stays reserved; DEL one by its container id "

@@ -237,6 +237,7 @@ class Operation:
             probe = spec.get("skip_if")
             if probe is None or self.runner.run([fill(t, identity) for t in probe["argv"]]
                                                 ).returncode != 0:
+                self.refuse_if_overdue(f"tell {fact_id}")   # (its probe may have taken long)
                 result = self.runner.run([fill(t, identity) for t in spec["run"]["argv"]])
             if result is not None and result.returncode == TIMED_OUT:
                 # (killed at the prepare phase's deadline: its silence is no answer, where

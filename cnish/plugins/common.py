@@ -51,21 +51,11 @@ def routes(ips: list, wanted: list) -> list:
         key = (str(dst), str(IP.parse(via)) if via else None, table)
         if key not in seen:
             seen.add(key)
-            out.append({"version": version, "dst": route["dst"], "shown": route_shown(dst),
-                        "via": via,
+            out.append({"version": version, "dst": route["dst"], "via": via,
                         "src": route.get("src"), "scope": scope, "table": table,
                         "metric": route.get("priority") or None,
                         "mtu": route.get("mtu") or None, "advmss": route.get("advmss") or None})
     return out
-
-
-def route_shown(dst: Prefix) -> str:
-    """How `ip route show` prints a route's destination: `default`, a host route's address
-    alone, otherwise the prefix (CHECK finds a route without a next hop by "DST dev IF ": a
-    route changed to go `via` a gateway lacks it)."""
-    if dst.length == 0:
-        return "default"
-    return str(dst.ip) if dst.length == dst.ip.bits else str(dst)
 
 
 SCOPES = {"link": 253, "host": 254}

@@ -850,6 +850,16 @@ def test_nothing_starts_while_the_plan_is_made_once_its_deadline_has_passed(shor
         op.ipam_module.ipam_add(op)
     assert info.value.code == 11 and "some-ipam" in info.value.msg, info.value
     assert not log.exists()                             # (neither tool ran)
+    # nor does a fact's command start when its probe (`test`) took the phase's last time
+    (bindir / "test").write_text(f'#!/bin/sh\necho test >> {log}\nsleep 1.2\nexit 1\n')
+    (bindir / "test").chmod(0o755)
+    op = operation(dict(RAW, bridge="lo"), dry_run=False,
+                   runner=Runner(path=str(bindir), use_natives=False))
+    start_phase(op.runner, "prepare")
+    with pytest.raises(CNIError) as info:
+        op.fact("bridge-addresses")
+    assert info.value.code == 11 and "deadline" in info.value.msg, info.value
+    assert log.read_text().split() == ["test"]          # (the probe ran, `ip` did not)
 
 
 def test_what_runs_while_the_plan_is_made_has_a_deadline_too(short_phases, monkeypatch):

@@ -124,22 +124,49 @@ def test_check_finds_an_ipv6_route_that_became_one_of_a_multipath_routes_next_ho
 def test_check_tells_a_route_without_a_gateway_from_one_via_a_gateway(lab):
     """A route without a gateway (static addresses without one) changed to go via a gateway
     on the same interface: CHECK looked for the route through the interface (IPv4) or for
-    "dev IFNAME " among the destination's routes (IPv6), and both still matched."""
+    "dev IFNAME " among the destination's routes (IPv6), and both still matched. The check
+    now keeps only routes without a gateway (`via 0.0.0.0`, `via ::`), through the interface,
+    of type unicast; a review's cases of a first attempt (which matched "DST dev IFNAME "
+    anywhere in the destination's routes) are here too: a gateway whose text ends with the
+    destination, a `local` route in our route's place, and a second network's route to the
+    same destination carrying the mtu ours lost."""
     host, c = lab.host(), lab.netns()
-    net = conf(lab, "bridge", bridge="cni-test0", ipam={
-        "type": "static", "addresses": [{"address": "10.87.0.5/24"}, {"address": "fd87::5/64"}],
-        "routes": [{"dst": "10.97.0.0/24"}, {"dst": "fd97::/64"}, {"dst": "10.98.0.7/32"}]})
-    rc, res, err = host.cni("ADD", net, c)
+
+    def net(name, address):
+        return conf(lab, "bridge", name=name, bridge=f"cni-{name}", ipam={
+            "type": "static", "addresses": [{"address": address[0]}, {"address": address[1]}],
+            "routes": [{"dst": "10.97.0.0/24"}, {"dst": "fd97::/64"}, {"dst": "10.98.0.7/32"},
+                       {"dst": "fd98::7/128"}, {"dst": "10.96.0.0/24", "mtu": 1400}]})
+    one, two = net("rta", ("10.87.0.5/24", "fd87::5/64")), net("rtb", ("10.88.0.5/24", "fd88::5/64"))
+    rc, res, err = host.cni("ADD", one, c)
     assert rc == 0, (res, err)
+    rc, res2, err = host.cni("ADD", two, c, ifname="eth1")
+    assert rc == 0, (res2, err)
     assert "10.97.0.0/24 dev eth0 " in sh("ip", "-n", c, "-o", "route").stdout
-    assert host.cni("CHECK", dict(net, prevResult=res), c)[0] == 0
-    sh("ip", "-n", c, "route", "replace", "10.97.0.0/24", "via", "10.87.0.9", "dev", "eth0")
-    sh("ip", "-n", c, "-6", "route", "replace", "fd97::/64", "via", "fd87::9", "dev", "eth0")
-    sh("ip", "-n", c, "route", "replace", "10.98.0.7/32", "via", "10.87.0.9", "dev", "eth0")
-    rc, out, _ = host.cni("CHECK", dict(net, prevResult=res), c)
+    for n, r, ifname in ((one, res, "eth0"), (two, res2, "eth1")):
+        rc, out, _ = host.cni("CHECK", dict(n, prevResult=r), c, ifname=ifname)
+        assert rc == 0, out
+    # (each deleted and appended: `replace` takes the first route of that prefix and metric,
+    # which may be the other network's)
+    for dst, *via in (("10.97.0.0/24", "via", "10.87.0.9"), ("fd97::/64", "via", "fd87::9"),
+                      ("10.98.0.7/32", "via", "110.98.0.7", "onlink"),
+                      ("fd98::7/128", "via", "1:fd98::7", "onlink"),
+                      ("10.96.0.0/24",)):                        # (without its mtu)
+        family = ["-6"] if ":" in dst else []
+        sh("ip", "-n", c, *family, "route", "del", dst, "dev", "eth0")
+        sh("ip", "-n", c, *family, "route", "append", dst, *via[:2], "dev", "eth0", *via[2:])
+    rc, out, _ = host.cni("CHECK", dict(one, prevResult=res), c)
     assert rc == 1 and out["code"] == 101, out
-    assert all(dst in out["msg"] for dst in ("10.97.0.0/24", "fd97::/64", "10.98.0.7/32")), out
-    assert host.cni("DEL", dict(net, prevResult=res), c)[0] == 0
+    for dst in ("10.97.0.0/24", "fd97::/64", "10.98.0.7/32", "fd98::7/128", "10.96.0.0/24"):
+        assert dst in out["msg"], (dst, out)
+    assert host.cni("CHECK", dict(two, prevResult=res2), c, ifname="eth1")[0] == 0
+    sh("ip", "-n", c, "route", "replace", "10.97.0.0/24", "dev", "eth0")     # (restored)
+    sh("ip", "-n", c, "route", "replace", "local", "10.97.0.0/24", "dev", "eth0")
+    sh("ip", "-n", c, "route", "del", "unicast", "10.97.0.0/24", "dev", "eth0")
+    rc, out, _ = host.cni("CHECK", dict(one, prevResult=res), c)
+    assert rc == 1 and "10.97.0.0/24" in out["msg"], out
+    assert host.cni("DEL", dict(two, prevResult=res2), c, ifname="eth1")[0] == 0
+    assert host.cni("DEL", dict(one, prevResult=res), c)[0] == 0
 
 
 def test_ptp_masquerades_with_the_nftables_backend(lab):

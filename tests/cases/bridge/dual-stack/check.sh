@@ -361,11 +361,11 @@ check 26 contains 52:7f:62:49:1d:58 -- nsenter --net=/var/run/netns/cnish-test i
 
 # Check of ADD step 27 [route[0]] route 0.0.0.0/0 via 10.12.0.1 through eth0
 #   why:  prepend, like the reference: a container on several networks may already have a route to the same destination (a default route) through another interface
-check 27 output '' -- nsenter --net=/var/run/netns/cnish-test ip -4 -o route show exact 0.0.0.0/0 via 10.12.0.1 dev eth0
+check 27 output '' -- nsenter --net=/var/run/netns/cnish-test ip -4 -o route show exact 0.0.0.0/0 type unicast via 10.12.0.1 dev eth0
 
 # Check of ADD step 28 [route[1]] route ::/0 via fd12::1 through eth0
 #   why:  prepend, like the reference: a container on several networks may already have a route to the same destination (a default route) through another interface
-check 28 contains 'via fd12::1 dev eth0 ' -- nsenter --net=/var/run/netns/cnish-test ip -6 -o route show exact ::/0
+check 28 contains 'via fd12::1 dev eth0 ' -- nsenter --net=/var/run/netns/cnish-test ip -6 -o route show exact ::/0 type unicast
 
 # Check of ADD step 30 [masquerade[0].accept[0]] do not masquerade traffic from the container to its own subnet 10.12.0.0/24
 #   why:  inserted at the top, so that it comes before the masquerade rule also when another interface made the chain

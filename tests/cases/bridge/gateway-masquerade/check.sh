@@ -344,7 +344,7 @@ check 18 contains 26:70:ad:f2:7b:1c -- nsenter --net=/var/run/netns/cnish-test i
 
 # Check of ADD step 19 [route[0]] route 0.0.0.0/0 via 10.11.0.1 through eth0
 #   why:  prepend, like the reference: a container on several networks may already have a route to the same destination (a default route) through another interface
-check 19 output '' -- nsenter --net=/var/run/netns/cnish-test ip -4 -o route show exact 0.0.0.0/0 via 10.11.0.1 dev eth0
+check 19 output '' -- nsenter --net=/var/run/netns/cnish-test ip -4 -o route show exact 0.0.0.0/0 type unicast via 10.11.0.1 dev eth0
 
 # Check of ADD step 21 [masquerade[0].accept[0]] do not masquerade traffic from the container to its own subnet 10.11.0.0/16
 #   why:  inserted at the top, so that it comes before the masquerade rule also when another interface made the chain

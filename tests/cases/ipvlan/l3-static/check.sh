@@ -106,7 +106,7 @@ check 7 contains 02:00:00:00:e9:09 -- nsenter --net=/var/run/netns/cnish-test ip
 
 # Check of ADD step 8 [route[0]] route 0.0.0.0/0 via 10.22.0.1 through eth0
 #   why:  prepend, like the reference: a container on several networks may already have a route to the same destination (a default route) through another interface
-check 8 output '' -- nsenter --net=/var/run/netns/cnish-test ip -4 -o route show exact 0.0.0.0/0 via 10.22.0.1 dev eth0
+check 8 output '' -- nsenter --net=/var/run/netns/cnish-test ip -4 -o route show exact 0.0.0.0/0 type unicast via 10.22.0.1 dev eth0
 
 # ---------------------------------------------------------------------------------------------
 if (( ${#FAILED[@]} )); then

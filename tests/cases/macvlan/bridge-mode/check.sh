@@ -321,7 +321,7 @@ check 8 contains ea:54:66:eb:02:0d -- nsenter --net=/var/run/netns/cnish-test ip
 
 # Check of ADD step 9 [route[0]] route 0.0.0.0/0 via 10.21.0.1 through eth0
 #   why:  prepend, like the reference: a container on several networks may already have a route to the same destination (a default route) through another interface
-check 9 output '' -- nsenter --net=/var/run/netns/cnish-test ip -4 -o route show exact 0.0.0.0/0 via 10.21.0.1 dev eth0
+check 9 output '' -- nsenter --net=/var/run/netns/cnish-test ip -4 -o route show exact 0.0.0.0/0 type unicast via 10.21.0.1 dev eth0
 
 # ---------------------------------------------------------------------------------------------
 if (( ${#FAILED[@]} )); then
