@@ -49,6 +49,7 @@ _ADDRESS_CHARS = frozenset("0123456789abcdefABCDEF.:")
 LINE_BREAK = "\r\n"
 LAST_RESERVED = "last_reserved_ip."
 LOCK_FILE = "lock"
+LOCK_WAIT = 30.0           # seconds an operation waits for the store's lock, then code 11
 TMP_PREFIX = ".cnish-tmp-"
 INDEX_PREFIX = ".cnish-owner-"
 
@@ -90,6 +91,32 @@ def _fail(msg: str, exc: OSError | None = None, kind=CNIError) -> CNIError:
         details = f"{exc.strerror}: {exc.filename}" if exc.filename else str(exc.strerror)
     code = TRY_AGAIN if exc is not None and exc.errno in _TRANSIENT else IPAM_FAILED
     return kind(code, msg, details)
+
+
+def _flock_within(fd: int, seconds: float) -> None:
+    """flock(LOCK_EX) on `fd`, or TimeoutError after `seconds`. The reference (and cnish
+    before) waited without end, so one hung holder held every ADD of the network until the
+    runtime killed it. A blocking flock that an interval timer's SIGALRM interrupts, rather
+    than polling with LOCK_NB: fifty parallel ADDs queue for this lock, each holding it for
+    about a millisecond, and a poll's sleep would be added to every wait."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return
+    except BlockingIOError:
+        pass
+    # `_signal`, the C module behind `signal`, is loaded at start-up; `signal` itself imports
+    # enum (≈ 4 ms, on the path of a contended ADD)
+    import _signal
+
+    def expired(signum, frame):
+        raise TimeoutError
+    previous = _signal.signal(_signal.SIGALRM, expired)
+    try:
+        _signal.setitimer(_signal.ITIMER_REAL, seconds)
+        fcntl.flock(fd, fcntl.LOCK_EX)    # (Python resumes it after other signals: PEP 475)
+    finally:
+        _signal.setitimer(_signal.ITIMER_REAL, 0)
+        _signal.signal(_signal.SIGALRM, previous)
 
 
 class Store:
@@ -136,7 +163,14 @@ class Store:
                          os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
         except OSError as exc:
             raise _fail(f"cannot open the lock of IPAM store {self.dir}", exc) from None
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            _flock_within(fd, LOCK_WAIT)
+        except TimeoutError:
+            os.close(fd)
+            raise CNIError(TRY_AGAIN, f"the lock of IPAM store {self.dir} has been held by "
+                           f"another process for {LOCK_WAIT:g} s",
+                           "an IPAM process (cnish's or host-local's) that hangs, or was "
+                           "stopped, holds it: try again later") from None
         _held[self.dir] = [fd, 1]
 
     def release_lock(self) -> None:

@@ -307,6 +307,60 @@ def test_files_that_are_not_reservations_still_read_as_none(tmp_path):
     assert store.Store(str(tmp_path), "no-such-network").files() == {}
 
 
+def _hold_store_lock(tmp_path, seconds):
+    """A process that holds net1's store lock for `seconds` (a hung IPAM process's part)."""
+    import subprocess
+    import sys
+    (tmp_path / "net1").mkdir(exist_ok=True)
+    lock = tmp_path / "net1" / "lock"
+    child = subprocess.Popen([sys.executable, "-c", (
+        "import fcntl, os, sys, time\n"
+        f"fd = os.open({str(lock)!r}, os.O_RDWR | os.O_CREAT)\n"
+        "fcntl.flock(fd, fcntl.LOCK_EX)\n"
+        "print('held', flush=True)\n"
+        f"time.sleep({seconds})\n")], stdout=subprocess.PIPE, text=True)
+    assert child.stdout.readline() == "held\n"
+    return child
+
+
+def test_a_store_lock_held_too_long_is_code_11_not_a_wait_without_end(tmp_path, monkeypatch):
+    """The store's flock was taken blocking, without a limit: one hung or stopped holder
+    held every ADD of the network until the runtime killed it, with no word of why."""
+    import signal
+    import time
+    monkeypatch.setattr(store, "LOCK_WAIT", 0.5)
+    child = _hold_store_lock(tmp_path, 30)
+    try:
+        t0 = time.monotonic()
+        with pytest.raises(CNIError) as info:
+            store.Store(str(tmp_path), "net1").acquire()
+        assert 0.4 < time.monotonic() - t0 < 3
+        assert info.value.code == 11 and "held by another process for 0.5 s" in info.value.msg
+    finally:
+        child.kill()
+        child.wait()
+    assert signal.getsignal(signal.SIGALRM) == signal.SIG_DFL       # (put back)
+    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+    s = store.Store(str(tmp_path), "net1")
+    s.acquire()                          # (free again: taken at once; no descriptor was kept)
+    s.release_lock()
+
+
+def test_a_store_lock_freed_in_time_is_taken(tmp_path, monkeypatch):
+    import time
+    monkeypatch.setattr(store, "LOCK_WAIT", 10)
+    child = _hold_store_lock(tmp_path, 0.4)
+    try:
+        t0 = time.monotonic()
+        s = store.Store(str(tmp_path), "net1")
+        s.acquire()
+        assert 0.2 < time.monotonic() - t0 < 5
+        s.release_lock()
+    finally:
+        child.kill()
+        child.wait()
+
+
 def test_symlinked_store_refused(tmp_path):
     (tmp_path / "elsewhere").mkdir()
     os.symlink(tmp_path / "elsewhere", tmp_path / "net1")
