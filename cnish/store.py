@@ -97,8 +97,9 @@ def _flock_within(fd: int, seconds: float) -> None:
     """flock(LOCK_EX) on `fd`, or TimeoutError after `seconds`. The reference (and cnish
     before) waited without end, so one hung holder held every ADD of the network until the
     runtime killed it. A blocking flock that an interval timer's SIGALRM interrupts, rather
-    than polling with LOCK_NB: fifty parallel ADDs queue for this lock, each holding it for
-    about a millisecond, and a poll's sleep would be added to every wait."""
+    than polling with LOCK_NB: fifty parallel ADDs queue for this lock, and a poll's sleep
+    would be added to every wait. What the process had (SIGALRM's handler and mask, a timer
+    of its own) is put back as it was."""
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         return
@@ -107,16 +108,33 @@ def _flock_within(fd: int, seconds: float) -> None:
     # `_signal`, the C module behind `signal`, is loaded at start-up; `signal` itself imports
     # enum (≈ 4 ms, on the path of a contended ADD)
     import _signal
+    import time
 
     def expired(signum, frame):
         raise TimeoutError
-    previous = _signal.signal(_signal.SIGALRM, expired)
+    alarm, real = _signal.SIGALRM, _signal.ITIMER_REAL
+    # (a process may be started with SIGALRM blocked: the timer would then never interrupt)
+    mask = _signal.pthread_sigmask(_signal.SIG_UNBLOCK, {alarm})
+    previous = _signal.signal(alarm, expired)
+    started, theirs = time.monotonic(), (0.0, 0.0)
     try:
-        _signal.setitimer(_signal.ITIMER_REAL, seconds)
-        fcntl.flock(fd, fcntl.LOCK_EX)    # (Python resumes it after other signals: PEP 475)
+        try:
+            theirs = _signal.setitimer(real, seconds)
+            fcntl.flock(fd, fcntl.LOCK_EX)    # (Python resumes it after other signals: PEP 475)
+        finally:
+            _signal.setitimer(real, 0)
+    except TimeoutError:
+        # the alarm may have come just after flock returned: this descriptor holds it then
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise TimeoutError from None
     finally:
-        _signal.setitimer(_signal.ITIMER_REAL, 0)
-        _signal.signal(_signal.SIGALRM, previous)
+        _signal.signal(alarm, previous)
+        _signal.pthread_sigmask(_signal.SIG_SETMASK, mask)
+        if theirs[0]:                         # (a timer of the process's own: what it had left)
+            left = theirs[0] - (time.monotonic() - started)
+            _signal.setitimer(real, max(left, 0.001), theirs[1])
 
 
 class Store:

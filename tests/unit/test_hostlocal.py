@@ -346,6 +346,35 @@ def test_a_store_lock_held_too_long_is_code_11_not_a_wait_without_end(tmp_path, 
     s.release_lock()
 
 
+def test_the_store_lock_wait_puts_back_the_process_timer_handler_and_mask(tmp_path,
+                                                                          monkeypatch):
+    """A review's finds: the wait cancelled a timer the process had of its own, and with
+    SIGALRM blocked (a mask a process may be started with) it waited without limit."""
+    import signal
+    import time
+    monkeypatch.setattr(store, "LOCK_WAIT", 0.5)
+    child = _hold_store_lock(tmp_path, 30)
+    mine = []
+    old_handler = signal.signal(signal.SIGALRM, lambda *_: mine.append(1))
+    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 20)
+        t0 = time.monotonic()
+        with pytest.raises(CNIError) as info:
+            store.Store(str(tmp_path), "net1").acquire()
+        assert 0.4 < time.monotonic() - t0 < 3 and info.value.code == 11
+        assert signal.SIGALRM in signal.pthread_sigmask(signal.SIG_BLOCK, set())  # (blocked again)
+        left, _ = signal.getitimer(signal.ITIMER_REAL)
+        assert 15 < left < 19.6, left                   # (its own timer, less the wait)
+        assert signal.getsignal(signal.SIGALRM) is not signal.SIG_DFL and not mine
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+        signal.signal(signal.SIGALRM, old_handler)
+        child.kill()
+        child.wait()
+
+
 def test_a_store_lock_freed_in_time_is_taken(tmp_path, monkeypatch):
     import time
     monkeypatch.setattr(store, "LOCK_WAIT", 10)
