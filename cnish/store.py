@@ -113,9 +113,15 @@ def _flock_within(fd: int, seconds: float) -> None:
     def expired(signum, frame):
         raise TimeoutError
     alarm, real = _signal.SIGALRM, _signal.ITIMER_REAL
+    try:
+        previous = _signal.signal(alarm, expired)
+    except ValueError:
+        # not the main thread, the only one that may handle signals (cnish's CNI path is
+        # single-threaded; a library caller may not be): wait as the reference does
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        return
     # (a process may be started with SIGALRM blocked: the timer would then never interrupt)
     mask = _signal.pthread_sigmask(_signal.SIG_UNBLOCK, {alarm})
-    previous = _signal.signal(alarm, expired)
     started, theirs = time.monotonic(), (0.0, 0.0)
     try:
         try:
