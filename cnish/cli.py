@@ -602,17 +602,16 @@ def _gc_caveats(s) -> list:
         return out
     for i, conf in enumerate(s.plugins):
         ipam = conf.get("ipam") if s.ours(i) else None
-        kind = ipam.get("type") if isinstance(ipam, dict) else None
-        # ("": no IPAM, as the engine reads it: podman's --ipam-driver none)
-        if isinstance(kind, str) and kind and plugins.canonical(kind) not in IN_PROCESS_IPAM:
-            out.append(f"the IPAM plugin {kind} of {conf.get('type')} gets no GC below cniVersion "
-                       f"1.1.0 (the list has {s.version}): what it holds for the stale "
-                       "attachments removed here stays reserved; DEL one by its container id "
-                       "(cnish del NETWORK NETNS --cid ID) to release it")
+        try:        # (as the engine reads it: none, cnish's own, or run from CNI_PATH)
+            module = engine.ipam_module(ipam) if isinstance(ipam, dict) else None
+        except CNIError:
+            continue                    # (the plugin's GC reports the bad ipam.type)
+        if getattr(module, "TYPE", None) == "delegate":
+            out.append(f"the IPAM plugin {ipam['type']} of {conf.get('type')} gets no GC "
+                       f"below cniVersion 1.1.0 (the list has {s.version}): what it holds for "
+                       "the stale attachments removed here stays reserved; DEL one by its "
+                       "container id (cnish del NETWORK NETNS --cid ID) to release it")
     return out
-
-
-IN_PROCESS_IPAM = ("host-local", "static")      # cnish's own: GC'd with the main plugin
 
 
 @cli.command(help="Can every plugin of NETWORK serve ADD now? (CNI STATUS)")

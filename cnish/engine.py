@@ -124,7 +124,7 @@ class Operation:
             self.conf = self.ipam_conf
         else:
             self.conf = Conf(self.plugin.parse(fields, self))
-            self.ipam_module = self._ipam_module(fields.object("ipam"))
+            self.ipam_module = ipam_module(fields.object("ipam"))
             if self.ipam_module is not None:
                 self.ipam_conf = Conf(self.ipam_module.parse(fields.sub("ipam"), self))
         early = getattr(self.plugin, "check_early", None)
@@ -159,26 +159,6 @@ class Operation:
             if exc.field == path or exc.field.startswith((path + ".", path + "[")):
                 return path if path not in (f for f, _ in self.ignored) else None
         return None
-
-    @staticmethod
-    def _ipam_module(ipam: dict):
-        """The module of a main plugin's `ipam.type`: one of cnish's IPAM plugins, the
-        delegate (any other type, run from CNI_PATH), or None without a type. An empty
-        type is none too: Go's zero value, which the reference reads as no IPAM, and podman
-        writes for `podman network create --ipam-driver none`."""
-        if ipam.get("type") in (None, ""):
-            return None
-        ipam_type = plugins.canonical(ipam["type"])
-        if not isinstance(ipam_type, str):
-            raise CNIError(INVALID_CONFIG, "invalid network config: ipam.type must be a string",
-                           f"ipam.type={ipam['type']!r}")
-        module = plugins.get(ipam_type)
-        if module is None:            # not ours: run it from CNI_PATH
-            from cnish.plugins import delegate as module
-        elif module.KIND != "ipam":
-            raise CNIError(INVALID_CONFIG, f"{ipam_type!r} is not an IPAM plugin",
-                           "ipam.type names an IPAM plugin such as host-local or static")
-        return module
 
     # -- services for plugin modules -------------------------------------------------------------
 
@@ -227,16 +207,18 @@ class Operation:
         ifname and netns (a name derived from them, such as a masquerade chain); a fact is
         run once per operation."""
         if fact_id not in self._facts:
-            self.refuse_if_overdue(f"tell {fact_id}")
             from cnish import plancache
             from cnish.plan import fill
             identity = {"cid": self.runtime.container_id, "ifname": self.runtime.ifname,
                         "netns": self.runtime.netns, **values}
             spec = plancache.fact(self, fact_id, identity)
-            result = None
+            result, skipped = None, False
             probe = spec.get("skip_if")
-            if probe is None or self.runner.run([fill(t, identity) for t in probe["argv"]]
-                                                ).returncode != 0:
+            if probe is not None:
+                self.refuse_if_overdue(f"tell {fact_id}")
+                skipped = self.runner.run([fill(t, identity) for t in probe["argv"]]
+                                          ).returncode == 0
+            if not skipped:
                 self.refuse_if_overdue(f"tell {fact_id}")   # (its probe may have taken long)
                 result = self.runner.run([fill(t, identity) for t in spec["run"]["argv"]])
             if result is not None and result.returncode == TIMED_OUT:
@@ -265,6 +247,26 @@ class Operation:
         if self.ipam_module is None or self.ipam_module is self.plugin:
             return {}
         return {"ipam": self.ipam_module.TYPE}
+
+
+def ipam_module(ipam: dict):
+    """The module of a main plugin's `ipam.type`: one of cnish's IPAM plugins, the
+    delegate (any other type, run from CNI_PATH), or None without a type. An empty
+    type is none too: Go's zero value, which the reference reads as no IPAM, and podman
+    writes for `podman network create --ipam-driver none`."""
+    if ipam.get("type") in (None, ""):
+        return None
+    ipam_type = plugins.canonical(ipam["type"])
+    if not isinstance(ipam_type, str):
+        raise CNIError(INVALID_CONFIG, "invalid network config: ipam.type must be a string",
+                       f"ipam.type={ipam['type']!r}")
+    module = plugins.get(ipam_type)
+    if module is None:            # not ours: run it from CNI_PATH
+        from cnish.plugins import delegate as module
+    elif module.KIND != "ipam":
+        raise CNIError(INVALID_CONFIG, f"{ipam_type!r} is not an IPAM plugin",
+                       "ipam.type names an IPAM plugin such as host-local or static")
+    return module
 
 
 def build_plan(op: Operation):
