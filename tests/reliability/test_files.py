@@ -212,6 +212,30 @@ def test_the_scripts_store_function_fails_when_the_host_is_out_of_descriptors(tm
     assert (d / "10.0.0.5").read_bytes() == b"c1\r\neth0"
 
 
+def test_the_scripts_store_function_gives_up_on_a_lock_held_too_long(tmp_path):
+    """The dry-run script's cnish-store waits for the store's lock as cnish does (at most
+    store.LOCK_WAIT, then fails naming the store); it waited without end before, and a BusyBox
+    flock's failure let it go on unlocked. Held by another process here; the wait shortened."""
+    import fcntl
+    import subprocess
+    from cnish import store
+    from cnish.paths import templates_dir
+    function = os.path.join(templates_dir(), "script", "cnish-store.sh")
+    with open(function) as f:
+        assert f"CNISH_STORE_WAIT={store.LOCK_WAIT:g}\n" in f.read()
+    d = tmp_path / "net"
+    d.mkdir()
+    with open(d / "lock", "a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        proc = subprocess.run(["bash", "-c", 'source "${0%/*}/cnish-trusted-dir.sh"; source "$0"; '
+                               'CNISH_STORE_WAIT=1; cnish-store reserve "$@"', function,
+                               str(d), "10.0.0.5", "c1", "eth0", "0", "k" * 16],
+                              capture_output=True, text=True, timeout=20)
+    assert proc.returncode == 1
+    assert f"the lock of IPAM store {d} has been held by another process for 1 s" in proc.stderr
+    assert sorted(os.listdir(d)) == ["lock"]
+
+
 def test_the_scripts_prune_sweeps_temporary_files_like_cnish(tmp_path):
     """The dry-run script's `cnish-store prune` (a GC script's step) removes the temporary
     files killed writers left, as cnish's own prune does, and keeps reservations."""

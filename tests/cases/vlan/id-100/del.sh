@@ -160,6 +160,8 @@ cnish-trusted-dir() {
 #   prune DIR                     remove index entries that are not a link to their address,
 #                                 and temporary files killed writers left
 #   check DIR IP CID IFNAME       true when DIR/IP holds this attachment
+# The store's lock is waited for at most this long, as cnish does (store.LOCK_WAIT).
+CNISH_STORE_WAIT=30
 # Write DIR/last_reserved_ip.SET as cnish does: a new file (never one already there, nor a
 # symlink's target) renamed over the old name.
 _cnish_store_last() {
@@ -211,14 +213,25 @@ cnish-store() {
   old_umask=$(umask)
   umask 077
   # (as cnish: a store whose lock file cannot be opened, with no descriptor left, say, fails
-  # the step; an flock that fails, a BusyBox one say, is reported and the step goes on, as
-  # the attachment's lock does, cnish-lock)
+  # the step, and so does a lock another process holds for CNISH_STORE_WAIT seconds; an
+  # flock that fails otherwise, a BusyBox one without -w say, is reported and the step goes
+  # on, as the attachment's lock does, cnish-lock)
   if ! exec {fd}>>"$dir/lock"; then
     umask "$old_umask"
     printf 'cnish-store: cannot open the lock of IPAM store %s\n' "$dir" >&2
     return 1
   fi
-  flock "$fd" || printf 'cnish-store: flock failed: IPAM store %s is not locked\n' "$dir" >&2
+  flock -w "$CNISH_STORE_WAIT" -E 75 "$fd" || status=$?
+  if (( status == 75 )); then
+    exec {fd}>&-
+    umask "$old_umask"
+    printf 'cnish-store: the lock of IPAM store %s has been held by another process for %s s\n' \
+      "$dir" "$CNISH_STORE_WAIT" >&2
+    return 1
+  elif (( status != 0 )); then
+    printf 'cnish-store: flock failed: IPAM store %s is not locked\n' "$dir" >&2
+    status=0
+  fi
   case $op in
     reserve)
       if (set -o noclobber; printf '%s\r\n%s' "$2" "$3" >"$dir/$1") 2>/dev/null; then
