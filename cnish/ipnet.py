@@ -146,8 +146,13 @@ def special_use(what: "Prefix | IP") -> str | None:
 
 
 def parse_ip_or_prefix(text: str) -> IP:
-    """`10.1.2.3` or `10.1.2.3/24` -> the address (how host-local reads requested IPs)."""
-    return Prefix.parse(text).ip if isinstance(text, str) and "/" in text else IP.parse(text)
+    """`10.1.2.3` or `10.1.2.3/24` -> the address (how host-local reads requested IPs). An
+    IPv4-mapped IPv6 address (`::ffff:10.1.2.3`) is the IPv4 address, as Go's net.IP reads it
+    for the reference plugin."""
+    ip = Prefix.parse(text).ip if isinstance(text, str) and "/" in text else IP.parse(text)
+    if ip.version == 6 and ip.value >> 32 == 0xffff:
+        return IP(4, ip.value & 0xffffffff)
+    return ip
 
 
 def problem(parse, text) -> str | None:

@@ -289,13 +289,22 @@ def ipam_add(op):
     # Everything that can be refused without looking at the store is checked before the lock
     # (whose file the first use creates): a refused request leaves the host as it was.
     requested = _requested(op)
+    set_of = {}             # requested address -> the range set it lies in
     for want in requested:
-        r = next((r for ranges in conf.sets for r in ranges if r.contains(want)), None)
+        index, r = next(((i, r) for i, ranges in enumerate(conf.sets) for r in ranges
+                         if r.contains(want)), (None, None))
         if r is None:
             raise CNIError(IPAM_FAILED, f"failed to allocate all requested IPs: {want}",
                            "a requested address must lie in one of the configured ranges")
         if want == r.gateway:
             raise CNIError(IPAM_FAILED, f"requested ip {want} is subnet's gateway")
+        other = next((ip for ip, i in set_of.items() if i == index), None)
+        if other is not None:
+            raise CNIError(IPAM_FAILED, f"failed to allocate all requested IPs: {want}",
+                           f"{other} and {want} were both asked for in range set "
+                           f"{_describe(conf.sets[index])}, which gives an attachment one "
+                           "address")
+        set_of[want] = index
     dns = _dns(conf)
     if not op.dry_run:
         store.acquire()          # held until the reserve steps have run (engine drops it)
@@ -306,9 +315,9 @@ def ipam_add(op):
         owned = set(store.owned(cid, ifname, files))
         reservations, ips, asked_for = [], [], set()
         for index, ranges in enumerate(conf.sets):
-            want = next((ip for ip in requested if any(r.contains(ip) for r in ranges)), None)
+            # (at most one per set, in it, not its gateway: checked above)
+            want = next((ip for ip, i in set_of.items() if i == index), None)
             if want is not None:
-                requested.remove(want)          # (not a gateway: checked above)
                 if store.taken(str(want)):
                     raise CNIError(IPAM_FAILED, f"requested IP address {want} is not available "
                                    f"in range set {_describe(ranges)}")
@@ -339,10 +348,6 @@ def ipam_add(op):
             entry = {"address": f"{ip}/{r.subnet.length}"}
             entry["gateway"] = str(r.gateway)
             ips.append(entry)
-        if requested:
-            raise CNIError(IPAM_FAILED, "failed to allocate all requested IPs: "
-                           + " ".join(str(ip) for ip in requested),
-                           "a requested address must lie in one of the configured ranges")
     except BaseException:
         store.release_lock()
         raise

@@ -92,7 +92,15 @@ def test_requested_addresses(tmp_path):
                  cid="c8")
     assert info.value.code == IPAM_FAILED
     assert info.value.msg == "failed to allocate all requested IPs: 10.99.0.91"
+    # (the detail says why: both lie in the set; it said they lay in none before, an audit's find)
+    assert info.value.details == ("10.99.0.90 and 10.99.0.91 were both asked for in range set "
+                                  "10.99.0.1-10.99.0.254, which gives an attachment one address")
     assert not (tmp_path / "net1" / "10.99.0.90").exists()
+    # an IPv4-mapped IPv6 address asks for the IPv4 address, as the reference's Go net.IP reads
+    # it (refused as lying in no range before: an audit's find); the same one twice counts once
+    raw5 = dict(raw, runtimeConfig={"ips": ["::ffff:10.99.0.95", "10.99.0.95/24"]})
+    assert allocate(tmp_path, raw5, cid="c9")[0] == ["10.99.0.95/24"]
+    assert (tmp_path / "net1" / "10.99.0.95").exists()
     # the same address through several conventions counts once (the reference's map)
     raw3 = dict(raw, runtimeConfig={"ips": ["10.99.0.70/24"]}, args={"cni": {"ips": ["10.99.0.70"]}})
     assert allocate(tmp_path, raw3, cid="c6", args="IgnoreUnknown=1;IP=10.99.0.70")[0] \
