@@ -747,3 +747,32 @@ def test_a_dry_runs_note_tells_a_requested_address_from_the_next_free_one(tmp_pa
     assert op.notes == [f"host-local: this script reserves 10.99.0.60 (requested) and fd99::2 "
                         f"(the next free address), free in {tmp_path}/net1 now, and fails "
                         "(rolling back) if another ADD took one in the meantime"]
+
+
+def test_three_reference_host_local_bugs_cnish_does_not_have(tmp_path):
+    """Found by a differential audit against Debian's host-local 1.1.1 (README, "cnish does
+    better"): its failed duplicate ADD with a requested address releases the attachment's
+    existing addresses; its DEL with two range sets also removes a legacy id-only file of the
+    container in the other set; a container id shaped like an address makes its second DEL
+    remove the round-robin cursor naming that address."""
+    d = tmp_path / "net1"
+    dual = conf(tmp_path, [[{"subnet": "10.1.0.0/29"}], [{"subnet": "fd00::/125"}]])
+    assert allocate(tmp_path, dual)[0] == ["10.1.0.2/29", "fd00::2/125"]
+    with pytest.raises(CNIError) as info:
+        allocate(tmp_path, dict(dual, runtimeConfig={"ips": ["10.1.0.5"]}))
+    assert "duplicate allocation is not allowed" in info.value.msg
+    assert sorted(n for n in os.listdir(d) if n[0].isdigit() or n[0] == "f") \
+        == ["10.1.0.2", "fd00::2"]
+
+    assert allocate(tmp_path, dict(dual, runtimeConfig={"ips": ["10.1.0.3"]}), cid="c2")[0] \
+        == ["10.1.0.3/29", "fd00::3/125"]
+    (d / "fd00::6").write_text("c2")               # a legacy file: the container id alone
+    store.Store(str(tmp_path), "net1").release("c2", "eth0")
+    assert (d / "fd00::6").read_text() == "c2"     # (exact owners found: legacy ones stay)
+
+    single = conf(tmp_path, [[{"subnet": "10.99.0.0/29"}]])
+    assert allocate(tmp_path, single, cid="10.99.0.2")[0] == ["10.99.0.2/29"]
+    for _ in range(2):
+        store.Store(str(tmp_path), "net1").release("10.99.0.2", "eth0")
+    assert (d / "last_reserved_ip.0").read_text() == "10.99.0.2"
+    assert allocate(tmp_path, single, cid="c3")[0] == ["10.99.0.3/29"]
