@@ -369,12 +369,12 @@ class Executor:
             self.runner.limit(None)
         for step, res in results:
             ok = res.returncode == 0
-            missing = []         # the expected texts its output lacks
+            missing = None       # what of the expected texts its output lacks
             if ok and step.expect == "output":
                 ok = res.stdout.strip() != ""
             elif ok and isinstance(step.expect, dict):
-                missing = [text for text in step.expected_texts() if text not in res.stdout]
-                ok = not missing
+                missing = step.lacking(res.stdout)
+                ok = missing is None
             if not ok:
                 problems.append((step, res, missing))
         if self.log:
@@ -386,11 +386,11 @@ class Executor:
                 # (what the output lacked in the message too: "bring eth0 up" is also where
                 # the container's MAC and MTU are compared)
                 "check failed: " + "; ".join(f"{s.description} (step {s.number}"
-                                            + (f": no {missing[0]!r} found" if missing else "")
+                                            + (f": no {missing} found" if missing else "")
                                             + ")" for s, _, missing in problems),
                 " | ".join(f"step {s.number} {s.id}: `{show(r.argv)}` "
                            + (f"exited {r.returncode}" if r.returncode
-                              else f"printed no {missing[0]!r}" if missing
+                              else f"printed no {missing}" if missing
                               else "printed nothing, where output was expected")
                            + (f": {r.stderr.strip()}" if r.stderr.strip() else "")
                            for s, r, missing in problems))

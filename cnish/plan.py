@@ -49,10 +49,24 @@ class Step:
         return theirs in (mine, mine.partition("/")[0] + "/")
 
     def expected_texts(self) -> list:
-        """What the check's output must hold, every one of them (`expect = { contains }`:
-        one text, or a list of them)."""
-        wanted = self.expect["contains"]
+        """What the check's output must hold, every one of them (`expect = { contains }` or
+        `{ line }`: one text, or a list of them)."""
+        (wanted,) = self.expect.values()
         return wanted if isinstance(wanted, list) else [wanted]
+
+    def expects_one_line(self) -> bool:
+        """`expect = { line }`: one line of the check's output holds every expected text."""
+        return "line" in self.expect
+
+    def lacking(self, output: str) -> str | None:
+        """What the check's `output` lacks of its expected texts, said for a person; None when
+        nothing."""
+        texts = self.expected_texts()
+        if self.expects_one_line():
+            if any(all(t in line for t in texts) for line in output.splitlines()):
+                return None
+            return "line with " + " and ".join(repr(t) for t in texts)
+        return next((repr(t) for t in texts if t not in output), None)
 
     def to_json(self) -> dict:
         out = {"n": self.number, "id": self.id, "description": self.description}
@@ -172,8 +186,8 @@ def bind(template_steps: list, att: dict, first: int = 1) -> list:
         step.check = _command(raw["check"], att)
         expect = raw.get("expect")
         if isinstance(expect, dict):
-            wanted = expect["contains"]
-            expect = {"contains": [fill(t, att) for t in wanted] if isinstance(wanted, list)
+            (kind, wanted), = expect.items()          # contains, or line
+            expect = {kind: [fill(t, att) for t in wanted] if isinstance(wanted, list)
                       else fill(wanted, att)}
         step.expect = expect
         step.skip_if = _command(raw["skip_if"], att)

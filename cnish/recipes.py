@@ -78,9 +78,10 @@ class StepSpec:
             value = getattr(self, flag)
             if value is not None and value not in allowed:
                 raise RecipeError(f"{where}: {flag} must be one of {allowed}")
-        if self.expect is not None and not (self.expect == "output" or
-                                            isinstance(self.expect, dict) and set(self.expect) == {"contains"}):
-            raise RecipeError(f"{where}: expect must be \"output\" or {{ contains = \"expr\" }}")
+        if self.expect is not None and not (self.expect == "output" or isinstance(self.expect, dict)
+                                            and set(self.expect) in ({"contains"}, {"line"})):
+            raise RecipeError(f"{where}: expect must be \"output\", {{ contains = \"expr\" }} "
+                              "or { line = \"expr\" }")
         if self.undone_by is not None and self.undo is not None:
             raise RecipeError(f"{where}: a step with undone_by has no undo of its own")
         if not self.include and not self.steps and self.run is None:

@@ -40,7 +40,8 @@ def bash(plan) -> str:
     for step in plan.steps:       # the executor's tolerance rules, as the script's run modes
         modes[step.number] = "+".join(k + "-ok" for k in executor.tolerated(step)) or "strict"
         if isinstance(step.expect, dict):
-            expects[step.number] = ["contains", *step.expected_texts()]
+            expects[step.number] = ["line" if step.expects_one_line() else "contains",
+                                    *step.expected_texts()]
         else:
             expects[step.number] = [step.expect or "status", ""]
     commands = [c for s in plan.steps

@@ -230,12 +230,13 @@ class Renderer:
         try:
             expect = spec.expect
             if isinstance(expect, dict):
-                value = self.value(expect["contains"], ctx)
+                (kind, wanted), = expect.items()          # contains, or line
+                value = self.value(wanted, ctx)
                 # one text or a list of them, every one wanted; none: this attachment has
                 # nothing particular to look for, any output will do
                 texts = [str(t) for t in (value if isinstance(value, (list, tuple)) else [value])
                          if t is not None]
-                expect = {"contains": texts[0] if len(texts) == 1 else texts} if texts \
+                expect = {kind: texts[0] if len(texts) == 1 else texts} if texts \
                     else "output"
             return {
                 "id": step_id,

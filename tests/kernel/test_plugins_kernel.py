@@ -169,6 +169,43 @@ def test_check_tells_a_route_without_a_gateway_from_one_via_a_gateway(lab):
     assert host.cni("DEL", dict(one, prevResult=res), c)[0] == 0
 
 
+def test_check_finds_an_ipv6_routes_mtu_on_its_own_line(lab, tmp_path):
+    """An IPv6 route via a gateway is looked for among every route to its destination (a
+    multipath route's next hops cannot be filtered on): its mtu was looked for anywhere in
+    them, and another network's route to the same destination carrying that mtu passed the
+    route that had lost it. CHECK and the dry-run's check script now want the next hop and
+    the mtu in one line."""
+    host, c = lab.host(), lab.netns()
+    cli = cnish_command()
+
+    def net(name, address, route):
+        network = conf(lab, "bridge", name=name, bridge=f"cni-{name}", isGateway=False, ipam={
+            "type": "static", "addresses": [{"address": address}], "routes": [route]})
+        path = tmp_path / f"{name}.conf"
+        path.write_text(json.dumps(network))
+        return [name, c, "--config", str(path), "--cid", "ctr1", "--cache-dir", lab.cache_dir]
+
+    one = net("rl1", "fd86::5/64", {"dst": "fd96::/64", "gw": "fd86::9", "mtu": 1400})
+    two = net("rl2", "fd85::5/64", {"dst": "fd96::/64", "mtu": 1400})
+    host.run(*cli, "add", *one)
+    host.run(*cli, "add", *two, "-i", "eth1")
+    script = tmp_path / "check.sh"
+    script.write_text(host.run(*cli, "check", *one, "--dry-run").stdout)
+    for argv in ([*cli, "check", *one], ["bash", str(script)], [*cli, "check", *two, "-i", "eth1"]):
+        assert host.run(*argv, check=False).returncode == 0, argv
+    sh("ip", "-n", c, "-6", "route", "del", "fd96::/64", "via", "fd86::9", "dev", "eth0")
+    sh("ip", "-n", c, "-6", "route", "append", "fd96::/64", "via", "fd86::9", "dev", "eth0")
+    assert "mtu 1400" in sh("ip", "-n", c, "-6", "route", "show", "fd96::/64", "dev", "eth1").stdout
+    ran = host.run(*cli, "check", *one, check=False)
+    assert ran.returncode != 0 and "fd96::/64" in ran.stderr, (ran.stdout, ran.stderr)
+    assert "no line with 'via fd86::9 dev eth0 ' and 'mtu 1400 '" in ran.stderr, ran.stderr
+    ran = host.run("bash", str(script), check=False)
+    assert ran.returncode != 0 and "cnish: check of step" in ran.stderr, (ran.stdout, ran.stderr)
+    assert host.run(*cli, "check", *two, "-i", "eth1", check=False).returncode == 0
+    host.run(*cli, "del", *two, "-i", "eth1")
+    host.run(*cli, "del", *one)
+
+
 def test_ptp_masquerades_with_the_nftables_backend(lab):
     """ptp with ipMasqBackend nftables: the container reaches a namespace that has no route
     back to it only through the masquerade (both families); DEL stops it."""

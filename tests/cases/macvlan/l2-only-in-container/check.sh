@@ -69,11 +69,11 @@ undo() {
   fi
 }
 
-# check STEP EXPECT NEEDLE... -- COMMAND...: EXPECT is status, output or contains (every
-# NEEDLE).
+# check STEP EXPECT NEEDLE... -- COMMAND...: EXPECT is status, output, contains (every
+# NEEDLE) or line (every NEEDLE in one line of the output).
 FAILED=()
 check() {
-  local step=$1 expect=$2 out status=0 needle found=1
+  local step=$1 expect=$2 out status=0 needle found=1 line
   local needles=()
   shift 2
   while [[ $1 != -- ]]; do needles+=("$1"); shift; done
@@ -87,6 +87,12 @@ check() {
       contains)
         for needle in "${needles[@]}"; do [[ $out == *"$needle"* ]] || found=0; done
         (( found )) && return 0 ;;
+      line)
+        while IFS= read -r line; do
+          found=1
+          for needle in "${needles[@]}"; do [[ $line == *"$needle"* ]] || found=0; done
+          (( found )) && return 0
+        done <<<"$out" ;;
     esac
   fi
   printf 'cnish: check of step %s failed: %s\n' "$step" "${out:-no output}" >&2

@@ -69,11 +69,11 @@ undo() {
   fi
 }
 
-# check STEP EXPECT NEEDLE... -- COMMAND...: EXPECT is status, output or contains (every
-# NEEDLE).
+# check STEP EXPECT NEEDLE... -- COMMAND...: EXPECT is status, output, contains (every
+# NEEDLE) or line (every NEEDLE in one line of the output).
 FAILED=()
 check() {
-  local step=$1 expect=$2 out status=0 needle found=1
+  local step=$1 expect=$2 out status=0 needle found=1 line
   local needles=()
   shift 2
   while [[ $1 != -- ]]; do needles+=("$1"); shift; done
@@ -87,6 +87,12 @@ check() {
       contains)
         for needle in "${needles[@]}"; do [[ $out == *"$needle"* ]] || found=0; done
         (( found )) && return 0 ;;
+      line)
+        while IFS= read -r line; do
+          found=1
+          for needle in "${needles[@]}"; do [[ $line == *"$needle"* ]] || found=0; done
+          (( found )) && return 0
+        done <<<"$out" ;;
     esac
   fi
   printf 'cnish: check of step %s failed: %s\n' "$step" "${out:-no output}" >&2
@@ -416,7 +422,7 @@ check 24 output '' -- nsenter --net=/var/run/netns/cnish-test ip -6 -o route sho
 
 # Check of ADD step 25 [route[3]] route fd21::/64 via fd21::1 through eth0
 #   why:  prepend, like the reference: a container on several networks may already have a route to the same destination (a default route) through another interface
-check 25 contains 'via fd21::1 dev eth0 ' -- nsenter --net=/var/run/netns/cnish-test ip -6 -o route show exact fd21::/64 type unicast
+check 25 line 'via fd21::1 dev eth0 ' -- nsenter --net=/var/run/netns/cnish-test ip -6 -o route show exact fd21::/64 type unicast
 
 # Check of ADD step 26 [route[4]] route 0.0.0.0/0 via 10.21.0.1 through eth0
 #   why:  prepend, like the reference: a container on several networks may already have a route to the same destination (a default route) through another interface
