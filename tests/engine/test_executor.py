@@ -602,13 +602,13 @@ def test_check_wants_every_text_a_step_expects():
     steps = check_plan({"name": "eth0", "sandbox": "/var/run/netns/cnish-test", "mtu": 1400},
                        cniVersion="1.1.0")
     (up,) = [s for s in steps if s.id == "container-up"]
-    assert isinstance(up.expect["contains"], list) and "mtu 1400 " in up.expect["contains"]
+    assert isinstance(up.expect["contains"], list) and '"mtu":1400,' in up.expect["contains"]
     expects = expected_outputs(steps)
     Executor(RecordingRunner(expects)).check(steps)
     expects[up.check.argv] = up.expect["contains"][0]
     with pytest.raises(CNIError) as info:
         Executor(RecordingRunner(expects)).check(steps)
-    assert f"(step {up.number}: no 'mtu 1400 ' found)" in info.value.msg
+    assert f"""(step {up.number}: no '"mtu":1400,' found)""" in info.value.msg
 
 
 def test_check_passes_when_every_check_holds():

@@ -1161,7 +1161,7 @@ def test_check_compares_the_mtu_the_result_records(lab):
     assert host.cni("CHECK", dict(conf, prevResult=res), c)[0] == 0
     rc, out, err = host.cni("CHECK", dict(conf, prevResult=recorded), c)
     assert rc == 1 and out["code"] == 101 and "bring eth0 up" in out["msg"], out
-    assert "no 'mtu 1400 ' found" in out["msg"], out     # (what differs, in the message too)
+    assert """no '"mtu":1400,' found""" in out["msg"], out     # (what differs, in the message too)
     assert host.cni("DEL", dict(conf, prevResult=res), c)[0] == 0
 
 

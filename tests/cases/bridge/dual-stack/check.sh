@@ -376,7 +376,7 @@ check 24 contains ' 10.12.0.10/24 ' -- nsenter --net=/var/run/netns/cnish-test i
 check 25 contains ' fd12::2/64 ' -- nsenter --net=/var/run/netns/cnish-test ip -o addr show dev eth0 to fd12::2
 
 # Check of ADD step 26 [container-up] lesson step 7: bring eth0 up inside the container
-check 26 contains 52:7f:62:49:1d:58 -- nsenter --net=/var/run/netns/cnish-test ip -o link show dev eth0 up
+check 26 contains '"address":"52:7f:62:49:1d:58"' -- nsenter --net=/var/run/netns/cnish-test ip -j link show dev eth0 up
 
 # Check of ADD step 27 [route[0]] route 0.0.0.0/0 via 10.12.0.1 through eth0
 #   why:  prepend, like the reference: a container on several networks may already have a route to the same destination (a default route) through another interface

@@ -359,7 +359,7 @@ check 12 status '' -- grep -qxF 1 /proc/sys/net/ipv4/ip_forward
 check 17 contains ' 10.11.0.2/16 ' -- nsenter --net=/var/run/netns/cnish-test ip -o addr show dev eth0 to 10.11.0.2
 
 # Check of ADD step 18 [container-up] lesson step 7: bring eth0 up inside the container
-check 18 contains 26:70:ad:f2:7b:1c -- nsenter --net=/var/run/netns/cnish-test ip -o link show dev eth0 up
+check 18 contains '"address":"26:70:ad:f2:7b:1c"' -- nsenter --net=/var/run/netns/cnish-test ip -j link show dev eth0 up
 
 # Check of ADD step 19 [route[0]] route 0.0.0.0/0 via 10.11.0.1 through eth0
 #   why:  prepend, like the reference: a container on several networks may already have a route to the same destination (a default route) through another interface

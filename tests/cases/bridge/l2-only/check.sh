@@ -119,7 +119,7 @@ check 8 status '' -- test -e /sys/class/net/golden3/brif/veth9119b813cb0
 check 9 status '' -- grep -qxF 1 /sys/class/net/veth9119b813cb0/carrier
 
 # Check of ADD step 11 [container-up] lesson step 7: bring eth0 up inside the container
-check 11 contains ea:a9:7f:b3:22:4a -- nsenter --net=/var/run/netns/cnish-test ip -o link show dev eth0 up
+check 11 contains '"address":"ea:a9:7f:b3:22:4a"' -- nsenter --net=/var/run/netns/cnish-test ip -j link show dev eth0 up
 
 # ---------------------------------------------------------------------------------------------
 if (( ${#FAILED[@]} )); then

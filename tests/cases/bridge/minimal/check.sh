@@ -347,7 +347,7 @@ check 9 status '' -- grep -qxF 1 /sys/class/net/veth8919c6ba970/carrier
 check 14 contains ' 10.10.0.2/24 ' -- nsenter --net=/var/run/netns/cnish-test ip -o addr show dev eth0 to 10.10.0.2
 
 # Check of ADD step 15 [container-up] lesson step 7: bring eth0 up inside the container
-check 15 contains f2:f8:2c:48:e1:3f -- nsenter --net=/var/run/netns/cnish-test ip -o link show dev eth0 up
+check 15 contains '"address":"f2:f8:2c:48:e1:3f"' -- nsenter --net=/var/run/netns/cnish-test ip -j link show dev eth0 up
 
 # ---------------------------------------------------------------------------------------------
 if (( ${#FAILED[@]} )); then

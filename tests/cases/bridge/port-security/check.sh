@@ -401,7 +401,7 @@ check 15 status '' -- grep -qxF 1 /proc/sys/net/ipv4/ip_forward
 check 20 contains ' 10.12.0.2/24 ' -- nsenter --net=/var/run/netns/cnish-test ip -o addr show dev eth0 to 10.12.0.2
 
 # Check of ADD step 21 [container-up] lesson step 7: bring eth0 up inside the container
-check 21 contains e2:a0:86:80:c9:06 -- nsenter --net=/var/run/netns/cnish-test ip -o link show dev eth0 up
+check 21 contains '"address":"e2:a0:86:80:c9:06"' -- nsenter --net=/var/run/netns/cnish-test ip -j link show dev eth0 up
 
 # ---------------------------------------------------------------------------------------------
 if (( ${#FAILED[@]} )); then

@@ -359,7 +359,7 @@ check 12 status '' -- grep -qxF 1 /proc/sys/net/ipv4/ip_forward
 check 17 contains ' 10.14.0.42/24 ' -- nsenter --net=/var/run/netns/cnish-test ip -o addr show dev net1 to 10.14.0.42
 
 # Check of ADD step 18 [container-up] lesson step 7: bring net1 up inside the container
-check 18 contains 0a:58:0a:0e:00:2a -- nsenter --net=/var/run/netns/cnish-test ip -o link show dev net1 up
+check 18 contains '"address":"0a:58:0a:0e:00:2a"' -- nsenter --net=/var/run/netns/cnish-test ip -j link show dev net1 up
 
 # ---------------------------------------------------------------------------------------------
 if (( ${#FAILED[@]} )); then

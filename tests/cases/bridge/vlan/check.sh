@@ -375,7 +375,7 @@ check 17 status '' -- grep -qxF 1 /proc/sys/net/ipv4/ip_forward
 check 22 contains ' 10.15.0.2/24 ' -- nsenter --net=/var/run/netns/cnish-test ip -o addr show dev eth0 to 10.15.0.2
 
 # Check of ADD step 23 [container-up] lesson step 7: bring eth0 up inside the container
-check 23 contains ba:8e:23:08:a3:fe -- nsenter --net=/var/run/netns/cnish-test ip -o link show dev eth0 up
+check 23 contains '"address":"ba:8e:23:08:a3:fe"' -- nsenter --net=/var/run/netns/cnish-test ip -j link show dev eth0 up
 
 # ---------------------------------------------------------------------------------------------
 if (( ${#FAILED[@]} )); then

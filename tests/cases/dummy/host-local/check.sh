@@ -334,7 +334,7 @@ check 1 status '' -- cnish-store check /nonexistent/cnish-golden/dmnet 10.24.0.2
 check 2 status '' -- cnish-store check /nonexistent/cnish-golden/dmnet fd24::2 ctr1 eth0
 
 # Check of ADD step 3 [link] create the dummy link eth0 inside the container
-check 3 contains dummy -- nsenter --net=/var/run/netns/cnish-test ip -d -o link show dev eth0
+check 3 contains '"info_kind":"dummy"' -- nsenter --net=/var/run/netns/cnish-test ip -j -d link show dev eth0
 
 # Check of ADD step 10 [address[0]] lesson step 6: assign 10.24.0.2/24 to eth0
 check 10 contains ' 10.24.0.2/24 ' -- nsenter --net=/var/run/netns/cnish-test ip -o addr show dev eth0 to 10.24.0.2
@@ -343,7 +343,7 @@ check 10 contains ' 10.24.0.2/24 ' -- nsenter --net=/var/run/netns/cnish-test ip
 check 11 contains ' fd24::2/64 ' -- nsenter --net=/var/run/netns/cnish-test ip -o addr show dev eth0 to fd24::2
 
 # Check of ADD step 12 [container-up] lesson step 7: bring eth0 up inside the container
-check 12 contains aa:8d:51:63:cc:b2 -- nsenter --net=/var/run/netns/cnish-test ip -o link show dev eth0 up
+check 12 contains '"address":"aa:8d:51:63:cc:b2"' -- nsenter --net=/var/run/netns/cnish-test ip -j link show dev eth0 up
 
 # ---------------------------------------------------------------------------------------------
 if (( ${#FAILED[@]} )); then

@@ -107,13 +107,13 @@ exec 3</proc/self/ns/net
 
 # Check of ADD step 2 [move] move hd9 into /var/run/netns/cnish-test as net1
 #   why:  one command; the kernel moves the device under its current name and renames it after, so a clash of names is ruled out first (ADD: no net1 in the container; DEL: the original name free in the host), or the device would stay moved under the wrong name. The move flushes the device's addresses and takes it down, both ways: it comes back to the host down and without the addresses it had there
-check 2 contains 02:00:00:00:d9:09 -- nsenter --net=/var/run/netns/cnish-test ip -o link show dev net1
+check 2 contains '"address":"02:00:00:00:d9:09"' -- nsenter --net=/var/run/netns/cnish-test ip -j link show dev net1
 
 # Check of ADD step 5 [address[0]] lesson step 6: assign 10.25.0.5/24 to net1
 check 5 contains ' 10.25.0.5/24 ' -- nsenter --net=/var/run/netns/cnish-test ip -o addr show dev net1 to 10.25.0.5
 
 # Check of ADD step 6 [container-up] lesson step 7: bring net1 up inside the container
-check 6 contains 02:00:00:00:d9:09 -- nsenter --net=/var/run/netns/cnish-test ip -o link show dev net1 up
+check 6 contains '"address":"02:00:00:00:d9:09"' -- nsenter --net=/var/run/netns/cnish-test ip -j link show dev net1 up
 
 # ---------------------------------------------------------------------------------------------
 if (( ${#FAILED[@]} )); then

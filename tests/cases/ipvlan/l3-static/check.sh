@@ -102,13 +102,13 @@ check() {
 # ---------------------------------------------------------------------------------------------
 
 # Check of ADD step 3 [move] move cnsld00644ac0f1 into /var/run/netns/cnish-test as eth0
-check 3 contains 'ipvlan  mode l3 ' @if9: -- nsenter --net=/var/run/netns/cnish-test ip -d -o link show dev eth0
+check 3 contains '"info_kind":"ipvlan","info_data":{"mode":"l3"' '"link_index":9,' -- nsenter --net=/var/run/netns/cnish-test ip -j -d link show dev eth0
 
 # Check of ADD step 6 [address[0]] lesson step 6: assign 10.22.0.5/24 to eth0
 check 6 contains ' 10.22.0.5/24 ' -- nsenter --net=/var/run/netns/cnish-test ip -o addr show dev eth0 to 10.22.0.5
 
 # Check of ADD step 7 [container-up] lesson step 7: bring eth0 up inside the container
-check 7 contains 02:00:00:00:e9:09 -- nsenter --net=/var/run/netns/cnish-test ip -o link show dev eth0 up
+check 7 contains '"address":"02:00:00:00:e9:09"' -- nsenter --net=/var/run/netns/cnish-test ip -j link show dev eth0 up
 
 # Check of ADD step 8 [route[0]] route 0.0.0.0/0 via 10.22.0.1 through eth0
 #   why:  prepend, like the reference: a container on several networks may already have a route to the same destination (a default route) through another interface

@@ -102,7 +102,7 @@ check() {
 # ---------------------------------------------------------------------------------------------
 
 # Check of ADD step 1 [lo-up] bring lo up inside the container
-check 1 contains ,UP -- nsenter --net=/var/run/netns/cnish-test ip -o link show dev lo
+check 1 contains '"ifname":"lo"' -- nsenter --net=/var/run/netns/cnish-test ip -j link show dev lo up
 
 # ---------------------------------------------------------------------------------------------
 if (( ${#FAILED[@]} )); then

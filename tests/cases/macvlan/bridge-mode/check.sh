@@ -330,13 +330,13 @@ cnish-store() {
 check 1 status '' -- cnish-store check /nonexistent/cnish-golden/mvnet 10.21.0.2 ctr1 eth0
 
 # Check of ADD step 4 [move] move cnsl9c19b489866 into /var/run/netns/cnish-test as eth0
-check 4 contains 'macvlan mode bridge' @if9: -- nsenter --net=/var/run/netns/cnish-test ip -d -o link show dev eth0
+check 4 contains '"info_kind":"macvlan","info_data":{"mode":"bridge"' '"link_index":9,' -- nsenter --net=/var/run/netns/cnish-test ip -j -d link show dev eth0
 
 # Check of ADD step 7 [address[0]] lesson step 6: assign 10.21.0.2/24 to eth0
 check 7 contains ' 10.21.0.2/24 ' -- nsenter --net=/var/run/netns/cnish-test ip -o addr show dev eth0 to 10.21.0.2
 
 # Check of ADD step 8 [container-up] lesson step 7: bring eth0 up inside the container
-check 8 contains ea:54:66:eb:02:0d -- nsenter --net=/var/run/netns/cnish-test ip -o link show dev eth0 up
+check 8 contains '"address":"ea:54:66:eb:02:0d"' -- nsenter --net=/var/run/netns/cnish-test ip -j link show dev eth0 up
 
 # Check of ADD step 9 [route[0]] route 0.0.0.0/0 via 10.21.0.1 through eth0
 #   why:  prepend, like the reference: a container on several networks may already have a route to the same destination (a default route) through another interface

@@ -102,10 +102,10 @@ check() {
 # ---------------------------------------------------------------------------------------------
 
 # Check of ADD step 1 [link-in-container] create the macvlan eth0 on eth9 (mode private) (linkInContainer: the master is in the container)
-check 1 contains 'macvlan mode private' -- nsenter --net=/var/run/netns/cnish-test ip -d -o link show dev eth0
+check 1 contains '"info_kind":"macvlan","info_data":{"mode":"private"' -- nsenter --net=/var/run/netns/cnish-test ip -j -d link show dev eth0
 
 # Check of ADD step 3 [container-up] lesson step 7: bring eth0 up inside the container
-check 3 contains aa:21:41:ce:20:19 -- nsenter --net=/var/run/netns/cnish-test ip -o link show dev eth0 up
+check 3 contains '"address":"aa:21:41:ce:20:19"' -- nsenter --net=/var/run/netns/cnish-test ip -j link show dev eth0 up
 
 # ---------------------------------------------------------------------------------------------
 if (( ${#FAILED[@]} )); then

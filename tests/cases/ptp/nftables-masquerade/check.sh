@@ -406,7 +406,7 @@ check 19 contains ' 10.21.0.2/24 ' -- nsenter --net=/var/run/netns/cnish-test ip
 check 20 contains ' fd21::2/64 ' -- nsenter --net=/var/run/netns/cnish-test ip -o addr show dev eth0 to fd21::2
 
 # Check of ADD step 21 [container-up] lesson step 7: bring eth0 up inside the container
-check 21 contains 72:29:da:dc:33:80 -- nsenter --net=/var/run/netns/cnish-test ip -o link show dev eth0 up
+check 21 contains '"address":"72:29:da:dc:33:80"' -- nsenter --net=/var/run/netns/cnish-test ip -j link show dev eth0 up
 
 # Check of ADD step 22 [route[0]] route 10.21.0.1/32 (scope link) through eth0
 #   why:  prepend, like the reference: a container on several networks may already have a route to the same destination (a default route) through another interface

@@ -330,13 +330,13 @@ cnish-store() {
 check 1 status '' -- cnish-store check /nonexistent/cnish-golden/vlnet 10.23.0.2 ctr1 eth0
 
 # Check of ADD step 4 [move] move cnsl321034cb6a1 into /var/run/netns/cnish-test as eth0
-check 4 contains 'vlan protocol 802.1Q id 100 ' @if9: -- nsenter --net=/var/run/netns/cnish-test ip -d -o link show dev eth0
+check 4 contains '"info_kind":"vlan","info_data":{"protocol":"802.1Q","id":100,' '"link_index":9,' -- nsenter --net=/var/run/netns/cnish-test ip -j -d link show dev eth0
 
 # Check of ADD step 7 [address[0]] lesson step 6: assign 10.23.0.2/24 to eth0
 check 7 contains ' 10.23.0.2/24 ' -- nsenter --net=/var/run/netns/cnish-test ip -o addr show dev eth0 to 10.23.0.2
 
 # Check of ADD step 8 [container-up] lesson step 7: bring eth0 up inside the container
-check 8 contains 02:00:00:00:e9:09 -- nsenter --net=/var/run/netns/cnish-test ip -o link show dev eth0 up
+check 8 contains '"address":"02:00:00:00:e9:09"' -- nsenter --net=/var/run/netns/cnish-test ip -j link show dev eth0 up
 
 # ---------------------------------------------------------------------------------------------
 if (( ${#FAILED[@]} )); then
