@@ -289,7 +289,7 @@ def ipam_add(op):
     # Everything that can be refused without looking at the store is checked before the lock
     # (whose file the first use creates): a refused request leaves the host as it was.
     requested = _requested(op)
-    set_of = {}             # requested address -> the range set it lies in
+    requested_in = {}       # range set index -> the address requested in it (one at most)
     for want in requested:
         index, r = next(((i, r) for i, ranges in enumerate(conf.sets) for r in ranges
                          if r.contains(want)), (None, None))
@@ -298,13 +298,12 @@ def ipam_add(op):
                            "a requested address must lie in one of the configured ranges")
         if want == r.gateway:
             raise CNIError(IPAM_FAILED, f"requested ip {want} is subnet's gateway")
-        other = next((ip for ip, i in set_of.items() if i == index), None)
-        if other is not None:
+        if index in requested_in:
             raise CNIError(IPAM_FAILED, f"failed to allocate all requested IPs: {want}",
-                           f"{other} and {want} were both asked for in range set "
+                           f"{requested_in[index]} and {want} were both asked for in range set "
                            f"{_describe(conf.sets[index])}, which gives an attachment one "
                            "address")
-        set_of[want] = index
+        requested_in[index] = want
     dns = _dns(conf)
     if not op.dry_run:
         store.acquire()          # held until the reserve steps have run (engine drops it)
@@ -315,8 +314,7 @@ def ipam_add(op):
         owned = set(store.owned(cid, ifname, files))
         reservations, ips, asked_for = [], [], set()
         for index, ranges in enumerate(conf.sets):
-            # (at most one per set, in it, not its gateway: checked above)
-            want = next((ip for ip, i in set_of.items() if i == index), None)
+            want = requested_in.get(index)      # (in this set, not its gateway: checked above)
             if want is not None:
                 if store.taken(str(want)):
                     raise CNIError(IPAM_FAILED, f"requested IP address {want} is not available "
